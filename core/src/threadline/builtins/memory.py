@@ -1,0 +1,172 @@
+"""The ``memory`` storage: everything in a dict, gone when the process ends. For tests and demos."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from datetime import datetime
+
+import attrs
+
+from threadline.contracts import make_cursor, read_cursor
+from threadline.errors import DataFormatError, SessionNotFound, StorageConflict
+from threadline.hookspecs import hookimpl
+from threadline.model import (
+    DeletedCounts,
+    Message,
+    MessageStatus,
+    SessionPage,
+    SessionQuery,
+    SessionRecord,
+    Usage,
+    utcnow,
+)
+from threadline.registry import NoConfig, Register
+
+Key = tuple[str, str]
+
+
+class MemoryStorage:
+    """Sessions and messages in dictionaries. Passes the full ``StorageContract``."""
+
+    def __init__(self, config: NoConfig | None = None) -> None:
+        self._sessions: dict[Key, SessionRecord] = {}
+        self._messages: dict[Key, list[Message]] = {}
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    def _get(self, tenant: str, session_id: str) -> SessionRecord:
+        try:
+            return self._sessions[tenant, session_id]
+        except KeyError:
+            raise SessionNotFound(session_id, tenant) from None
+
+    async def create_session(self, session: SessionRecord) -> SessionRecord:
+        key = (session.tenant, session.id)
+        if key in self._sessions:
+            raise StorageConflict(f"session {session.id!r} exists already")
+        stored = attrs.evolve(session, message_count=0, usage=Usage(), version=1)
+        self._sessions[key] = stored
+        self._messages[key] = []
+        return stored
+
+    async def get_session(self, tenant: str, session_id: str) -> SessionRecord:
+        return self._get(tenant, session_id)
+
+    async def update_session(self, session: SessionRecord) -> SessionRecord:
+        current = self._get(session.tenant, session.id)
+        if current.version != session.version:
+            raise StorageConflict(f"session {session.id!r} is at version {current.version}, not {session.version}")
+        stored = attrs.evolve(
+            session,
+            version=current.version + 1,
+            updated_at=utcnow(),
+            message_count=current.message_count,
+            usage=current.usage,
+            created_at=current.created_at,
+        )
+        self._sessions[session.tenant, session.id] = stored
+        return stored
+
+    async def delete_session(self, tenant: str, session_id: str) -> None:
+        self._get(tenant, session_id)
+        del self._sessions[tenant, session_id]
+        del self._messages[tenant, session_id]
+
+    async def list_sessions(self, query: SessionQuery) -> SessionPage:
+        after = read_cursor(query.cursor) if query.cursor else None
+        matches = sorted(
+            (s for s in self._sessions.values() if _matches(s, query, after)),
+            key=lambda s: (s.updated_at, s.id),
+            reverse=True,
+        )
+        page = matches[: query.limit]
+        more = len(matches) > query.limit
+        return SessionPage(tuple(page), make_cursor(page[-1]) if more else None)
+
+    async def append_messages(self, tenant: str, session_id: str, messages: Sequence[Message]) -> None:
+        session = self._get(tenant, session_id)
+        expected = range(session.message_count + 1, session.message_count + 1 + len(messages))
+        if [m.seq for m in messages] != list(expected) or any(m.session_id != session_id for m in messages):
+            raise StorageConflict(
+                f"session {session_id!r} has {session.message_count} messages; "
+                f"appended seqs must be {list(expected)}, got {[m.seq for m in messages]}"
+            )
+        usage = sum((m.usage for m in messages if m.usage), session.usage)
+        self._messages[tenant, session_id].extend(messages)
+        self._sessions[tenant, session_id] = attrs.evolve(
+            session, message_count=session.message_count + len(messages), usage=usage, updated_at=utcnow()
+        )
+
+    async def set_message_status(
+        self, tenant: str, session_id: str, seq: int, status: str, error: str | None = None
+    ) -> None:
+        self._get(tenant, session_id)
+        messages = self._messages[tenant, session_id]
+        if not 1 <= seq <= len(messages):
+            raise StorageConflict(f"session {session_id!r} has no message {seq}")
+        messages[seq - 1] = attrs.evolve(messages[seq - 1], status=MessageStatus(status), error=error)
+
+    async def get_messages(
+        self, tenant: str, session_id: str, *, after_seq: int = 0, last: int | None = None
+    ) -> list[Message]:
+        self._get(tenant, session_id)
+        messages = self._messages[tenant, session_id][after_seq:]
+        return messages[-last:] if last is not None else list(messages)
+
+    async def delete_user(self, tenant: str, user_id: str) -> DeletedCounts:
+        keys = [key for key, s in self._sessions.items() if key[0] == tenant and s.user_id == user_id]
+        messages = sum(len(self._messages[key]) for key in keys)
+        for key in keys:
+            del self._sessions[key]
+            del self._messages[key]
+        return DeletedCounts(len(keys), messages)
+
+    async def export_records(self, tenant: str | None = None) -> AsyncIterator[SessionRecord | Message]:
+        for key, session in list(self._sessions.items()):
+            if tenant is None or key[0] == tenant:
+                yield session
+                for message in list(self._messages.get(key, ())):
+                    yield message
+
+    async def import_records(self, records: AsyncIterable[SessionRecord | Message]) -> int:
+        sessions = copy.copy(self._sessions)
+        messages = {key: list(value) for key, value in self._messages.items()}
+        count = 0
+        current: SessionRecord | None = None
+        async for record in records:
+            count += 1
+            if isinstance(record, SessionRecord):
+                if (record.tenant, record.id) in sessions:
+                    raise StorageConflict(f"session {record.id!r} exists already; nothing was imported")
+                current = record
+                sessions[record.tenant, record.id] = record
+                messages[record.tenant, record.id] = []
+            elif current is None or record.session_id != current.id:
+                raise DataFormatError(f"message {record.id!r} does not follow its session {record.session_id!r}")
+            elif record.seq != len(messages[current.tenant, current.id]) + 1:
+                raise DataFormatError(f"message {record.id!r} has seq {record.seq}; seqs must run 1, 2, 3, ...")
+            else:
+                messages[current.tenant, current.id].append(record)
+        self._sessions, self._messages = sessions, messages
+        return count
+
+
+def _matches(session: SessionRecord, query: SessionQuery, after: tuple[datetime, str] | None) -> bool:
+    return (
+        session.tenant == query.tenant
+        and (query.user_id is None or session.user_id == query.user_id)
+        and (query.status is None or session.status == query.status)
+        and (query.updated_after is None or session.updated_at > query.updated_after)
+        and (query.updated_before is None or session.updated_at < query.updated_before)
+        and (after is None or (session.updated_at, session.id) < after)
+    )
+
+
+@hookimpl
+def threadline_register_storage(register: Register) -> None:
+    register("memory", MemoryStorage)

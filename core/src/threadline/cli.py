@@ -1,0 +1,389 @@
+"""The ``threadline`` command: chat, manage sessions, inspect plugins and config."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from threadline.config import Config
+from threadline.errors import ThreadlineError
+from threadline.manager import Session, SessionManager
+from threadline.model import Done, Message, SessionRecord, dump_record, TextDelta, ToolCall, ToolCallDelta, ToolResult
+from threadline.plugins import PluginManager, get_plugin_manager
+
+T = TypeVar("T")
+
+DEFAULT_CONFIG = """\
+# threadline config: every key is described in the config reference (docs/config.md).
+
+[defaults]
+provider = "echo"         # the offline provider; install threadline-openai etc. for real models
+# model = "gpt-4.1-mini"
+
+# [storage]
+# backend = "sqlite"      # default: sqlite when threadline-sqlite is installed, else memory
+# path = "~/.local/share/threadline/threadline.db"
+
+# [providers.openai]
+# api_key = "${OPENAI_API_KEY}"
+"""
+
+
+def default_config_path() -> Path:
+    return Path(click.get_app_dir("threadline")) / "threadline.toml"
+
+
+class _Group(click.Group):
+    """Turns threadline's own errors into one line on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ThreadlineError as exc:
+            raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            raise click.ClickException(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)) from None
+
+
+class _State:
+    def __init__(self, config_path: str | None) -> None:
+        self.explicit = config_path is not None
+        self.config_path = Path(config_path) if config_path else default_config_path()
+        self._plugin_manager: PluginManager | None = None
+
+    def config(self) -> Config:
+        if not self.config_path.exists() and not self.explicit:
+            self.config_path.parent.mkdir(parents=True, exist_ok=True)
+            self.config_path.write_text(DEFAULT_CONFIG, encoding="utf-8")
+            click.echo(f"created a default config at {self.config_path}", err=True)
+        return Config.load(self.config_path)
+
+    def manager(self, *, notice: bool = True) -> SessionManager:
+        config = self.config()
+        manager = SessionManager(config, plugin_manager=get_plugin_manager(disable=config.plugins.disable))
+        if notice and manager.storage_backend == "memory":
+            click.echo(
+                "note: storage is memory, nothing will persist "
+                "(install threadline-sqlite, or set [storage] backend in the config)",
+                err=True,
+            )
+        return manager
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
+def _with_manager(function: Callable[..., Awaitable[T]]) -> Callable[..., T]:
+    """Run an async command body with an open manager as its first argument."""
+
+    @click.pass_obj
+    def command(state: _State, *args: Any, **kwargs: Any) -> T:
+        async def body() -> T:
+            async with state.manager() as manager:
+                return await function(manager, *args, **kwargs)
+
+        return _run(body())
+
+    command.__name__ = function.__name__
+    command.__doc__ = function.__doc__
+    return command
+
+
+@click.group(cls=_Group)
+@click.option(
+    "--config",
+    "config_path",
+    metavar="PATH",
+    envvar="THREADLINE_CONFIG",
+    help="Config file [default: threadline.toml in the user config dir, created on first run; env THREADLINE_CONFIG].",
+)
+@click.version_option(package_name="threadline", prog_name="threadline")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """threadline: LLM conversations that persist.
+
+    Start with `threadline chat`; it runs on the offline echo provider until you
+    install and configure a real one.
+    """
+    ctx.obj = _State(config_path)
+
+
+# ---------------------------------------------------------------------------
+# chat
+# ---------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--session", "session_id", metavar="ID", help="Resume this session.")
+@click.option("--template", metavar="NAME", help="Start from [templates.NAME] in the config.")
+@click.option("--provider", metavar="NAME", help="Provider plugin to use (see `threadline plugins`).")
+@click.option("--model", metavar="NAME", help="Model to ask for.")
+@click.option("--system", "system_prompt", metavar="TEXT", help="System prompt for a new session.")
+@_with_manager
+async def chat(
+    manager: SessionManager,
+    session_id: str | None,
+    template: str | None,
+    provider: str | None,
+    model: str | None,
+    system_prompt: str | None,
+) -> None:
+    """Chat in the terminal; the reply streams as it arrives.
+
+    Type /history to see the conversation, /new to start another, /quit to stop.
+    Reads lines from standard input when it is not a terminal, for scripting.
+    """
+    interactive = sys.stdin.isatty()
+
+    async def new_session() -> Session:
+        return await manager.create_session(
+            template=template, provider=provider, model=model, system_prompt=system_prompt
+        )
+
+    session = await manager.get_session(session_id) if session_id else await new_session()
+    _announce(session)
+    while True:
+        if interactive:
+            click.echo("you> ", nl=False)
+        line = await asyncio.to_thread(sys.stdin.readline)
+        if not line:
+            break
+        text = line.strip()
+        if not text:
+            continue
+        if text in ("/quit", "/exit"):
+            break
+        if text == "/new":
+            session = await new_session()
+            _announce(session)
+        elif text == "/history":
+            for message in await session.history():
+                click.echo(_format_message(message))
+        elif text.startswith("/"):
+            click.echo("commands: /history, /new, /quit", err=True)
+        else:
+            await _stream_reply(session, text, provider=provider, model=model, interactive=interactive)
+
+
+def _announce(session: Session) -> None:
+    record = session.record
+    click.echo(
+        f"session {record.id} ({record.provider}{'/' + record.model if record.model else ''}); "
+        f"resume with: threadline chat --session {record.id}",
+        err=True,
+    )
+
+
+async def _stream_reply(session: Session, text: str, *, provider: str | None, model: str | None, interactive: bool) -> None:
+    if interactive:
+        click.echo("assistant> ", nl=False)
+    async for event in session.stream(text, provider=provider, model=model):
+        if isinstance(event, TextDelta):
+            click.echo(event.text, nl=False)
+        elif isinstance(event, ToolCallDelta) and event.name:
+            click.echo(f"[calling {event.name}]", nl=False)
+        elif isinstance(event, Done):
+            click.echo()
+
+
+# ---------------------------------------------------------------------------
+# sessions
+# ---------------------------------------------------------------------------
+
+
+@cli.group()
+def sessions() -> None:
+    """List, show, archive, delete, export and import sessions."""
+
+
+@sessions.command("list")
+@click.option("--user", "user_id", metavar="ID", help="Only this user's sessions.")
+@click.option("--status", type=click.Choice(["active", "archived"]), help="Only sessions with this status.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True, help="Sessions per page.")
+@click.option("--cursor", metavar="CURSOR", help="Continue from the cursor a previous page printed.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@_with_manager
+async def list_sessions(
+    manager: SessionManager, user_id: str | None, status: str | None, limit: int, cursor: str | None, as_json: bool
+) -> None:
+    """List sessions, most recent activity first."""
+    page = await manager.list_sessions(user_id=user_id, status=status, limit=limit, cursor=cursor)
+    for record in page.items:
+        click.echo(json.dumps(_summary(record)) if as_json else _format_summary(record))
+    if page.next_cursor:
+        click.echo(f"more: threadline sessions list --cursor {page.next_cursor}", err=True)
+    if not page.items and not as_json:
+        click.echo("no sessions", err=True)
+
+
+def _summary(record: SessionRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "title": record.title,
+        "user_id": record.user_id,
+        "status": record.status.value,
+        "provider": record.provider,
+        "messages": record.message_count,
+        "tokens": record.usage.total_tokens,
+        "updated_at": record.updated_at.isoformat(),
+    }
+
+
+def _format_summary(record: SessionRecord) -> str:
+    title = record.title or "(untitled)"
+    when = record.updated_at.astimezone().strftime("%Y-%m-%d %H:%M")
+    status = " [archived]" if record.status.value == "archived" else ""
+    return f"{record.id}  {when}  {record.message_count:>4} msgs  {record.usage.total_tokens:>7} tok  {title}{status}"
+
+
+@sessions.command()
+@click.argument("session_id")
+@click.option("--json", "as_json", is_flag=True, help="The session and its messages as JSON lines.")
+@_with_manager
+async def show(manager: SessionManager, session_id: str, as_json: bool) -> None:
+    """Show a session and its messages."""
+    session = await manager.get_session(session_id)
+    messages = await session.history()
+    if as_json:
+        for record in (session.record, *messages):
+            click.echo(dump_record(record))
+        return
+    click.echo(_format_summary(session.record))
+    for message in messages:
+        click.echo(_format_message(message))
+
+
+def _format_message(message: Message) -> str:
+    pieces = []
+    for part in message.parts:
+        if isinstance(part, ToolCall):
+            pieces.append(f"[call {part.name}({json.dumps(dict(part.arguments))})]")
+        elif isinstance(part, ToolResult):
+            pieces.append(f"[result{' error' if part.is_error else ''}: {part.content}]")
+        elif hasattr(part, "text"):
+            pieces.append(part.text)
+        else:
+            pieces.append(f"[{getattr(part, 'media_type', 'attachment')}]")
+    status = "" if message.status.value == "ok" else f" ({message.status.value}{': ' + message.error if message.error else ''})"
+    return f"{message.seq:>4} {message.role.value}{status}: {' '.join(pieces)}"
+
+
+@sessions.command()
+@click.argument("session_id")
+@_with_manager
+async def archive(manager: SessionManager, session_id: str) -> None:
+    """Archive a session (it stays listable with --status archived)."""
+    await (await manager.get_session(session_id)).archive()
+    click.echo(f"archived {session_id}")
+
+
+@sessions.command()
+@click.argument("session_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_with_manager
+async def delete(manager: SessionManager, session_id: str, yes: bool) -> None:
+    """Delete a session and all its messages."""
+    session = await manager.get_session(session_id)
+    if not yes and sys.stdin.isatty():
+        click.confirm(f"delete session {session_id} and its {session.record.message_count} messages?", abort=True)
+    await session.delete()
+    click.echo(f"deleted {session_id}")
+
+
+@sessions.command()
+@click.option("--output", "-o", type=click.Path(dir_okay=False, allow_dash=True), default="-", help="File to write [default: stdout].")
+@click.option("--tenant", metavar="NAME", help="Only this tenant's sessions [default: all].")
+@_with_manager
+async def export(manager: SessionManager, output: str, tenant: str | None) -> None:
+    """Export sessions and messages as JSON lines."""
+    with click.open_file(output, "w", encoding="utf-8") as out:
+        count = await manager.export_jsonl(out, tenant=tenant)
+    click.echo(f"exported {count} records", err=True)
+
+
+@sessions.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@_with_manager
+async def import_(manager: SessionManager, path: str) -> None:
+    """Import a JSON-lines export: all of it, or nothing if any line is bad."""
+    count = await manager.import_jsonl(path)
+    click.echo(f"imported {count} records")
+
+
+# ---------------------------------------------------------------------------
+# plugins and config
+# ---------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per plugin.")
+@click.pass_obj
+def plugins(state: _State, as_json: bool) -> None:
+    """List plugins: distribution, version, hooks, and status or import error."""
+    disable = Config.load(state.config_path).plugins.disable if state.config_path.exists() else ()
+    for info in get_plugin_manager(disable=disable).infos:
+        if as_json:
+            click.echo(json.dumps({
+                "name": info.name, "distribution": info.distribution, "version": info.version,
+                "status": info.status, "error": info.error, "hooks": list(info.hooks),
+            }))  # fmt: skip
+            continue
+        where = f"{info.distribution} {info.version}" if info.distribution else "(in-process)"
+        click.echo(f"{info.name:<16} {where:<28} {info.status}")
+        if info.hooks:
+            click.echo(f"{'':<16} hooks: {', '.join(info.hooks)}")
+        if info.error:
+            click.echo(f"{'':<16} error: {info.error}")
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Inspect the config file."""
+
+
+@config_group.command()
+@click.pass_obj
+def check(state: _State) -> None:
+    """Check the config: every section, plugin and key."""
+    manager = state.manager(notice=False)
+    config = manager.config
+    click.echo(f"ok: {config.path}")
+    click.echo(f"  storage: {manager.storage_backend}")
+    click.echo(f"  providers: {', '.join(sorted(manager.registry.providers))} (default {config.defaults.provider})")
+    click.echo(f"  middleware: {', '.join(config.middleware.chain) or '(none)'}")
+    click.echo(f"  templates: {', '.join(sorted(config.templates)) or '(none)'}")
+
+
+@config_group.command()
+@click.pass_obj
+def path(state: _State) -> None:
+    """Print the config file's path."""
+    click.echo(state.config_path)
+
+
+# ---------------------------------------------------------------------------
+
+
+def _register_plugin_commands() -> None:
+    for impl in get_plugin_manager().each_impl("threadline_register_commands"):
+        try:
+            impl.function(cli=cli)
+        except Exception as exc:  # a broken plugin must not take the CLI down
+            click.echo(f"warning: plugin {impl.plugin_name!r} failed to add its commands: {exc}", err=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    _register_plugin_commands()
+    try:
+        cli.main(args=argv, prog_name="threadline")
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted", err=True)
+        sys.exit(130)
+

@@ -1,0 +1,180 @@
+"""The ``threadline.toml`` config file: loading, ``${VAR}`` interpolation, and structuring
+each section into an attrs class. Every error names the file, the key and what would be right."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import attrs
+import cattrs
+from attrs import field, frozen
+
+from threadline.errors import ConfigError
+from threadline.model import converter, describe_error
+
+T = TypeVar("T")
+_VAR: Final = re.compile(r"\$(\$)|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@frozen
+class StorageSection:
+    """``[storage]``: ``backend`` names the storage plugin; the other keys are its settings."""
+
+    backend: str | None = None
+    settings: Mapping[str, Any] = field(factory=dict)
+
+
+@frozen
+class MiddlewareSection:
+    """``[middleware]``: ``chain`` names the middleware in order; ``[middleware.<name>]`` tables
+    are their settings."""
+
+    chain: tuple[str, ...] = ()
+    settings: Mapping[str, Mapping[str, Any]] = field(factory=dict)
+
+
+@frozen
+class Template:
+    """``[templates.<name>]``: the defaults of a kind of session."""
+
+    provider: str | None = None
+    model: str | None = None
+    system_prompt: str | None = None
+    tools: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(factory=dict)
+
+
+@frozen
+class Defaults:
+    """``[defaults]``: what a session uses when nothing else says."""
+
+    provider: str = "echo"
+    model: str | None = None
+    tenant: str = "default"
+    max_tool_steps: int = field(default=10, validator=attrs.validators.ge(1))
+
+
+@frozen
+class PluginsSection:
+    """``[plugins]``: ``disable`` lists entry-point names not to load."""
+
+    disable: tuple[str, ...] = ()
+
+
+@frozen
+class Config:
+    """A whole config file. ``Config()`` is the built-in default: echo provider, memory storage
+    unless a storage plugin such as ``threadline-sqlite`` is installed."""
+
+    defaults: Defaults = field(factory=Defaults)
+    storage: StorageSection = field(factory=StorageSection)
+    providers: Mapping[str, Mapping[str, Any]] = field(factory=dict)
+    middleware: MiddlewareSection = field(factory=MiddlewareSection)
+    templates: Mapping[str, Template] = field(factory=dict)
+    plugins: PluginsSection = field(factory=PluginsSection)
+    path: str | None = None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Config:
+        """Read a config file. Its plugin sections are checked when the plugins are known
+        (:meth:`plugin_config`)."""
+        file = str(path)
+        try:
+            with open(path, "rb") as handle:
+                raw = tomllib.load(handle)
+        except FileNotFoundError:
+            raise ConfigError("no such config file", file=file) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"not valid TOML: {exc}", file=file) from None
+        return cls.from_dict(raw, file=file)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], *, file: str | None = None) -> Config:
+        unknown = set(raw) - {"defaults", "storage", "providers", "middleware", "templates", "plugins"}
+        if unknown:
+            raise ConfigError(
+                f"unknown section {sorted(unknown)[0]!r}; "
+                "the sections are defaults, storage, providers, middleware, templates, plugins",
+                file=file,
+            )
+        storage = dict(raw.get("storage", {}))
+        middleware = dict(raw.get("middleware", {}))
+        return cls(
+            defaults=structure(interpolate(raw.get("defaults", {}), file, "defaults"), Defaults, file, "defaults"),
+            storage=StorageSection(interpolate(storage.pop("backend", None), file, "storage.backend"), storage),
+            providers=_tables(raw.get("providers", {}), file, "providers"),
+            middleware=MiddlewareSection(
+                structure(middleware.pop("chain", ()), tuple[str, ...], file, "middleware.chain"),
+                _tables(middleware, file, "middleware"),
+            ),
+            templates={
+                name: structure(interpolate(table, file, f"templates.{name}"), Template, file, f"templates.{name}")
+                for name, table in _tables(raw.get("templates", {}), file, "templates").items()
+            },
+            plugins=structure(raw.get("plugins", {}), PluginsSection, file, "plugins"),
+            path=file,
+        )
+
+    def plugin_config(self, cls: type[T], settings: Mapping[str, Any], key: str) -> T:
+        """Structure one plugin's settings (``[providers.openai]``, say) into its config class."""
+        return structure(interpolate(dict(settings), self.path, key), cls, self.path, key)
+
+
+def _tables(value: Any, file: str | None, key: str) -> dict[str, dict[str, Any]]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"expected a table ([{key}]), got {type(value).__name__}", file=file, key=key)
+    for name, table in value.items():
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"expected a table ([{key}.{name}]), got {type(table).__name__}", file=file, key=f"{key}.{name}")
+    return {name: dict(table) for name, table in value.items()}
+
+
+def structure(value: Any, cls: Any, file: str | None, key: str) -> Any:
+    """``converter.structure`` with errors that name the file, the key and the expected type."""
+    try:
+        return converter.structure(value, cls)
+    except cattrs.BaseValidationError as exc:
+        message = describe_error(exc)[0]
+        what, _, where = message.partition(" @ ")
+        full_key = key + where.removeprefix("$")
+        if what.startswith("extra fields found") and attrs.has(cls):
+            what += f"; the keys are: {', '.join(a.name for a in attrs.fields(cls))}"
+        raise ConfigError(what, file=file, key=full_key) from None
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(str(exc), file=file, key=key) from None
+
+
+def interpolate(value: Any, file: str | None, key: str) -> Any:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string; ``$$`` is a literal ``$``."""
+    if isinstance(value, str):
+        return _VAR.sub(lambda match: _substitute(match, file, key), value)
+    if isinstance(value, list):
+        return [interpolate(item, file, f"{key}[{index}]") for index, item in enumerate(value)]
+    if isinstance(value, Mapping):
+        return {name: interpolate(item, file, f"{key}.{name}") for name, item in value.items()}
+    return value
+
+
+def _substitute(match: re.Match[str], file: str | None, key: str) -> str:
+    if match.group(1):
+        return "$"
+    name, default = match.group(2), match.group(3)
+    if name in os.environ:
+        return os.environ[name]
+    if default is not None:
+        return default
+    raise ConfigError(
+        f"environment variable {name} is not set (set it, or write ${{{name}:-default}} for a fallback)",
+        file=file,
+        key=key,
+    )
+
+
+def user_data_dir() -> Path:
+    """Where threadline keeps data for this user (``$XDG_DATA_HOME/threadline``)."""
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "threadline"

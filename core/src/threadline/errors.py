@@ -1,0 +1,87 @@
+"""One exception hierarchy. Plugins map their SDK's and driver's errors onto it, so callers
+catch ``threadline.RateLimited`` whichever provider they talk to."""
+
+from __future__ import annotations
+
+
+class ThreadlineError(Exception):
+    """Base of every error threadline raises on purpose."""
+
+
+class ConfigError(ThreadlineError):
+    """A config file or value is wrong. The message names the file, the key and what would be right."""
+
+    def __init__(self, message: str, *, file: str | None = None, key: str | None = None) -> None:
+        self.file = file
+        self.key = key
+        where = ": ".join(part for part in (file, key) if part)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class PluginError(ThreadlineError):
+    """A plugin could not be loaded, registered a name another plugin has, or is not installed."""
+
+
+class DataFormatError(ThreadlineError):
+    """Stored or imported data is not in a format this version of threadline reads."""
+
+
+class SessionNotFound(ThreadlineError):
+    def __init__(self, session_id: str, tenant: str) -> None:
+        self.session_id = session_id
+        self.tenant = tenant
+        super().__init__(f"no session {session_id!r} in tenant {tenant!r}")
+
+
+class ToolError(ThreadlineError):
+    """A tool is unknown, or the model kept calling tools past the step limit."""
+
+
+# --- providers -------------------------------------------------------------
+
+
+class ProviderError(ThreadlineError):
+    """A provider call failed. ``provider`` names the provider plugin."""
+
+    def __init__(self, message: str, *, provider: str | None = None) -> None:
+        self.provider = provider
+        super().__init__(f"{provider}: {message}" if provider else message)
+
+
+class AuthenticationError(ProviderError):
+    """The credentials were missing or refused (HTTP 401/403)."""
+
+
+class RateLimited(ProviderError):
+    """The provider asked us to slow down (HTTP 429). ``retry_after`` is in seconds, when known."""
+
+    def __init__(self, message: str, *, provider: str | None = None, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, provider=provider)
+
+
+class ContextTooLong(ProviderError):
+    """The conversation no longer fits the model's context window."""
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider could not be reached, timed out or failed on its side (HTTP 5xx)."""
+
+
+class BadRequest(ProviderError):
+    """The provider refused the request as malformed (other HTTP 4xx)."""
+
+
+# --- storage ---------------------------------------------------------------
+
+
+class StorageError(ThreadlineError):
+    """A storage backend failed."""
+
+
+class StorageConflict(StorageError):
+    """A write lost a race: the session's ``version`` or the expected ``seq`` has moved on."""
+
+
+class StorageUnavailable(StorageError):
+    """The storage backend could not be reached or opened."""

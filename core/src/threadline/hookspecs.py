@@ -1,0 +1,169 @@
+"""The hooks a threadline plugin can implement.
+
+A plugin is a module (or any object) with functions named after these hooks and marked
+with ``@threadline.hookimpl``, made known through the ``threadline`` entry-point group::
+
+    [project.entry-points.threadline]
+    myplugin = "threadline_myplugin"
+
+The docstrings below are the hook reference (``docs/hooks.md`` is generated from them).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from threadline.errors import ProviderError
+    from threadline.manager import SessionManager
+    from threadline.model import Message, SessionRecord
+    from threadline.registry import Register, RegisterTool
+
+hookspec = pluggy.HookspecMarker("threadline")
+hookimpl = pluggy.HookimplMarker("threadline")
+
+
+# ---------------------------------------------------------------------------
+# Registration: called once per manager, at start-up
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def threadline_register_providers(register: Register) -> None:
+    """Register model providers.
+
+    Called once when a :class:`~threadline.SessionManager` or the CLI starts.
+
+    :param register: ``register(name, factory, config=ConfigClass)``. ``factory(config)``
+        returns an object with the :class:`threadline.Provider` methods; it is called the
+        first time the provider is used, so import the SDK inside it, not at module level.
+        ``config`` is an attrs class; the ``[providers.<name>]`` table of the config file is
+        structured into it. Two plugins registering one name is an error naming both.
+
+    .. code-block:: python
+
+        @threadline.hookimpl
+        def threadline_register_providers(register):
+            register("reverse", make_reverse_provider, config=ReverseConfig)
+    """
+
+
+@hookspec
+def threadline_register_storage(register: Register) -> None:
+    """Register storage backends.
+
+    Called once at start-up.
+
+    :param register: ``register(name, factory, config=ConfigClass)``. ``factory(config)``
+        returns an object with the :class:`threadline.Storage` methods. The ``[storage]``
+        table (less its ``backend`` key) is structured into ``config`` when
+        ``backend = "<name>"``. Import the database driver inside the factory.
+    """
+
+
+@hookspec
+def threadline_register_middleware(register: Register) -> None:
+    """Register middleware.
+
+    Called once at start-up.
+
+    :param register: ``register(name, factory, config=ConfigClass)``. ``factory(config)``
+        returns a :class:`threadline.Middleware`. Middleware named in ``[middleware] chain``
+        wraps every provider call in that order (the first named sees the call first and
+        the reply last); its settings come from ``[middleware.<name>]``.
+    """
+
+
+@hookspec
+def threadline_register_tools(register: RegisterTool) -> None:
+    """Register tools the model may call.
+
+    Called once at start-up.
+
+    :param register: ``register(tool)`` where ``tool`` is a function decorated with
+        :func:`threadline.tool`. A session uses a registered tool when it names it in
+        ``tools=[...]`` (by name or by the function).
+    """
+
+
+@hookspec
+def threadline_register_commands(cli: click.Group) -> None:
+    """Add subcommands to the ``threadline`` command line.
+
+    Called once when the CLI starts, before it parses its arguments.
+
+    :param cli: the top-level :class:`click.Group`; add commands with ``@cli.command()``.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Lifecycle: notifications. Sync or async; a failure is logged and does not break the
+# call, unless the implementation is marked with @threadline.critical.
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def threadline_startup(manager: SessionManager) -> Any:
+    """The manager has opened its storage and is ready.
+
+    :param manager: the :class:`~threadline.SessionManager` starting up.
+    """
+
+
+@hookspec
+def threadline_shutdown(manager: SessionManager) -> Any:
+    """The manager is closing; its storage is still open.
+
+    :param manager: the :class:`~threadline.SessionManager` shutting down.
+    """
+
+
+@hookspec
+def threadline_session_created(session: SessionRecord) -> Any:
+    """A session was created and stored.
+
+    :param session: the stored :class:`~threadline.SessionRecord`.
+    """
+
+
+@hookspec
+def threadline_session_archived(session: SessionRecord) -> Any:
+    """A session was archived.
+
+    :param session: the session as stored after archiving.
+    """
+
+
+@hookspec
+def threadline_session_deleted(session_id: str, user_id: str | None) -> Any:
+    """A session and its messages were deleted.
+
+    :param session_id: the id of the deleted session.
+    :param user_id: the user it belonged to, if any.
+    """
+
+
+@hookspec
+def threadline_message_appended(session: SessionRecord, message: Message) -> Any:
+    """A message was stored: a user's, an assistant's or a tool result.
+
+    Called after the message is durable, once per message, in ``seq`` order.
+
+    :param session: the session the message belongs to.
+    :param message: the stored :class:`~threadline.Message`.
+    """
+
+
+@hookspec
+def threadline_provider_error(session: SessionRecord, error: ProviderError) -> Any:
+    """A provider call failed (after any retries middleware made).
+
+    The user message that led to it is stored and marked ``failed``.
+
+    :param session: the session whose call failed.
+    :param error: the :class:`~threadline.ProviderError` raised to the caller.
+    """

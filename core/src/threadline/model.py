@@ -1,0 +1,483 @@
+"""The data model: attrs classes, and the one cattrs converter that turns them into JSON and back.
+
+Every record is immutable; change one with :func:`attrs.evolve`. The JSON form of a
+top-level value carries ``"v": FORMAT_VERSION`` so that stored data written by a newer
+threadline is refused instead of misread.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import json
+import os
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any, Final, TypeVar, Union
+
+import attrs
+import cattrs
+from attrs import field, frozen
+from cattrs.strategies import configure_tagged_union
+
+from threadline.errors import DataFormatError
+
+FORMAT_VERSION: Final = 1
+
+T = TypeVar("T")
+
+
+def new_id() -> str:
+    """A 32-character hex id whose first 12 characters are the time in ms, so ids sort by age."""
+    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return dict(value or {})
+
+
+# ---------------------------------------------------------------------------
+# Parts: what a message is made of
+# ---------------------------------------------------------------------------
+
+
+@frozen
+class Text:
+    """Plain text. ``provider_data`` holds what only the provider that wrote it may see again."""
+
+    text: str = field(validator=attrs.validators.instance_of(str))
+    provider_data: Mapping[str, Any] = field(factory=dict, converter=_frozen_mapping)
+
+
+def _one_source(instance: Image | File, _attribute: Any, _value: Any) -> None:
+    if (instance.data is None) == (instance.url is None):
+        raise ValueError(f"{type(instance).__name__} needs exactly one of data= (bytes) or url= (str)")
+
+
+@frozen
+class Image:
+    """An image given as raw bytes or as a URL, with its media type (``image/png``)."""
+
+    media_type: str = field(validator=attrs.validators.matches_re(r"image/[\w.+-]+"))
+    data: bytes | None = field(default=None, validator=_one_source)
+    url: str | None = None
+
+
+@frozen
+class File:
+    """A document (a PDF, a text file) given as bytes or as a URL."""
+
+    media_type: str
+    data: bytes | None = field(default=None, validator=_one_source)
+    url: str | None = None
+    name: str | None = None
+
+
+@frozen
+class ToolCall:
+    """The model asks to run tool ``name`` with ``arguments``; ``id`` pairs it with its result."""
+
+    id: str
+    name: str
+    arguments: Mapping[str, Any] = field(factory=dict, converter=_frozen_mapping)
+    provider_data: Mapping[str, Any] = field(factory=dict, converter=_frozen_mapping)
+
+
+@frozen
+class ToolResult:
+    """What running the tool call ``call_id`` gave; ``is_error`` when the tool failed."""
+
+    call_id: str
+    content: str
+    is_error: bool = False
+
+
+Part = Union[Text, Image, File, ToolCall, ToolResult]
+PART_TAGS: Final[Mapping[type, str]] = {
+    Text: "text",
+    Image: "image",
+    File: "file",
+    ToolCall: "tool_call",
+    ToolResult: "tool_result",
+}
+
+
+def as_parts(content: str | Part | list[Part] | tuple[Part, ...]) -> tuple[Part, ...]:
+    """Accept a string, one part or a sequence of parts; always return a tuple of parts."""
+    if isinstance(content, str):
+        return (Text(content),)
+    if isinstance(content, tuple(PART_TAGS)):
+        return (content,)  # type: ignore[return-value]
+    parts = tuple(content)  # type: ignore[arg-type]
+    for part in parts:
+        if not isinstance(part, tuple(PART_TAGS)):
+            raise TypeError(f"expected a str or message parts (Text, Image, File, ...), got {type(part).__name__}")
+    return parts
+
+
+# ---------------------------------------------------------------------------
+# Messages and sessions
+# ---------------------------------------------------------------------------
+
+
+class Role(str, enum.Enum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+
+class MessageStatus(str, enum.Enum):
+    """``failed``: a user message whose reply failed; ``incomplete``: a reply cut off mid-stream."""
+
+    OK = "ok"
+    FAILED = "failed"
+    INCOMPLETE = "incomplete"
+
+
+class SessionStatus(str, enum.Enum):
+    ACTIVE = "active"
+    ARCHIVED = "archived"
+
+
+@frozen
+class Usage:
+    """Tokens a call consumed; ``cached_tokens`` is the part of the input served from a cache."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cost: float | None = None
+
+    def __add__(self, other: Usage) -> Usage:
+        cost = None if self.cost is None and other.cost is None else (self.cost or 0.0) + (other.cost or 0.0)
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cached_tokens + other.cached_tokens,
+            cost,
+        )
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@frozen
+class Message:
+    """One turn. ``seq`` numbers a session's messages 1, 2, 3, ... with no gaps."""
+
+    session_id: str
+    seq: int
+    role: Role = field(converter=Role)
+    parts: tuple[Part, ...] = field(converter=tuple)
+    id: str = field(factory=new_id)
+    created_at: datetime = field(factory=utcnow)
+    usage: Usage | None = None
+    status: MessageStatus = field(default=MessageStatus.OK, converter=MessageStatus)
+    error: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    metadata: Mapping[str, Any] = field(factory=dict, converter=_frozen_mapping)
+
+    @property
+    def text(self) -> str:
+        """The text parts joined: what a person would read."""
+        return "".join(p.text for p in self.parts if isinstance(p, Text))
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        return [p for p in self.parts if isinstance(p, ToolCall)]
+
+
+@frozen
+class SessionRecord:
+    """A session as stored. ``version`` rises by one with every update (optimistic locking);
+    ``message_count`` and ``usage`` are kept by the storage as messages are appended."""
+
+    id: str = field(factory=new_id)
+    tenant: str = "default"
+    user_id: str | None = None
+    provider: str = "echo"
+    model: str | None = None
+    system_prompt: str | None = None
+    template: str | None = None
+    title: str | None = None
+    tools: tuple[str, ...] = field(default=(), converter=tuple)
+    status: SessionStatus = field(default=SessionStatus.ACTIVE, converter=SessionStatus)
+    created_at: datetime = field(factory=utcnow)
+    updated_at: datetime = field(factory=utcnow)
+    version: int = 1
+    message_count: int = 0
+    usage: Usage = field(factory=Usage)
+    metadata: Mapping[str, Any] = field(factory=dict, converter=_frozen_mapping)
+    provider_state: Mapping[str, Any] = field(factory=dict, converter=_frozen_mapping)
+
+
+@frozen
+class SessionPage:
+    """One page of a listing; pass ``next_cursor`` back to get the next (``None``: no more)."""
+
+    items: tuple[SessionRecord, ...]
+    next_cursor: str | None = None
+
+
+@frozen
+class SessionQuery:
+    """What :meth:`Storage.list_sessions` filters by. Newest activity first."""
+
+    tenant: str = "default"
+    user_id: str | None = None
+    status: SessionStatus | None = None
+    updated_after: datetime | None = None
+    updated_before: datetime | None = None
+    limit: int = field(default=50, validator=[attrs.validators.ge(1), attrs.validators.le(1000)])
+    cursor: str | None = None
+
+
+@frozen
+class DeletedCounts:
+    sessions: int
+    messages: int
+
+
+# ---------------------------------------------------------------------------
+# Provider calls
+# ---------------------------------------------------------------------------
+
+
+@frozen
+class Capabilities:
+    """What a provider's model can do; the kernel checks requests against it before any call."""
+
+    streaming: bool = True
+    tools: bool = True
+    vision: bool = False
+    pdf: bool = False
+    native_state: bool = False
+    max_context: int | None = None
+
+
+@frozen
+class ToolSpec:
+    """A tool as the model sees it: a name, a description and a JSON schema for its arguments."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any] = field(converter=_frozen_mapping)
+
+
+@frozen
+class CallOptions:
+    temperature: float | None = None
+    max_tokens: int | None = field(default=None, validator=attrs.validators.optional(attrs.validators.ge(1)))
+    stop: tuple[str, ...] = field(default=(), converter=tuple)
+    extra: Mapping[str, Any] = field(factory=dict, converter=_frozen_mapping)
+
+
+@frozen
+class Request:
+    """Everything a provider needs for one call: the history is oldest first."""
+
+    model: str | None
+    messages: tuple[Message, ...] = field(converter=tuple)
+    system_prompt: str | None = None
+    tools: tuple[ToolSpec, ...] = field(default=(), converter=tuple)
+    options: CallOptions = field(factory=CallOptions)
+    provider_state: Mapping[str, Any] = field(factory=dict, converter=_frozen_mapping)
+
+
+@frozen
+class Response:
+    """A complete reply. ``provider_state`` replaces the session's when not ``None``."""
+
+    parts: tuple[Part, ...] = field(converter=tuple)
+    usage: Usage = field(factory=Usage)
+    finish_reason: str = "stop"
+    model: str | None = None
+    provider_state: Mapping[str, Any] | None = None
+
+
+@frozen
+class TextDelta:
+    text: str
+
+
+@frozen
+class ToolCallDelta:
+    """A piece of a streamed tool call. ``index`` is the call's position among this reply's
+    tool calls (0, 1, ...); ``id`` and ``name`` come with the first piece, ``arguments`` is a
+    fragment of the JSON arguments to append."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@frozen
+class Done:
+    """The end of a stream. From a provider it carries usage; from a session also the stored ``message``."""
+
+    usage: Usage = field(factory=Usage)
+    finish_reason: str = "stop"
+    model: str | None = None
+    provider_state: Mapping[str, Any] | None = None
+    message: Message | None = None
+
+
+Event = Union[TextDelta, ToolCallDelta, Done]
+
+
+# ---------------------------------------------------------------------------
+# JSON
+# ---------------------------------------------------------------------------
+
+
+def _strict(cls: type, accepts: tuple[type, ...]) -> Any:
+    def structure(value: Any, _: Any) -> Any:
+        if not isinstance(value, accepts) or (isinstance(value, bool) and bool not in accepts):
+            raise TypeError(f"expected {cls.__name__}, got {type(value).__name__} {value!r}")
+        return cls(value)
+
+    return structure
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True)
+    for cls, accepts in ((str, (str,)), (int, (int,)), (float, (int, float)), (bool, (bool,))):
+        conv.register_structure_hook(cls, _strict(cls, accepts))
+    conv.register_unstructure_hook(datetime, datetime.isoformat)
+    conv.register_structure_hook(datetime, lambda v, _: datetime.fromisoformat(v))
+    conv.register_unstructure_hook(bytes, lambda b: base64.b64encode(b).decode("ascii"))
+    conv.register_structure_hook(bytes, lambda v, _: base64.b64decode(v))
+    configure_tagged_union(Part, conv, tag_generator=lambda cls: PART_TAGS[cls], tag_name="type")
+    part_classes = {tag: cls for cls, tag in PART_TAGS.items()}
+
+    def structure_part(value: Any, _: Any) -> Any:
+        tag = value.get("type") if isinstance(value, Mapping) else None
+        if tag not in part_classes:
+            raise ValueError(f"unknown part type {tag!r}; the types are: {', '.join(part_classes)}")
+        return conv.structure({k: v for k, v in value.items() if k != "type"}, part_classes[tag])
+
+    conv.register_structure_hook(Part, structure_part)
+    return conv
+
+
+converter: Final = _make_converter()
+
+
+def _format_exception(exc: BaseException, type_: Any) -> str:
+    if type(exc) in (ValueError, TypeError) and str(exc):
+        return str(exc)
+    return cattrs.v.format_exception(exc, type_)
+
+
+def describe_error(exc: cattrs.BaseValidationError, path: str = "$") -> list[str]:
+    """Each problem cattrs found, as ``"what @ $.path"``, saying what the value should be."""
+    return cattrs.transform_error(exc, path=path, format_exception=_format_exception)
+
+
+def dump(value: Any) -> dict[str, Any]:
+    """The versioned JSON-ready form of a record (``{"v": 1, ...}``)."""
+    data: dict[str, Any] = converter.unstructure(value)
+    return {"v": FORMAT_VERSION, **data}
+
+
+def load(data: Mapping[str, Any], cls: type[T]) -> T:
+    """Read what :func:`dump` wrote. Data from a newer format is refused, never guessed at."""
+    fields = dict(data)
+    version = fields.pop("v", None)
+    if version != FORMAT_VERSION:
+        raise DataFormatError(
+            f"{cls.__name__} data has format version {version!r}; this threadline reads version {FORMAT_VERSION}"
+            + (" (upgrade threadline to read it)" if isinstance(version, int) and version > FORMAT_VERSION else "")
+        )
+    try:
+        return converter.structure(fields, cls)
+    except cattrs.BaseValidationError as exc:
+        raise DataFormatError(f"not a valid {cls.__name__}: {'; '.join(describe_error(exc))}") from exc
+    except (ValueError, TypeError) as exc:
+        raise DataFormatError(f"not a valid {cls.__name__}: {exc}") from exc
+
+
+Record = Union[SessionRecord, Message]
+_RECORD_TYPES: Final[Mapping[str, type]] = {"session": SessionRecord, "message": Message}
+
+
+def dump_record(record: Record) -> str:
+    """One line of an export: ``{"v": 1, "type": "session" | "message", ...}``."""
+    kind = "session" if isinstance(record, SessionRecord) else "message"
+    return json.dumps({"type": kind, **dump(record)}, ensure_ascii=False, separators=(",", ":"))
+
+
+def load_record(line: str | bytes) -> Record:
+    """Read one line that :func:`dump_record` wrote."""
+    data = _json_object(line, "record")
+    kind = data.pop("type", None)
+    if kind not in _RECORD_TYPES:
+        raise DataFormatError(f"record type {kind!r} is not one of {', '.join(_RECORD_TYPES)}")
+    record: Record = load(data, _RECORD_TYPES[kind])
+    return record
+
+
+def _json_object(text: str | bytes, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(f"not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise DataFormatError(f"expected a JSON object for {what}, got {type(data).__name__}")
+    return data
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(dump(value), ensure_ascii=False, separators=(",", ":"))
+
+
+def loads(text: str | bytes, cls: type[T]) -> T:
+    return load(_json_object(text, cls.__name__), cls)
+
+
+@attrs.define
+class StreamAssembler:
+    """Builds the parts of a reply from its stream events, as they arrive."""
+
+    text: list[str] = attrs.Factory(list)
+    calls: dict[int, list[str]] = attrs.Factory(dict)
+    call_heads: dict[int, tuple[str, str]] = attrs.Factory(dict)
+    done: Done | None = None
+
+    def add(self, event: Event) -> None:
+        if isinstance(event, TextDelta):
+            self.text.append(event.text)
+        elif isinstance(event, ToolCallDelta):
+            if event.index not in self.call_heads:
+                self.call_heads[event.index] = (event.id or f"call_{event.index}", event.name or "")
+                self.calls[event.index] = []
+            self.calls[event.index].append(event.arguments)
+        else:
+            self.done = event
+
+    @property
+    def started(self) -> bool:
+        return bool(self.text or self.calls)
+
+    def parts(self, *, complete: bool = True) -> tuple[Part, ...]:
+        """The parts so far; with ``complete=False`` tool calls cut off mid-stream are left out."""
+        parts: list[Part] = [Text("".join(self.text))] if self.text else []
+        for index in sorted(self.call_heads):
+            call_id, name = self.call_heads[index]
+            try:
+                arguments = json.loads("".join(self.calls[index]) or "{}")
+            except json.JSONDecodeError:
+                if not complete:
+                    continue
+                raise DataFormatError(f"tool call {name!r} arrived with arguments that are not JSON") from None
+            parts.append(ToolCall(call_id, name, arguments))
+        return tuple(parts)

@@ -1,0 +1,333 @@
+"""``StorageContract``: what every storage backend promises, as pytest tests.
+
+Subclass it in your plugin's tests and give one fixture, ``storage``: an opened, empty
+storage, closed after the test::
+
+    class TestMyStorage(StorageContract):
+        @pytest.fixture
+        async def storage(self, tmp_path):
+            storage = MyStorage(MyConfig(path=tmp_path / "db"))
+            await storage.open()
+            yield storage
+            await storage.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import attrs
+import pytest
+
+from threadline.contracts import Storage
+from threadline.errors import SessionNotFound, StorageConflict
+from threadline.model import (
+    File,
+    Image,
+    Message,
+    MessageStatus,
+    Role,
+    SessionQuery,
+    SessionRecord,
+    SessionStatus,
+    Text,
+    ToolCall,
+    ToolResult,
+    Usage,
+)
+
+
+def make_session(**fields: Any) -> SessionRecord:
+    return SessionRecord(**{"provider": "echo", "user_id": "u1", **fields})
+
+
+def make_messages(session: SessionRecord, texts: Iterable[str], *, start: int = 1) -> list[Message]:
+    return [
+        Message(session.id, start + i, Role.USER if (start + i) % 2 else Role.ASSISTANT, (Text(text),))
+        for i, text in enumerate(texts)
+    ]
+
+
+async def all_pages(storage: Storage, query: SessionQuery) -> list[SessionRecord]:
+    items: list[SessionRecord] = []
+    while True:
+        page = await storage.list_sessions(query)
+        items.extend(page.items)
+        if page.next_cursor is None:
+            return items
+        query = attrs.evolve(query, cursor=page.next_cursor)
+
+
+async def collect(records: AsyncIterator[Any]) -> list[Any]:
+    return [record async for record in records]
+
+
+async def replay(records: list[Any]) -> AsyncIterator[Any]:
+    for record in records:
+        yield record
+
+
+class StorageContract:
+    """The storage contract. Every test gets a fresh ``storage`` from the subclass's fixture."""
+
+    pytestmark = pytest.mark.asyncio
+
+    # -- sessions -----------------------------------------------------------
+
+    async def test_created_session_reads_back_equal(self, storage: Storage) -> None:
+        session = make_session(
+            model="m1",
+            system_prompt="Be brief.",
+            template="support",
+            title="Ünïcode ✓",
+            tools=("get_weather",),
+            metadata={"channel": "web", "n": 3, "nested": {"a": [1, 2]}},
+            provider_state={"previous_response_id": "resp_1"},
+        )
+        stored = await storage.create_session(session)
+        assert stored == session
+        assert await storage.get_session(session.tenant, session.id) == session
+
+    async def test_create_stores_no_messages_whatever_the_record_says(self, storage: Storage) -> None:
+        session = make_session(message_count=7, usage=Usage(5, 5))
+        stored = await storage.create_session(session)
+        assert (stored.message_count, stored.usage) == (0, Usage())
+        assert (await storage.get_session(session.tenant, session.id)).message_count == 0
+
+    async def test_unknown_session_is_not_found(self, storage: Storage) -> None:
+        with pytest.raises(SessionNotFound):
+            await storage.get_session("default", "nope")
+        with pytest.raises(SessionNotFound):
+            await storage.delete_session("default", "nope")
+        with pytest.raises(SessionNotFound):
+            await storage.get_messages("default", "nope")
+
+    async def test_duplicate_id_is_a_conflict(self, storage: Storage) -> None:
+        session = await storage.create_session(make_session())
+        with pytest.raises(StorageConflict):
+            await storage.create_session(make_session(id=session.id, title="other"))
+        assert (await storage.get_session(session.tenant, session.id)).title is None
+
+    async def test_update_raises_version_and_keeps_created_at(self, storage: Storage) -> None:
+        session = await storage.create_session(make_session())
+        updated = await storage.update_session(attrs.evolve(session, title="Renamed", status=SessionStatus.ARCHIVED))
+        assert updated.version == session.version + 1
+        assert updated.updated_at >= session.updated_at
+        assert updated.created_at == session.created_at
+        assert await storage.get_session(session.tenant, session.id) == updated
+
+    async def test_update_with_a_stale_version_is_a_conflict_and_changes_nothing(self, storage: Storage) -> None:
+        session = await storage.create_session(make_session())
+        first = await storage.update_session(attrs.evolve(session, title="first"))
+        with pytest.raises(StorageConflict):
+            await storage.update_session(attrs.evolve(session, title="stale"))
+        assert await storage.get_session(session.tenant, session.id) == first
+
+    async def test_update_leaves_message_count_and_usage_to_the_storage(self, storage: Storage) -> None:
+        session = await storage.create_session(make_session())
+        await storage.append_messages(session.tenant, session.id, make_messages(session, ["a", "b"]))
+        fresh = await storage.get_session(session.tenant, session.id)
+        updated = await storage.update_session(attrs.evolve(fresh, title="t", message_count=99, usage=Usage(9, 9)))
+        assert updated.message_count == 2
+        assert (await storage.get_session(session.tenant, session.id)).message_count == 2
+
+    async def test_delete_session_removes_it_and_its_messages_only(self, storage: Storage) -> None:
+        doomed = await storage.create_session(make_session())
+        kept = await storage.create_session(make_session())
+        await storage.append_messages(doomed.tenant, doomed.id, make_messages(doomed, ["x"]))
+        await storage.append_messages(kept.tenant, kept.id, make_messages(kept, ["y"]))
+        await storage.delete_session(doomed.tenant, doomed.id)
+        with pytest.raises(SessionNotFound):
+            await storage.get_session(doomed.tenant, doomed.id)
+        with pytest.raises(SessionNotFound):
+            await storage.get_messages(doomed.tenant, doomed.id)
+        assert [m.text for m in await storage.get_messages(kept.tenant, kept.id)] == ["y"]
+
+    # -- messages -----------------------------------------------------------
+
+    async def test_messages_keep_every_part_and_field(self, storage: Storage) -> None:
+        session = await storage.create_session(make_session())
+        call = ToolCall("call_1", "get_weather", {"city": "Zürich", "days": [1, 2]}, provider_data={"sig": "abc"})
+        messages = [
+            Message(session.id, 1, Role.USER, (Text("look"), Image("image/png", data=b"\x89PNG\x00\xff"),
+                    Image("image/jpeg", url="https://example.com/a.jpg"),
+                    File("application/pdf", data=b"%PDF-1.7", name="a.pdf")), metadata={"ip": "x"}),
+            Message(session.id, 2, Role.ASSISTANT, (Text("", provider_data={"thinking": "t"}), call),
+                    usage=Usage(10, 5, 2, 0.001), provider="echo", model="echo-1"),
+            Message(session.id, 3, Role.TOOL, (ToolResult("call_1", '{"temp": 21}'), ToolResult("c2", "boom", is_error=True))),
+            Message(session.id, 4, Role.ASSISTANT, (Text("partial"),), status=MessageStatus.INCOMPLETE, error="cancelled"),
+        ]  # fmt: skip
+        await storage.append_messages(session.tenant, session.id, messages)
+        assert await storage.get_messages(session.tenant, session.id) == messages
+
+    async def test_append_counts_messages_and_sums_usage(self, storage: Storage) -> None:
+        session = await storage.create_session(make_session())
+        first = Message(session.id, 1, Role.USER, (Text("q"),))
+        second = Message(session.id, 2, Role.ASSISTANT, (Text("a"),), usage=Usage(3, 4, 1))
+        third = Message(session.id, 3, Role.ASSISTANT, (Text("b"),), usage=Usage(1, 1))
+        await storage.append_messages(session.tenant, session.id, [first, second])
+        await storage.append_messages(session.tenant, session.id, [third])
+        stored = await storage.get_session(session.tenant, session.id)
+        assert stored.message_count == 3
+        assert stored.usage == Usage(4, 5, 1)
+        assert stored.updated_at >= session.updated_at
+
+    async def test_append_refuses_a_gap_or_a_repeat_and_writes_nothing(self, storage: Storage) -> None:
+        session = await storage.create_session(make_session())
+        await storage.append_messages(session.tenant, session.id, make_messages(session, ["1", "2"]))
+        for seqs in ([2], [4], [3, 5], [3, 3], [1, 2, 3]):
+            batch = [Message(session.id, seq, Role.USER, (Text(f"bad {seq}"),)) for seq in seqs]
+            with pytest.raises(StorageConflict):
+                await storage.append_messages(session.tenant, session.id, batch)
+        assert [m.text for m in await storage.get_messages(session.tenant, session.id)] == ["1", "2"]
+        assert (await storage.get_session(session.tenant, session.id)).message_count == 2
+
+    async def test_get_messages_by_range_and_newest(self, storage: Storage) -> None:
+        session = await storage.create_session(make_session())
+        texts = [f"m{i}" for i in range(1, 11)]
+        await storage.append_messages(session.tenant, session.id, make_messages(session, texts))
+        newest = await storage.get_messages(session.tenant, session.id, last=3)
+        assert [m.seq for m in newest] == [8, 9, 10]
+        after = await storage.get_messages(session.tenant, session.id, after_seq=6)
+        assert [m.seq for m in after] == [7, 8, 9, 10]
+        both = await storage.get_messages(session.tenant, session.id, after_seq=2, last=2)
+        assert [m.seq for m in both] == [9, 10]
+        assert await storage.get_messages(session.tenant, session.id, after_seq=10) == []
+
+    async def test_message_status_can_be_marked(self, storage: Storage) -> None:
+        session = await storage.create_session(make_session())
+        await storage.append_messages(session.tenant, session.id, make_messages(session, ["q"]))
+        await storage.set_message_status(session.tenant, session.id, 1, "failed", "rate limited")
+        (message,) = await storage.get_messages(session.tenant, session.id)
+        assert (message.status, message.error, message.text) == (MessageStatus.FAILED, "rate limited", "q")
+
+    async def test_concurrent_appends_to_many_sessions_all_land(self, storage: Storage) -> None:
+        sessions = [await storage.create_session(make_session()) for _ in range(10)]
+
+        async def fill(session: SessionRecord) -> None:
+            for seq in range(1, 21):
+                message = Message(session.id, seq, Role.USER, (Text(f"{session.id}:{seq}"),))
+                await storage.append_messages(session.tenant, session.id, [message])
+
+        await asyncio.gather(*(fill(s) for s in sessions))
+        for session in sessions:
+            messages = await storage.get_messages(session.tenant, session.id)
+            assert [m.text for m in messages] == [f"{session.id}:{seq}" for seq in range(1, 21)]
+
+    # -- listing ------------------------------------------------------------
+
+    async def test_list_filters_by_user_and_status_newest_first(self, storage: Storage) -> None:
+        older = await storage.create_session(make_session(user_id="ann"))
+        newer = await storage.create_session(make_session(user_id="ann"))
+        await storage.create_session(make_session(user_id="bob"))
+        await storage.append_messages(newer.tenant, newer.id, make_messages(newer, ["hi"]))
+        archived = await storage.create_session(make_session(user_id="ann"))
+        await storage.update_session(attrs.evolve(archived, status=SessionStatus.ARCHIVED))
+
+        anns = await all_pages(storage, SessionQuery(user_id="ann", status=SessionStatus.ACTIVE))
+        assert [s.id for s in anns] == [newer.id, older.id]
+        assert anns[0].message_count == 1
+        archived_ones = await all_pages(storage, SessionQuery(status=SessionStatus.ARCHIVED))
+        assert [s.id for s in archived_ones] == [archived.id]
+
+    async def test_pagination_returns_each_session_once_in_order(self, storage: Storage) -> None:
+        created = [await storage.create_session(make_session()) for _ in range(23)]
+        page = await storage.list_sessions(SessionQuery(limit=5))
+        assert len(page.items) == 5 and page.next_cursor is not None
+        listed = await all_pages(storage, SessionQuery(limit=5))
+        assert sorted(s.id for s in listed) == sorted(s.id for s in created)
+        keys = [(s.updated_at, s.id) for s in listed]
+        assert keys == sorted(keys, reverse=True)
+
+    async def test_pagination_survives_updates_between_pages(self, storage: Storage) -> None:
+        created = [await storage.create_session(make_session()) for _ in range(6)]
+        page = await storage.list_sessions(SessionQuery(limit=3))
+        assert page.next_cursor is not None
+        # the newest session moves to the top; the rest still come exactly once
+        await storage.update_session(attrs.evolve(await storage.get_session("default", created[0].id), title="x"))
+        rest = await all_pages(storage, SessionQuery(limit=3, cursor=page.next_cursor))
+        seen = [s.id for s in page.items] + [s.id for s in rest]
+        assert len(seen) == len(set(seen))
+
+    async def test_list_by_updated_time(self, storage: Storage) -> None:
+        session = await storage.create_session(make_session())
+        before = session.updated_at - timedelta(seconds=1)
+        after = datetime.now(timezone.utc) + timedelta(seconds=1)
+        assert [s.id for s in await all_pages(storage, SessionQuery(updated_after=before))] == [session.id]
+        assert await all_pages(storage, SessionQuery(updated_after=after)) == []
+        assert [s.id for s in await all_pages(storage, SessionQuery(updated_before=after))] == [session.id]
+
+    # -- tenants ------------------------------------------------------------
+
+    async def test_tenants_do_not_see_each_other(self, storage: Storage) -> None:
+        mine = await storage.create_session(make_session(tenant="acme"))
+        await storage.append_messages("acme", mine.id, make_messages(mine, ["secret"]))
+        with pytest.raises(SessionNotFound):
+            await storage.get_session("globex", mine.id)
+        with pytest.raises(SessionNotFound):
+            await storage.get_messages("globex", mine.id)
+        with pytest.raises(SessionNotFound):
+            await storage.append_messages("globex", mine.id, make_messages(mine, ["x"], start=2))
+        with pytest.raises(SessionNotFound):
+            await storage.delete_session("globex", mine.id)
+        assert await all_pages(storage, SessionQuery(tenant="globex")) == []
+        assert (await storage.delete_user("globex", "u1")).sessions == 0
+        assert [m.text for m in await storage.get_messages("acme", mine.id)] == ["secret"]
+
+    async def test_same_session_id_in_two_tenants_are_two_sessions(self, storage: Storage) -> None:
+        a = await storage.create_session(make_session(tenant="a", title="A"))
+        b = await storage.create_session(make_session(tenant="b", id=a.id, title="B"))
+        assert (await storage.get_session("a", a.id)).title == "A"
+        assert (await storage.get_session("b", b.id)).title == "B"
+
+    # -- users --------------------------------------------------------------
+
+    async def test_delete_user_removes_their_sessions_and_reports_counts(self, storage: Storage) -> None:
+        gone = [await storage.create_session(make_session(user_id="leaver")) for _ in range(3)]
+        for session in gone:
+            await storage.append_messages(session.tenant, session.id, make_messages(session, ["a", "b"]))
+        stays = await storage.create_session(make_session(user_id="stayer"))
+        other_tenant = await storage.create_session(make_session(user_id="leaver", tenant="elsewhere"))
+        counts = await storage.delete_user("default", "leaver")
+        assert (counts.sessions, counts.messages) == (3, 6)
+        for session in gone:
+            with pytest.raises(SessionNotFound):
+                await storage.get_session("default", session.id)
+        await storage.get_session("default", stays.id)
+        await storage.get_session("elsewhere", other_tenant.id)
+
+    # -- export and import --------------------------------------------------
+
+    async def test_export_then_import_restores_everything(self, storage: Storage) -> None:
+        sessions = [await storage.create_session(make_session(title=f"s{i}")) for i in range(3)]
+        for session in sessions:
+            await storage.append_messages(session.tenant, session.id, make_messages(session, ["q", "a", "q2"]))
+        await storage.create_session(make_session(tenant="other"))
+        records = await collect(storage.export_records("default"))
+        assert len(records) == 3 + 9
+        before = {s.id: await storage.get_session("default", s.id) for s in sessions}
+        for session in sessions:
+            await storage.delete_session("default", session.id)
+        assert await storage.import_records(replay(records)) == len(records)
+        for session in sessions:
+            assert await storage.get_session("default", session.id) == before[session.id]
+            assert [m.text for m in await storage.get_messages("default", session.id)] == ["q", "a", "q2"]
+
+    async def test_export_of_all_tenants(self, storage: Storage) -> None:
+        await storage.create_session(make_session(tenant="a"))
+        await storage.create_session(make_session(tenant="b"))
+        tenants = {r.tenant for r in await collect(storage.export_records(None)) if isinstance(r, SessionRecord)}
+        assert tenants == {"a", "b"}
+
+    async def test_import_is_all_or_nothing(self, storage: Storage) -> None:
+        existing = await storage.create_session(make_session())
+        fresh = make_session()
+        records = [fresh, *make_messages(fresh, ["x"]), attrs.evolve(existing, title="clash")]
+        with pytest.raises(StorageConflict):
+            await storage.import_records(replay(records))
+        with pytest.raises(SessionNotFound):
+            await storage.get_session("default", fresh.id)
+        assert (await storage.get_session("default", existing.id)).title is None

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from threadline import SessionManager
+from threadline.builtins.echo import EchoProvider
+from threadline.testing import EventRecorder
+
+
+@pytest.fixture(autouse=True)
+def isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the real user's config or data."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.delenv("THREADLINE_CONFIG", raising=False)
+    monkeypatch.delenv("THREADLINE_PLUGINS", raising=False)
+    monkeypatch.delenv("THREADLINE_TRACE_PLUGINS", raising=False)
+
+
+@pytest.fixture
+def recorder() -> EventRecorder:
+    return EventRecorder()
+
+
+@pytest.fixture
+async def manager(recorder: EventRecorder) -> AsyncIterator[SessionManager]:
+    async with SessionManager(plugins=[recorder]) as tl:
+        yield tl
+
+
+@pytest.fixture
+def echo(manager: SessionManager) -> EchoProvider:
+    provider = manager.provider("echo")
+    assert isinstance(provider, EchoProvider)
+    return provider

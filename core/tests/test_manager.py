@@ -1,0 +1,553 @@
+"""SessionManager and Session, end to end on the memory storage and the echo provider."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+import threadline
+from threadline import (
+    BadRequest,
+    Capabilities,
+    Config,
+    ConfigError,
+    DataFormatError,
+    Image,
+    MessageStatus,
+    RateLimited,
+    Role,
+    SessionManager,
+    SessionNotFound,
+    Text,
+    TextDelta,
+    ToolCallDelta,
+    ToolError,
+    ToolResult,
+)
+from threadline.builtins.echo import EchoConfig, EchoProvider, Reply, ScriptedToolCall
+from threadline.builtins.memory import MemoryStorage
+from threadline.config import Template
+from threadline.testing import EventRecorder
+
+
+def calls(*tool_calls: tuple[str, dict[str, Any]]) -> Reply:
+    return Reply(tool_calls=tuple(ScriptedToolCall(name, args) for name, args in tool_calls))
+
+
+# -- sending ------------------------------------------------------------------
+
+
+async def test_send_stores_both_messages_and_returns_the_reply(manager: SessionManager) -> None:
+    session = await manager.create_session(user_id="ann", system_prompt="Be brief.")
+    reply = await session.send("Hello there")
+    assert (reply.role, reply.text, reply.seq, reply.provider) == (Role.ASSISTANT, "Hello there", 2, "echo")
+    assert reply.usage is not None and reply.usage.output_tokens == 2
+    history = await session.history()
+    assert [(m.seq, m.role, m.text) for m in history] == [(1, Role.USER, "Hello there"), (2, Role.ASSISTANT, "Hello there")]
+    assert history[1] == reply
+
+
+async def test_a_session_reads_back_from_a_fresh_manager_on_the_same_storage() -> None:
+    storage = MemoryStorage()
+    async with SessionManager(storage=storage) as first:
+        session = await first.create_session()
+        await session.send("remember me")
+    async with SessionManager(storage=storage) as second:
+        again = await second.get_session(session.id)
+        assert [m.text for m in await again.history()] == ["remember me", "remember me"]
+        await again.send("still here")
+        assert again.record.message_count == 4
+
+
+async def test_system_prompt_history_and_options_reach_the_provider(manager: SessionManager, echo: EchoProvider) -> None:
+    session = await manager.create_session(system_prompt="Be brief.")
+    await session.send("one")
+    await session.send("two three four", max_tokens=2, temperature=0.2, stop=["X"], options={"seed": 7})
+    request = echo.requests[-1]
+    assert request.system_prompt == "Be brief."
+    assert [m.text for m in request.messages] == ["one", "one", "two three four"]
+    assert (request.options.max_tokens, request.options.temperature) == (2, 0.2)
+    assert (request.options.stop, dict(request.options.extra)) == (("X",), {"seed": 7})
+    assert (await session.history(limit=1))[0].text == "two three"
+
+
+async def test_listing_shows_title_counts_and_tokens(manager: SessionManager) -> None:
+    session = await manager.create_session(user_id="ann")
+    await session.send("What is the tallest mountain in Europe, and how tall is it exactly?")
+    await manager.create_session(user_id="bob")
+    page = await manager.list_sessions(user_id="ann")
+    (listed,) = page.items
+    assert listed.title == "What is the tallest mountain in Europe, and how tall is it…"
+    assert listed.message_count == 2
+    assert listed.usage.total_tokens == session.record.usage.total_tokens > 0
+
+
+async def test_listing_pages_with_a_cursor(manager: SessionManager) -> None:
+    created = {(await manager.create_session(user_id="ann")).id for _ in range(7)}
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await manager.list_sessions(user_id="ann", limit=3, cursor=cursor)
+        seen += [s.id for s in page.items]
+        if not (cursor := page.next_cursor):
+            break
+    assert sorted(seen) == sorted(created)
+
+
+async def test_an_explicit_title_is_kept(manager: SessionManager) -> None:
+    session = await manager.create_session(title="Trip planning")
+    await session.send("Hello")
+    assert (await manager.get_session(session.id)).title == "Trip planning"
+
+
+async def test_stream_yields_deltas_then_done_with_the_stored_message(manager: SessionManager) -> None:
+    session = await manager.create_session()
+    events = [event async for event in session.stream("a longer message to stream")]
+    deltas = [e for e in events if isinstance(e, TextDelta)]
+    assert len(deltas) > 1 and "".join(d.text for d in deltas) == "a longer message to stream"
+    done = events[-1]
+    assert isinstance(done, threadline.Done) and done.message is not None
+    assert done.message == (await session.history())[-1]
+    assert done.usage == done.message.usage
+
+
+async def test_100_concurrent_sends_leave_200_messages_in_pairs(manager: SessionManager) -> None:
+    session = await manager.create_session()
+    await asyncio.gather(*(session.send(f"message {i}") for i in range(100)))
+    history = await session.history()
+    assert len(history) == 200
+    assert [m.seq for m in history] == list(range(1, 201))
+    for user, reply in zip(history[::2], history[1::2], strict=True):
+        assert (user.role, reply.role) == (Role.USER, Role.ASSISTANT)
+        assert reply.text == user.text
+    assert sorted(m.text for m in history[::2]) == sorted(f"message {i}" for i in range(100))
+
+
+async def test_concurrent_sends_through_two_handles_are_serialised(manager: SessionManager) -> None:
+    session = await manager.create_session()
+    other = await manager.get_session(session.id)
+    await asyncio.gather(*(handle.send(f"m{i}") for i in range(20) for handle in (session, other)))
+    history = await session.history()
+    assert len(history) == 80 and all(u.text == r.text for u, r in zip(history[::2], history[1::2], strict=True))
+
+
+async def test_two_managers_on_one_storage_append_without_losing_messages() -> None:
+    storage = MemoryStorage()
+    async with SessionManager(storage=storage) as a, SessionManager(storage=storage) as b:
+        session_a = await a.create_session()
+        session_b = await b.get_session(session_a.id)
+        await session_a.send("from a")
+        await session_b.send("from b")  # b's view is stale: it must renumber, not overwrite
+        await session_a.send("from a again")
+        texts = [m.text for m in await session_a.history()]
+        assert texts == ["from a", "from a", "from b", "from b", "from a again", "from a again"]
+
+
+# -- failures -----------------------------------------------------------------
+
+
+async def test_provider_error_keeps_the_user_message_marked_and_the_session_usable(
+    manager: SessionManager, echo: EchoProvider, recorder: EventRecorder
+) -> None:
+    session = await manager.create_session()
+    echo.script([Reply(error="rate_limited", retry_after=3)])
+    with pytest.raises(RateLimited) as raised:
+        await session.send("first try")
+    assert raised.value.retry_after == 3
+    (stored,) = await session.history()
+    assert (stored.text, stored.status) == ("first try", MessageStatus.FAILED)
+    assert "scripted rate_limited" in (stored.error or "")
+    assert "provider_error" in recorder.names()
+
+    reply = await session.send("second try")
+    assert reply.text == "second try"
+    assert [m.text for m in echo.requests[-1].messages] == ["second try"]  # the failed turn is not replayed
+
+
+async def test_stream_error_before_any_text_marks_the_user_message(manager: SessionManager, echo: EchoProvider) -> None:
+    session = await manager.create_session()
+    echo.script([Reply(error="unavailable")])
+    with pytest.raises(threadline.ProviderUnavailable):
+        async for _ in session.stream("hello"):
+            pass
+    (stored,) = await session.history()
+    assert stored.status == MessageStatus.FAILED
+
+
+async def test_cancelling_a_send_keeps_the_user_message() -> None:
+    async with SessionManager(providers={"echo": EchoProvider(EchoConfig(latency=5))}) as manager:
+        session = await manager.create_session()
+        task = asyncio.create_task(session.send("are you there?"))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        (stored,) = await session.history()
+        assert (stored.text, stored.status, stored.error) == ("are you there?", MessageStatus.FAILED, "cancelled")
+
+
+async def test_breaking_off_a_stream_stores_the_reply_so_far_as_incomplete() -> None:
+    async with SessionManager(providers={"echo": EchoProvider(EchoConfig(chunk_size=2))}) as manager:
+        session = await manager.create_session()
+        stream = session.stream("abcdefghij")
+        received = [await anext(stream), await anext(stream)]
+        await stream.aclose()
+        assert "".join(e.text for e in received if isinstance(e, TextDelta)) == "abcd"
+        user, partial = await session.history()
+        assert (user.status, partial.status, partial.text) == (MessageStatus.OK, MessageStatus.INCOMPLETE, "abcd")
+        await session.send("next")  # the lock was released and the session goes on
+        assert session.record.message_count == 4
+
+
+async def test_cancelling_a_streaming_task_stores_the_reply_so_far() -> None:
+    async with SessionManager(providers={"echo": EchoProvider(EchoConfig(chunk_size=1, chunk_delay=0.01))}) as manager:
+        session = await manager.create_session()
+        received: list[str] = []
+
+        async def consume() -> None:
+            async for event in session.stream("x" * 500):
+                if isinstance(event, TextDelta):
+                    received.append(event.text)
+
+        task = asyncio.create_task(consume())
+        while len(received) < 5:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        _, partial = await session.history()
+        assert partial.status == MessageStatus.INCOMPLETE and partial.error == "cancelled"
+        assert len(received) <= len(partial.text) < 500
+
+
+async def test_an_image_for_a_model_without_vision_is_refused_before_anything_is_stored() -> None:
+    class TextOnly(EchoProvider):
+        def capabilities(self, model: str | None) -> Capabilities:
+            return Capabilities(vision=False)
+
+    async with SessionManager(providers={"echo": TextOnly()}) as manager:
+        session = await manager.create_session()
+        with pytest.raises(BadRequest, match="does not accept images"):
+            await session.send([Text("what is this?"), Image("image/png", data=b"\x89PNG")])
+        assert await session.history() == []
+
+
+# -- tools --------------------------------------------------------------------
+
+
+@threadline.tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+@threadline.tool
+async def lookup(city: str) -> dict[str, Any]:
+    """Weather for a city."""
+    await asyncio.sleep(0)
+    return {"city": city, "temp": 21}
+
+
+@threadline.tool
+def explode() -> str:
+    """Always fails."""
+    raise ValueError("the tool broke")
+
+
+async def test_tool_calls_run_and_the_model_continues(manager: SessionManager, echo: EchoProvider) -> None:
+    session = await manager.create_session(tools=[add, lookup])
+    echo.script([calls(("add", {"a": 2, "b": 3}), ("lookup", {"city": "Oslo"}))])
+    reply = await session.send("compute")
+    roles = [m.role for m in await session.history()]
+    assert roles == [Role.USER, Role.ASSISTANT, Role.TOOL, Role.ASSISTANT]
+    tool_message = (await session.history())[2]
+    assert [p.content for p in tool_message.parts if isinstance(p, ToolResult)] == ["5", '{"city": "Oslo", "temp": 21}']
+    assert reply.text == 'tool results: 5; {"city": "Oslo", "temp": 21}'
+    assert [t.name for t in echo.requests[0].tools] == ["add", "lookup"]
+
+
+async def test_a_tool_that_raises_becomes_an_error_result_the_model_sees(manager: SessionManager, echo: EchoProvider) -> None:
+    session = await manager.create_session(tools=[explode])
+    echo.script([calls(("explode", {}))])
+    reply = await session.send("go")
+    (result,) = (await session.history())[2].parts
+    assert isinstance(result, ToolResult) and result.is_error
+    assert reply.text == "tool results: ValueError: the tool broke"
+
+
+async def test_an_unknown_tool_is_an_error_result(manager: SessionManager, echo: EchoProvider) -> None:
+    session = await manager.create_session(tools=[add])
+    echo.script([calls(("rm_rf", {}))])
+    reply = await session.send("go")
+    assert "no tool named 'rm_rf'" in reply.text
+
+
+async def test_the_tool_loop_stops_at_the_step_limit() -> None:
+    config = Config(defaults=threadline.Defaults(max_tool_steps=3))
+    async with SessionManager(config, tools=[add]) as manager:
+        session = await manager.create_session(tools=["add"])
+        echo = manager.provider("echo")
+        assert isinstance(echo, EchoProvider)
+        echo.script([calls(("add", {"a": 1, "b": 1}))] * 5)
+        with pytest.raises(ToolError, match="after 3 steps"):
+            await session.send("loop")
+        assert session.record.message_count == 1 + 3 * 2
+
+
+async def test_streamed_tool_calls_run_and_the_stream_continues(manager: SessionManager, echo: EchoProvider) -> None:
+    session = await manager.create_session(tools=[lookup])
+    echo.script([calls(("lookup", {"city": "Rome"}))])
+    events = [event async for event in session.stream("weather?")]
+    assert any(isinstance(e, ToolCallDelta) and e.name == "lookup" for e in events)
+    done = events[-1]
+    assert isinstance(done, threadline.Done) and done.message is not None
+    assert done.message.text.startswith("tool results:")
+    assert done.usage.output_tokens > done.message.usage.output_tokens  # type: ignore[union-attr]
+
+
+async def test_tool_schema_comes_from_type_hints_and_docstring() -> None:
+    @threadline.tool
+    def search(query: str, limit: int = 10, tags: list[str] | None = None) -> list[str]:
+        """Search the notes.
+
+        Args:
+            query: what to look for
+            limit: at most this many
+        """
+        return []
+
+    assert search.description == "Search the notes."
+    assert search.parameters == {
+        "type": "object",
+        "properties": {
+            "query": {"type": "string", "description": "what to look for"},
+            "limit": {"type": "integer", "description": "at most this many"},
+            "tags": {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "null"}]},
+        },
+        "required": ["query"],
+        "additionalProperties": False,
+    }
+
+
+async def test_a_tool_without_type_hints_is_refused() -> None:
+    with pytest.raises(ToolError, match="needs a type hint"):
+
+        @threadline.tool
+        def untyped(x):  # type: ignore[no-untyped-def]
+            return x
+
+
+async def test_naming_an_unregistered_tool_is_an_error(manager: SessionManager) -> None:
+    with pytest.raises(ToolError, match="no tool named 'nope'"):
+        await manager.create_session(tools=["nope"])
+
+
+# -- session management ---------------------------------------------------------
+
+
+async def test_fork_copies_history_up_to_a_message(manager: SessionManager) -> None:
+    session = await manager.create_session(system_prompt="S")
+    for text in ("one", "two", "three"):
+        await session.send(text)
+    fork = await session.fork(at_message=4)
+    assert fork.id != session.id
+    assert [m.text for m in await fork.history()] == ["one", "one", "two", "two"]
+    assert fork.record.system_prompt == "S" and fork.record.metadata["forked_from"] == session.id
+    await fork.send("branch")
+    assert session.record.message_count == 6 and fork.record.message_count == 6
+
+
+async def test_archive_delete_and_lifecycle_hooks(manager: SessionManager, recorder: EventRecorder) -> None:
+    session = await manager.create_session(user_id="ann")
+    await session.send("hi")
+    await session.archive()
+    assert (await manager.get_session(session.id)).record.status.value == "archived"
+    assert [s.id for s in (await manager.list_sessions(status="archived")).items] == [session.id]
+    await session.delete()
+    with pytest.raises(SessionNotFound):
+        await manager.get_session(session.id)
+    assert recorder.names() == [
+        "startup", "session_created", "message_appended", "message_appended", "session_archived", "session_deleted",
+    ]  # fmt: skip
+    assert recorder.events[-1][1] == {"session_id": session.id, "user_id": "ann"}
+
+
+async def test_update_changes_stored_fields_and_refuses_others(manager: SessionManager) -> None:
+    session = await manager.create_session()
+    await session.update(title="New", metadata={"k": 1})
+    assert (await manager.get_session(session.id)).record.title == "New"
+    with pytest.raises(TypeError, match="cannot update id"):
+        await session.update(id="x")
+
+
+async def test_delete_user_removes_their_sessions(manager: SessionManager) -> None:
+    for _ in range(2):
+        await (await manager.create_session(user_id="leaver")).send("bye")
+    kept = await manager.create_session(user_id="stayer")
+    counts = await manager.delete_user("leaver")
+    assert (counts.sessions, counts.messages) == (2, 4)
+    await manager.get_session(kept.id)
+
+
+async def test_templates_set_provider_model_and_prompt() -> None:
+    config = Config(templates={"support": Template(provider="echo", model="echo-2", system_prompt="Help.")})
+    async with SessionManager(config) as manager:
+        session = await manager.create_session(template="support", user_id="ann")
+        assert (session.record.model, session.record.system_prompt, session.record.template) == ("echo-2", "Help.", "support")
+        with pytest.raises(ConfigError, match="no template named 'sales'; templates: support"):
+            await manager.create_session(template="sales")
+
+
+async def test_a_session_can_switch_provider_per_call_and_for_good() -> None:
+    async with SessionManager(providers={"other": EchoProvider()}) as manager:
+        session = await manager.create_session()
+        await session.send("on echo")
+        reply = await session.send("on other", provider="other")
+        assert reply.provider == "other"
+        other = manager.provider("other")
+        assert isinstance(other, EchoProvider)
+        assert [m.text for m in other.requests[-1].messages] == ["on echo", "on echo", "on other"]
+        await session.update(provider="other")
+        assert (await session.send("again")).provider == "other"
+        with pytest.raises(ConfigError, match="no provider plugin named 'nope'"):
+            await session.send("x", provider="nope")
+
+
+# -- export and import ----------------------------------------------------------
+
+
+async def test_export_and_import_jsonl(manager: SessionManager, tmp_path: Path) -> None:
+    session = await manager.create_session(user_id="ann")
+    await session.send("keep me")
+    path = tmp_path / "export.jsonl"
+    with path.open("w") as out:
+        assert await manager.export_jsonl(out) == 3
+    async with SessionManager() as other:
+        assert await other.import_jsonl(path) == 3
+        assert [m.text for m in await (await other.get_session(session.id)).history()] == ["keep me", "keep me"]
+
+
+async def test_import_with_a_bad_line_names_it_and_imports_nothing(manager: SessionManager, tmp_path: Path) -> None:
+    session = await manager.create_session()
+    await session.send("hi")
+    path = tmp_path / "export.jsonl"
+    with path.open("w") as out:
+        await manager.export_jsonl(out)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines[:2], '{"type": "message", "v": 1, "seq": "x"}', *lines[2:]]) + "\n")
+    async with SessionManager() as other:
+        with pytest.raises(DataFormatError, match="line 3"):
+            await other.import_jsonl(path)
+        assert (await other.list_sessions()).items == ()
+
+
+# -- lifecycle hooks and middleware -----------------------------------------------
+
+
+class Flaky:
+    @threadline.hookimpl
+    def threadline_message_appended(self, session: Any, message: Any) -> None:
+        raise RuntimeError("metrics backend down")
+
+
+class AsyncAudit:
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    @threadline.hookimpl
+    async def threadline_message_appended(self, session: Any, message: Any) -> None:
+        await asyncio.sleep(0)
+        self.seen.append(message.seq)
+
+
+async def test_a_failing_hook_is_logged_by_plugin_name_and_does_not_break_the_call(caplog: pytest.LogCaptureFixture) -> None:
+    audit = AsyncAudit()
+    async with SessionManager(plugins=[Flaky(), audit]) as manager:
+        session = await manager.create_session()
+        with caplog.at_level(logging.ERROR, logger="threadline.plugins"):
+            reply = await session.send("hi")
+    assert reply.text == "hi"
+    assert audit.seen == [1, 2]  # the async implementation was awaited, after the failing one
+    assert "Flaky-0" in caplog.text and "metrics backend down" in caplog.text
+
+
+async def test_a_failing_critical_hook_fails_the_call() -> None:
+    class Audit:
+        @threadline.hookimpl
+        @threadline.critical
+        def threadline_session_created(self, session: Any) -> None:
+            raise OSError("audit log not writable")
+
+    async with SessionManager(plugins=[Audit()]) as manager:
+        with pytest.raises(OSError, match="audit log not writable"):
+            await manager.create_session()
+
+
+class Recording(threadline.Middleware):
+    def __init__(self, name: str, log: list[str]) -> None:
+        self.name, self.log = name, log
+
+    async def complete(self, call: threadline.Call, next: Any) -> threadline.Response:
+        self.log.append(f"{self.name} in")
+        response = await next(call)
+        self.log.append(f"{self.name} out")
+        return response
+
+    async def stream(self, call: threadline.Call, next: Any) -> Any:
+        self.log.append(f"{self.name} stream")
+        async for event in next(call):
+            if isinstance(event, TextDelta):
+                event = TextDelta(event.text.upper())
+            yield event
+
+
+@attrs.frozen
+class LogConfig:
+    label: str = ""
+
+
+def middleware_plugin(log: list[str]) -> object:
+    class Plugin:
+        @threadline.hookimpl
+        def threadline_register_middleware(self, register: Any) -> None:
+            register("outer", lambda config: Recording("outer" + config.label, log), config=LogConfig)
+            register("inner", lambda config: Recording("inner", log))
+
+    return Plugin()
+
+
+async def test_middleware_wraps_calls_in_config_order() -> None:
+    log: list[str] = []
+    config = Config.from_dict({"middleware": {"chain": ["outer", "inner"], "outer": {"label": "!"}}})
+    async with SessionManager(config, plugins=[middleware_plugin(log)]) as manager:
+        session = await manager.create_session()
+        await session.send("hi")
+        assert log == ["outer! in", "inner in", "inner out", "outer! out"]
+        events = [e async for e in session.stream("quiet")]
+        assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "QUIET"
+        assert (await session.history())[-1].text == "QUIET"
+
+
+async def test_middleware_can_redirect_a_call_to_another_provider() -> None:
+    class Failover(threadline.Middleware):
+        async def complete(self, call: threadline.Call, next: Any) -> threadline.Response:
+            try:
+                return await next(call)
+            except threadline.ProviderUnavailable:
+                return await next(attrs.evolve(call, provider="backup"))
+
+    class Plugin:
+        @threadline.hookimpl
+        def threadline_register_middleware(self, register: Any) -> None:
+            register("failover", lambda config: Failover())
+
+    primary = EchoProvider(EchoConfig(replies=(Reply(error="unavailable"),)))
+    config = Config.from_dict({"middleware": {"chain": ["failover"]}})
+    async with SessionManager(config, plugins=[Plugin()], providers={"echo": primary, "backup": EchoProvider()}) as manager:
+        reply = await (await manager.create_session()).send("hello")
+        assert reply.text == "hello"

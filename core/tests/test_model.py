@@ -1,0 +1,171 @@
+"""The data model: every value survives JSON, and bad data is refused with a reason."""
+
+from __future__ import annotations
+
+import json
+from datetime import timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from threadline import DataFormatError, File, Image, Message, SessionRecord, Text, ToolCall, ToolResult, Usage
+from threadline.model import (
+    FORMAT_VERSION,
+    Role,
+    SessionStatus,
+    StreamAssembler,
+    TextDelta,
+    ToolCallDelta,
+    as_parts,
+    dump,
+    dump_record,
+    dumps,
+    load,
+    load_record,
+    loads,
+)
+
+json_scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+json_objects = st.dictionaries(st.text(max_size=8), json_values, max_size=3)
+moments = st.datetimes(timezones=st.just(timezone.utc))
+media = st.sampled_from(["image/png", "image/jpeg", "image/webp"])
+
+parts = st.one_of(
+    st.builds(Text, st.text(), provider_data=json_objects),
+    st.builds(Image, media, data=st.binary(max_size=64)),
+    st.builds(Image, media, url=st.text(min_size=1)),
+    st.builds(File, st.sampled_from(["application/pdf", "text/plain"]), data=st.binary(max_size=64), name=st.none() | st.text()),
+    st.builds(ToolCall, st.text(min_size=1), st.text(min_size=1), json_objects, provider_data=json_objects),
+    st.builds(ToolResult, st.text(), st.text(), st.booleans()),
+)
+usages = st.builds(
+    Usage, st.integers(0, 10**9), st.integers(0, 10**9), st.integers(0, 10**9), st.none() | st.floats(0, 100)
+)
+messages = st.builds(
+    Message,
+    session_id=st.text(min_size=1),
+    seq=st.integers(1, 10**9),
+    role=st.sampled_from(Role),
+    parts=st.lists(parts, max_size=4).map(tuple),
+    created_at=moments,
+    usage=st.none() | usages,
+    metadata=json_objects,
+)
+sessions = st.builds(
+    SessionRecord,
+    tenant=st.text(min_size=1),
+    user_id=st.none() | st.text(),
+    system_prompt=st.none() | st.text(),
+    title=st.none() | st.text(),
+    tools=st.lists(st.text(min_size=1), max_size=3).map(tuple),
+    status=st.sampled_from(SessionStatus),
+    created_at=moments,
+    updated_at=moments,
+    version=st.integers(1, 1000),
+    usage=usages,
+    metadata=json_objects,
+    provider_state=json_objects,
+)
+
+
+@given(messages)
+def test_every_message_round_trips_through_json(message: Message) -> None:
+    assert loads(dumps(message), Message) == message
+
+
+@given(sessions)
+def test_every_session_round_trips_through_json(session: SessionRecord) -> None:
+    assert loads(dumps(session), SessionRecord) == session
+
+
+@given(st.one_of(messages, sessions))
+def test_export_lines_round_trip(record: Message | SessionRecord) -> None:
+    line = dump_record(record)
+    assert "\n" not in line
+    assert load_record(line) == record
+
+
+def test_json_carries_the_format_version_and_tags_parts() -> None:
+    message = Message("s", 1, Role.USER, (Text("hi"), ToolResult("c1", "ok")))
+    data = json.loads(dumps(message))
+    assert data["v"] == FORMAT_VERSION
+    assert [p["type"] for p in data["parts"]] == ["text", "tool_result"]
+    assert data["created_at"].endswith("+00:00")
+
+
+def test_bytes_are_base64_in_json() -> None:
+    data = dump(Message("s", 1, Role.USER, (Image("image/png", data=b"\x00\xff"),)))
+    assert data["parts"][0]["data"] == "AP8="
+
+
+def test_newer_format_is_refused_with_a_reason() -> None:
+    data = {**dump(Message("s", 1, Role.USER, (Text("hi"),))), "v": FORMAT_VERSION + 1}
+    with pytest.raises(DataFormatError, match="upgrade threadline"):
+        load(data, Message)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"seq": "one"}, "expected int"),
+        ({"role": "wizard"}, "wizard"),
+        ({"parts": [{"type": "hologram"}]}, "hologram"),
+        ({"surprise": 1}, "extra fields"),
+    ],
+)
+def test_malformed_records_are_refused(change: dict[str, object], reason: str) -> None:
+    data = {**dump(Message("s", 1, Role.USER, (Text("hi"),))), **change}
+    with pytest.raises(DataFormatError, match=reason):
+        load(data, Message)
+
+
+def test_image_needs_exactly_one_source() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        Image("image/png")
+    with pytest.raises(ValueError, match="exactly one"):
+        Image("image/png", data=b"x", url="https://x")
+
+
+def test_as_parts_accepts_text_parts_and_lists() -> None:
+    assert as_parts("hi") == (Text("hi"),)
+    assert as_parts(Text("a")) == (Text("a"),)
+    assert as_parts([Text("a"), ToolResult("c", "r")]) == (Text("a"), ToolResult("c", "r"))
+    with pytest.raises(TypeError, match="expected a str or message parts"):
+        as_parts([42])  # type: ignore[list-item]
+
+
+def test_usage_adds_up() -> None:
+    assert Usage(1, 2, 3) + Usage(10, 20, 30, 0.5) == Usage(11, 22, 33, 0.5)
+    assert (Usage(1, 2) + Usage(1, 2)).cost is None
+
+
+def test_assembler_joins_text_and_tool_call_fragments() -> None:
+    assembler = StreamAssembler()
+    for event in [
+        TextDelta("Let me "),
+        TextDelta("check."),
+        ToolCallDelta(0, "c1", "weather", '{"ci'),
+        ToolCallDelta(1, "c2", "time", "{}"),
+        ToolCallDelta(0, arguments='ty": "Oslo"}'),
+    ]:
+        assembler.add(event)
+    assert assembler.parts() == (
+        Text("Let me check."),
+        ToolCall("c1", "weather", {"city": "Oslo"}),
+        ToolCall("c2", "time", {}),
+    )
+
+
+def test_assembler_drops_a_cut_off_tool_call_from_a_partial_reply() -> None:
+    assembler = StreamAssembler()
+    assembler.add(TextDelta("Hmm"))
+    assembler.add(ToolCallDelta(0, "c1", "weather", '{"ci'))
+    assert assembler.parts(complete=False) == (Text("Hmm"),)
+    with pytest.raises(DataFormatError, match="not JSON"):
+        assembler.parts()
