@@ -47,7 +47,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("chat", help="chat in the terminal (extra arguments go to `threadline chat`)")
-    commands.add_parser("test", help="run every test env: each package alone, lint, types, docs (extra arguments go to tox)")
+    commands.add_parser(
+        "test", help="run every test env: each package alone, lint, types, docs (extra arguments go to tox)"
+    )
     commands.add_parser("install", help="install threadline and its plugins into .venv/ (editable)")
     args, rest = parser.parse_known_args()
     if args.command == "test":

@@ -48,7 +48,10 @@ async def test_send_stores_both_messages_and_returns_the_reply(manager: SessionM
     assert (reply.role, reply.text, reply.seq, reply.provider) == (Role.ASSISTANT, "Hello there", 2, "echo")
     assert reply.usage is not None and reply.usage.output_tokens == 2
     history = await session.history()
-    assert [(m.seq, m.role, m.text) for m in history] == [(1, Role.USER, "Hello there"), (2, Role.ASSISTANT, "Hello there")]
+    assert [(m.seq, m.role, m.text) for m in history] == [
+        (1, Role.USER, "Hello there"),
+        (2, Role.ASSISTANT, "Hello there"),
+    ]
     assert history[1] == reply
 
 
@@ -64,7 +67,9 @@ async def test_a_session_reads_back_from_a_fresh_manager_on_the_same_storage() -
         assert again.record.message_count == 4
 
 
-async def test_system_prompt_history_and_options_reach_the_provider(manager: SessionManager, echo: EchoProvider) -> None:
+async def test_system_prompt_history_and_options_reach_the_provider(
+    manager: SessionManager, echo: EchoProvider
+) -> None:
     session = await manager.create_session(system_prompt="Be brief.")
     await session.send("one")
     await session.send("two three four", max_tokens=2, temperature=0.2, stop=["X"], options={"seed": 7})
@@ -208,15 +213,17 @@ async def test_cancelling_a_streaming_task_stores_the_reply_so_far() -> None:
     async with SessionManager(providers={"echo": EchoProvider(EchoConfig(chunk_size=1, chunk_delay=0.01))}) as manager:
         session = await manager.create_session()
         received: list[str] = []
+        five_received = asyncio.Event()
 
         async def consume() -> None:
             async for event in session.stream("x" * 500):
                 if isinstance(event, TextDelta):
                     received.append(event.text)
+                    if len(received) == 5:
+                        five_received.set()
 
         task = asyncio.create_task(consume())
-        while len(received) < 5:
-            await asyncio.sleep(0.01)
+        await five_received.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -271,7 +278,9 @@ async def test_tool_calls_run_and_the_model_continues(manager: SessionManager, e
     assert [t.name for t in echo.requests[0].tools] == ["add", "lookup"]
 
 
-async def test_a_tool_that_raises_becomes_an_error_result_the_model_sees(manager: SessionManager, echo: EchoProvider) -> None:
+async def test_a_tool_that_raises_becomes_an_error_result_the_model_sees(
+    manager: SessionManager, echo: EchoProvider
+) -> None:
     session = await manager.create_session(tools=[explode])
     echo.script([calls(("explode", {}))])
     reply = await session.send("go")
@@ -398,7 +407,11 @@ async def test_templates_set_provider_model_and_prompt() -> None:
     config = Config(templates={"support": Template(provider="echo", model="echo-2", system_prompt="Help.")})
     async with SessionManager(config) as manager:
         session = await manager.create_session(template="support", user_id="ann")
-        assert (session.record.model, session.record.system_prompt, session.record.template) == ("echo-2", "Help.", "support")
+        assert (session.record.model, session.record.system_prompt, session.record.template) == (
+            "echo-2",
+            "Help.",
+            "support",
+        )
         with pytest.raises(ConfigError, match="no template named 'sales'; templates: support"):
             await manager.create_session(template="sales")
 
@@ -465,7 +478,9 @@ class AsyncAudit:
         self.seen.append(message.seq)
 
 
-async def test_a_failing_hook_is_logged_by_plugin_name_and_does_not_break_the_call(caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_failing_hook_is_logged_by_plugin_name_and_does_not_break_the_call(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     audit = AsyncAudit()
     async with SessionManager(plugins=[Flaky(), audit]) as manager:
         session = await manager.create_session()
@@ -548,6 +563,8 @@ async def test_middleware_can_redirect_a_call_to_another_provider() -> None:
 
     primary = EchoProvider(EchoConfig(replies=(Reply(error="unavailable"),)))
     config = Config.from_dict({"middleware": {"chain": ["failover"]}})
-    async with SessionManager(config, plugins=[Plugin()], providers={"echo": primary, "backup": EchoProvider()}) as manager:
+    async with SessionManager(
+        config, plugins=[Plugin()], providers={"echo": primary, "backup": EchoProvider()}
+    ) as manager:
         reply = await (await manager.create_session()).send("hello")
         assert reply.text == "hello"

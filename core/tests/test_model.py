@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timezone
+from datetime import UTC
 
 import pytest
 from hypothesis import given
@@ -33,14 +33,19 @@ json_values = st.recursive(
     max_leaves=8,
 )
 json_objects = st.dictionaries(st.text(max_size=8), json_values, max_size=3)
-moments = st.datetimes(timezones=st.just(timezone.utc))
+moments = st.datetimes(timezones=st.just(UTC))
 media = st.sampled_from(["image/png", "image/jpeg", "image/webp"])
 
 parts = st.one_of(
     st.builds(Text, st.text(), provider_data=json_objects),
     st.builds(Image, media, data=st.binary(max_size=64)),
     st.builds(Image, media, url=st.text(min_size=1)),
-    st.builds(File, st.sampled_from(["application/pdf", "text/plain"]), data=st.binary(max_size=64), name=st.none() | st.text()),
+    st.builds(
+        File,
+        st.sampled_from(["application/pdf", "text/plain"]),
+        data=st.binary(max_size=64),
+        name=st.none() | st.text(),
+    ),
     st.builds(ToolCall, st.text(min_size=1), st.text(min_size=1), json_objects, provider_data=json_objects),
     st.builds(ToolResult, st.text(), st.text(), st.booleans()),
 )

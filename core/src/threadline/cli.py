@@ -14,7 +14,7 @@ import click
 from threadline.config import Config
 from threadline.errors import ThreadlineError
 from threadline.manager import Session, SessionManager
-from threadline.model import Done, Message, SessionRecord, dump_record, TextDelta, ToolCall, ToolCallDelta, ToolResult
+from threadline.model import Done, Message, SessionRecord, TextDelta, ToolCall, ToolCallDelta, ToolResult, dump_record
 from threadline.plugins import PluginManager, get_plugin_manager
 
 T = TypeVar("T")
@@ -181,7 +181,9 @@ def _announce(session: Session) -> None:
     )
 
 
-async def _stream_reply(session: Session, text: str, *, provider: str | None, model: str | None, interactive: bool) -> None:
+async def _stream_reply(
+    session: Session, text: str, *, provider: str | None, model: str | None, interactive: bool
+) -> None:
     if interactive:
         click.echo("assistant> ", nl=False)
     async for event in session.stream(text, provider=provider, model=model):
@@ -252,8 +254,9 @@ async def show(manager: SessionManager, session_id: str, as_json: bool) -> None:
     session = await manager.get_session(session_id)
     messages = await session.history()
     if as_json:
-        for record in (session.record, *messages):
-            click.echo(dump_record(record))
+        click.echo(dump_record(session.record))
+        for message in messages:
+            click.echo(dump_record(message))
         return
     click.echo(_format_summary(session.record))
     for message in messages:
@@ -271,7 +274,11 @@ def _format_message(message: Message) -> str:
             pieces.append(part.text)
         else:
             pieces.append(f"[{getattr(part, 'media_type', 'attachment')}]")
-    status = "" if message.status.value == "ok" else f" ({message.status.value}{': ' + message.error if message.error else ''})"
+    status = (
+        ""
+        if message.status.value == "ok"
+        else f" ({message.status.value}{': ' + message.error if message.error else ''})"
+    )
     return f"{message.seq:>4} {message.role.value}{status}: {' '.join(pieces)}"
 
 
@@ -298,7 +305,13 @@ async def delete(manager: SessionManager, session_id: str, yes: bool) -> None:
 
 
 @sessions.command()
-@click.option("--output", "-o", type=click.Path(dir_okay=False, allow_dash=True), default="-", help="File to write [default: stdout].")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default="-",
+    help="File to write [default: stdout].",
+)
 @click.option("--tenant", metavar="NAME", help="Only this tenant's sessions [default: all].")
 @_with_manager
 async def export(manager: SessionManager, output: str, tenant: str | None) -> None:
@@ -386,4 +399,3 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("\ninterrupted", err=True)
         sys.exit(130)
-

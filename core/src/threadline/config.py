@@ -122,7 +122,8 @@ class Config:
 
     def plugin_config(self, cls: type[T], settings: Mapping[str, Any], key: str) -> T:
         """Structure one plugin's settings (``[providers.openai]``, say) into its config class."""
-        return structure(interpolate(dict(settings), self.path, key), cls, self.path, key)
+        settings_object: T = structure(interpolate(dict(settings), self.path, key), cls, self.path, key)
+        return settings_object
 
 
 def _tables(value: Any, file: str | None, key: str) -> dict[str, dict[str, Any]]:
@@ -130,7 +131,9 @@ def _tables(value: Any, file: str | None, key: str) -> dict[str, dict[str, Any]]
         raise ConfigError(f"expected a table ([{key}]), got {type(value).__name__}", file=file, key=key)
     for name, table in value.items():
         if not isinstance(table, Mapping):
-            raise ConfigError(f"expected a table ([{key}.{name}]), got {type(table).__name__}", file=file, key=f"{key}.{name}")
+            raise ConfigError(
+                f"expected a table ([{key}.{name}]), got {type(table).__name__}", file=file, key=f"{key}.{name}"
+            )
     return {name: dict(table) for name, table in value.items()}
 
 

@@ -54,7 +54,9 @@ from threadline.registry import Registry
 from threadline.tools import Tool
 
 TITLE_LENGTH = 60
-_UPDATABLE = frozenset({"title", "system_prompt", "provider", "model", "tools", "user_id", "metadata", "provider_state"})
+_UPDATABLE = frozenset(
+    {"title", "system_prompt", "provider", "model", "tools", "user_id", "metadata", "provider_state"}
+)
 _CONFLICT_RETRIES = 5
 
 
@@ -163,7 +165,11 @@ class SessionManager:
         for name in config.middleware.chain:
             self._plugin_config("middleware", name, config.middleware.settings.get(name, {}), f"middleware.{name}")
         for name in set(config.middleware.settings) - set(config.middleware.chain):
-            raise ConfigError(f"settings for middleware {name!r}, which chain does not name", file=config.path, key=f"middleware.{name}")
+            raise ConfigError(
+                f"settings for middleware {name!r}, which chain does not name",
+                file=config.path,
+                key=f"middleware.{name}",
+            )
         for name, template in config.templates.items():
             self._check_provider(template.provider, f"templates.{name}.provider")
         self._check_provider(config.defaults.provider, "defaults.provider")
@@ -171,7 +177,9 @@ class SessionManager:
     def _check_provider(self, name: str | None, key: str) -> None:
         if name is not None and name not in self._providers and name not in self.registry.providers:
             installed = ", ".join(sorted({*self.registry.providers, *self._providers})) or "none"
-            raise ConfigError(f"no provider plugin named {name!r}; installed: {installed}", file=self.config.path, key=key)
+            raise ConfigError(
+                f"no provider plugin named {name!r}; installed: {installed}", file=self.config.path, key=key
+            )
 
     def _plugin_config(self, kind: str, name: str, settings: Mapping[str, Any], key: str) -> Any:
         if kind == "providers" and name in self._providers:
@@ -179,11 +187,15 @@ class SessionManager:
         try:
             registration = self.registry.lookup(kind, name)
         except PluginError as exc:
-            raise ConfigError(str(exc), file=self.config.path, key="storage.backend" if kind == "storage" else key) from None
+            raise ConfigError(
+                str(exc), file=self.config.path, key="storage.backend" if kind == "storage" else key
+            ) from None
         return registration.factory, self.config.plugin_config(registration.config, settings, key)
 
     def _make_storage(self) -> Storage:
-        factory, settings = self._plugin_config("storage", self.storage_backend, self.config.storage.settings, "storage")
+        factory, settings = self._plugin_config(
+            "storage", self.storage_backend, self.config.storage.settings, "storage"
+        )
         storage: Storage = factory(settings)
         return storage
 
@@ -245,7 +257,9 @@ class SessionManager:
             tenant=tenant or self.tenant,
             user_id=user_id,
             provider=provider,
-            model=model or base.model or (self.config.defaults.model if provider == self.config.defaults.provider else None),
+            model=model
+            or base.model
+            or (self.config.defaults.model if provider == self.config.defaults.provider else None),
             system_prompt=system_prompt if system_prompt is not None else base.system_prompt,
             template=template,
             title=title,
@@ -315,17 +329,21 @@ class SessionManager:
 
     async def import_jsonl(self, path: str | os.PathLike[str]) -> int:
         """Import a file :meth:`export_jsonl` wrote: all of it, or, if any line is bad, none of it."""
-        with open(path, encoding="utf-8") as lines:
-            for number, line in enumerate(lines, 1):
-                try:
-                    load_record(line)
-                except DataFormatError as exc:
-                    raise DataFormatError(f"{os.fspath(path)}, line {number}: {exc}; nothing was imported") from None
+        await asyncio.to_thread(_check_lines, path)
         return await self.storage.import_records(_read_records(path))
 
 
-async def _read_records(path: str | os.PathLike[str]) -> AsyncIterator[SessionRecord | Message]:
+def _check_lines(path: str | os.PathLike[str]) -> None:
     with open(path, encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            try:
+                load_record(line)
+            except DataFormatError as exc:
+                raise DataFormatError(f"{os.fspath(path)}, line {number}: {exc}; nothing was imported") from None
+
+
+async def _read_records(path: str | os.PathLike[str]) -> AsyncIterator[SessionRecord | Message]:
+    with open(path, encoding="utf-8") as lines:  # noqa: ASYNC230 -- a local file, read a line at a time
         for line in lines:
             if line.strip():
                 yield load_record(line)
@@ -535,7 +553,7 @@ class Session:
         self._check_capabilities(parts, turn)
         if self.record.title is None and (text := "".join(getattr(p, "text", "") for p in parts).strip()):
             await self.update(title=_title_from(text))
-        (user,) = await self._append([Message(self.id, 0, Role.USER, parts)])
+        (user,) = await self._append([Message(self.id, self._next_seq, Role.USER, parts)])
         return user
 
     def _check_capabilities(self, parts: tuple[Part, ...], turn: _Turn) -> None:
@@ -549,11 +567,17 @@ class Session:
     async def _call(self, turn: _Turn) -> Call:
         history = await self._history_for_request()
         state = self.record.provider_state if turn.provider == self.record.provider else {}
-        request = Request(turn.model, tuple(history), self.record.system_prompt, self._tool_specs(), turn.options, state)
+        request = Request(
+            turn.model, tuple(history), self.record.system_prompt, self._tool_specs(), turn.options, state
+        )
         return Call(self.record, turn.provider, request)
 
     def _tool_specs(self) -> tuple[Any, ...]:
-        return tuple(self._manager.registry.tools[name].spec for name in self.record.tools if name in self._manager.registry.tools)
+        return tuple(
+            self._manager.registry.tools[name].spec
+            for name in self.record.tools
+            if name in self._manager.registry.tools
+        )
 
     async def _history_for_request(self) -> list[Message]:
         live = self._live
@@ -563,7 +587,13 @@ class Session:
 
     async def _store_reply(self, parts: tuple[Part, ...], result: Response | Done, turn: _Turn) -> list[Message]:
         message = Message(
-            self.id, 0, Role.ASSISTANT, parts, usage=result.usage, provider=turn.provider, model=result.model or turn.model
+            self.id,
+            0,
+            Role.ASSISTANT,
+            parts,
+            usage=result.usage,
+            provider=turn.provider,
+            model=result.model or turn.model,
         )
         stored = await self._append([message])
         if result.provider_state is not None and turn.provider == self.record.provider:
@@ -572,7 +602,7 @@ class Session:
 
     async def _run_tools(self, calls: list[ToolCall]) -> None:
         results = await asyncio.gather(*(self._run_tool(call) for call in calls))
-        await self._append([Message(self.id, 0, Role.TOOL, results)])
+        await self._append([Message(self.id, self._next_seq, Role.TOOL, results)])
 
     async def _run_tool(self, call: ToolCall) -> ToolResult:
         tools = self._manager.registry.tools
@@ -585,13 +615,17 @@ class Session:
         steps = self._manager.config.defaults.max_tool_steps
         return ToolError(f"the model was still calling tools after {steps} steps ([defaults] max_tool_steps)")
 
+    @property
+    def _next_seq(self) -> int:
+        return self._live.record.message_count + 1
+
     async def _append(self, messages: list[Message]) -> list[Message]:
         """Store ``messages`` after the session's last, renumbering and retrying when another
         writer got there first; then fire ``threadline_message_appended`` for each."""
         live = self._live
         for _ in range(_CONFLICT_RETRIES):
             start = live.record.message_count + 1
-            numbered = [attrs.evolve(m, seq=start + i) for i, m in enumerate(messages)]
+            numbered = [m if m.seq == start + i else attrs.evolve(m, seq=start + i) for i, m in enumerate(messages)]
             try:
                 await self._storage.append_messages(live.record.tenant, self.id, numbered)
                 break
@@ -604,7 +638,9 @@ class Session:
         if live.history is not None:
             live.history.extend(numbered)
         for message in numbered:
-            await self._manager.plugin_manager.notify("threadline_message_appended", session=live.record, message=message)
+            await self._manager.plugin_manager.notify(
+                "threadline_message_appended", session=live.record, message=message
+            )
         return numbered
 
     async def _fail(self, user: Message, exc: BaseException, partial: StreamAssembler | None = None) -> None:
@@ -614,10 +650,19 @@ class Session:
         if isinstance(exc, asyncio.CancelledError | GeneratorExit):
             error = "cancelled"
         if partial is not None and partial.started:
-            message = Message(self.id, 0, Role.ASSISTANT, partial.parts(complete=False), status=MessageStatus.INCOMPLETE, error=error)
+            message = Message(
+                self.id,
+                self._next_seq,
+                Role.ASSISTANT,
+                partial.parts(complete=False),
+                status=MessageStatus.INCOMPLETE,
+                error=error,
+            )
             await self._append([message])
         elif self._live.record.message_count == user.seq:
-            await self._storage.set_message_status(self.record.tenant, self.id, user.seq, MessageStatus.FAILED.value, error)
+            await self._storage.set_message_status(
+                self.record.tenant, self.id, user.seq, MessageStatus.FAILED.value, error
+            )
             if self._live.history is not None:
                 self._live.history[-1] = attrs.evolve(user, status=MessageStatus.FAILED, error=error)
         if isinstance(exc, ProviderError):
@@ -650,12 +695,17 @@ def _title_from(text: str) -> str:
 def _replayable(history: list[Message]) -> list[Message]:
     """The history as a provider should see it: without user messages whose turn failed,
     and without tool calls that never got a result (a turn cut off mid-way)."""
-    answered = {p.call_id for m in history for p in m.parts if isinstance(p, ToolResult)}
+    answered = {p.call_id for m in history if m.role is Role.TOOL for p in m.parts if isinstance(p, ToolResult)}
     replay = []
     for message in history:
-        if message.status == MessageStatus.FAILED:
+        if message.status is MessageStatus.FAILED:
             continue
-        parts = tuple(p for p in message.parts if not isinstance(p, ToolCall) or p.id in answered)
-        if parts:
-            replay.append(message if len(parts) == len(message.parts) else attrs.evolve(message, parts=parts))
+        if message.role is Role.ASSISTANT and any(
+            isinstance(p, ToolCall) and p.id not in answered for p in message.parts
+        ):
+            parts = tuple(p for p in message.parts if not isinstance(p, ToolCall) or p.id in answered)
+            if not parts:
+                continue
+            message = attrs.evolve(message, parts=parts)
+        replay.append(message)
     return replay

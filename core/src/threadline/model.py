@@ -12,12 +12,13 @@ import enum
 import json
 import os
 import time
-from collections.abc import Mapping
-from datetime import datetime, timezone
-from typing import Any, Final, TypeVar, Union
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Final, TypeVar, get_args, get_origin
 
 import attrs
 import cattrs
+import cattrs.cols
 from attrs import field, frozen
 from cattrs.strategies import configure_tagged_union
 
@@ -34,7 +35,26 @@ def new_id() -> str:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
+
+
+# attrs converters; one per element type, as mypy's attrs plugin cannot follow a generic one
+
+
+def _strings(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _parts(value: Iterable[Part]) -> tuple[Part, ...]:
+    return tuple(value)
+
+
+def _messages(value: Iterable[Message]) -> tuple[Message, ...]:
+    return tuple(value)
+
+
+def _tool_specs(value: Iterable[ToolSpec]) -> tuple[ToolSpec, ...]:
+    return tuple(value)
 
 
 def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -97,7 +117,7 @@ class ToolResult:
     is_error: bool = False
 
 
-Part = Union[Text, Image, File, ToolCall, ToolResult]
+Part = Text | Image | File | ToolCall | ToolResult
 PART_TAGS: Final[Mapping[type, str]] = {
     Text: "text",
     Image: "image",
@@ -125,14 +145,14 @@ def as_parts(content: str | Part | list[Part] | tuple[Part, ...]) -> tuple[Part,
 # ---------------------------------------------------------------------------
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     SYSTEM = "system"
     USER = "user"
     ASSISTANT = "assistant"
     TOOL = "tool"
 
 
-class MessageStatus(str, enum.Enum):
+class MessageStatus(enum.StrEnum):
     """``failed``: a user message whose reply failed; ``incomplete``: a reply cut off mid-stream."""
 
     OK = "ok"
@@ -140,7 +160,7 @@ class MessageStatus(str, enum.Enum):
     INCOMPLETE = "incomplete"
 
 
-class SessionStatus(str, enum.Enum):
+class SessionStatus(enum.StrEnum):
     ACTIVE = "active"
     ARCHIVED = "archived"
 
@@ -168,14 +188,18 @@ class Usage:
         return self.input_tokens + self.output_tokens
 
 
+def _role(value: Role | str) -> Role:
+    return value if type(value) is Role else Role(value)
+
+
 @frozen
 class Message:
     """One turn. ``seq`` numbers a session's messages 1, 2, 3, ... with no gaps."""
 
     session_id: str
     seq: int
-    role: Role = field(converter=Role)
-    parts: tuple[Part, ...] = field(converter=tuple)
+    role: Role = field(converter=_role)
+    parts: tuple[Part, ...] = field(converter=_parts)
     id: str = field(factory=new_id)
     created_at: datetime = field(factory=utcnow)
     usage: Usage | None = None
@@ -208,7 +232,7 @@ class SessionRecord:
     system_prompt: str | None = None
     template: str | None = None
     title: str | None = None
-    tools: tuple[str, ...] = field(default=(), converter=tuple)
+    tools: tuple[str, ...] = field(default=(), converter=_strings)
     status: SessionStatus = field(default=SessionStatus.ACTIVE, converter=SessionStatus)
     created_at: datetime = field(factory=utcnow)
     updated_at: datetime = field(factory=utcnow)
@@ -276,7 +300,7 @@ class ToolSpec:
 class CallOptions:
     temperature: float | None = None
     max_tokens: int | None = field(default=None, validator=attrs.validators.optional(attrs.validators.ge(1)))
-    stop: tuple[str, ...] = field(default=(), converter=tuple)
+    stop: tuple[str, ...] = field(default=(), converter=_strings)
     extra: Mapping[str, Any] = field(factory=dict, converter=_frozen_mapping)
 
 
@@ -285,9 +309,9 @@ class Request:
     """Everything a provider needs for one call: the history is oldest first."""
 
     model: str | None
-    messages: tuple[Message, ...] = field(converter=tuple)
+    messages: tuple[Message, ...] = field(converter=_messages)
     system_prompt: str | None = None
-    tools: tuple[ToolSpec, ...] = field(default=(), converter=tuple)
+    tools: tuple[ToolSpec, ...] = field(default=(), converter=_tool_specs)
     options: CallOptions = field(factory=CallOptions)
     provider_state: Mapping[str, Any] = field(factory=dict, converter=_frozen_mapping)
 
@@ -296,7 +320,7 @@ class Request:
 class Response:
     """A complete reply. ``provider_state`` replaces the session's when not ``None``."""
 
-    parts: tuple[Part, ...] = field(converter=tuple)
+    parts: tuple[Part, ...] = field(converter=_parts)
     usage: Usage = field(factory=Usage)
     finish_reason: str = "stop"
     model: str | None = None
@@ -331,7 +355,7 @@ class Done:
     message: Message | None = None
 
 
-Event = Union[TextDelta, ToolCallDelta, Done]
+Event = TextDelta | ToolCallDelta | Done
 
 
 # ---------------------------------------------------------------------------
@@ -348,6 +372,23 @@ def _strict(cls: type, accepts: tuple[type, ...]) -> Any:
     return structure
 
 
+def _no_strings(cls: Any, conv: cattrs.Converter) -> Any:
+    """A sequence hook that refuses a string (which would otherwise become a list of letters)."""
+    factory = (
+        cattrs.cols.homogenous_tuple_structure_factory
+        if get_origin(cls) is tuple
+        else cattrs.cols.list_structure_factory
+    )
+    structure_items = factory(cls, conv)
+
+    def structure(value: Any, type_: Any) -> Any:
+        if isinstance(value, str | bytes | Mapping):
+            raise TypeError(f"expected a list, got {type(value).__name__} {value!r}")
+        return structure_items(value, type_)
+
+    return structure
+
+
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=True)
     for cls, accepts in ((str, (str,)), (int, (int,)), (float, (int, float)), (bool, (bool,))):
@@ -356,6 +397,9 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(datetime, lambda v, _: datetime.fromisoformat(v))
     conv.register_unstructure_hook(bytes, lambda b: base64.b64encode(b).decode("ascii"))
     conv.register_structure_hook(bytes, lambda v, _: base64.b64decode(v))
+    conv.register_structure_hook_factory(
+        lambda t: cattrs.cols.is_sequence(t) and bool(get_args(t)), lambda t: _no_strings(t, conv)
+    )
     configure_tagged_union(Part, conv, tag_generator=lambda cls: PART_TAGS[cls], tag_name="type")
     part_classes = {tag: cls for cls, tag in PART_TAGS.items()}
 
@@ -406,7 +450,7 @@ def load(data: Mapping[str, Any], cls: type[T]) -> T:
         raise DataFormatError(f"not a valid {cls.__name__}: {exc}") from exc
 
 
-Record = Union[SessionRecord, Message]
+Record = SessionRecord | Message
 _RECORD_TYPES: Final[Mapping[str, type]] = {"session": SessionRecord, "message": Message}
 
 

@@ -104,7 +104,8 @@ class PluginManager(pluggy.PluginManager):
     # -- calling hooks ------------------------------------------------------
 
     def each_impl(self, hook_name: str) -> list[pluggy.HookImpl]:
-        return getattr(self.hook, hook_name).get_hookimpls()
+        impls: list[pluggy.HookImpl] = getattr(self.hook, hook_name).get_hookimpls()
+        return impls
 
     def call_each(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[pluggy.HookImpl, Any]]:
         """Call each implementation of ``hook_name`` in registration order, yielding its result
@@ -145,7 +146,9 @@ def critical(function: F) -> F:
 
 
 def is_critical(impl: pluggy.HookImpl) -> bool:
-    return bool(getattr(impl.function, "threadline_critical", False) or getattr(impl.plugin, "threadline_critical", False))
+    return bool(
+        getattr(impl.function, "threadline_critical", False) or getattr(impl.plugin, "threadline_critical", False)
+    )
 
 
 def get_plugin_manager(

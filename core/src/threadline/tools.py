@@ -122,4 +122,3 @@ def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
     if args_section:
         arg_docs.update(re.findall(r"^\s+(\w+)(?:\s*\([^)]*\))?:\s*(.+)$", args_section.group(1), re.MULTILINE))
     return summary, arg_docs
-

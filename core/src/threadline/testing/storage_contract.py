@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -151,15 +151,27 @@ class StorageContract:
     async def test_messages_keep_every_part_and_field(self, storage: Storage) -> None:
         session = await storage.create_session(make_session())
         call = ToolCall("call_1", "get_weather", {"city": "Zürich", "days": [1, 2]}, provider_data={"sig": "abc"})
+        attachments = (
+            Text("look"),
+            Image("image/png", data=b"\x89PNG\x00\xff"),
+            Image("image/jpeg", url="https://example.com/a.jpg"),
+            File("application/pdf", data=b"%PDF-1.7", name="a.pdf"),
+        )
+        results = (ToolResult("call_1", '{"temp": 21}'), ToolResult("c2", "boom", is_error=True))
         messages = [
-            Message(session.id, 1, Role.USER, (Text("look"), Image("image/png", data=b"\x89PNG\x00\xff"),
-                    Image("image/jpeg", url="https://example.com/a.jpg"),
-                    File("application/pdf", data=b"%PDF-1.7", name="a.pdf")), metadata={"ip": "x"}),
-            Message(session.id, 2, Role.ASSISTANT, (Text("", provider_data={"thinking": "t"}), call),
-                    usage=Usage(10, 5, 2, 0.001), provider="echo", model="echo-1"),
-            Message(session.id, 3, Role.TOOL, (ToolResult("call_1", '{"temp": 21}'), ToolResult("c2", "boom", is_error=True))),
-            Message(session.id, 4, Role.ASSISTANT, (Text("partial"),), status=MessageStatus.INCOMPLETE, error="cancelled"),
-        ]  # fmt: skip
+            Message(session.id, 1, Role.USER, attachments, metadata={"ip": "x"}),
+            Message(
+                session.id,
+                2,
+                Role.ASSISTANT,
+                (Text("", provider_data={"thinking": "t"}), call),
+                usage=Usage(10, 5, 2, 0.001),
+                provider="echo",
+                model="echo-1",
+            ),
+            Message(session.id, 3, Role.TOOL, results),
+            Message(session.id, 4, Role.ASSISTANT, (Text("partial"),), status=MessageStatus.INCOMPLETE, error="x"),
+        ]
         await storage.append_messages(session.tenant, session.id, messages)
         assert await storage.get_messages(session.tenant, session.id) == messages
 
@@ -255,7 +267,7 @@ class StorageContract:
     async def test_list_by_updated_time(self, storage: Storage) -> None:
         session = await storage.create_session(make_session())
         before = session.updated_at - timedelta(seconds=1)
-        after = datetime.now(timezone.utc) + timedelta(seconds=1)
+        after = datetime.now(UTC) + timedelta(seconds=1)
         assert [s.id for s in await all_pages(storage, SessionQuery(updated_after=before))] == [session.id]
         assert await all_pages(storage, SessionQuery(updated_after=after)) == []
         assert [s.id for s in await all_pages(storage, SessionQuery(updated_before=after))] == [session.id]

@@ -1,0 +1,46 @@
+"""Start-up time: `threadline --help` and `threadline plugins` against `python -c pass`.
+
+Run: python bench/startup.py [--runs 20]   (with threadline installed in that python)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+COMMANDS = {
+    "python -c pass": [sys.executable, "-c", "pass"],
+    "python -c 'import threadline'": [sys.executable, "-c", "import threadline"],
+    "threadline --help": [sys.executable, "-m", "threadline", "--help"],
+    "threadline plugins": [sys.executable, "-m", "threadline", "plugins"],
+}
+
+
+def median_ms(command: list[str], runs: int, env: dict[str, str]) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True, env=env)
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+    env = {**os.environ, "XDG_CONFIG_HOME": tempfile.mkdtemp()}
+    results = {name: median_ms(command, args.runs, env) for name, command in COMMANDS.items()}
+    baseline = results["python -c pass"]
+    print(f"{'command':<32} {'median ms':>10} {'vs python':>10} {'added ms':>9}")
+    for name, ms in results.items():
+        print(f"{name:<32} {ms:>10.1f} {ms / baseline:>9.2f}x {ms - baseline:>9.1f}")
+
+
+if __name__ == "__main__":
+    main()

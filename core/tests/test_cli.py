@@ -1,0 +1,123 @@
+"""The `threadline` command, run as a user runs it: a subprocess with piped stdin."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def threadline(*args: str, stdin: str = "", config: Path | None = None) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "threadline", *(["--config", str(config)] if config else []), *args]
+    return subprocess.run(command, input=stdin, capture_output=True, text=True, env=os.environ, timeout=60)
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def user_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    return result.stderr
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "threadline.toml"
+    path.write_text('[defaults]\nprovider = "echo"\n[providers.echo]\nchunk_size = 2\n')
+    return path
+
+
+def test_chat_reads_piped_lines_and_streams_replies(config: Path) -> None:
+    result = threadline("chat", stdin="hello there\n/history\nbye now\n/quit\nnever sent\n", config=config)
+    lines = ok(result).splitlines()
+    assert lines == ["hello there", "   1 user: hello there", "   2 assistant: hello there", "bye now"]
+    assert "resume with: threadline chat --session" in result.stderr
+    assert "nothing will persist" in result.stderr
+
+
+def test_chat_new_starts_another_session(config: Path) -> None:
+    result = threadline("chat", stdin="one\n/new\ntwo\n/history\n", config=config)
+    assert ok(result).splitlines()[-2:] == ["   1 user: two", "   2 assistant: two"]
+    assert result.stderr.count("resume with") == 2
+
+
+def test_the_default_config_is_created_on_first_run() -> None:
+    result = threadline("chat", stdin="hi\n")
+    assert ok(result) == "hi\n"
+    created = Path(os.environ["XDG_CONFIG_HOME"]) / "threadline" / "threadline.toml"
+    assert created.exists() and "created a default config" in result.stderr
+    assert ok(threadline("config", "path")).strip() == str(created)
+
+
+def test_sessions_export_and_import_round_trip(tmp_path: Path) -> None:
+    export = tmp_path / "export.jsonl"
+    lines = []
+    for index in range(2):
+        session = {"v": 1, "type": "session", "id": f"s{index}", "title": f"Chat {index}", "user_id": "ann"}
+        message = {"v": 1, "type": "message", "session_id": f"s{index}", "seq": 1, "role": "user",
+                   "parts": [{"type": "text", "text": "hi"}]}  # fmt: skip
+        lines += [json.dumps(session), json.dumps(message)]
+    export.write_text("\n".join(lines) + "\n")
+    result = threadline("sessions", "import", str(export))
+    assert ok(result).strip() == "imported 4 records"
+
+
+def test_sessions_commands_on_a_memory_store_report_not_found() -> None:
+    assert "no session 'abc' in tenant 'default'" in user_error(threadline("sessions", "show", "abc"))
+    assert "no session 'abc'" in user_error(threadline("sessions", "archive", "abc"))
+    assert "no sessions" in threadline("sessions", "list").stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--config", "/no/such/file.toml", "chat"), "/no/such/file.toml: no such config file"),
+        (("chat", "--provider", "nope"), "no provider plugin named 'nope'; installed: echo"),
+        (("chat", "--template", "nope"), "no template named 'nope'"),
+        (("chat", "--session", "missing"), "no session 'missing'"),
+        (("sessions", "list", "--status", "deleted"), "'deleted' is not one of 'active', 'archived'"),
+        (("sessions", "import", "/no/such.jsonl"), "does not exist"),
+    ],
+)
+def test_user_errors_are_one_line_and_a_non_zero_exit(args: tuple[str, ...], message: str) -> None:
+    assert message in user_error(threadline(*args, stdin="hi\n"))
+
+
+def test_a_bad_import_line_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"v": 1, "type": "session", "id": "s1"}\nnot json\n')
+    assert "line 2: not JSON" in user_error(threadline("sessions", "import", str(path)))
+
+
+def test_config_check_reports_what_it_assembled(config: Path) -> None:
+    out = ok(threadline("config", "check", config=config))
+    assert f"ok: {config}" in out and "storage: memory" in out and "providers: echo" in out
+
+
+def test_config_check_names_the_bad_key(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[providers.echo]\nchunk_size = -1\n")
+    assert "providers.echo" in user_error(threadline("config", "check", config=path))
+
+
+def test_plugins_lists_builtins_with_distribution_and_hooks() -> None:
+    out = ok(threadline("plugins", "--json"))
+    plugins = {entry["name"]: entry for entry in map(json.loads, out.splitlines())}
+    assert plugins["echo"]["distribution"] == "threadline"
+    assert plugins["echo"]["hooks"] == ["threadline_register_providers"]
+    assert plugins["memory"]["status"] == "loaded"
+
+
+def test_version_and_help() -> None:
+    assert ok(threadline("--version")).startswith("threadline, version ")
+    help_text = ok(threadline("--help"))
+    for command in ("chat", "sessions", "plugins", "config"):
+        assert command in help_text
+    assert "/history" in ok(threadline("chat", "--help"))
