@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
+import attrs
 import pytest
 
+from threadline import Event, Message, Request, SessionRecord, ToolCallDelta
 from threadline.builtins.echo import EchoConfig, EchoProvider
 from threadline.builtins.memory import MemoryStorage
 from threadline.testing import ProviderContract, ProviderHarness, StorageContract
@@ -26,3 +29,44 @@ class TestEchoProvider(ProviderContract):
         provider = EchoProvider(EchoConfig(chunk_size=5))
         yield ProviderHarness(provider, model="echo-1", script=provider.script)
         await provider.close()
+
+
+# The suites must catch a backend that breaks a promise, not just pass a good one.
+
+
+class AcceptsGaps(MemoryStorage):
+    async def append_messages(self, tenant: str, session_id: str, messages: Sequence[Message]) -> None:
+        session = self._get(tenant, session_id)
+        self._messages[tenant, session_id].extend(messages)
+        self._sessions[tenant, session_id] = attrs.evolve(session, message_count=session.message_count + len(messages))
+
+
+class IgnoresTenants(MemoryStorage):
+    async def get_session(self, tenant: str, session_id: str) -> SessionRecord:
+        return next(s for (_, sid), s in self._sessions.items() if sid == session_id)
+
+
+class ForgetsToolCallIndex(EchoProvider):
+    async def stream(self, request: Request) -> AsyncIterator[Event]:
+        async for event in super().stream(request):
+            yield attrs.evolve(event, index=0) if isinstance(event, ToolCallDelta) else event
+
+
+@pytest.mark.parametrize(
+    ("storage", "test"),
+    [
+        (AcceptsGaps(), StorageContract.test_append_refuses_a_gap_or_a_repeat_and_writes_nothing),
+        (IgnoresTenants(), StorageContract.test_tenants_do_not_see_each_other),
+    ],
+)
+async def test_the_storage_contract_fails_a_broken_storage(storage: MemoryStorage, test: Any) -> None:
+    await storage.open()
+    with pytest.raises((AssertionError, pytest.fail.Exception)):
+        await test(StorageContract(), storage)
+
+
+async def test_the_provider_contract_fails_a_broken_provider() -> None:
+    provider = ForgetsToolCallIndex()
+    harness = ProviderHarness(provider, model=None, script=provider.script)
+    with pytest.raises(AssertionError):
+        await ProviderContract().test_stream_numbers_parallel_tool_calls_by_position(harness)

@@ -352,16 +352,48 @@ async def _read_records(path: str | os.PathLike[str]) -> AsyncIterator[SessionRe
 @attrs.define(eq=False)
 class _Live:
     """What every ``Session`` handle on one session shares: the lock that serialises its turns,
-    the newest record, and the history as far as this process has seen it."""
+    the record as last stored, what this process appended since, and the history as far as
+    this process has seen it."""
 
-    record: SessionRecord
+    stored: SessionRecord
     lock: asyncio.Lock = attrs.Factory(asyncio.Lock)
     history: list[Message] | None = None
+    appended: int = 0
+    appended_usage: Usage = attrs.Factory(Usage)
+    _record: SessionRecord | None = None
+
+    @property
+    def message_count(self) -> int:
+        return self.stored.message_count + self.appended
+
+    @property
+    def record(self) -> SessionRecord:
+        """The stored record with this process's appends counted in (made only when asked for)."""
+        if self._record is None:
+            self._record = (
+                self.stored
+                if not self.appended
+                else attrs.evolve(
+                    self.stored, message_count=self.message_count, usage=self.stored.usage + self.appended_usage
+                )
+            )
+        return self._record
+
+    def store(self, record: SessionRecord) -> None:
+        """``record`` is what the storage now holds."""
+        self.stored, self.appended, self.appended_usage, self._record = record, 0, Usage(), None
 
     def refresh(self, record: SessionRecord) -> None:
-        if record.message_count != self.record.message_count:
+        if record.message_count != self.message_count:
             self.history = None
-        self.record = record
+        self.store(record)
+
+    def count(self, messages: list[Message]) -> None:
+        self.appended += len(messages)
+        self.appended_usage = sum((m.usage for m in messages if m.usage), self.appended_usage)
+        self._record = None
+        if self.history is not None:
+            self.history.extend(messages)
 
 
 class Session:
@@ -422,7 +454,7 @@ class Session:
         """Store ``changes`` on the newest record, re-reading it when another writer got there first."""
         for _ in range(_CONFLICT_RETRIES):
             try:
-                self._live.record = await self._storage.update_session(attrs.evolve(self.record, **changes))
+                self._live.store(await self._storage.update_session(attrs.evolve(self.record, **changes)))
                 return self.record
             except StorageConflict:
                 await self.refresh()
@@ -544,14 +576,14 @@ class Session:
     def _turn(self, provider: str | None, model: str | None, options: CallOptions) -> _Turn:
         if provider is not None:
             self._manager._check_provider(provider, "provider")
-        chosen = provider or self.record.provider
-        same = chosen == self.record.provider
-        return _Turn(chosen, model or (self.record.model if same else None), options)
+        chosen = provider or self._live.stored.provider
+        same = chosen == self._live.stored.provider
+        return _Turn(chosen, model or (self._live.stored.model if same else None), options)
 
     async def _send_user(self, content: str | Part | Sequence[Part], turn: _Turn) -> Message:
         parts = as_parts(content)  # type: ignore[arg-type]
         self._check_capabilities(parts, turn)
-        if self.record.title is None and (text := "".join(getattr(p, "text", "") for p in parts).strip()):
+        if self._live.stored.title is None and (text := "".join(getattr(p, "text", "") for p in parts).strip()):
             await self.update(title=_title_from(text))
         (user,) = await self._append([Message(self.id, self._next_seq, Role.USER, parts)])
         return user
@@ -566,29 +598,29 @@ class Session:
 
     async def _call(self, turn: _Turn) -> Call:
         history = await self._history_for_request()
-        state = self.record.provider_state if turn.provider == self.record.provider else {}
+        state = self._live.stored.provider_state if turn.provider == self._live.stored.provider else {}
         request = Request(
-            turn.model, tuple(history), self.record.system_prompt, self._tool_specs(), turn.options, state
+            turn.model, tuple(history), self._live.stored.system_prompt, self._tool_specs(), turn.options, state
         )
         return Call(self.record, turn.provider, request)
 
     def _tool_specs(self) -> tuple[Any, ...]:
         return tuple(
             self._manager.registry.tools[name].spec
-            for name in self.record.tools
+            for name in self._live.stored.tools
             if name in self._manager.registry.tools
         )
 
     async def _history_for_request(self) -> list[Message]:
         live = self._live
-        if live.history is None or len(live.history) != live.record.message_count:
-            live.history = await self._storage.get_messages(live.record.tenant, self.id)
+        if live.history is None or len(live.history) != live.message_count:
+            live.history = await self._storage.get_messages(live.stored.tenant, self.id)
         return _replayable(live.history)
 
     async def _store_reply(self, parts: tuple[Part, ...], result: Response | Done, turn: _Turn) -> list[Message]:
         message = Message(
             self.id,
-            0,
+            self._next_seq,
             Role.ASSISTANT,
             parts,
             usage=result.usage,
@@ -596,7 +628,7 @@ class Session:
             model=result.model or turn.model,
         )
         stored = await self._append([message])
-        if result.provider_state is not None and turn.provider == self.record.provider:
+        if result.provider_state is not None and turn.provider == self._live.stored.provider:
             await self.update(provider_state=result.provider_state)
         return stored
 
@@ -606,8 +638,8 @@ class Session:
 
     async def _run_tool(self, call: ToolCall) -> ToolResult:
         tools = self._manager.registry.tools
-        if call.name not in self.record.tools or call.name not in tools:
-            known = ", ".join(self.record.tools) or "none"
+        if call.name not in self._live.stored.tools or call.name not in tools:
+            known = ", ".join(self._live.stored.tools) or "none"
             return ToolResult(call.id, f"no tool named {call.name!r}; this session's tools: {known}", is_error=True)
         return await tools[call.name].run(call)
 
@@ -617,30 +649,27 @@ class Session:
 
     @property
     def _next_seq(self) -> int:
-        return self._live.record.message_count + 1
+        return self._live.message_count + 1
 
     async def _append(self, messages: list[Message]) -> list[Message]:
         """Store ``messages`` after the session's last, renumbering and retrying when another
         writer got there first; then fire ``threadline_message_appended`` for each."""
         live = self._live
         for _ in range(_CONFLICT_RETRIES):
-            start = live.record.message_count + 1
+            start = live.message_count + 1
             numbered = [m if m.seq == start + i else attrs.evolve(m, seq=start + i) for i, m in enumerate(messages)]
             try:
-                await self._storage.append_messages(live.record.tenant, self.id, numbered)
+                await self._storage.append_messages(live.stored.tenant, self.id, numbered)
                 break
             except StorageConflict:
                 await self.refresh()
         else:
             raise StorageConflict(f"session {self.id!r} kept moving on; gave up after {_CONFLICT_RETRIES} tries")
-        usage = sum((m.usage for m in numbered if m.usage), live.record.usage)
-        live.record = attrs.evolve(live.record, message_count=numbered[-1].seq, usage=usage)
-        if live.history is not None:
-            live.history.extend(numbered)
-        for message in numbered:
-            await self._manager.plugin_manager.notify(
-                "threadline_message_appended", session=live.record, message=message
-            )
+        live.count(numbered)
+        pm = self._manager.plugin_manager
+        if pm.each_impl("threadline_message_appended"):
+            for message in numbered:
+                await pm.notify("threadline_message_appended", session=live.record, message=message)
         return numbered
 
     async def _fail(self, user: Message, exc: BaseException, partial: StreamAssembler | None = None) -> None:
@@ -659,9 +688,9 @@ class Session:
                 error=error,
             )
             await self._append([message])
-        elif self._live.record.message_count == user.seq:
+        elif self._live.message_count == user.seq:
             await self._storage.set_message_status(
-                self.record.tenant, self.id, user.seq, MessageStatus.FAILED.value, error
+                self._live.stored.tenant, self.id, user.seq, MessageStatus.FAILED.value, error
             )
             if self._live.history is not None:
                 self._live.history[-1] = attrs.evolve(user, status=MessageStatus.FAILED, error=error)
