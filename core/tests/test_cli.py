@@ -121,3 +121,7 @@ def test_version_and_help() -> None:
     for command in ("chat", "sessions", "plugins", "config"):
         assert command in help_text
     assert "/history" in ok(threadline("chat", "--help"))
+
+
+def test_delete_without_a_terminal_needs_yes() -> None:
+    assert "pass --yes" in user_error(threadline("sessions", "delete", "abc"))

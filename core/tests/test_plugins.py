@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -120,3 +123,32 @@ def test_two_plugin_managers_are_independent() -> None:
     with_extra = SessionManager(plugins=[Extra()])
     plain = SessionManager()
     assert "extra" in with_extra.registry.providers and "extra" not in plain.registry.providers
+
+
+def test_a_plugin_adds_a_cli_command(site: Path) -> None:
+    install(site, "hello", """
+        import click
+        import threadline
+
+        @threadline.hookimpl
+        def threadline_register_commands(cli):
+            @cli.command()
+            @click.argument("name")
+            def hello(name):
+                "Say hello."
+                click.echo(f"hello, {name}")
+    """)  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), *sys.path])}
+    run = subprocess.run([sys.executable, "-m", "threadline", "hello", "ann"], capture_output=True, text=True, env=env)
+    assert (run.returncode, run.stdout) == (0, "hello, ann\n"), run.stderr
+    listed = subprocess.run([sys.executable, "-m", "threadline", "--help"], capture_output=True, text=True, env=env)
+    assert "Say hello." in listed.stdout
+
+
+def test_a_broken_plugin_does_not_take_the_cli_down(site: Path) -> None:
+    install(site, "broken", "raise RuntimeError('plugin exploded on import')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), *sys.path])}
+    run = subprocess.run([sys.executable, "-m", "threadline", "plugins"], capture_output=True, text=True, env=env)
+    assert run.returncode == 0
+    assert "broken" in run.stdout and "RuntimeError: plugin exploded on import" in run.stdout
+    assert "echo" in run.stdout

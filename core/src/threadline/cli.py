@@ -297,8 +297,10 @@ async def archive(manager: SessionManager, session_id: str) -> None:
 @_with_manager
 async def delete(manager: SessionManager, session_id: str, yes: bool) -> None:
     """Delete a session and all its messages."""
+    if not yes and not sys.stdin.isatty():
+        raise click.UsageError("not a terminal, so nobody can confirm: pass --yes to delete")
     session = await manager.get_session(session_id)
-    if not yes and sys.stdin.isatty():
+    if not yes:
         click.confirm(f"delete session {session_id} and its {session.record.message_count} messages?", abort=True)
     await session.delete()
     click.echo(f"deleted {session_id}")
