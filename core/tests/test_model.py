@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from threadline import DataFormatError, File, Image, Message, SessionRecord, Text, ToolCall, ToolResult, Usage
+from threadline import DataFormatError, File, Image, Message, Part, SessionRecord, Text, ToolCall, ToolResult, Usage
 from threadline.model import (
     FORMAT_VERSION,
     Role,
@@ -19,9 +19,11 @@ from threadline.model import (
     ToolCallDelta,
     as_parts,
     dump,
+    dump_parts,
     dump_record,
     dumps,
     load,
+    load_parts,
     load_record,
     loads,
 )
@@ -174,3 +176,22 @@ def test_assembler_drops_a_cut_off_tool_call_from_a_partial_reply() -> None:
     assert assembler.parts(complete=False) == (Text("Hmm"),)
     with pytest.raises(DataFormatError, match="not JSON"):
         assembler.parts()
+
+
+@given(st.lists(parts, max_size=4).map(tuple))
+def test_stored_parts_round_trip(value: tuple[Part, ...]) -> None:
+    assert load_parts(dump_parts(value)) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('{"v": 2, "parts": []}', "upgrade threadline"),
+        ('{"v": 1, "parts": [{"type": "zzz"}]}', "unknown part type 'zzz'"),
+        ('{"v": 1, "parts": [1]}', "not a valid StoredParts"),
+        ("[]", "expected a JSON object"),
+    ],
+)
+def test_bad_stored_parts_are_refused(text: str, reason: str) -> None:
+    with pytest.raises(DataFormatError, match=reason):
+        load_parts(text)

@@ -480,6 +480,31 @@ def _json_object(text: str | bytes, what: str) -> dict[str, Any]:
     return data
 
 
+def dump_parts(parts: tuple[Part, ...]) -> str:
+    """A message's parts as storage keeps them: ``{"v": 1, "parts": [...]}``."""
+    if all(type(part) is Text and not part.provider_data for part in parts):  # the common case, fast
+        items: list[Any] = [{"type": "text", "text": part.text} for part in parts]  # type: ignore[union-attr]
+    else:
+        items = converter.unstructure(parts, unstructure_as=tuple[Part, ...])
+    return json.dumps({"v": FORMAT_VERSION, "parts": items}, ensure_ascii=False, separators=(",", ":"))
+
+
+def load_parts(text: str | bytes) -> tuple[Part, ...]:
+    """Read what :func:`dump_parts` wrote."""
+    data = _json_object(text, "parts")
+    if data.get("v") != FORMAT_VERSION or not isinstance(data.get("parts"), list):
+        return load(data, StoredParts).parts
+    items = data["parts"]
+    if all(type(item) is dict and item.keys() == {"type", "text"} and item["type"] == "text" for item in items):
+        return tuple(Text(item["text"]) for item in items)
+    return load(data, StoredParts).parts
+
+
+@frozen
+class StoredParts:
+    parts: tuple[Part, ...] = field(converter=_parts)
+
+
 def dumps(value: Any) -> str:
     return json.dumps(dump(value), ensure_ascii=False, separators=(",", ":"))
 

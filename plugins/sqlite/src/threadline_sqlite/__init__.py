@@ -1,0 +1,57 @@
+"""threadline-sqlite: the embedded storage. Sessions and messages in one SQLite file.
+
+This module only registers the plugin; ``aiosqlite`` is imported when a storage is made.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import attrs
+from attrs import field, frozen
+
+import threadline
+from threadline.config import user_data_dir
+
+if TYPE_CHECKING:
+    from threadline.registry import Register
+    from threadline_sqlite.storage import SQLiteStorage
+
+__all__ = ["SQLiteConfig", "make_storage"]
+
+
+def _expand(path: str | Path) -> Path:
+    return Path(path).expanduser()
+
+
+@frozen
+class SQLiteConfig:
+    """``[storage]`` settings when ``backend = "sqlite"``.
+
+    :param path: the database file; ``~`` is expanded and missing parent folders are made.
+    :param synchronous: SQLite's ``synchronous`` pragma. ``NORMAL`` (the default, with WAL)
+        never corrupts the file, but a power loss or OS crash can lose the last commits;
+        ``FULL`` syncs every commit to disk, surviving power loss at a cost in speed.
+        A process crash loses nothing at either level.
+    :param busy_timeout: seconds to wait for another process's write lock before failing.
+    :param readers: read connections; reads never wait behind writes.
+    :param max_batch: most writes committed together in one transaction (group commit).
+    """
+
+    path: Path = field(factory=lambda: user_data_dir() / "threadline.db", converter=_expand)
+    synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL"
+    busy_timeout: float = field(default=5.0, validator=attrs.validators.ge(0))
+    readers: int = field(default=2, validator=[attrs.validators.ge(1), attrs.validators.le(64)])
+    max_batch: int = field(default=512, validator=attrs.validators.ge(1))
+
+
+def make_storage(config: SQLiteConfig) -> SQLiteStorage:
+    from threadline_sqlite.storage import SQLiteStorage
+
+    return SQLiteStorage(config)
+
+
+@threadline.hookimpl
+def threadline_register_storage(register: Register) -> None:
+    register("sqlite", make_storage, config=SQLiteConfig)

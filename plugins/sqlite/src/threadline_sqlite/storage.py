@@ -1,0 +1,503 @@
+"""``SQLiteStorage``: threadline's storage contract on one SQLite file, in WAL mode, with one
+group-committing writer and reader connections that never wait behind it."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sqlite3
+from collections import defaultdict
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import aiosqlite
+import attrs
+from attrs import frozen
+
+from threadline.contracts import make_cursor, read_cursor
+from threadline.errors import (
+    DataFormatError,
+    SessionNotFound,
+    StorageConflict,
+    StorageUnavailable,
+    ThreadlineError,
+)
+from threadline.model import (
+    DeletedCounts,
+    Message,
+    MessageStatus,
+    Role,
+    SessionPage,
+    SessionQuery,
+    SessionRecord,
+    Usage,
+    dump_parts,
+    dumps,
+    load,
+    load_parts,
+    utcnow,
+)
+from threadline_sqlite import SQLiteConfig
+from threadline_sqlite.group_commit import GroupCommit
+from threadline_sqlite.schema import migrate
+
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+SESSION_COLUMNS: Final = (
+    "tenant, id, user_id, status, updated_us, version, message_count, "
+    "input_tokens, output_tokens, cached_tokens, cost, record"
+)
+MESSAGE_COLUMNS: Final = (
+    "session_id, seq, id, role, created_at, parts, status, error, provider, model, "
+    "input_tokens, output_tokens, cached_tokens, cost, metadata"
+)
+_KEYS_PER_QUERY: Final = 400
+
+
+def to_us(moment: datetime) -> int:
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def from_us(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=us)
+
+
+@frozen
+class _Append:
+    tenant: str
+    session_id: str
+    messages: Sequence[Message]
+
+
+class SQLiteStorage:
+    """The ``sqlite`` storage backend. Passes the full ``StorageContract``."""
+
+    def __init__(self, config: SQLiteConfig | None = None) -> None:
+        self.config = config or SQLiteConfig()
+        self.path = str(self.config.path)
+        self._writer: GroupCommit | None = None
+        self._readers: list[aiosqlite.Connection] = []
+        self._next_reader = itertools.cycle(range(self.config.readers))
+
+    # -- opening and closing ------------------------------------------------
+
+    async def open(self) -> None:
+        """Create the file if needed, migrate the schema, start the writer and the readers."""
+        if self._writer is not None:
+            return
+        try:
+            self.config.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot create the folder for SQLite database {self.path}: {exc}") from None
+        db = await self._connect(self.path)
+        try:
+            await db.execute_fetchall("PRAGMA journal_mode = WAL")
+            await migrate(db, self.path)
+        except BaseException as exc:
+            await db.close()
+            raise self._translate(exc) from None
+        self._writer = GroupCommit(db, self._apply_appends, self._translate, self.config.max_batch)
+        self._writer.start()
+        for _ in range(self.config.readers):
+            self._readers.append(await self._connect(f"file:{self.path}?mode=ro", uri=True))
+
+    async def _connect(self, target: str, *, uri: bool = False) -> aiosqlite.Connection:
+        try:
+            db = await aiosqlite.connect(target, uri=uri, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StorageUnavailable(f"cannot open SQLite database {self.path}: {exc}") from None
+        try:
+            await db.execute_fetchall(f"PRAGMA busy_timeout = {int(self.config.busy_timeout * 1000)}")
+            await db.execute_fetchall(f"PRAGMA synchronous = {self.config.synchronous}")
+            await db.execute_fetchall("PRAGMA foreign_keys = ON")
+            await db.execute_fetchall("SELECT count(*) FROM sqlite_master")  # fails now if it is not a database
+        except BaseException as exc:
+            await db.close()
+            raise self._translate(exc) from None
+        return db
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            await self._writer.stop()
+            await self._writer.db.close()
+            self._writer = None
+        for reader in self._readers:
+            await reader.close()
+        self._readers = []
+
+    def _translate(self, exc: BaseException) -> BaseException:
+        """SQLite's errors as threadline's, saying what to do."""
+        if isinstance(exc, ThreadlineError) or not isinstance(exc, sqlite3.Error):
+            return exc
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return StorageUnavailable(
+                f"SQLite database {self.path} is locked by another connection; waited "
+                f"{self.config.busy_timeout:g}s (raise [storage] busy_timeout to wait longer)"
+            )
+        if "not a database" in text or "malformed" in text:
+            return StorageUnavailable(f"{self.path} is not a SQLite database (or is damaged): {text}")
+        if "unable to open" in text or "readonly" in text:
+            return StorageUnavailable(f"cannot open SQLite database {self.path}: {text}")
+        return StorageUnavailable(f"SQLite database {self.path}: {text}")
+
+    @property
+    def _write(self) -> GroupCommit:
+        if self._writer is None:
+            raise RuntimeError("the SQLite storage is not open; call open() first")
+        return self._writer
+
+    def _reader(self) -> aiosqlite.Connection:
+        if not self._readers:
+            raise RuntimeError("the SQLite storage is not open; call open() first")
+        return self._readers[next(self._next_reader)]
+
+    async def _read(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        try:
+            return list(await self._reader().execute_fetchall(sql, parameters))
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from None
+
+    # -- sessions -------------------------------------------------------------
+
+    async def create_session(self, session: SessionRecord) -> SessionRecord:
+        stored = attrs.evolve(session, message_count=0, usage=Usage(), version=1)
+
+        async def insert(db: aiosqlite.Connection) -> SessionRecord:
+            try:
+                await db.execute(
+                    f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ({_marks(12)})", _session_row(stored)
+                )
+            except sqlite3.IntegrityError:
+                raise StorageConflict(f"session {session.id!r} exists already in tenant {session.tenant!r}") from None
+            return stored
+
+        result: SessionRecord = await self._write.write(insert)
+        return result
+
+    async def get_session(self, tenant: str, session_id: str) -> SessionRecord:
+        rows = await self._read(
+            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE tenant = ? AND id = ?", (tenant, session_id)
+        )
+        if not rows:
+            raise SessionNotFound(session_id, tenant)
+        return _session_from_row(rows[0])
+
+    async def update_session(self, session: SessionRecord) -> SessionRecord:
+        async def update(db: aiosqlite.Connection) -> SessionRecord:
+            rows = list(
+                await db.execute_fetchall(
+                    f"SELECT {SESSION_COLUMNS} FROM sessions WHERE tenant = ? AND id = ?", (session.tenant, session.id)
+                )
+            )
+            if not rows:
+                raise SessionNotFound(session.id, session.tenant)
+            current = _session_from_row(rows[0])
+            if current.version != session.version:
+                raise StorageConflict(f"session {session.id!r} is at version {current.version}, not {session.version}")
+            updated = attrs.evolve(
+                session,
+                version=current.version + 1,
+                updated_at=max(utcnow(), current.updated_at),
+                created_at=current.created_at,
+                message_count=current.message_count,
+                usage=current.usage,
+            )
+            await db.execute(
+                "UPDATE sessions SET user_id = ?, status = ?, updated_us = ?, version = ?, record = ? "
+                "WHERE tenant = ? AND id = ?",
+                (updated.user_id, updated.status.value, to_us(updated.updated_at), updated.version,
+                 dumps(updated), updated.tenant, updated.id),
+            )  # fmt: skip
+            return updated
+
+        result: SessionRecord = await self._write.write(update)
+        return result
+
+    async def delete_session(self, tenant: str, session_id: str) -> None:
+        async def delete(db: aiosqlite.Connection) -> None:
+            cursor = await db.execute("DELETE FROM sessions WHERE tenant = ? AND id = ?", (tenant, session_id))
+            if cursor.rowcount == 0:
+                raise SessionNotFound(session_id, tenant)
+
+        await self._write.write(delete)
+
+    async def list_sessions(self, query: SessionQuery) -> SessionPage:
+        where: list[str] = ["tenant = ?"]
+        parameters: list[Any] = [query.tenant]
+        for column, value in (("user_id", query.user_id), ("status", query.status)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                parameters.append(value)
+        if query.updated_after is not None:
+            where.append("updated_us > ?")
+            parameters.append(to_us(query.updated_after))
+        if query.updated_before is not None:
+            where.append("updated_us < ?")
+            parameters.append(to_us(query.updated_before))
+        if query.cursor:
+            updated_at, last_id = read_cursor(query.cursor)
+            where.append("(updated_us < ? OR (updated_us = ? AND id < ?))")
+            parameters += [to_us(updated_at), to_us(updated_at), last_id]
+        rows = await self._read(
+            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE {' AND '.join(where)} "
+            "ORDER BY updated_us DESC, id DESC LIMIT ?",
+            [*parameters, query.limit + 1],
+        )
+        items = tuple(_session_from_row(row) for row in rows[: query.limit])
+        return SessionPage(items, make_cursor(items[-1]) if len(rows) > query.limit else None)
+
+    async def delete_user(self, tenant: str, user_id: str) -> DeletedCounts:
+        async def delete(db: aiosqlite.Connection) -> DeletedCounts:
+            ((sessions, messages),) = await db.execute_fetchall(
+                "SELECT count(*), coalesce(sum(message_count), 0) FROM sessions WHERE tenant = ? AND user_id = ?",
+                (tenant, user_id),
+            )
+            await db.execute("DELETE FROM sessions WHERE tenant = ? AND user_id = ?", (tenant, user_id))
+            return DeletedCounts(sessions, messages)
+
+        result: DeletedCounts = await self._write.write(delete)
+        return result
+
+    # -- messages -------------------------------------------------------------
+
+    async def append_messages(self, tenant: str, session_id: str, messages: Sequence[Message]) -> None:
+        await self._write.batch(_Append(tenant, session_id, messages))
+
+    async def _apply_appends(self, db: aiosqlite.Connection, appends: Sequence[_Append]) -> list[Any]:
+        """Every append that arrived together, in one transaction: check each batch's seqs
+        against the session's count, then insert all messages and update all sessions."""
+        counts = await self._message_counts(db, {(a.tenant, a.session_id) for a in appends})
+        outcomes: list[Any] = []
+        message_rows: list[tuple[Any, ...]] = []
+        totals: dict[tuple[str, str], list[Any]] = defaultdict(lambda: [0, 0, 0, 0, None])
+        for append in appends:
+            key = (append.tenant, append.session_id)
+            problem = _check_append(append, counts.get(key))
+            outcomes.append(problem)
+            if problem is not None:
+                continue
+            counts[key] += len(append.messages)
+            message_rows += [_message_row(append.tenant, m) for m in append.messages]
+            _add_totals(totals[key], append.messages)
+        if message_rows:
+            await db.executemany(
+                f"INSERT INTO messages (tenant, {MESSAGE_COLUMNS}) VALUES ({_marks(16)})", message_rows
+            )
+            now = to_us(utcnow())
+            await db.executemany(
+                "UPDATE sessions SET message_count = message_count + ?, input_tokens = input_tokens + ?, "
+                "output_tokens = output_tokens + ?, cached_tokens = cached_tokens + ?, "
+                "cost = CASE WHEN ? IS NULL THEN cost ELSE coalesce(cost, 0) + ? END, "
+                "updated_us = max(updated_us + 1, ?) WHERE tenant = ? AND id = ?",
+                [(n, i, o, c, cost, cost, now, tenant, sid) for (tenant, sid), (n, i, o, c, cost) in totals.items()],
+            )
+        return outcomes
+
+    async def _message_counts(self, db: aiosqlite.Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        counts: dict[tuple[str, str], int] = {}
+        ordered = sorted(keys)
+        for start in range(0, len(ordered), _KEYS_PER_QUERY):
+            chunk = ordered[start : start + _KEYS_PER_QUERY]
+            rows = await db.execute_fetchall(
+                f"SELECT tenant, id, message_count FROM sessions WHERE (tenant, id) IN (VALUES {_pairs(len(chunk))})",
+                [value for key in chunk for value in key],
+            )
+            counts.update(((tenant, sid), count) for tenant, sid, count in rows)
+        return counts
+
+    async def set_message_status(
+        self, tenant: str, session_id: str, seq: int, status: str, error: str | None = None
+    ) -> None:
+        value = MessageStatus(status).value
+
+        async def mark(db: aiosqlite.Connection) -> None:
+            cursor = await db.execute(
+                "UPDATE messages SET status = ?, error = ? WHERE tenant = ? AND session_id = ? AND seq = ?",
+                (value, error, tenant, session_id, seq),
+            )
+            if cursor.rowcount == 0:
+                await _require_session(db, tenant, session_id)
+                raise StorageConflict(f"session {session_id!r} has no message {seq}")
+
+        await self._write.write(mark)
+
+    async def get_messages(
+        self, tenant: str, session_id: str, *, after_seq: int = 0, last: int | None = None
+    ) -> list[Message]:
+        select = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant = ? AND session_id = ? AND seq > ?"
+        if last is None:
+            rows = await self._read(f"{select} ORDER BY seq", (tenant, session_id, after_seq))
+        else:
+            rows = await self._read(f"{select} ORDER BY seq DESC LIMIT ?", (tenant, session_id, after_seq, last))
+            rows.reverse()
+        if not rows:
+            await _require_session(self._reader(), tenant, session_id)
+        return [_message_from_row(row) for row in rows]
+
+    # -- export and import ----------------------------------------------------
+
+    async def export_records(self, tenant: str | None = None) -> AsyncIterator[SessionRecord | Message]:
+        """Stream every session and its messages from one consistent snapshot, a page at a time."""
+        db = await self._connect(f"file:{self.path}?mode=ro", uri=True)
+        try:
+            await db.execute("BEGIN")
+            where, parameters = ("WHERE tenant = ?", [tenant]) if tenant is not None else ("", [])
+            async with db.execute(
+                f"SELECT {SESSION_COLUMNS} FROM sessions {where} ORDER BY tenant, id", parameters
+            ) as sessions:
+                async for row in sessions:
+                    session = _session_from_row(row)
+                    yield session
+                    async with db.execute(
+                        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant = ? AND session_id = ? ORDER BY seq",
+                        (session.tenant, session.id),
+                    ) as messages:
+                        async for message_row in messages:
+                            yield _message_from_row(message_row)
+        finally:
+            await db.close()
+
+    async def import_records(self, records: AsyncIterable[SessionRecord | Message]) -> int:
+        async def insert(db: aiosqlite.Connection) -> int:
+            return await _Importer(db).run(records)
+
+        result: int = await self._write.write(insert)
+        return result
+
+
+@attrs.define
+class _Importer:
+    """Inserts exported records, checking that messages follow their session in seq order."""
+
+    db: aiosqlite.Connection
+    current: SessionRecord | None = None
+    next_seq: int = 1
+    pending: list[tuple[Any, ...]] = attrs.Factory(list)
+
+    async def run(self, records: AsyncIterable[SessionRecord | Message]) -> int:
+        count = 0
+        async for record in records:
+            count += 1
+            if isinstance(record, SessionRecord):
+                await self._session(record)
+            else:
+                self._message(record)
+                if len(self.pending) >= 500:
+                    await self._flush()
+        await self._flush()
+        return count
+
+    async def _session(self, session: SessionRecord) -> None:
+        await self._flush()
+        try:
+            await self.db.execute(
+                f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ({_marks(12)})", _session_row(session)
+            )
+        except sqlite3.IntegrityError:
+            raise StorageConflict(f"session {session.id!r} exists already; nothing was imported") from None
+        self.current, self.next_seq = session, 1
+
+    def _message(self, message: Message) -> None:
+        if self.current is None or message.session_id != self.current.id:
+            raise DataFormatError(f"message {message.id!r} does not follow its session {message.session_id!r}")
+        if message.seq != self.next_seq:
+            raise DataFormatError(f"message {message.id!r} has seq {message.seq}; expected {self.next_seq}")
+        self.next_seq += 1
+        self.pending.append(_message_row(self.current.tenant, message))
+
+    async def _flush(self) -> None:
+        if self.pending:
+            await self.db.executemany(
+                f"INSERT INTO messages (tenant, {MESSAGE_COLUMNS}) VALUES ({_marks(16)})", self.pending
+            )
+            self.pending = []
+
+
+# -- rows -------------------------------------------------------------------------
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+def _pairs(count: int) -> str:
+    return ", ".join(["(?, ?)"] * count)
+
+
+async def _require_session(db: aiosqlite.Connection, tenant: str, session_id: str) -> None:
+    rows = await db.execute_fetchall("SELECT 1 FROM sessions WHERE tenant = ? AND id = ?", (tenant, session_id))
+    if not list(rows):
+        raise SessionNotFound(session_id, tenant)
+
+
+def _check_append(append: _Append, count: int | None) -> ThreadlineError | None:
+    if count is None:
+        return SessionNotFound(append.session_id, append.tenant)
+    expected = list(range(count + 1, count + 1 + len(append.messages)))
+    seqs = [m.seq for m in append.messages]
+    if seqs != expected or any(m.session_id != append.session_id for m in append.messages):
+        return StorageConflict(
+            f"session {append.session_id!r} has {count} messages; appended seqs must be {expected}, got {seqs}"
+        )
+    return None
+
+
+def _add_totals(totals: list[Any], messages: Sequence[Message]) -> None:
+    totals[0] += len(messages)
+    for message in messages:
+        if message.usage is not None:
+            totals[1] += message.usage.input_tokens
+            totals[2] += message.usage.output_tokens
+            totals[3] += message.usage.cached_tokens
+            if message.usage.cost is not None:
+                totals[4] = (totals[4] or 0.0) + message.usage.cost
+
+
+def _session_row(session: SessionRecord) -> tuple[Any, ...]:
+    usage = session.usage
+    return (
+        session.tenant, session.id, session.user_id, session.status.value, to_us(session.updated_at),
+        session.version, session.message_count, usage.input_tokens, usage.output_tokens, usage.cached_tokens,
+        usage.cost, dumps(session),
+    )  # fmt: skip
+
+
+def _session_from_row(row: Sequence[Any]) -> SessionRecord:
+    data = json.loads(row[11])
+    data.update(
+        updated_at=from_us(row[4]).isoformat(),
+        version=row[5],
+        message_count=row[6],
+        usage={"input_tokens": row[7], "output_tokens": row[8], "cached_tokens": row[9], "cost": row[10]},
+    )
+    return load(data, SessionRecord)
+
+
+def _message_row(tenant: str, message: Message) -> tuple[Any, ...]:
+    usage = message.usage
+    return (
+        tenant, message.session_id, message.seq, message.id, message.role.value, message.created_at.isoformat(),
+        dump_parts(message.parts), message.status.value, message.error, message.provider, message.model,
+        usage and usage.input_tokens, usage and usage.output_tokens, usage and usage.cached_tokens,
+        usage and usage.cost, json.dumps(dict(message.metadata)) if message.metadata else None,
+    )  # fmt: skip
+
+
+def _message_from_row(row: Sequence[Any]) -> Message:
+    (session_id, seq, message_id, role, created_at, parts, status, error, provider, model,
+     input_tokens, output_tokens, cached_tokens, cost, metadata) = row  # fmt: skip
+    return Message(
+        session_id,
+        seq,
+        Role(role),
+        load_parts(parts),
+        id=message_id,
+        created_at=datetime.fromisoformat(created_at),
+        usage=None if input_tokens is None else Usage(input_tokens, output_tokens, cached_tokens, cost),
+        status=MessageStatus(status),
+        error=error,
+        provider=provider,
+        model=model,
+        metadata=json.loads(metadata) if metadata else {},
+    )

@@ -1,0 +1,192 @@
+"""What threadline-sqlite promises beyond the contract: group commit, readers that do not
+wait, indexes for every listing, clear errors that write nothing, schema versions."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from threadline import DataFormatError, Message, Role, SessionManager, SessionRecord, StorageUnavailable, Text
+from threadline_sqlite import SQLiteConfig
+from threadline_sqlite.schema import LATEST
+from threadline_sqlite.storage import SQLiteStorage
+
+
+def message(session: SessionRecord, seq: int, text: str = "hello") -> Message:
+    return Message(session.id, seq, Role.USER, (Text(text),))
+
+
+async def test_concurrent_appends_share_commits(storage: SQLiteStorage) -> None:
+    sessions = [await storage.create_session(SessionRecord()) for _ in range(50)]
+    commits_before = storage._write.commits
+
+    async def fill(session: SessionRecord) -> None:
+        for seq in range(1, 21):
+            await storage.append_messages(session.tenant, session.id, [message(session, seq)])
+
+    await asyncio.gather(*(fill(s) for s in sessions))
+    commits = storage._write.commits - commits_before
+    assert commits <= 50 * 20 / 2, f"{commits} commits for 1000 appends: writes are not being grouped"
+    for session in sessions:
+        assert (await storage.get_session("default", session.id)).message_count == 20
+
+
+async def test_a_conflicting_append_fails_alone_in_its_group(storage: SQLiteStorage) -> None:
+    good, bad = [await storage.create_session(SessionRecord()) for _ in range(2)]
+    results = await asyncio.gather(
+        storage.append_messages("default", good.id, [message(good, 1)]),
+        storage.append_messages("default", bad.id, [message(bad, 5)]),
+        return_exceptions=True,
+    )
+    assert results[0] is None and type(results[1]).__name__ == "StorageConflict"
+    assert [m.seq for m in await storage.get_messages("default", good.id)] == [1]
+    assert await storage.get_messages("default", bad.id) == []
+
+
+async def test_reads_do_not_wait_behind_a_long_write(storage: SQLiteStorage) -> None:
+    session = await storage.create_session(SessionRecord())
+    await storage.append_messages("default", session.id, [message(session, 1, "before")])
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_import() -> AsyncIterator[SessionRecord]:
+        yield SessionRecord()
+        holding.set()
+        await release.wait()  # the writer sits inside its transaction here
+
+    importing = asyncio.create_task(storage.import_records(slow_import()))
+    await holding.wait()
+    read = await asyncio.wait_for(storage.get_messages("default", session.id), timeout=30)
+    assert [m.text for m in read] == ["before"]
+    assert not importing.done()
+    release.set()
+    assert await importing == 1
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "tenant = 'default'",
+        "tenant = 'default' AND user_id = 'u1'",
+        "tenant = 'default' AND status = 'active'",
+        "tenant = 'default' AND user_id = 'u1' AND (updated_us < 5 OR (updated_us = 5 AND id < 'x'))",
+    ],
+)
+async def test_every_listing_walks_an_index_in_order(storage: SQLiteStorage, where: str) -> None:
+    plan = await storage._read(
+        f"EXPLAIN QUERY PLAN SELECT * FROM sessions WHERE {where} ORDER BY updated_us DESC, id DESC LIMIT 21"
+    )
+    details = " | ".join(row[3] for row in plan)
+    assert "USING INDEX" in details and "TEMP B-TREE" not in details, details
+
+
+async def test_history_reads_walk_the_primary_key(storage: SQLiteStorage) -> None:
+    plan = await storage._read(
+        "EXPLAIN QUERY PLAN SELECT * FROM messages WHERE tenant = 'd' AND session_id = 's' AND seq > 0 "
+        "ORDER BY seq DESC LIMIT 10"
+    )
+    details = " | ".join(row[3] for row in plan)
+    assert "USING PRIMARY KEY" in details and "TEMP B-TREE" not in details, details
+
+
+async def test_wal_busy_timeout_and_foreign_keys_are_on(db_path: Path) -> None:
+    storage = SQLiteStorage(SQLiteConfig(path=db_path, synchronous="FULL", busy_timeout=1.5))
+    await storage.open()
+    try:
+        db = storage._write.db
+        assert (await db.execute_fetchall("PRAGMA journal_mode"))[0][0] == "wal"
+        assert (await db.execute_fetchall("PRAGMA synchronous"))[0][0] == 2  # FULL
+        assert (await db.execute_fetchall("PRAGMA busy_timeout"))[0][0] == 1500
+        assert (await db.execute_fetchall("PRAGMA foreign_keys"))[0][0] == 1
+    finally:
+        await storage.close()
+
+
+# -- errors that write nothing -------------------------------------------------------
+
+
+async def test_a_file_that_is_not_a_database_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("these are my notes, not a database\n" * 100)
+    before = path.read_bytes()
+    with pytest.raises(StorageUnavailable, match="is not a SQLite database"):
+        await SQLiteStorage(SQLiteConfig(path=path)).open()
+    assert path.read_bytes() == before
+
+
+async def test_a_path_that_cannot_be_made_is_refused(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StorageUnavailable, match="cannot create the folder"):
+        await SQLiteStorage(SQLiteConfig(path=blocker / "sub" / "db")).open()
+    with pytest.raises(StorageUnavailable, match="cannot open SQLite database"):
+        await SQLiteStorage(SQLiteConfig(path=tmp_path)).open()  # a directory
+
+
+async def test_a_database_locked_past_the_timeout_is_a_clear_error(db_path: Path) -> None:
+    storage = SQLiteStorage(SQLiteConfig(path=db_path, busy_timeout=0.2))
+    await storage.open()
+    try:
+        session = await storage.create_session(SessionRecord())
+        other = sqlite3.connect(db_path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        try:
+            with pytest.raises(StorageUnavailable, match=r"locked by another connection; waited 0\.2s"):
+                await storage.append_messages("default", session.id, [message(session, 1)])
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        await storage.append_messages("default", session.id, [message(session, 1)])  # usable again
+        assert (await storage.get_session("default", session.id)).message_count == 1
+    finally:
+        await storage.close()
+
+
+async def test_a_database_from_a_newer_version_is_refused_untouched(db_path: Path) -> None:
+    storage = SQLiteStorage(SQLiteConfig(path=db_path))
+    await storage.open()
+    await storage.close()
+    with sqlite3.connect(db_path) as db:
+        db.execute("UPDATE schema_version SET version = ?", (LATEST + 1,))
+    before = db_path.read_bytes()  # noqa: ASYNC240
+    with pytest.raises(DataFormatError, match=f"schema version {LATEST + 1}, newer than"):
+        await SQLiteStorage(SQLiteConfig(path=db_path)).open()
+    assert db_path.read_bytes() == before  # noqa: ASYNC240
+
+
+def test_config_expands_home_and_checks_values(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert SQLiteConfig(path="~/chats.db").path == tmp_path / "chats.db"
+    with pytest.raises(ValueError, match="busy_timeout"):
+        SQLiteConfig(busy_timeout=-1)
+
+
+# -- through the kernel ------------------------------------------------------------
+
+
+async def test_sqlite_is_the_default_storage_once_installed_and_sessions_persist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    async with SessionManager() as first:
+        assert first.storage_backend == "sqlite"
+        session = await first.create_session(user_id="ann")
+        await session.send("remember this")
+    assert (tmp_path / "threadline" / "threadline.db").exists()  # noqa: ASYNC240
+    async with SessionManager() as second:
+        again = await second.get_session(session.id)
+        assert [m.text for m in await again.history()] == ["remember this", "remember this"]
+        (listed,) = (await second.list_sessions(user_id="ann")).items
+        assert (listed.title, listed.message_count) == ("remember this", 2)
+
+
+async def test_100_concurrent_sends_on_sqlite(db_path: Path) -> None:
+    async with SessionManager(storage=SQLiteStorage(SQLiteConfig(path=db_path))) as manager:
+        session = await manager.create_session()
+        await asyncio.gather(*(session.send(f"m{i}") for i in range(100)))
+        history = await session.history()
+        assert [m.seq for m in history] == list(range(1, 201))
+        assert all(u.text == r.text for u, r in zip(history[::2], history[1::2], strict=True))
