@@ -54,7 +54,7 @@ def main() -> None:
     args, rest = parser.parse_known_args()
     if args.command == "test":
         ensure_venv()
-        run(BIN / "tox", "run", *rest)
+        run(BIN / "tox", "run", "--recreate", *rest)  # envs install the packages by path: rebuild them
     else:
         install()
         if args.command == "chat":

@@ -6,6 +6,7 @@ import pytest
 
 from threadline import SessionManager
 from threadline.builtins.echo import EchoProvider
+from threadline.builtins.memory import MemoryStorage
 from threadline.testing import EventRecorder
 
 
@@ -21,13 +22,19 @@ def isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
 
 
 @pytest.fixture
+def only_builtins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Load only the kernel's own plugins, whatever else is installed beside it."""
+    monkeypatch.setenv("THREADLINE_PLUGINS", "echo,memory")
+
+
+@pytest.fixture
 def recorder() -> EventRecorder:
     return EventRecorder()
 
 
 @pytest.fixture
 async def manager(recorder: EventRecorder) -> AsyncIterator[SessionManager]:
-    async with SessionManager(plugins=[recorder]) as tl:
+    async with SessionManager(storage=MemoryStorage(), plugins=[recorder]) as tl:
         yield tl
 
 

@@ -30,7 +30,7 @@ def user_error(result: subprocess.CompletedProcess[str]) -> str:
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "threadline.toml"
-    path.write_text('[defaults]\nprovider = "echo"\n[providers.echo]\nchunk_size = 2\n')
+    path.write_text('[defaults]\nprovider = "echo"\n[storage]\nbackend = "memory"\n[providers.echo]\nchunk_size = 2\n')
     return path
 
 

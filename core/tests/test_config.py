@@ -9,6 +9,8 @@ import pytest
 from threadline import Config, ConfigError, SessionManager
 from threadline.builtins.echo import EchoProvider
 
+pytestmark = pytest.mark.usefixtures("only_builtins")
+
 
 def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "threadline.toml"

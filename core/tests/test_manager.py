@@ -185,7 +185,9 @@ async def test_stream_error_before_any_text_marks_the_user_message(manager: Sess
 
 
 async def test_cancelling_a_send_keeps_the_user_message() -> None:
-    async with SessionManager(providers={"echo": EchoProvider(EchoConfig(latency=5))}) as manager:
+    async with SessionManager(
+        storage=MemoryStorage(), providers={"echo": EchoProvider(EchoConfig(latency=5))}
+    ) as manager:
         session = await manager.create_session()
         task = asyncio.create_task(session.send("are you there?"))
         await asyncio.sleep(0.05)
@@ -197,7 +199,9 @@ async def test_cancelling_a_send_keeps_the_user_message() -> None:
 
 
 async def test_breaking_off_a_stream_stores_the_reply_so_far_as_incomplete() -> None:
-    async with SessionManager(providers={"echo": EchoProvider(EchoConfig(chunk_size=2))}) as manager:
+    async with SessionManager(
+        storage=MemoryStorage(), providers={"echo": EchoProvider(EchoConfig(chunk_size=2))}
+    ) as manager:
         session = await manager.create_session()
         stream = session.stream("abcdefghij")
         received = [await anext(stream), await anext(stream)]
@@ -210,7 +214,9 @@ async def test_breaking_off_a_stream_stores_the_reply_so_far_as_incomplete() -> 
 
 
 async def test_cancelling_a_streaming_task_stores_the_reply_so_far() -> None:
-    async with SessionManager(providers={"echo": EchoProvider(EchoConfig(chunk_size=1, chunk_delay=0.01))}) as manager:
+    async with SessionManager(
+        storage=MemoryStorage(), providers={"echo": EchoProvider(EchoConfig(chunk_size=1, chunk_delay=0.01))}
+    ) as manager:
         session = await manager.create_session()
         received: list[str] = []
         five_received = asyncio.Event()
@@ -237,7 +243,7 @@ async def test_an_image_for_a_model_without_vision_is_refused_before_anything_is
         def capabilities(self, model: str | None) -> Capabilities:
             return Capabilities(vision=False)
 
-    async with SessionManager(providers={"echo": TextOnly()}) as manager:
+    async with SessionManager(storage=MemoryStorage(), providers={"echo": TextOnly()}) as manager:
         session = await manager.create_session()
         with pytest.raises(BadRequest, match="does not accept images"):
             await session.send([Text("what is this?"), Image("image/png", data=b"\x89PNG")])
@@ -298,7 +304,7 @@ async def test_an_unknown_tool_is_an_error_result(manager: SessionManager, echo:
 
 async def test_the_tool_loop_stops_at_the_step_limit() -> None:
     config = Config(defaults=threadline.Defaults(max_tool_steps=3))
-    async with SessionManager(config, tools=[add]) as manager:
+    async with SessionManager(config, storage=MemoryStorage(), tools=[add]) as manager:
         session = await manager.create_session(tools=["add"])
         echo = manager.provider("echo")
         assert isinstance(echo, EchoProvider)
@@ -405,7 +411,7 @@ async def test_delete_user_removes_their_sessions(manager: SessionManager) -> No
 
 async def test_templates_set_provider_model_and_prompt() -> None:
     config = Config(templates={"support": Template(provider="echo", model="echo-2", system_prompt="Help.")})
-    async with SessionManager(config) as manager:
+    async with SessionManager(config, storage=MemoryStorage()) as manager:
         session = await manager.create_session(template="support", user_id="ann")
         assert (session.record.model, session.record.system_prompt, session.record.template) == (
             "echo-2",
@@ -417,7 +423,7 @@ async def test_templates_set_provider_model_and_prompt() -> None:
 
 
 async def test_a_session_can_switch_provider_per_call_and_for_good() -> None:
-    async with SessionManager(providers={"other": EchoProvider()}) as manager:
+    async with SessionManager(storage=MemoryStorage(), providers={"other": EchoProvider()}) as manager:
         session = await manager.create_session()
         await session.send("on echo")
         reply = await session.send("on other", provider="other")
@@ -440,7 +446,7 @@ async def test_export_and_import_jsonl(manager: SessionManager, tmp_path: Path) 
     path = tmp_path / "export.jsonl"
     with path.open("w") as out:
         assert await manager.export_jsonl(out) == 3
-    async with SessionManager() as other:
+    async with SessionManager(storage=MemoryStorage()) as other:
         assert await other.import_jsonl(path) == 3
         assert [m.text for m in await (await other.get_session(session.id)).history()] == ["keep me", "keep me"]
 
@@ -453,7 +459,7 @@ async def test_import_with_a_bad_line_names_it_and_imports_nothing(manager: Sess
         await manager.export_jsonl(out)
     lines = path.read_text().splitlines()
     path.write_text("\n".join([*lines[:2], '{"type": "message", "v": 1, "seq": "x"}', *lines[2:]]) + "\n")
-    async with SessionManager() as other:
+    async with SessionManager(storage=MemoryStorage()) as other:
         with pytest.raises(DataFormatError, match="line 3"):
             await other.import_jsonl(path)
         assert (await other.list_sessions()).items == ()
@@ -482,7 +488,7 @@ async def test_a_failing_hook_is_logged_by_plugin_name_and_does_not_break_the_ca
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     audit = AsyncAudit()
-    async with SessionManager(plugins=[Flaky(), audit]) as manager:
+    async with SessionManager(storage=MemoryStorage(), plugins=[Flaky(), audit]) as manager:
         session = await manager.create_session()
         with caplog.at_level(logging.ERROR, logger="threadline.plugins"):
             reply = await session.send("hi")
@@ -498,7 +504,7 @@ async def test_a_failing_critical_hook_fails_the_call() -> None:
         def threadline_session_created(self, session: Any) -> None:
             raise OSError("audit log not writable")
 
-    async with SessionManager(plugins=[Audit()]) as manager:
+    async with SessionManager(storage=MemoryStorage(), plugins=[Audit()]) as manager:
         with pytest.raises(OSError, match="audit log not writable"):
             await manager.create_session()
 
@@ -539,7 +545,7 @@ def middleware_plugin(log: list[str]) -> object:
 async def test_middleware_wraps_calls_in_config_order() -> None:
     log: list[str] = []
     config = Config.from_dict({"middleware": {"chain": ["outer", "inner"], "outer": {"label": "!"}}})
-    async with SessionManager(config, plugins=[middleware_plugin(log)]) as manager:
+    async with SessionManager(config, storage=MemoryStorage(), plugins=[middleware_plugin(log)]) as manager:
         session = await manager.create_session()
         await session.send("hi")
         assert log == ["outer! in", "inner in", "inner out", "outer! out"]

@@ -175,7 +175,7 @@ async def test_sqlite_is_the_default_storage_once_installed_and_sessions_persist
         assert first.storage_backend == "sqlite"
         session = await first.create_session(user_id="ann")
         await session.send("remember this")
-    assert (tmp_path / "threadline" / "threadline.db").exists()  # noqa: ASYNC240
+    assert (tmp_path / "threadline" / "threadline.db").exists()
     async with SessionManager() as second:
         again = await second.get_session(session.id)
         assert [m.text for m in await again.history()] == ["remember this", "remember this"]

@@ -494,7 +494,7 @@ def _message_from_row(row: Sequence[Any]) -> Message:
         load_parts(parts),
         id=message_id,
         created_at=datetime.fromisoformat(created_at),
-        usage=None if input_tokens is None else Usage(input_tokens, output_tokens, cached_tokens, cost),
+        usage=None if input_tokens is None else Usage(input_tokens, output_tokens, cached_tokens or 0, cost),
         status=MessageStatus(status),
         error=error,
         provider=provider,
