@@ -16,7 +16,8 @@ from threadline_sqlite.storage import SQLiteStorage, to_us
 def write_version_1_database(path: Path, sessions: int, messages_each: int) -> None:
     """What threadline-sqlite 0.1 wrote: schema 1 and its rows, with sqlite3 alone."""
     db = sqlite3.connect(path, isolation_level=None)
-    db.executescript(MIGRATIONS[0])
+    for statement in MIGRATIONS[0]:
+        db.execute(statement)
     db.executescript("CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1);")
     for index in range(sessions):
         record = SessionRecord(id=f"s{index}", user_id=f"u{index % 3}", title=f"Chat {index}")

@@ -78,8 +78,8 @@ async def test_a_writer_killed_mid_flight_loses_no_acknowledged_append(db_path: 
         if len(acked) >= kill_after:
             break
     writer.send_signal(signal.SIGKILL)
-    writer.wait(timeout=60)
-    assert writer.returncode == -signal.SIGKILL, f"the writer ended before it was killed: {writer.stderr}"
+    _, err = writer.communicate(timeout=60)
+    assert writer.returncode == -signal.SIGKILL, f"the writer ended before it was killed: {err}"
 
     found = await read_all(db_path, sessions)
     stored_batches: dict[str, int] = defaultdict(int)

@@ -8,53 +8,75 @@ import aiosqlite
 
 from threadline.errors import DataFormatError
 
-# Each entry moves the schema from version i to i + 1. Never edit a released entry: add one.
-MIGRATIONS: Final[tuple[str, ...]] = (
+SEQ_DOES_NOT_FOLLOW_ON: Final = "threadline: seq does not follow on"
+
+# Each entry moves the schema from version i to i + 1: its statements run in one
+# transaction. Never edit a released entry: add one.
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     # 1: sessions and messages
-    """
-    CREATE TABLE sessions (
-        tenant        TEXT    NOT NULL,
-        id            TEXT    NOT NULL,
-        user_id       TEXT,
-        status        TEXT    NOT NULL,
-        updated_us    INTEGER NOT NULL,
-        version       INTEGER NOT NULL,
-        message_count INTEGER NOT NULL DEFAULT 0,
-        input_tokens  INTEGER NOT NULL DEFAULT 0,
-        output_tokens INTEGER NOT NULL DEFAULT 0,
-        record        TEXT    NOT NULL,
-        PRIMARY KEY (tenant, id)
-    ) WITHOUT ROWID;
-    CREATE INDEX sessions_by_user ON sessions (tenant, user_id, updated_us, id);
-    CREATE TABLE messages (
-        tenant        TEXT    NOT NULL,
-        session_id    TEXT    NOT NULL,
-        seq           INTEGER NOT NULL,
-        id            TEXT    NOT NULL,
-        role          TEXT    NOT NULL,
-        created_at    TEXT    NOT NULL,
-        parts         TEXT    NOT NULL,
-        status        TEXT    NOT NULL,
-        error         TEXT,
-        provider      TEXT,
-        model         TEXT,
-        input_tokens  INTEGER,
-        output_tokens INTEGER,
-        metadata      TEXT,
-        PRIMARY KEY (tenant, session_id, seq),
-        FOREIGN KEY (tenant, session_id) REFERENCES sessions (tenant, id) ON DELETE CASCADE
-    ) WITHOUT ROWID;
-    """,
+    (
+        """CREATE TABLE sessions (
+            tenant        TEXT    NOT NULL,
+            id            TEXT    NOT NULL,
+            user_id       TEXT,
+            status        TEXT    NOT NULL,
+            updated_us    INTEGER NOT NULL,
+            version       INTEGER NOT NULL,
+            message_count INTEGER NOT NULL DEFAULT 0,
+            input_tokens  INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            record        TEXT    NOT NULL,
+            PRIMARY KEY (tenant, id)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX sessions_by_user ON sessions (tenant, user_id, updated_us, id)",
+        """CREATE TABLE messages (
+            tenant        TEXT    NOT NULL,
+            session_id    TEXT    NOT NULL,
+            seq           INTEGER NOT NULL,
+            id            TEXT    NOT NULL,
+            role          TEXT    NOT NULL,
+            created_at    TEXT    NOT NULL,
+            parts         TEXT    NOT NULL,
+            status        TEXT    NOT NULL,
+            error         TEXT,
+            provider      TEXT,
+            model         TEXT,
+            input_tokens  INTEGER,
+            output_tokens INTEGER,
+            metadata      TEXT,
+            PRIMARY KEY (tenant, session_id, seq),
+            FOREIGN KEY (tenant, session_id) REFERENCES sessions (tenant, id) ON DELETE CASCADE
+        ) WITHOUT ROWID""",
+    ),
     # 2: cached tokens and cost, kept per message and summed per session; listing by
     # status and by activity without a scan
-    """
-    ALTER TABLE sessions ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE sessions ADD COLUMN cost REAL;
-    ALTER TABLE messages ADD COLUMN cached_tokens INTEGER;
-    ALTER TABLE messages ADD COLUMN cost REAL;
-    CREATE INDEX sessions_by_status ON sessions (tenant, status, updated_us, id);
-    CREATE INDEX sessions_by_activity ON sessions (tenant, updated_us, id);
-    """,
+    (
+        "ALTER TABLE sessions ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE sessions ADD COLUMN cost REAL",
+        "ALTER TABLE messages ADD COLUMN cached_tokens INTEGER",
+        "ALTER TABLE messages ADD COLUMN cost REAL",
+        "CREATE INDEX sessions_by_status ON sessions (tenant, status, updated_us, id)",
+        "CREATE INDEX sessions_by_activity ON sessions (tenant, updated_us, id)",
+    ),
+    # 3: the database itself refuses a message whose seq does not follow on, and keeps the
+    # session's count, token totals and activity time as messages arrive, so an append is
+    # one statement
+    (
+        f"""CREATE TRIGGER messages_follow_on BEFORE INSERT ON messages
+        WHEN NEW.seq IS NOT (SELECT message_count + 1 FROM sessions WHERE tenant = NEW.tenant AND id = NEW.session_id)
+        BEGIN SELECT RAISE(ABORT, '{SEQ_DOES_NOT_FOLLOW_ON}'); END""",
+        """CREATE TRIGGER messages_counted AFTER INSERT ON messages
+        BEGIN
+            UPDATE sessions SET
+                message_count = message_count + 1,
+                input_tokens = input_tokens + coalesce(NEW.input_tokens, 0),
+                output_tokens = output_tokens + coalesce(NEW.output_tokens, 0),
+                cached_tokens = cached_tokens + coalesce(NEW.cached_tokens, 0),
+                cost = CASE WHEN NEW.cost IS NULL THEN cost ELSE coalesce(cost, 0) + NEW.cost END,
+                updated_us = max(updated_us + 1, CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER))
+            WHERE tenant = NEW.tenant AND id = NEW.session_id;
+        END""",
+    ),
 )
 LATEST: Final = len(MIGRATIONS)
 
@@ -84,7 +106,7 @@ async def migrate(db: aiosqlite.Connection, path: str, target: int = LATEST) -> 
             await db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
             await db.execute("INSERT INTO schema_version VALUES (0)")
         for version in range(found, target):
-            for statement in _statements(MIGRATIONS[version]):
+            for statement in MIGRATIONS[version]:
                 await db.execute(statement)
         await db.execute("UPDATE schema_version SET version = ?", (max(found, target),))
         await db.commit()
@@ -92,7 +114,3 @@ async def migrate(db: aiosqlite.Connection, path: str, target: int = LATEST) -> 
         await db.rollback()
         raise
     return found
-
-
-def _statements(script: str) -> list[str]:
-    return [statement.strip() for statement in script.split(";") if statement.strip()]

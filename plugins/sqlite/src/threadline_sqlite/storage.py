@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import json
 import sqlite3
-from collections import defaultdict
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -40,7 +39,7 @@ from threadline.model import (
 )
 from threadline_sqlite import SQLiteConfig
 from threadline_sqlite.group_commit import GroupCommit
-from threadline_sqlite.schema import migrate
+from threadline_sqlite.schema import SEQ_DOES_NOT_FOLLOW_ON, migrate
 
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 SESSION_COLUMNS: Final = (
@@ -51,7 +50,8 @@ MESSAGE_COLUMNS: Final = (
     "session_id, seq, id, role, created_at, parts, status, error, provider, model, "
     "input_tokens, output_tokens, cached_tokens, cost, metadata"
 )
-_KEYS_PER_QUERY: Final = 400
+_ROW_MARKS: Final = f"({', '.join('?' * 16)})"
+_ROWS_PER_INSERT: Final = 2000  # 16 parameters a row, under SQLite's limit of 32,766
 
 
 def to_us(moment: datetime) -> int:
@@ -89,21 +89,25 @@ class SQLiteStorage:
             self.config.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageUnavailable(f"cannot create the folder for SQLite database {self.path}: {exc}") from None
-        db = await self._connect(self.path)
+        db = await self._connect(self.path, isolation_level="IMMEDIATE")
         try:
             await db.execute_fetchall("PRAGMA journal_mode = WAL")
             await migrate(db, self.path)
         except BaseException as exc:
             await db.close()
             raise self._translate(exc) from None
-        self._writer = GroupCommit(db, self._apply_appends, self._translate, self.config.max_batch)
+        self._writer = GroupCommit(
+            db, self._append_statements, self._explain_append, self._translate, self.config.max_batch
+        )
         self._writer.start()
         for _ in range(self.config.readers):
             self._readers.append(await self._connect(f"file:{self.path}?mode=ro", uri=True))
 
-    async def _connect(self, target: str, *, uri: bool = False) -> aiosqlite.Connection:
+    async def _connect(
+        self, target: str, *, uri: bool = False, isolation_level: str | None = None
+    ) -> aiosqlite.Connection:
         try:
-            db = await aiosqlite.connect(target, uri=uri, isolation_level=None)
+            db = await aiosqlite.connect(target, uri=uri, isolation_level=isolation_level)
         except sqlite3.Error as exc:
             raise StorageUnavailable(f"cannot open SQLite database {self.path}: {exc}") from None
         try:
@@ -264,47 +268,38 @@ class SQLiteStorage:
     async def append_messages(self, tenant: str, session_id: str, messages: Sequence[Message]) -> None:
         await self._write.batch(_Append(tenant, session_id, messages))
 
-    async def _apply_appends(self, db: aiosqlite.Connection, appends: Sequence[_Append]) -> list[Any]:
-        """Every append that arrived together, in one transaction: check each batch's seqs
-        against the session's count, then insert all messages and update all sessions."""
-        counts = await self._message_counts(db, {(a.tenant, a.session_id) for a in appends})
-        outcomes: list[Any] = []
-        message_rows: list[tuple[Any, ...]] = []
-        totals: dict[tuple[str, str], list[Any]] = defaultdict(lambda: [0, 0, 0, 0, None])
+    def _append_statements(self, appends: Sequence[_Append]) -> list[tuple[str, Sequence[Any]]]:
+        """One INSERT for every message of every append (a few, past SQLite's parameter
+        limit). The database checks each seq against its session's count and keeps the
+        session's counts itself (schema migration 3)."""
+        rows = []
         for append in appends:
-            key = (append.tenant, append.session_id)
-            problem = _check_append(append, counts.get(key))
-            outcomes.append(problem)
-            if problem is not None:
-                continue
-            counts[key] += len(append.messages)
-            message_rows += [_message_row(append.tenant, m) for m in append.messages]
-            _add_totals(totals[key], append.messages)
-        if message_rows:
-            await db.executemany(
-                f"INSERT INTO messages (tenant, {MESSAGE_COLUMNS}) VALUES ({_marks(16)})", message_rows
+            _check_numbering(append)
+            rows += [_message_row(append.tenant, m) for m in append.messages]
+        return [
+            (
+                f"INSERT INTO messages (tenant, {MESSAGE_COLUMNS}) VALUES {', '.join([_ROW_MARKS] * len(chunk))}",
+                [value for row in chunk for value in row],
             )
-            now = to_us(utcnow())
-            await db.executemany(
-                "UPDATE sessions SET message_count = message_count + ?, input_tokens = input_tokens + ?, "
-                "output_tokens = output_tokens + ?, cached_tokens = cached_tokens + ?, "
-                "cost = CASE WHEN ? IS NULL THEN cost ELSE coalesce(cost, 0) + ? END, "
-                "updated_us = max(updated_us + 1, ?) WHERE tenant = ? AND id = ?",
-                [(n, i, o, c, cost, cost, now, tenant, sid) for (tenant, sid), (n, i, o, c, cost) in totals.items()],
-            )
-        return outcomes
+            for chunk in (rows[start : start + _ROWS_PER_INSERT] for start in range(0, len(rows), _ROWS_PER_INSERT))
+        ]
 
-    async def _message_counts(self, db: aiosqlite.Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
-        counts: dict[tuple[str, str], int] = {}
-        ordered = sorted(keys)
-        for start in range(0, len(ordered), _KEYS_PER_QUERY):
-            chunk = ordered[start : start + _KEYS_PER_QUERY]
-            rows = await db.execute_fetchall(
-                f"SELECT tenant, id, message_count FROM sessions WHERE (tenant, id) IN (VALUES {_pairs(len(chunk))})",
-                [value for key in chunk for value in key],
+    async def _explain_append(self, db: aiosqlite.Connection, append: _Append, exc: BaseException) -> BaseException:
+        if not (isinstance(exc, sqlite3.IntegrityError) and SEQ_DOES_NOT_FOLLOW_ON in str(exc)):
+            return exc
+        rows = list(
+            await db.execute_fetchall(
+                "SELECT message_count FROM sessions WHERE tenant = ? AND id = ?", (append.tenant, append.session_id)
             )
-            counts.update(((tenant, sid), count) for tenant, sid, count in rows)
-        return counts
+        )
+        if not rows:
+            return SessionNotFound(append.session_id, append.tenant)
+        count = rows[0][0]
+        expected = list(range(count + 1, count + 1 + len(append.messages)))
+        return StorageConflict(
+            f"session {append.session_id!r} has {count} messages; appended seqs must be {expected}, "
+            f"got {[m.seq for m in append.messages]}"
+        )
 
     async def set_message_status(
         self, tenant: str, session_id: str, seq: int, status: str, error: str | None = None
@@ -390,9 +385,10 @@ class _Importer:
 
     async def _session(self, session: SessionRecord) -> None:
         await self._flush()
+        empty = attrs.evolve(session, message_count=0, usage=Usage())  # its messages count themselves in
         try:
             await self.db.execute(
-                f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ({_marks(12)})", _session_row(session)
+                f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ({_marks(12)})", _session_row(empty)
             )
         except sqlite3.IntegrityError:
             raise StorageConflict(f"session {session.id!r} exists already; nothing was imported") from None
@@ -412,6 +408,11 @@ class _Importer:
                 f"INSERT INTO messages (tenant, {MESSAGE_COLUMNS}) VALUES ({_marks(16)})", self.pending
             )
             self.pending = []
+        if self.current is not None:  # the activity time the export had, not the import's
+            await self.db.execute(
+                "UPDATE sessions SET updated_us = ? WHERE tenant = ? AND id = ?",
+                (to_us(self.current.updated_at), self.current.tenant, self.current.id),
+            )
 
 
 # -- rows -------------------------------------------------------------------------
@@ -431,27 +432,12 @@ async def _require_session(db: aiosqlite.Connection, tenant: str, session_id: st
         raise SessionNotFound(session_id, tenant)
 
 
-def _check_append(append: _Append, count: int | None) -> ThreadlineError | None:
-    if count is None:
-        return SessionNotFound(append.session_id, append.tenant)
-    expected = list(range(count + 1, count + 1 + len(append.messages)))
+def _check_numbering(append: _Append) -> None:
+    """A batch must number its messages consecutively, all for the session it names."""
     seqs = [m.seq for m in append.messages]
-    if seqs != expected or any(m.session_id != append.session_id for m in append.messages):
-        return StorageConflict(
-            f"session {append.session_id!r} has {count} messages; appended seqs must be {expected}, got {seqs}"
-        )
-    return None
-
-
-def _add_totals(totals: list[Any], messages: Sequence[Message]) -> None:
-    totals[0] += len(messages)
-    for message in messages:
-        if message.usage is not None:
-            totals[1] += message.usage.input_tokens
-            totals[2] += message.usage.output_tokens
-            totals[3] += message.usage.cached_tokens
-            if message.usage.cost is not None:
-                totals[4] = (totals[4] or 0.0) + message.usage.cost
+    first = seqs[0] if seqs else 1
+    if seqs != list(range(first, first + len(seqs))) or any(m.session_id != append.session_id for m in append.messages):
+        raise StorageConflict(f"appended messages must be numbered consecutively for {append.session_id!r}, got {seqs}")
 
 
 def _session_row(session: SessionRecord) -> tuple[Any, ...]:

@@ -1,0 +1,213 @@
+"""threadline-sqlite against raw aiosqlite, same run, same machine, same pragmas.
+
+Baseline: raw aiosqlite, one INSERT + COMMIT per message, an indexed SELECT returning
+plain dicts; WAL and synchronous=NORMAL like threadline-sqlite's default (and, for W1,
+also SQLite's defaults: rollback journal, synchronous=FULL).
+
+Run: python bench/sqlite_storage.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from threadline import Message, Role, SessionRecord, Text
+from threadline_sqlite import SQLiteConfig
+from threadline_sqlite.storage import SQLiteStorage
+
+TEXT = ("The quick brown fox jumps over the lazy dog. " * 5)[:200]
+
+
+class Baseline:
+    """What a careful user writes by hand with aiosqlite."""
+
+    def __init__(self, path: Path, *, wal: bool = True) -> None:
+        self.path, self.wal = path, wal
+        self.lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        self.db = await aiosqlite.connect(self.path)
+        if self.wal:
+            await self.db.execute("PRAGMA journal_mode = WAL")
+            await self.db.execute("PRAGMA synchronous = NORMAL")
+        await self.db.execute(
+            "CREATE TABLE IF NOT EXISTS messages (session_id TEXT, seq INTEGER, role TEXT, content TEXT, "
+            "created_at TEXT, PRIMARY KEY (session_id, seq))"
+        )
+        await self.db.commit()
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def append(self, session_id: str, seq: int, role: str = "user") -> None:
+        async with self.lock:  # one INSERT + COMMIT per message, not interleaved with another's
+            await self.db.execute(
+                "INSERT INTO messages VALUES (?, ?, ?, ?, datetime('now'))", (session_id, seq, role, TEXT)
+            )
+            await self.db.commit()
+
+    async def load(self, session_id: str) -> list[dict[str, Any]]:
+        rows = await self.db.execute_fetchall(
+            "SELECT seq, role, content, created_at FROM messages WHERE session_id = ? ORDER BY seq", (session_id,)
+        )
+        return [{"seq": s, "role": r, "content": c, "created_at": t} for s, r, c, t in rows]
+
+    async def fill(self, session_id: str, count: int) -> None:
+        rows = [(session_id, seq, "user", TEXT) for seq in range(1, count + 1)]
+        await self.db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, datetime('now'))", rows)
+        await self.db.commit()
+
+
+class Ours:
+    def __init__(self, path: Path) -> None:
+        self.storage = SQLiteStorage(SQLiteConfig(path=path))
+
+    async def open(self) -> None:
+        await self.storage.open()
+
+    async def close(self) -> None:
+        await self.storage.close()
+
+    async def new_session(self) -> str:
+        return (await self.storage.create_session(SessionRecord())).id
+
+    async def append(self, session_id: str, seq: int, role: str = "user") -> None:
+        message = Message(session_id, seq, Role(role), (Text(TEXT),))
+        await self.storage.append_messages("default", session_id, [message])
+
+    async def load(self, session_id: str) -> list[Message]:
+        return await self.storage.get_messages("default", session_id)
+
+    async def fill(self, session_id: str, count: int) -> None:
+        messages = [Message(session_id, seq, Role.USER, (Text(TEXT),)) for seq in range(1, count + 1)]
+        await self.storage.append_messages("default", session_id, messages)
+
+
+async def session_for(store: Baseline | Ours, index: int) -> str:
+    return await store.new_session() if isinstance(store, Ours) else f"s{index}"
+
+
+async def w1_sequential_appends(store: Baseline | Ours, appends: int) -> float:
+    session = await session_for(store, 0)
+    started = time.perf_counter()
+    for seq in range(1, appends + 1):
+        await store.append(session, seq)
+    return appends / (time.perf_counter() - started)
+
+
+async def timed(calls: int, load: Callable[[], Awaitable[Any]]) -> list[float]:
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        await load()
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+async def w2_load_long_history(store: Baseline | Ours, messages: int, loads: int) -> list[float]:
+    session = await session_for(store, 0)
+    await store.fill(session, messages)
+    return await timed(loads, lambda: store.load(session))
+
+
+async def w3_many_sessions(store: Baseline | Ours, sessions: int, each: int, loads: int) -> list[float]:
+    ids = [await session_for(store, index) for index in range(sessions)]
+    for session in ids:
+        await store.fill(session, each)
+    picks = random.Random(7).choices(ids, k=loads)
+    iterator = iter(picks)
+    return await timed(loads, lambda: store.load(next(iterator)))
+
+
+async def w4_concurrent_appends(store: Baseline | Ours, tasks: int, each: int) -> float:
+    ids = [await session_for(store, index) for index in range(tasks)]
+
+    async def fill(session: str) -> None:
+        for seq in range(1, each + 1):
+            await store.append(session, seq)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(fill(session) for session in ids))
+    return tasks * each / (time.perf_counter() - started)
+
+
+def p(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[q - 1] if q < 100 else max(values)
+
+
+async def run(name: str, make: Callable[[Path], Baseline | Ours], workload: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "bench.db"
+        store = make(path)
+        await store.open()
+        try:
+            result = await workload(store, *args)
+        finally:
+            await store.close()
+        size = sum(f.stat().st_size for f in Path(folder).iterdir())
+    return result, size
+
+
+async def main(quick: bool, only: set[str]) -> None:
+    scale = 10 if quick else 1
+    print(f"workloads at 1/{scale} scale" if quick else "full workloads")
+    if "W1" in only:
+        await w1(scale)
+    if "W2" in only:
+        await w2(scale)
+    if "W3" in only:
+        await w3(scale)
+    if "W4" in only:
+        await w4(scale)
+
+
+async def w1(scale: int) -> None:
+
+    w1_base, _ = await run("baseline", Baseline, w1_sequential_appends, 2000 // scale)
+    w1_default, _ = await run("baseline", lambda p: Baseline(p, wal=False), w1_sequential_appends, 2000 // scale)
+    w1_ours, _ = await run("ours", Ours, w1_sequential_appends, 2000 // scale)
+    print(f"W1 sequential appends: threadline {w1_ours:,.0f} msg/s, baseline {w1_base:,.0f} msg/s "
+          f"-> {w1_ours / w1_base:.2f}x   (baseline with SQLite's default journal: {w1_default:,.0f} msg/s)")  # fmt: skip
+
+
+async def w2(scale: int) -> None:
+
+    (w2_base, _), (w2_ours, _) = [await run(n, m, w2_load_long_history, 1000, 200 // scale) for n, m in (("baseline", Baseline), ("ours", Ours))]
+    print(f"W2 load 1,000 messages: threadline median {statistics.median(w2_ours):.2f} ms p99 {p(w2_ours, 99):.2f} ms, "
+          f"baseline median {statistics.median(w2_base):.2f} ms p99 {p(w2_base, 99):.2f} ms "
+          f"-> {statistics.median(w2_ours) / statistics.median(w2_base):.2f}x time")  # fmt: skip
+
+
+async def w3(scale: int) -> None:
+
+    (w3_base, base_size), (w3_ours, our_size) = [await run(n, m, w3_many_sessions, 5000 // scale, 10, 1000 // scale) for n, m in (("baseline", Baseline), ("ours", Ours))]
+    print(f"W3 load 1 of 5,000 sessions: threadline p50 {statistics.median(w3_ours):.3f} ms p99 {p(w3_ours, 99):.3f} ms, "
+          f"baseline p50 {statistics.median(w3_base):.3f} ms p99 {p(w3_base, 99):.3f} ms "
+          f"-> {statistics.median(w3_ours) / statistics.median(w3_base):.2f}x time; "
+          f"file {our_size / 1e6:.1f} MB vs {base_size / 1e6:.1f} MB")  # fmt: skip
+
+
+async def w4(scale: int) -> None:
+
+    w4_base, _ = await run("baseline", Baseline, w4_concurrent_appends, 50, 100 // scale)
+    w4_ours, _ = await run("ours", Ours, w4_concurrent_appends, 50, 100 // scale)
+    print(f"W4 50 tasks appending: threadline {w4_ours:,.0f} msg/s, baseline {w4_base:,.0f} msg/s "
+          f"-> {w4_ours / w4_base:.2f}x")  # fmt: skip
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a tenth of each workload, for a smoke run")
+    parser.add_argument("--only", nargs="*", default=["W1", "W2", "W3", "W4"], help="workloads to run")
+    args = parser.parse_args()
+    asyncio.run(main(args.quick, set(args.only)))
