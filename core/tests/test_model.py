@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+
+import attrs
 from datetime import UTC
 
 import pytest
@@ -26,6 +28,7 @@ from threadline.model import (
     load_parts,
     load_record,
     loads,
+    unchecked_constructor,
 )
 
 json_scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20)
@@ -195,3 +198,12 @@ def test_stored_parts_round_trip(value: tuple[Part, ...]) -> None:
 def test_bad_stored_parts_are_refused(text: str, reason: str) -> None:
     with pytest.raises(DataFormatError, match=reason):
         load_parts(text)
+
+
+@given(messages)
+def test_the_unchecked_constructor_builds_equal_records(message: Message) -> None:
+    build = unchecked_constructor(Message)
+    rebuilt = build(*(getattr(message, a.name) for a in attrs.fields(Message)))
+    assert rebuilt == message and type(rebuilt) is Message
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        rebuilt.seq = 5  # type: ignore[misc]

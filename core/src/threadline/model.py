@@ -12,7 +12,7 @@ import enum
 import json
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar, get_args, get_origin
 
@@ -550,3 +550,20 @@ class StreamAssembler:
                 raise DataFormatError(f"tool call {name!r} arrived with arguments that are not JSON") from None
             parts.append(ToolCall(call_id, name, arguments))
         return tuple(parts)
+
+
+def unchecked_constructor(cls: type[T]) -> Callable[..., T]:
+    """A constructor for ``cls`` that takes every field, positionally in declaration order,
+    and runs no converter, validator or default: for storage plugins rebuilding records
+    from rows they wrote themselves, where the checks already ran. About twice as fast."""
+    names = [attribute.name for attribute in attrs.fields(cls)]
+    source = (
+        f"def build({', '.join(names)}):\n    self = new(cls)\n"
+        + "".join(f"    set_{name}(self, {name})\n" for name in names)
+        + "    return self\n"
+    )
+    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    namespace.update({f"set_{name}": getattr(cls, name).__set__ for name in names})
+    exec(source, namespace)  # the technique attrs itself uses to generate __init__
+    build: Callable[..., T] = namespace["build"]
+    return build

@@ -48,20 +48,33 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             FOREIGN KEY (tenant, session_id) REFERENCES sessions (tenant, id) ON DELETE CASCADE
         ) WITHOUT ROWID""",
     ),
-    # 2: cached tokens and cost, kept per message and summed per session; listing by
-    # status and by activity without a scan
+    # 2: what a message rarely has (error, provider, model, usage, metadata) moves into one
+    # JSON column, `extra`, and a message that is one plain text keeps it in `text`: most
+    # rows are read with no JSON at all. The database itself refuses a message whose seq
+    # does not follow on, and keeps the session's count, token totals (now with cached
+    # tokens and cost) and activity time, so an append is one INSERT. Listing by status
+    # and by activity walks an index.
     (
         "ALTER TABLE sessions ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE sessions ADD COLUMN cost REAL",
-        "ALTER TABLE messages ADD COLUMN cached_tokens INTEGER",
-        "ALTER TABLE messages ADD COLUMN cost REAL",
         "CREATE INDEX sessions_by_status ON sessions (tenant, status, updated_us, id)",
         "CREATE INDEX sessions_by_activity ON sessions (tenant, updated_us, id)",
-    ),
-    # 3: the database itself refuses a message whose seq does not follow on, and keeps the
-    # session's count, token totals and activity time as messages arrive, so an append is
-    # one statement
-    (
+        "ALTER TABLE messages ADD COLUMN text TEXT",
+        "ALTER TABLE messages ADD COLUMN extra TEXT",
+        # a JSON merge patch drops the keys whose value is null: absent fields stay absent
+        """UPDATE messages SET extra = json_patch('{}', json_object(
+            'error', error,
+            'provider', provider,
+            'model', model,
+            'usage', CASE WHEN input_tokens IS NULL THEN NULL ELSE json_array(input_tokens, output_tokens, 0) END,
+            'metadata', CASE WHEN metadata IS NULL THEN NULL ELSE json(metadata) END))""",
+        "UPDATE messages SET extra = NULL WHERE extra = '{}'",
+        "ALTER TABLE messages DROP COLUMN error",
+        "ALTER TABLE messages DROP COLUMN provider",
+        "ALTER TABLE messages DROP COLUMN model",
+        "ALTER TABLE messages DROP COLUMN input_tokens",
+        "ALTER TABLE messages DROP COLUMN output_tokens",
+        "ALTER TABLE messages DROP COLUMN metadata",
         f"""CREATE TRIGGER messages_follow_on BEFORE INSERT ON messages
         WHEN NEW.seq IS NOT (SELECT message_count + 1 FROM sessions WHERE tenant = NEW.tenant AND id = NEW.session_id)
         BEGIN SELECT RAISE(ABORT, '{SEQ_DOES_NOT_FOLLOW_ON}'); END""",
@@ -69,10 +82,11 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         BEGIN
             UPDATE sessions SET
                 message_count = message_count + 1,
-                input_tokens = input_tokens + coalesce(NEW.input_tokens, 0),
-                output_tokens = output_tokens + coalesce(NEW.output_tokens, 0),
-                cached_tokens = cached_tokens + coalesce(NEW.cached_tokens, 0),
-                cost = CASE WHEN NEW.cost IS NULL THEN cost ELSE coalesce(cost, 0) + NEW.cost END,
+                input_tokens = input_tokens + coalesce(json_extract(NEW.extra, '$.usage[0]'), 0),
+                output_tokens = output_tokens + coalesce(json_extract(NEW.extra, '$.usage[1]'), 0),
+                cached_tokens = cached_tokens + coalesce(json_extract(NEW.extra, '$.usage[2]'), 0),
+                cost = CASE WHEN json_extract(NEW.extra, '$.usage[3]') IS NULL THEN cost
+                            ELSE coalesce(cost, 0) + json_extract(NEW.extra, '$.usage[3]') END,
                 updated_us = max(updated_us + 1, CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER))
             WHERE tenant = NEW.tenant AND id = NEW.session_id;
         END""",

@@ -30,11 +30,13 @@ from threadline.model import (
     SessionPage,
     SessionQuery,
     SessionRecord,
+    Text,
     Usage,
     dump_parts,
     dumps,
     load,
     load_parts,
+    unchecked_constructor,
     utcnow,
 )
 from threadline_sqlite import SQLiteConfig
@@ -46,12 +48,10 @@ SESSION_COLUMNS: Final = (
     "tenant, id, user_id, status, updated_us, version, message_count, "
     "input_tokens, output_tokens, cached_tokens, cost, record"
 )
-MESSAGE_COLUMNS: Final = (
-    "session_id, seq, id, role, created_at, parts, status, error, provider, model, "
-    "input_tokens, output_tokens, cached_tokens, cost, metadata"
-)
-_ROW_MARKS: Final = f"({', '.join('?' * 16)})"
-_ROWS_PER_INSERT: Final = 2000  # 16 parameters a row, under SQLite's limit of 32,766
+MESSAGE_COLUMNS: Final = "seq, id, role, created_at, text, parts, status, extra"
+_INSERT_MESSAGES: Final = f"INSERT INTO messages (tenant, session_id, {MESSAGE_COLUMNS}) VALUES"
+_ROW_MARKS: Final = f"({', '.join('?' * 10)})"
+_ROWS_PER_INSERT: Final = 3000  # 10 parameters a row, under SQLite's limit of 32,766
 
 
 def to_us(moment: datetime) -> int:
@@ -278,7 +278,7 @@ class SQLiteStorage:
             rows += [_message_row(append.tenant, m) for m in append.messages]
         return [
             (
-                f"INSERT INTO messages (tenant, {MESSAGE_COLUMNS}) VALUES {', '.join([_ROW_MARKS] * len(chunk))}",
+                f"{_INSERT_MESSAGES} {', '.join([_ROW_MARKS] * len(chunk))}",
                 [value for row in chunk for value in row],
             )
             for chunk in (rows[start : start + _ROWS_PER_INSERT] for start in range(0, len(rows), _ROWS_PER_INSERT))
@@ -308,7 +308,9 @@ class SQLiteStorage:
 
         async def mark(db: aiosqlite.Connection) -> None:
             cursor = await db.execute(
-                "UPDATE messages SET status = ?, error = ? WHERE tenant = ? AND session_id = ? AND seq = ?",
+                "UPDATE messages SET status = ?, "
+                "extra = nullif(json_patch(coalesce(extra, '{}'), json_object('error', ?)), '{}') "
+                "WHERE tenant = ? AND session_id = ? AND seq = ?",
                 (value, error, tenant, session_id, seq),
             )
             if cursor.rowcount == 0:
@@ -328,7 +330,7 @@ class SQLiteStorage:
             rows.reverse()
         if not rows:
             await _require_session(self._reader(), tenant, session_id)
-        return [_message_from_row(row) for row in rows]
+        return [_message_from_row(session_id, row) for row in rows]
 
     # -- export and import ----------------------------------------------------
 
@@ -349,7 +351,7 @@ class SQLiteStorage:
                         (session.tenant, session.id),
                     ) as messages:
                         async for message_row in messages:
-                            yield _message_from_row(message_row)
+                            yield _message_from_row(session.id, message_row)
         finally:
             await db.close()
 
@@ -404,9 +406,7 @@ class _Importer:
 
     async def _flush(self) -> None:
         if self.pending:
-            await self.db.executemany(
-                f"INSERT INTO messages (tenant, {MESSAGE_COLUMNS}) VALUES ({_marks(16)})", self.pending
-            )
+            await self.db.executemany(f"{_INSERT_MESSAGES} {_ROW_MARKS}", self.pending)
             self.pending = []
         if self.current is not None:  # the activity time the export had, not the import's
             await self.db.execute(
@@ -461,29 +461,55 @@ def _session_from_row(row: Sequence[Any]) -> SessionRecord:
 
 
 def _message_row(tenant: str, message: Message) -> tuple[Any, ...]:
-    usage = message.usage
+    parts = message.parts
+    plain = len(parts) == 1 and type(parts[0]) is Text and not parts[0].provider_data
     return (
         tenant, message.session_id, message.seq, message.id, message.role.value, message.created_at.isoformat(),
-        dump_parts(message.parts), message.status.value, message.error, message.provider, message.model,
-        usage and usage.input_tokens, usage and usage.output_tokens, usage and usage.cached_tokens,
-        usage and usage.cost, json.dumps(dict(message.metadata)) if message.metadata else None,
+        parts[0].text if plain else None, "" if plain else dump_parts(parts),  # type: ignore[union-attr]
+        message.status.value, _extra(message),
     )  # fmt: skip
 
 
-def _message_from_row(row: Sequence[Any]) -> Message:
-    (session_id, seq, message_id, role, created_at, parts, status, error, provider, model,
-     input_tokens, output_tokens, cached_tokens, cost, metadata) = row  # fmt: skip
-    return Message(
+def _extra(message: Message) -> str | None:
+    """What a message rarely has, as JSON; ``None`` when it has none of it."""
+    extra: dict[str, Any] = {}
+    if message.error is not None:
+        extra["error"] = message.error
+    if message.provider is not None:
+        extra["provider"] = message.provider
+    if message.model is not None:
+        extra["model"] = message.model
+    if (usage := message.usage) is not None:
+        extra["usage"] = [usage.input_tokens, usage.output_tokens, usage.cached_tokens, usage.cost]
+    if message.metadata:
+        extra["metadata"] = dict(message.metadata)
+    return json.dumps(extra, ensure_ascii=False, separators=(",", ":")) if extra else None
+
+
+_ROLES: Final = {role.value: role for role in Role}
+_STATUSES: Final = {status.value: status for status in MessageStatus}
+_NOTHING: Final[dict[str, Any]] = {}
+_new_message = unchecked_constructor(Message)
+_new_text = unchecked_constructor(Text)
+_new_usage = unchecked_constructor(Usage)
+
+
+def _message_from_row(session_id: str, row: Sequence[Any]) -> Message:
+    """A stored row as a Message, built without re-running the checks it passed when stored."""
+    seq, message_id, role, created_at, text, parts, status, extra_json = row
+    extra = json.loads(extra_json) if extra_json else _NOTHING
+    usage = extra.get("usage")
+    return _new_message(
         session_id,
         seq,
-        Role(role),
-        load_parts(parts),
-        id=message_id,
-        created_at=datetime.fromisoformat(created_at),
-        usage=None if input_tokens is None else Usage(input_tokens, output_tokens, cached_tokens or 0, cost),
-        status=MessageStatus(status),
-        error=error,
-        provider=provider,
-        model=model,
-        metadata=json.loads(metadata) if metadata else {},
+        _ROLES[role],
+        (_new_text(text, {}),) if text is not None else load_parts(parts),
+        message_id,
+        datetime.fromisoformat(created_at),
+        None if usage is None else _new_usage(usage[0], usage[1], usage[2], usage[3] if len(usage) > 3 else None),
+        _STATUSES[status],
+        extra.get("error"),
+        extra.get("provider"),
+        extra.get("model"),
+        extra.get("metadata") or {},
     )
