@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-
-import attrs
 from datetime import UTC
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st

@@ -37,6 +37,8 @@ class SQLiteConfig:
     :param busy_timeout: seconds to wait for another process's write lock before failing.
     :param readers: read connections; reads never wait behind writes.
     :param max_batch: most writes committed together in one transaction (group commit).
+    :param history_cache: decoded messages kept in memory for histories read again (0: off);
+        a cached history is reused only while the database says nothing in it changed.
     """
 
     path: Path = field(factory=lambda: user_data_dir() / "threadline.db", converter=_expand)
@@ -44,6 +46,7 @@ class SQLiteConfig:
     busy_timeout: float = field(default=5.0, validator=attrs.validators.ge(0))
     readers: int = field(default=2, validator=[attrs.validators.ge(1), attrs.validators.le(64)])
     max_batch: int = field(default=512, validator=attrs.validators.ge(1))
+    history_cache: int = field(default=20_000, validator=attrs.validators.ge(0))
 
 
 def make_storage(config: SQLiteConfig) -> SQLiteStorage:

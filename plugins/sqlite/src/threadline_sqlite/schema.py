@@ -53,10 +53,14 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     # rows are read with no JSON at all. The database itself refuses a message whose seq
     # does not follow on, and keeps the session's count, token totals (now with cached
     # tokens and cost) and activity time, so an append is one INSERT. Listing by status
-    # and by activity walks an index.
+    # and by activity walks an index. `messages_rev` lets readers cache decoded histories.
     (
         "ALTER TABLE sessions ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE sessions ADD COLUMN cost REAL",
+        # rises whenever a stored message changes (its status); starts at random for each
+        # session, so a session deleted and made again under its id is never mistaken for it
+        "ALTER TABLE sessions ADD COLUMN messages_rev INTEGER NOT NULL DEFAULT 0",
+        "UPDATE sessions SET messages_rev = abs(random() % 1000000000000)",
         "CREATE INDEX sessions_by_status ON sessions (tenant, status, updated_us, id)",
         "CREATE INDEX sessions_by_activity ON sessions (tenant, updated_us, id)",
         "ALTER TABLE messages ADD COLUMN text TEXT",

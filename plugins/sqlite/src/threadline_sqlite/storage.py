@@ -41,7 +41,13 @@ from threadline.model import (
 )
 from threadline_sqlite import SQLiteConfig
 from threadline_sqlite.group_commit import GroupCommit
+from threadline_sqlite.history_cache import HistoryCache
 from threadline_sqlite.schema import SEQ_DOES_NOT_FOLLOW_ON, migrate
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
 
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 SESSION_COLUMNS: Final = (
@@ -49,6 +55,11 @@ SESSION_COLUMNS: Final = (
     "input_tokens, output_tokens, cached_tokens, cost, record"
 )
 MESSAGE_COLUMNS: Final = "seq, id, role, created_at, text, parts, status, extra"
+# messages_rev starts at random: see schema migration 2
+_NEW_REVISION: Final = "abs(random() % 1000000000000)"
+_INSERT_SESSION: Final = (
+    f"INSERT INTO sessions ({SESSION_COLUMNS}, messages_rev) VALUES ({_marks(12)}, {_NEW_REVISION})"
+)
 _INSERT_MESSAGES: Final = f"INSERT INTO messages (tenant, session_id, {MESSAGE_COLUMNS}) VALUES"
 _ROW_MARKS: Final = f"({', '.join('?' * 10)})"
 _ROWS_PER_INSERT: Final = 3000  # 10 parameters a row, under SQLite's limit of 32,766
@@ -78,6 +89,7 @@ class SQLiteStorage:
         self._writer: GroupCommit | None = None
         self._readers: list[aiosqlite.Connection] = []
         self._next_reader = itertools.cycle(range(self.config.readers))
+        self._cache = HistoryCache(self.config.history_cache) if self.config.history_cache else None
 
     # -- opening and closing ------------------------------------------------
 
@@ -169,9 +181,7 @@ class SQLiteStorage:
 
         async def insert(db: aiosqlite.Connection) -> SessionRecord:
             try:
-                await db.execute(
-                    f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ({_marks(12)})", _session_row(stored)
-                )
+                await db.execute(_INSERT_SESSION, _session_row(stored))
             except sqlite3.IntegrityError:
                 raise StorageConflict(f"session {session.id!r} exists already in tenant {session.tenant!r}") from None
             return stored
@@ -307,6 +317,9 @@ class SQLiteStorage:
         value = MessageStatus(status).value
 
         async def mark(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "UPDATE sessions SET messages_rev = messages_rev + 1 WHERE tenant = ? AND id = ?", (tenant, session_id)
+            )
             cursor = await db.execute(
                 "UPDATE messages SET status = ?, "
                 "extra = nullif(json_patch(coalesce(extra, '{}'), json_object('error', ?)), '{}') "
@@ -322,6 +335,42 @@ class SQLiteStorage:
     async def get_messages(
         self, tenant: str, session_id: str, *, after_seq: int = 0, last: int | None = None
     ) -> list[Message]:
+        key = (tenant, session_id)
+        if self._cache is None or (key not in self._cache and (after_seq or last is not None)):
+            return await self._fetch_messages(tenant, session_id, after_seq, last)
+        if key not in self._cache:
+            return await self._fetch_and_cache(tenant, session_id)
+        rows = await self._read(
+            "SELECT message_count, messages_rev FROM sessions WHERE tenant = ? AND id = ?", (tenant, session_id)
+        )
+        if not rows:
+            raise SessionNotFound(session_id, tenant)
+        count, revision = rows[0]
+        history = self._cache.get(key, revision, count)
+        if history is None:
+            return await self._fetch_and_cache(tenant, session_id)
+        if len(history) < count:
+            history = history + await self._fetch_messages(tenant, session_id, len(history), None)
+            self._cache.put(key, revision, history)
+        selected = history[after_seq:]  # a copy: callers may change their list
+        return selected[-last:] if last is not None else selected
+
+    async def _fetch_and_cache(self, tenant: str, session_id: str) -> list[Message]:
+        """The whole history and, read by the same statement, the revision it is valid for."""
+        assert self._cache is not None
+        rows = await self._read(
+            f"SELECT {MESSAGE_COLUMNS}, (SELECT messages_rev FROM sessions WHERE tenant = ?1 AND id = ?2) "
+            "FROM messages WHERE tenant = ?1 AND session_id = ?2 ORDER BY seq",
+            (tenant, session_id),
+        )
+        if not rows:
+            await _require_session(self._reader(), tenant, session_id)
+            return []
+        history = [_message_from_row(session_id, row) for row in rows]
+        self._cache.put((tenant, session_id), rows[0][-1], history)
+        return list(history)
+
+    async def _fetch_messages(self, tenant: str, session_id: str, after_seq: int, last: int | None) -> list[Message]:
         select = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant = ? AND session_id = ? AND seq > ?"
         if last is None:
             rows = await self._read(f"{select} ORDER BY seq", (tenant, session_id, after_seq))
@@ -389,9 +438,7 @@ class _Importer:
         await self._flush()
         empty = attrs.evolve(session, message_count=0, usage=Usage())  # its messages count themselves in
         try:
-            await self.db.execute(
-                f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ({_marks(12)})", _session_row(empty)
-            )
+            await self.db.execute(_INSERT_SESSION, _session_row(empty))
         except sqlite3.IntegrityError:
             raise StorageConflict(f"session {session.id!r} exists already; nothing was imported") from None
         self.current, self.next_seq = session, 1
@@ -416,10 +463,6 @@ class _Importer:
 
 
 # -- rows -------------------------------------------------------------------------
-
-
-def _marks(count: int) -> str:
-    return ", ".join("?" * count)
 
 
 def _pairs(count: int) -> str:
@@ -496,7 +539,7 @@ _new_usage = unchecked_constructor(Usage)
 
 def _message_from_row(session_id: str, row: Sequence[Any]) -> Message:
     """A stored row as a Message, built without re-running the checks it passed when stored."""
-    seq, message_id, role, created_at, text, parts, status, extra_json = row
+    seq, message_id, role, created_at, text, parts, status, extra_json = row[:8]
     extra = json.loads(extra_json) if extra_json else _NOTHING
     usage = extra.get("usage")
     return _new_message(
