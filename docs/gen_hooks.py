@@ -37,6 +37,7 @@ def render_hook(name: str) -> str:
     signature = str(inspect.signature(function)).replace("'", "")
     doc = inspect.getdoc(function) or ""
     doc = re.sub(r"^:param (\w+):", r"- `\1`:", doc, flags=re.MULTILINE)
+    doc = re.sub(r"^:return:", "- returns:", doc, flags=re.MULTILINE)
     doc = re.sub(r"^\.\. code-block:: python\n\n((?:    .*\n?|\n)+)", _code_block, doc, flags=re.MULTILINE)
     doc = re.sub(r":(?:class|func|meth):`~?([\w.]+)`", r"`\1`", doc)
     return f"## `{name}`\n\n```python\n{name}{signature}\n```\n\n{doc.strip()}\n"

@@ -43,6 +43,7 @@ def threadline_register_providers(register: Register) -> None:
         first time the provider is used, so import the SDK inside it, not at module level.
         ``config`` is an attrs class; the ``[providers.<name>]`` table of the config file is
         structured into it. Two plugins registering one name is an error naming both.
+    :return: nothing; what counts is what was registered.
 
     .. code-block:: python
 
@@ -62,6 +63,7 @@ def threadline_register_storage(register: Register) -> None:
         returns an object with the :class:`threadline.Storage` methods. The ``[storage]``
         table (less its ``backend`` key) is structured into ``config`` when
         ``backend = "<name>"``. Import the database driver inside the factory.
+    :return: nothing; what counts is what was registered.
     """
 
 
@@ -75,6 +77,7 @@ def threadline_register_middleware(register: Register) -> None:
         returns a :class:`threadline.Middleware`. Middleware named in ``[middleware] chain``
         wraps every provider call in that order (the first named sees the call first and
         the reply last); its settings come from ``[middleware.<name>]``.
+    :return: nothing; what counts is what was registered.
     """
 
 
@@ -87,6 +90,7 @@ def threadline_register_tools(register: RegisterTool) -> None:
     :param register: ``register(tool)`` where ``tool`` is a function decorated with
         :func:`threadline.tool`. A session uses a registered tool when it names it in
         ``tools=[...]`` (by name or by the function).
+    :return: nothing; what counts is what was registered.
     """
 
 
@@ -97,6 +101,7 @@ def threadline_register_commands(cli: click.Group) -> None:
     Called once when the CLI starts, before it parses its arguments.
 
     :param cli: the top-level :class:`click.Group`; add commands with ``@cli.command()``.
+    :return: nothing; what counts is what was registered.
     """
 
 
@@ -111,6 +116,7 @@ def threadline_startup(manager: SessionManager) -> Any:
     """The manager has opened its storage and is ready.
 
     :param manager: the :class:`~threadline.SessionManager` starting up.
+    :return: nothing, or an awaitable, which the kernel awaits.
     """
 
 
@@ -119,6 +125,7 @@ def threadline_shutdown(manager: SessionManager) -> Any:
     """The manager is closing; its storage is still open.
 
     :param manager: the :class:`~threadline.SessionManager` shutting down.
+    :return: nothing, or an awaitable, which the kernel awaits.
     """
 
 
@@ -127,6 +134,7 @@ def threadline_session_created(session: SessionRecord) -> Any:
     """A session was created and stored.
 
     :param session: the stored :class:`~threadline.SessionRecord`.
+    :return: nothing, or an awaitable, which the kernel awaits.
     """
 
 
@@ -135,6 +143,7 @@ def threadline_session_archived(session: SessionRecord) -> Any:
     """A session was archived.
 
     :param session: the session as stored after archiving.
+    :return: nothing, or an awaitable, which the kernel awaits.
     """
 
 
@@ -144,6 +153,7 @@ def threadline_session_deleted(session_id: str, user_id: str | None) -> Any:
 
     :param session_id: the id of the deleted session.
     :param user_id: the user it belonged to, if any.
+    :return: nothing, or an awaitable, which the kernel awaits.
     """
 
 
@@ -155,6 +165,7 @@ def threadline_message_appended(session: SessionRecord, message: Message) -> Any
 
     :param session: the session the message belongs to.
     :param message: the stored :class:`~threadline.Message`.
+    :return: nothing, or an awaitable, which the kernel awaits.
     """
 
 
@@ -166,4 +177,5 @@ def threadline_provider_error(session: SessionRecord, error: ProviderError) -> A
 
     :param session: the session whose call failed.
     :param error: the :class:`~threadline.ProviderError` raised to the caller.
+    :return: nothing, or an awaitable, which the kernel awaits.
     """

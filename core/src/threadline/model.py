@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Final, TypeVar, get_args, get_origin
+from typing import Any, Final, TypeVar, cast, get_args, get_origin
 
 import attrs
 import cattrs
@@ -556,7 +556,7 @@ def unchecked_constructor(cls: type[T]) -> Callable[..., T]:
     """A constructor for ``cls`` that takes every field, positionally in declaration order,
     and runs no converter, validator or default: for storage plugins rebuilding records
     from rows they wrote themselves, where the checks already ran. About twice as fast."""
-    names = [attribute.name for attribute in attrs.fields(cls)]
+    names = [attribute.name for attribute in attrs.fields(cast(Any, cls))]
     source = (
         f"def build({', '.join(names)}):\n    self = new(cls)\n"
         + "".join(f"    set_{name}(self, {name})\n" for name in names)
