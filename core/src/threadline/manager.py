@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import weakref
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import IO, Any
 
@@ -90,7 +90,7 @@ class SessionManager:
         for tool in tools:
             self.registry.add_tool(tool, "SessionManager(tools=...)")
         self._providers: dict[str, Provider] = dict(providers or {})
-        self._check_config()
+        self._check_config(storage_given=storage is not None)
         self._storage = storage
         self._chain = Chain(
             [self._make_middleware(name) for name in self.config.middleware.chain],
@@ -156,14 +156,14 @@ class SessionManager:
 
     # -- plugins ------------------------------------------------------------
 
-    def _check_config(self) -> None:
+    def _check_config(self, *, storage_given: bool) -> None:
         """Every plugin the config names is installed and its settings fit its config class."""
         config = self.config
-        self._plugin_config("storage", self.storage_backend, config.storage.settings, "storage")
+        if not storage_given:
+            self._plugin("storage", self.storage_backend, config.storage.settings, "storage", "storage.backend")
         for name, settings in config.providers.items():
-            self._plugin_config("providers", name, settings, f"providers.{name}")
-        for name in config.middleware.chain:
-            self._plugin_config("middleware", name, config.middleware.settings.get(name, {}), f"middleware.{name}")
+            if name not in self._providers:
+                self._plugin("providers", name, settings, f"providers.{name}")
         for name in set(config.middleware.settings) - set(config.middleware.chain):
             raise ConfigError(
                 f"settings for middleware {name!r}, which chain does not name",
@@ -181,27 +181,26 @@ class SessionManager:
                 f"no provider plugin named {name!r}; installed: {installed}", file=self.config.path, key=key
             )
 
-    def _plugin_config(self, kind: str, name: str, settings: Mapping[str, Any], key: str) -> Any:
-        if kind == "providers" and name in self._providers:
-            return None
+    def _plugin(
+        self, kind: str, name: str, settings: Mapping[str, Any], key: str, name_key: str | None = None
+    ) -> tuple[Callable[[Any], Any], Any]:
+        """The registered factory of plugin ``name`` and its settings, structured and checked."""
         try:
             registration = self.registry.lookup(kind, name)
         except PluginError as exc:
-            raise ConfigError(
-                str(exc), file=self.config.path, key="storage.backend" if kind == "storage" else key
-            ) from None
+            raise ConfigError(str(exc), file=self.config.path, key=name_key or key) from None
         return registration.factory, self.config.plugin_config(registration.config, settings, key)
 
     def _make_storage(self) -> Storage:
-        factory, settings = self._plugin_config(
-            "storage", self.storage_backend, self.config.storage.settings, "storage"
+        factory, settings = self._plugin(
+            "storage", self.storage_backend, self.config.storage.settings, "storage", "storage.backend"
         )
         storage: Storage = factory(settings)
         return storage
 
     def _make_middleware(self, name: str) -> Middleware:
         settings = self.config.middleware.settings.get(name, {})
-        factory, config = self._plugin_config("middleware", name, settings, f"middleware.{name}")
+        factory, config = self._plugin("middleware", name, settings, f"middleware.{name}")
         middleware: Middleware = factory(config)
         return middleware
 
@@ -210,7 +209,7 @@ class SessionManager:
         if name not in self._providers:
             self._check_provider(name, "provider")
             settings = self.config.providers.get(name, {})
-            factory, config = self._plugin_config("providers", name, settings, f"providers.{name}")
+            factory, config = self._plugin("providers", name, settings, f"providers.{name}")
             self._providers[name] = factory(config)
         return self._providers[name]
 
