@@ -21,7 +21,7 @@ from typing import Any
 
 import aiosqlite
 
-from threadline import Message, Role, SessionRecord, Text
+from threadline import Message, Role, SessionQuery, SessionRecord, SessionStatus, Text
 from threadline_sqlite import SQLiteConfig
 from threadline_sqlite.storage import SQLiteStorage
 
@@ -160,6 +160,28 @@ async def run(
     return result, size
 
 
+async def w5_listing(store: Ours, sessions: int, users: int) -> dict[str, float]:
+    """Pages of 20 through a large store: the first page, the page after a deep cursor, one user's."""
+    storage = store.storage
+    records = [SessionRecord(user_id=f"u{index % users}") for index in range(sessions)]
+    for start in range(0, sessions, 500):  # concurrently, so group commit makes filling quick
+        await asyncio.gather(*(storage.create_session(r) for r in records[start : start + 500]))
+    deep = (await storage.list_sessions(SessionQuery(limit=1000))).next_cursor
+    for _ in range(sessions // 1000 // 2):
+        deep = (await storage.list_sessions(SessionQuery(limit=1000, cursor=deep))).next_cursor
+    queries = {
+        "first page": SessionQuery(limit=20),
+        "page after a cursor half way down": SessionQuery(limit=20, cursor=deep),
+        "first page of one user": SessionQuery(limit=20, user_id="u7"),
+        "first page of active sessions": SessionQuery(limit=20, status=SessionStatus.ACTIVE),
+    }
+    results = {}
+    for name, query in queries.items():
+        times = await timed(50, lambda q=query: storage.list_sessions(q))  # type: ignore[misc]
+        results[name] = statistics.median(times)
+    return results
+
+
 async def main(quick: bool, only: set[str]) -> None:
     scale = 10 if quick else 1
     print(f"workloads at 1/{scale} scale" if quick else "full workloads")
@@ -171,6 +193,11 @@ async def main(quick: bool, only: set[str]) -> None:
         await w3(scale)
     if "W4" in only:
         await w4(scale)
+    if "W5" in only:
+        results, size = await run("ours", Ours, w5_listing, 100_000 // scale, 1000)
+        print(f"W5 listing {100_000 // scale:,} sessions ({size / 1e6:.0f} MB), median of 50, pages of 20:")
+        for name, ms in results.items():
+            print(f"   {name}: {ms:.2f} ms")
 
 
 async def w1(scale: int, rounds: int = 3) -> None:
@@ -219,6 +246,6 @@ async def w4(scale: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a tenth of each workload, for a smoke run")
-    parser.add_argument("--only", nargs="*", default=["W1", "W2", "W3", "W4"], help="workloads to run")
+    parser.add_argument("--only", nargs="*", default=["W1", "W2", "W3", "W4", "W5"], help="workloads to run")
     args = parser.parse_args()
     asyncio.run(main(args.quick, set(args.only)))

@@ -7,13 +7,27 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from threadline import DataFormatError, Message, Role, SessionManager, SessionRecord, StorageUnavailable, Text
+from threadline import (
+    DataFormatError,
+    Message,
+    Role,
+    SessionManager,
+    SessionQuery,
+    SessionRecord,
+    SessionStatus,
+    StorageUnavailable,
+    Text,
+)
+from threadline.contracts import make_cursor
 from threadline_sqlite import SQLiteConfig
 from threadline_sqlite.schema import LATEST
 from threadline_sqlite.storage import SQLiteStorage
+
+CURSOR = make_cursor(SessionRecord(id="x"))
 
 
 def message(session: SessionRecord, seq: int, text: str = "hello") -> Message:
@@ -67,20 +81,27 @@ async def test_reads_do_not_wait_behind_a_long_write(storage: SQLiteStorage) -> 
 
 
 @pytest.mark.parametrize(
-    "where",
+    ("query", "seek"),
     [
-        "tenant = 'default'",
-        "tenant = 'default' AND user_id = 'u1'",
-        "tenant = 'default' AND status = 'active'",
-        "tenant = 'default' AND user_id = 'u1' AND (updated_us < 5 OR (updated_us = 5 AND id < 'x'))",
+        (SessionQuery(), "tenant=?"),
+        (SessionQuery(user_id="u1"), "tenant=? AND user_id=?"),
+        (SessionQuery(status=SessionStatus.ACTIVE), "tenant=? AND status=?"),
+        (SessionQuery(user_id="u1", cursor=CURSOR), "tenant=? AND user_id=? AND (updated_us,id)<(?,?)"),
+        (SessionQuery(cursor=CURSOR), "tenant=? AND (updated_us,id)<(?,?)"),
     ],
 )
-async def test_every_listing_walks_an_index_in_order(storage: SQLiteStorage, where: str) -> None:
-    plan = await storage._read(
-        f"EXPLAIN QUERY PLAN SELECT * FROM sessions WHERE {where} ORDER BY updated_us DESC, id DESC LIMIT 21"
-    )
-    details = " | ".join(row[3] for row in plan)
-    assert "USING INDEX" in details and "TEMP B-TREE" not in details, details
+async def test_every_listing_seeks_an_index_in_order(storage: SQLiteStorage, query: SessionQuery, seek: str) -> None:
+    plans: list[str] = []
+    read = storage._read
+
+    async def explain(sql: str, parameters: Any = ()) -> Any:
+        plans.extend(row[3] for row in await read(f"EXPLAIN QUERY PLAN {sql}", parameters))
+        return await read(sql, parameters)
+
+    storage._read = explain  # type: ignore[method-assign]
+    await storage.list_sessions(query)
+    (plan,) = plans
+    assert "USING INDEX" in plan and f"({seek})" in plan and "TEMP B-TREE" not in plan, plan
 
 
 async def test_history_reads_walk_the_primary_key(storage: SQLiteStorage) -> None:

@@ -251,8 +251,8 @@ class SQLiteStorage:
             parameters.append(to_us(query.updated_before))
         if query.cursor:
             updated_at, last_id = read_cursor(query.cursor)
-            where.append("(updated_us < ? OR (updated_us = ? AND id < ?))")
-            parameters += [to_us(updated_at), to_us(updated_at), last_id]
+            where.append("(updated_us, id) < (?, ?)")  # a row value: an index range, where OR would scan
+            parameters += [to_us(updated_at), last_id]
         rows = await self._read(
             f"SELECT {SESSION_COLUMNS} FROM sessions WHERE {' AND '.join(where)} "
             "ORDER BY updated_us DESC, id DESC LIMIT ?",
