@@ -93,11 +93,55 @@ class Ours:
         await self.storage.append_messages("default", session_id, messages)
 
 
-async def session_for(store: Baseline | Ours, index: int) -> str:
+class AgentsSDK:
+    """The peer: the OpenAI Agents SDK's SQLiteSession (`pip install openai-agents`), one
+    session object per conversation on a shared file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sessions: dict[str, Any] = {}
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        for session in self.sessions.values():
+            session.close()
+
+    def _session(self, session_id: str) -> Any:
+        from agents.memory import SQLiteSession
+
+        if session_id not in self.sessions:
+            self.sessions[session_id] = SQLiteSession(session_id, self.path)
+        return self.sessions[session_id]
+
+    async def append(self, session_id: str, seq: int, role: str = "user") -> None:
+        await self._session(session_id).add_items([{"role": role, "content": TEXT}])
+
+    async def load(self, session_id: str) -> list[Any]:
+        items: list[Any] = await self._session(session_id).get_items()
+        return items
+
+    async def fill(self, session_id: str, count: int) -> None:
+        await self._session(session_id).add_items([{"role": "user", "content": TEXT}] * count)
+
+
+def peer_installed() -> bool:
+    try:
+        import agents.memory  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+Store = Any  # Baseline | Ours | AgentsSDK: the workloads use append, load and fill
+
+
+async def session_for(store: Store, index: int) -> str:
     return await store.new_session() if isinstance(store, Ours) else f"s{index}"
 
 
-async def w1_sequential_appends(store: Baseline | Ours, appends: int) -> float:
+async def w1_sequential_appends(store: Store, appends: int) -> float:
     session = await session_for(store, 0)
     started = time.perf_counter()
     for seq in range(1, appends + 1):
@@ -114,13 +158,13 @@ async def timed(calls: int, load: Callable[[], Awaitable[Any]]) -> list[float]:
     return times
 
 
-async def w2_load_long_history(store: Baseline | Ours, messages: int, loads: int) -> list[float]:
+async def w2_load_long_history(store: Store, messages: int, loads: int) -> list[float]:
     session = await session_for(store, 0)
     await store.fill(session, messages)
     return await timed(loads, lambda: store.load(session))
 
 
-async def w3_many_sessions(store: Baseline | Ours, sessions: int, each: int, loads: int) -> list[float]:
+async def w3_many_sessions(store: Store, sessions: int, each: int, loads: int) -> list[float]:
     ids = [await session_for(store, index) for index in range(sessions)]
     for session in ids:
         await store.fill(session, each)
@@ -129,7 +173,7 @@ async def w3_many_sessions(store: Baseline | Ours, sessions: int, each: int, loa
     return await timed(loads, lambda: store.load(next(iterator)))
 
 
-async def w4_concurrent_appends(store: Baseline | Ours, tasks: int, each: int) -> float:
+async def w4_concurrent_appends(store: Store, tasks: int, each: int) -> float:
     ids = [await session_for(store, index) for index in range(tasks)]
 
     async def fill(session: str) -> None:
@@ -145,9 +189,7 @@ def p(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if q < 100 else max(values)
 
 
-async def run(
-    name: str, make: Callable[[Path], Baseline | Ours], workload: Callable[..., Awaitable[Any]], *args: Any
-) -> Any:
+async def run(name: str, make: Callable[[Path], Store], workload: Callable[..., Awaitable[Any]], *args: Any) -> Any:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "bench.db"
         store = make(path)
@@ -202,10 +244,12 @@ async def main(quick: bool, only: set[str]) -> None:
 
 async def w1(scale: int, rounds: int = 3) -> None:
     """Rounds alternate baseline and threadline so that a busy moment of the machine hits both."""
-    ours, base, default = [], [], []
+    ours, base, default, peer = [], [], [], []
     for _ in range(rounds):
         base.append((await run("baseline", Baseline, w1_sequential_appends, 2000 // scale))[0])
         ours.append((await run("ours", Ours, w1_sequential_appends, 2000 // scale))[0])
+        if peer_installed():
+            peer.append((await run("peer", AgentsSDK, w1_sequential_appends, 2000 // scale))[0])
         default.append(
             (await run("baseline", lambda p: Baseline(p, wal=False), w1_sequential_appends, 2000 // scale))[0]
         )
@@ -213,13 +257,24 @@ async def w1(scale: int, rounds: int = 3) -> None:
     print(f"W1 sequential appends (median of {rounds} rounds): threadline {w1_ours:,.0f} msg/s, "
           f"baseline {w1_base:,.0f} msg/s -> {w1_ours / w1_base:.2f}x   "
           f"(baseline with SQLite's default journal: {w1_default:,.0f} msg/s)")  # fmt: skip
+    if peer:
+        print(f"   peer, Agents SDK SQLiteSession: {statistics.median(peer):,.0f} msg/s "
+              f"-> {statistics.median(peer) / w1_base:.2f}x")  # fmt: skip
 
 
 async def w2(scale: int) -> None:
     contenders = (("baseline", Baseline), ("cold", lambda p: Ours(p, cache=False)), ("cached", Ours))
     (base, _), (cold, _), (warm, _) = [await run(n, m, w2_load_long_history, 1000, 200 // scale) for n, m in contenders]
     print(f"W2 load 1,000 messages: baseline median {statistics.median(base):.2f} ms p99 {p(base, 99):.2f} ms")
-    for name, times in (("threadline, history cache off", cold), ("threadline, default (cache on)", warm)):
+    rows = [("threadline, history cache off", cold), ("threadline, default (cache on)", warm)]
+    if peer_installed():
+        rows.append(
+            (
+                "peer, Agents SDK SQLiteSession",
+                (await run("peer", AgentsSDK, w2_load_long_history, 1000, 200 // scale))[0],
+            )
+        )
+    for name, times in rows:
         print(f"   {name}: median {statistics.median(times):.2f} ms p99 {p(times, 99):.2f} ms "
               f"-> {statistics.median(times) / statistics.median(base):.2f}x time")  # fmt: skip
 

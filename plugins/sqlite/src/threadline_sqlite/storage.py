@@ -49,6 +49,7 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
+MINIMUM_SQLITE: Final = (3, 38)
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 SESSION_COLUMNS: Final = (
     "tenant, id, user_id, status, updated_us, version, message_count, "
@@ -97,6 +98,11 @@ class SQLiteStorage:
         """Create the file if needed, migrate the schema, start the writer and the readers."""
         if self._writer is not None:
             return
+        if sqlite3.sqlite_version_info < MINIMUM_SQLITE:
+            raise StorageUnavailable(
+                f"threadline-sqlite needs SQLite {'.'.join(map(str, MINIMUM_SQLITE))} or newer (JSON functions, "
+                f"DROP COLUMN); this Python has {sqlite3.sqlite_version}"
+            )
         try:
             self.config.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
