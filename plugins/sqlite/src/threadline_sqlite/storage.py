@@ -471,10 +471,6 @@ class _Importer:
 # -- rows -------------------------------------------------------------------------
 
 
-def _pairs(count: int) -> str:
-    return ", ".join(["(?, ?)"] * count)
-
-
 async def _require_session(db: aiosqlite.Connection, tenant: str, session_id: str) -> None:
     rows = await db.execute_fetchall("SELECT 1 FROM sessions WHERE tenant = ? AND id = ?", (tenant, session_id))
     if not list(rows):
