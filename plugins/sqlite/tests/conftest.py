@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,3 +21,16 @@ async def storage(db_path: Path) -> AsyncIterator[SQLiteStorage]:
     await storage.open()
     yield storage
     await storage.close()
+
+
+@pytest.fixture(autouse=True)
+def no_connection_left_open() -> Iterator[None]:
+    """aiosqlite's connection threads keep the process alive: a connection a test forgets to
+    close would hang the whole run at exit. Make it this test's failure instead."""
+    before = set(threading.enumerate())
+    yield
+    leftover = [t for t in set(threading.enumerate()) - before if "_connection_worker_thread" in t.name]
+    for thread in leftover:
+        thread.join(timeout=5)
+    still = [t.name for t in leftover if t.is_alive()]
+    assert not still, f"the test left SQLite connections open: {still}"
