@@ -189,7 +189,7 @@ def p(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if q < 100 else max(values)
 
 
-async def run(name: str, make: Callable[[Path], Store], workload: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+async def run(make: Callable[[Path], Store], workload: Callable[..., Awaitable[Any]], *args: Any) -> Any:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "bench.db"
         store = make(path)
@@ -236,7 +236,7 @@ async def main(quick: bool, only: set[str]) -> None:
     if "W4" in only:
         await w4(scale)
     if "W5" in only:
-        results, size = await run("ours", Ours, w5_listing, 100_000 // scale, 1000)
+        results, size = await run(Ours, w5_listing, 100_000 // scale, 1000)
         print(f"W5 listing {100_000 // scale:,} sessions ({size / 1e6:.0f} MB), median of 50, pages of 20:")
         for name, ms in results.items():
             print(f"   {name}: {ms:.2f} ms")
@@ -246,13 +246,11 @@ async def w1(scale: int, rounds: int = 3) -> None:
     """Rounds alternate baseline and threadline so that a busy moment of the machine hits both."""
     ours, base, default, peer = [], [], [], []
     for _ in range(rounds):
-        base.append((await run("baseline", Baseline, w1_sequential_appends, 2000 // scale))[0])
-        ours.append((await run("ours", Ours, w1_sequential_appends, 2000 // scale))[0])
+        base.append((await run(Baseline, w1_sequential_appends, 2000 // scale))[0])
+        ours.append((await run(Ours, w1_sequential_appends, 2000 // scale))[0])
         if peer_installed():
-            peer.append((await run("peer", AgentsSDK, w1_sequential_appends, 2000 // scale))[0])
-        default.append(
-            (await run("baseline", lambda p: Baseline(p, wal=False), w1_sequential_appends, 2000 // scale))[0]
-        )
+            peer.append((await run(AgentsSDK, w1_sequential_appends, 2000 // scale))[0])
+        default.append((await run(lambda p: Baseline(p, wal=False), w1_sequential_appends, 2000 // scale))[0])
     w1_ours, w1_base, w1_default = (statistics.median(v) for v in (ours, base, default))
     print(f"W1 sequential appends (median of {rounds} rounds): threadline {w1_ours:,.0f} msg/s, "
           f"baseline {w1_base:,.0f} msg/s -> {w1_ours / w1_base:.2f}x   "
@@ -263,15 +261,15 @@ async def w1(scale: int, rounds: int = 3) -> None:
 
 
 async def w2(scale: int) -> None:
-    contenders = (("baseline", Baseline), ("cold", lambda p: Ours(p, cache=False)), ("cached", Ours))
-    (base, _), (cold, _), (warm, _) = [await run(n, m, w2_load_long_history, 1000, 200 // scale) for n, m in contenders]
+    contenders = (Baseline, lambda p: Ours(p, cache=False), Ours)
+    (base, _), (cold, _), (warm, _) = [await run(m, w2_load_long_history, 1000, 200 // scale) for m in contenders]
     print(f"W2 load 1,000 messages: baseline median {statistics.median(base):.2f} ms p99 {p(base, 99):.2f} ms")
     rows = [("threadline, history cache off", cold), ("threadline, default (cache on)", warm)]
     if peer_installed():
         rows.append(
             (
                 "peer, Agents SDK SQLiteSession",
-                (await run("peer", AgentsSDK, w2_load_long_history, 1000, 200 // scale))[0],
+                (await run(AgentsSDK, w2_load_long_history, 1000, 200 // scale))[0],
             )
         )
     for name, times in rows:
@@ -280,8 +278,8 @@ async def w2(scale: int) -> None:
 
 
 async def w3(scale: int) -> None:
-    contenders = (("baseline", Baseline), ("cold", lambda p: Ours(p, cache=False)), ("cached", Ours))
-    results = [await run(n, m, w3_many_sessions, 5000 // scale, 10, 1000 // scale) for n, m in contenders]
+    contenders = (Baseline, lambda p: Ours(p, cache=False), Ours)
+    results = [await run(m, w3_many_sessions, 5000 // scale, 10, 1000 // scale) for m in contenders]
     (base, base_size), (cold, our_size), (warm, _) = results
     print(f"W3 load 1 of 5,000 sessions: baseline p50 {statistics.median(base):.3f} ms p99 {p(base, 99):.3f} ms; "
           f"file {our_size / 1e6:.1f} MB (threadline) vs {base_size / 1e6:.1f} MB (baseline)")  # fmt: skip
@@ -292,8 +290,8 @@ async def w3(scale: int) -> None:
 
 async def w4(scale: int) -> None:
 
-    w4_base, _ = await run("baseline", Baseline, w4_concurrent_appends, 50, 100 // scale)
-    w4_ours, _ = await run("ours", Ours, w4_concurrent_appends, 50, 100 // scale)
+    w4_base, _ = await run(Baseline, w4_concurrent_appends, 50, 100 // scale)
+    w4_ours, _ = await run(Ours, w4_concurrent_appends, 50, 100 // scale)
     print(f"W4 50 tasks appending: threadline {w4_ours:,.0f} msg/s, baseline {w4_base:,.0f} msg/s "
           f"-> {w4_ours / w4_base:.2f}x")  # fmt: skip
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -76,10 +76,6 @@ class _State:
         return manager
 
 
-def _run(coroutine: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coroutine)
-
-
 def _with_manager(function: Callable[..., Awaitable[T]]) -> Callable[..., T]:
     """Run an async command body with an open manager as its first argument."""
 
@@ -89,7 +85,7 @@ def _with_manager(function: Callable[..., Awaitable[T]]) -> Callable[..., T]:
             async with state.manager() as manager:
                 return await function(manager, *args, **kwargs)
 
-        return _run(body())
+        return asyncio.run(body())
 
     command.__name__ = function.__name__
     command.__doc__ = function.__doc__

@@ -327,25 +327,20 @@ class SessionManager:
         return count
 
     async def import_jsonl(self, path: str | os.PathLike[str]) -> int:
-        """Import a file :meth:`export_jsonl` wrote: all of it, or, if any line is bad, none of it."""
-        await asyncio.to_thread(_check_lines, path)
+        """Import a file :meth:`export_jsonl` wrote: all of it, or, if any line is bad, none of it
+        (the storage imports all or nothing; the error names the line)."""
         return await self.storage.import_records(_read_records(path))
-
-
-def _check_lines(path: str | os.PathLike[str]) -> None:
-    with open(path, encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            try:
-                load_record(line)
-            except DataFormatError as exc:
-                raise DataFormatError(f"{os.fspath(path)}, line {number}: {exc}; nothing was imported") from None
 
 
 async def _read_records(path: str | os.PathLike[str]) -> AsyncIterator[SessionRecord | Message]:
     with open(path, encoding="utf-8") as lines:  # noqa: ASYNC230 -- a local file, read a line at a time
-        for line in lines:
-            if line.strip():
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
                 yield load_record(line)
+            except DataFormatError as exc:
+                raise DataFormatError(f"{os.fspath(path)}, line {number}: {exc}; nothing was imported") from None
 
 
 @attrs.define(eq=False)
