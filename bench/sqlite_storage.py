@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import random
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -158,19 +160,49 @@ async def timed(calls: int, load: Callable[[], Awaitable[Any]]) -> list[float]:
     return times
 
 
-async def w2_load_long_history(store: Store, messages: int, loads: int) -> list[float]:
+@contextlib.asynccontextmanager
+async def opened(makers: dict[str, Callable[[Path], Store]]) -> AsyncIterator[tuple[dict[str, Store], dict[str, int]]]:
+    """Each contender open on its own file; after the block, ``sizes`` holds each file's size."""
+    sizes: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        stores: dict[str, Store] = {}
+        try:
+            for name, make in makers.items():
+                (Path(folder) / name).mkdir()
+                stores[name] = make(Path(folder) / name / "bench.db")
+                await stores[name].open()
+            yield stores, sizes
+        finally:
+            for name, store in stores.items():
+                await store.close()
+                sizes[name] = sum(f.stat().st_size for f in (Path(folder) / name).iterdir())
+
+
+async def alternating_loads(stores: dict[str, Store], sessions: dict[str, list[str]]) -> dict[str, list[float]]:
+    """Load ``sessions[name][i]`` from each store in turn, so a busy moment of the machine
+    hits every contender alike; returns each one's times in ms."""
+    times: dict[str, list[float]] = {name: [] for name in stores}
+    for index in range(len(next(iter(sessions.values())))):
+        for name, store in stores.items():
+            started = time.perf_counter()
+            await store.load(sessions[name][index])
+            times[name].append((time.perf_counter() - started) * 1000)
+    return times
+
+
+async def long_history(store: Store, messages: int, loads: int) -> list[str]:
+    """W2's session, filled; the session to load, ``loads`` times."""
     session = await session_for(store, 0)
     await store.fill(session, messages)
-    return await timed(loads, lambda: store.load(session))
+    return [session] * loads
 
 
-async def w3_many_sessions(store: Store, sessions: int, each: int, loads: int) -> list[float]:
+async def many_sessions(store: Store, sessions: int, each: int, loads: int) -> list[str]:
+    """W3's sessions, filled; ``loads`` of them picked at random (the same picks for every store)."""
     ids = [await session_for(store, index) for index in range(sessions)]
     for session in ids:
         await store.fill(session, each)
-    picks = random.Random(7).choices(ids, k=loads)
-    iterator = iter(picks)
-    return await timed(loads, lambda: store.load(next(iterator)))
+    return random.Random(7).choices(ids, k=loads)
 
 
 async def w4_concurrent_appends(store: Store, tasks: int, each: int) -> float:
@@ -226,6 +258,11 @@ async def w5_listing(store: Ours, sessions: int, users: int) -> dict[str, float]
 
 async def main(quick: bool, only: set[str]) -> None:
     scale = 10 if quick else 1
+    peer_installed()  # imports the peer now
+    # Import-time objects (the peer's ~140,000 among them) are left out of the garbage
+    # collector's full passes, which otherwise took ~100 ms inside whichever load ran.
+    gc.collect()
+    gc.freeze()
     print(f"workloads at 1/{scale} scale" if quick else "full workloads")
     if "W1" in only:
         await w1(scale)
@@ -242,58 +279,74 @@ async def main(quick: bool, only: set[str]) -> None:
             print(f"   {name}: {ms:.2f} ms")
 
 
-async def w1(scale: int, rounds: int = 3) -> None:
-    """Rounds alternate baseline and threadline so that a busy moment of the machine hits both."""
-    ours, base, default, peer = [], [], [], []
-    for _ in range(rounds):
-        base.append((await run(Baseline, w1_sequential_appends, 2000 // scale))[0])
-        ours.append((await run(Ours, w1_sequential_appends, 2000 // scale))[0])
-        if peer_installed():
-            peer.append((await run(AgentsSDK, w1_sequential_appends, 2000 // scale))[0])
-        default.append((await run(lambda p: Baseline(p, wal=False), w1_sequential_appends, 2000 // scale))[0])
-    w1_ours, w1_base, w1_default = (statistics.median(v) for v in (ours, base, default))
-    print(f"W1 sequential appends (median of {rounds} rounds): threadline {w1_ours:,.0f} msg/s, "
-          f"baseline {w1_base:,.0f} msg/s -> {w1_ours / w1_base:.2f}x   "
-          f"(baseline with SQLite's default journal: {w1_default:,.0f} msg/s)")  # fmt: skip
-    if peer:
-        print(f"   peer, Agents SDK SQLiteSession: {statistics.median(peer):,.0f} msg/s "
-              f"-> {statistics.median(peer) / w1_base:.2f}x")  # fmt: skip
+async def rounds_of(
+    contenders: dict[str, Callable[[Path], Store]], workload: Callable[..., Awaitable[float]], *args: Any
+) -> dict[str, float]:
+    """Three rounds, each running every contender once in turn, so that a busy moment of the
+    machine hits them all; the median of each one's rounds."""
+    results: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(3):
+        for name, make in contenders.items():
+            results[name].append((await run(make, workload, *args))[0])
+    return {name: statistics.median(values) for name, values in results.items()}
+
+
+async def w1(scale: int) -> None:
+    contenders: dict[str, Callable[[Path], Store]] = {
+        "baseline": Baseline,
+        "threadline": Ours,
+        "default journal": lambda p: Baseline(p, wal=False),
+    }
+    if peer_installed():
+        contenders["peer"] = AgentsSDK
+    rates = await rounds_of(contenders, w1_sequential_appends, 2000 // scale)
+    base = rates["baseline"]
+    print(f"W1 sequential appends (median of 3 rounds): threadline {rates['threadline']:,.0f} msg/s, "
+          f"baseline {base:,.0f} msg/s -> {rates['threadline'] / base:.2f}x   "
+          f"(baseline with SQLite's default journal: {rates['default journal']:,.0f} msg/s)")  # fmt: skip
+    if "peer" in rates:
+        print(f"   peer, Agents SDK SQLiteSession: {rates['peer']:,.0f} msg/s -> {rates['peer'] / base:.2f}x")
+
+
+def load_contenders() -> dict[str, Callable[[Path], Store]]:
+    contenders: dict[str, Callable[[Path], Store]] = {
+        "baseline": Baseline,
+        "threadline, history cache off": lambda path: Ours(path, cache=False),
+        "threadline, default (cache on)": Ours,
+    }
+    if peer_installed():
+        contenders["peer, Agents SDK SQLiteSession"] = AgentsSDK
+    return contenders
 
 
 async def w2(scale: int) -> None:
-    contenders = (Baseline, lambda p: Ours(p, cache=False), Ours)
-    (base, _), (cold, _), (warm, _) = [await run(m, w2_load_long_history, 1000, 200 // scale) for m in contenders]
+    async with opened(load_contenders()) as (stores, _):
+        sessions = {name: await long_history(store, 1000, 200 // scale) for name, store in stores.items()}
+        times = await alternating_loads(stores, sessions)
+    base = times.pop("baseline")
     print(f"W2 load 1,000 messages: baseline median {statistics.median(base):.2f} ms p99 {p(base, 99):.2f} ms")
-    rows = [("threadline, history cache off", cold), ("threadline, default (cache on)", warm)]
-    if peer_installed():
-        rows.append(
-            (
-                "peer, Agents SDK SQLiteSession",
-                (await run(AgentsSDK, w2_load_long_history, 1000, 200 // scale))[0],
-            )
-        )
-    for name, times in rows:
-        print(f"   {name}: median {statistics.median(times):.2f} ms p99 {p(times, 99):.2f} ms "
-              f"-> {statistics.median(times) / statistics.median(base):.2f}x time")  # fmt: skip
+    for name, ours in times.items():
+        print(f"   {name}: median {statistics.median(ours):.2f} ms p99 {p(ours, 99):.2f} ms "
+              f"-> {statistics.median(ours) / statistics.median(base):.2f}x time")  # fmt: skip
 
 
 async def w3(scale: int) -> None:
-    contenders = (Baseline, lambda p: Ours(p, cache=False), Ours)
-    results = [await run(m, w3_many_sessions, 5000 // scale, 10, 1000 // scale) for m in contenders]
-    (base, base_size), (cold, our_size), (warm, _) = results
+    async with opened(load_contenders()) as (stores, sizes):
+        sessions = {name: await many_sessions(s, 5000 // scale, 10, 1000 // scale) for name, s in stores.items()}
+        times = await alternating_loads(stores, sessions)
+    base = times.pop("baseline")
     print(f"W3 load 1 of 5,000 sessions: baseline p50 {statistics.median(base):.3f} ms p99 {p(base, 99):.3f} ms; "
-          f"file {our_size / 1e6:.1f} MB (threadline) vs {base_size / 1e6:.1f} MB (baseline)")  # fmt: skip
-    for name, times in (("threadline, history cache off", cold), ("threadline, default (cache on)", warm)):
-        print(f"   {name}: p50 {statistics.median(times):.3f} ms p99 {p(times, 99):.3f} ms "
-              f"-> {statistics.median(times) / statistics.median(base):.2f}x time")  # fmt: skip
+          f"file {sizes['threadline, default (cache on)'] / 1e6:.1f} MB (threadline) "
+          f"vs {sizes['baseline'] / 1e6:.1f} MB (baseline)")  # fmt: skip
+    for name, ours in times.items():
+        print(f"   {name}: p50 {statistics.median(ours):.3f} ms p99 {p(ours, 99):.3f} ms "
+              f"-> {statistics.median(ours) / statistics.median(base):.2f}x time")  # fmt: skip
 
 
 async def w4(scale: int) -> None:
-
-    w4_base, _ = await run(Baseline, w4_concurrent_appends, 50, 100 // scale)
-    w4_ours, _ = await run(Ours, w4_concurrent_appends, 50, 100 // scale)
-    print(f"W4 50 tasks appending: threadline {w4_ours:,.0f} msg/s, baseline {w4_base:,.0f} msg/s "
-          f"-> {w4_ours / w4_base:.2f}x")  # fmt: skip
+    rates = await rounds_of({"baseline": Baseline, "threadline": Ours}, w4_concurrent_appends, 50, 100 // scale)
+    print(f"W4 50 tasks appending (median of 3 rounds): threadline {rates['threadline']:,.0f} msg/s, "
+          f"baseline {rates['baseline']:,.0f} msg/s -> {rates['threadline'] / rates['baseline']:.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -245,6 +245,16 @@ class StorageContract:
         archived_ones = await all_pages(storage, SessionQuery(status=SessionStatus.ARCHIVED))
         assert [s.id for s in archived_ones] == [archived.id]
 
+    async def test_unfiltered_listing_mixes_statuses_newest_first(self, storage: Storage) -> None:
+        created = [await storage.create_session(make_session()) for _ in range(7)]
+        for session in created[::2]:
+            await storage.update_session(attrs.evolve(session, status=SessionStatus.ARCHIVED))
+        listed = await all_pages(storage, SessionQuery(limit=3))
+        assert sorted(s.id for s in listed) == sorted(s.id for s in created)
+        assert [s.id for s in listed][:4] == [s.id for s in reversed(created[::2])]  # archiving is activity
+        keys = [(s.updated_at, s.id) for s in listed]
+        assert keys == sorted(keys, reverse=True)
+
     async def test_pagination_returns_each_session_once_in_order(self, storage: Storage) -> None:
         created = [await storage.create_session(make_session()) for _ in range(23)]
         page = await storage.list_sessions(SessionQuery(limit=5))

@@ -19,6 +19,12 @@ Statements = Callable[[Sequence[Any]], list[tuple[str, Sequence[Any]]]]
 Explain = Callable[[aiosqlite.Connection, Any, BaseException], Awaitable[BaseException]]
 
 
+# Writes are done from their callers' tasks only after this many transactions in a row held
+# one write each: a caller that skipped the queue while others were queueing would split
+# their group.
+_ALONE_BEFORE_FAST = 8
+
+
 @define
 class _Pending:
     future: asyncio.Future[Any]
@@ -28,15 +34,17 @@ class _Pending:
 
 @define
 class GroupCommit:
-    """Owns the one write connection (opened with ``isolation_level="IMMEDIATE"``).
+    """Owns the one write connection, opened in autocommit mode (``isolation_level=None``).
     ``write(fn)`` and ``batch(payload)`` queue work; one task commits what is queued, up to
     ``max_batch`` writes a transaction.
 
-    A transaction of batched writes alone is the fast path. When their statements are one
-    statement (atomic by itself), it is sent together with the COMMIT, without waiting for
-    the answer in between; the statement opens the transaction itself. So one append costs
-    one round trip to SQLite's thread. If the group fails, it is rolled back and each write
-    is done again in its own savepoint, so only the bad one fails.
+    While writes come one at a time, a batched write that finds the writer idle is done at
+    once from its caller's task, with no hand-off to the writer task; as one statement it runs in autocommit
+    mode, a transaction by itself, so an uncontended append costs one round trip to SQLite's
+    thread. Once writes come together they all go through the queue, so that they keep
+    sharing transactions. A transaction of batched writes alone is also one statement when
+    it can be. If a group fails, each
+    write is done again in its own savepoint of one transaction, so only the bad one fails.
     """
 
     db: aiosqlite.Connection
@@ -48,6 +56,8 @@ class GroupCommit:
     commits: int = 0
     _queue: asyncio.Queue[_Pending | None] = field(factory=asyncio.Queue)
     _task: asyncio.Task[None] | None = None
+    _busy: asyncio.Lock = field(factory=asyncio.Lock)
+    _alone_in_a_row: int = _ALONE_BEFORE_FAST  # transactions of one write since the last group
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="threadline-sqlite-group-commit")
@@ -57,25 +67,41 @@ class GroupCommit:
             await self._queue.put(None)
             await self._task
             self._task = None
+        async with self._busy:  # a write from a caller's task may still be under way
+            pass
 
     async def write(self, write: Write) -> Any:
         return await self._submit(_Pending(asyncio.get_running_loop().create_future(), write=write))
 
-    async def batch(self, payload: Any) -> Any:
-        return await self._submit(_Pending(asyncio.get_running_loop().create_future(), batched=payload))
+    async def batch(self, payload: Any) -> None:
+        idle = not self._busy.locked() and self._queue.empty()
+        if self._task is not None and idle and self._alone_in_a_row >= _ALONE_BEFORE_FAST:
+            async with self._busy:  # taken at once: nothing waits for it
+                await self._batch_alone(payload)
+        else:
+            await self._submit(_Pending(asyncio.get_running_loop().create_future(), batched=payload))
+
+    async def _batch_alone(self, payload: Any) -> None:
+        try:
+            await self._together([payload])
+        except sqlite3.OperationalError as exc:
+            raise self.translate(exc) from None
+        except Exception as exc:
+            raise self.translate(await self.explain(self.db, payload, exc)) from None
 
     async def _submit(self, pending: _Pending) -> Any:
         if self._task is None:
             raise RuntimeError("the SQLite storage is not open")
-        await self._queue.put(pending)
-        # the write happens even if the caller is cancelled now: it is already queued
-        return await asyncio.shield(pending.future)
+        self._queue.put_nowait(pending)
+        # if the caller is cancelled now, the write still happens: it is queued
+        return await pending.future
 
     async def _run(self) -> None:
         stopping = False
         while not stopping:
             batch: list[_Pending] = []
             item = await self._queue.get()
+            await asyncio.sleep(0)  # writers woken by the last commit are queueing: take them too
             while item is not None:
                 batch.append(item)
                 if len(batch) >= self.max_batch or self._queue.empty():
@@ -83,7 +109,9 @@ class GroupCommit:
                 item = self._queue.get_nowait()
             stopping = item is None
             if batch:
-                await self._commit(batch)
+                async with self._busy:
+                    await self._commit(batch)
+                self._alone_in_a_row = self._alone_in_a_row + 1 if len(batch) == 1 else 0
 
     async def _commit(self, batch: list[_Pending]) -> None:
         try:
@@ -110,24 +138,20 @@ class GroupCommit:
     async def _together(self, payloads: list[Any]) -> None:
         statements = self.statements(payloads)
         if len(statements) == 1:
-            # queued back to back on the connection's thread: one round trip, not two
             sql, parameters = statements[0]
-            done = await asyncio.gather(self.db.execute(sql, parameters), self.db.commit(), return_exceptions=True)
-            failure = next((outcome for outcome in done if isinstance(outcome, BaseException)), None)
-            if failure is not None:
-                await self.db.rollback()
-                raise failure
+            await self.db.execute(sql, parameters)  # its own transaction: all of it or none
             self.commits += 1
         else:
-            await self._transaction(self._execute_all(statements))
+            await self._transaction(lambda: self._execute_all(statements))
 
     async def _execute_all(self, statements: list[tuple[str, Sequence[Any]]]) -> None:
         for sql, parameters in statements:
             await self.db.execute(sql, parameters)
 
-    async def _transaction(self, work: Awaitable[Any]) -> Any:
+    async def _transaction(self, work: Callable[[], Awaitable[Any]]) -> Any:
+        await self.db.execute("BEGIN IMMEDIATE")
         try:
-            result = await work
+            result = await work()
             await self.db.commit()
         except BaseException:
             await self.db.rollback()
@@ -137,10 +161,9 @@ class GroupCommit:
 
     async def _one_by_one(self, batch: list[_Pending]) -> list[Any]:
         async def each() -> list[Any]:
-            await self.db.execute("BEGIN IMMEDIATE")
             return [await self._alone(pending) for pending in batch]
 
-        results: list[Any] = await self._transaction(each())
+        results: list[Any] = await self._transaction(each)
         return results
 
     async def _alone(self, pending: _Pending) -> Any:

@@ -3,6 +3,7 @@ group-committing writer and reader connections that never wait behind it."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import sqlite3
@@ -26,10 +27,10 @@ from threadline.model import (
     DeletedCounts,
     Message,
     MessageStatus,
-    Role,
     SessionPage,
     SessionQuery,
     SessionRecord,
+    SessionStatus,
     Text,
     Usage,
     dump_parts,
@@ -42,7 +43,7 @@ from threadline.model import (
 from threadline_sqlite import SQLiteConfig
 from threadline_sqlite.group_commit import GroupCommit
 from threadline_sqlite.history_cache import HistoryCache
-from threadline_sqlite.schema import SEQ_DOES_NOT_FOLLOW_ON, migrate
+from threadline_sqlite.schema import ROLE_CODES, SEQ_DOES_NOT_FOLLOW_ON, STATUS_BITS, STATUS_CODES, migrate
 
 
 def _marks(count: int) -> str:
@@ -55,15 +56,15 @@ SESSION_COLUMNS: Final = (
     "tenant, id, user_id, status, updated_us, version, message_count, "
     "input_tokens, output_tokens, cached_tokens, cost, record"
 )
-MESSAGE_COLUMNS: Final = "seq, id, role, created_at, text, parts, status, extra"
+MESSAGE_COLUMNS: Final = "seq, id, kind, created_at, body, extra"
 # messages_rev starts at random: see schema migration 2
 _NEW_REVISION: Final = "abs(random() % 1000000000000)"
 _INSERT_SESSION: Final = (
     f"INSERT INTO sessions ({SESSION_COLUMNS}, messages_rev) VALUES ({_marks(12)}, {_NEW_REVISION})"
 )
 _INSERT_MESSAGES: Final = f"INSERT INTO messages (tenant, session_id, {MESSAGE_COLUMNS}) VALUES"
-_ROW_MARKS: Final = f"({', '.join('?' * 10)})"
-_ROWS_PER_INSERT: Final = 3000  # 10 parameters a row, under SQLite's limit of 32,766
+_ROW_MARKS: Final = f"({', '.join('?' * 8)})"
+_ROWS_PER_INSERT: Final = 4000  # 8 parameters a row, under SQLite's limit of 32,766
 
 
 def to_us(moment: datetime) -> int:
@@ -107,7 +108,7 @@ class SQLiteStorage:
             self.config.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageUnavailable(f"cannot create the folder for SQLite database {self.path}: {exc}") from None
-        db = await self._connect(self.path, isolation_level="IMMEDIATE")
+        db = await self._connect(self.path)
         try:
             await db.execute_fetchall("PRAGMA journal_mode = WAL")
             await migrate(db, self.path)
@@ -121,11 +122,10 @@ class SQLiteStorage:
         for _ in range(self.config.readers):
             self._readers.append(await self._connect(f"file:{self.path}?mode=ro", uri=True))
 
-    async def _connect(
-        self, target: str, *, uri: bool = False, isolation_level: str | None = None
-    ) -> aiosqlite.Connection:
+    async def _connect(self, target: str, *, uri: bool = False) -> aiosqlite.Connection:
+        """A connection in autocommit mode: transactions are begun explicitly."""
         try:
-            db = await aiosqlite.connect(target, uri=uri, isolation_level=isolation_level)
+            db = await aiosqlite.connect(target, uri=uri, isolation_level=None)
         except sqlite3.Error as exc:
             raise StorageUnavailable(f"cannot open SQLite database {self.path}: {exc}") from None
         try:
@@ -245,10 +245,9 @@ class SQLiteStorage:
     async def list_sessions(self, query: SessionQuery) -> SessionPage:
         where: list[str] = ["tenant = ?"]
         parameters: list[Any] = [query.tenant]
-        for column, value in (("user_id", query.user_id), ("status", query.status)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                parameters.append(value)
+        if query.user_id is not None:
+            where.append("user_id = ?")
+            parameters.append(query.user_id)
         if query.updated_after is not None:
             where.append("updated_us > ?")
             parameters.append(to_us(query.updated_after))
@@ -259,11 +258,15 @@ class SQLiteStorage:
             updated_at, last_id = read_cursor(query.cursor)
             where.append("(updated_us, id) < (?, ?)")  # a row value: an index range, where OR would scan
             parameters += [to_us(updated_at), last_id]
-        rows = await self._read(
-            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE {' AND '.join(where)} "
-            "ORDER BY updated_us DESC, id DESC LIMIT ?",
-            [*parameters, query.limit + 1],
-        )
+        select = f"SELECT {SESSION_COLUMNS} FROM sessions WHERE {' AND '.join(where)}"
+        if query.status is not None:
+            select, parameters = f"{select} AND status = ?", [*parameters, query.status.value]
+        elif query.user_id is None:
+            # no index orders all of a tenant's sessions by activity (one more index to move on
+            # every append): merge the in-order walks of sessions_by_status, one per status
+            select = " UNION ALL ".join(f"{select} AND status = ?" for _ in SessionStatus)
+            parameters = [value for status in SessionStatus for value in (*parameters, status.value)]
+        rows = await self._read(f"{select} ORDER BY updated_us DESC, id DESC LIMIT ?", [*parameters, query.limit + 1])
         items = tuple(_session_from_row(row) for row in rows[: query.limit])
         return SessionPage(items, make_cursor(items[-1]) if len(rows) > query.limit else None)
 
@@ -287,18 +290,13 @@ class SQLiteStorage:
     def _append_statements(self, appends: Sequence[_Append]) -> list[tuple[str, Sequence[Any]]]:
         """One INSERT for every message of every append (a few, past SQLite's parameter
         limit). The database checks each seq against its session's count and keeps the
-        session's counts itself (schema migration 3)."""
-        rows = []
+        session's counts itself (schema migration 2)."""
+        rows: list[tuple[Any, ...]] = []
         for append in appends:
             _check_numbering(append)
             rows += [_message_row(append.tenant, m) for m in append.messages]
-        return [
-            (
-                f"{_INSERT_MESSAGES} {', '.join([_ROW_MARKS] * len(chunk))}",
-                [value for row in chunk for value in row],
-            )
-            for chunk in (rows[start : start + _ROWS_PER_INSERT] for start in range(0, len(rows), _ROWS_PER_INSERT))
-        ]
+        chunks = (rows[start : start + _ROWS_PER_INSERT] for start in range(0, len(rows), _ROWS_PER_INSERT))
+        return [(_insert_messages(len(chunk)), list(itertools.chain.from_iterable(chunk))) for chunk in chunks]
 
     async def _explain_append(self, db: aiosqlite.Connection, append: _Append, exc: BaseException) -> BaseException:
         if not (isinstance(exc, sqlite3.IntegrityError) and SEQ_DOES_NOT_FOLLOW_ON in str(exc)):
@@ -320,17 +318,17 @@ class SQLiteStorage:
     async def set_message_status(
         self, tenant: str, session_id: str, seq: int, status: str, error: str | None = None
     ) -> None:
-        value = MessageStatus(status).value
+        code = STATUS_CODES.index(MessageStatus(status))
 
         async def mark(db: aiosqlite.Connection) -> None:
             await db.execute(
                 "UPDATE sessions SET messages_rev = messages_rev + 1 WHERE tenant = ? AND id = ?", (tenant, session_id)
             )
             cursor = await db.execute(
-                "UPDATE messages SET status = ?, "
+                f"UPDATE messages SET kind = (kind & ~{STATUS_BITS}) | ?, "
                 "extra = nullif(json_patch(coalesce(extra, '{}'), json_object('error', ?)), '{}') "
                 "WHERE tenant = ? AND session_id = ? AND seq = ?",
-                (value, error, tenant, session_id, seq),
+                (code * 2, error, tenant, session_id, seq),
             )
             if cursor.rowcount == 0:
                 await _require_session(db, tenant, session_id)
@@ -459,7 +457,7 @@ class _Importer:
 
     async def _flush(self) -> None:
         if self.pending:
-            await self.db.executemany(f"{_INSERT_MESSAGES} {_ROW_MARKS}", self.pending)
+            await self.db.executemany(_insert_messages(1), self.pending)
             self.pending = []
         if self.current is not None:  # the activity time the export had, not the import's
             await self.db.execute(
@@ -479,10 +477,19 @@ async def _require_session(db: aiosqlite.Connection, tenant: str, session_id: st
 
 def _check_numbering(append: _Append) -> None:
     """A batch must number its messages consecutively, all for the session it names."""
-    seqs = [m.seq for m in append.messages]
-    first = seqs[0] if seqs else 1
-    if seqs != list(range(first, first + len(seqs))) or any(m.session_id != append.session_id for m in append.messages):
-        raise StorageConflict(f"appended messages must be numbered consecutively for {append.session_id!r}, got {seqs}")
+    messages = append.messages
+    first = messages[0].seq if messages else 1
+    for offset, message in enumerate(messages):
+        if message.seq != first + offset or message.session_id != append.session_id:
+            seqs = [m.seq for m in messages]
+            raise StorageConflict(
+                f"appended messages must be numbered consecutively for {append.session_id!r}, got {seqs}"
+            )
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_messages(rows: int) -> str:
+    return f"{_INSERT_MESSAGES} {', '.join([_ROW_MARKS] * rows)}"
 
 
 def _session_row(session: SessionRecord) -> tuple[Any, ...]:
@@ -505,13 +512,17 @@ def _session_from_row(row: Sequence[Any]) -> SessionRecord:
     return load(data, SessionRecord)
 
 
+_ROLE_KINDS: Final = {role: code * 8 for code, role in enumerate(ROLE_CODES)}
+_STATUS_KINDS: Final = {status: code * 2 for code, status in enumerate(STATUS_CODES)}
+
+
 def _message_row(tenant: str, message: Message) -> tuple[Any, ...]:
     parts = message.parts
     plain = len(parts) == 1 and type(parts[0]) is Text and not parts[0].provider_data
     return (
-        tenant, message.session_id, message.seq, message.id, message.role.value, message.created_at.isoformat(),
-        parts[0].text if plain else None, "" if plain else dump_parts(parts),  # type: ignore[union-attr]
-        message.status.value, _extra(message),
+        tenant, message.session_id, message.seq, message.id,
+        _ROLE_KINDS[message.role] + _STATUS_KINDS[message.status] + (not plain), message.created_at.isoformat(),
+        parts[0].text if plain else dump_parts(parts), _extra(message),  # type: ignore[union-attr]
     )  # fmt: skip
 
 
@@ -531,28 +542,39 @@ def _extra(message: Message) -> str | None:
     return json.dumps(extra, ensure_ascii=False, separators=(",", ":")) if extra else None
 
 
-_ROLES: Final = {role.value: role for role in Role}
-_STATUSES: Final = {status.value: status for status in MessageStatus}
-_NOTHING: Final[dict[str, Any]] = {}
+# kind -> (role, status, whether the body is parts JSON): see schema.ROLE_CODES
+_KINDS: Final = {
+    role_kind + status_kind + has_parts: (role, status, has_parts)
+    for role, role_kind in _ROLE_KINDS.items()
+    for status, status_kind in _STATUS_KINDS.items()
+    for has_parts in (0, 1)
+}
 _new_message = unchecked_constructor(Message)
 _new_text = unchecked_constructor(Text)
 _new_usage = unchecked_constructor(Usage)
+_from_iso = datetime.fromisoformat
 
 
 def _message_from_row(session_id: str, row: Sequence[Any]) -> Message:
     """A stored row as a Message, built without re-running the checks it passed when stored."""
-    seq, message_id, role, created_at, text, parts, status, extra_json = row[:8]
-    extra = json.loads(extra_json) if extra_json else _NOTHING
+    seq, message_id, kind, created_at, body, extra_json = row[:6]
+    role, status, has_parts = _KINDS[kind]
+    parts = load_parts(body) if has_parts else (_new_text(body, {}),)
+    if extra_json is None:
+        return _new_message(
+            session_id, seq, role, parts, message_id, _from_iso(created_at), None, status, None, None, None, {}
+        )
+    extra = json.loads(extra_json)
     usage = extra.get("usage")
     return _new_message(
         session_id,
         seq,
-        _ROLES[role],
-        (_new_text(text, {}),) if text is not None else load_parts(parts),
+        role,
+        parts,
         message_id,
-        datetime.fromisoformat(created_at),
+        _from_iso(created_at),
         None if usage is None else _new_usage(usage[0], usage[1], usage[2], usage[3] if len(usage) > 3 else None),
-        _STATUSES[status],
+        status,
         extra.get("error"),
         extra.get("provider"),
         extra.get("model"),
