@@ -14,7 +14,6 @@ import attrs
 from threadline.config import Config, Template
 from threadline.contracts import Provider, Storage
 from threadline.errors import (
-    BadRequest,
     ConfigError,
     DataFormatError,
     PluginError,
@@ -28,8 +27,6 @@ from threadline.model import (
     DeletedCounts,
     Done,
     Event,
-    File,
-    Image,
     Message,
     MessageStatus,
     Part,
@@ -50,6 +47,7 @@ from threadline.model import (
     new_id,
 )
 from threadline.plugins import PluginManager, get_plugin_manager
+from threadline.providers import check_attachments
 from threadline.registry import Registry
 from threadline.tools import Tool
 
@@ -583,12 +581,9 @@ class Session:
         return user
 
     def _check_capabilities(self, parts: tuple[Part, ...], turn: _Turn) -> None:
-        caps = self._manager.provider(turn.provider).capabilities(turn.model)
-        for part in parts:
-            if isinstance(part, Image) and not caps.vision:
-                raise BadRequest(f"model {turn.model or '(default)'} does not accept images", provider=turn.provider)
-            if isinstance(part, File) and part.media_type == "application/pdf" and not caps.pdf:
-                raise BadRequest(f"model {turn.model or '(default)'} does not accept PDF files", provider=turn.provider)
+        capabilities = self._manager.provider(turn.provider).capabilities(turn.model)
+        message = Message(self.id, self._next_seq, Role.USER, parts)
+        check_attachments(capabilities, [message], model=turn.model, provider=turn.provider)
 
     async def _call(self, turn: _Turn) -> Call:
         history = await self._history_for_request()

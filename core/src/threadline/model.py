@@ -346,13 +346,20 @@ class ToolCallDelta:
 
 @frozen
 class Done:
-    """The end of a stream. From a provider it carries usage; from a session also the stored ``message``."""
+    """The end of a stream. From a provider it carries usage; from a session also the stored ``message``.
+
+    ``parts``, when a provider gives them, are the whole reply as the provider assembled it,
+    with what the deltas cannot carry (``provider_data`` such as thinking signatures); they
+    are stored instead of the parts assembled from the deltas. A middleware that rewrites
+    deltas must rewrite these too.
+    """
 
     usage: Usage = field(factory=Usage)
     finish_reason: str = "stop"
     model: str | None = None
     provider_state: Mapping[str, Any] | None = None
     message: Message | None = None
+    parts: tuple[Part, ...] = field(default=(), converter=_parts)
 
 
 Event = TextDelta | ToolCallDelta | Done
@@ -538,7 +545,10 @@ class StreamAssembler:
         return bool(self.text or self.calls)
 
     def parts(self, *, complete: bool = True) -> tuple[Part, ...]:
-        """The parts so far; with ``complete=False`` tool calls cut off mid-stream are left out."""
+        """The parts so far (the ``Done`` event's own, when it brought them); with
+        ``complete=False`` tool calls cut off mid-stream are left out."""
+        if self.done is not None and self.done.parts:
+            return self.done.parts
         parts: list[Part] = [Text("".join(self.text))] if self.text else []
         for index in sorted(self.call_heads):
             call_id, name = self.call_heads[index]

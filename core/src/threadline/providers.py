@@ -1,0 +1,105 @@
+"""What provider plugins share: the config keys every provider takes, the mapping of an
+HTTP failure onto threadline's errors, and the check that a request's attachments are ones
+the model accepts. A provider plugin subclasses :class:`ProviderConfig` and calls the rest."""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import time
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+import attrs
+from attrs import field, frozen
+
+from threadline.errors import (
+    AuthenticationError,
+    BadRequest,
+    ContextTooLong,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+)
+from threadline.model import Capabilities, File, Image, Message
+
+__all__ = ["ProviderConfig", "check_attachments", "data_url", "error_for_status", "retry_after"]
+
+PDF: Final = "application/pdf"
+
+
+@frozen(kw_only=True)
+class ProviderConfig:
+    """The keys of every ``[providers.<name>]`` table.
+
+    :param api_key: the API key; when unset, the provider's usual environment variable.
+    :param base_url: where the API is (a proxy, a compatible server); unset: the provider's own.
+    :param timeout: seconds to wait for a reply before giving up (``ProviderUnavailable``).
+    :param max_retries: how many times the SDK itself retries a failed call (connection
+        errors, 408/409/429/5xx) with backoff before the error reaches threadline.
+    :param default_model: the model when neither the call nor the session names one.
+    """
+
+    api_key: str | None = None
+    base_url: str | None = None
+    timeout: float = field(default=120.0, validator=attrs.validators.gt(0))
+    max_retries: int = field(default=2, validator=attrs.validators.ge(0))
+    default_model: str
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait, from ``retry-after-ms``, or ``retry-after`` as seconds or an HTTP date."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    try:
+        if "retry-after-ms" in lowered:
+            return float(lowered["retry-after-ms"]) / 1000
+        value = lowered.get("retry-after")
+        if value is None:
+            return None
+        try:
+            return float(value)
+        except ValueError:
+            when = email.utils.parsedate_to_datetime(value)
+            return max(0.0, when.timestamp() - time.time())
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def error_for_status(
+    provider: str,
+    status: int,
+    message: str,
+    *,
+    headers: Mapping[str, str],
+    credentials: str,
+    context_too_long: bool = False,
+) -> ProviderError:
+    """The threadline error for an HTTP failure. ``credentials`` says where the key is set
+    (named in an authentication error); ``context_too_long`` is the provider's own verdict,
+    read from its error body."""
+    if status in (401, 403):
+        return AuthenticationError(f"{message} (HTTP {status}); check {credentials}", provider=provider)
+    if status == 429:
+        return RateLimited(message, provider=provider, retry_after=retry_after(headers))
+    if context_too_long or status == 413:
+        return ContextTooLong(message, provider=provider)
+    if status >= 500:
+        return ProviderUnavailable(f"{message} (HTTP {status})", provider=provider)
+    return BadRequest(f"{message} (HTTP {status})", provider=provider)
+
+
+def check_attachments(
+    capabilities: Capabilities, messages: Iterable[Message], *, model: str | None, provider: str
+) -> None:
+    """Refuse, before any network call, an image or PDF the model does not take."""
+    for message in messages:
+        for part in message.parts:
+            if isinstance(part, Image) and not capabilities.vision:
+                raise BadRequest(f"model {model or '(default)'} does not accept images", provider=provider)
+            if isinstance(part, File) and part.media_type == PDF and not capabilities.pdf:
+                raise BadRequest(f"model {model or '(default)'} does not accept PDF files", provider=provider)
+
+
+def data_url(media_type: str, data: bytes) -> str:
+    """``data:<type>;base64,...``: how several APIs take inline bytes."""
+    return f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}"

@@ -1,0 +1,159 @@
+"""The Chat Completions API (``api = "chat"``): what OpenAI-compatible servers speak."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any, Final
+
+from threadline.errors import BadRequest, DataFormatError
+from threadline.model import (
+    Done,
+    Event,
+    File,
+    Image,
+    Message,
+    Part,
+    Request,
+    Response,
+    Role,
+    Text,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolResult,
+    Usage,
+)
+from threadline.providers import PDF, data_url
+from threadline_openai import OpenAIConfig
+from threadline_openai.errors import PROVIDER
+
+FINISH_REASONS: Final = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "function_call": "tool_calls"}
+
+
+def body(request: Request, config: OpenAIConfig, *, stream: bool) -> dict[str, Any]:
+    """The JSON body for ``POST /chat/completions``."""
+    messages: list[dict[str, Any]] = []
+    if request.system_prompt:
+        messages.append({"role": "system", "content": request.system_prompt})
+    for message in request.messages:
+        messages += _messages(message)
+    payload: dict[str, Any] = {"model": request.model or config.default_model, "messages": messages}
+    if request.tools:
+        payload["tools"] = [
+            {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+            for t in request.tools
+        ]
+    options = request.options
+    if options.temperature is not None:
+        payload["temperature"] = options.temperature
+    if options.max_tokens is not None:
+        # OpenAI's reasoning models take only the newer name; compatible servers know the older one
+        payload["max_tokens" if config.base_url else "max_completion_tokens"] = options.max_tokens
+    if options.stop:
+        payload["stop"] = list(options.stop)
+    if stream:
+        payload["stream"] = True
+        payload["stream_options"] = {"include_usage": True}
+    return {**payload, **options.extra}
+
+
+def _messages(message: Message) -> list[dict[str, Any]]:
+    if message.role is Role.TOOL:
+        return [
+            {"role": "tool", "tool_call_id": r.call_id, "content": f"Error: {r.content}" if r.is_error else r.content}
+            for r in message.parts
+            if isinstance(r, ToolResult)
+        ]
+    if message.role is Role.ASSISTANT:
+        reply: dict[str, Any] = {"role": "assistant", "content": message.text or None}
+        if calls := message.tool_calls:
+            reply["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+                for c in calls
+            ]
+        return [reply]
+    if all(isinstance(part, Text) for part in message.parts):
+        return [{"role": message.role.value, "content": message.text}]
+    return [{"role": message.role.value, "content": [_content(part) for part in message.parts]}]
+
+
+def _content(part: Part) -> dict[str, Any]:
+    if isinstance(part, Text):
+        return {"type": "text", "text": part.text}
+    if isinstance(part, Image):
+        url = part.url or data_url(part.media_type, part.data or b"")
+        return {"type": "image_url", "image_url": {"url": url}}
+    if isinstance(part, File) and part.media_type == PDF:
+        if part.data is None:
+            raise BadRequest(
+                'Chat Completions takes a PDF as bytes, not a URL: pass File(data=...) or use api = "responses"',
+                provider=PROVIDER,
+            )
+        return {
+            "type": "file",
+            "file": {"filename": part.name or "document.pdf", "file_data": data_url(PDF, part.data)},
+        }
+    if isinstance(part, File) and part.media_type.startswith("text/") and part.data is not None:
+        return {"type": "text", "text": f"{part.name or 'attached file'}:\n{part.data.decode('utf-8', 'replace')}"}
+    raise BadRequest(
+        f"cannot send a {type(part).__name__} of type {getattr(part, 'media_type', '?')}", provider=PROVIDER
+    )
+
+
+def response(completion: Any) -> Response:
+    """A ``ChatCompletion`` as a threadline ``Response``."""
+    if not completion.choices:
+        raise DataFormatError("the reply had no choices")
+    choice = completion.choices[0]
+    parts: list[Part] = [Text(choice.message.content)] if choice.message.content else []
+    for call in choice.message.tool_calls or ():
+        parts.append(ToolCall(call.id, call.function.name, arguments(call.function.arguments, call.function.name)))
+    return Response(tuple(parts), usage(completion.usage), _finish(choice.finish_reason), completion.model)
+
+
+async def events(chunks: AsyncIterator[Any]) -> AsyncIterator[Event]:
+    """A stream of ``ChatCompletionChunk`` as threadline events."""
+    finish, model, used = "stop", None, Usage()
+    async for chunk in chunks:
+        model = chunk.model or model
+        if chunk.usage is not None:
+            used = usage(chunk.usage)
+        for choice in chunk.choices[:1]:
+            delta = choice.delta
+            if delta.content:
+                yield TextDelta(delta.content)
+            for position, call in enumerate(delta.tool_calls or ()):
+                function = call.function
+                yield ToolCallDelta(
+                    call.index if call.index is not None else position,
+                    call.id,
+                    function.name if function else None,
+                    (function.arguments if function else None) or "",
+                )
+            if choice.finish_reason:
+                finish = _finish(choice.finish_reason)
+    yield Done(used, finish, model)
+
+
+def usage(reported: Any) -> Usage:
+    if reported is None:
+        return Usage()
+    details = getattr(reported, "prompt_tokens_details", None)
+    cached = getattr(details, "cached_tokens", None) or 0
+    return Usage(reported.prompt_tokens or 0, reported.completion_tokens or 0, cached)
+
+
+def arguments(text: str | None, name: str) -> dict[str, Any]:
+    """A tool call's arguments, which the API sends as JSON text."""
+    try:
+        value = json.loads(text or "{}")
+    except json.JSONDecodeError:
+        raise DataFormatError(f"tool call {name!r} arrived with arguments that are not JSON: {text!r}") from None
+    if not isinstance(value, dict):
+        raise DataFormatError(f"tool call {name!r} arrived with arguments that are not a JSON object: {text!r}")
+    return value
+
+
+def _finish(reason: str | None) -> str:
+    return FINISH_REASONS.get(reason or "stop", reason or "stop")

@@ -1,0 +1,102 @@
+"""``OpenAIProvider``: threadline's provider contract on the ``openai`` SDK."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Final
+
+import openai
+
+from threadline.errors import AuthenticationError
+from threadline.model import Capabilities, Event, Request, Response
+from threadline.providers import check_attachments
+from threadline_openai import OpenAIConfig, chat, responses
+from threadline_openai.errors import CREDENTIALS, PROVIDER, previous_response_gone, translate
+
+# OpenAI's own models that take no images (and so no PDFs); every other one takes both
+_TEXT_ONLY: Final = ("gpt-3.5", "o1-mini", "o3-mini", "gpt-4-0", "gpt-4-32k")
+
+
+class OpenAIProvider:
+    """The ``openai`` provider. Passes the full ``ProviderContract`` on both APIs."""
+
+    def __init__(self, config: OpenAIConfig | None = None) -> None:
+        self.config = config or OpenAIConfig()
+        api_key = self.config.api_key or os.environ.get("OPENAI_API_KEY")
+        if api_key is None and self.config.base_url is None:
+            raise AuthenticationError(f"no API key: set {CREDENTIALS}", provider=PROVIDER)
+        self._client = openai.AsyncOpenAI(
+            api_key=api_key or "unused",  # compatible servers mostly take none
+            base_url=self.config.base_url,
+            organization=self.config.organization,
+            project=self.config.project,
+            timeout=self.config.timeout,
+            max_retries=self.config.max_retries,
+        )
+
+    def capabilities(self, model: str | None) -> Capabilities:
+        name = model or self.config.default_model
+        official = self.config.base_url is None
+        vision = self.config.vision if self.config.vision is not None else official and not name.startswith(_TEXT_ONLY)
+        pdf = self.config.pdf if self.config.pdf is not None else vision and official
+        native = self.config.api == "responses" and self.config.native_state
+        return Capabilities(streaming=True, tools=True, vision=vision, pdf=pdf, native_state=native)
+
+    async def complete(self, request: Request) -> Response:
+        self._check(request)
+        try:
+            if self.config.api == "chat":
+                completion = await _post(
+                    self._client.chat.completions.create, chat.body(request, self.config, stream=False)
+                )
+                return chat.response(completion)
+            return responses.response(await self._respond(request, stream=False), request, self.config)
+        except Exception as exc:
+            raise translate(exc, self.config.timeout) from exc
+
+    async def stream(self, request: Request) -> AsyncIterator[Event]:
+        self._check(request)
+        try:
+            if self.config.api == "chat":
+                source = await _post(self._client.chat.completions.create, chat.body(request, self.config, stream=True))
+                events = chat.events(source)
+            else:
+                source = await self._respond(request, stream=True)
+                events = responses.events(source, request, self.config)
+        except Exception as exc:
+            raise translate(exc, self.config.timeout) from exc
+        try:
+            async for event in events:
+                yield event
+        except Exception as exc:
+            raise translate(exc, self.config.timeout) from exc
+        finally:
+            await source.close()
+
+    async def _respond(self, request: Request, *, stream: bool) -> Any:
+        """``POST /responses``, continuing the stored conversation when there is one, and
+        sending the whole history when OpenAI no longer has it."""
+        previous = responses.previous_response(request, self.config)
+        create = self._client.responses.create
+        try:
+            return await _post(create, responses.body(request, self.config, stream=stream, previous=previous))
+        except openai.APIStatusError as exc:
+            if previous is None or not previous_response_gone(exc):
+                raise
+        return await _post(create, responses.body(request, self.config, stream=stream, previous=None))
+
+    def _check(self, request: Request) -> None:
+        capabilities = self.capabilities(request.model)
+        check_attachments(capabilities, request.messages, model=request.model, provider=PROVIDER)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+async def _post(create: Callable[..., Awaitable[Any]], payload: dict[str, Any]) -> Any:
+    """Call an SDK ``create`` with ``payload`` as the JSON body: the keys the SDK needs by
+    name, the rest (``options`` passed through among them) as ``extra_body``."""
+    rest = dict(payload)
+    named = {key: rest.pop(key) for key in ("model", "messages", "input", "stream") if key in rest}
+    return await create(**named, extra_body=rest)

@@ -1,0 +1,389 @@
+"""An OpenAI API on 127.0.0.1 for the tests: ``POST /v1/chat/completions`` and
+``POST /v1/responses``, as JSON or as SSE streams, shaped like the API reference's own
+examples. It plays scripted ``Reply``s (text, tool calls, errors), splits streamed text and
+tool-call arguments into many small chunks, keeps stored responses for
+``previous_response_id``, and records every request."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import deque
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from attrs import define, field
+
+from threadline.testing import Reply
+from threadline.testing.wire_server import HTTPReply, ReceivedRequest, WireServer, sse
+
+DEFAULT_TEXT = "Hello from the fake OpenAI API."
+ERRORS: dict[str, tuple[int, dict[str, Any]]] = {
+    "auth": (
+        401,
+        {
+            "message": "Incorrect API key provided: sk-test. You can find your API key at "
+            "https://platform.openai.com/account/api-keys.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "invalid_api_key",
+        },
+    ),
+    "rate_limited": (
+        429,
+        {
+            "message": "Rate limit reached for gpt-4.1-mini on requests per min (RPM): Limit 3, Used 3, Requested 1.",
+            "type": "requests",
+            "param": None,
+            "code": "rate_limit_exceeded",
+        },
+    ),
+    "context_too_long": (
+        400,
+        {
+            "message": "This model's maximum context length is 128000 tokens. However, your "
+            "messages resulted in 130412 tokens. Please reduce the length of the messages.",
+            "type": "invalid_request_error",
+            "param": "messages",
+            "code": "context_length_exceeded",
+        },
+    ),
+    "unavailable": (
+        500,
+        {
+            "message": "The server had an error while processing your request. Sorry about that!",
+            "type": "server_error",
+            "param": None,
+            "code": None,
+        },
+    ),
+    "bad_request": (
+        400,
+        {
+            "message": "Invalid value for 'temperature': must be between 0 and 2.",
+            "type": "invalid_request_error",
+            "param": "temperature",
+            "code": "invalid_value",
+        },
+    ),
+}
+
+
+def pieces(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+@define
+class FakeOpenAI:
+    """Answers with the scripted replies in order (then with ``DEFAULT_TEXT``); a raw
+    ``HTTPReply`` queued with :meth:`answer_next` comes first."""
+
+    chunk_size: int = 4
+    server: WireServer = field(init=False)
+    replies: deque[Reply] = field(factory=deque)
+    raw: deque[HTTPReply] = field(factory=deque)
+    stored: set[str] = field(factory=set)
+    _ids: Iterator[int] = field(factory=itertools.count)
+
+    def __attrs_post_init__(self) -> None:
+        self.server = WireServer(self.respond)
+
+    async def __aenter__(self) -> FakeOpenAI:
+        await self.server.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.server.close()
+
+    @property
+    def url(self) -> str:
+        return f"{self.server.url}/v1"
+
+    @property
+    def requests(self) -> list[ReceivedRequest]:
+        return self.server.received
+
+    def script(self, replies: Iterable[Reply]) -> None:
+        self.replies.extend(replies)
+
+    def answer_next(self, reply: HTTPReply) -> None:
+        self.raw.append(reply)
+
+    def respond(self, request: ReceivedRequest) -> HTTPReply:
+        if self.raw:
+            return self.raw.popleft()
+        body = request.json()
+        previous = body.get("previous_response_id")
+        if previous is not None and previous not in self.stored:
+            return error(
+                400,
+                {
+                    "message": f"Previous response with id '{previous}' not found.",
+                    "type": "invalid_request_error",
+                    "param": "previous_response_id",
+                    "code": "previous_response_not_found",
+                },
+            )
+        reply = self.replies.popleft() if self.replies else Reply(text=DEFAULT_TEXT)
+        if reply.error is not None:
+            status, detail = ERRORS[reply.error]
+            headers = {"retry-after": f"{reply.retry_after:g}"} if reply.retry_after is not None else {}
+            return error(status, detail, headers)
+        usage = (len(json.dumps(body)) // 20 + 1, len((reply.text or "").split()) + len(reply.tool_calls) + 1)
+        if request.path.endswith("/chat/completions"):
+            chat = ChatReply(self, body["model"], reply, usage)
+            return HTTPReply.stream(chat.chunks()) if body.get("stream") else HTTPReply.json(chat.completion())
+        if request.path.endswith("/responses"):
+            response = ResponsesReply(self, body, reply, usage)
+            if body.get("store", True):
+                self.stored.add(response.id)
+            return HTTPReply.stream(response.events()) if body.get("stream") else HTTPReply.json(response.final())
+        return error(404, {"message": f"Invalid URL (POST {request.path})", "type": "invalid_request_error"})
+
+    def new_id(self, prefix: str) -> str:
+        return f"{prefix}_{next(self._ids):06d}"
+
+
+def error(status: int, detail: dict[str, Any], headers: dict[str, str] | None = None) -> HTTPReply:
+    return HTTPReply.json({"error": detail}, status, headers)
+
+
+@define
+class ChatReply:
+    """One reply of Chat Completions."""
+
+    api: FakeOpenAI
+    model: str
+    reply: Reply
+    usage: tuple[int, int]
+    id: str = ""
+    calls: list[tuple[str, str, str]] = field(factory=list)  # (id, name, arguments)
+
+    def __attrs_post_init__(self) -> None:
+        self.id = self.api.new_id("chatcmpl")
+        self.calls = [(self.api.new_id("call"), c.name, json.dumps(dict(c.arguments))) for c in self.reply.tool_calls]
+
+    @property
+    def finish_reason(self) -> str:
+        return "tool_calls" if self.calls else "stop"
+
+    def usage_json(self) -> dict[str, Any]:
+        prompt, completion = self.usage
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        }
+
+    def completion(self) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": self.reply.text, "refusal": None, "annotations": []}
+        if self.calls:
+            message["tool_calls"] = [
+                {"id": i, "type": "function", "function": {"name": n, "arguments": a}} for i, n, a in self.calls
+            ]
+        return {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": 1741569952,
+            "model": self.model,
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": self.finish_reason}],
+            "usage": self.usage_json(),
+            "service_tier": "default",
+            "system_fingerprint": "fp_fake",
+        }
+
+    def chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+        return sse(
+            {
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "created": 1741569952,
+                "model": self.model,
+                "system_fingerprint": "fp_fake",
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+            }
+        )
+
+    def chunks(self) -> list[bytes]:
+        out = [self.chunk({"role": "assistant", "content": "", "refusal": None})]
+        if self.reply.text:
+            out += [self.chunk({"content": piece}) for piece in pieces(self.reply.text, self.api.chunk_size)]
+        for index, (call_id, name, arguments) in enumerate(self.calls):
+            head = {"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+            out.append(self.chunk({"tool_calls": [head]}))
+            out += [
+                self.chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+                for piece in pieces(arguments, 3)
+            ]
+        out.append(self.chunk({}, self.finish_reason))
+        out.append(
+            sse(
+                {
+                    "id": self.id,
+                    "object": "chat.completion.chunk",
+                    "created": 1741569952,
+                    "model": self.model,
+                    "system_fingerprint": "fp_fake",
+                    "choices": [],
+                    "usage": self.usage_json(),
+                }
+            )
+        )
+        out.append(sse("[DONE]"))
+        return out
+
+
+@define
+class ResponsesReply:
+    """One reply of the Responses API. A reply with tool calls starts with a reasoning item,
+    as reasoning models' do, so that tool calls' output indexes are not their positions."""
+
+    api: FakeOpenAI
+    body: dict[str, Any]
+    reply: Reply
+    usage: tuple[int, int]
+    id: str = ""
+    output: list[dict[str, Any]] = field(factory=list)
+
+    def __attrs_post_init__(self) -> None:
+        self.id = self.api.new_id("resp")
+        if self.reply.tool_calls:
+            self.output.append({"type": "reasoning", "id": self.api.new_id("rs"), "summary": []})
+        if self.reply.text:
+            self.output.append(
+                {
+                    "type": "message",
+                    "id": self.api.new_id("msg"),
+                    "status": "completed",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": self.reply.text, "annotations": [], "logprobs": []}],
+                }
+            )
+        for call in self.reply.tool_calls:
+            self.output.append(
+                {
+                    "type": "function_call",
+                    "id": self.api.new_id("fc"),
+                    "call_id": self.api.new_id("call"),
+                    "name": call.name,
+                    "arguments": json.dumps(dict(call.arguments)),
+                    "status": "completed",
+                }
+            )
+
+    def final(self, status: str = "completed", output: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        prompt, completion = self.usage
+        return {
+            "id": self.id,
+            "object": "response",
+            "created_at": 1741476542,
+            "status": status,
+            "error": None,
+            "incomplete_details": None,
+            "instructions": self.body.get("instructions"),
+            "max_output_tokens": self.body.get("max_output_tokens"),
+            "model": self.body["model"],
+            "output": self.output if output is None else output,
+            "parallel_tool_calls": True,
+            "previous_response_id": self.body.get("previous_response_id"),
+            "reasoning": {"effort": None, "summary": None},
+            "store": self.body.get("store", True),
+            "temperature": self.body.get("temperature", 1.0),
+            "text": {"format": {"type": "text"}},
+            "tool_choice": "auto",
+            "tools": self.body.get("tools", []),
+            "top_p": 1.0,
+            "truncation": "disabled",
+            "usage": {
+                "input_tokens": prompt,
+                "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens": completion,
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": prompt + completion,
+            },
+            "user": None,
+            "metadata": {},
+        }
+
+    def events(self) -> list[bytes]:
+        numbers = itertools.count()
+
+        def event(kind: str, **data: Any) -> bytes:
+            return sse({"type": kind, "sequence_number": next(numbers), **data}, event=kind)
+
+        out = [
+            event("response.created", response=self.final("in_progress", [])),
+            event("response.in_progress", response=self.final("in_progress", [])),
+        ]
+        for index, item in enumerate(self.output):
+            if item["type"] == "message":
+                text = item["content"][0]["text"]
+                opening = {**item, "status": "in_progress", "content": []}
+                part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+                out.append(event("response.output_item.added", output_index=index, item=opening))
+                out.append(
+                    event(
+                        "response.content_part.added",
+                        item_id=item["id"],
+                        output_index=index,
+                        content_index=0,
+                        part=part,
+                    )
+                )
+                out += [
+                    event(
+                        "response.output_text.delta",
+                        item_id=item["id"],
+                        output_index=index,
+                        content_index=0,
+                        delta=piece,
+                        logprobs=[],
+                    )
+                    for piece in pieces(text, self.api.chunk_size)
+                ]
+                out.append(
+                    event(
+                        "response.output_text.done",
+                        item_id=item["id"],
+                        output_index=index,
+                        content_index=0,
+                        text=text,
+                        logprobs=[],
+                    )
+                )
+                out.append(
+                    event(
+                        "response.content_part.done",
+                        item_id=item["id"],
+                        output_index=index,
+                        content_index=0,
+                        part={**part, "text": text},
+                    )
+                )
+            elif item["type"] == "function_call":
+                opening = {**item, "status": "in_progress", "arguments": ""}
+                out.append(event("response.output_item.added", output_index=index, item=opening))
+                out += [
+                    event("response.function_call_arguments.delta", item_id=item["id"], output_index=index, delta=piece)
+                    for piece in pieces(item["arguments"], 3)
+                ]
+                out.append(
+                    event(
+                        "response.function_call_arguments.done",
+                        item_id=item["id"],
+                        output_index=index,
+                        arguments=item["arguments"],
+                    )
+                )
+            else:
+                out.append(event("response.output_item.added", output_index=index, item=item))
+            out.append(event("response.output_item.done", output_index=index, item=item))
+        out.append(event("response.completed", response=self.final()))
+        return out

@@ -1,0 +1,21 @@
+"""The kernel's provider contract, on both APIs, against the fake OpenAI API."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import MakeProvider
+from fake_openai import FakeOpenAI
+
+from threadline.testing import ProviderContract, ProviderHarness
+
+
+class TestResponsesAPI(ProviderContract):
+    @pytest.fixture
+    def provider_harness(self, fake_api: FakeOpenAI, make_provider: MakeProvider) -> ProviderHarness:
+        return ProviderHarness(make_provider(api="responses"), model="gpt-4.1-mini", script=fake_api.script)
+
+
+class TestChatCompletions(ProviderContract):
+    @pytest.fixture
+    def provider_harness(self, fake_api: FakeOpenAI, make_provider: MakeProvider) -> ProviderHarness:
+        return ProviderHarness(make_provider(api="chat"), model="gpt-4.1-mini", script=fake_api.script)
