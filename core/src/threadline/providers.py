@@ -7,8 +7,8 @@ from __future__ import annotations
 import base64
 import email.utils
 import time
-from collections.abc import Iterable, Mapping
-from typing import Final
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Final
 
 import attrs
 from attrs import field, frozen
@@ -23,7 +23,7 @@ from threadline.errors import (
 )
 from threadline.model import Capabilities, File, Image, Message
 
-__all__ = ["ProviderConfig", "check_attachments", "data_url", "error_for_status", "retry_after"]
+__all__ = ["ProviderConfig", "check_attachments", "data_url", "error_for_status", "retry_after", "send_body"]
 
 PDF: Final = "application/pdf"
 
@@ -103,3 +103,13 @@ def check_attachments(
 def data_url(media_type: str, data: bytes) -> str:
     """``data:<type>;base64,...``: how several APIs take inline bytes."""
     return f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+async def send_body(create: Callable[..., Awaitable[Any]], payload: Mapping[str, Any], *, named: Iterable[str]) -> Any:
+    """Call an SDK method so that it sends ``payload`` as the JSON body: the ``named`` keys
+    as keyword arguments (what the SDK needs to know, such as ``stream``), the rest through
+    ``extra_body``, so that options passed through reach the API whether the SDK knows
+    them or not. For the SDKs that take ``extra_body`` (``openai``, ``anthropic``)."""
+    rest = dict(payload)
+    arguments = {key: rest.pop(key) for key in named if key in rest}
+    return await create(**arguments, extra_body=rest)

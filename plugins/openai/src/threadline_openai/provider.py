@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any, Final
 
 import openai
 
 from threadline.errors import AuthenticationError
 from threadline.model import Capabilities, Event, Request, Response
-from threadline.providers import check_attachments
+from threadline.providers import check_attachments, send_body
 from threadline_openai import OpenAIConfig, chat, responses
 from threadline_openai.errors import CREDENTIALS, PROVIDER, previous_response_gone, translate
 
 # OpenAI's own models that take no images (and so no PDFs); every other one takes both
 _TEXT_ONLY: Final = ("gpt-3.5", "o1-mini", "o3-mini", "gpt-4-0", "gpt-4-32k")
+# the body keys passed to the SDK by name; the rest go as extra_body
+CHAT: Final = ("model", "messages", "stream")
+RESPONSES: Final = ("model", "input", "stream")
 
 
 class OpenAIProvider:
@@ -47,10 +50,7 @@ class OpenAIProvider:
         self._check(request)
         try:
             if self.config.api == "chat":
-                completion = await _post(
-                    self._client.chat.completions.create, chat.body(request, self.config, stream=False)
-                )
-                return chat.response(completion)
+                return chat.response(await self._chat(request, stream=False))
             return responses.response(await self._respond(request, stream=False), request, self.config)
         except Exception as exc:
             raise translate(exc, self.config.timeout) from exc
@@ -59,7 +59,7 @@ class OpenAIProvider:
         self._check(request)
         try:
             if self.config.api == "chat":
-                source = await _post(self._client.chat.completions.create, chat.body(request, self.config, stream=True))
+                source = await self._chat(request, stream=True)
                 events = chat.events(source)
             else:
                 source = await self._respond(request, stream=True)
@@ -74,17 +74,27 @@ class OpenAIProvider:
         finally:
             await source.close()
 
+    async def _chat(self, request: Request, *, stream: bool) -> Any:
+        """``POST /chat/completions``."""
+        return await send_body(
+            self._client.chat.completions.create, chat.body(request, self.config, stream=stream), named=CHAT
+        )
+
     async def _respond(self, request: Request, *, stream: bool) -> Any:
         """``POST /responses``, continuing the stored conversation when there is one, and
         sending the whole history when OpenAI no longer has it."""
         previous = responses.previous_response(request, self.config)
         create = self._client.responses.create
         try:
-            return await _post(create, responses.body(request, self.config, stream=stream, previous=previous))
+            return await send_body(
+                create, responses.body(request, self.config, stream=stream, previous=previous), named=RESPONSES
+            )
         except openai.APIStatusError as exc:
             if previous is None or not previous_response_gone(exc):
                 raise
-        return await _post(create, responses.body(request, self.config, stream=stream, previous=None))
+        return await send_body(
+            create, responses.body(request, self.config, stream=stream, previous=None), named=RESPONSES
+        )
 
     def _check(self, request: Request) -> None:
         capabilities = self.capabilities(request.model)
@@ -92,11 +102,3 @@ class OpenAIProvider:
 
     async def close(self) -> None:
         await self._client.close()
-
-
-async def _post(create: Callable[..., Awaitable[Any]], payload: dict[str, Any]) -> Any:
-    """Call an SDK ``create`` with ``payload`` as the JSON body: the keys the SDK needs by
-    name, the rest (``options`` passed through among them) as ``extra_body``."""
-    rest = dict(payload)
-    named = {key: rest.pop(key) for key in ("model", "messages", "input", "stream") if key in rest}
-    return await create(**named, extra_body=rest)
