@@ -131,8 +131,8 @@ class WireServer:
                     reply = await reply
                 if not await _write_reply(writer, reply):
                     return
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass  # the client went away, or the server is closing: this connection is done
         finally:
             self._connections.discard(task)
             with contextlib.suppress(ConnectionError, RuntimeError):

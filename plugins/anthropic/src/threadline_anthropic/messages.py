@@ -1,0 +1,250 @@
+"""The Messages API: threadline's requests as its JSON, its replies and stream events as
+threadline's.
+
+Thinking blocks (with their signatures) must go back to Anthropic unchanged on the next
+turn. They are kept in the ``provider_data`` of the part that follows them, under
+``"anthropic"``, and sent again before that part; any other provider ignores them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from typing import Any, Final
+
+from attrs import define, field
+
+from threadline.errors import BadRequest, DataFormatError
+from threadline.model import (
+    Done,
+    Event,
+    File,
+    Image,
+    Message,
+    Part,
+    Request,
+    Response,
+    Role,
+    Text,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolResult,
+    Usage,
+)
+from threadline.providers import PDF
+from threadline_anthropic import AnthropicConfig
+from threadline_anthropic.errors import PROVIDER
+
+KEY: Final = "anthropic"  # where this provider's data sits in a part's provider_data
+STOP_REASONS: Final = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
+                       "tool_use": "tool_calls", "refusal": "content_filter", "pause_turn": "stop"}  # fmt: skip
+CACHED: Final = {"cache_control": {"type": "ephemeral"}}
+
+
+def body(request: Request, config: AnthropicConfig, *, stream: bool) -> dict[str, Any]:
+    """The JSON body for ``POST /v1/messages``. System messages in the history join the
+    system prompt: the API takes a system prompt only at the top."""
+    system = "\n\n".join(
+        text for text in (request.system_prompt, *(m.text for m in request.messages if m.role is Role.SYSTEM)) if text
+    )
+    messages = [turn for m in request.messages if m.role is not Role.SYSTEM if (turn := _message(m))]
+    options = request.options
+    payload: dict[str, Any] = {
+        "model": request.model or config.default_model,
+        "max_tokens": options.max_tokens or config.max_tokens,
+        "messages": messages,
+    }
+    if system:
+        payload["system"] = [{"type": "text", "text": system, **CACHED}] if config.prompt_caching else system
+    if config.prompt_caching and len(messages) > 1:
+        _cache_up_to(messages[-2])
+    if request.tools:
+        payload["tools"] = [
+            {"name": t.name, "description": t.description, "input_schema": t.parameters} for t in request.tools
+        ]
+    if options.temperature is not None:
+        payload["temperature"] = options.temperature
+    if options.stop:
+        payload["stop_sequences"] = list(options.stop)
+    if config.thinking == "enabled":
+        payload["thinking"] = {"type": "enabled", "budget_tokens": config.thinking_budget}
+    elif config.thinking == "adaptive":
+        payload["thinking"] = {"type": "adaptive"}
+    if stream:
+        payload["stream"] = True
+    return {**payload, **options.extra}
+
+
+def _message(message: Message) -> dict[str, Any] | None:
+    if message.role is Role.TOOL:
+        results = [
+            {
+                "type": "tool_result",
+                "tool_use_id": r.call_id,
+                "content": r.content,
+                **({"is_error": True} if r.is_error else {}),
+            }
+            for r in message.parts
+            if isinstance(r, ToolResult)
+        ]
+        return {"role": "user", "content": results}
+    if message.role is Role.ASSISTANT:
+        blocks = [block for part in message.parts for block in _assistant_blocks(part)]
+        return {"role": "assistant", "content": blocks} if blocks else None
+    if len(message.parts) == 1 and isinstance(message.parts[0], Text):
+        return {"role": "user", "content": message.parts[0].text}
+    return {"role": "user", "content": [_user_block(part) for part in message.parts]}
+
+
+def _assistant_blocks(part: Part) -> list[dict[str, Any]]:
+    ours = getattr(part, "provider_data", {}).get(KEY, {})
+    blocks = [dict(block) for block in ours.get("thinking", ())]
+    if isinstance(part, Text) and part.text:
+        blocks.append({"type": "text", "text": part.text})
+    elif isinstance(part, ToolCall):
+        blocks.append({"type": "tool_use", "id": part.id, "name": part.name, "input": dict(part.arguments)})
+    return blocks
+
+
+def _user_block(part: Part) -> dict[str, Any]:
+    if isinstance(part, Text):
+        return {"type": "text", "text": part.text}
+    if isinstance(part, Image | File) and part.url is not None:
+        kind = "image" if isinstance(part, Image) else "document"
+        if kind == "document" and part.media_type != PDF:
+            raise BadRequest(f"a {part.media_type} file can be sent as bytes only, not by URL", provider=PROVIDER)
+        return {"type": kind, "source": {"type": "url", "url": part.url}}
+    if isinstance(part, Image) and part.data is not None:
+        return {"type": "image", "source": {"type": "base64", "media_type": part.media_type, "data": _b64(part.data)}}
+    if isinstance(part, File) and part.data is not None and part.media_type == PDF:
+        return {"type": "document", "source": {"type": "base64", "media_type": PDF, "data": _b64(part.data)}}
+    if isinstance(part, File) and part.data is not None and part.media_type.startswith("text/"):
+        text = part.data.decode("utf-8", "replace")
+        return {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": text}}
+    raise BadRequest(
+        f"cannot send a {type(part).__name__} of type {getattr(part, 'media_type', '?')}", provider=PROVIDER
+    )
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _cache_up_to(message: dict[str, Any]) -> None:
+    """Mark the end of ``message`` as a prompt-cache breakpoint: what comes before is cached."""
+    if isinstance(message["content"], str):
+        message["content"] = [{"type": "text", "text": message["content"]}]
+    message["content"][-1] = {**message["content"][-1], **CACHED}
+
+
+def response(message: Any) -> Response:
+    """A ``Message`` of the API as a threadline ``Response``."""
+    blocks = [block.model_dump(exclude_none=True) for block in message.content]
+    return Response(_parts(blocks), usage(message.usage), _finish(message.stop_reason), message.model)
+
+
+def _parts(blocks: list[dict[str, Any]]) -> tuple[Part, ...]:
+    """Content blocks as parts; thinking blocks ride on the part after them."""
+    parts: list[Part] = []
+    thinking: list[dict[str, Any]] = []
+    for block in blocks:
+        kind = block["type"]
+        if kind == "thinking":
+            thinking.append({"type": "thinking", "thinking": block["thinking"], "signature": block["signature"]})
+        elif kind == "redacted_thinking":
+            thinking.append({"type": "redacted_thinking", "data": block["data"]})
+        elif kind == "text":
+            parts.append(Text(block["text"], provider_data=_carrying(thinking)))
+            thinking = []
+        elif kind == "tool_use":
+            parts.append(ToolCall(block["id"], block["name"], block["input"], provider_data=_carrying(thinking)))
+            thinking = []
+    if thinking:
+        parts.append(Text("", provider_data=_carrying(thinking)))
+    return tuple(parts)
+
+
+def _carrying(thinking: list[dict[str, Any]]) -> dict[str, Any]:
+    return {KEY: {"thinking": thinking}} if thinking else {}
+
+
+def usage(reported: Any) -> Usage:
+    """Anthropic counts cached input apart from ``input_tokens``; threadline's input is all of it."""
+    cache_read = getattr(reported, "cache_read_input_tokens", None) or 0
+    cache_write = getattr(reported, "cache_creation_input_tokens", None) or 0
+    return Usage((reported.input_tokens or 0) + cache_read + cache_write, reported.output_tokens or 0, cache_read)
+
+
+def _finish(reason: str | None) -> str:
+    return STOP_REASONS.get(reason or "end_turn", reason or "stop")
+
+
+@define
+class _Block:
+    """A content block as its stream builds it."""
+
+    type: str
+    pieces: list[str] = field(factory=list)
+    head: dict[str, Any] = field(factory=dict)
+
+    def finished(self) -> dict[str, Any]:
+        joined = "".join(self.pieces)
+        if self.type == "text":
+            return {"type": "text", "text": joined}
+        if self.type == "thinking":
+            return {"type": "thinking", "thinking": joined, "signature": self.head.get("signature", "")}
+        if self.type == "tool_use":
+            try:
+                arguments = json.loads(joined or "{}")
+            except json.JSONDecodeError:
+                raise DataFormatError(
+                    f"tool call {self.head['name']!r} arrived with arguments that are not JSON"
+                ) from None
+            return {"type": "tool_use", "id": self.head["id"], "name": self.head["name"], "input": arguments}
+        return {"type": self.type, **self.head}
+
+
+async def events(stream: AsyncIterator[Any]) -> AsyncIterator[Event]:
+    """The API's stream events as threadline events. A tool call's index is its position
+    among the reply's tool calls, not its content block's index. ``Done`` carries the
+    reply's parts with their thinking blocks, which no delta carries."""
+    blocks: dict[int, _Block] = {}
+    calls: dict[int, int] = {}  # content block index -> position among tool calls
+    started: Any = None
+    finish, output_tokens = "stop", 0
+    async for event in stream:
+        kind = event.type
+        if kind == "message_start":
+            started = event.message
+        elif kind == "content_block_start":
+            block = event.content_block.model_dump(exclude_none=True)
+            opened = blocks[event.index] = _Block(block.pop("type"), head=block)
+            if opened.type == "tool_use":
+                calls[event.index] = len(calls)
+                yield ToolCallDelta(calls[event.index], block["id"], block["name"])
+            elif opened.type in ("text", "thinking") and (first := block.pop(opened.type, "")):
+                opened.pieces.append(first)
+                if opened.type == "text":
+                    yield TextDelta(first)
+        elif kind == "content_block_delta":
+            delta, building = event.delta, blocks[event.index]
+            if delta.type == "text_delta":
+                building.pieces.append(delta.text)
+                yield TextDelta(delta.text)
+            elif delta.type == "input_json_delta":
+                building.pieces.append(delta.partial_json)
+                yield ToolCallDelta(calls[event.index], arguments=delta.partial_json)
+            elif delta.type == "thinking_delta":
+                building.pieces.append(delta.thinking)
+            elif delta.type == "signature_delta":
+                building.head["signature"] = building.head.get("signature", "") + delta.signature
+        elif kind == "message_delta":
+            finish = _finish(event.delta.stop_reason)
+            output_tokens = event.usage.output_tokens or 0
+    if started is None:
+        raise DataFormatError("the stream ended without a message_start event")
+    used = usage(started.usage)
+    parts = _parts([blocks[index].finished() for index in sorted(blocks)])
+    yield Done(Usage(used.input_tokens, output_tokens, used.cached_tokens), finish, started.model, parts=parts)

@@ -1,0 +1,72 @@
+"""``AnthropicProvider``: threadline's provider contract on the ``anthropic`` SDK."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from typing import Any, Final
+
+import anthropic
+
+from threadline.errors import AuthenticationError
+from threadline.model import Capabilities, Event, Request, Response
+from threadline.providers import check_attachments, send_body
+from threadline_anthropic import AnthropicConfig, messages
+from threadline_anthropic.errors import CREDENTIALS, PROVIDER, translate
+
+# the body keys passed to the SDK by name; the rest go as extra_body
+NAMED: Final = ("model", "messages", "max_tokens", "stream")
+_TEXT_ONLY: Final = ("claude-2", "claude-instant")
+
+
+class AnthropicProvider:
+    """The ``anthropic`` provider. Passes the full ``ProviderContract``."""
+
+    def __init__(self, config: AnthropicConfig | None = None) -> None:
+        self.config = config or AnthropicConfig()
+        api_key = self.config.api_key or os.environ.get("ANTHROPIC_API_KEY")
+        if api_key is None:
+            raise AuthenticationError(f"no API key: set {CREDENTIALS}", provider=PROVIDER)
+        self._client = anthropic.AsyncAnthropic(
+            api_key=api_key,
+            base_url=self.config.base_url,
+            timeout=self.config.timeout,
+            max_retries=self.config.max_retries,
+        )
+
+    def capabilities(self, model: str | None) -> Capabilities:
+        takes_media = not (model or self.config.default_model).startswith(_TEXT_ONLY)
+        return Capabilities(streaming=True, tools=True, vision=takes_media, pdf=takes_media)
+
+    async def complete(self, request: Request) -> Response:
+        self._check(request)
+        try:
+            return messages.response(await self._send(request, stream=False))
+        except Exception as exc:
+            raise translate(exc, self.config.timeout) from exc
+
+    async def stream(self, request: Request) -> AsyncIterator[Event]:
+        self._check(request)
+        try:
+            source = await self._send(request, stream=True)
+        except Exception as exc:
+            raise translate(exc, self.config.timeout) from exc
+        try:
+            async for event in messages.events(source):
+                yield event
+        except Exception as exc:
+            raise translate(exc, self.config.timeout) from exc
+        finally:
+            await source.close()
+
+    async def _send(self, request: Request, *, stream: bool) -> Any:
+        """``POST /v1/messages``."""
+        return await send_body(
+            self._client.messages.create, messages.body(request, self.config, stream=stream), named=NAMED
+        )
+
+    def _check(self, request: Request) -> None:
+        check_attachments(self.capabilities(request.model), request.messages, model=request.model, provider=PROVIDER)
+
+    async def close(self) -> None:
+        await self._client.close()

@@ -1,0 +1,178 @@
+"""An Anthropic Messages API on 127.0.0.1 for the tests: ``POST /v1/messages`` as JSON or
+as an SSE stream (message_start, content_block_start/delta/stop, ping, message_delta,
+message_stop), shaped like the API reference's own examples. It plays scripted ``Reply``s,
+splits streamed text and tool input into many small chunks, can think first (a thinking
+block with a signature), and records every request."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import deque
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from attrs import define, field
+
+from threadline.testing import Reply
+from threadline.testing.wire_server import HTTPReply, ReceivedRequest, WireServer, sse
+
+DEFAULT_TEXT = "Hello from the fake Anthropic API."
+SIGNATURE = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"
+ERRORS: dict[str, tuple[int, str, str]] = {
+    "auth": (401, "authentication_error", "invalid x-api-key"),
+    "rate_limited": (429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit"),
+    "context_too_long": (400, "invalid_request_error", "prompt is too long: 215561 tokens > 200000 maximum"),
+    "unavailable": (529, "overloaded_error", "Overloaded"),
+    "bad_request": (400, "invalid_request_error", "temperature: range: 0..1"),
+}
+
+
+def pieces(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+def error_body(kind: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_011CSHoEeqs5C35K2UUqR7Fy"}
+
+
+@define
+class FakeAnthropic:
+    """Answers with the scripted replies in order (then with ``DEFAULT_TEXT``); a raw
+    ``HTTPReply`` queued with :meth:`answer_next` comes first. With ``thinking`` set, each
+    reply starts with a thinking block of that text."""
+
+    chunk_size: int = 4
+    thinking: str | None = None
+    server: WireServer = field(init=False)
+    replies: deque[Reply] = field(factory=deque)
+    raw: deque[HTTPReply] = field(factory=deque)
+    _ids: Iterator[int] = field(factory=itertools.count)
+
+    def __attrs_post_init__(self) -> None:
+        self.server = WireServer(self.respond)
+
+    async def __aenter__(self) -> FakeAnthropic:
+        await self.server.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.server.close()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def requests(self) -> list[ReceivedRequest]:
+        return self.server.received
+
+    def script(self, replies: Iterable[Reply]) -> None:
+        self.replies.extend(replies)
+
+    def answer_next(self, reply: HTTPReply) -> None:
+        self.raw.append(reply)
+
+    def respond(self, request: ReceivedRequest) -> HTTPReply:
+        if self.raw:
+            return self.raw.popleft()
+        if request.path != "/v1/messages":
+            return HTTPReply.json(error_body("not_found_error", f"Not found: {request.path}"), 404)
+        reply = self.replies.popleft() if self.replies else Reply(text=DEFAULT_TEXT)
+        if reply.error is not None:
+            status, kind, message = ERRORS[reply.error]
+            headers = {"retry-after": f"{reply.retry_after:g}"} if reply.retry_after is not None else {}
+            return HTTPReply.json(error_body(kind, message), status, headers)
+        body = request.json()
+        message = MessageReply(self, body, reply)
+        return HTTPReply.stream(message.events()) if body.get("stream") else HTTPReply.json(message.final())
+
+    def new_id(self, prefix: str) -> str:
+        return f"{prefix}_{next(self._ids):06d}"
+
+
+@define
+class MessageReply:
+    """One reply: its content blocks, whole or as a stream."""
+
+    api: FakeAnthropic
+    body: dict[str, Any]
+    reply: Reply
+    id: str = ""
+    blocks: list[dict[str, Any]] = field(factory=list)
+
+    def __attrs_post_init__(self) -> None:
+        self.id = self.api.new_id("msg")
+        if self.api.thinking is not None:
+            self.blocks.append({"type": "thinking", "thinking": self.api.thinking, "signature": SIGNATURE})
+        if self.reply.text:
+            self.blocks.append({"type": "text", "text": self.reply.text})
+        for call in self.reply.tool_calls:
+            self.blocks.append(
+                {"type": "tool_use", "id": self.api.new_id("toolu"), "name": call.name, "input": dict(call.arguments)}
+            )
+
+    @property
+    def stop_reason(self) -> str:
+        return "tool_use" if self.reply.tool_calls else "end_turn"
+
+    def usage(self, output_tokens: int | None = None) -> dict[str, Any]:
+        return {
+            "input_tokens": len(json.dumps(self.body)) // 20 + 1,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": output_tokens if output_tokens is not None else len(self.blocks) * 5 + 1,
+            "service_tier": "standard",
+        }
+
+    def final(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.body["model"],
+            "content": self.blocks,
+            "stop_reason": self.stop_reason,
+            "stop_sequence": None,
+            "usage": self.usage(),
+        }
+
+    def events(self) -> list[bytes]:
+        def event(kind: str, **data: Any) -> bytes:
+            return sse({"type": kind, **data}, event=kind)
+
+        start = {**self.final(), "content": [], "stop_reason": None, "usage": self.usage(output_tokens=1)}
+        out = [event("message_start", message=start), event("ping")]
+        for index, block in enumerate(self.blocks):
+            out += self.block_events(index, block, event)
+        out.append(
+            event(
+                "message_delta",
+                delta={"stop_reason": self.stop_reason, "stop_sequence": None},
+                usage={"output_tokens": self.usage()["output_tokens"]},
+            )
+        )
+        out.append(event("message_stop"))
+        return out
+
+    def block_events(self, index: int, block: dict[str, Any], event: Any) -> list[bytes]:
+        size = self.api.chunk_size
+        if block["type"] == "text":
+            opening, deltas = (
+                {"type": "text", "text": ""},
+                [{"type": "text_delta", "text": piece} for piece in pieces(block["text"], size)],
+            )
+        elif block["type"] == "thinking":
+            opening = {"type": "thinking", "thinking": ""}
+            deltas = [{"type": "thinking_delta", "thinking": piece} for piece in pieces(block["thinking"], size)]
+            deltas.append({"type": "signature_delta", "signature": block["signature"]})
+        else:
+            opening = {**block, "input": {}}
+            deltas = [
+                {"type": "input_json_delta", "partial_json": piece} for piece in pieces(json.dumps(block["input"]), 3)
+            ]
+        return [
+            event("content_block_start", index=index, content_block=opening),
+            *(event("content_block_delta", index=index, delta=delta) for delta in deltas),
+            event("content_block_stop", index=index),
+        ]

@@ -1,0 +1,24 @@
+"""The kernel's provider contract against the fake Anthropic API."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import MakeProvider
+from fake_anthropic import FakeAnthropic
+
+from threadline.testing import ProviderContract, ProviderHarness
+
+
+class TestMessagesAPI(ProviderContract):
+    @pytest.fixture
+    def provider_harness(self, fake_api: FakeAnthropic, make_provider: MakeProvider) -> ProviderHarness:
+        return ProviderHarness(make_provider(), model="claude-sonnet-4-6", script=fake_api.script)
+
+
+class TestMessagesAPIThinking(ProviderContract):
+    """The same promises with extended thinking on: thinking blocks come first in every reply."""
+
+    @pytest.fixture
+    def provider_harness(self, fake_api: FakeAnthropic, make_provider: MakeProvider) -> ProviderHarness:
+        fake_api.thinking = "Let me think about this step by step."
+        return ProviderHarness(make_provider(thinking="adaptive"), model="claude-sonnet-4-6", script=fake_api.script)
