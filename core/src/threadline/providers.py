@@ -73,14 +73,15 @@ def error_for_status(
     headers: Mapping[str, str],
     credentials: str,
     context_too_long: bool = False,
+    wait: float | None = None,
 ) -> ProviderError:
     """The threadline error for an HTTP failure. ``credentials`` says where the key is set
     (named in an authentication error); ``context_too_long`` is the provider's own verdict,
-    read from its error body."""
+    read from its error body; ``wait`` is a retry delay the body gave, for when no header did."""
     if status in (401, 403):
         return AuthenticationError(f"{message} (HTTP {status}); check {credentials}", provider=provider)
     if status == 429:
-        return RateLimited(message, provider=provider, retry_after=retry_after(headers))
+        return RateLimited(message, provider=provider, retry_after=retry_after(headers) or wait)
     if context_too_long or status == 413:
         return ContextTooLong(message, provider=provider)
     if status >= 500:

@@ -1,0 +1,39 @@
+"""threadline-gemini: Google's Gemini models through the Gemini API (``google-genai``).
+
+This module only registers the plugin; the ``google-genai`` SDK is imported when a provider is made.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from attrs import frozen
+
+import threadline
+from threadline.providers import ProviderConfig
+
+if TYPE_CHECKING:
+    from threadline.registry import Register
+    from threadline_gemini.provider import GeminiProvider
+
+__all__ = ["GeminiConfig", "make_provider"]
+
+
+@frozen(kw_only=True)
+class GeminiConfig(ProviderConfig):
+    """``[providers.gemini]``: the keys every provider takes (``api_key``, else
+    ``GEMINI_API_KEY`` or ``GOOGLE_API_KEY``; ``base_url``; ``timeout``; ``max_retries``;
+    ``default_model``)."""
+
+    default_model: str = "gemini-3.5-flash"
+
+
+def make_provider(config: GeminiConfig) -> GeminiProvider:
+    from threadline_gemini.provider import GeminiProvider
+
+    return GeminiProvider(config)
+
+
+@threadline.hookimpl
+def threadline_register_providers(register: Register) -> None:
+    register("gemini", make_provider, config=GeminiConfig)

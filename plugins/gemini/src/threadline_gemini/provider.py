@@ -1,0 +1,63 @@
+"""``GeminiProvider``: threadline's provider contract on the ``google-genai`` SDK."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+
+from google import genai
+from google.genai import types
+
+from threadline.errors import AuthenticationError
+from threadline.model import Capabilities, Event, Request, Response
+from threadline.providers import check_attachments
+from threadline_gemini import GeminiConfig, contents
+from threadline_gemini.errors import CREDENTIALS, PROVIDER, translate
+
+
+class GeminiProvider:
+    """The ``gemini`` provider. Passes the full ``ProviderContract``."""
+
+    def __init__(self, config: GeminiConfig | None = None) -> None:
+        self.config = config or GeminiConfig()
+        api_key = self.config.api_key or os.environ.get("GEMINI_API_KEY") or os.environ.get("GOOGLE_API_KEY")
+        if api_key is None:
+            raise AuthenticationError(f"no API key: set {CREDENTIALS}", provider=PROVIDER)
+        http = types.HttpOptions(
+            base_url=self.config.base_url,
+            timeout=int(self.config.timeout * 1000),  # milliseconds
+            retry_options=types.HttpRetryOptions(attempts=self.config.max_retries + 1),
+        )
+        self._client = genai.Client(api_key=api_key, http_options=http).aio
+
+    def capabilities(self, model: str | None) -> Capabilities:
+        return Capabilities(streaming=True, tools=True, vision=True, pdf=True)
+
+    async def complete(self, request: Request) -> Response:
+        self._check(request)
+        try:
+            return contents.response(
+                await self._client.models.generate_content(**contents.call_arguments(request, self.config))
+            )
+        except Exception as exc:
+            raise translate(exc, self.config.timeout) from exc
+
+    async def stream(self, request: Request) -> AsyncIterator[Event]:
+        self._check(request)
+        try:
+            chunks = await self._client.models.generate_content_stream(**contents.call_arguments(request, self.config))
+        except Exception as exc:
+            raise translate(exc, self.config.timeout) from exc
+        try:
+            async for event in contents.events(chunks):
+                yield event
+        except Exception as exc:
+            raise translate(exc, self.config.timeout) from exc
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]
+
+    def _check(self, request: Request) -> None:
+        check_attachments(self.capabilities(request.model), request.messages, model=request.model, provider=PROVIDER)
+
+    async def close(self) -> None:
+        await self._client.aclose()

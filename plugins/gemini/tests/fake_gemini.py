@@ -1,0 +1,147 @@
+"""A Gemini API on 127.0.0.1 for the tests: ``POST /v1beta/models/{model}:generateContent``
+as JSON and ``:streamGenerateContent?alt=sse`` as an SSE stream, shaped like the API
+reference's own examples. It plays scripted ``Reply``s, splits streamed text into many
+chunks (a function call arrives whole, each in a chunk of its own, as Gemini sends them),
+signs parts with thought signatures when asked, and records every request."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import re
+from collections import deque
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from attrs import define, field
+
+from threadline.testing import Reply
+from threadline.testing.wire_server import HTTPReply, ReceivedRequest, WireServer, sse
+
+DEFAULT_TEXT = "Hello from the fake Gemini API."
+SIGNATURE = base64.b64encode(b"opaque thought signature").decode()
+ERRORS: dict[str, tuple[int, str, str, list[dict[str, Any]]]] = {
+    "auth": (400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
+             [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
+               "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}}]),
+    "rate_limited": (429, "RESOURCE_EXHAUSTED", "You exceeded your current quota, please check your plan and "
+                     "billing details.", [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}]),
+    "context_too_long": (400, "INVALID_ARGUMENT", "The input token count (1200000) exceeds the maximum number of "
+                         "tokens allowed (1048576).", []),
+    "unavailable": (503, "UNAVAILABLE", "The model is overloaded. Please try again later.", []),
+    "bad_request": (400, "INVALID_ARGUMENT", "* GenerateContentRequest.generation_config.temperature: must be "
+                    "between 0 and 2\n", []),
+}  # fmt: skip
+
+
+def pieces(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+def error(status: int, kind: str, message: str, details: list[dict[str, Any]]) -> HTTPReply:
+    return HTTPReply.json({"error": {"code": status, "message": message, "status": kind, "details": details}}, status)
+
+
+@define
+class FakeGemini:
+    """Answers with the scripted replies in order (then with ``DEFAULT_TEXT``); a raw
+    ``HTTPReply`` queued with :meth:`answer_next` comes first. With ``signatures`` on, the
+    first function call of a reply (else its text) carries a thought signature."""
+
+    chunk_size: int = 4
+    signatures: bool = False
+    server: WireServer = field(init=False)
+    replies: deque[Reply] = field(factory=deque)
+    raw: deque[HTTPReply] = field(factory=deque)
+    _ids: Iterator[int] = field(factory=itertools.count)
+
+    def __attrs_post_init__(self) -> None:
+        self.server = WireServer(self.respond)
+
+    async def __aenter__(self) -> FakeGemini:
+        await self.server.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.server.close()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def requests(self) -> list[ReceivedRequest]:
+        return self.server.received
+
+    def script(self, replies: Iterable[Reply]) -> None:
+        self.replies.extend(replies)
+
+    def answer_next(self, reply: HTTPReply) -> None:
+        self.raw.append(reply)
+
+    def respond(self, request: ReceivedRequest) -> HTTPReply:
+        if self.raw:
+            return self.raw.popleft()
+        route = re.fullmatch(r"/v1(?:beta)?/models/([^:/]+):(generateContent|streamGenerateContent)", request.path)
+        if route is None:
+            return error(404, "NOT_FOUND", f"Method not found: {request.path}", [])
+        model, method = route.groups()
+        reply = self.replies.popleft() if self.replies else Reply(text=DEFAULT_TEXT)
+        if reply.error is not None:
+            return error(*ERRORS[reply.error])
+        content = ContentReply(self, model, request.json(), reply)
+        if method == "streamGenerateContent":
+            return HTTPReply.stream(content.chunks())
+        return HTTPReply.json(content.whole())
+
+
+@define
+class ContentReply:
+    api: FakeGemini
+    model: str
+    body: dict[str, Any]
+    reply: Reply
+    id: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        self.id = f"mAitaLmkHPPlz7IPvtfUqQ{next(self.api._ids)}"
+
+    def calls(self) -> list[dict[str, Any]]:
+        parts = [{"functionCall": {"name": c.name, "args": dict(c.arguments)}} for c in self.reply.tool_calls]
+        if parts and self.api.signatures:
+            parts[0]["thoughtSignature"] = SIGNATURE
+        return parts
+
+    def usage(self) -> dict[str, Any]:
+        prompt = len(json.dumps(self.body)) // 20 + 1
+        output = len((self.reply.text or "").split()) + len(self.reply.tool_calls) + 1
+        return {"promptTokenCount": prompt, "candidatesTokenCount": output, "totalTokenCount": prompt + output,
+                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}]}  # fmt: skip
+
+    def chunk(self, parts: list[dict[str, Any]], *, last: bool = False) -> dict[str, Any]:
+        candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
+        out: dict[str, Any] = {"candidates": [candidate], "modelVersion": self.model, "responseId": self.id}
+        if last:
+            candidate["finishReason"] = "STOP"
+            out["usageMetadata"] = self.usage()
+        return out
+
+    def whole(self) -> dict[str, Any]:
+        text = [{"text": self.reply.text}] if self.reply.text else []
+        if text and self.api.signatures and not self.reply.tool_calls:
+            text[0]["thoughtSignature"] = SIGNATURE
+        return self.chunk(text + self.calls(), last=True)
+
+    def chunks(self) -> list[bytes]:
+        out = (
+            [self.chunk([{"text": piece}]) for piece in pieces(self.reply.text, self.api.chunk_size)]
+            if self.reply.text
+            else []
+        )
+        out += [self.chunk([call]) for call in self.calls()]
+        final = (
+            [{"text": "", "thoughtSignature": SIGNATURE}] if self.api.signatures and not self.reply.tool_calls else []
+        )
+        out.append(self.chunk(final, last=True))
+        return [sse(chunk).replace(b"\n\n", b"\r\n\r\n") for chunk in out]

@@ -1,0 +1,24 @@
+"""The kernel's provider contract against the fake Gemini API."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import MakeProvider
+from fake_gemini import FakeGemini
+
+from threadline.testing import ProviderContract, ProviderHarness
+
+
+class TestGenerateContent(ProviderContract):
+    @pytest.fixture
+    def provider_harness(self, fake_api: FakeGemini, make_provider: MakeProvider) -> ProviderHarness:
+        return ProviderHarness(make_provider(), model="gemini-3.5-flash", script=fake_api.script)
+
+
+class TestGenerateContentSigned(ProviderContract):
+    """The same promises when replies carry thought signatures, as thinking models' do."""
+
+    @pytest.fixture
+    def provider_harness(self, fake_api: FakeGemini, make_provider: MakeProvider) -> ProviderHarness:
+        fake_api.signatures = True
+        return ProviderHarness(make_provider(), model="gemini-3.5-flash", script=fake_api.script)
