@@ -7,8 +7,8 @@ from __future__ import annotations
 import base64
 import email.utils
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Final
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Final, Protocol
 
 import attrs
 from attrs import field, frozen
@@ -21,9 +21,18 @@ from threadline.errors import (
     ProviderUnavailable,
     RateLimited,
 )
-from threadline.model import Capabilities, File, Image, Message
+from threadline.model import Capabilities, Done, Event, File, Image, Message
 
-__all__ = ["ProviderConfig", "check_attachments", "data_url", "error_for_status", "retry_after", "send_body"]
+__all__ = [
+    "ProviderConfig",
+    "StreamReader",
+    "check_attachments",
+    "data_url",
+    "error_for_status",
+    "read_stream",
+    "retry_after",
+    "send_body",
+]
 
 PDF: Final = "application/pdf"
 
@@ -114,3 +123,44 @@ async def send_body(create: Callable[..., Awaitable[Any]], payload: Mapping[str,
     rest = dict(payload)
     arguments = {key: rest.pop(key) for key in named if key in rest}
     return await create(**arguments, extra_body=rest)
+
+
+class StreamReader(Protocol):
+    """Turns one SDK stream's chunks into threadline events, keeping what it needs between them."""
+
+    def feed(self, chunk: Any) -> Sequence[Event]:
+        """The events one chunk (an SDK stream item) makes: often one, sometimes none."""
+
+    def finish(self) -> Done:
+        """The ``Done`` event, once the SDK stream has ended."""
+
+
+async def read_stream(
+    open_stream: Callable[[], Awaitable[Any]],
+    reader: StreamReader,
+    translate: Callable[[BaseException], BaseException],
+) -> AsyncIterator[Event]:
+    """A provider's ``stream``: the SDK stream ``open_stream`` opens, read through ``reader``,
+    its errors through ``translate``, closed however the reading ends. One generator, so
+    each chunk costs one hand-off, not one per layer."""
+    try:
+        source = await open_stream()
+    except Exception as exc:
+        raise _translated(exc, translate) from exc
+    try:
+        async for chunk in source:
+            for event in reader.feed(chunk):
+                yield event
+        yield reader.finish()
+    except Exception as exc:
+        raise _translated(exc, translate) from exc
+    finally:
+        close = getattr(source, "aclose", None) or source.close
+        await close()
+
+
+def _translated(exc: Exception, translate: Callable[[BaseException], BaseException]) -> BaseException:
+    translated = translate(exc)
+    if translated is exc:
+        raise exc
+    return translated

@@ -38,7 +38,7 @@ def error_body(kind: str, message: str) -> dict[str, Any]:
 
 @define
 class FakeAnthropic:
-    """Answers with the scripted replies in order (then with ``DEFAULT_TEXT``); a raw
+    """Answers with the scripted replies in order (then with ``default_reply``); a raw
     ``HTTPReply`` queued with :meth:`answer_next` comes first. With ``thinking`` set, each
     reply starts with a thinking block of that text."""
 
@@ -46,6 +46,7 @@ class FakeAnthropic:
     thinking: str | None = None
     server: WireServer = field(init=False)
     replies: deque[Reply] = field(factory=deque)
+    default_reply: Reply = field(factory=lambda: Reply(text=DEFAULT_TEXT))
     raw: deque[HTTPReply] = field(factory=deque)
     _ids: Iterator[int] = field(factory=itertools.count)
 
@@ -78,7 +79,7 @@ class FakeAnthropic:
             return self.raw.popleft()
         if request.path != "/v1/messages":
             return HTTPReply.json(error_body("not_found_error", f"Not found: {request.path}"), 404)
-        reply = self.replies.popleft() if self.replies else Reply(text=DEFAULT_TEXT)
+        reply = self.replies.popleft() if self.replies else self.default_reply
         if reply.error is not None:
             status, kind, message = ERRORS[reply.error]
             headers = {"retry-after": f"{reply.retry_after:g}"} if reply.retry_after is not None else {}

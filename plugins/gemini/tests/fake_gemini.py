@@ -45,7 +45,7 @@ def error(status: int, kind: str, message: str, details: list[dict[str, Any]]) -
 
 @define
 class FakeGemini:
-    """Answers with the scripted replies in order (then with ``DEFAULT_TEXT``); a raw
+    """Answers with the scripted replies in order (then with ``default_reply``); a raw
     ``HTTPReply`` queued with :meth:`answer_next` comes first. With ``signatures`` on, the
     first function call of a reply (else its text) carries a thought signature."""
 
@@ -53,6 +53,7 @@ class FakeGemini:
     signatures: bool = False
     server: WireServer = field(init=False)
     replies: deque[Reply] = field(factory=deque)
+    default_reply: Reply = field(factory=lambda: Reply(text=DEFAULT_TEXT))
     raw: deque[HTTPReply] = field(factory=deque)
     _ids: Iterator[int] = field(factory=itertools.count)
 
@@ -87,7 +88,7 @@ class FakeGemini:
         if route is None:
             return error(404, "NOT_FOUND", f"Method not found: {request.path}", [])
         model, method = route.groups()
-        reply = self.replies.popleft() if self.replies else Reply(text=DEFAULT_TEXT)
+        reply = self.replies.popleft() if self.replies else self.default_reply
         if reply.error is not None:
             return error(*ERRORS[reply.error])
         content = ContentReply(self, model, request.json(), reply)

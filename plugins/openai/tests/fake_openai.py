@@ -75,12 +75,13 @@ def pieces(text: str, size: int) -> list[str]:
 
 @define
 class FakeOpenAI:
-    """Answers with the scripted replies in order (then with ``DEFAULT_TEXT``); a raw
+    """Answers with the scripted replies in order (then with ``default_reply``); a raw
     ``HTTPReply`` queued with :meth:`answer_next` comes first."""
 
     chunk_size: int = 4
     server: WireServer = field(init=False)
     replies: deque[Reply] = field(factory=deque)
+    default_reply: Reply = field(factory=lambda: Reply(text=DEFAULT_TEXT))
     raw: deque[HTTPReply] = field(factory=deque)
     stored: set[str] = field(factory=set)
     _ids: Iterator[int] = field(factory=itertools.count)
@@ -124,7 +125,7 @@ class FakeOpenAI:
                     "code": "previous_response_not_found",
                 },
             )
-        reply = self.replies.popleft() if self.replies else Reply(text=DEFAULT_TEXT)
+        reply = self.replies.popleft() if self.replies else self.default_reply
         if reply.error is not None:
             status, detail = ERRORS[reply.error]
             headers = {"retry-after": f"{reply.retry_after:g}"} if reply.retry_after is not None else {}

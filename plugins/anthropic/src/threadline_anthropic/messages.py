@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
 from typing import Any, Final
 
 from attrs import define, field
@@ -206,45 +205,60 @@ class _Block:
         return {"type": self.type, **self.head}
 
 
-async def events(stream: AsyncIterator[Any]) -> AsyncIterator[Event]:
-    """The API's stream events as threadline events. A tool call's index is its position
+@define
+class MessageStream:
+    """Reads the API's stream events (a ``StreamReader``). A tool call's index is its position
     among the reply's tool calls, not its content block's index. ``Done`` carries the
     reply's parts with their thinking blocks, which no delta carries."""
-    blocks: dict[int, _Block] = {}
-    calls: dict[int, int] = {}  # content block index -> position among tool calls
+
+    blocks: dict[int, _Block] = field(factory=dict)
+    calls: dict[int, int] = field(factory=dict)  # content block index -> position among tool calls
     started: Any = None
-    finish, output_tokens = "stop", 0
-    async for event in stream:
+    finish_reason: str = "stop"
+    output_tokens: int = 0
+
+    def feed(self, event: Any) -> list[Event]:
         kind = event.type
+        if kind == "content_block_delta":
+            return self._delta(event.index, event.delta)
+        if kind == "content_block_start":
+            return self._start(event.index, event.content_block.model_dump(exclude_none=True))
         if kind == "message_start":
-            started = event.message
-        elif kind == "content_block_start":
-            block = event.content_block.model_dump(exclude_none=True)
-            opened = blocks[event.index] = _Block(block.pop("type"), head=block)
-            if opened.type == "tool_use":
-                calls[event.index] = len(calls)
-                yield ToolCallDelta(calls[event.index], block["id"], block["name"])
-            elif opened.type in ("text", "thinking") and (first := block.pop(opened.type, "")):
-                opened.pieces.append(first)
-                if opened.type == "text":
-                    yield TextDelta(first)
-        elif kind == "content_block_delta":
-            delta, building = event.delta, blocks[event.index]
-            if delta.type == "text_delta":
-                building.pieces.append(delta.text)
-                yield TextDelta(delta.text)
-            elif delta.type == "input_json_delta":
-                building.pieces.append(delta.partial_json)
-                yield ToolCallDelta(calls[event.index], arguments=delta.partial_json)
-            elif delta.type == "thinking_delta":
-                building.pieces.append(delta.thinking)
-            elif delta.type == "signature_delta":
-                building.head["signature"] = building.head.get("signature", "") + delta.signature
+            self.started = event.message
         elif kind == "message_delta":
-            finish = _finish(event.delta.stop_reason)
-            output_tokens = event.usage.output_tokens or 0
-    if started is None:
-        raise DataFormatError("the stream ended without a message_start event")
-    used = usage(started.usage)
-    parts = _parts([blocks[index].finished() for index in sorted(blocks)])
-    yield Done(Usage(used.input_tokens, output_tokens, used.cached_tokens), finish, started.model, parts=parts)
+            self.finish_reason = _finish(event.delta.stop_reason)
+            self.output_tokens = event.usage.output_tokens or 0
+        return []
+
+    def _start(self, index: int, block: dict[str, Any]) -> list[Event]:
+        opened = self.blocks[index] = _Block(block.pop("type"), head=block)
+        if opened.type == "tool_use":
+            self.calls[index] = len(self.calls)
+            return [ToolCallDelta(self.calls[index], block["id"], block["name"])]
+        if opened.type in ("text", "thinking") and (first := block.pop(opened.type, "")):
+            opened.pieces.append(first)
+            return [TextDelta(first)] if opened.type == "text" else []
+        return []
+
+    def _delta(self, index: int, delta: Any) -> list[Event]:
+        building = self.blocks[index]
+        kind = delta.type
+        if kind == "text_delta":
+            building.pieces.append(delta.text)
+            return [TextDelta(delta.text)]
+        if kind == "input_json_delta":
+            building.pieces.append(delta.partial_json)
+            return [ToolCallDelta(self.calls[index], arguments=delta.partial_json)]
+        if kind == "thinking_delta":
+            building.pieces.append(delta.thinking)
+        elif kind == "signature_delta":
+            building.head["signature"] = building.head.get("signature", "") + delta.signature
+        return []
+
+    def finish(self) -> Done:
+        if self.started is None:
+            raise DataFormatError("the stream ended without a message_start event")
+        used = usage(self.started.usage)
+        parts = _parts([self.blocks[index].finished() for index in sorted(self.blocks)])
+        final = Usage(used.input_tokens, self.output_tokens, used.cached_tokens)
+        return Done(final, self.finish_reason, self.started.model, parts=parts)

@@ -10,7 +10,7 @@ import anthropic
 
 from threadline.errors import AuthenticationError
 from threadline.model import Capabilities, Event, Request, Response
-from threadline.providers import check_attachments, send_body
+from threadline.providers import check_attachments, read_stream, send_body
 from threadline_anthropic import AnthropicConfig, messages
 from threadline_anthropic.errors import CREDENTIALS, PROVIDER, translate
 
@@ -43,21 +43,14 @@ class AnthropicProvider:
         try:
             return messages.response(await self._send(request, stream=False))
         except Exception as exc:
-            raise translate(exc, self.config.timeout) from exc
+            raise self._translate(exc) from exc
 
-    async def stream(self, request: Request) -> AsyncIterator[Event]:
-        self._check(request)
-        try:
-            source = await self._send(request, stream=True)
-        except Exception as exc:
-            raise translate(exc, self.config.timeout) from exc
-        try:
-            async for event in messages.events(source):
-                yield event
-        except Exception as exc:
-            raise translate(exc, self.config.timeout) from exc
-        finally:
-            await source.close()
+    def stream(self, request: Request) -> AsyncIterator[Event]:
+        async def open_stream() -> Any:
+            self._check(request)
+            return await self._send(request, stream=True)
+
+        return read_stream(open_stream, messages.MessageStream(), self._translate)
 
     async def _send(self, request: Request, *, stream: bool) -> Any:
         """``POST /v1/messages``."""
@@ -67,6 +60,9 @@ class AnthropicProvider:
 
     def _check(self, request: Request) -> None:
         check_attachments(self.capabilities(request.model), request.messages, model=request.model, provider=PROVIDER)
+
+    def _translate(self, exc: BaseException) -> BaseException:
+        return translate(exc, self.config.timeout)
 
     async def close(self) -> None:
         await self._client.close()

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
+
+from attrs import define, field
 
 from threadline.errors import BadRequest, ProviderUnavailable
 from threadline.model import (
@@ -180,32 +182,41 @@ def _carrying(signature: str | None, *, id_from_gemini: bool = False) -> dict[st
     return {KEY: data} if data else {}
 
 
-async def events(chunks: AsyncIterator[Any]) -> AsyncIterator[Event]:
-    """Stream chunks as threadline events. A function call arrives whole in one chunk: it
-    is one ``ToolCallDelta`` with all its arguments. ``Done`` carries the reply's parts with
-    their thought signatures, which no delta carries."""
-    raw: list[Any] = []
+@define
+class ContentStream:
+    """Reads stream chunks (a ``StreamReader``). A function call arrives whole in one chunk:
+    it is one ``ToolCallDelta`` with all its arguments. ``Done`` carries the reply's parts
+    with their thought signatures, which no delta carries."""
+
+    raw: list[Any] = field(factory=list)
     last: Any = None
-    reply_id = ""
-    calls = 0
-    async for chunk in chunks:
-        last = chunk
-        reply_id = reply_id or chunk.response_id or new_id()
+    reply_id: str = ""
+    calls: int = 0
+
+    def feed(self, chunk: Any) -> list[Event]:
+        self.last = chunk
+        self.reply_id = self.reply_id or chunk.response_id or new_id()
         candidate = chunk.candidates[0] if chunk.candidates else None
-        for part in (candidate.content.parts or ()) if candidate is not None and candidate.content else ():
-            raw.append(part)
+        if candidate is None or candidate.content is None or not candidate.content.parts:
+            return []
+        events: list[Event] = []
+        for part in candidate.content.parts:
+            self.raw.append(part)
             if part.function_call is not None:
                 call = part.function_call
-                call_id = call.id or f"call_{reply_id}_{calls}"
-                yield ToolCallDelta(calls, call_id, call.name, json.dumps(call.args or {}))
-                calls += 1
+                call_id = call.id or f"call_{self.reply_id}_{self.calls}"
+                events.append(ToolCallDelta(self.calls, call_id, call.name, json.dumps(call.args or {})))
+                self.calls += 1
             elif part.text and not part.thought:
-                yield TextDelta(part.text)
-    if last is None:
-        raise ProviderUnavailable("the stream ended without a reply", provider=PROVIDER)
-    parts = _parts(raw, reply_id)
-    candidate = last.candidates[0] if last.candidates else None
-    yield Done(usage(last.usage_metadata), _finish(candidate, parts), last.model_version, parts=parts)
+                events.append(TextDelta(part.text))
+        return events
+
+    def finish(self) -> Done:
+        if self.last is None:
+            raise ProviderUnavailable("the stream ended without a reply", provider=PROVIDER)
+        parts = _parts(self.raw, self.reply_id)
+        candidate = self.last.candidates[0] if self.last.candidates else None
+        return Done(usage(self.last.usage_metadata), _finish(candidate, parts), self.last.model_version, parts=parts)
 
 
 def usage(reported: Any) -> Usage:

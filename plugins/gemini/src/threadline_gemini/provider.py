@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 from google import genai
 from google.genai import types
 
 from threadline.errors import AuthenticationError
 from threadline.model import Capabilities, Event, Request, Response
-from threadline.providers import check_attachments
+from threadline.providers import check_attachments, read_stream
 from threadline_gemini import GeminiConfig, contents
 from threadline_gemini.errors import CREDENTIALS, PROVIDER, translate
 
@@ -40,24 +41,20 @@ class GeminiProvider:
                 await self._client.models.generate_content(**contents.call_arguments(request, self.config))
             )
         except Exception as exc:
-            raise translate(exc, self.config.timeout) from exc
+            raise self._translate(exc) from exc
 
-    async def stream(self, request: Request) -> AsyncIterator[Event]:
-        self._check(request)
-        try:
-            chunks = await self._client.models.generate_content_stream(**contents.call_arguments(request, self.config))
-        except Exception as exc:
-            raise translate(exc, self.config.timeout) from exc
-        try:
-            async for event in contents.events(chunks):
-                yield event
-        except Exception as exc:
-            raise translate(exc, self.config.timeout) from exc
-        finally:
-            await chunks.aclose()  # type: ignore[attr-defined]
+    def stream(self, request: Request) -> AsyncIterator[Event]:
+        async def open_stream() -> Any:
+            self._check(request)
+            return await self._client.models.generate_content_stream(**contents.call_arguments(request, self.config))
+
+        return read_stream(open_stream, contents.ContentStream(), self._translate)
 
     def _check(self, request: Request) -> None:
         check_attachments(self.capabilities(request.model), request.messages, model=request.model, provider=PROVIDER)
+
+    def _translate(self, exc: BaseException) -> BaseException:
+        return translate(exc, self.config.timeout)
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any, Final
+
+from attrs import define, field
 
 from threadline.errors import BadRequest, DataFormatError
 from threadline.model import (
@@ -112,28 +113,39 @@ def response(completion: Any) -> Response:
     return Response(tuple(parts), usage(completion.usage), _finish(choice.finish_reason), completion.model)
 
 
-async def events(chunks: AsyncIterator[Any]) -> AsyncIterator[Event]:
-    """A stream of ``ChatCompletionChunk`` as threadline events."""
-    finish, model, used = "stop", None, Usage()
-    async for chunk in chunks:
-        model = chunk.model or model
+@define
+class ChatStream:
+    """Reads ``ChatCompletionChunk``s (a ``StreamReader``)."""
+
+    finish_reason: str = "stop"
+    model: str | None = None
+    usage: Usage = field(factory=Usage)
+
+    def feed(self, chunk: Any) -> list[Event]:
+        self.model = chunk.model or self.model
         if chunk.usage is not None:
-            used = usage(chunk.usage)
-        for choice in chunk.choices[:1]:
-            delta = choice.delta
-            if delta.content:
-                yield TextDelta(delta.content)
-            for position, call in enumerate(delta.tool_calls or ()):
-                function = call.function
-                yield ToolCallDelta(
+            self.usage = usage(chunk.usage)
+        if not chunk.choices:
+            return []
+        choice = chunk.choices[0]
+        delta = choice.delta
+        if choice.finish_reason:
+            self.finish_reason = _finish(choice.finish_reason)
+        events: list[Event] = [TextDelta(delta.content)] if delta.content else []
+        for position, call in enumerate(delta.tool_calls or ()):
+            function = call.function
+            events.append(
+                ToolCallDelta(
                     call.index if call.index is not None else position,
                     call.id,
                     function.name if function else None,
                     (function.arguments if function else None) or "",
                 )
-            if choice.finish_reason:
-                finish = _finish(choice.finish_reason)
-    yield Done(used, finish, model)
+            )
+        return events
+
+    def finish(self) -> Done:
+        return Done(self.usage, self.finish_reason, self.model)
 
 
 def usage(reported: Any) -> Usage:

@@ -10,7 +10,7 @@ import openai
 
 from threadline.errors import AuthenticationError
 from threadline.model import Capabilities, Event, Request, Response
-from threadline.providers import check_attachments, send_body
+from threadline.providers import check_attachments, read_stream, send_body
 from threadline_openai import OpenAIConfig, chat, responses
 from threadline_openai.errors import CREDENTIALS, PROVIDER, previous_response_gone, translate
 
@@ -53,26 +53,17 @@ class OpenAIProvider:
                 return chat.response(await self._chat(request, stream=False))
             return responses.response(await self._respond(request, stream=False), request, self.config)
         except Exception as exc:
-            raise translate(exc, self.config.timeout) from exc
+            raise self._translate(exc) from exc
 
-    async def stream(self, request: Request) -> AsyncIterator[Event]:
-        self._check(request)
-        try:
+    def stream(self, request: Request) -> AsyncIterator[Event]:
+        async def open_stream() -> Any:
+            self._check(request)
             if self.config.api == "chat":
-                source = await self._chat(request, stream=True)
-                events = chat.events(source)
-            else:
-                source = await self._respond(request, stream=True)
-                events = responses.events(source, request, self.config)
-        except Exception as exc:
-            raise translate(exc, self.config.timeout) from exc
-        try:
-            async for event in events:
-                yield event
-        except Exception as exc:
-            raise translate(exc, self.config.timeout) from exc
-        finally:
-            await source.close()
+                return await self._chat(request, stream=True)
+            return await self._respond(request, stream=True)
+
+        reader = chat.ChatStream() if self.config.api == "chat" else responses.ResponseStream(request, self.config)
+        return read_stream(open_stream, reader, self._translate)
 
     async def _chat(self, request: Request, *, stream: bool) -> Any:
         """``POST /chat/completions``."""
@@ -99,6 +90,9 @@ class OpenAIProvider:
     def _check(self, request: Request) -> None:
         capabilities = self.capabilities(request.model)
         check_attachments(capabilities, request.messages, model=request.model, provider=PROVIDER)
+
+    def _translate(self, exc: BaseException) -> BaseException:
+        return translate(exc, self.config.timeout)
 
     async def close(self) -> None:
         await self._client.close()

@@ -10,10 +10,12 @@ response, the whole history is sent instead.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from threadline.errors import BadRequest
+from attrs import define, field
+
+from threadline.errors import BadRequest, ProviderUnavailable
 from threadline.model import (
     Done,
     Event,
@@ -142,28 +144,39 @@ def response(result: Any, request: Request, config: OpenAIConfig) -> Response:
     )
 
 
-async def events(stream: AsyncIterator[Any], request: Request, config: OpenAIConfig) -> AsyncIterator[Event]:
-    """The API's stream events as threadline events. Tool calls are numbered by their
+@define
+class ResponseStream:
+    """Reads the API's stream events (a ``StreamReader``). Tool calls are numbered by their
     position among the reply's tool calls, not by their place among all output items."""
-    calls: dict[int, int] = {}  # output_index -> position among tool calls
-    async for event in stream:
+
+    request: Request
+    config: OpenAIConfig
+    calls: dict[int, int] = field(factory=dict)  # output_index -> position among tool calls
+    done: Done | None = None
+
+    def feed(self, event: Any) -> list[Event]:
         kind = event.type
         if kind == "response.output_text.delta":
-            yield TextDelta(event.delta)
-        elif kind == "response.output_item.added" and event.item.type == "function_call":
-            calls[event.output_index] = len(calls)
+            return [TextDelta(event.delta)]
+        if kind == "response.function_call_arguments.delta":
+            return [ToolCallDelta(self.calls[event.output_index], arguments=event.delta)]
+        if kind == "response.output_item.added" and event.item.type == "function_call":
+            position = self.calls[event.output_index] = len(self.calls)
             item = event.item
-            yield ToolCallDelta(calls[event.output_index], item.call_id, item.name, item.arguments or "")
-        elif kind == "response.function_call_arguments.delta":
-            yield ToolCallDelta(calls[event.output_index], arguments=event.delta)
-        elif kind in ("response.completed", "response.incomplete"):
-            final = response(event.response, request, config)
-            yield Done(final.usage, final.finish_reason, final.model, final.provider_state)
-            return
+            return [ToolCallDelta(position, item.call_id, item.name, item.arguments or "")]
+        if kind in ("response.completed", "response.incomplete"):
+            final = response(event.response, self.request, self.config)
+            self.done = Done(final.usage, final.finish_reason, final.model, final.provider_state)
         elif kind == "response.failed":
             raise stream_error(_as_mapping(event.response.error) or {"message": "the response failed"})
         elif kind == "error":
             raise stream_error({"code": event.code, "message": event.message})
+        return []
+
+    def finish(self) -> Done:
+        if self.done is None:
+            raise ProviderUnavailable("the stream ended before the response was completed", provider=PROVIDER)
+        return self.done
 
 
 def usage(reported: Any) -> Usage:

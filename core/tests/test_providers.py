@@ -1,0 +1,167 @@
+"""What provider plugins share: error mapping, retry-after, the attachment check, the
+body helper, the test wire server, and a stream's own parts in ``Done``."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import http.client
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from threadline import SessionManager, errors
+from threadline.builtins.echo import EchoProvider
+from threadline.builtins.memory import MemoryStorage
+from threadline.model import Capabilities, Done, Event, File, Image, Message, Request, Role, Text, TextDelta
+from threadline.providers import check_attachments, data_url, error_for_status, retry_after, send_body
+from threadline.testing.wire_server import HTTPReply, ReceivedRequest, WireServer, sse
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"retry-after": "12"}, 12.0),
+        ({"Retry-After": "1.5"}, 1.5),
+        ({"retry-after-ms": "2500", "retry-after": "9"}, 2.5),
+        ({}, None),
+        ({"retry-after": "soon"}, None),
+    ],
+)
+def test_retry_after_reads_seconds_and_milliseconds(headers: dict[str, str], seconds: float | None) -> None:
+    assert retry_after(headers) == seconds
+
+
+def test_retry_after_reads_an_http_date() -> None:
+    later = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 25 <= (retry_after({"retry-after": later}) or 0) <= 31
+
+
+@pytest.mark.parametrize(
+    ("status", "context", "error"),
+    [
+        (401, False, errors.AuthenticationError),
+        (403, False, errors.AuthenticationError),
+        (429, False, errors.RateLimited),
+        (400, True, errors.ContextTooLong),
+        (413, False, errors.ContextTooLong),
+        (500, False, errors.ProviderUnavailable),
+        (529, False, errors.ProviderUnavailable),
+        (400, False, errors.BadRequest),
+        (404, False, errors.BadRequest),
+    ],
+)
+def test_http_failures_map_onto_the_hierarchy(status: int, context: bool, error: type[Exception]) -> None:
+    mapped = error_for_status(
+        "acme", status, "it went wrong", headers={"retry-after": "3"}, credentials="ACME_KEY", context_too_long=context
+    )
+    assert type(mapped) is error and mapped.provider == "acme" and "it went wrong" in str(mapped)
+    if status in (401, 403):
+        assert "ACME_KEY" in str(mapped)
+    if status == 429:
+        assert mapped.retry_after == 3  # type: ignore[attr-defined]
+
+
+def test_a_retry_delay_from_the_body_is_used_when_no_header_gives_one() -> None:
+    mapped = error_for_status("acme", 429, "slow", headers={}, credentials="k", wait=7.0)
+    assert isinstance(mapped, errors.RateLimited) and mapped.retry_after == 7.0
+
+
+def test_attachments_a_model_cannot_take_are_refused() -> None:
+    image = Message("s", 1, Role.USER, (Image("image/png", data=b"x"),))
+    pdf = Message("s", 1, Role.USER, (File("application/pdf", data=b"%PDF"),))
+    text_file = Message("s", 1, Role.USER, (File("text/plain", data=b"hi"),))
+    check_attachments(Capabilities(vision=True, pdf=True), [image, pdf], model="m", provider="p")
+    check_attachments(Capabilities(), [text_file], model="m", provider="p")
+    with pytest.raises(errors.BadRequest, match="model m does not accept images"):
+        check_attachments(Capabilities(pdf=True), [pdf, image], model="m", provider="p")
+    with pytest.raises(errors.BadRequest, match="does not accept PDF"):
+        check_attachments(Capabilities(vision=True), [pdf], model="m", provider="p")
+
+
+def test_data_url() -> None:
+    assert data_url("image/png", b"\x89PNG") == "data:image/png;base64,iVBORw=="
+
+
+async def test_send_body_names_what_the_sdk_needs_and_passes_the_rest() -> None:
+    seen: dict[str, Any] = {}
+
+    async def create(**kwargs: Any) -> str:
+        seen.update(kwargs)
+        return "ok"
+
+    payload = {"model": "m", "stream": True, "top_k": 3, "messages": []}
+    assert await send_body(create, payload, named=("model", "messages", "stream")) == "ok"
+    assert seen == {"model": "m", "messages": [], "stream": True, "extra_body": {"top_k": 3}}
+    assert payload == {"model": "m", "stream": True, "top_k": 3, "messages": []}  # the caller's dict is left alone
+
+
+# -- the wire server ------------------------------------------------------------------
+
+
+def fetch(url: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    host = url.removeprefix("http://")
+    connection = http.client.HTTPConnection(host, timeout=5)
+    try:
+        connection.request("POST", "/v1/things?x=1", body, {"content-type": "application/json"})
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+async def test_the_wire_server_records_requests_and_answers_json() -> None:
+    def answer(request: ReceivedRequest) -> HTTPReply:
+        return HTTPReply.json({"echo": request.json()}, 201, {"x-request-id": "r1"})
+
+    async with WireServer(answer) as server:
+        status, headers, body = await asyncio.to_thread(fetch, server.url, b'{"a": 1}')
+    assert (status, headers["x-request-id"], json.loads(body)) == (201, "r1", {"echo": {"a": 1}})
+    (request,) = server.received
+    assert (request.method, request.path, request.query, request.json()) == (
+        "POST",
+        "/v1/things",
+        {"x": ["1"]},
+        {"a": 1},
+    )
+
+
+async def test_the_wire_server_streams_events_and_can_drop_the_connection() -> None:
+    events = [sse({"n": n}, event="tick") for n in range(4)]
+    async with WireServer(lambda _: HTTPReply.stream(events)) as server:
+        _, headers, body = await asyncio.to_thread(fetch, server.url, b"{}")
+    assert headers["content-type"] == "text/event-stream"
+    assert body == b"".join(events) and body.startswith(b'event: tick\ndata: {"n": 0}\n\n')
+
+    async with WireServer(lambda _: HTTPReply.stream(events, drop_after=2)) as server:
+        with pytest.raises(http.client.IncompleteRead) as broken:
+            await asyncio.to_thread(fetch, server.url, b"{}")
+    assert broken.value.partial == b"".join(events[:2])
+
+
+# -- a stream's own parts -----------------------------------------------------------------
+
+
+class SigningEcho(EchoProvider):
+    """Streams like echo, then gives the reply's parts with data no delta carries."""
+
+    async def stream(self, request: Request) -> AsyncIterator[Event]:
+        text = ""
+        async for event in super().stream(request):
+            if isinstance(event, TextDelta):
+                text += event.text
+                yield event
+            elif isinstance(event, Done):
+                yield Done(event.usage, parts=(Text(text, provider_data={"echo": {"signature": "s1"}}),))
+
+
+async def test_a_streams_done_parts_are_what_is_stored() -> None:
+    async with SessionManager(storage=MemoryStorage(), providers={"echo": SigningEcho()}) as manager:
+        session = await manager.create_session()
+        streamed = [event async for event in session.stream("Hello there")]
+        reply = (await session.history())[-1]
+    assert "".join(e.text for e in streamed if isinstance(e, TextDelta)) == "Hello there"
+    assert reply.parts == (Text("Hello there", provider_data={"echo": {"signature": "s1"}}),)
