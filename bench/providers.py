@@ -4,10 +4,10 @@ in the same process and run.
 
 For each provider: a whole reply (``complete``) and a stream of 100 text chunks, asked
 for directly through the SDK, through the threadline provider, and through a
-``Session`` (memory storage: the user message and the reply are stored). Rounds alternate
-the three so that a busy moment of the machine hits them all.
+``Session`` (memory storage: the user message and the reply are stored). The contenders
+take turns call by call, so that a busy moment of the machine hits them all.
 
-Run: python bench/providers.py [--calls 100] [--rounds 5] [--only openai-chat anthropic]
+Run: python bench/providers.py [--calls 300] [--only openai-chat anthropic]
 """
 
 from __future__ import annotations
@@ -164,56 +164,46 @@ KINDS: dict[str, Callable[[], Kind]] = {
 }
 
 
-async def timed(calls: int, call: Callable[[], Awaitable[Any]]) -> float:
-    """Median seconds of ``calls`` calls."""
-    times = []
-    for _ in range(calls):
-        started = time.perf_counter()
-        await call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 async def drain(stream: AsyncIterator[Any]) -> int:
-    return sum([1 async for _ in stream])
+    """Read a stream to its end, as a program showing the text would: count the text pieces."""
+    return sum([1 async for item in stream if isinstance(item, str | TextDelta)])
 
 
-async def measure(kind: Kind, calls: int, rounds: int) -> dict[str, list[float]]:
-    results: dict[str, list[float]] = {}
+async def measure(kind: Kind, calls: int) -> dict[str, list[float]]:
+    """Seconds of each call of each contender. The contenders take turns call by call, in an
+    order that rotates, so that neither a busy moment nor going first favours one of them."""
+    times: dict[str, list[float]] = {}
     async with kind.fake() as fake:
         fake.default_reply = Reply(text=TEXT)  # every call gets the 100-chunk reply
         sdk, provider = kind.client(fake.url), kind.provider(fake.url)
         request = Request(kind.model, (Message("bench", 1, Role.USER, (Text(QUESTION),)),), SYSTEM)
         async with SessionManager(storage=MemoryStorage(), providers={"bench": provider}) as manager:
 
-            async def new_session() -> Any:
-                return await manager.create_session(provider="bench", model=kind.model, system_prompt=SYSTEM)
+            async def new_session() -> Any:  # titled, so that its first message is a turn like any other
+                return await manager.create_session(provider="bench", model=kind.model, system_prompt=SYSTEM, title="b")
 
             async def session_complete() -> Any:
                 return await (await new_session()).send(QUESTION)
 
             async def session_stream() -> int:
-                return await drain(_text((await new_session()).stream(QUESTION)))
+                return await drain((await new_session()).stream(QUESTION))
 
-            contenders: dict[str, Callable[[], Awaitable[Any]]] = {
-                "complete: SDK directly": lambda: kind.complete(sdk, kind.model),
-                "complete: threadline provider": lambda: provider.complete(request),
-                "complete: threadline Session": session_complete,
-                "stream: SDK directly": lambda: drain(kind.stream(sdk, kind.model)),
-                "stream: threadline provider": lambda: drain(_text(provider.stream(request))),
-                "stream: threadline Session": session_stream,
-            }
-            for _ in range(rounds):
-                for name, call in contenders.items():
-                    results.setdefault(name, []).append(await timed(calls, call))
+            contenders: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
+                ("complete: SDK directly", lambda: kind.complete(sdk, kind.model)),
+                ("complete: threadline provider", lambda: provider.complete(request)),
+                ("complete: threadline Session", session_complete),
+                ("stream: SDK directly", lambda: drain(kind.stream(sdk, kind.model))),
+                ("stream: threadline provider", lambda: drain(provider.stream(request))),
+                ("stream: threadline Session", session_stream),
+            ]
+            for turn in range(calls):
+                shift = turn % len(contenders)
+                for name, call in contenders[shift:] + contenders[:shift]:
+                    started = time.perf_counter()
+                    await call()
+                    times.setdefault(name, []).append(time.perf_counter() - started)
         await (sdk.close() if hasattr(sdk, "close") else sdk.aclose())
-    return results
-
-
-async def _text(events: AsyncIterator[Any]) -> AsyncIterator[str]:
-    async for event in events:
-        if isinstance(event, TextDelta):
-            yield event.text
+    return times
 
 
 def report(name: str, results: dict[str, list[float]]) -> None:
@@ -230,19 +220,18 @@ def report(name: str, results: dict[str, list[float]]) -> None:
             print(f"   {what:8} {via:22} {ours * 1e3:8.3f} ms  ({added:+.1f} %{extra})")
 
 
-async def main(calls: int, rounds: int, only: list[str]) -> None:
+async def main(calls: int, only: list[str]) -> None:
     gc.collect()
     gc.freeze()
-    print(f"{calls} calls a round, median of {rounds} rounds' medians; replies of {len(TEXT)} characters "
+    print(f"median of {calls} calls each, taking turns; replies of {len(TEXT)} characters "
           f"in {len(TEXT) // CHUNK} chunks")  # fmt: skip
     for name in only:
-        report(name, await measure(KINDS[name](), calls, rounds))
+        report(name, await measure(KINDS[name](), calls))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calls", type=int, default=100)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--calls", type=int, default=300, help="calls of each kind, for each provider")
     parser.add_argument("--only", nargs="*", default=list(KINDS), choices=list(KINDS))
     args = parser.parse_args()
-    asyncio.run(main(args.calls, args.rounds, args.only))
+    asyncio.run(main(args.calls, args.only))

@@ -86,6 +86,7 @@ def test_sessions_commands_on_a_memory_store_report_not_found() -> None:
         (("sessions", "import", "/no/such.jsonl"), "does not exist"),
     ],
 )
+@pytest.mark.usefixtures("only_builtins")
 def test_user_errors_are_one_line_and_a_non_zero_exit(args: tuple[str, ...], message: str) -> None:
     assert message in user_error(threadline(*args, stdin="hi\n"))
 
@@ -96,6 +97,7 @@ def test_a_bad_import_line_is_named(tmp_path: Path) -> None:
     assert "line 2: not JSON" in user_error(threadline("sessions", "import", str(path)))
 
 
+@pytest.mark.usefixtures("only_builtins")
 def test_config_check_reports_what_it_assembled(config: Path) -> None:
     out = ok(threadline("config", "check", config=config))
     assert f"ok: {config}" in out and "storage: memory" in out and "providers: echo" in out

@@ -107,6 +107,7 @@ def test_threadline_plugins_env_is_an_allowlist(site: Path, monkeypatch: pytest.
     assert set(statuses.values()) == {"loaded", "disabled"}
 
 
+@pytest.mark.usefixtures("only_builtins")
 def test_tracing_prints_each_hook_call(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("THREADLINE_TRACE_PLUGINS", "1")
     SessionManager()

@@ -565,7 +565,8 @@ class StreamAssembler:
 def unchecked_constructor(cls: type[T]) -> Callable[..., T]:
     """A constructor for ``cls`` that takes every field, positionally in declaration order,
     and runs no converter, validator or default: for storage plugins rebuilding records
-    from rows they wrote themselves, where the checks already ran. About twice as fast."""
+    from rows they wrote themselves, where the checks already ran, and for providers making
+    one event per streamed chunk. Two to three times as fast."""
     names = [attribute.name for attribute in attrs.fields(cast(Any, cls))]
     source = (
         f"def build({', '.join(names)}):\n    self = new(cls)\n"

@@ -31,6 +31,7 @@ from threadline.model import (
     ToolCallDelta,
     ToolResult,
     Usage,
+    unchecked_constructor,
 )
 from threadline.providers import PDF
 from threadline_anthropic import AnthropicConfig
@@ -40,6 +41,7 @@ KEY: Final = "anthropic"  # where this provider's data sits in a part's provider
 STOP_REASONS: Final = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
                        "tool_use": "tool_calls", "refusal": "content_filter", "pause_turn": "stop"}  # fmt: skip
 CACHED: Final = {"cache_control": {"type": "ephemeral"}}
+_text_delta: Final = unchecked_constructor(TextDelta)
 
 
 def body(request: Request, config: AnthropicConfig, *, stream: bool) -> dict[str, Any]:
@@ -220,7 +222,11 @@ class MessageStream:
     def feed(self, event: Any) -> list[Event]:
         kind = event.type
         if kind == "content_block_delta":
-            return self._delta(event.index, event.delta)
+            delta = event.delta
+            if delta.type == "text_delta":  # most events: first, and with no call between
+                self.blocks[event.index].pieces.append(delta.text)
+                return [_text_delta(delta.text)]
+            return self._delta(event.index, delta)
         if kind == "content_block_start":
             return self._start(event.index, event.content_block.model_dump(exclude_none=True))
         if kind == "message_start":
@@ -243,9 +249,6 @@ class MessageStream:
     def _delta(self, index: int, delta: Any) -> list[Event]:
         building = self.blocks[index]
         kind = delta.type
-        if kind == "text_delta":
-            building.pieces.append(delta.text)
-            return [TextDelta(delta.text)]
         if kind == "input_json_delta":
             building.pieces.append(delta.partial_json)
             return [ToolCallDelta(self.calls[index], arguments=delta.partial_json)]

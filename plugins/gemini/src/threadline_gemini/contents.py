@@ -34,11 +34,13 @@ from threadline.model import (
     ToolResult,
     Usage,
     new_id,
+    unchecked_constructor,
 )
 from threadline.providers import PDF
 from threadline_gemini import GeminiConfig
 from threadline_gemini.errors import PROVIDER
 
+_text_delta: Final = unchecked_constructor(TextDelta)
 KEY: Final = "gemini"  # where this provider's data sits in a part's provider_data
 FINISH_REASONS: Final = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter",
                          "RECITATION": "content_filter", "PROHIBITED_CONTENT": "content_filter",
@@ -208,7 +210,7 @@ class ContentStream:
                 events.append(ToolCallDelta(self.calls, call_id, call.name, json.dumps(call.args or {})))
                 self.calls += 1
             elif part.text and not part.thought:
-                events.append(TextDelta(part.text))
+                events.append(_text_delta(part.text))
         return events
 
     def finish(self) -> Done:

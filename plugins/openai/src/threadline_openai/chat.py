@@ -24,11 +24,13 @@ from threadline.model import (
     ToolCallDelta,
     ToolResult,
     Usage,
+    unchecked_constructor,
 )
 from threadline.providers import PDF, data_url
 from threadline_openai import OpenAIConfig
 from threadline_openai.errors import PROVIDER
 
+_text_delta: Final = unchecked_constructor(TextDelta)
 FINISH_REASONS: Final = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "function_call": "tool_calls"}
 
 
@@ -131,7 +133,7 @@ class ChatStream:
         delta = choice.delta
         if choice.finish_reason:
             self.finish_reason = _finish(choice.finish_reason)
-        events: list[Event] = [TextDelta(delta.content)] if delta.content else []
+        events: list[Event] = [_text_delta(delta.content)] if delta.content else []
         for position, call in enumerate(delta.tool_calls or ()):
             function = call.function
             events.append(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from attrs import define, field
 
@@ -32,11 +32,14 @@ from threadline.model import (
     ToolCallDelta,
     ToolResult,
     Usage,
+    unchecked_constructor,
 )
 from threadline.providers import PDF, data_url
 from threadline_openai import OpenAIConfig
 from threadline_openai.chat import arguments
 from threadline_openai.errors import PROVIDER, stream_error
+
+_text_delta: Final = unchecked_constructor(TextDelta)
 
 
 def previous_response(request: Request, config: OpenAIConfig) -> tuple[str, int] | None:
@@ -157,7 +160,7 @@ class ResponseStream:
     def feed(self, event: Any) -> list[Event]:
         kind = event.type
         if kind == "response.output_text.delta":
-            return [TextDelta(event.delta)]
+            return [_text_delta(event.delta)]
         if kind == "response.function_call_arguments.delta":
             return [ToolCallDelta(self.calls[event.output_index], arguments=event.delta)]
         if kind == "response.output_item.added" and event.item.type == "function_call":
