@@ -89,8 +89,8 @@ async def test_one_conversation_moves_across_all_three(
     assert "Think first" not in json.dumps(sent(gemini))
     # Claude got its own thinking back, with its signature, and none of Gemini's signature
     last = sent(anthropic)
-    claude_turn = last["messages"][3]
-    assert claude_turn["content"][0] == {"type": "thinking", "thinking": "Think first.", "signature": ANTHROPIC_SIGNATURE}
+    thinking = last["messages"][3]["content"][0]
+    assert thinking == {"type": "thinking", "thinking": "Think first.", "signature": ANTHROPIC_SIGNATURE}
     assert GEMINI_SIGNATURE not in json.dumps(last)
     assert last["messages"][5] == {"role": "assistant", "content": [{"type": "text", "text": "From Gemini."}]}
     assert last["system"] == "Be brief."
