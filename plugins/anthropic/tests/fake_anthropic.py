@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from attrs import define, field
 
 from threadline.testing import Reply
-from threadline.testing.wire_server import HTTPReply, ReceivedRequest, WireServer, sse
+from threadline.testing.wire_server import HTTPReply, ReceivedRequest, ScriptedAPI, pieces, sse
 
 DEFAULT_TEXT = "Hello from the fake Anthropic API."
 SIGNATURE = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"
@@ -28,58 +27,24 @@ ERRORS: dict[str, tuple[int, str, str]] = {
 }
 
 
-def pieces(text: str, size: int) -> list[str]:
-    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
-
-
 def error_body(kind: str, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_011CSHoEeqs5C35K2UUqR7Fy"}
 
 
 @define
-class FakeAnthropic:
-    """Answers with the scripted replies in order (then with ``default_reply``); a raw
-    ``HTTPReply`` queued with :meth:`answer_next` comes first. With ``thinking`` set, each
-    reply starts with a thinking block of that text."""
+class FakeAnthropic(ScriptedAPI):
+    """With ``thinking`` set, each reply starts with a thinking block of that text."""
 
-    chunk_size: int = 4
-    thinking: str | None = None
-    server: WireServer = field(init=False)
-    replies: deque[Reply] = field(factory=deque)
     default_reply: Reply = field(factory=lambda: Reply(text=DEFAULT_TEXT))
-    raw: deque[HTTPReply] = field(factory=deque)
+    thinking: str | None = None
     _ids: Iterator[int] = field(factory=itertools.count)
 
-    def __attrs_post_init__(self) -> None:
-        self.server = WireServer(self.respond)
+    def refuse(self, request: ReceivedRequest) -> HTTPReply | None:
+        if request.path == "/v1/messages":
+            return None
+        return HTTPReply.json(error_body("not_found_error", f"Not found: {request.path}"), 404)
 
-    async def __aenter__(self) -> FakeAnthropic:
-        await self.server.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.server.close()
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def requests(self) -> list[ReceivedRequest]:
-        return self.server.received
-
-    def script(self, replies: Iterable[Reply]) -> None:
-        self.replies.extend(replies)
-
-    def answer_next(self, reply: HTTPReply) -> None:
-        self.raw.append(reply)
-
-    def respond(self, request: ReceivedRequest) -> HTTPReply:
-        if self.raw:
-            return self.raw.popleft()
-        if request.path != "/v1/messages":
-            return HTTPReply.json(error_body("not_found_error", f"Not found: {request.path}"), 404)
-        reply = self.replies.popleft() if self.replies else self.default_reply
+    def answer(self, request: ReceivedRequest, reply: Reply) -> HTTPReply:
         if reply.error is not None:
             status, kind, message = ERRORS[reply.error]
             headers = {"retry-after": f"{reply.retry_after:g}"} if reply.retry_after is not None else {}

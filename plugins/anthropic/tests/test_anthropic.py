@@ -28,27 +28,16 @@ from threadline.model import (
     ToolCall,
     ToolCallDelta,
     ToolResult,
-    ToolSpec,
 )
-from threadline.testing import Reply, ScriptedToolCall
+from threadline.testing import WEATHER, Reply, ScriptedToolCall, collect, tool_conversation
 from threadline.testing.wire_server import HTTPReply, sse
 
-WEATHER = ToolSpec("get_weather", "Weather in a city.", {"type": "object", "properties": {"city": {"type": "string"}}})
-HISTORY = (
-    Message("s", 1, Role.USER, (Text("Weather in Oslo?"),)),
-    Message("s", 2, Role.ASSISTANT, (Text("Checking."), ToolCall("toolu_9", "get_weather", {"city": "Oslo"}))),
-    Message("s", 3, Role.TOOL, (ToolResult("toolu_9", '{"temp": 21}'), ToolResult("toolu_8", "boom", is_error=True))),
-    Message("s", 4, Role.USER, (Text("And tomorrow?"),)),
-)
+HISTORY = tool_conversation("toolu_9")
 MODEL = "claude-sonnet-4-6"
 
 
 def request(*messages: Message, **options: object) -> Request:
     return Request(MODEL, messages or HISTORY, "Be brief.", (WEATHER,), CallOptions(**options))  # type: ignore[arg-type]
-
-
-async def collect(provider: threadline.contracts.Provider, req: Request) -> list[threadline.Event]:
-    return [event async for event in provider.stream(req)]
 
 
 # -- what is sent -------------------------------------------------------------------
@@ -75,14 +64,14 @@ async def test_request_body(fake_api: FakeAnthropic, make_provider: MakeProvider
                 "role": "user",
                 "content": [
                     {"type": "tool_result", "tool_use_id": "toolu_9", "content": '{"temp": 21}'},
-                    {"type": "tool_result", "tool_use_id": "toolu_8", "content": "boom", "is_error": True},
+                    {"type": "tool_result", "tool_use_id": "call_8", "content": "boom", "is_error": True},
                 ],
             },
             {"role": "user", "content": "And tomorrow?"},
         ],
         "system": "Be brief.",
         "tools": [
-            {"name": "get_weather", "description": "Weather in a city.", "input_schema": dict(WEATHER.parameters)}
+            {"name": "get_weather", "description": WEATHER.description, "input_schema": dict(WEATHER.parameters)}
         ],
         "temperature": 0.2,
         "stop_sequences": ["END"],
@@ -133,7 +122,7 @@ async def test_thinking_blocks_ride_on_the_reply_and_are_sent_back(
     fake_api.script([Reply(text="Let me check.", tool_calls=(ScriptedToolCall("get_weather", {"city": "Oslo"}),))])
     provider = make_provider(thinking="adaptive")
     if streamed:
-        events = await collect(provider, request(HISTORY[0]))
+        events = await collect(provider.stream(request(HISTORY[0])))
         done = events[-1]
         assert isinstance(done, Done)
         parts = done.parts
@@ -229,7 +218,7 @@ async def test_streamed_parallel_tool_calls_in_many_chunks(
     fake_api.thinking = "Two cities: two calls."  # block 0 is thinking, so tool blocks are at 2 and 3
     calls = (ScriptedToolCall("get_weather", {"city": "Oslo"}), ScriptedToolCall("get_weather", {"city": "Rome"}))
     fake_api.script([Reply(text="Let me look.", tool_calls=calls)])
-    events = await collect(make_provider(), request())
+    events = await collect(make_provider().stream(request()))
     deltas = [e for e in events if isinstance(e, ToolCallDelta)]
     assert len(deltas) > 10
     assert [d.index for d in deltas if d.id] == [0, 1]
@@ -304,30 +293,6 @@ async def test_overloaded_is_unavailable_and_the_sdk_retries_as_configured(
     assert len(fake_api.requests) == 2
 
 
-async def test_a_body_that_is_not_json_is_unavailable(fake_api: FakeAnthropic, make_provider: MakeProvider) -> None:
-    fake_api.answer_next(HTTPReply.raw(b'{"id": "msg_1", "content": ['))
-    with pytest.raises(errors.ProviderUnavailable, match="not the JSON"):
-        await make_provider().complete(request())
-
-
-async def test_a_connection_dropped_mid_stream_is_unavailable(
-    fake_api: FakeAnthropic, make_provider: MakeProvider
-) -> None:
-    original = fake_api.respond
-
-    def drop(sent: object) -> HTTPReply:
-        whole = original(sent)  # type: ignore[arg-type]
-        return HTTPReply.stream(whole.chunks, drop_after=len(whole.chunks) // 2)
-
-    fake_api.server.responder = drop
-    fake_api.script([Reply(text="A long answer that will not arrive whole.")])
-    seen: list[threadline.Event] = []
-    with pytest.raises(errors.ProviderUnavailable, match="connection to the API failed"):
-        async for event in make_provider().stream(request()):
-            seen.append(event)
-    assert any(isinstance(e, TextDelta) for e in seen) and not any(isinstance(e, Done) for e in seen)
-
-
 async def test_a_server_that_stalls_past_the_timeout_is_unavailable(
     fake_api: FakeAnthropic, make_provider: MakeProvider
 ) -> None:
@@ -344,13 +309,13 @@ async def test_an_error_event_inside_a_stream_is_mapped(fake_api: FakeAnthropic,
         HTTPReply.stream([sse(start, "message_start"), sse(error_body("overloaded_error", "Overloaded"), "error")])
     )
     with pytest.raises(errors.ProviderUnavailable, match="Overloaded"):
-        await collect(make_provider(), request())
+        await collect(make_provider().stream(request()))
 
 
 async def test_context_too_long_is_its_own_error(fake_api: FakeAnthropic, make_provider: MakeProvider) -> None:
     fake_api.script([Reply(error="context_too_long")])
     with pytest.raises(errors.ContextTooLong, match="prompt is too long"):
-        await collect(make_provider(), request())
+        await collect(make_provider().stream(request()))
 
 
 # -- start-up -------------------------------------------------------------------------------

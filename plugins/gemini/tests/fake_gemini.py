@@ -10,16 +10,16 @@ import base64
 import itertools
 import json
 import re
-from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from attrs import define, field
 
 from threadline.testing import Reply
-from threadline.testing.wire_server import HTTPReply, ReceivedRequest, WireServer, sse
+from threadline.testing.wire_server import HTTPReply, ReceivedRequest, ScriptedAPI, pieces, sse
 
 DEFAULT_TEXT = "Hello from the fake Gemini API."
+ROUTE = re.compile(r"/v1(?:beta)?/models/([^:/]+):(generateContent|streamGenerateContent)")
 SIGNATURE = base64.b64encode(b"opaque thought signature").decode()
 ERRORS: dict[str, tuple[int, str, str, list[dict[str, Any]]]] = {
     "auth": (400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
@@ -35,62 +35,30 @@ ERRORS: dict[str, tuple[int, str, str, list[dict[str, Any]]]] = {
 }  # fmt: skip
 
 
-def pieces(text: str, size: int) -> list[str]:
-    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
-
-
 def error(status: int, kind: str, message: str, details: list[dict[str, Any]]) -> HTTPReply:
     return HTTPReply.json({"error": {"code": status, "message": message, "status": kind, "details": details}}, status)
 
 
 @define
-class FakeGemini:
-    """Answers with the scripted replies in order (then with ``default_reply``); a raw
-    ``HTTPReply`` queued with :meth:`answer_next` comes first. With ``signatures`` on, the
-    first function call of a reply (else its text) carries a thought signature."""
+class FakeGemini(ScriptedAPI):
+    """With ``signatures`` on, the first function call of a reply (else its text) carries a
+    thought signature."""
 
-    chunk_size: int = 4
-    signatures: bool = False
-    server: WireServer = field(init=False)
-    replies: deque[Reply] = field(factory=deque)
     default_reply: Reply = field(factory=lambda: Reply(text=DEFAULT_TEXT))
-    raw: deque[HTTPReply] = field(factory=deque)
+    signatures: bool = False
     _ids: Iterator[int] = field(factory=itertools.count)
 
-    def __attrs_post_init__(self) -> None:
-        self.server = WireServer(self.respond)
+    def refuse(self, request: ReceivedRequest) -> HTTPReply | None:
+        if ROUTE.fullmatch(request.path):
+            return None
+        return error(404, "NOT_FOUND", f"Method not found: {request.path}", [])
 
-    async def __aenter__(self) -> FakeGemini:
-        await self.server.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.server.close()
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def requests(self) -> list[ReceivedRequest]:
-        return self.server.received
-
-    def script(self, replies: Iterable[Reply]) -> None:
-        self.replies.extend(replies)
-
-    def answer_next(self, reply: HTTPReply) -> None:
-        self.raw.append(reply)
-
-    def respond(self, request: ReceivedRequest) -> HTTPReply:
-        if self.raw:
-            return self.raw.popleft()
-        route = re.fullmatch(r"/v1(?:beta)?/models/([^:/]+):(generateContent|streamGenerateContent)", request.path)
-        if route is None:
-            return error(404, "NOT_FOUND", f"Method not found: {request.path}", [])
-        model, method = route.groups()
-        reply = self.replies.popleft() if self.replies else self.default_reply
+    def answer(self, request: ReceivedRequest, reply: Reply) -> HTTPReply:
         if reply.error is not None:
             return error(*ERRORS[reply.error])
+        route = ROUTE.fullmatch(request.path)
+        assert route is not None
+        model, method = route.groups()
         content = ContentReply(self, model, request.json(), reply)
         if method == "streamGenerateContent":
             return HTTPReply.stream(content.chunks())

@@ -27,27 +27,16 @@ from threadline.model import (
     ToolCall,
     ToolCallDelta,
     ToolResult,
-    ToolSpec,
 )
-from threadline.testing import Reply, ScriptedToolCall
+from threadline.testing import WEATHER, Reply, ScriptedToolCall, collect, tool_conversation
 from threadline.testing.wire_server import HTTPReply
 
-WEATHER = ToolSpec("get_weather", "Weather in a city.", {"type": "object", "properties": {"city": {"type": "string"}}})
-HISTORY = (
-    Message("s", 1, Role.USER, (Text("Weather in Oslo?"),)),
-    Message("s", 2, Role.ASSISTANT, (Text("Checking."), ToolCall("call_9", "get_weather", {"city": "Oslo"}))),
-    Message("s", 3, Role.TOOL, (ToolResult("call_9", '{"temp": 21}'), ToolResult("call_8", "boom", is_error=True))),
-    Message("s", 4, Role.USER, (Text("And tomorrow?"),)),
-)
+HISTORY = tool_conversation("call_9")
 MODEL = "gemini-3.5-flash"
 
 
 def request(*messages: Message, **options: object) -> Request:
     return Request(MODEL, messages or HISTORY, "Be brief.", (WEATHER,), CallOptions(**options))  # type: ignore[arg-type]
-
-
-async def collect(provider: threadline.contracts.Provider, req: Request) -> list[threadline.Event]:
-    return [event async for event in provider.stream(req)]
 
 
 # -- what is sent -------------------------------------------------------------------
@@ -77,12 +66,12 @@ async def test_request_body(fake_api: FakeGemini, make_provider: MakeProvider) -
     ]
     assert body["systemInstruction"]["parts"] == [{"text": "Be brief."}]
     (declaration,) = body["tools"][0]["functionDeclarations"]
-    assert declaration["name"] == "get_weather" and declaration["description"] == "Weather in a city."
+    assert declaration["name"] == "get_weather" and declaration["description"] == WEATHER.description
     assert body["generationConfig"] == {"temperature": 0.2, "maxOutputTokens": 50, "stopSequences": ["END"], "topK": 5}
 
 
 async def test_streams_use_server_sent_events(fake_api: FakeGemini, make_provider: MakeProvider) -> None:
-    events = await collect(make_provider(), request())
+    events = await collect(make_provider().stream(request()))
     assert fake_api.requests[0].target == f"/v1/models/{MODEL}:streamGenerateContent?alt=sse"
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Hello from the fake Gemini API."
     done = events[-1]
@@ -121,7 +110,7 @@ async def test_thought_signatures_ride_on_their_part_and_are_sent_back(
     fake_api.script([Reply(tool_calls=calls)])
     provider = make_provider()
     if streamed:
-        events = await collect(provider, request(HISTORY[0]))
+        events = await collect(provider.stream(request(HISTORY[0])))
         done = events[-1]
         assert isinstance(done, Done)
         parts, deltas = done.parts, [e for e in events if isinstance(e, ToolCallDelta)]
@@ -177,7 +166,7 @@ async def test_ids_gemini_gave_are_sent_back(fake_api: FakeGemini, make_provider
 
 async def test_a_signed_text_reply_keeps_its_signature(fake_api: FakeGemini, make_provider: MakeProvider) -> None:
     fake_api.signatures = True
-    events = await collect(make_provider(), request(HISTORY[0]))
+    events = await collect(make_provider().stream(request(HISTORY[0])))
     done = events[-1]
     assert isinstance(done, Done)
     (text,) = done.parts
@@ -276,30 +265,6 @@ async def test_the_sdk_retries_as_configured_and_no_more(fake_api: FakeGemini, m
     assert len(fake_api.requests) == 2
 
 
-async def test_a_body_that_is_not_json_is_unavailable(fake_api: FakeGemini, make_provider: MakeProvider) -> None:
-    fake_api.answer_next(HTTPReply.raw(b'{"candidates": [{'))
-    with pytest.raises(errors.ProviderUnavailable, match="not the JSON"):
-        await make_provider().complete(request())
-
-
-async def test_a_connection_dropped_mid_stream_is_unavailable(
-    fake_api: FakeGemini, make_provider: MakeProvider
-) -> None:
-    original = fake_api.respond
-
-    def drop(sent: object) -> HTTPReply:
-        whole = original(sent)  # type: ignore[arg-type]
-        return HTTPReply.stream(whole.chunks, drop_after=len(whole.chunks) // 2)
-
-    fake_api.server.responder = drop
-    fake_api.script([Reply(text="A long answer that will not arrive whole.")])
-    seen: list[threadline.Event] = []
-    with pytest.raises(errors.ProviderUnavailable, match="connection to the API failed"):
-        async for event in make_provider().stream(request()):
-            seen.append(event)
-    assert any(isinstance(e, TextDelta) for e in seen) and not any(isinstance(e, Done) for e in seen)
-
-
 async def test_a_server_that_stalls_past_the_timeout_is_unavailable(
     fake_api: FakeGemini, make_provider: MakeProvider
 ) -> None:
@@ -311,7 +276,7 @@ async def test_a_server_that_stalls_past_the_timeout_is_unavailable(
 async def test_context_too_long_is_its_own_error(fake_api: FakeGemini, make_provider: MakeProvider) -> None:
     fake_api.script([Reply(error="context_too_long")])
     with pytest.raises(errors.ContextTooLong, match="exceeds the maximum number of tokens"):
-        await collect(make_provider(), request())
+        await collect(make_provider().stream(request()))
 
 
 # -- start-up -------------------------------------------------------------------------------

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections import deque
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
 from attrs import define, field
 
 from threadline.testing import Reply
-from threadline.testing.wire_server import HTTPReply, ReceivedRequest, WireServer, sse
+from threadline.testing.wire_server import HTTPReply, ReceivedRequest, ScriptedAPI, pieces, sse
 
 DEFAULT_TEXT = "Hello from the fake OpenAI API."
 ERRORS: dict[str, tuple[int, dict[str, Any]]] = {
@@ -69,67 +68,35 @@ ERRORS: dict[str, tuple[int, dict[str, Any]]] = {
 }
 
 
-def pieces(text: str, size: int) -> list[str]:
-    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
-
-
 @define
-class FakeOpenAI:
-    """Answers with the scripted replies in order (then with ``default_reply``); a raw
-    ``HTTPReply`` queued with :meth:`answer_next` comes first."""
+class FakeOpenAI(ScriptedAPI):
+    """Keeps the responses it stored, and refuses a ``previous_response_id`` it does not have."""
 
-    chunk_size: int = 4
-    server: WireServer = field(init=False)
-    replies: deque[Reply] = field(factory=deque)
+    path: ClassVar[str] = "/v1"
     default_reply: Reply = field(factory=lambda: Reply(text=DEFAULT_TEXT))
-    raw: deque[HTTPReply] = field(factory=deque)
     stored: set[str] = field(factory=set)
     _ids: Iterator[int] = field(factory=itertools.count)
 
-    def __attrs_post_init__(self) -> None:
-        self.server = WireServer(self.respond)
+    def refuse(self, request: ReceivedRequest) -> HTTPReply | None:
+        previous = request.json().get("previous_response_id")
+        if previous is None or previous in self.stored:
+            return None
+        return error(
+            400,
+            {
+                "message": f"Previous response with id '{previous}' not found.",
+                "type": "invalid_request_error",
+                "param": "previous_response_id",
+                "code": "previous_response_not_found",
+            },
+        )
 
-    async def __aenter__(self) -> FakeOpenAI:
-        await self.server.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.server.close()
-
-    @property
-    def url(self) -> str:
-        return f"{self.server.url}/v1"
-
-    @property
-    def requests(self) -> list[ReceivedRequest]:
-        return self.server.received
-
-    def script(self, replies: Iterable[Reply]) -> None:
-        self.replies.extend(replies)
-
-    def answer_next(self, reply: HTTPReply) -> None:
-        self.raw.append(reply)
-
-    def respond(self, request: ReceivedRequest) -> HTTPReply:
-        if self.raw:
-            return self.raw.popleft()
-        body = request.json()
-        previous = body.get("previous_response_id")
-        if previous is not None and previous not in self.stored:
-            return error(
-                400,
-                {
-                    "message": f"Previous response with id '{previous}' not found.",
-                    "type": "invalid_request_error",
-                    "param": "previous_response_id",
-                    "code": "previous_response_not_found",
-                },
-            )
-        reply = self.replies.popleft() if self.replies else self.default_reply
+    def answer(self, request: ReceivedRequest, reply: Reply) -> HTTPReply:
         if reply.error is not None:
             status, detail = ERRORS[reply.error]
             headers = {"retry-after": f"{reply.retry_after:g}"} if reply.retry_after is not None else {}
             return error(status, detail, headers)
+        body = request.json()
         usage = (len(json.dumps(body)) // 20 + 1, len((reply.text or "").split()) + len(reply.tool_calls) + 1)
         if request.path.endswith("/chat/completions"):
             chat = ChatReply(self, body["model"], reply, usage)

@@ -27,27 +27,15 @@ from threadline.model import (
     TextDelta,
     ToolCall,
     ToolCallDelta,
-    ToolResult,
-    ToolSpec,
 )
-from threadline.testing import Reply, ScriptedToolCall
+from threadline.testing import WEATHER, Reply, ScriptedToolCall, collect, tool_conversation
 from threadline.testing.wire_server import HTTPReply, sse
 
-WEATHER = ToolSpec("get_weather", "Weather in a city.", {"type": "object", "properties": {"city": {"type": "string"}}})
-HISTORY = (
-    Message("s", 1, Role.USER, (Text("Weather in Oslo?"),)),
-    Message("s", 2, Role.ASSISTANT, (Text("Checking."), ToolCall("call_9", "get_weather", {"city": "Oslo"}))),
-    Message("s", 3, Role.TOOL, (ToolResult("call_9", '{"temp": 21}'), ToolResult("call_8", "boom", is_error=True))),
-    Message("s", 4, Role.USER, (Text("And tomorrow?"),)),
-)
+HISTORY = tool_conversation("call_9")
 
 
 def request(*messages: Message, **options: object) -> Request:
     return Request("gpt-4.1-mini", messages or HISTORY, "Be brief.", (WEATHER,), CallOptions(**options))  # type: ignore[arg-type]
-
-
-async def collect(provider: threadline.contracts.Provider, req: Request) -> list[threadline.Event]:
-    return [event async for event in provider.stream(req)]
 
 
 # -- what is sent -------------------------------------------------------------------
@@ -83,7 +71,7 @@ async def test_chat_request_body(fake_api: FakeOpenAI, make_provider: MakeProvid
                 "type": "function",
                 "function": {
                     "name": "get_weather",
-                    "description": "Weather in a city.",
+                    "description": WEATHER.description,
                     "parameters": dict(WEATHER.parameters),
                 },
             }
@@ -126,7 +114,7 @@ async def test_responses_request_body(fake_api: FakeOpenAI, make_provider: MakeP
             {
                 "type": "function",
                 "name": "get_weather",
-                "description": "Weather in a city.",
+                "description": WEATHER.description,
                 "parameters": dict(WEATHER.parameters),
             }
         ],
@@ -145,7 +133,7 @@ async def test_responses_api_refuses_stop_sequences_before_calling(
 
 
 async def test_streams_ask_for_usage(fake_api: FakeOpenAI, make_provider: MakeProvider) -> None:
-    events = await collect(make_provider(api="chat"), request())
+    events = await collect(make_provider(api="chat").stream(request()))
     assert fake_api.requests[0].json()["stream_options"] == {"include_usage": True}
     done = events[-1]
     assert isinstance(done, Done) and done.usage.input_tokens > 0 and done.usage.output_tokens > 0
@@ -208,7 +196,7 @@ async def test_an_attachment_the_model_cannot_take_fails_before_any_call(
     with pytest.raises(errors.BadRequest, match="does not accept images"):
         await provider.complete(request(with_attachments()))
     with pytest.raises(errors.BadRequest, match="does not accept images"):
-        await collect(provider, request(with_attachments()))
+        await collect(provider.stream(request(with_attachments())))
     assert fake_api.requests == []
 
 
@@ -232,7 +220,7 @@ async def test_streamed_parallel_tool_calls_in_many_chunks(
 ) -> None:
     calls = (ScriptedToolCall("get_weather", {"city": "Oslo"}), ScriptedToolCall("get_weather", {"city": "Rome"}))
     fake_api.script([Reply(text="Let me look.", tool_calls=calls)])
-    events = await collect(make_provider(api=api), request())
+    events = await collect(make_provider(api=api).stream(request()))
     deltas = [e for e in events if isinstance(e, ToolCallDelta)]
     assert len(deltas) > 10  # arguments arrived three characters at a time
     assert [d.index for d in deltas if d.id] == [0, 1]  # positions among tool calls, whatever the output index
@@ -374,35 +362,6 @@ async def test_the_sdk_retries_as_configured_and_no_more(fake_api: FakeOpenAI, m
     assert len(fake_api.requests) == 2
 
 
-async def test_a_body_that_is_not_json_is_unavailable(fake_api: FakeOpenAI, make_provider: MakeProvider) -> None:
-    fake_api.answer_next(HTTPReply.raw(b'{"id": "chatcmpl-1", "choices": [{'))
-    with pytest.raises(errors.ProviderUnavailable, match="not the JSON"):
-        await make_provider(api="chat").complete(request())
-
-
-@pytest.mark.parametrize("api", ["chat", "responses"])
-async def test_a_connection_dropped_mid_stream_is_unavailable(
-    fake_api: FakeOpenAI, make_provider: MakeProvider, api: str
-) -> None:
-    fake_api.script([Reply(text="A long answer that will not arrive whole.")])
-    seen: list[threadline.Event] = []
-    provider = make_provider(api=api)
-    healthy = await collect(provider, request())  # the same reply, whole, to know its length
-    fake_api.script([Reply(text="A long answer that will not arrive whole.")])
-    original = fake_api.respond
-
-    def drop(sent: object) -> HTTPReply:
-        whole = original(sent)  # type: ignore[arg-type]
-        return HTTPReply.stream(whole.chunks, drop_after=len(whole.chunks) // 2)
-
-    fake_api.server.responder = drop
-    with pytest.raises(errors.ProviderUnavailable, match="connection to the API failed"):
-        async for event in provider.stream(request()):
-            seen.append(event)
-    assert 0 < len([e for e in seen if isinstance(e, TextDelta)]) < len(healthy)
-    assert not any(isinstance(e, Done) for e in seen)
-
-
 async def test_a_server_that_stalls_past_the_timeout_is_unavailable(
     fake_api: FakeOpenAI, make_provider: MakeProvider
 ) -> None:
@@ -415,13 +374,13 @@ async def test_an_error_event_inside_a_stream_is_mapped(fake_api: FakeOpenAI, ma
     error = {"type": "error", "code": "rate_limit_exceeded", "message": "Too many tokens", "sequence_number": 1}
     fake_api.answer_next(HTTPReply.stream([sse(error, event="error")]))
     with pytest.raises(errors.RateLimited, match="Too many tokens"):
-        await collect(make_provider(api="responses"), request())
+        await collect(make_provider(api="responses").stream(request()))
 
 
 async def test_context_too_long_is_its_own_error(fake_api: FakeOpenAI, make_provider: MakeProvider) -> None:
     fake_api.script([Reply(error="context_too_long")])
     with pytest.raises(errors.ContextTooLong, match="maximum context length"):
-        await collect(make_provider(api="chat"), request())
+        await collect(make_provider(api="chat").stream(request()))
 
 
 # -- start-up -------------------------------------------------------------------------------

@@ -39,6 +39,8 @@ ERRORS: Final[Mapping[str, type[errors.ProviderError]]] = {
     "context_too_long": errors.ContextTooLong,
     "unavailable": errors.ProviderUnavailable,
     "bad_request": errors.BadRequest,
+    "malformed": errors.ProviderUnavailable,  # a reply that is not the API's JSON
+    "dropped": errors.ProviderUnavailable,  # the connection breaks off half way through the reply
 }
 
 
@@ -51,7 +53,9 @@ class ScriptedToolCall:
 @frozen
 class Reply:
     """One scripted reply: text, tool calls, or an error (``auth``, ``rate_limited``,
-    ``context_too_long``, ``unavailable``, ``bad_request``)."""
+    ``context_too_long``, ``unavailable``, ``bad_request``, ``malformed``). With
+    ``error="dropped"`` the text and tool calls start to arrive and then the connection
+    breaks off (a stream yields about half of its events)."""
 
     text: str | None = None
     tool_calls: tuple[ScriptedToolCall, ...] = ()
@@ -92,30 +96,46 @@ class EchoProvider:
 
     async def complete(self, request: Request) -> Response:
         await asyncio.sleep(self.config.latency)
-        return self._reply(request)
+        response, broken = self._reply(request)
+        if broken:
+            raise _broken()
+        return response
 
     async def stream(self, request: Request) -> AsyncIterator[Event]:
         await asyncio.sleep(self.config.latency)
-        response = self._reply(request)
+        response, broken = self._reply(request)
+        events = self._events(response)
+        for event in events[: len(events) // 2] if broken else events:
+            if not isinstance(event, Done):
+                await asyncio.sleep(self.config.chunk_delay)
+            yield event
+        if broken:
+            raise _broken()
+
+    def _events(self, response: Response) -> list[Event]:
+        """The reply as the stream sends it: text pieces, tool-call pieces, then ``Done``."""
         size = self.config.chunk_size
-        for part in response.parts:
-            if isinstance(part, Text):
-                for start in range(0, len(part.text), size):
-                    await asyncio.sleep(self.config.chunk_delay)
-                    yield TextDelta(part.text[start : start + size])
+        events: list[Event] = [
+            TextDelta(part.text[start : start + size])
+            for part in response.parts
+            if isinstance(part, Text)
+            for start in range(0, len(part.text), size)
+        ]
         calls = [part for part in response.parts if isinstance(part, ToolCall)]
         for index, call in enumerate(calls):
             arguments = json.dumps(dict(call.arguments))
-            yield ToolCallDelta(index, call.id, call.name, arguments[:size])
-            for start in range(size, len(arguments), size):
-                await asyncio.sleep(self.config.chunk_delay)
-                yield ToolCallDelta(index, arguments=arguments[start : start + size])
-        yield Done(response.usage, response.finish_reason, response.model)
+            events.append(ToolCallDelta(index, call.id, call.name, arguments[:size]))
+            events += [
+                ToolCallDelta(index, arguments=arguments[i : i + size]) for i in range(size, len(arguments), size)
+            ]
+        events.append(Done(response.usage, response.finish_reason, response.model))
+        return events
 
-    def _reply(self, request: Request) -> Response:
+    def _reply(self, request: Request) -> tuple[Response, bool]:
+        """The reply to play, and whether it breaks off on the way."""
         self.requests.append(request)
         reply = self._script.popleft() if self._script else Reply(text=_echo(request))
-        if reply.error:
+        if reply.error and reply.error != "dropped":
             raise _error(reply)
         text = _limit(reply.text or "", request)
         parts: list[Part] = [Text(text)] if text or not reply.tool_calls else []
@@ -125,7 +145,8 @@ class EchoProvider:
         ]
         usage = Usage(input_tokens=_count_tokens(request), output_tokens=len(text.split()) + len(reply.tool_calls))
         finish = "tool_calls" if reply.tool_calls else ("length" if text != (reply.text or "") else "stop")
-        return Response(tuple(parts), usage, finish, request.model or self.config.default_model)
+        response = Response(tuple(parts), usage, finish, request.model or self.config.default_model)
+        return response, reply.error == "dropped"
 
 
 def _echo(request: Request) -> str:
@@ -148,6 +169,10 @@ def _limit(text: str, request: Request) -> str:
 def _count_tokens(request: Request) -> int:
     words = len((request.system_prompt or "").split())
     return words + sum(len(m.text.split()) for m in request.messages)
+
+
+def _broken() -> errors.ProviderError:
+    return errors.ProviderUnavailable("the connection broke off mid-reply", provider="echo")
 
 
 def _error(reply: Reply) -> errors.ProviderError:

@@ -6,8 +6,24 @@ Run them with pytest-asyncio in auto mode (``asyncio_mode = "auto"``).
 """
 
 from threadline.builtins.echo import Reply, ScriptedToolCall
-from threadline.testing.provider_contract import ProviderContract, ProviderHarness
+from threadline.testing.provider_contract import (
+    WEATHER,
+    ProviderContract,
+    ProviderHarness,
+    collect,
+    tool_conversation,
+)
 from threadline.testing.recorder import EventRecorder
 from threadline.testing.storage_contract import StorageContract
 
-__all__ = ["EventRecorder", "ProviderContract", "ProviderHarness", "Reply", "ScriptedToolCall", "StorageContract"]
+__all__ = [
+    "WEATHER",
+    "EventRecorder",
+    "ProviderContract",
+    "ProviderHarness",
+    "Reply",
+    "ScriptedToolCall",
+    "StorageContract",
+    "collect",
+    "tool_conversation",
+]

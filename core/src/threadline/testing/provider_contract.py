@@ -15,7 +15,7 @@ answer the next calls with the given replies::
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterable, Callable, Sequence
 
 import pytest
 from attrs import frozen
@@ -59,8 +59,21 @@ def user(text: str, seq: int = 1) -> Message:
     return Message("contract", seq, Role.USER, (Text(text),))
 
 
-async def collect(events: object) -> list[Event]:
-    return [event async for event in events]  # type: ignore[attr-defined]
+async def collect(events: AsyncIterable[Event]) -> list[Event]:
+    """Every event of a stream."""
+    return [event async for event in events]
+
+
+def tool_conversation(call_id: str) -> tuple[Message, ...]:
+    """A history that has every kind of turn: a question, a reply with text and a tool call
+    (``call_id``), the tool results (one of them an error), and a follow-up question. Its
+    request body is what a provider plugin's tests check first."""
+    return (
+        Message("s", 1, Role.USER, (Text("Weather in Oslo?"),)),
+        Message("s", 2, Role.ASSISTANT, (Text("Checking."), ToolCall(call_id, "get_weather", {"city": "Oslo"}))),
+        Message("s", 3, Role.TOOL, (ToolResult(call_id, '{"temp": 21}'), ToolResult("call_8", "boom", is_error=True))),
+        Message("s", 4, Role.USER, (Text("And tomorrow?"),)),
+    )
 
 
 class ProviderContract:
@@ -154,6 +167,22 @@ class ProviderContract:
             await provider_harness.provider.complete(self.request(provider_harness))
         if kind == "rate_limited":
             assert raised.value.retry_after == 7  # type: ignore[attr-defined]
+
+    async def test_a_reply_that_is_not_the_apis_json_is_unavailable(self, provider_harness: ProviderHarness) -> None:
+        provider_harness.script([Reply(error="malformed")])
+        with pytest.raises(errors.ProviderUnavailable):
+            await provider_harness.provider.complete(self.request(provider_harness))
+
+    async def test_a_stream_that_breaks_off_is_unavailable(self, provider_harness: ProviderHarness) -> None:
+        text = "A reply long enough to arrive in several pieces, and to break off half way through."
+        provider_harness.script([Reply(text=text, error="dropped")])
+        seen: list[Event] = []
+        with pytest.raises(errors.ProviderUnavailable):
+            async for event in provider_harness.provider.stream(self.request(provider_harness)):
+                seen.append(event)
+        received = "".join(e.text for e in seen if isinstance(e, TextDelta))
+        assert received and text.startswith(received) and received != text
+        assert not any(isinstance(e, Done) for e in seen)
 
     async def test_stream_errors_map_onto_the_hierarchy(self, provider_harness: ProviderHarness) -> None:
         provider_harness.script([Reply(error="unavailable")])

@@ -16,13 +16,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar, Self
 from urllib.parse import parse_qs, urlsplit
 
+import attrs
 from attrs import define, field, frozen
 
-__all__ = ["HTTPReply", "ReceivedRequest", "WireServer", "sse"]
+from threadline.builtins.echo import Reply
+
+__all__ = ["HTTPReply", "ReceivedRequest", "ScriptedAPI", "WireServer", "pieces", "sse"]
 
 
 @frozen
@@ -184,3 +188,74 @@ async def _write_reply(writer: asyncio.StreamWriter, reply: HTTPReply) -> bool:
     writer.write(b"0\r\n\r\n")
     await writer.drain()
     return True
+
+
+def pieces(text: str, size: int) -> list[str]:
+    """``text`` in pieces of ``size`` characters, as a stream sends it (one empty piece for "")."""
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+@define
+class ScriptedAPI:
+    """A provider's API for tests, on a :class:`WireServer`: it answers each request with the
+    next scripted :class:`~threadline.testing.Reply` (then ``default_reply``), in the wire
+    format a subclass renders in :meth:`answer`. A raw :class:`HTTPReply` queued with
+    :meth:`answer_next` comes first. The ``malformed`` and ``dropped`` errors are played
+    here, for every API alike: a body cut off before it is JSON, and the reply rendered
+    whole but the connection broken off half way through it."""
+
+    #: what :attr:`url` adds to the server's address (``/v1``: where the SDK's base URL points)
+    path: ClassVar[str] = ""
+    #: characters a streamed text chunk carries
+    chunk_size: int = 4
+    default_reply: Reply = field(factory=lambda: Reply(text="Hello from the fake API."))
+    replies: deque[Reply] = field(factory=deque)
+    raw: deque[HTTPReply] = field(factory=deque)
+    server: WireServer = field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.server = WireServer(self.respond)
+
+    async def __aenter__(self) -> Self:
+        await self.server.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.server.close()
+
+    @property
+    def url(self) -> str:
+        return self.server.url + self.path
+
+    @property
+    def requests(self) -> list[ReceivedRequest]:
+        return self.server.received
+
+    def script(self, replies: Iterable[Reply]) -> None:
+        self.replies.extend(replies)
+
+    def answer_next(self, reply: HTTPReply) -> None:
+        self.raw.append(reply)
+
+    def respond(self, request: ReceivedRequest) -> HTTPReply:
+        if self.raw:
+            return self.raw.popleft()
+        if (refused := self.refuse(request)) is not None:
+            return refused
+        reply = self.replies.popleft() if self.replies else self.default_reply
+        if reply.error == "malformed":
+            return HTTPReply.raw(b'{"id": "cut-off", "object": ')
+        if reply.error == "dropped":
+            whole = self.answer(request, attrs.evolve(reply, error=None))
+            return attrs.evolve(whole, drop_after=len(whole.chunks) // 2)
+        return self.answer(request, reply)
+
+    def refuse(self, request: ReceivedRequest) -> HTTPReply | None:
+        """An error to answer before a scripted reply is taken (a resource the API does not
+        have, say); ``None`` to go on."""
+        return None
+
+    def answer(self, request: ReceivedRequest, reply: Reply) -> HTTPReply:
+        """``reply`` (text, tool calls, or one of the error kinds but ``malformed`` and
+        ``dropped``) in the API's wire format, as JSON or as a stream as ``request`` asks."""
+        raise NotImplementedError
