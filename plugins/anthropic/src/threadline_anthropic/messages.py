@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from typing import Any, Final
 
 from attrs import define, field
@@ -219,13 +220,14 @@ class MessageStream:
     finish_reason: str = "stop"
     output_tokens: int = 0
 
-    def feed(self, event: Any) -> list[Event]:
+    def feed(self, event: Any) -> Sequence[Event]:
         kind = event.type
         if kind == "content_block_delta":
             delta = event.delta
             if delta.type == "text_delta":  # most events: first, and with no call between
-                self.blocks[event.index].pieces.append(delta.text)
-                return [_text_delta(delta.text)]
+                text = delta.text
+                self.blocks[event.index].pieces.append(text)
+                return (_text_delta(text),)
             return self._delta(event.index, delta)
         if kind == "content_block_start":
             return self._start(event.index, event.content_block.model_dump(exclude_none=True))
