@@ -4,8 +4,9 @@ in the same process and run.
 
 For each provider: a whole reply (``complete``) and a stream of 100 text chunks, asked
 for directly through the SDK, through the threadline provider, and through a
-``Session`` (memory storage: the user message and the reply are stored). The contenders
-take turns call by call, so that a busy moment of the machine hits them all.
+``Session`` (memory storage: the user message and the reply are stored). Whole calls
+are measured first, then streams; in each pass the three contenders take turns call by
+call, so that a busy moment of the machine hits them all.
 
 Run: python bench/providers.py [--calls 300] [--only openai-chat anthropic]
 """
@@ -170,17 +171,23 @@ async def drain(stream: AsyncIterator[Any]) -> int:
 
 
 async def measure(kind: Kind, calls: int) -> dict[str, list[float]]:
-    """Seconds of each call of each contender. The contenders take turns call by call, in an
-    order that rotates, so that neither a busy moment nor going first favours one of them."""
+    """Seconds of each call of each contender. Whole calls, then streams: in each pass the
+    contenders take turns call by call, in an order that rotates, so that neither a busy
+    moment nor going first favours one of them."""
     times: dict[str, list[float]] = {}
     async with kind.fake() as fake:
         fake.default_reply = Reply(text=TEXT)  # every call gets the 100-chunk reply
         sdk, provider = kind.client(fake.url), kind.provider(fake.url)
         request = Request(kind.model, (Message("bench", 1, Role.USER, (Text(QUESTION),)),), SYSTEM)
         async with SessionManager(storage=MemoryStorage(), providers={"bench": provider}) as manager:
+            created: list[Any] = []
 
             async def new_session() -> Any:  # titled, so that its first message is a turn like any other
-                return await manager.create_session(provider="bench", model=kind.model, system_prompt=SYSTEM, title="b")
+                session = await manager.create_session(
+                    provider="bench", model=kind.model, system_prompt=SYSTEM, title="b"
+                )
+                created.append(session)
+                return session
 
             async def session_complete() -> Any:
                 return await (await new_session()).send(QUESTION)
@@ -188,20 +195,28 @@ async def measure(kind: Kind, calls: int) -> dict[str, list[float]]:
             async def session_stream() -> int:
                 return await drain((await new_session()).stream(QUESTION))
 
-            contenders: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
-                ("complete: SDK directly", lambda: kind.complete(sdk, kind.model)),
-                ("complete: threadline provider", lambda: provider.complete(request)),
-                ("complete: threadline Session", session_complete),
-                ("stream: SDK directly", lambda: drain(kind.stream(sdk, kind.model))),
-                ("stream: threadline provider", lambda: drain(provider.stream(request))),
-                ("stream: threadline Session", session_stream),
+            passes: list[list[tuple[str, Callable[[], Awaitable[Any]]]]] = [
+                [
+                    ("complete: SDK directly", lambda: kind.complete(sdk, kind.model)),
+                    ("complete: threadline provider", lambda: provider.complete(request)),
+                    ("complete: threadline Session", session_complete),
+                ],
+                [
+                    ("stream: SDK directly", lambda: drain(kind.stream(sdk, kind.model))),
+                    ("stream: threadline provider", lambda: drain(provider.stream(request))),
+                    ("stream: threadline Session", session_stream),
+                ],
             ]
-            for turn in range(calls):
-                shift = turn % len(contenders)
-                for name, call in contenders[shift:] + contenders[:shift]:
-                    started = time.perf_counter()
-                    await call()
-                    times.setdefault(name, []).append(time.perf_counter() - started)
+            for contenders in passes:
+                for turn in range(calls):
+                    shift = turn % len(contenders)
+                    for name, call in contenders[shift:] + contenders[:shift]:
+                        started = time.perf_counter()
+                        await call()
+                        times.setdefault(name, []).append(time.perf_counter() - started)
+                    for session in created:  # untimed: a heap growing call by call would slow every later call
+                        await session.delete()
+                    created.clear()
         await (sdk.close() if hasattr(sdk, "close") else sdk.aclose())
     return times
 
