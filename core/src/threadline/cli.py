@@ -76,8 +76,9 @@ class _State:
         return manager
 
 
-def _with_manager(function: Callable[..., Awaitable[T]]) -> Callable[..., T]:
-    """Run an async command body with an open manager as its first argument."""
+def with_manager(function: Callable[..., Awaitable[T]]) -> Callable[..., T]:
+    """Make an async function a command body: it runs with the ``SessionManager`` the CLI's
+    config assembles, open, as its first argument. For plugins' commands too."""
 
     @click.pass_obj
     def command(state: _State, *args: Any, **kwargs: Any) -> T:
@@ -122,7 +123,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 @click.option("--provider", metavar="NAME", help="Provider plugin to use (see `threadline plugins`).")
 @click.option("--model", metavar="NAME", help="Model to ask for.")
 @click.option("--system", "system_prompt", metavar="TEXT", help="System prompt for a new session.")
-@_with_manager
+@with_manager
 async def chat(
     manager: SessionManager,
     session_id: str | None,
@@ -207,7 +208,7 @@ def sessions() -> None:
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True, help="Sessions per page.")
 @click.option("--cursor", metavar="CURSOR", help="Continue from the cursor a previous page printed.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-@_with_manager
+@with_manager
 async def list_sessions(
     manager: SessionManager, user_id: str | None, status: str | None, limit: int, cursor: str | None, as_json: bool
 ) -> None:
@@ -244,7 +245,7 @@ def _format_summary(record: SessionRecord) -> str:
 @sessions.command()
 @click.argument("session_id")
 @click.option("--json", "as_json", is_flag=True, help="The session and its messages as JSON lines.")
-@_with_manager
+@with_manager
 async def show(manager: SessionManager, session_id: str, as_json: bool) -> None:
     """Show a session and its messages."""
     session = await manager.get_session(session_id)
@@ -280,7 +281,7 @@ def _format_message(message: Message) -> str:
 
 @sessions.command()
 @click.argument("session_id")
-@_with_manager
+@with_manager
 async def archive(manager: SessionManager, session_id: str) -> None:
     """Archive a session (it stays listable with --status archived)."""
     await (await manager.get_session(session_id)).archive()
@@ -290,7 +291,7 @@ async def archive(manager: SessionManager, session_id: str) -> None:
 @sessions.command()
 @click.argument("session_id")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@_with_manager
+@with_manager
 async def delete(manager: SessionManager, session_id: str, yes: bool) -> None:
     """Delete a session and all its messages."""
     if not yes and not sys.stdin.isatty():
@@ -311,7 +312,7 @@ async def delete(manager: SessionManager, session_id: str, yes: bool) -> None:
     help="File to write [default: stdout].",
 )
 @click.option("--tenant", metavar="NAME", help="Only this tenant's sessions [default: all].")
-@_with_manager
+@with_manager
 async def export(manager: SessionManager, output: str, tenant: str | None) -> None:
     """Export sessions and messages as JSON lines."""
     with click.open_file(output, "w", encoding="utf-8") as out:
@@ -321,7 +322,7 @@ async def export(manager: SessionManager, output: str, tenant: str | None) -> No
 
 @sessions.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@_with_manager
+@with_manager
 async def import_(manager: SessionManager, path: str) -> None:
     """Import a JSON-lines export: all of it, or nothing if any line is bad."""
     count = await manager.import_jsonl(path)

@@ -101,6 +101,9 @@ def threadline_register_commands(cli: click.Group) -> None:
     Called once when the CLI starts, before it parses its arguments.
 
     :param cli: the top-level :class:`click.Group`; add commands with ``@cli.command()``.
+        Decorate an async command body with :func:`threadline.cli.with_manager` to get the
+        ``SessionManager`` that the config the CLI was given assembles. Import
+        ``threadline.cli`` inside this hook: it is called only when the CLI starts.
     :return: nothing; what counts is what was registered.
     """
 
