@@ -81,7 +81,8 @@ def generated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     project = Path(cookiecutter(str(TEMPLATE), no_input=True, extra_context=context, output_dir=str(where)))
     venv = where / "venv"
     uv("venv", "--quiet", "--python", sys.executable, str(venv))
-    uv("pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), f"{ROOT / 'core'}[testing]", f"{project}[test]")
+    python = str(venv / "bin" / "python")
+    uv("pip", "install", "--quiet", "--python", python, f"{ROOT / 'core'}[testing]", f"{project}[test]")
     home = where / "home"
     home.mkdir()
     yield Generated(kind, name, project, venv, home)
@@ -124,9 +125,9 @@ def test_a_config_file_selecting_it_works(generated: Generated) -> None:
         events = [json.loads(line)["event"] for line in log.read_text().splitlines()]
         assert events[0] == "session_created" and events.count("message_appended") == 2
     elif kind == "tools":
+        call = '{ name = "sample_tools", arguments = { text = "a b c" } }'
         config = (
-            '[templates.counting]\ntools = ["sample_tools"]\n'
-            '[providers.echo]\nreplies = [{ tool_calls = [{ name = "sample_tools", arguments = { text = "a b c" } }] }]\n'
+            f'[templates.counting]\ntools = ["sample_tools"]\n[providers.echo]\nreplies = [{{ tool_calls = [{call}] }}]'
         )
         assert "tool results: 3" in generated.threadline(config, "chat", "--template", "counting", stdin="Count\n")
     else:
