@@ -82,4 +82,4 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
 def test_the_default_config_needs_no_file() -> None:
     manager = SessionManager()
     assert manager.storage_backend == "memory"
-    assert manager.config.defaults.provider == "echo"
+    assert manager.config.defaults.provider is None and manager.default_provider == "echo"

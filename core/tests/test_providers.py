@@ -9,15 +9,18 @@ import http.client
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
+from attrs import frozen
 
 from threadline import SessionManager, errors
 from threadline.builtins.echo import EchoProvider
 from threadline.builtins.memory import MemoryStorage
+from threadline.config import Config
+from threadline.hookspecs import hookimpl
 from threadline.model import Capabilities, Done, Event, File, Image, Message, Request, Role, Text, TextDelta
-from threadline.providers import check_attachments, data_url, error_for_status, retry_after, send_body
+from threadline.providers import ProviderConfig, check_attachments, data_url, error_for_status, retry_after, send_body
 from threadline.testing.wire_server import HTTPReply, ReceivedRequest, WireServer, sse
 
 
@@ -165,3 +168,43 @@ async def test_a_streams_done_parts_are_what_is_stored() -> None:
         reply = (await session.history())[-1]
     assert "".join(e.text for e in streamed if isinstance(e, TextDelta)) == "Hello there"
     assert reply.parts == (Text("Hello there", provider_data={"echo": {"signature": "s1"}}),)
+
+
+# -- the default provider ----------------------------------------------------------------------
+
+
+@frozen(kw_only=True)
+class AcmeConfig(ProviderConfig):
+    key_variables: ClassVar[tuple[str, ...]] = ("ACME_API_KEY",)
+
+    default_model: str = "acme-1"
+
+
+class Acme:
+    """A provider plugin whose key comes from ACME_API_KEY (the echo provider does the talking)."""
+
+    @hookimpl
+    def threadline_register_providers(self, register: Any) -> None:
+        register("acme", lambda config: EchoProvider(), config=AcmeConfig)
+
+
+@pytest.mark.parametrize(
+    ("environment", "config", "default"),
+    [
+        ({}, {}, "echo"),
+        ({"ACME_API_KEY": "k"}, {}, "acme"),
+        ({}, {"providers": {"acme": {"api_key": "k"}}}, "acme"),
+        ({}, {"providers": {"acme": {"base_url": "http://localhost:11434/v1"}}}, "acme"),
+        ({"ACME_API_KEY": "k"}, {"defaults": {"provider": "echo"}}, "echo"),
+    ],
+)
+async def test_with_no_default_provider_the_first_with_a_key_is_used(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], config: dict[str, Any], default: str
+) -> None:
+    monkeypatch.setenv("THREADLINE_PLUGINS", "echo,memory")
+    monkeypatch.delenv("ACME_API_KEY", raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    async with SessionManager(Config.from_dict(config), storage=MemoryStorage(), plugins=[Acme()]) as manager:
+        assert manager.default_provider == default
+        assert (await manager.create_session()).record.provider == default

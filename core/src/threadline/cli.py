@@ -23,7 +23,8 @@ DEFAULT_CONFIG = """\
 # threadline config: every key is described in the config reference (docs/config.md).
 
 [defaults]
-provider = "echo"         # the offline provider; install threadline-openai etc. for real models
+# provider = "openai"     # unset: the first installed provider plugin whose API key is set
+#                         # (threadline-openai, -anthropic, -gemini), else the offline echo
 # model = "gpt-4.1-mini"
 
 # [storage]
@@ -368,7 +369,7 @@ def check(state: _State) -> None:
     config = manager.config
     click.echo(f"ok: {config.path}")
     click.echo(f"  storage: {manager.storage_backend}")
-    click.echo(f"  providers: {', '.join(sorted(manager.registry.providers))} (default {config.defaults.provider})")
+    click.echo(f"  providers: {', '.join(sorted(manager.registry.providers))} (default {manager.default_provider})")
     click.echo(f"  middleware: {', '.join(config.middleware.chain) or '(none)'}")
     click.echo(f"  templates: {', '.join(sorted(config.templates)) or '(none)'}")
 

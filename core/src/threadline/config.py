@@ -51,9 +51,11 @@ class Template:
 
 @frozen
 class Defaults:
-    """``[defaults]``: what a session uses when nothing else says."""
+    """``[defaults]``: what a session uses when nothing else says. With no ``provider``, the
+    first provider plugin (by name) that has its API key (in its table or its environment
+    variable) or a ``base_url`` is the default, else the offline ``echo``."""
 
-    provider: str = "echo"
+    provider: str | None = None
     model: str | None = None
     tenant: str = "default"
     max_tool_steps: int = field(default=10, validator=attrs.validators.ge(1))

@@ -47,7 +47,7 @@ from threadline.model import (
     new_id,
 )
 from threadline.plugins import PluginManager, get_plugin_manager
-from threadline.providers import check_attachments
+from threadline.providers import ProviderConfig, check_attachments
 from threadline.registry import Registry
 from threadline.tools import Tool
 
@@ -89,6 +89,9 @@ class SessionManager:
             self.registry.add_tool(tool, "SessionManager(tools=...)")
         self._providers: dict[str, Provider] = dict(providers or {})
         self._check_config(storage_given=storage is not None)
+        #: the provider of sessions that name none: ``[defaults] provider``, else the first ready one
+        self.default_provider = self.config.defaults.provider or self._ready_provider()
+        self._check_provider(self.default_provider, "defaults.provider")
         self._storage = storage
         self._chain = Chain(
             [self._make_middleware(name) for name in self.config.middleware.chain],
@@ -172,6 +175,17 @@ class SessionManager:
             self._check_provider(template.provider, f"templates.{name}.provider")
         self._check_provider(config.defaults.provider, "defaults.provider")
 
+    def _ready_provider(self) -> str:
+        """The first provider plugin, by name, whose API key is set or that has a ``base_url``
+        (see :meth:`ProviderConfig.ready`); else ``echo``, which needs nothing."""
+        for name in sorted(self.registry.providers):
+            factory_config = self.registry.providers[name].config
+            if isinstance(factory_config, type) and issubclass(factory_config, ProviderConfig):
+                _, settings = self._plugin("providers", name, self.config.providers.get(name, {}), f"providers.{name}")
+                if settings.ready():
+                    return name
+        return "echo"
+
     def _check_provider(self, name: str | None, key: str) -> None:
         if name is not None and name not in self._providers and name not in self.registry.providers:
             installed = ", ".join(sorted({*self.registry.providers, *self._providers})) or "none"
@@ -248,7 +262,7 @@ class SessionManager:
     ) -> Session:
         """Create and store a session. Arguments override the template's, which override ``[defaults]``."""
         base = self._template(template)
-        provider = provider or base.provider or self.config.defaults.provider
+        provider = provider or base.provider or self.default_provider
         self._check_provider(provider, "provider")
         record = SessionRecord(
             tenant=tenant or self.tenant,

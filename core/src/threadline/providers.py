@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Final, Protocol
+from typing import Any, ClassVar, Final, Protocol
 
 import attrs
 from attrs import field, frozen
@@ -49,11 +50,19 @@ class ProviderConfig:
     :param default_model: the model when neither the call nor the session names one.
     """
 
+    #: the environment variables the provider's SDK reads its API key from
+    key_variables: ClassVar[tuple[str, ...]] = ()
+
     api_key: str | None = None
     base_url: str | None = None
     timeout: float = field(default=120.0, validator=attrs.validators.gt(0))
     max_retries: int = field(default=2, validator=attrs.validators.ge(0))
     default_model: str
+
+    def ready(self) -> bool:
+        """Whether the provider can be used as it is: its key is set, here or in the
+        environment, or it talks to a server of the user's own (``base_url``)."""
+        return bool(self.api_key or self.base_url or any(os.environ.get(name) for name in self.key_variables))
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:

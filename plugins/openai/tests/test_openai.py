@@ -393,3 +393,15 @@ def test_importing_and_discovering_the_plugin_does_not_import_the_sdk() -> None:
     )
     result = subprocess.run([sys.executable, "-c", f"import json; {code}"], capture_output=True, text=True, check=True)
     assert json.loads(result.stdout) == []
+
+
+async def test_with_a_key_in_the_environment_openai_is_the_default(
+    fake_api: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("THREADLINE_PLUGINS", "openai,echo,memory")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_api.url)  # read by the SDK
+    async with threadline.SessionManager(threadline.Config.from_dict({"storage": {"backend": "memory"}})) as tl:
+        assert tl.default_provider == "openai"
+        reply = await (await tl.create_session()).send("Hi")
+    assert reply.provider == "openai" and reply.text == "Hello from the fake OpenAI API."

@@ -5,7 +5,7 @@ This module only registers the plugin; the ``anthropic`` SDK is imported when a 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import attrs
 from attrs import field, frozen
@@ -36,6 +36,8 @@ class AnthropicConfig(ProviderConfig):
     :param thinking_budget: with ``thinking = "enabled"``, the tokens to think in (at least
         1024, and under ``max_tokens``).
     """
+
+    key_variables: ClassVar[tuple[str, ...]] = ("ANTHROPIC_API_KEY",)
 
     default_model: str = "claude-sonnet-4-6"
     max_tokens: int = field(default=8192, validator=attrs.validators.ge(1))

@@ -5,7 +5,7 @@ This module only registers the plugin; the ``google-genai`` SDK is imported when
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from attrs import frozen
 
@@ -24,6 +24,8 @@ class GeminiConfig(ProviderConfig):
     """``[providers.gemini]``: the keys every provider takes (``api_key``, else
     ``GEMINI_API_KEY`` or ``GOOGLE_API_KEY``; ``base_url``; ``timeout``; ``max_retries``;
     ``default_model``)."""
+
+    key_variables: ClassVar[tuple[str, ...]] = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 
     default_model: str = "gemini-3.5-flash"
 

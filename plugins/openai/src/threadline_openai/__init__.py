@@ -6,7 +6,7 @@ This module only registers the plugin; the ``openai`` SDK is imported when a pro
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from attrs import frozen
 
@@ -35,6 +35,8 @@ class OpenAIConfig(ProviderConfig):
         assumed not for a server at another ``base_url``.
     :param pdf: whether the models take PDF files; unset: as for ``vision``.
     """
+
+    key_variables: ClassVar[tuple[str, ...]] = ("OPENAI_API_KEY",)
 
     default_model: str = "gpt-4.1-mini"
     organization: str | None = None
