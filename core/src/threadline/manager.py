@@ -179,8 +179,7 @@ class SessionManager:
         """The first provider plugin, by name, whose API key is set or that has a ``base_url``
         (see :meth:`ProviderConfig.ready`); else ``echo``, which needs nothing."""
         for name in sorted(self.registry.providers):
-            factory_config = self.registry.providers[name].config
-            if isinstance(factory_config, type) and issubclass(factory_config, ProviderConfig):
+            if issubclass(self.registry.providers[name].config, ProviderConfig):
                 _, settings = self._plugin("providers", name, self.config.providers.get(name, {}), f"providers.{name}")
                 if settings.ready():
                     return name

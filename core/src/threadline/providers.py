@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import json
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -30,9 +31,11 @@ __all__ = [
     "check_attachments",
     "data_url",
     "error_for_status",
+    "error_object",
     "read_stream",
     "retry_after",
     "send_body",
+    "transport_error",
 ]
 
 PDF: Final = "application/pdf"
@@ -105,6 +108,38 @@ def error_for_status(
     if status >= 500:
         return ProviderUnavailable(f"{message} (HTTP {status})", provider=provider)
     return BadRequest(f"{message} (HTTP {status})", provider=provider)
+
+
+def error_object(body: object) -> dict[str, Any]:
+    """The ``error`` object of an API's error body (``{"error": {"message": ...}}``), or the
+    body itself when it has none; ``{}`` when the body is not a JSON object."""
+    if isinstance(body, Mapping):
+        inner = body.get("error", body)
+        return dict(inner) if isinstance(inner, Mapping) else {}
+    return {}
+
+
+def transport_error(
+    exc: BaseException,
+    provider: str,
+    *,
+    timeout: float,
+    timeouts: tuple[type[BaseException], ...],
+    broken: tuple[type[BaseException], ...],
+    not_json: tuple[type[BaseException], ...] = (),
+) -> ProviderUnavailable | None:
+    """``exc`` as ``ProviderUnavailable`` when it is one of the failures every API shares, as
+    the SDK and its HTTP library name them: no reply in time (``timeouts``, checked first:
+    they are often connection errors too), a connection that failed or broke off
+    (``broken``), a reply that is not JSON (``not_json``, and ``json.JSONDecodeError``).
+    ``None`` for any other exception."""
+    if isinstance(exc, timeouts):
+        return ProviderUnavailable(f"no reply within {timeout:g}s ([providers.{provider}] timeout)", provider=provider)
+    if isinstance(exc, broken):
+        return ProviderUnavailable(f"the connection to the API failed: {exc.__cause__ or exc}", provider=provider)
+    if isinstance(exc, (*not_json, json.JSONDecodeError)):
+        return ProviderUnavailable(f"the reply was not the JSON the API sends: {exc}", provider=provider)
+    return None
 
 
 def check_attachments(

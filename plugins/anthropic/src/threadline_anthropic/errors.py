@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, Final
 
 import anthropic
 import httpx2
 
-from threadline.errors import ProviderError, ProviderUnavailable, RateLimited
-from threadline.providers import error_for_status
+from threadline.errors import ProviderError, RateLimited
+from threadline.providers import error_for_status, error_object, transport_error
 
 PROVIDER: Final = "anthropic"
 CREDENTIALS: Final = "api_key in [providers.anthropic] or the ANTHROPIC_API_KEY environment variable"
@@ -19,9 +18,9 @@ CREDENTIALS: Final = "api_key in [providers.anthropic] or the ANTHROPIC_API_KEY 
 def translate(exc: BaseException, timeout: float) -> BaseException:
     """``exc`` as a threadline error when it is the SDK's or its transport's; else unchanged."""
     if isinstance(exc, anthropic.APIStatusError) and exc.status_code < 400:  # an error event mid-stream
-        return stream_error(_detail(exc.body) or {"message": exc.message})
+        return stream_error(error_object(exc.body) or {"message": exc.message})
     if isinstance(exc, anthropic.APIStatusError):
-        detail = _detail(exc.body)
+        detail = error_object(exc.body)
         message = str(detail.get("message") or exc.message)
         return error_for_status(
             PROVIDER,
@@ -31,13 +30,15 @@ def translate(exc: BaseException, timeout: float) -> BaseException:
             credentials=CREDENTIALS,
             context_too_long=_too_long(message),
         )
-    if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
-        return ProviderUnavailable(f"no reply within {timeout:g}s ([providers.anthropic] timeout)", provider=PROVIDER)
-    if isinstance(exc, anthropic.APIConnectionError | httpx2.HTTPError):
-        return ProviderUnavailable(f"the connection to the API failed: {exc.__cause__ or exc}", provider=PROVIDER)
-    if isinstance(exc, anthropic.APIResponseValidationError | json.JSONDecodeError):
-        return ProviderUnavailable(f"the reply was not the JSON the API sends: {exc}", provider=PROVIDER)
-    return exc
+    transport = transport_error(
+        exc,
+        PROVIDER,
+        timeout=timeout,
+        timeouts=(anthropic.APITimeoutError, httpx2.TimeoutException),
+        broken=(anthropic.APIConnectionError, httpx2.HTTPError),
+        not_json=(anthropic.APIResponseValidationError,),
+    )
+    return exc if transport is None else transport
 
 
 def stream_error(error: Mapping[str, Any]) -> ProviderError:
@@ -55,11 +56,3 @@ def stream_error(error: Mapping[str, Any]) -> ProviderError:
 
 def _too_long(message: str) -> bool:
     return "prompt is too long" in message or "context window" in message or "too many tokens" in message
-
-
-def _detail(body: object) -> dict[str, Any]:
-    """The ``error`` object of an error body: ``{"type": "error", "error": {"type", "message"}}``."""
-    if isinstance(body, Mapping):
-        inner = body.get("error", body)
-        return dict(inner) if isinstance(inner, Mapping) else {}
-    return {}

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, Final
 
 import httpx2
 from google.genai import errors as genai_errors
 
-from threadline.errors import ProviderUnavailable
-from threadline.providers import error_for_status
+from threadline.providers import error_for_status, error_object, transport_error
 
 PROVIDER: Final = "gemini"
 CREDENTIALS: Final = "api_key in [providers.gemini] or the GEMINI_API_KEY environment variable"
@@ -20,7 +18,7 @@ _BAD_KEY: Final = {"API_KEY_INVALID", "API_KEY_SERVICE_BLOCKED", "API_KEY_HTTP_R
 def translate(exc: BaseException, timeout: float) -> BaseException:
     """``exc`` as a threadline error when it is the SDK's or its transport's; else unchanged."""
     if isinstance(exc, genai_errors.APIError):
-        error = _error(exc.details)
+        error = error_object(exc.details)
         details = [d for d in error.get("details", ()) if isinstance(d, Mapping)]
         status = exc.code or 500
         if status == 400 and any(d.get("reason") in _BAD_KEY for d in details):
@@ -35,21 +33,15 @@ def translate(exc: BaseException, timeout: float) -> BaseException:
             context_too_long="exceeds the maximum number of tokens" in message,
             wait=_retry_delay(details),
         )
-    if isinstance(exc, httpx2.TimeoutException):
-        return ProviderUnavailable(f"no reply within {timeout:g}s ([providers.gemini] timeout)", provider=PROVIDER)
-    if isinstance(exc, httpx2.HTTPError):
-        return ProviderUnavailable(f"the connection to the API failed: {exc}", provider=PROVIDER)
-    if isinstance(exc, json.JSONDecodeError | genai_errors.UnknownApiResponseError):
-        return ProviderUnavailable(f"the reply was not the JSON the API sends: {exc}", provider=PROVIDER)
-    return exc
-
-
-def _error(details: object) -> dict[str, Any]:
-    """The ``error`` object of an error body: ``{"error": {"code", "message", "status", "details"}}``."""
-    if isinstance(details, Mapping):
-        inner = details.get("error", details)
-        return dict(inner) if isinstance(inner, Mapping) else {}
-    return {}
+    transport = transport_error(
+        exc,
+        PROVIDER,
+        timeout=timeout,
+        timeouts=(httpx2.TimeoutException,),
+        broken=(httpx2.HTTPError,),
+        not_json=(genai_errors.UnknownApiResponseError,),
+    )
+    return exc if transport is None else transport
 
 
 def _retry_delay(details: list[Mapping[str, Any]]) -> float | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -10,7 +9,7 @@ import httpx2
 import openai
 
 from threadline.errors import ProviderError, ProviderUnavailable, RateLimited
-from threadline.providers import error_for_status
+from threadline.providers import error_for_status, error_object, transport_error
 
 PROVIDER: Final = "openai"
 CREDENTIALS: Final = "api_key in [providers.openai] or the OPENAI_API_KEY environment variable"
@@ -20,7 +19,7 @@ _CONTEXT_CODES: Final = {"context_length_exceeded", "string_above_max_length"}
 def translate(exc: BaseException, timeout: float) -> BaseException:
     """``exc`` as a threadline error when it is the SDK's or its transport's; else unchanged."""
     if isinstance(exc, openai.APIStatusError):
-        detail = _detail(exc.body)
+        detail = error_object(exc.body)
         message = detail.get("message") or exc.message
         context = detail.get("code") in _CONTEXT_CODES or "context length" in message.lower()
         return error_for_status(
@@ -31,14 +30,18 @@ def translate(exc: BaseException, timeout: float) -> BaseException:
             credentials=CREDENTIALS,
             context_too_long=context,
         )
-    if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
-        return ProviderUnavailable(f"no reply within {timeout:g}s ([providers.openai] timeout)", provider=PROVIDER)
-    if isinstance(exc, openai.APIConnectionError | httpx2.HTTPError):
-        return ProviderUnavailable(f"the connection to the API failed: {exc.__cause__ or exc}", provider=PROVIDER)
-    if isinstance(exc, openai.APIResponseValidationError | json.JSONDecodeError):
-        return ProviderUnavailable(f"the reply was not the JSON the API sends: {exc}", provider=PROVIDER)
+    transport = transport_error(
+        exc,
+        PROVIDER,
+        timeout=timeout,
+        timeouts=(openai.APITimeoutError, httpx2.TimeoutException),
+        broken=(openai.APIConnectionError, httpx2.HTTPError),
+        not_json=(openai.APIResponseValidationError,),
+    )
+    if transport is not None:
+        return transport
     if isinstance(exc, openai.APIError):  # an error sent inside a stream
-        return stream_error(_detail(exc.body) or {"message": exc.message})
+        return stream_error(error_object(exc.body) or {"message": exc.message})
     return exc
 
 
@@ -60,12 +63,5 @@ def previous_response_gone(exc: BaseException) -> bool:
     """Whether the call failed because the ``previous_response_id`` it named is gone."""
     if not isinstance(exc, openai.APIStatusError) or exc.status_code not in (400, 404):
         return False
-    detail = _detail(exc.body)
+    detail = error_object(exc.body)
     return detail.get("param") == "previous_response_id" or detail.get("code") == "previous_response_not_found"
-
-
-def _detail(body: object) -> dict[str, Any]:
-    if isinstance(body, Mapping):
-        inner = body.get("error", body)
-        return dict(inner) if isinstance(inner, Mapping) else {}
-    return {}
