@@ -1,0 +1,117 @@
+"""The API for plugin authors: everything a plugin may import from the kernel, in one place.
+
+A plugin imports from ``threadline`` (the user API) and from here, nothing else::
+
+    from threadline.plugin import Register, hookimpl, ProviderConfig
+
+Names not in ``__all__`` below, and modules not named here, are the kernel's own and may
+change without notice. The contract suites are in :mod:`threadline.testing`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from threadline.config import user_data_dir
+from threadline.contracts import Provider, Storage, make_cursor, read_cursor
+from threadline.errors import (
+    AuthenticationError,
+    BadRequest,
+    ConfigError,
+    ContextTooLong,
+    DataFormatError,
+    PluginError,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+    SessionNotFound,
+    StorageConflict,
+    StorageError,
+    StorageUnavailable,
+    ThreadlineError,
+    ToolError,
+)
+from threadline.hookspecs import hookimpl
+from threadline.middleware import Call, CompleteNext, Middleware, StreamNext
+from threadline.model import (
+    Capabilities,
+    DeletedCounts,
+    Done,
+    Event,
+    File,
+    Image,
+    Message,
+    MessageStatus,
+    Part,
+    Request,
+    Response,
+    Role,
+    SessionPage,
+    SessionQuery,
+    SessionRecord,
+    SessionStatus,
+    Text,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolResult,
+    ToolSpec,
+    Usage,
+    dump_parts,
+    dumps,
+    load,
+    load_parts,
+    new_id,
+    unchecked_constructor,
+    utcnow,
+)
+from threadline.plugins import critical
+from threadline.providers import (
+    PDF,
+    ProviderConfig,
+    StreamReader,
+    check_attachments,
+    data_url,
+    error_for_status,
+    error_object,
+    read_stream,
+    retry_after,
+    send_body,
+    transport_error,
+)
+from threadline.registry import NoConfig, Register, RegisterTool
+from threadline.tools import Tool, tool
+
+if TYPE_CHECKING:
+    from threadline.cli import with_manager
+
+
+def __getattr__(name: str) -> Any:
+    if name == "with_manager":  # the CLI (and click) load only when a command plugin asks
+        from threadline.cli import with_manager
+
+        return with_manager
+    raise AttributeError(f"module 'threadline.plugin' has no attribute {name!r}")
+
+__all__ = [
+    # hooks and registration
+    "NoConfig", "Register", "RegisterTool", "critical", "hookimpl",
+    # contracts a plugin implements
+    "Call", "CompleteNext", "Middleware", "Provider", "Storage", "StreamNext",
+    # providers: shared config keys, errors, streams, attachments
+    "PDF", "ProviderConfig", "StreamReader", "check_attachments", "data_url", "error_for_status",
+    "error_object", "read_stream", "retry_after", "send_body", "transport_error",
+    # storage: cursors, JSON of parts and records, fast rebuild of stored rows
+    "dump_parts", "dumps", "load", "load_parts", "make_cursor", "new_id", "read_cursor",
+    "unchecked_constructor", "user_data_dir", "utcnow",
+    # the data model
+    "Capabilities", "DeletedCounts", "Done", "Event", "File", "Image", "Message", "MessageStatus", "Part",
+    "Request", "Response", "Role", "SessionPage", "SessionQuery", "SessionRecord", "SessionStatus", "Text",
+    "TextDelta", "ToolCall", "ToolCallDelta", "ToolResult", "ToolSpec", "Usage",
+    # tools and commands
+    "Tool", "tool", "with_manager",
+    # errors
+    "AuthenticationError", "BadRequest", "ConfigError", "ContextTooLong", "DataFormatError", "PluginError",
+    "ProviderError", "ProviderUnavailable", "RateLimited", "SessionNotFound", "StorageConflict",
+    "StorageError", "StorageUnavailable", "ThreadlineError", "ToolError",
+]  # fmt: skip
