@@ -22,7 +22,7 @@ from threadline.errors import (
     ToolError,
 )
 from threadline.hookspecs import hookimpl
-from threadline.manager import Session, SessionManager
+from threadline.manager import SessionManager
 from threadline.middleware import Call, Middleware
 from threadline.model import (
     CallOptions,
@@ -53,6 +53,7 @@ from threadline.model import (
 )
 from threadline.plugins import PluginManager, critical, get_plugin_manager
 from threadline.registry import NoConfig
+from threadline.session import Session
 from threadline.tools import Tool, tool
 
 try:

@@ -13,9 +13,10 @@ import click
 
 from threadline.config import Config
 from threadline.errors import ThreadlineError
-from threadline.manager import Session, SessionManager
+from threadline.manager import SessionManager
 from threadline.model import Done, Message, SessionRecord, TextDelta, ToolCall, ToolCallDelta, ToolResult, dump_record
 from threadline.plugins import PluginManager, get_plugin_manager
+from threadline.session import Session
 
 T = TypeVar("T")
 
@@ -53,6 +54,9 @@ class _Group(click.Group):
 
 
 class _State:
+    """What every command of one ``threadline`` run shares: the config file and the one
+    plugin manager built from it (``[plugins] disable`` and ``THREADLINE_PLUGINS`` applied)."""
+
     def __init__(self, config_path: str | None) -> None:
         self.explicit = config_path is not None
         self.config_path = Path(config_path) if config_path else default_config_path()
@@ -65,9 +69,14 @@ class _State:
             click.echo(f"created a default config at {self.config_path}", err=True)
         return Config.load(self.config_path)
 
+    def plugin_manager(self) -> PluginManager:
+        if self._plugin_manager is None:
+            disable = Config.load(self.config_path).plugins.disable if self.config_path.exists() else ()
+            self._plugin_manager = get_plugin_manager(disable=disable)
+        return self._plugin_manager
+
     def manager(self, *, notice: bool = True) -> SessionManager:
-        config = self.config()
-        manager = SessionManager(config, plugin_manager=get_plugin_manager(disable=config.plugins.disable))
+        manager = SessionManager(self.config(), plugin_manager=self.plugin_manager())
         if notice and manager.storage_backend == "memory":
             click.echo(
                 "note: storage is memory, nothing will persist "
@@ -110,7 +119,8 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     Start with `threadline chat`; it runs on the offline echo provider until you
     install and configure a real one.
     """
-    ctx.obj = _State(config_path)
+    if not isinstance(ctx.obj, _State):  # main() made it already, to add the plugins' commands
+        ctx.obj = _State(config_path)
 
 
 # ---------------------------------------------------------------------------
@@ -340,8 +350,7 @@ async def import_(manager: SessionManager, path: str) -> None:
 @click.pass_obj
 def plugins(state: _State, as_json: bool) -> None:
     """List plugins: distribution, version, hooks, and status or import error."""
-    disable = Config.load(state.config_path).plugins.disable if state.config_path.exists() else ()
-    for info in get_plugin_manager(disable=disable).infos:
+    for info in state.plugin_manager().infos:
         if as_json:
             click.echo(json.dumps({
                 "name": info.name, "distribution": info.distribution, "version": info.version,
@@ -384,18 +393,29 @@ def path(state: _State) -> None:
 # ---------------------------------------------------------------------------
 
 
-def _register_plugin_commands() -> None:
-    for impl in get_plugin_manager().each_impl("threadline_register_commands"):
-        try:
-            impl.function(cli=cli)
-        except Exception as exc:  # a broken plugin must not take the CLI down
-            click.echo(f"warning: plugin {impl.plugin_name!r} failed to add its commands: {exc}", err=True)
+def _state_for(args: list[str]) -> _State:
+    """The state of this run, from the ``--config`` option (or ``THREADLINE_CONFIG``) read
+    ahead of the real parse: plugin commands must be added before it."""
+    context = cli.make_context("threadline", list(args), resilient_parsing=True)
+    return _State(context.params.get("config_path"))
+
+
+def _add_plugin_commands(state: _State) -> None:
+    """Let the enabled plugins add their commands (one that fails is logged with its name and
+    unloaded); a config that cannot be read adds none: the command that runs reports it."""
+    try:
+        plugin_manager = state.plugin_manager()
+    except ThreadlineError:
+        return
+    plugin_manager.hook.threadline_register_commands(cli=cli)
 
 
 def main(argv: list[str] | None = None) -> None:
-    _register_plugin_commands()
+    args = sys.argv[1:] if argv is None else argv
+    state = _state_for(args)
+    _add_plugin_commands(state)
     try:
-        cli.main(args=argv, prog_name="threadline")
+        cli.main(args=args, prog_name="threadline", obj=state)
     except KeyboardInterrupt:
         click.echo("\ninterrupted", err=True)
         sys.exit(130)

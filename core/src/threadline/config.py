@@ -63,9 +63,11 @@ class Defaults:
 
 @frozen
 class PluginsSection:
-    """``[plugins]``: ``disable`` lists entry-point names not to load."""
+    """``[plugins]``: ``disable`` lists entry-point names not to load; ``[plugins.<name>]``
+    tables are the settings plugins registered with ``threadline_register_settings``."""
 
     disable: tuple[str, ...] = ()
+    settings: Mapping[str, Mapping[str, Any]] = field(factory=dict)
 
 
 @frozen
@@ -106,6 +108,7 @@ class Config:
             )
         storage = dict(raw.get("storage", {}))
         middleware = dict(raw.get("middleware", {}))
+        plugins = dict(_table(raw.get("plugins", {}), file, "plugins"))
         return cls(
             defaults=structure(interpolate(raw.get("defaults", {}), file, "defaults"), Defaults, file, "defaults"),
             storage=StorageSection(interpolate(storage.pop("backend", None), file, "storage.backend"), storage),
@@ -118,7 +121,10 @@ class Config:
                 name: structure(interpolate(table, file, f"templates.{name}"), Template, file, f"templates.{name}")
                 for name, table in _tables(raw.get("templates", {}), file, "templates").items()
             },
-            plugins=structure(raw.get("plugins", {}), PluginsSection, file, "plugins"),
+            plugins=PluginsSection(
+                structure(plugins.pop("disable", ()), tuple[str, ...], file, "plugins.disable"),
+                _tables(plugins, file, "plugins"),
+            ),
             path=file,
         )
 
@@ -128,15 +134,15 @@ class Config:
         return settings_object
 
 
-def _tables(value: Any, file: str | None, key: str) -> dict[str, dict[str, Any]]:
+def _table(value: Any, file: str | None, key: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigError(f"expected a table ([{key}]), got {type(value).__name__}", file=file, key=key)
-    for name, table in value.items():
-        if not isinstance(table, Mapping):
-            raise ConfigError(
-                f"expected a table ([{key}.{name}]), got {type(table).__name__}", file=file, key=f"{key}.{name}"
-            )
-    return {name: dict(table) for name, table in value.items()}
+    return value
+
+
+def _tables(value: Any, file: str | None, key: str) -> dict[str, dict[str, Any]]:
+    """A table of tables (``[providers.*]``), each checked to be one."""
+    return {name: dict(_table(table, file, f"{key}.{name}")) for name, table in _table(value, file, key).items()}
 
 
 def structure(value: Any, cls: Any, file: str | None, key: str) -> Any:

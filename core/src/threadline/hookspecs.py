@@ -6,7 +6,10 @@ with ``@threadline.hookimpl``, made known through the ``threadline`` entry-point
     [project.entry-points.threadline]
     myplugin = "threadline_myplugin"
 
-The docstrings below are the hook reference (``docs/hooks.md`` is generated from them).
+Every hook is called through pluggy, so ``tryfirst=True``/``trylast=True`` and
+``wrapper=True`` on an implementation mean what they mean in pytest, and an implementation may
+take fewer arguments than the hook offers (only those it names are passed). The docstrings
+below are the hook reference (``docs/hooks.md`` is generated from them).
 """
 
 from __future__ import annotations
@@ -21,14 +24,16 @@ if TYPE_CHECKING:
     from threadline.errors import ProviderError
     from threadline.manager import SessionManager
     from threadline.model import Message, SessionRecord
-    from threadline.registry import Register, RegisterTool
+    from threadline.registry import Register, RegisterSettings, RegisterTool
 
 hookspec = pluggy.HookspecMarker("threadline")
 hookimpl = pluggy.HookimplMarker("threadline")
 
 
 # ---------------------------------------------------------------------------
-# Registration: called once per manager, at start-up
+# Registration: called once per manager, at start-up. An implementation that raises
+# fails its plugin alone: the plugin is unloaded, what it registered is dropped, and
+# `threadline plugins` shows the error with the plugin's name.
 # ---------------------------------------------------------------------------
 
 
@@ -95,6 +100,36 @@ def threadline_register_tools(register: RegisterTool) -> None:
 
 
 @hookspec
+def threadline_register_settings(register: RegisterSettings) -> None:
+    """Register a settings table for a plugin that has no provider, storage or middleware to
+    hang its config on (a lifecycle or command plugin).
+
+    Called once at start-up.
+
+    :param register: ``register(name, ConfigClass)``. The ``[plugins.<name>]`` table of the
+        config file is structured into the attrs class ``ConfigClass`` and checked when the
+        manager is made (errors name the file and key); a plugin reads it back with
+        ``manager.settings(name)``, for example in a lifecycle hook that takes ``manager``.
+        With no table in the file, ``ConfigClass()`` is used.
+    :return: nothing; what counts is what was registered.
+
+    .. code-block:: python
+
+        @attrs.frozen
+        class AuditSettings:
+            path: str = "audit.jsonl"
+
+        @threadline.hookimpl
+        def threadline_register_settings(register):
+            register("audit", AuditSettings)
+
+        @threadline.hookimpl
+        def threadline_message_appended(message, manager):
+            path = manager.settings("audit").path
+    """
+
+
+@hookspec
 def threadline_register_commands(cli: click.Group) -> None:
     """Add subcommands to the ``threadline`` command line.
 
@@ -109,8 +144,11 @@ def threadline_register_commands(cli: click.Group) -> None:
 
 
 # ---------------------------------------------------------------------------
-# Lifecycle: notifications. Sync or async; a failure is logged and does not break the
-# call, unless the implementation is marked with @threadline.critical.
+# Lifecycle: notifications. Sync or async (pluggy calls the implementations in its order,
+# then the kernel awaits what they returned, in that order); a failure is logged with the
+# plugin's name and does not break the call, unless the implementation is marked with
+# @threadline.critical. Each also offers `manager`, the SessionManager, to an
+# implementation that names it.
 # ---------------------------------------------------------------------------
 
 
@@ -133,52 +171,58 @@ def threadline_shutdown(manager: SessionManager) -> Any:
 
 
 @hookspec
-def threadline_session_created(session: SessionRecord) -> Any:
+def threadline_session_created(session: SessionRecord, manager: SessionManager) -> Any:
     """A session was created and stored.
 
     :param session: the stored :class:`~threadline.SessionRecord`.
+    :param manager: the :class:`~threadline.SessionManager` it happened in.
     :return: nothing, or an awaitable, which the kernel awaits.
     """
 
 
 @hookspec
-def threadline_session_archived(session: SessionRecord) -> Any:
+def threadline_session_archived(session: SessionRecord, manager: SessionManager) -> Any:
     """A session was archived.
 
     :param session: the session as stored after archiving.
+    :param manager: the :class:`~threadline.SessionManager` it happened in.
     :return: nothing, or an awaitable, which the kernel awaits.
     """
 
 
 @hookspec
-def threadline_session_deleted(session_id: str, user_id: str | None) -> Any:
+def threadline_session_deleted(session_id: str, user_id: str | None, manager: SessionManager) -> Any:
     """A session and its messages were deleted.
 
     :param session_id: the id of the deleted session.
     :param user_id: the user it belonged to, if any.
+    :param manager: the :class:`~threadline.SessionManager` it happened in.
     :return: nothing, or an awaitable, which the kernel awaits.
     """
 
 
 @hookspec
-def threadline_message_appended(session: SessionRecord, message: Message) -> Any:
+def threadline_message_appended(session: SessionRecord, message: Message, manager: SessionManager) -> Any:
     """A message was stored: a user's, an assistant's or a tool result.
 
-    Called after the message is durable, once per message, in ``seq`` order.
+    Called after the message is durable, once per message, in ``seq`` order, with the message
+    exactly as it was stored (after every middleware's message stage).
 
     :param session: the session the message belongs to.
     :param message: the stored :class:`~threadline.Message`.
+    :param manager: the :class:`~threadline.SessionManager` it happened in.
     :return: nothing, or an awaitable, which the kernel awaits.
     """
 
 
 @hookspec
-def threadline_provider_error(session: SessionRecord, error: ProviderError) -> Any:
+def threadline_provider_error(session: SessionRecord, error: ProviderError, manager: SessionManager) -> Any:
     """A provider call failed (after any retries middleware made).
 
     The user message that led to it is stored and marked ``failed``.
 
     :param session: the session whose call failed.
     :param error: the :class:`~threadline.ProviderError` raised to the caller.
+    :param manager: the :class:`~threadline.SessionManager` it happened in.
     :return: nothing, or an awaitable, which the kernel awaits.
     """

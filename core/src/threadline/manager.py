@@ -1,61 +1,36 @@
-"""``SessionManager`` and ``Session``: the user-facing API."""
+"""``SessionManager``: opens the storage, assembles the plugins a config names, and hands out
+:class:`~threadline.Session` handles."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import IO, Any
 
-import attrs
-
 from threadline.config import Config, Template
 from threadline.contracts import Provider, Storage
-from threadline.errors import (
-    ConfigError,
-    DataFormatError,
-    PluginError,
-    ProviderError,
-    StorageConflict,
-    ToolError,
-)
+from threadline.errors import ConfigError, DataFormatError, PluginError, ToolError
 from threadline.middleware import Call, Chain, Middleware
 from threadline.model import (
-    CallOptions,
     DeletedCounts,
-    Done,
     Event,
     Message,
-    MessageStatus,
-    Part,
-    Request,
     Response,
-    Role,
     SessionPage,
     SessionQuery,
     SessionRecord,
     SessionStatus,
-    StreamAssembler,
-    ToolCall,
-    ToolResult,
-    Usage,
-    as_parts,
     dump_record,
     load_record,
-    new_id,
 )
 from threadline.plugins import PluginManager, get_plugin_manager
-from threadline.providers import ProviderConfig, check_attachments
+from threadline.providers import ProviderConfig
 from threadline.registry import Registry
+from threadline.session import Session, _Live
 from threadline.tools import Tool
-
-TITLE_LENGTH = 60
-_UPDATABLE = frozenset(
-    {"title", "system_prompt", "provider", "model", "tools", "user_id", "metadata", "provider_state"}
-)
-_CONFLICT_RETRIES = 5
 
 
 class SessionManager:
@@ -89,6 +64,10 @@ class SessionManager:
             self.registry.add_tool(tool, "SessionManager(tools=...)")
         self._providers: dict[str, Provider] = dict(providers or {})
         self._check_config(storage_given=storage is not None)
+        self._settings = {
+            name: self._plugin("settings", name, self.config.plugins.settings.get(name, {}), f"plugins.{name}")[1]
+            for name in self.registry.settings
+        }
         #: the provider of sessions that name none: ``[defaults] provider``, else the first ready one
         self.default_provider = self.config.defaults.provider or self._ready_provider()
         self._check_provider(self.default_provider, "defaults.provider")
@@ -100,6 +79,8 @@ class SessionManager:
         )
         self._live: weakref.WeakValueDictionary[tuple[str, str], _Live] = weakref.WeakValueDictionary()
         self._open = False
+        self._opened = AsyncExitStack()
+        self._made_providers: list[Provider] = []
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str], **kwargs: Any) -> SessionManager:
@@ -118,27 +99,35 @@ class SessionManager:
         await self.close()
 
     async def open(self) -> None:
-        """Open the storage and fire ``threadline_startup``."""
+        """Open the storage and fire ``threadline_startup``. If a startup hook fails, what was
+        opened is closed again before the error reaches the caller."""
         if self._open:
             return
-        if self._storage is None:
-            self._storage = self._make_storage()
-        await self._storage.open()
-        self._open = True
-        await self.plugin_manager.notify("threadline_startup", manager=self)
+        async with AsyncExitStack() as stack:
+            storage = self._storage = self._storage or self._make_storage()
+            await storage.open()
+            stack.push_async_callback(storage.close)
+            stack.push_async_callback(self._close_providers)
+            self._open = True
+            stack.callback(setattr, self, "_open", False)
+            await self.plugin_manager.notify("threadline_startup", manager=self)
+            self._opened = stack.pop_all()
 
     async def close(self) -> None:
-        """Fire ``threadline_shutdown``, then close the providers and the storage."""
+        """Fire ``threadline_shutdown``, then close the providers the manager made and the
+        storage, each even when what came before it raised."""
         if not self._open:
             return
         try:
             await self.plugin_manager.notify("threadline_shutdown", manager=self)
         finally:
-            self._open = False
-            for provider in self._providers.values():
-                await provider.close()
-            assert self._storage is not None
-            await self._storage.close()
+            await self._opened.aclose()
+
+    async def _close_providers(self) -> None:
+        async with AsyncExitStack() as stack:
+            for provider in self._made_providers:
+                stack.push_async_callback(provider.close)
+            self._made_providers.clear()
 
     @property
     def storage(self) -> Storage:
@@ -154,6 +143,14 @@ class SessionManager:
     @property
     def tenant(self) -> str:
         return self.config.defaults.tenant
+
+    def settings(self, name: str) -> Any:
+        """The settings a plugin registered as ``name`` (``threadline_register_settings``),
+        structured from the ``[plugins.<name>]`` table of the config."""
+        if name not in self._settings:
+            known = ", ".join(sorted(self._settings)) or "none"
+            raise PluginError(f"no plugin registered settings named {name!r}; registered: {known}")
+        return self._settings[name]
 
     # -- plugins ------------------------------------------------------------
 
@@ -171,6 +168,8 @@ class SessionManager:
                 file=config.path,
                 key=f"middleware.{name}",
             )
+        for name in config.plugins.settings:
+            self._plugin("settings", name, config.plugins.settings[name], f"plugins.{name}")
         for name, template in config.templates.items():
             self._check_provider(template.provider, f"templates.{name}.provider")
         self._check_provider(config.defaults.provider, "defaults.provider")
@@ -222,6 +221,7 @@ class SessionManager:
             settings = self.config.providers.get(name, {})
             factory, config = self._plugin("providers", name, settings, f"providers.{name}")
             self._providers[name] = factory(config)
+            self._made_providers.append(self._providers[name])
         return self._providers[name]
 
     async def _provider_complete(self, call: Call) -> Response:
@@ -288,7 +288,7 @@ class SessionManager:
 
     async def _adopt(self, record: SessionRecord) -> Session:
         session = self._session(record)
-        await self.plugin_manager.notify("threadline_session_created", session=record)
+        await self.plugin_manager.notify("threadline_session_created", session=record, manager=self)
         return session
 
     def _session(self, record: SessionRecord) -> Session:
@@ -352,391 +352,3 @@ async def _read_records(path: str | os.PathLike[str]) -> AsyncIterator[SessionRe
                 yield load_record(line)
             except DataFormatError as exc:
                 raise DataFormatError(f"{os.fspath(path)}, line {number}: {exc}; nothing was imported") from None
-
-
-@attrs.define(eq=False)
-class _Live:
-    """What every ``Session`` handle on one session shares: the lock that serialises its turns,
-    the record as last stored, what this process appended since, and the history as far as
-    this process has seen it."""
-
-    stored: SessionRecord
-    lock: asyncio.Lock = attrs.Factory(asyncio.Lock)
-    history: list[Message] | None = None
-    appended: int = 0
-    appended_usage: Usage = attrs.Factory(Usage)
-    _record: SessionRecord | None = None
-
-    @property
-    def message_count(self) -> int:
-        return self.stored.message_count + self.appended
-
-    @property
-    def record(self) -> SessionRecord:
-        """The stored record with this process's appends counted in (made only when asked for)."""
-        if self._record is None:
-            self._record = (
-                self.stored
-                if not self.appended
-                else attrs.evolve(
-                    self.stored, message_count=self.message_count, usage=self.stored.usage + self.appended_usage
-                )
-            )
-        return self._record
-
-    def store(self, record: SessionRecord) -> None:
-        """``record`` is what the storage now holds."""
-        self.stored, self.appended, self.appended_usage, self._record = record, 0, Usage(), None
-
-    def refresh(self, record: SessionRecord) -> None:
-        if record.message_count != self.message_count:
-            self.history = None
-        self.store(record)
-
-    def count(self, messages: list[Message]) -> None:
-        self.appended += len(messages)
-        self.appended_usage = sum((m.usage for m in messages if m.usage), self.appended_usage)
-        self._record = None
-        if self.history is not None:
-            self.history.extend(messages)
-
-
-class Session:
-    """One conversation. Get one from :meth:`SessionManager.create_session` or ``get_session``.
-
-    Turns on one session run one at a time, in the order they were asked for.
-    """
-
-    def __init__(self, manager: SessionManager, live: _Live) -> None:
-        self._manager = manager
-        self._live = live
-
-    def __repr__(self) -> str:
-        return f"<Session {self.id} provider={self.record.provider!r} messages={self.record.message_count}>"
-
-    @property
-    def record(self) -> SessionRecord:
-        """The session as last stored or read."""
-        return self._live.record
-
-    @property
-    def id(self) -> str:
-        return self.record.id
-
-    @property
-    def title(self) -> str | None:
-        return self.record.title
-
-    @property
-    def _storage(self) -> Storage:
-        return self._manager.storage
-
-    # -- reading --------------------------------------------------------------
-
-    async def history(self, limit: int | None = None) -> list[Message]:
-        """The stored messages, oldest first; only the newest ``limit`` when given."""
-        return await self._storage.get_messages(self.record.tenant, self.id, last=limit)
-
-    async def refresh(self) -> SessionRecord:
-        self._live.refresh(await self._storage.get_session(self.record.tenant, self.id))
-        return self.record
-
-    # -- changing the session -------------------------------------------------
-
-    async def update(self, **changes: Any) -> SessionRecord:
-        """Change and store fields of the record (``title``, ``system_prompt``, ``provider``,
-        ``model``, ``tools``, ``user_id``, ``metadata``, ``provider_state``)."""
-        if set(changes) - _UPDATABLE:
-            wrong = ", ".join(sorted(set(changes) - _UPDATABLE))
-            raise TypeError(f"cannot update {wrong}; updatable: {', '.join(sorted(_UPDATABLE))}")
-        if "provider" in changes:
-            self._manager._check_provider(changes["provider"], "provider")
-        if "tools" in changes:
-            changes["tools"] = self._manager.resolve_tools(changes["tools"])
-        return await self._write(changes)
-
-    async def _write(self, changes: Mapping[str, Any]) -> SessionRecord:
-        """Store ``changes`` on the newest record, re-reading it when another writer got there first."""
-        for _ in range(_CONFLICT_RETRIES):
-            try:
-                self._live.store(await self._storage.update_session(attrs.evolve(self.record, **changes)))
-                return self.record
-            except StorageConflict:
-                await self.refresh()
-        raise StorageConflict(f"session {self.id!r} kept changing; gave up after {_CONFLICT_RETRIES} tries")
-
-    async def set_system_prompt(self, text: str | None) -> None:
-        await self.update(system_prompt=text)
-
-    async def archive(self) -> None:
-        """Mark the session archived (it stays readable and listable by status)."""
-        async with self._live.lock:
-            await self._write({"status": SessionStatus.ARCHIVED})
-        await self._manager.plugin_manager.notify("threadline_session_archived", session=self.record)
-
-    async def delete(self) -> None:
-        """Delete the session and all its messages."""
-        async with self._live.lock:
-            await self._storage.delete_session(self.record.tenant, self.id)
-        await self._manager.plugin_manager.notify(
-            "threadline_session_deleted", session_id=self.id, user_id=self.record.user_id
-        )
-
-    async def fork(self, at_message: int | None = None) -> Session:
-        """A new session with a copy of this one's history up to and including message
-        ``at_message`` (a ``seq``; ``None``: all of it)."""
-        history = await self._storage.get_messages(self.record.tenant, self.id)
-        if at_message is not None:
-            history = [m for m in history if m.seq <= at_message]
-        source = self.record
-        record = attrs.evolve(
-            source,
-            id=new_id(),
-            status=SessionStatus.ACTIVE,
-            metadata={**source.metadata, "forked_from": source.id},
-            provider_state={},
-        )
-        stored = await self._storage.create_session(record)
-        fork = await self._manager._adopt(stored)
-        copies = [attrs.evolve(m, id=new_id(), session_id=stored.id) for m in history]
-        if copies:
-            await fork._append(copies)
-        return fork
-
-    # -- conversation ---------------------------------------------------------
-
-    async def send(
-        self,
-        content: str | Part | Sequence[Part],
-        *,
-        provider: str | None = None,
-        model: str | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        stop: Sequence[str] = (),
-        options: Mapping[str, Any] | None = None,
-    ) -> Message:
-        """Send a user message and return the assistant's reply, stored.
-
-        When the model calls tools, they run and the model is called again (up to
-        ``[defaults] max_tool_steps`` times). ``provider`` and ``model`` apply to this call only.
-        """
-        turn = self._turn(provider, model, CallOptions(temperature, max_tokens, tuple(stop), options or {}))
-        async with self._live.lock:
-            user = await self._send_user(content, turn)
-            try:
-                for _ in range(self._manager.config.defaults.max_tool_steps):
-                    response = await self._manager._chain.complete(await self._call(turn))
-                    (reply,) = await self._store_reply(response.parts, response, turn)
-                    if not reply.tool_calls:
-                        return reply
-                    await self._run_tools(reply.tool_calls)
-                raise self._step_limit()
-            except BaseException as exc:
-                await _shielded(self._fail(user, exc))
-                raise
-
-    async def stream(
-        self,
-        content: str | Part | Sequence[Part],
-        *,
-        provider: str | None = None,
-        model: str | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        stop: Sequence[str] = (),
-        options: Mapping[str, Any] | None = None,
-    ) -> AsyncIterator[Event]:
-        """Send a user message and yield the reply as it arrives: ``TextDelta`` and
-        ``ToolCallDelta`` events, then one ``Done`` whose ``message`` is the stored reply.
-
-        Breaking off (or being cancelled) stores the reply as far as it got, marked incomplete.
-        """
-        turn = self._turn(provider, model, CallOptions(temperature, max_tokens, tuple(stop), options or {}))
-        async with self._live.lock:
-            user = await self._send_user(content, turn)
-            usage = Usage()
-            for _ in range(self._manager.config.defaults.max_tool_steps):
-                assembler = StreamAssembler()
-                events = self._manager._chain.stream(await self._call(turn))
-                try:
-                    async for event in events:
-                        assembler.add(event)
-                        if not isinstance(event, Done):
-                            yield event
-                except BaseException as exc:
-                    await _shielded(self._fail(user, exc, partial=assembler))
-                    raise
-                finally:
-                    await _close(events)
-                done = assembler.done or Done()
-                (reply,) = await self._store_reply(assembler.parts(), done, turn)
-                usage += done.usage
-                if not reply.tool_calls:
-                    yield attrs.evolve(done, usage=usage, message=reply)
-                    return
-                await self._run_tools(reply.tool_calls)
-            raise self._step_limit()
-
-    def _turn(self, provider: str | None, model: str | None, options: CallOptions) -> _Turn:
-        if provider is not None:
-            self._manager._check_provider(provider, "provider")
-        chosen = provider or self._live.stored.provider
-        same = chosen == self._live.stored.provider
-        return _Turn(chosen, model or (self._live.stored.model if same else None), options)
-
-    async def _send_user(self, content: str | Part | Sequence[Part], turn: _Turn) -> Message:
-        parts = as_parts(content)  # type: ignore[arg-type]
-        self._check_capabilities(parts, turn)
-        if self._live.stored.title is None and (text := "".join(getattr(p, "text", "") for p in parts).strip()):
-            await self.update(title=_title_from(text))
-        (user,) = await self._append([Message(self.id, self._next_seq, Role.USER, parts)])
-        return user
-
-    def _check_capabilities(self, parts: tuple[Part, ...], turn: _Turn) -> None:
-        capabilities = self._manager.provider(turn.provider).capabilities(turn.model)
-        message = Message(self.id, self._next_seq, Role.USER, parts)
-        check_attachments(capabilities, [message], model=turn.model, provider=turn.provider)
-
-    async def _call(self, turn: _Turn) -> Call:
-        history = await self._history_for_request()
-        state = self._live.stored.provider_state if turn.provider == self._live.stored.provider else {}
-        request = Request(
-            turn.model, tuple(history), self._live.stored.system_prompt, self._tool_specs(), turn.options, state
-        )
-        return Call(self.record, turn.provider, request)
-
-    def _tool_specs(self) -> tuple[Any, ...]:
-        return tuple(
-            self._manager.registry.tools[name].spec
-            for name in self._live.stored.tools
-            if name in self._manager.registry.tools
-        )
-
-    async def _history_for_request(self) -> list[Message]:
-        live = self._live
-        if live.history is None or len(live.history) != live.message_count:
-            live.history = await self._storage.get_messages(live.stored.tenant, self.id)
-        return _replayable(live.history)
-
-    async def _store_reply(self, parts: tuple[Part, ...], result: Response | Done, turn: _Turn) -> list[Message]:
-        message = Message(
-            self.id,
-            self._next_seq,
-            Role.ASSISTANT,
-            parts,
-            usage=result.usage,
-            provider=turn.provider,
-            model=result.model or turn.model,
-        )
-        stored = await self._append([message])
-        if result.provider_state is not None and turn.provider == self._live.stored.provider:
-            await self.update(provider_state=result.provider_state)
-        return stored
-
-    async def _run_tools(self, calls: list[ToolCall]) -> None:
-        results = await asyncio.gather(*(self._run_tool(call) for call in calls))
-        await self._append([Message(self.id, self._next_seq, Role.TOOL, results)])
-
-    async def _run_tool(self, call: ToolCall) -> ToolResult:
-        tools = self._manager.registry.tools
-        if call.name not in self._live.stored.tools or call.name not in tools:
-            known = ", ".join(self._live.stored.tools) or "none"
-            return ToolResult(call.id, f"no tool named {call.name!r}; this session's tools: {known}", is_error=True)
-        return await tools[call.name].run(call)
-
-    def _step_limit(self) -> ToolError:
-        steps = self._manager.config.defaults.max_tool_steps
-        return ToolError(f"the model was still calling tools after {steps} steps ([defaults] max_tool_steps)")
-
-    @property
-    def _next_seq(self) -> int:
-        return self._live.message_count + 1
-
-    async def _append(self, messages: list[Message]) -> list[Message]:
-        """Store ``messages`` after the session's last, renumbering and retrying when another
-        writer got there first; then fire ``threadline_message_appended`` for each."""
-        live = self._live
-        for _ in range(_CONFLICT_RETRIES):
-            start = live.message_count + 1
-            numbered = [m if m.seq == start + i else attrs.evolve(m, seq=start + i) for i, m in enumerate(messages)]
-            try:
-                await self._storage.append_messages(live.stored.tenant, self.id, numbered)
-                break
-            except StorageConflict:
-                await self.refresh()
-        else:
-            raise StorageConflict(f"session {self.id!r} kept moving on; gave up after {_CONFLICT_RETRIES} tries")
-        live.count(numbered)
-        pm = self._manager.plugin_manager
-        if pm.each_impl("threadline_message_appended"):
-            for message in numbered:
-                await pm.notify("threadline_message_appended", session=live.record, message=message)
-        return numbered
-
-    async def _fail(self, user: Message, exc: BaseException, partial: StreamAssembler | None = None) -> None:
-        """Record a failed turn: the reply as far as it got (incomplete), else the user message
-        marked failed; tell the ``threadline_provider_error`` hook about provider errors."""
-        error = str(exc) or type(exc).__name__
-        if isinstance(exc, asyncio.CancelledError | GeneratorExit):
-            error = "cancelled"
-        if partial is not None and partial.started:
-            message = Message(
-                self.id,
-                self._next_seq,
-                Role.ASSISTANT,
-                partial.parts(complete=False),
-                status=MessageStatus.INCOMPLETE,
-                error=error,
-            )
-            await self._append([message])
-        elif self._live.message_count == user.seq:
-            await self._storage.set_message_status(
-                self._live.stored.tenant, self.id, user.seq, MessageStatus.FAILED.value, error
-            )
-            if self._live.history is not None:
-                self._live.history[-1] = attrs.evolve(user, status=MessageStatus.FAILED, error=error)
-        if isinstance(exc, ProviderError):
-            await self._manager.plugin_manager.notify("threadline_provider_error", session=self.record, error=exc)
-
-
-@attrs.frozen
-class _Turn:
-    provider: str
-    model: str | None
-    options: CallOptions
-
-
-async def _shielded(coroutine: Any) -> None:
-    """Finish a bookkeeping write even when the caller is being cancelled."""
-    await asyncio.shield(coroutine)
-
-
-async def _close(events: AsyncIterator[Event]) -> None:
-    aclose = getattr(events, "aclose", None)
-    if aclose is not None:
-        await aclose()
-
-
-def _title_from(text: str) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
-
-
-def _replayable(history: list[Message]) -> list[Message]:
-    """The history as a provider should see it: without user messages whose turn failed,
-    and without tool calls that never got a result (a turn cut off mid-way)."""
-    answered = {p.call_id for m in history if m.role is Role.TOOL for p in m.parts if isinstance(p, ToolResult)}
-    replay = []
-    for message in history:
-        if message.status is MessageStatus.FAILED:
-            continue
-        if message.role is Role.ASSISTANT and any(
-            isinstance(p, ToolCall) and p.id not in answered for p in message.parts
-        ):
-            parts = tuple(p for p in message.parts if not isinstance(p, ToolCall) or p.id in answered)
-            if not parts:
-                continue
-            message = attrs.evolve(message, parts=parts)
-        replay.append(message)
-    return replay

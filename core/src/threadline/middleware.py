@@ -3,6 +3,10 @@
 The first middleware named sees the call first and the reply last (an onion)::
 
     chain = ["retry", "metrics"]   # retry(metrics(provider))
+
+Before any message is stored (the user's, the reply, tool results, a reply cut off), it
+passes every middleware's :meth:`Middleware.message` in the order the chain names them: the
+message stage, where redaction, tagging, field encryption and moderation live.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from attrs import define
 
-from threadline.model import Event, Request, Response, SessionRecord
+from threadline.errors import PluginError
+from threadline.model import Event, Message, Request, Response, SessionRecord
 
 CompleteNext = Callable[["Call"], Awaitable[Response]]
 StreamNext = Callable[["Call"], AsyncIterator[Event]]
@@ -36,9 +41,22 @@ class Middleware:
     def stream(self, call: Call, next: StreamNext) -> AsyncIterator[Event]:
         return next(call)
 
+    async def message(self, message: Message, session: SessionRecord) -> Message:
+        """The message stage: called with every message about to be stored, in chain order;
+        return it, or a changed copy (``attrs.evolve(message, parts=...)``), to store instead.
+
+        What is stored is also what providers are sent in later turns, what the session title
+        is made from and what ``threadline_message_appended`` receives. Raise (a
+        :class:`~threadline.ThreadlineError` with a clear message) to refuse a user message:
+        nothing of it is stored. Streamed deltas are not messages: rewrite them in
+        :meth:`stream`; the stored reply still comes through here whole.
+        """
+        return message
+
 
 class Chain:
-    """Middleware composed around a terminal ``complete`` and ``stream`` (the provider call)."""
+    """Middleware composed around a terminal ``complete`` and ``stream`` (the provider call),
+    plus the message stage of those that have one."""
 
     def __init__(self, middleware: Sequence[Middleware], complete: CompleteNext, stream: StreamNext) -> None:
         self.complete = complete
@@ -46,6 +64,23 @@ class Chain:
         for layer in reversed(middleware):
             self.complete = _wrap_complete(layer, self.complete)
             self.stream = _wrap_stream(layer, self.stream)
+        self.stages = [layer.message for layer in middleware if _has_stage(layer)]
+
+    async def stage(self, message: Message, session: SessionRecord) -> Message:
+        """``message`` after every middleware's message stage, in chain order."""
+        for stage in self.stages:
+            changed = await stage(message, session)
+            if not isinstance(changed, Message):
+                raise PluginError(
+                    f"{getattr(stage, '__qualname__', stage)} returned {type(changed).__name__}; "
+                    "a message stage returns the Message to store"
+                )
+            message = changed
+        return message
+
+
+def _has_stage(layer: object) -> bool:
+    return getattr(type(layer), "message", Middleware.message) is not Middleware.message
 
 
 def _wrap_complete(layer: Middleware, next: CompleteNext) -> CompleteNext:

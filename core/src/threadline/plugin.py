@@ -93,7 +93,8 @@ def __getattr__(name: str) -> Any:
         return with_manager
     raise AttributeError(f"module 'threadline.plugin' has no attribute {name!r}")
 
-__all__ = [
+
+__all__ = [  # noqa: RUF022 -- grouped by what a plugin does, sorted within a group
     # hooks and registration
     "NoConfig", "Register", "RegisterTool", "critical", "hookimpl",
     # contracts a plugin implements

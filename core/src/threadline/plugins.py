@@ -1,24 +1,32 @@
-"""The plugin manager: discovery through the ``threadline`` entry-point group, enable and
-disable, and calling hooks one implementation at a time so one plugin's failure is its own."""
+"""The plugin manager: entry-point discovery, enable and disable, and the one place hooks are
+called. Every hook goes through pluggy's own caller, so ``tryfirst``/``trylast``,
+``wrapper=True`` and ``firstresult`` mean what they mean in pytest; the kernel only guards each
+implementation so that one plugin's failure stays its own."""
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Final, TypeVar
 
+import attrs
 import pluggy
 from attrs import frozen
 
 from threadline import hookspecs
+from threadline.errors import PluginError
 
 ENTRY_POINT_GROUP: Final = "threadline"
+REGISTRATION_PREFIX: Final = "threadline_register_"
 log = logging.getLogger("threadline.plugins")
 F = TypeVar("F", bound=Callable[..., Any])
+
+_registering: contextvars.ContextVar[str] = contextvars.ContextVar("threadline_registering")
 
 
 @frozen
@@ -35,34 +43,80 @@ class PluginInfo:
 
 class PluginManager(pluggy.PluginManager):
     """A pluggy manager that also remembers which plugins loaded, which were disabled and why
-    some failed."""
+    some failed, and guards each hook implementation it registers:
+
+    - a registration hook (``threadline_register_*``) that raises fails its plugin alone: the
+      plugin is unregistered and reported with its name, like a plugin that failed to import;
+    - a lifecycle hook that raises, or whose awaitable raises, is logged with its plugin's name
+      and the call goes on, unless the implementation is :func:`critical`.
+    """
 
     def __init__(self) -> None:
         super().__init__(ENTRY_POINT_GROUP)
         self.add_hookspecs(hookspecs)
         self.infos: list[PluginInfo] = []
-        #: print every hook call with its implementations to stderr
-        self.tracing = os.environ.get("THREADLINE_TRACE_PLUGINS", "") not in ("", "0")
+        if os.environ.get("THREADLINE_TRACE_PLUGINS", "") not in ("", "0"):
+            self.add_hookcall_monitoring(_trace, lambda *_: None)
+
+    def register(self, plugin: object, name: str | None = None) -> str | None:
+        plugin_name = super().register(plugin, name)
+        for hook in self.get_hookcallers(plugin) or []:
+            for impl in hook.get_hookimpls():
+                if impl.plugin is plugin:
+                    impl.function = self._guard(hook.name, impl)  # type: ignore[misc]
+        return plugin_name
+
+    def _guard(self, hook_name: str, impl: pluggy.HookImpl) -> Callable[..., Any]:
+        """``impl``'s function as the kernel calls it: a registration hook's ``register`` acts
+        on behalf of its plugin; a failure is its plugin's alone. Wrappers are only bound:
+        what they raise is theirs to handle, as in pluggy."""
+        function, plugin = impl.function, impl.plugin_name
+        bind = _binder(impl)
+        if impl.wrapper or impl.hookwrapper:
+            return lambda *args: function(*bind(args))
+        if not hook_name.startswith(REGISTRATION_PREFIX):
+            return _guard_lifecycle(hook_name, plugin, function, critical=is_critical(impl))
+
+        def guarded(*args: Any) -> Any:
+            try:
+                return function(*bind(args))
+            except PluginError:  # the kernel's own verdict, such as two plugins claiming one name
+                raise
+            except Exception as exc:
+                self.fail(plugin, f"{hook_name} raised {type(exc).__name__}: {exc}")
+                return None
+
+        return guarded
 
     def add(self, plugin: object, name: str, *, distribution: str | None = None, version: str | None = None) -> bool:
-        """Register ``plugin``; a hook implementation with no matching hookspec (a misspelled
-        name) fails this plugin alone, with the name it should have had."""
+        """Register ``plugin`` (a plugin already registered is left as it is); a hook
+        implementation with no matching hookspec (a misspelled name) fails this plugin alone,
+        with the name it should have had."""
+        if self.is_registered(plugin):
+            return True
         try:
             self.register(plugin, name=name)
             self._check_hooks_of(plugin)
         except (pluggy.PluginValidationError, ValueError) as exc:
-            if self.is_registered(plugin):
+            if self.get_plugin(name) is plugin:
                 self.unregister(plugin)
-            self._record(name, distribution, version, "failed", str(exc))
+            self._record(PluginInfo(name, distribution, version, "failed", str(exc)))
             log.error("threadline plugin %r not loaded: %s", name, exc)
             return False
-        hooks = tuple(sorted(impl_name for impl_name in self._hook_names_of(plugin)))
-        self.infos.append(PluginInfo(name, distribution, version, "loaded", None, hooks))
+        hooks = tuple(sorted(hook.name for hook in self.get_hookcallers(plugin) or []))
+        self._record(PluginInfo(name, distribution, version, "loaded", None, hooks))
         return True
 
-    def _hook_names_of(self, plugin: object) -> Iterator[str]:
-        for hook in self.get_hookcallers(plugin) or []:
-            yield hook.name
+    def fail(self, name: str, error: str) -> None:
+        """Unregister plugin ``name`` and report it failed with ``error``."""
+        if self.has_plugin(name):
+            self.unregister(name=name)
+        info = next((i for i in self.infos if i.name == name), PluginInfo(name, None, None, "failed"))
+        self._record(attrs.evolve(info, status="failed", error=error, hooks=()))
+        log.error("threadline plugin %r failed: %s", name, error)
+
+    def _record(self, info: PluginInfo) -> None:
+        self.infos = [i for i in self.infos if i.name != info.name] + [info]
 
     def _check_hooks_of(self, plugin: object) -> None:
         for hook in self.get_hookcallers(plugin) or []:
@@ -71,9 +125,6 @@ class PluginManager(pluggy.PluginManager):
                 raise pluggy.PluginValidationError(
                     plugin, f"unknown hook {hook.name!r}; the hooks are: {', '.join(known)}"
                 )
-
-    def _record(self, name: str, dist: str | None, version: str | None, status: str, error: str | None) -> None:
-        self.infos.append(PluginInfo(name, dist, version, status, error))
 
     def load_entry_points(self, disable: Iterable[str] = ()) -> None:
         """Load every plugin of the ``threadline`` group except those in ``disable`` and, when
@@ -88,54 +139,84 @@ class PluginManager(pluggy.PluginManager):
             seen.add(ep.name)
             dist, version = _distribution_of(ep)
             if ep.name in disabled or (allowed is not None and ep.name not in allowed):
-                self._record(ep.name, dist, version, "disabled", None)
+                self._record(PluginInfo(ep.name, dist, version, "disabled"))
                 continue
             try:
                 plugin = ep.load()
             except Exception as exc:  # a broken plugin must not stop the others
-                self._record(ep.name, dist, version, "failed", f"{type(exc).__name__}: {exc}")
+                self._record(PluginInfo(ep.name, dist, version, "failed", f"{type(exc).__name__}: {exc}"))
                 log.error("threadline plugin %r failed to import: %s: %s", ep.name, type(exc).__name__, exc)
                 continue
             self.add(plugin, ep.name, distribution=dist, version=version)
 
-    def failures(self) -> list[PluginInfo]:
-        return [info for info in self.infos if info.status == "failed"]
-
-    # -- calling hooks ------------------------------------------------------
-
-    def each_impl(self, hook_name: str) -> list[pluggy.HookImpl]:
-        impls: list[pluggy.HookImpl] = getattr(self.hook, hook_name).get_hookimpls()
-        return impls
-
-    def call_each(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[pluggy.HookImpl, Any]]:
-        """Call each implementation of ``hook_name`` in registration order, yielding its result
-        with the implementation (so callers know which plugin answered)."""
-        impls = self.each_impl(hook_name)
-        self.trace_call(hook_name, impls)
-        for impl in impls:
-            yield impl, impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
-
     async def notify(self, hook_name: str, **kwargs: Any) -> None:
-        """Call a lifecycle hook: await what an implementation returns if it is awaitable; log
-        a failing implementation with its plugin's name and go on, unless it is critical."""
-        impls = self.each_impl(hook_name)
-        if not impls:
-            return
-        self.trace_call(hook_name, impls)
-        for impl in impls:
-            try:
-                result = impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
-                if inspect.isawaitable(result):
+        """Call a lifecycle hook through pluggy, then await what its implementations returned,
+        in the order pluggy called them. A critical implementation's error is raised once
+        every implementation has run."""
+        critical_error: Exception | None = None
+        for result in getattr(self.hook, hook_name)(**kwargs):
+            if inspect.isawaitable(result):
+                try:
                     await result
-            except Exception:
-                if is_critical(impl):
-                    raise
-                log.exception("threadline plugin %r failed in %s", impl.plugin_name, hook_name)
+                except Exception as exc:  # only a critical implementation's error gets here
+                    critical_error = critical_error or exc
+        if critical_error is not None:
+            raise critical_error
 
-    def trace_call(self, hook_name: str, impls: list[pluggy.HookImpl]) -> None:
-        if self.tracing:
-            names = ", ".join(impl.plugin_name for impl in impls) or "(no implementations)"
-            print(f"threadline hook {hook_name} -> {names}", file=sys.stderr)
+
+def registering_plugin() -> str:
+    """The name of the plugin whose ``register`` is being called."""
+    try:
+        return _registering.get()
+    except LookupError:
+        raise PluginError("register() was called with no plugin to register for") from None
+
+
+def _binder(impl: pluggy.HookImpl) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """What makes the ``register`` argument of ``impl`` (if it takes one) act for its plugin."""
+    if "register" not in impl.argnames:
+        return lambda args: args
+    position, plugin = impl.argnames.index("register"), impl.plugin_name
+
+    def bind(args: tuple[Any, ...]) -> tuple[Any, ...]:
+        register = args[position]
+
+        def on_behalf(*register_args: Any, **register_kwargs: Any) -> Any:
+            token = _registering.set(plugin)
+            try:
+                return register(*register_args, **register_kwargs)
+            finally:
+                _registering.reset(token)
+
+        return (*args[:position], on_behalf, *args[position + 1 :])
+
+    return bind
+
+
+def _guard_lifecycle(
+    hook_name: str, plugin: str, function: Callable[..., Any], *, critical: bool
+) -> Callable[..., Any]:
+    """Returns an awaitable or ``None``; the awaitable raises only a critical implementation's
+    error (also one its function raised when called), so every implementation gets to run."""
+
+    async def awaited(result: Awaitable[Any] | None, error: Exception | None) -> None:
+        try:
+            if error is not None:
+                raise error
+            await result  # type: ignore[misc]
+        except Exception:
+            if critical:
+                raise
+            log.exception("threadline plugin %r failed in %s", plugin, hook_name)
+
+    def guarded(*args: Any) -> Any:
+        try:
+            result = function(*args)
+        except Exception as exc:
+            return awaited(None, exc)
+        return awaited(result, None) if inspect.isawaitable(result) else None
+
+    return guarded
 
 
 def critical(function: F) -> F:
@@ -166,6 +247,11 @@ def get_plugin_manager(
     for index, plugin in enumerate(plugins):
         pm.add(plugin, getattr(plugin, "__name__", None) or f"{type(plugin).__name__}-{index}")
     return pm
+
+
+def _trace(hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, object]) -> None:
+    names = ", ".join(impl.plugin_name for impl in reversed(impls)) or "(no implementations)"
+    print(f"threadline hook {hook_name} -> {names}", file=sys.stderr)
 
 
 def _allowlist() -> set[str] | None:

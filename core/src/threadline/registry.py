@@ -1,4 +1,4 @@
-"""What the registration hooks registered: providers, storage, middleware and tools by name."""
+"""What the registration hooks registered: providers, storage, middleware, settings and tools by name."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import attrs
 from attrs import define, frozen
 
 from threadline.errors import PluginError
-from threadline.plugins import PluginManager
+from threadline.plugins import PluginManager, registering_plugin
 from threadline.tools import Tool
 
 
@@ -20,7 +20,6 @@ class NoConfig:
 
 @frozen
 class Registration:
-    kind: str
     name: str
     factory: Callable[[Any], Any]
     config: type
@@ -35,8 +34,13 @@ class RegisterTool(Protocol):
     def __call__(self, tool: Tool) -> None: ...
 
 
-KINDS = {"providers": "threadline_register_providers", "storage": "threadline_register_storage",
-         "middleware": "threadline_register_middleware"}  # fmt: skip
+class RegisterSettings(Protocol):
+    def __call__(self, name: str, config: type) -> None: ...
+
+
+def _settings_themselves(settings: Any) -> Any:
+    """The factory of a settings registration: what it makes is the structured settings."""
+    return settings
 
 
 @define
@@ -44,28 +48,43 @@ class Registry:
     providers: dict[str, Registration] = attrs.Factory(dict)
     storage: dict[str, Registration] = attrs.Factory(dict)
     middleware: dict[str, Registration] = attrs.Factory(dict)
+    settings: dict[str, Registration] = attrs.Factory(dict)
     tools: dict[str, Tool] = attrs.Factory(dict)
     tool_owners: dict[str, str] = attrs.Factory(dict)
+    _sealed: bool = False
 
     @classmethod
     def collect(cls, pm: PluginManager) -> Registry:
-        """Call every registration hook. A name registered twice is a ``PluginError`` naming both plugins."""
+        """Call every registration hook through pluggy. A name registered twice is a
+        ``PluginError`` naming both plugins; what a plugin that then failed registered is dropped."""
         registry = cls()
-        for kind, hook_name in KINDS.items():
-            impls = pm.each_impl(hook_name)
-            pm.trace_call(hook_name, impls)
-            for impl in impls:
-                impl.function(register=registry._register_for(kind, impl.plugin_name))
-        impls = pm.each_impl("threadline_register_tools")
-        pm.trace_call("threadline_register_tools", impls)
-        for impl in impls:
-            impl.function(register=lambda tool, plugin=impl.plugin_name: registry.add_tool(tool, plugin))
+        hook = pm.hook
+        hook.threadline_register_providers(register=registry._register_for("providers"))
+        hook.threadline_register_storage(register=registry._register_for("storage"))
+        hook.threadline_register_middleware(register=registry._register_for("middleware"))
+        register_settings = registry._register_for("settings")
+        hook.threadline_register_settings(
+            register=lambda name, config: register_settings(name, _settings_themselves, config=config)
+        )
+        hook.threadline_register_tools(register=registry._register_tool)
+        registry._drop_failed(pm)
+        registry._sealed = True
         return registry
 
-    def _register_for(self, kind: str, plugin: str) -> Register:
+    def _register_tool(self, tool: Tool) -> None:
+        self._check_open()
+        self.add_tool(tool, registering_plugin())
+
+    def _check_open(self) -> None:
+        if self._sealed:
+            raise PluginError("register() was called after start-up; call it inside the registration hook")
+
+    def _register_for(self, kind: str) -> Callable[..., None]:
         table: dict[str, Registration] = getattr(self, kind)
 
         def register(name: str, factory: Callable[[Any], Any], *, config: type = NoConfig) -> None:
+            self._check_open()
+            plugin = registering_plugin()
             if not attrs.has(config):
                 raise PluginError(f"plugin {plugin!r}: config for {kind} {name!r} must be an attrs class")
             if name in table:
@@ -73,9 +92,16 @@ class Registry:
                     f"{kind} {name!r} is registered by two plugins, {table[name].plugin!r} and {plugin!r}; "
                     f"disable one in [plugins] disable = [...]"
                 )
-            table[name] = Registration(kind, name, factory, config, plugin)
+            table[name] = Registration(name, factory, config, plugin)
 
         return register
+
+    def _drop_failed(self, pm: PluginManager) -> None:
+        for table in (self.providers, self.storage, self.middleware, self.settings):
+            for name in [name for name, entry in table.items() if not pm.has_plugin(entry.plugin)]:
+                del table[name]
+        for name in [name for name, plugin in self.tool_owners.items() if not pm.has_plugin(plugin)]:
+            del self.tools[name], self.tool_owners[name]
 
     def add_tool(self, tool: Tool, plugin: str) -> None:
         if not isinstance(tool, Tool):

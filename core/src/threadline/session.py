@@ -1,0 +1,245 @@
+"""The ``Session`` handle: one conversation's history, record and turns."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from threadline.errors import StorageConflict
+from threadline.model import CallOptions, Done, Event, Message, Part, SessionRecord, SessionStatus, Usage, new_id
+from threadline.turn import plan_turn, run_turn
+
+if TYPE_CHECKING:
+    from threadline.contracts import Storage
+    from threadline.manager import SessionManager
+
+_UPDATABLE = frozenset(
+    {"title", "system_prompt", "provider", "model", "tools", "user_id", "metadata", "provider_state"}
+)
+_CONFLICT_RETRIES = 5
+
+
+@attrs.define(eq=False)
+class _Live:
+    """What every ``Session`` handle on one session shares: the lock that serialises its turns,
+    the record as last stored, what this process appended since, and the history as far as
+    this process has seen it."""
+
+    stored: SessionRecord
+    lock: asyncio.Lock = attrs.Factory(asyncio.Lock)
+    history: list[Message] | None = None
+    appended: int = 0
+    appended_usage: Usage = attrs.Factory(Usage)
+    _record: SessionRecord | None = None
+
+    @property
+    def message_count(self) -> int:
+        return self.stored.message_count + self.appended
+
+    @property
+    def record(self) -> SessionRecord:
+        """The stored record with this process's appends counted in (made only when asked for)."""
+        if self._record is None:
+            self._record = (
+                self.stored
+                if not self.appended
+                else attrs.evolve(
+                    self.stored, message_count=self.message_count, usage=self.stored.usage + self.appended_usage
+                )
+            )
+        return self._record
+
+    def store(self, record: SessionRecord) -> None:
+        """``record`` is what the storage now holds."""
+        self.stored, self.appended, self.appended_usage, self._record = record, 0, Usage(), None
+
+    def refresh(self, record: SessionRecord) -> None:
+        if record.message_count != self.message_count:
+            self.history = None
+        self.store(record)
+
+    def count(self, messages: list[Message]) -> None:
+        self.appended += len(messages)
+        self.appended_usage = sum((m.usage for m in messages if m.usage), self.appended_usage)
+        self._record = None
+        if self.history is not None:
+            self.history.extend(messages)
+
+
+class Session:
+    """One conversation. Get one from :meth:`SessionManager.create_session` or ``get_session``.
+
+    Turns on one session run one at a time, in the order they were asked for.
+    """
+
+    def __init__(self, manager: SessionManager, live: _Live) -> None:
+        self._manager = manager
+        self._live = live
+
+    def __repr__(self) -> str:
+        return f"<Session {self.id} provider={self.record.provider!r} messages={self.record.message_count}>"
+
+    @property
+    def record(self) -> SessionRecord:
+        """The session as last stored or read."""
+        return self._live.record
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def title(self) -> str | None:
+        return self.record.title
+
+    @property
+    def _storage(self) -> Storage:
+        return self._manager.storage
+
+    # -- reading --------------------------------------------------------------
+
+    async def history(self, limit: int | None = None) -> list[Message]:
+        """The stored messages, oldest first; only the newest ``limit`` when given."""
+        return await self._storage.get_messages(self.record.tenant, self.id, last=limit)
+
+    async def refresh(self) -> SessionRecord:
+        self._live.refresh(await self._storage.get_session(self.record.tenant, self.id))
+        return self.record
+
+    # -- changing the session -------------------------------------------------
+
+    async def update(self, **changes: Any) -> SessionRecord:
+        """Change and store fields of the record (``title``, ``system_prompt``, ``provider``,
+        ``model``, ``tools``, ``user_id``, ``metadata``, ``provider_state``)."""
+        if set(changes) - _UPDATABLE:
+            wrong = ", ".join(sorted(set(changes) - _UPDATABLE))
+            raise TypeError(f"cannot update {wrong}; updatable: {', '.join(sorted(_UPDATABLE))}")
+        if "provider" in changes:
+            self._manager._check_provider(changes["provider"], "provider")
+        if "tools" in changes:
+            changes["tools"] = self._manager.resolve_tools(changes["tools"])
+        return await self._write(changes)
+
+    async def _write(self, changes: Mapping[str, Any]) -> SessionRecord:
+        """Store ``changes`` on the newest record, re-reading it when another writer got there first."""
+        for _ in range(_CONFLICT_RETRIES):
+            try:
+                self._live.store(await self._storage.update_session(attrs.evolve(self.record, **changes)))
+                return self.record
+            except StorageConflict:
+                await self.refresh()
+        raise StorageConflict(f"session {self.id!r} kept changing; gave up after {_CONFLICT_RETRIES} tries")
+
+    async def archive(self) -> None:
+        """Mark the session archived (it stays readable and listable by status)."""
+        async with self._live.lock:
+            await self._write({"status": SessionStatus.ARCHIVED})
+        await self._manager.plugin_manager.notify(
+            "threadline_session_archived", session=self.record, manager=self._manager
+        )
+
+    async def delete(self) -> None:
+        """Delete the session and all its messages."""
+        async with self._live.lock:
+            await self._storage.delete_session(self.record.tenant, self.id)
+        await self._manager.plugin_manager.notify(
+            "threadline_session_deleted", session_id=self.id, user_id=self.record.user_id, manager=self._manager
+        )
+
+    async def fork(self, at_message: int | None = None) -> Session:
+        """A new session with a copy of this one's history up to and including message
+        ``at_message`` (a ``seq``; ``None``: all of it)."""
+        history = await self._storage.get_messages(self.record.tenant, self.id)
+        if at_message is not None:
+            history = [m for m in history if m.seq <= at_message]
+        source = self.record
+        record = attrs.evolve(
+            source,
+            id=new_id(),
+            status=SessionStatus.ACTIVE,
+            metadata={**source.metadata, "forked_from": source.id},
+            provider_state={},
+        )
+        stored = await self._storage.create_session(record)
+        fork = await self._manager._adopt(stored)
+        copies = [attrs.evolve(m, id=new_id(), session_id=stored.id) for m in history]
+        if copies:
+            await fork._append(copies)
+        return fork
+
+    # -- conversation ---------------------------------------------------------
+
+    async def send(
+        self,
+        content: str | Part | Sequence[Part],
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        stop: Sequence[str] = (),
+        options: Mapping[str, Any] | None = None,
+    ) -> Message:
+        """Send a user message and return the assistant's reply, stored.
+
+        When the model calls tools, they run and the model is called again (up to
+        ``[defaults] max_tool_steps`` times). ``provider`` and ``model`` apply to this call only.
+        A failure or a cancellation is recorded exactly as for :meth:`stream`.
+        """
+        turn = plan_turn(self, provider, model, CallOptions(temperature, max_tokens, tuple(stop), options or {}))
+        async with aclosing(run_turn(self, content, turn, streaming=False)) as events:
+            async for event in events:
+                if isinstance(event, Done) and event.message is not None:
+                    return event.message
+        raise AssertionError("a turn ends with a Done event that carries the stored reply")
+
+    async def stream(
+        self,
+        content: str | Part | Sequence[Part],
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        stop: Sequence[str] = (),
+        options: Mapping[str, Any] | None = None,
+    ) -> AsyncIterator[Event]:
+        """Send a user message and yield the reply as it arrives: ``TextDelta`` and
+        ``ToolCallDelta`` events, then one ``Done`` whose ``message`` is the stored reply.
+
+        Breaking off (or being cancelled) stores the reply as far as it got, marked incomplete.
+        """
+        turn = plan_turn(self, provider, model, CallOptions(temperature, max_tokens, tuple(stop), options or {}))
+        async with aclosing(run_turn(self, content, turn, streaming=True)) as events:
+            async for event in events:
+                yield event
+
+    @property
+    def _next_seq(self) -> int:
+        return self._live.message_count + 1
+
+    async def _append(self, messages: list[Message]) -> list[Message]:
+        """Store ``messages`` after the session's last, renumbering and retrying when another
+        writer got there first; then fire ``threadline_message_appended`` for each."""
+        live = self._live
+        for _ in range(_CONFLICT_RETRIES):
+            start = live.message_count + 1
+            numbered = [m if m.seq == start + i else attrs.evolve(m, seq=start + i) for i, m in enumerate(messages)]
+            try:
+                await self._storage.append_messages(live.stored.tenant, self.id, numbered)
+                break
+            except StorageConflict:
+                await self.refresh()
+        else:
+            raise StorageConflict(f"session {self.id!r} kept moving on; gave up after {_CONFLICT_RETRIES} tries")
+        live.count(numbered)
+        manager = self._manager
+        for message in numbered:
+            await manager.plugin_manager.notify(
+                "threadline_message_appended", session=live.record, message=message, manager=manager
+            )
+        return numbered

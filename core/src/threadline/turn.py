@@ -1,0 +1,232 @@
+"""The one turn engine: a user message in, the reply out, tools run in between.
+
+``Session.stream`` yields the events of :func:`run_turn`; ``Session.send`` drains the same
+generator. So failure, cancellation, tool steps, the message stage and the hooks behave the
+same for both by construction. Every message passes the middleware's message stage
+(:meth:`threadline.Middleware.message`) before it is stored; what is stored is what later
+readers, the title and ``threadline_message_appended`` see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from threadline.errors import ProviderError, ToolError
+from threadline.middleware import Call
+from threadline.model import (
+    CallOptions,
+    Done,
+    Event,
+    Message,
+    MessageStatus,
+    Part,
+    Request,
+    Role,
+    StreamAssembler,
+    ToolCall,
+    ToolResult,
+    Usage,
+    as_parts,
+)
+from threadline.providers import check_attachments
+
+if TYPE_CHECKING:
+    from threadline.session import Session
+
+TITLE_LENGTH = 60
+
+
+@attrs.frozen
+class Turn:
+    """What one ``send`` or ``stream`` asked for."""
+
+    provider: str
+    model: str | None
+    options: CallOptions
+
+
+def plan_turn(session: Session, provider: str | None, model: str | None, options: CallOptions) -> Turn:
+    """The provider and model of a turn: the call's, else the session's (a model is kept only
+    when the provider is the session's own)."""
+    stored = session._live.stored
+    if provider is not None:
+        session._manager._check_provider(provider, "provider")
+    chosen = provider or stored.provider
+    return Turn(chosen, model or (stored.model if chosen == stored.provider else None), options)
+
+
+async def run_turn(
+    session: Session, content: str | Part | Sequence[Part], turn: Turn, *, streaming: bool
+) -> AsyncGenerator[Event, None]:
+    """One turn's events: the reply's deltas when ``streaming``, then one ``Done`` whose
+    ``message`` is the stored reply.
+
+    Whatever ends the turn early (a provider or middleware error, a broken stream, a tool step
+    limit, a cancellation, the caller breaking off) is recorded the same way: the reply as far
+    as it got is stored ``incomplete``, else the user message is marked ``failed``; a
+    :class:`~threadline.ProviderError` also goes to ``threadline_provider_error``.
+    """
+    manager = session._manager
+    async with session._live.lock:
+        user = await _store_user(session, content, turn)
+        partial = StreamAssembler()
+        usage = Usage()
+        try:
+            for _ in range(manager.config.defaults.max_tool_steps):
+                call = await _call(session, turn)
+                if streaming:
+                    events = manager._chain.stream(call)
+                    try:
+                        async for event in events:
+                            partial.add(event)
+                            if not isinstance(event, Done):
+                                yield event
+                    finally:
+                        await _close(events)
+                    done = partial.done or Done()
+                    parts = partial.parts()
+                else:
+                    response = await manager._chain.complete(call)
+                    done = Done(
+                        usage=response.usage,
+                        finish_reason=response.finish_reason,
+                        model=response.model,
+                        provider_state=response.provider_state,
+                    )
+                    parts = response.parts
+                reply = await _store_reply(session, parts, done, turn)
+                partial = StreamAssembler()
+                usage += done.usage
+                if not reply.tool_calls:
+                    final = attrs.evolve(done, usage=usage, message=reply)
+                    break
+                await _run_tools(session, reply.tool_calls)
+            else:
+                steps = manager.config.defaults.max_tool_steps
+                raise ToolError(f"the model was still calling tools after {steps} steps ([defaults] max_tool_steps)")
+        except BaseException as exc:
+            await asyncio.shield(_fail(session, user, exc, partial))
+            raise
+    yield final
+
+
+async def _stage(session: Session, message: Message) -> Message:
+    """``message`` as the middleware's message stage leaves it, ready to store."""
+    return await session._manager._chain.stage(message, session.record)
+
+
+async def _store_user(session: Session, content: str | Part | Sequence[Part], turn: Turn) -> Message:
+    message = Message(session.id, session._next_seq, Role.USER, as_parts(content))  # type: ignore[arg-type]
+    capabilities = session._manager.provider(turn.provider).capabilities(turn.model)
+    check_attachments(capabilities, [message], model=turn.model, provider=turn.provider)
+    message = await _stage(session, message)
+    if session._live.stored.title is None and (text := message.text.strip()):
+        await session.update(title=_title_from(text))
+    (user,) = await session._append([message])
+    return user
+
+
+async def _call(session: Session, turn: Turn) -> Call:
+    live = session._live
+    if live.history is None or len(live.history) != live.message_count:
+        live.history = await session._storage.get_messages(live.stored.tenant, session.id)
+    state = live.stored.provider_state if turn.provider == live.stored.provider else {}
+    tools = session._manager.registry.tools
+    specs = tuple(tools[name].spec for name in live.stored.tools if name in tools)
+    request = Request(
+        turn.model, tuple(_replayable(live.history)), live.stored.system_prompt, specs, turn.options, state
+    )
+    return Call(session.record, turn.provider, request)
+
+
+async def _store_reply(session: Session, parts: tuple[Part, ...], done: Done, turn: Turn) -> Message:
+    message = Message(
+        session.id,
+        session._next_seq,
+        Role.ASSISTANT,
+        parts,
+        usage=done.usage,
+        provider=turn.provider,
+        model=done.model or turn.model,
+    )
+    (stored,) = await session._append([await _stage(session, message)])
+    if done.provider_state is not None and turn.provider == session._live.stored.provider:
+        await session.update(provider_state=done.provider_state)
+    return stored
+
+
+async def _run_tools(session: Session, calls: list[ToolCall]) -> None:
+    results = await asyncio.gather(*(_run_tool(session, call) for call in calls))
+    message = Message(session.id, session._next_seq, Role.TOOL, results)
+    await session._append([await _stage(session, message)])
+
+
+async def _run_tool(session: Session, call: ToolCall) -> ToolResult:
+    tools = session._manager.registry.tools
+    allowed = session._live.stored.tools
+    if call.name not in allowed or call.name not in tools:
+        known = ", ".join(allowed) or "none"
+        return ToolResult(call.id, f"no tool named {call.name!r}; this session's tools: {known}", is_error=True)
+    return await tools[call.name].run(call)
+
+
+async def _fail(session: Session, user: Message, exc: BaseException, partial: StreamAssembler) -> None:
+    """Record a failed turn: the reply as far as it got (incomplete), else the user message
+    marked failed; tell the ``threadline_provider_error`` hook about provider errors."""
+    live = session._live
+    error = "cancelled" if isinstance(exc, asyncio.CancelledError | GeneratorExit) else str(exc) or type(exc).__name__
+    if partial.started:
+        message = Message(
+            session.id,
+            session._next_seq,
+            Role.ASSISTANT,
+            partial.parts(complete=False),
+            status=MessageStatus.INCOMPLETE,
+            error=error,
+        )
+        await session._append([await _stage(session, message)])
+    elif live.message_count == user.seq:
+        await session._storage.set_message_status(
+            live.stored.tenant, session.id, user.seq, MessageStatus.FAILED.value, error
+        )
+        if live.history is not None:
+            live.history[-1] = attrs.evolve(user, status=MessageStatus.FAILED, error=error)
+    if isinstance(exc, ProviderError):
+        manager = session._manager
+        await manager.plugin_manager.notify(
+            "threadline_provider_error", session=session.record, error=exc, manager=manager
+        )
+
+
+async def _close(events: AsyncIterator[Any]) -> None:
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+def _title_from(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
+
+
+def _replayable(history: list[Message]) -> list[Message]:
+    """The history as a provider should see it: without user messages whose turn failed,
+    and without tool calls that never got a result (a turn cut off mid-way)."""
+    answered = {p.call_id for m in history if m.role is Role.TOOL for p in m.parts if isinstance(p, ToolResult)}
+    replay = []
+    for message in history:
+        if message.status is MessageStatus.FAILED:
+            continue
+        if message.role is Role.ASSISTANT and any(
+            isinstance(p, ToolCall) and p.id not in answered for p in message.parts
+        ):
+            parts = tuple(p for p in message.parts if not isinstance(p, ToolCall) or p.id in answered)
+            if not parts:
+                continue
+            message = attrs.evolve(message, parts=parts)
+        replay.append(message)
+    return replay
