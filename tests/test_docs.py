@@ -13,7 +13,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 def test_every_hookspec_is_documented() -> None:
     reference = (DOCS / "hooks.md").read_text()
     hooks = [name for name in dir(hookspecs) if name.startswith("threadline_")]
-    assert len(hooks) == 12
+    assert len(hooks) == 13
     for name in hooks:
         assert f"### `{name}`" in reference, f"{name} is missing from docs/hooks.md"
 

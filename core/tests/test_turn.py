@@ -1,0 +1,294 @@
+"""The one turn engine: ``send`` and ``stream`` fail, cancel and store alike; the message stage
+sees every message before it is stored; the manager opens and closes exception-safely."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import attrs
+import pytest
+
+import threadline
+from threadline import (
+    Call,
+    Config,
+    Event,
+    Message,
+    MessageStatus,
+    Middleware,
+    PluginError,
+    Response,
+    Role,
+    SessionManager,
+    SessionRecord,
+    Text,
+    ToolCall,
+    ToolResult,
+    hookimpl,
+)
+from threadline.builtins.echo import EchoConfig, EchoProvider, Reply, ScriptedToolCall
+from threadline.builtins.memory import MemoryStorage
+from threadline.middleware import CompleteNext, StreamNext
+from threadline.testing import EventRecorder
+
+
+def chain_of(*middleware: tuple[str, Middleware]) -> tuple[Config, object]:
+    """A config naming ``middleware`` in order and the plugin that registers them."""
+
+    class Plugin:
+        @hookimpl
+        def threadline_register_middleware(self, register: Any) -> None:
+            for name, layer in middleware:
+                register(name, lambda _config, layer=layer: layer)
+
+    return Config.from_dict({"middleware": {"chain": [name for name, _ in middleware]}}), Plugin()
+
+
+async def drive(session: threadline.Session, how: str, text: str) -> Message:
+    if how == "send":
+        return await session.send(text)
+    events = [event async for event in session.stream(text)]
+    done = events[-1]
+    assert isinstance(done, threadline.Done) and done.message is not None
+    return done.message
+
+
+# -- send and stream behave alike ---------------------------------------------------------
+
+
+class Refuses(Middleware):
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def complete(self, call: Call, next: CompleteNext) -> Response:
+        raise self.error
+
+    def stream(self, call: Call, next: StreamNext) -> AsyncIterator[Event]:
+        raise self.error
+
+
+@pytest.mark.parametrize("how", ["send", "stream"])
+@pytest.mark.parametrize(
+    ("error", "hook_fired"),
+    [(threadline.RateLimited("slow down", provider="proxy"), True), (RuntimeError("middleware bug"), False)],
+)
+async def test_a_middleware_that_raises_fails_the_turn_the_same_way(
+    how: str, error: Exception, hook_fired: bool
+) -> None:
+    config, plugin = chain_of(("refuses", Refuses(error)))
+    recorder = EventRecorder()
+    async with SessionManager(config, storage=MemoryStorage(), plugins=[plugin, recorder]) as tl:
+        session = await tl.create_session()
+        with pytest.raises(type(error), match=str(error)):
+            await drive(session, how, "hello")
+        (user,) = await session.history()
+        assert (user.status, user.error) == (MessageStatus.FAILED, str(error))
+        assert ("provider_error" in recorder.names()) is hook_fired
+        assert session.record.message_count == 1
+        echo = tl.provider("echo")
+        assert isinstance(echo, EchoProvider) and echo.requests == []
+
+
+@pytest.mark.parametrize("how", ["send", "stream"])
+async def test_cancelling_either_before_the_first_chunk_marks_the_user_message_failed(how: str) -> None:
+    async with SessionManager(storage=MemoryStorage(), providers={"echo": EchoProvider(EchoConfig(latency=5))}) as tl:
+        session = await tl.create_session()
+        task = asyncio.create_task(drive(session, how, "are you there?"))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        (stored,) = await session.history()
+        assert (stored.status, stored.error) == (MessageStatus.FAILED, "cancelled")
+        assert (await session.send("again")).text == "again"  # the lock was released
+
+
+@pytest.mark.parametrize("how", ["send", "stream"])
+async def test_the_tool_step_limit_ends_either_the_same_way(how: str) -> None:
+    @threadline.tool
+    def again() -> str:
+        """Call me again."""
+        return "again"
+
+    config = Config(defaults=threadline.Defaults(max_tool_steps=2))
+    async with SessionManager(config, storage=MemoryStorage(), tools=[again]) as tl:
+        session = await tl.create_session(tools=["again"])
+        echo = tl.provider("echo")
+        assert isinstance(echo, EchoProvider)
+        echo.script([Reply(tool_calls=(ScriptedToolCall("again"),))] * 3)
+        with pytest.raises(threadline.ToolError, match="after 2 steps"):
+            await drive(session, how, "loop")
+        assert [m.role for m in await session.history()] == [Role.USER, *[Role.ASSISTANT, Role.TOOL] * 2]
+
+
+# -- the message stage ---------------------------------------------------------------------
+
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
+
+
+def masked(parts: tuple[Any, ...]) -> tuple[Any, ...]:
+    def mask(part: Any) -> Any:
+        if isinstance(part, Text):
+            return Text(EMAIL.sub("[EMAIL]", part.text))
+        if isinstance(part, ToolCall):
+            return attrs.evolve(part, arguments={k: EMAIL.sub("[EMAIL]", str(v)) for k, v in part.arguments.items()})
+        if isinstance(part, ToolResult):
+            return attrs.evolve(part, content=EMAIL.sub("[EMAIL]", part.content))
+        return part
+
+    return tuple(mask(part) for part in parts)
+
+
+class MaskEmails(Middleware):
+    def __init__(self) -> None:
+        self.seen: list[tuple[Role, str]] = []
+
+    async def message(self, message: Message, session: SessionRecord) -> Message:
+        self.seen.append((message.role, session.id))
+        return attrs.evolve(message, parts=masked(message.parts))
+
+
+@threadline.tool
+def contact(name: str) -> str:
+    """The e-mail address of a person."""
+    return "carol@example.org"
+
+
+@pytest.mark.parametrize("how", ["send", "stream"])
+async def test_the_message_stage_sees_every_message_before_it_is_stored(how: str) -> None:
+    stage = MaskEmails()
+    config, plugin = chain_of(("mask", stage))
+    recorder = EventRecorder()
+    async with SessionManager(config, storage=MemoryStorage(), plugins=[plugin, recorder], tools=[contact]) as tl:
+        session = await tl.create_session(tools=["contact"])
+        echo = tl.provider("echo")
+        assert isinstance(echo, EchoProvider)
+        echo.script([Reply(tool_calls=(ScriptedToolCall("contact", {"name": "bob@example.com"}),))])
+        reply = await drive(session, how, "write to ann@example.com please")
+        history = await session.history()
+        assert [m.role for m in history] == [Role.USER, Role.ASSISTANT, Role.TOOL, Role.ASSISTANT]
+        for message in history:
+            assert "@example" not in repr(message.parts), message
+        assert reply == history[-1] and "[EMAIL]" in reply.text
+        assert session.title == "write to [EMAIL] please"
+        appended = [args["message"] for name, args in recorder.events if name == "message_appended"]
+        assert appended == history
+        assert [role for role, _ in stage.seen] == [Role.USER, Role.ASSISTANT, Role.TOOL, Role.ASSISTANT]
+        assert "ann@example.com" not in repr(echo.requests[-1].messages)
+
+
+async def test_a_cut_off_reply_passes_the_stage_too() -> None:
+    config, plugin = chain_of(("mask", MaskEmails()))
+    echo = EchoProvider(EchoConfig(chunk_size=4))
+    async with SessionManager(config, storage=MemoryStorage(), plugins=[plugin], providers={"echo": echo}) as tl:
+        session = await tl.create_session()
+        echo.script([Reply(text="mail carol@example.net now and more and more", error="dropped")])
+        with pytest.raises(threadline.ProviderUnavailable):
+            async for _ in session.stream("hi"):
+                pass
+        _, partial = await session.history()
+        assert partial.status is MessageStatus.INCOMPLETE and "@example" not in partial.text
+
+
+async def test_stages_run_in_chain_order() -> None:
+    order: list[str] = []
+
+    class Tag(Middleware):
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        async def message(self, message: Message, session: SessionRecord) -> Message:
+            order.append(self.name)
+            tags = [*message.metadata.get("tags", []), self.name]
+            return attrs.evolve(message, metadata={**message.metadata, "tags": tags})
+
+    config, plugin = chain_of(("a", Tag("a")), ("plain", Middleware()), ("b", Tag("b")))
+    async with SessionManager(config, storage=MemoryStorage(), plugins=[plugin]) as tl:
+        session = await tl.create_session()
+        await session.send("hi")
+        user, reply = await session.history()
+    assert order == ["a", "b", "a", "b"]
+    assert user.metadata["tags"] == reply.metadata["tags"] == ["a", "b"]
+
+
+async def test_a_stage_that_refuses_a_message_stores_nothing() -> None:
+    class Block(Middleware):
+        async def message(self, message: Message, session: SessionRecord) -> Message:
+            if "secret" in message.text:
+                raise threadline.BadRequest("message refused: it contains a secret", provider="block")
+            return message
+
+    config, plugin = chain_of(("block", Block()))
+    async with SessionManager(config, storage=MemoryStorage(), plugins=[plugin]) as tl:
+        session = await tl.create_session()
+        with pytest.raises(threadline.BadRequest, match="contains a secret"):
+            await session.send("the secret is 42")
+        assert await session.history() == [] and session.title is None
+        assert (await session.send("fine")).text == "fine"
+
+
+async def test_a_stage_that_returns_no_message_is_a_plugin_error() -> None:
+    class Broken(Middleware):
+        async def message(self, message: Message, session: SessionRecord) -> Message:
+            return message.text  # type: ignore[return-value]
+
+    config, plugin = chain_of(("broken", Broken()))
+    async with SessionManager(config, storage=MemoryStorage(), plugins=[plugin]) as tl:
+        session = await tl.create_session()
+        with pytest.raises(PluginError, match=r"Broken\.message returned str; a message stage returns the Message"):
+            await session.send("hi")
+        assert await session.history() == []
+
+
+# -- open and close ------------------------------------------------------------------------
+
+
+class Tracked(MemoryStorage):
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = 0
+
+    async def close(self) -> None:
+        self.closed += 1
+        await super().close()
+
+
+async def test_a_failing_critical_startup_hook_closes_the_storage() -> None:
+    class Fails:
+        @hookimpl
+        @threadline.critical
+        def threadline_startup(self) -> None:
+            raise OSError("audit log unwritable")
+
+    storage = Tracked()
+    manager = SessionManager(storage=storage, plugins=[Fails()])
+    with pytest.raises(OSError, match="audit log unwritable"):
+        async with manager:
+            pass
+    assert storage.closed == 1
+    with pytest.raises(RuntimeError, match="not open"):
+        _ = manager.storage
+
+
+async def test_a_provider_whose_close_raises_still_lets_the_storage_close() -> None:
+    class BadClose(EchoProvider):
+        async def close(self) -> None:
+            raise RuntimeError("close failed")
+
+    class Plugin:
+        @hookimpl
+        def threadline_register_providers(self, register: Any) -> None:
+            register("badclose", lambda _config: BadClose())
+
+    given = BadClose()
+    storage = Tracked()
+    manager = SessionManager(storage=storage, plugins=[Plugin()], providers={"given": given})
+    with pytest.raises(RuntimeError, match="close failed"):
+        async with manager:
+            await (await manager.create_session(provider="badclose")).send("hi")
+            await (await manager.create_session(provider="given")).send("hi")
+    assert storage.closed == 1
+    assert given.requests  # used, but not the manager's to close: it was passed in

@@ -1,0 +1,115 @@
+"""The redaction plugin that docs/plugins.md walks through, installed as a plugin is and run
+through a real provider plugin and SQLite: no masked address reaches the provider's HTTP
+requests, the database file, the title, ``threadline_message_appended`` or the streamed text."""
+
+from __future__ import annotations
+
+import re
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
+sys.path.insert(0, str(PLUGINS / "openai" / "tests"))
+
+from fake_openai import FakeOpenAI  # noqa: E402
+
+import threadline  # noqa: E402
+from threadline.testing import EventRecorder, Reply, ScriptedToolCall  # noqa: E402
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "plugins.md"
+MARKER = "<!-- redaction example: tests/test_redaction_example.py runs this block -->"
+ADDRESSES = ("ann@example.com", "bob@example.org", "carol@example.net")
+
+
+def example_code() -> str:
+    after = DOCS.read_text(encoding="utf-8").split(MARKER, 1)[1]
+    match = re.match(r"\s*```python\n(.*?)\n```", after, re.DOTALL)
+    assert match, f"no python block after the marker in {DOCS}"
+    return match.group(1)
+
+
+def install_example(site: Path) -> None:
+    """Install the docs' code as a distribution with a `threadline` entry point, as pip would."""
+    (site / "threadline_redact.py").write_text(example_code(), encoding="utf-8")
+    info = site / "threadline_redact-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: threadline-redact\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[threadline]\nredact = threadline_redact\n")
+
+
+@threadline.tool
+def lookup_contact(name: str) -> str:
+    """The e-mail address of a colleague."""
+    return "carol@example.net"
+
+
+@pytest.fixture
+async def openai() -> AsyncIterator[FakeOpenAI]:
+    async with FakeOpenAI() as api:
+        yield api
+
+
+@pytest.mark.parametrize("api", ["responses", "chat"])
+async def test_no_address_gets_past_the_redaction_example(
+    api: str, openai: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    install_example(site)
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("THREADLINE_PLUGINS", "redact,openai,sqlite,echo")
+    database = tmp_path / "threadline.db"
+    config = tmp_path / "threadline.toml"
+    config.write_text(
+        textwrap.dedent(f"""
+        [defaults]
+        provider = "openai"
+        [storage]
+        backend = "sqlite"
+        path = "{database}"
+        [providers.openai]
+        api_key = "sk-test"
+        base_url = "{openai.url}"
+        api = "{api}"
+        max_retries = 0
+        [middleware]
+        chain = ["redact"]
+    """)
+    )
+    openai.script([
+        Reply(tool_calls=(ScriptedToolCall("lookup_contact", {"name": "bob@example.org"}),)),
+        Reply(text="Write to bob@example.org, or to carol@example.net, today."),
+        Reply(text="Noted: ann@example.com."),
+    ])  # fmt: skip
+    recorder = EventRecorder()
+    streamed: list[str] = []
+    async with threadline.SessionManager.from_config(config, plugins=[recorder], tools=[lookup_contact]) as tl:
+        assert tl.plugin_manager.has_plugin("redact")
+        session = await tl.create_session(tools=["lookup_contact"])
+        async for event in session.stream("Mail ann@example.com the plan"):
+            if isinstance(event, threadline.TextDelta):
+                streamed.append(event.text)
+        reply = await session.send("thanks")
+        title = (await tl.get_session(session.id)).title
+        history = await session.history()
+
+    assert len(streamed) > 3  # the reply came in pieces, the addresses split across them
+    assert "".join(streamed) == "Write to [EMAIL], or to [EMAIL], today."
+    assert reply.text == "Noted: [EMAIL]."
+    assert title == "Mail [EMAIL] the plan"
+    appended = [arguments["message"] for name, arguments in recorder.events if name == "message_appended"]
+    assert appended == history and len(history) == 6
+    seen: dict[str, Any] = {
+        "HTTP requests": b"".join(request.body for request in openai.requests),
+        "database": b"".join(path.read_bytes() for path in sorted(tmp_path.glob("threadline.db*"))),  # noqa: ASYNC240
+        "history": repr(history).encode(),
+    }
+    for address in ADDRESSES:
+        for where, data in seen.items():
+            assert address.encode() not in data, f"{address} reached the {where}"
+    assert b"[EMAIL]" in seen["HTTP requests"] and b"[EMAIL]" in seen["database"]
