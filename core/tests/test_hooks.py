@@ -289,9 +289,9 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 async def test_registering_an_already_loaded_builtin_again_changes_nothing() -> None:
-    import threadline.builtins.echo
+    import threadline.builtins.echo_plugin
 
-    async with SessionManager(storage=MemoryStorage(), plugins=[threadline.builtins.echo]) as tl:
+    async with SessionManager(storage=MemoryStorage(), plugins=[threadline.builtins.echo_plugin]) as tl:
         assert (await (await tl.create_session(provider="echo")).send("still here")).text == "still here"
     assert next(i for i in tl.plugin_manager.infos if i.name == "echo").status == "loaded"
 

@@ -1,65 +1,114 @@
-"""threadline: LLM conversation sessions that persist, move between providers and pass an audit."""
+"""threadline: LLM conversation sessions that persist, move between providers and pass an audit.
 
-from importlib.metadata import PackageNotFoundError, version
+Every name below is imported on first use (PEP 562), so ``import threadline`` and plugin
+discovery stay light: the data model, cattrs and asyncio load only when something needs them.
+"""
 
-from threadline.config import Config, Defaults, MiddlewareSection, PluginsSection, StorageSection, Template
-from threadline.contracts import Provider, Storage, make_cursor, read_cursor
-from threadline.errors import (
-    AuthenticationError,
-    BadRequest,
-    ConfigError,
-    ContextTooLong,
-    DataFormatError,
-    PluginError,
-    ProviderError,
-    ProviderUnavailable,
-    RateLimited,
-    SessionNotFound,
-    StorageConflict,
-    StorageError,
-    StorageUnavailable,
-    ThreadlineError,
-    ToolError,
-)
-from threadline.hookspecs import hookimpl
-from threadline.manager import SessionManager
-from threadline.middleware import Call, Middleware
-from threadline.model import (
-    CallOptions,
-    Capabilities,
-    DeletedCounts,
-    Done,
-    Event,
-    File,
-    Image,
-    Message,
-    MessageStatus,
-    Part,
-    Request,
-    Response,
-    Role,
-    SessionPage,
-    SessionQuery,
-    SessionRecord,
-    SessionStatus,
-    StreamAssembler,
-    Text,
-    TextDelta,
-    ToolCall,
-    ToolCallDelta,
-    ToolResult,
-    ToolSpec,
-    Usage,
-)
-from threadline.plugins import PluginManager, critical, get_plugin_manager
-from threadline.registry import NoConfig
-from threadline.session import Session
-from threadline.tools import Tool, tool
+from __future__ import annotations
 
-try:
-    __version__ = version("threadline")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0"
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from threadline.config import Config, Defaults, MiddlewareSection, PluginsSection, StorageSection, Template
+    from threadline.contracts import Provider, Storage, make_cursor, read_cursor
+    from threadline.errors import (
+        AuthenticationError,
+        BadRequest,
+        ConfigError,
+        ContextTooLong,
+        DataFormatError,
+        PluginError,
+        ProviderError,
+        ProviderUnavailable,
+        RateLimited,
+        SessionNotFound,
+        StorageConflict,
+        StorageError,
+        StorageUnavailable,
+        ThreadlineError,
+        ToolError,
+    )
+    from threadline.hookspecs import hookimpl
+    from threadline.manager import SessionManager
+    from threadline.middleware import Call, Middleware
+    from threadline.model import (
+        CallOptions,
+        Capabilities,
+        DeletedCounts,
+        Done,
+        Event,
+        File,
+        Image,
+        Message,
+        MessageStatus,
+        Part,
+        Request,
+        Response,
+        Role,
+        SessionPage,
+        SessionQuery,
+        SessionRecord,
+        SessionStatus,
+        StreamAssembler,
+        Text,
+        TextDelta,
+        ToolCall,
+        ToolCallDelta,
+        ToolResult,
+        ToolSpec,
+        Usage,
+    )
+    from threadline.plugins import PluginManager, critical, get_plugin_manager
+    from threadline.registry import NoConfig
+    from threadline.session import Session
+    from threadline.tools import Tool, tool
+
+#: where each public name lives: module -> names
+_MODULES = {
+    "threadline.config": "Config Defaults MiddlewareSection PluginsSection StorageSection Template",
+    "threadline.contracts": "Provider Storage make_cursor read_cursor",
+    "threadline.errors": (
+        "AuthenticationError BadRequest ConfigError ContextTooLong DataFormatError "
+        "PluginError ProviderError ProviderUnavailable RateLimited SessionNotFound "
+        "StorageConflict StorageError StorageUnavailable ThreadlineError ToolError"
+    ),
+    "threadline.hookspecs": "hookimpl",
+    "threadline.manager": "SessionManager",
+    "threadline.middleware": "Call Middleware",
+    "threadline.model": (
+        "CallOptions Capabilities DeletedCounts Done Event File Image Message "
+        "MessageStatus Part Request Response Role SessionPage SessionQuery SessionRecord "
+        "SessionStatus StreamAssembler Text TextDelta ToolCall ToolCallDelta ToolResult "
+        "ToolSpec Usage"
+    ),
+    "threadline.plugins": "PluginManager critical get_plugin_manager",
+    "threadline.registry": "NoConfig",
+    "threadline.session": "Session",
+    "threadline.tools": "Tool tool",
+}
+_EXPORTS = {name: module for module, names in _MODULES.items() for name in names.split()}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value: Any = version("threadline")
+        except PackageNotFoundError:  # running from a source tree that is not installed
+            value = "0.0.0"
+    elif name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    else:
+        raise AttributeError(f"module 'threadline' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "AuthenticationError", "BadRequest", "Call", "CallOptions", "Capabilities", "Config", "ConfigError",

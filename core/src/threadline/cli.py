@@ -1,22 +1,27 @@
-"""The ``threadline`` command: chat, manage sessions, inspect plugins and config."""
+"""The ``threadline`` command: chat, manage sessions, inspect plugins and config.
+
+``threadline --help`` and ``threadline plugins`` import click, pluggy and the plugins' entry
+modules only; a command imports the session machinery (asyncio, the data model) when it runs.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from threadline.config import Config
+from threadline.config import Config, read_disabled_plugins
 from threadline.errors import ThreadlineError
-from threadline.manager import SessionManager
-from threadline.model import Done, Message, SessionRecord, TextDelta, ToolCall, ToolCallDelta, ToolResult, dump_record
 from threadline.plugins import PluginManager, get_plugin_manager
-from threadline.session import Session
+
+if TYPE_CHECKING:
+    from threadline.manager import SessionManager
+    from threadline.model import Message, SessionRecord
+    from threadline.session import Session
 
 T = TypeVar("T")
 
@@ -71,11 +76,13 @@ class _State:
 
     def plugin_manager(self) -> PluginManager:
         if self._plugin_manager is None:
-            disable = Config.load(self.config_path).plugins.disable if self.config_path.exists() else ()
+            disable = read_disabled_plugins(self.config_path) if self.config_path.exists() else ()
             self._plugin_manager = get_plugin_manager(disable=disable)
         return self._plugin_manager
 
     def manager(self, *, notice: bool = True) -> SessionManager:
+        from threadline.manager import SessionManager
+
         manager = SessionManager(self.config(), plugin_manager=self.plugin_manager())
         if notice and manager.storage_backend == "memory":
             click.echo(
@@ -92,6 +99,8 @@ def with_manager(function: Callable[..., Awaitable[T]]) -> Callable[..., T]:
 
     @click.pass_obj
     def command(state: _State, *args: Any, **kwargs: Any) -> T:
+        import asyncio
+
         async def body() -> T:
             async with state.manager() as manager:
                 return await function(manager, *args, **kwargs)
@@ -148,6 +157,8 @@ async def chat(
     Type /history to see the conversation, /new to start another, /quit to stop.
     Reads lines from standard input when it is not a terminal, for scripting.
     """
+    import asyncio
+
     interactive = sys.stdin.isatty()
 
     async def new_session() -> Session:
@@ -192,6 +203,8 @@ def _announce(session: Session) -> None:
 async def _stream_reply(
     session: Session, text: str, *, provider: str | None, model: str | None, interactive: bool
 ) -> None:
+    from threadline.model import Done, TextDelta, ToolCallDelta
+
     if interactive:
         click.echo("assistant> ", nl=False)
     async for event in session.stream(text, provider=provider, model=model):
@@ -259,6 +272,8 @@ def _format_summary(record: SessionRecord) -> str:
 @with_manager
 async def show(manager: SessionManager, session_id: str, as_json: bool) -> None:
     """Show a session and its messages."""
+    from threadline.model import dump_record
+
     session = await manager.get_session(session_id)
     messages = await session.history()
     if as_json:
@@ -272,6 +287,8 @@ async def show(manager: SessionManager, session_id: str, as_json: bool) -> None:
 
 
 def _format_message(message: Message) -> str:
+    from threadline.model import ToolCall, ToolResult
+
     pieces = []
     for part in message.parts:
         if isinstance(part, ToolCall):

@@ -11,11 +11,9 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import attrs
-import cattrs
 from attrs import field, frozen
 
 from threadline.errors import ConfigError
-from threadline.model import converter, describe_error
 
 T = TypeVar("T")
 _VAR: Final = re.compile(r"\$(\$)|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -87,15 +85,7 @@ class Config:
     def load(cls, path: str | os.PathLike[str]) -> Config:
         """Read a config file. Its plugin sections are checked when the plugins are known
         (:meth:`plugin_config`)."""
-        file = str(path)
-        try:
-            with open(path, "rb") as handle:
-                raw = tomllib.load(handle)
-        except FileNotFoundError:
-            raise ConfigError("no such config file", file=file) from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"not valid TOML: {exc}", file=file) from None
-        return cls.from_dict(raw, file=file)
+        return cls.from_dict(_read_toml(path), file=str(path))
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], *, file: str | None = None) -> Config:
@@ -134,6 +124,26 @@ class Config:
         return settings_object
 
 
+def read_disabled_plugins(path: str | os.PathLike[str]) -> tuple[str, ...]:
+    """``[plugins] disable`` of a config file, read without structuring the rest: what the
+    command line needs before it knows which command runs."""
+    plugins = _table(_read_toml(path).get("plugins", {}), str(path), "plugins")
+    disable = plugins.get("disable", ())
+    if not isinstance(disable, list | tuple) or not all(isinstance(name, str) for name in disable):
+        raise ConfigError("expected a list of plugin names", file=str(path), key="plugins.disable")
+    return tuple(disable)
+
+
+def _read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError("no such config file", file=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", file=str(path)) from None
+
+
 def _table(value: Any, file: str | None, key: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigError(f"expected a table ([{key}]), got {type(value).__name__}", file=file, key=key)
@@ -147,6 +157,10 @@ def _tables(value: Any, file: str | None, key: str) -> dict[str, dict[str, Any]]
 
 def structure(value: Any, cls: Any, file: str | None, key: str) -> Any:
     """``converter.structure`` with errors that name the file, the key and the expected type."""
+    import cattrs  # with the data model, only once a config is structured
+
+    from threadline.model import converter, describe_error
+
     try:
         return converter.structure(value, cls)
     except cattrs.BaseValidationError as exc:

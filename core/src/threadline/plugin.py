@@ -5,93 +5,122 @@ A plugin imports from ``threadline`` (the user API) and from here, nothing else:
     from threadline.plugin import Register, hookimpl, ProviderConfig
 
 Names not in ``__all__`` below, and modules not named here, are the kernel's own and may
-change without notice. The contract suites are in :mod:`threadline.testing`.
+change without notice. The contract suites are in :mod:`threadline.testing`. Each name is
+imported on first use (PEP 562): a plugin's entry module that imports ``hookimpl`` and
+``Register`` from here loads neither the data model nor an SDK.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
-
-from threadline.config import user_data_dir
-from threadline.contracts import Provider, Storage, make_cursor, read_cursor
-from threadline.errors import (
-    AuthenticationError,
-    BadRequest,
-    ConfigError,
-    ContextTooLong,
-    DataFormatError,
-    PluginError,
-    ProviderError,
-    ProviderUnavailable,
-    RateLimited,
-    SessionNotFound,
-    StorageConflict,
-    StorageError,
-    StorageUnavailable,
-    ThreadlineError,
-    ToolError,
-)
-from threadline.hookspecs import hookimpl
-from threadline.middleware import Call, CompleteNext, Middleware, StreamNext
-from threadline.model import (
-    Capabilities,
-    DeletedCounts,
-    Done,
-    Event,
-    File,
-    Image,
-    Message,
-    MessageStatus,
-    Part,
-    Request,
-    Response,
-    Role,
-    SessionPage,
-    SessionQuery,
-    SessionRecord,
-    SessionStatus,
-    Text,
-    TextDelta,
-    ToolCall,
-    ToolCallDelta,
-    ToolResult,
-    ToolSpec,
-    Usage,
-    dump_parts,
-    dumps,
-    load,
-    load_parts,
-    new_id,
-    unchecked_constructor,
-    utcnow,
-)
-from threadline.plugins import critical
-from threadline.providers import (
-    PDF,
-    ProviderConfig,
-    StreamReader,
-    check_attachments,
-    data_url,
-    error_for_status,
-    error_object,
-    read_stream,
-    retry_after,
-    send_body,
-    transport_error,
-)
-from threadline.registry import NoConfig, Register, RegisterTool
-from threadline.tools import Tool, tool
 
 if TYPE_CHECKING:
     from threadline.cli import with_manager
+    from threadline.config import user_data_dir
+    from threadline.contracts import Provider, Storage, make_cursor, read_cursor
+    from threadline.errors import (
+        AuthenticationError,
+        BadRequest,
+        ConfigError,
+        ContextTooLong,
+        DataFormatError,
+        PluginError,
+        ProviderError,
+        ProviderUnavailable,
+        RateLimited,
+        SessionNotFound,
+        StorageConflict,
+        StorageError,
+        StorageUnavailable,
+        ThreadlineError,
+        ToolError,
+    )
+    from threadline.hookspecs import hookimpl
+    from threadline.middleware import Call, CompleteNext, Middleware, StreamNext
+    from threadline.model import (
+        Capabilities,
+        DeletedCounts,
+        Done,
+        Event,
+        File,
+        Image,
+        Message,
+        MessageStatus,
+        Part,
+        Request,
+        Response,
+        Role,
+        SessionPage,
+        SessionQuery,
+        SessionRecord,
+        SessionStatus,
+        Text,
+        TextDelta,
+        ToolCall,
+        ToolCallDelta,
+        ToolResult,
+        ToolSpec,
+        Usage,
+        dump_parts,
+        dumps,
+        load,
+        load_parts,
+        new_id,
+        unchecked_constructor,
+        utcnow,
+    )
+    from threadline.plugins import critical
+    from threadline.providers import (
+        PDF,
+        ProviderConfig,
+        StreamReader,
+        check_attachments,
+        data_url,
+        error_for_status,
+        error_object,
+        read_stream,
+        retry_after,
+        send_body,
+        transport_error,
+    )
+    from threadline.registry import NoConfig, Register, RegisterTool
+    from threadline.tools import Tool, tool
+
+#: where each name lives: module -> names
+_MODULES = {
+    "threadline.cli": "with_manager",
+    "threadline.config": "user_data_dir",
+    "threadline.contracts": "Provider Storage make_cursor read_cursor",
+    "threadline.errors": (
+        "AuthenticationError BadRequest ConfigError ContextTooLong DataFormatError "
+        "PluginError ProviderError ProviderUnavailable RateLimited SessionNotFound "
+        "StorageConflict StorageError StorageUnavailable ThreadlineError ToolError"
+    ),
+    "threadline.hookspecs": "hookimpl",
+    "threadline.middleware": "Call CompleteNext Middleware StreamNext",
+    "threadline.model": (
+        "Capabilities DeletedCounts Done Event File Image Message MessageStatus Part "
+        "Request Response Role SessionPage SessionQuery SessionRecord SessionStatus Text "
+        "TextDelta ToolCall ToolCallDelta ToolResult ToolSpec Usage dump_parts dumps load "
+        "load_parts new_id unchecked_constructor utcnow"
+    ),
+    "threadline.plugins": "critical",
+    "threadline.providers": (
+        "PDF ProviderConfig StreamReader check_attachments data_url error_for_status "
+        "error_object read_stream retry_after send_body transport_error"
+    ),
+    "threadline.registry": "NoConfig Register RegisterTool",
+    "threadline.tools": "Tool tool",
+}
+_EXPORTS = {name: module for module, names in _MODULES.items() for name in names.split()}
 
 
 def __getattr__(name: str) -> Any:
-    if name == "with_manager":  # the CLI (and click) load only when a command plugin asks
-        from threadline.cli import with_manager
-
-        return with_manager
-    raise AttributeError(f"module 'threadline.plugin' has no attribute {name!r}")
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'threadline.plugin' has no attribute {name!r}")
+    value = globals()[name] = getattr(importlib.import_module(_EXPORTS[name]), name)
+    return value
 
 
 __all__ = [  # noqa: RUF022 -- grouped by what a plugin does, sorted within a group

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 from attrs import define, frozen
 
 from threadline.errors import PluginError
 from threadline.plugins import PluginManager, registering_plugin
-from threadline.tools import Tool
+
+if TYPE_CHECKING:
+    from threadline.tools import Tool
 
 
 @frozen
@@ -104,6 +106,8 @@ class Registry:
             del self.tools[name], self.tool_owners[name]
 
     def add_tool(self, tool: Tool, plugin: str) -> None:
+        from threadline.tools import Tool  # the data model loads when a tool is first registered
+
         if not isinstance(tool, Tool):
             raise PluginError(f"plugin {plugin!r} registered {tool!r}; decorate the function with @threadline.tool")
         owner = self.tool_owners.get(tool.name)

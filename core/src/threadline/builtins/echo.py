@@ -13,7 +13,6 @@ import attrs
 from attrs import field, frozen
 
 from threadline import errors
-from threadline.hookspecs import hookimpl
 from threadline.model import (
     Capabilities,
     Done,
@@ -31,7 +30,6 @@ from threadline.model import (
     ToolResult,
     Usage,
 )
-from threadline.registry import Register
 
 ERRORS: Final[Mapping[str, type[errors.ProviderError]]] = {
     "auth": errors.AuthenticationError,
@@ -181,8 +179,3 @@ def _error(reply: Reply) -> errors.ProviderError:
     if reply.error == "rate_limited":
         return errors.RateLimited(message, provider="echo", retry_after=reply.retry_after)
     return ERRORS[reply.error](message, provider="echo")
-
-
-@hookimpl
-def threadline_register_providers(register: Register) -> None:
-    register("echo", EchoProvider, config=EchoConfig)

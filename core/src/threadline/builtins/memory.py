@@ -10,7 +10,6 @@ import attrs
 
 from threadline.contracts import make_cursor, read_cursor
 from threadline.errors import DataFormatError, SessionNotFound, StorageConflict
-from threadline.hookspecs import hookimpl
 from threadline.model import (
     DeletedCounts,
     Message,
@@ -21,7 +20,7 @@ from threadline.model import (
     Usage,
     utcnow,
 )
-from threadline.registry import NoConfig, Register
+from threadline.registry import NoConfig
 
 Key = tuple[str, str]
 
@@ -165,8 +164,3 @@ def _matches(session: SessionRecord, query: SessionQuery, after: tuple[datetime,
         and (query.updated_before is None or session.updated_at < query.updated_before)
         and (after is None or (session.updated_at, session.id) < after)
     )
-
-
-@hookimpl
-def threadline_register_storage(register: Register) -> None:
-    register("memory", MemoryStorage)
