@@ -392,3 +392,16 @@ def _threadline(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[
     full = {**os.environ, **env}
     full["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], *sys.path])
     return subprocess.run([sys.executable, "-m", "threadline", *args], capture_output=True, text=True, env=full)
+
+
+@pytest.mark.parametrize("argv", [["plugins"], ["config", "check"], ["sessions", "list"]])
+def test_a_cli_run_discovers_plugins_once(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import threadline.plugins
+
+    scans: list[int] = []
+    scan = threadline.plugins._entry_points
+    monkeypatch.setattr(threadline.plugins, "_entry_points", lambda: scans.append(1) or scan())
+    with pytest.raises(SystemExit) as exit:
+        main(argv)
+    assert exit.value.code == 0
+    assert len(scans) == 1
