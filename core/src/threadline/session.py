@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
@@ -197,7 +197,7 @@ class Session:
                     return event.message
         raise AssertionError("a turn ends with a Done event that carries the stored reply")
 
-    async def stream(
+    def stream(
         self,
         content: str | Part | Sequence[Part],
         *,
@@ -207,16 +207,14 @@ class Session:
         temperature: float | None = None,
         stop: Sequence[str] = (),
         options: Mapping[str, Any] | None = None,
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """Send a user message and yield the reply as it arrives: ``TextDelta`` and
         ``ToolCallDelta`` events, then one ``Done`` whose ``message`` is the stored reply.
 
         Breaking off (or being cancelled) stores the reply as far as it got, marked incomplete.
         """
         turn = plan_turn(self, provider, model, CallOptions(temperature, max_tokens, tuple(stop), options or {}))
-        async with aclosing(run_turn(self, content, turn, streaming=True)) as events:
-            async for event in events:
-                yield event
+        return run_turn(self, content, turn, streaming=True)
 
     @property
     def _next_seq(self) -> int:
