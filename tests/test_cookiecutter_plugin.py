@@ -1,9 +1,12 @@
-"""The plugin template makes, for every kind, a plugin that installs into a fresh virtual
-environment beside the kernel from this checkout, passes its own tests as generated, is
-listed by ``threadline plugins`` and works when a config file selects it."""
+"""The plugin template makes, for every kind, a plugin whose own ``tox`` installs it into a
+fresh environment beside the kernel of this checkout (found without being told, as threadline
+is not on PyPI yet) and passes its tests as generated; installed so, it is listed by
+``threadline plugins`` and works when a config file selects it."""
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import json
 import os
 import subprocess
@@ -13,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from attrs import frozen
+from cookiecutter.exceptions import FailedHookException
 from cookiecutter.main import cookiecutter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +49,7 @@ class Generated:
     project: Path
     venv: Path
     home: Path
+    tox: subprocess.CompletedProcess[str]
 
     def run(self, *command: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
         environment = {**os.environ, "XDG_CONFIG_HOME": str(self.home), "XDG_DATA_HOME": str(self.home), **env}
@@ -72,31 +77,111 @@ def uv(*arguments: str) -> None:
     subprocess.run([sys.executable, "-m", "uv", *arguments], check=True, capture_output=True, timeout=600)
 
 
+def render(where: Path, kind: str, variable: str | None = None, **answers: str) -> Path:
+    """The template rendered as a user renders it, THREADLINE_KERNEL set to ``variable``."""
+    context = {"plugin_name": f"sample-{kind}", "kind": kind, "description": f"A sample {kind}.", **answers}
+    with pytest.MonkeyPatch.context() as patch:
+        if variable is None:
+            patch.delenv("THREADLINE_KERNEL", raising=False)
+        else:
+            patch.setenv("THREADLINE_KERNEL", variable)
+        return Path(cookiecutter(str(TEMPLATE), no_input=True, extra_context=context, output_dir=str(where)))
+
+
+@pytest.fixture(scope="module")
+def tox(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The command that runs tox: this Python's, else one installed for these tests."""
+    if importlib.util.find_spec("tox") is not None:
+        return [sys.executable, "-m", "tox"]
+    venv = tmp_path_factory.mktemp("tox") / "venv"
+    uv("venv", "--quiet", "--python", sys.executable, str(venv))
+    uv("pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), "tox>=4.20", "tox-uv>=1.11")
+    return [str(venv / "bin" / "python"), "-m", "tox"]
+
+
 @pytest.fixture(scope="module", params=KINDS)
-def generated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Generated]:
+def generated(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tox: list[str]
+) -> Iterator[Generated]:
+    """A plugin of each kind, rendered with no setting, then tested by its own tox: the steps
+    its README gives. The environment tox made is where the other tests run threadline."""
     kind = request.param
     where = tmp_path_factory.mktemp(kind)
-    name = f"sample-{kind}"
-    context = {"plugin_name": name, "kind": kind, "description": f"A sample {kind}.", "author_name": "Tester"}
-    project = Path(cookiecutter(str(TEMPLATE), no_input=True, extra_context=context, output_dir=str(where)))
-    venv = where / "venv"
-    uv("venv", "--quiet", "--python", sys.executable, str(venv))
-    python = str(venv / "bin" / "python")
-    uv("pip", "install", "--quiet", "--python", python, f"{ROOT / 'core'}[testing]", f"{project}[test]")
+    project = render(where, kind)
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key != "THREADLINE_KERNEL" and not key.startswith("TOX_") and key != "VIRTUAL_ENV"
+    }
+    work = where / "tox"
+    result = subprocess.run(
+        [*tox, "run", "-e", "py", "-c", str(project / "tox.ini"), "--workdir", str(work)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=project,
+        timeout=600,
+        check=False,
+    )
     home = where / "home"
     home.mkdir()
-    yield Generated(kind, name, project, venv, home)
+    yield Generated(kind, f"sample-{kind}", project, work / "py", home, result)
 
 
 def test_the_files_of_each_kind(generated: Generated) -> None:
-    files = {str(p.relative_to(generated.project)) for p in generated.project.rglob("*") if p.is_file()}
+    made = (p for p in generated.project.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    files = {str(p.relative_to(generated.project)) for p in made}
     assert files == {f.format(kind=generated.kind) for f in COMMON} | OWN_FILES[generated.kind]
 
 
-def test_the_generated_tests_pass(generated: Generated) -> None:
-    result = generated.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider")
+def test_the_generated_tests_pass_under_its_own_tox(generated: Generated) -> None:
+    result = generated.tox
     assert result.returncode == 0, result.stdout + result.stderr
     assert " passed" in result.stdout and "failed" not in result.stdout
+
+
+def test_its_tox_took_the_kernel_from_this_checkout(generated: Generated) -> None:
+    assert f"deps = {{env:THREADLINE_KERNEL:{ROOT / 'core'}}}" in (generated.project / "tox.ini").read_text()
+    where = "import importlib.metadata as m; print(m.distribution('threadline').read_text('direct_url.json'))"
+    result = generated.run("python", "-c", where)
+    assert json.loads(result.stdout)["url"] == (ROOT / "core").as_uri(), result.stdout + result.stderr
+
+
+def test_it_imports_only_the_kernel_api_for_plugins(generated: Generated) -> None:
+    """``threadline`` and ``threadline.plugin``, and ``threadline.testing`` in tests: nothing else
+    of the kernel's."""
+    allowed = {"threadline", "threadline.plugin"}
+    for path in generated.project.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            for name in (n for n in names if n == "threadline" or n.startswith("threadline.")):
+                ok = allowed | ({"threadline.testing"} if path.parts[-2] == "tests" else set())
+                assert name in ok, f"{path.relative_to(generated.project)} imports {name}"
+
+
+def test_the_storage_skeleton_is_every_method_of_the_contract(generated: Generated) -> None:
+    """Its own code for each ``Storage`` method, each documented, each on docs/storage.md."""
+    if generated.kind != "storage":
+        pytest.skip("storage only")
+    check = """
+import inspect, json
+from threadline.plugin import Storage
+from threadline_sample_storage.storage import SampleStorageStorage as Own
+methods = [n for n in dir(Storage) if not n.startswith("_")]
+print(json.dumps({
+    "bases": [c.__name__ for c in Own.__mro__[1:]],
+    "methods": methods,
+    "documented": [n for n in methods if n in vars(Own) and inspect.getdoc(vars(Own)[n])],
+}))
+"""
+    result = generated.run("python", "-c", check)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["bases"] == ["object"]  # nothing inherited from the kernel's storages
+    assert found["documented"] == found["methods"] and len(found["methods"]) == 13
+    page = (ROOT / "docs" / "storage.md").read_text()
+    assert [m for m in found["methods"] if f"### `{m}(" not in page] == []
 
 
 def test_threadline_plugins_lists_it(generated: Generated) -> None:
@@ -132,3 +217,43 @@ def test_a_config_file_selecting_it_works(generated: Generated) -> None:
         assert "tool results: 3" in generated.threadline(config, "chat", "--template", "counting", stdin="Count\n")
     else:
         assert generated.threadline('[storage]\nbackend = "memory"\n', name, "What is up?") == "What is up?\n"
+
+
+# -- where the kernel comes from, until threadline is on PyPI -----------------------------
+
+
+GIT = "threadline @ git+https://example.org/threadline.git#subdirectory=core"
+
+
+@pytest.mark.parametrize(
+    ("variable", "answer", "default"),
+    [
+        pytest.param(None, None, str(ROOT / "core"), id="nothing set: the checkout the template is in"),
+        pytest.param(GIT, None, GIT, id="THREADLINE_KERNEL"),
+        pytest.param(None, "", "threadline>=0.1", id="answered empty: PyPI"),
+    ],
+)
+def test_the_kernel_setting_becomes_the_tox_default(
+    tmp_path: Path, variable: str | None, answer: str | None, default: str
+) -> None:
+    project = render(tmp_path, "tools", variable, **({} if answer is None else {"threadline_kernel": answer}))
+    assert f"deps = {{env:THREADLINE_KERNEL:{default}}}\n" in (project / "tox.ini").read_text()
+    readme = (project / "README.md").read_text()
+    assert "THREADLINE_KERNEL" in readme
+    assert ('pip install -e ".[test]"' if answer == "" else f'pip install "{default}" -e ".[test]"') in readme
+
+
+@pytest.mark.parametrize(
+    ("kernel", "says"),
+    [
+        (str(ROOT), f"give its kernel, {ROOT / 'core'}"),
+        ("core", "not an absolute path"),
+        (str(ROOT / "docs"), "does not hold the threadline kernel"),
+    ],
+)
+def test_a_kernel_path_that_is_not_the_kernel_is_refused(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], kernel: str, says: str
+) -> None:
+    with pytest.raises(FailedHookException):
+        render(tmp_path, "tools", threadline_kernel=kernel)
+    assert says in capfd.readouterr().err

@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import attrs
-import threadline
 from attrs import field, frozen
+from threadline.plugin import hookimpl
 
 if TYPE_CHECKING:
-    from threadline.registry import Register
+    from threadline.plugin import Register
 
     from {{ module }}.provider import {{ cls }}Provider
 
@@ -42,19 +42,18 @@ def make_provider(config: {{ cls }}Config) -> {{ cls }}Provider:
     return {{ cls }}Provider(config)
 
 
-@threadline.hookimpl
+@hookimpl
 def threadline_register_providers(register: Register) -> None:
     register("{{ name }}", make_provider, config={{ cls }}Config)
 {% elif cookiecutter.kind == "storage" %}
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import threadline
 from attrs import field, frozen
-from threadline.config import user_data_dir
+from threadline.plugin import hookimpl, user_data_dir
 
 if TYPE_CHECKING:
-    from threadline.registry import Register
+    from threadline.plugin import Register
 
     from {{ module }}.storage import {{ cls }}Storage
 
@@ -81,17 +80,17 @@ def make_storage(config: {{ cls }}Config) -> {{ cls }}Storage:
     return {{ cls }}Storage(config)
 
 
-@threadline.hookimpl
+@hookimpl
 def threadline_register_storage(register: Register) -> None:
     register("{{ name }}", make_storage, config={{ cls }}Config)
 {% elif cookiecutter.kind == "middleware" %}
 from typing import TYPE_CHECKING, Literal
 
-import threadline
 from attrs import frozen
+from threadline.plugin import hookimpl
 
 if TYPE_CHECKING:
-    from threadline.registry import Register
+    from threadline.plugin import Register
 
     from {{ module }}.middleware import {{ cls }}Middleware
 
@@ -114,7 +113,7 @@ def make_middleware(config: {{ cls }}Config) -> {{ cls }}Middleware:
     return {{ cls }}Middleware(config)
 
 
-@threadline.hookimpl
+@hookimpl
 def threadline_register_middleware(register: Register) -> None:
     register("{{ name }}", make_middleware, config={{ cls }}Config)
 {% elif cookiecutter.kind == "lifecycle" %}
@@ -124,9 +123,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import threadline
-from threadline import Message, ProviderError, SessionRecord
-from threadline.config import user_data_dir
+from threadline.plugin import Message, ProviderError, SessionRecord, hookimpl, user_data_dir
 
 LOG_VARIABLE = "THREADLINE_{{ cookiecutter.__snake_name|upper }}_LOG"
 
@@ -146,35 +143,34 @@ def record(event: str, **fields: Any) -> None:
         log.write(json.dumps(line) + "\n")
 
 
-@threadline.hookimpl
+@hookimpl
 def threadline_session_created(session: SessionRecord) -> None:
     record("session_created", session=session.id, user=session.user_id, provider=session.provider)
 
 
-@threadline.hookimpl
+@hookimpl
 def threadline_message_appended(session: SessionRecord, message: Message) -> None:
     record("message_appended", session=session.id, seq=message.seq, role=message.role.value, chars=len(message.text))
 
 
-@threadline.hookimpl
+@hookimpl
 def threadline_session_archived(session: SessionRecord) -> None:
     record("session_archived", session=session.id)
 
 
-@threadline.hookimpl
+@hookimpl
 def threadline_session_deleted(session_id: str, user_id: str | None) -> None:
     record("session_deleted", session=session_id, user=user_id)
 
 
-@threadline.hookimpl
+@hookimpl
 def threadline_provider_error(session: SessionRecord, error: ProviderError) -> None:
     record("provider_error", session=session.id, error=type(error).__name__, message=str(error))
 {% elif cookiecutter.kind == "tools" %}
-import threadline
-from threadline.registry import RegisterTool
+from threadline.plugin import RegisterTool, hookimpl, tool
 
 
-@threadline.tool
+@tool
 def {{ cookiecutter.__snake_name }}(text: str) -> int:
     """Count the words in a text.
 
@@ -183,18 +179,18 @@ def {{ cookiecutter.__snake_name }}(text: str) -> int:
     return len(text.split())
 
 
-@threadline.hookimpl
+@hookimpl
 def threadline_register_tools(register: RegisterTool) -> None:
     register({{ cookiecutter.__snake_name }})
 {% elif cookiecutter.kind == "command" %}
 import click
-import threadline
+from threadline.plugin import hookimpl
 
 
-@threadline.hookimpl
+@hookimpl
 def threadline_register_commands(cli: click.Group) -> None:
     from threadline import SessionManager
-    from threadline.cli import with_manager
+    from threadline.plugin import with_manager
 
     @cli.command(name="{{ name }}")
     @click.argument("question")

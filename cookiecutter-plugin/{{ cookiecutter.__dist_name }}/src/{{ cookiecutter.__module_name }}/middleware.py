@@ -7,9 +7,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-from threadline import Middleware
-from threadline.middleware import Call, CompleteNext, StreamNext
-from threadline.model import Done, Event, Response, Usage
+from threadline.plugin import Call, CompleteNext, Done, Event, Middleware, Response, StreamNext, Usage
 
 from {{ cookiecutter.__module_name }} import {{ cls }}Config
 

@@ -4,22 +4,27 @@
 A real provider calls its API here: import its SDK at the top of this module (it is loaded
 the first time the provider is used, not when threadline starts), turn the ``Request`` into
 the API's request, the API's reply into a ``Response`` or stream events, and the SDK's
-errors into threadline's (``threadline.providers.error_for_status`` maps HTTP statuses).
+errors into threadline's (``threadline.plugin.error_for_status`` maps HTTP statuses).
 """
 
 from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
-from typing import Final
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any, Final, Protocol
 
-from threadline import errors
-from threadline.builtins.echo import ERRORS, Reply
-from threadline.model import (
+from attrs import frozen
+from threadline.plugin import (
+    AuthenticationError,
+    BadRequest,
     Capabilities,
+    ContextTooLong,
     Done,
     Event,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
     Request,
     Response,
     Role,
@@ -33,6 +38,49 @@ from threadline.model import (
 from {{ cookiecutter.__module_name }} import {{ cls }}Config
 
 NAME: Final = "{{ cookiecutter.plugin_name }}"
+
+#: the error each scripted error kind stands for ("malformed": a reply that is not the API's
+#: JSON; "dropped": the connection breaks off half way through the reply)
+ERRORS: Final[Mapping[str, type[ProviderError]]] = {
+    "auth": AuthenticationError,
+    "rate_limited": RateLimited,
+    "context_too_long": ContextTooLong,
+    "unavailable": ProviderUnavailable,
+    "bad_request": BadRequest,
+    "malformed": ProviderUnavailable,
+    "dropped": ProviderUnavailable,
+}
+
+
+class ScriptedCall(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def arguments(self) -> Mapping[str, Any]: ...
+
+
+class Reply(Protocol):
+    """A scripted reply, as the kernel's ``ProviderContract`` gives them
+    (``threadline.testing.Reply``): text, tool calls, or an error kind."""
+
+    @property
+    def text(self) -> str | None: ...
+    @property
+    def tool_calls(self) -> Sequence[ScriptedCall]: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def retry_after(self) -> float | None: ...
+
+
+@frozen
+class _Reversed:
+    """The reply when nothing is scripted: the last user message, reversed."""
+
+    text: str
+    tool_calls: tuple[ScriptedCall, ...] = ()
+    error: str | None = None
+    retry_after: float | None = None
 
 
 class {{ cls }}Provider:
@@ -65,7 +113,7 @@ class {{ cls }}Provider:
         for event in events:
             yield event
         if reply.error == "dropped":
-            raise errors.ProviderUnavailable("the connection broke off mid-reply", provider=NAME)
+            raise ProviderUnavailable("the connection broke off mid-reply", provider=NAME)
 
     async def close(self) -> None:
         pass
@@ -74,10 +122,10 @@ class {{ cls }}Provider:
         if self._script:
             return self._script.popleft()
         last = next((m for m in reversed(request.messages) if m.role is Role.USER), None)
-        return Reply(text=last.text[::-1] if last is not None else "")
+        return _Reversed(last.text[::-1] if last is not None else "")
 
     def _response(self, request: Request, reply: Reply) -> Response:
-        parts = [Text(reply.text)] if reply.text else []
+        parts: list[Text | ToolCall] = [Text(reply.text)] if reply.text else []
         parts += [ToolCall(f"call_{i}", c.name, c.arguments) for i, c in enumerate(reply.tool_calls)]
         words_in = sum(len(m.text.split()) for m in request.messages) + 1
         usage = Usage(words_in, len((reply.text or "").split()) + len(reply.tool_calls) + 1)
@@ -98,8 +146,8 @@ class {{ cls }}Provider:
         return events
 
 
-def _error(reply: Reply) -> errors.ProviderError:
+def _error(reply: Reply) -> ProviderError:
     assert reply.error is not None
     if reply.error == "rate_limited":
-        return errors.RateLimited("slow down", provider=NAME, retry_after=reply.retry_after)
+        return RateLimited("slow down", provider=NAME, retry_after=reply.retry_after)
     return ERRORS[reply.error](f"scripted {reply.error} error", provider=NAME)

@@ -1,47 +1,312 @@
 {%- set cls = cookiecutter.__class_name -%}
-"""``{{ cls }}Storage``: sessions kept in memory and saved to a JSON-lines file.
+"""``{{ cls }}Storage``: sessions and their messages in dictionaries, kept in a JSON-lines file.
 
-It builds on the kernel's memory storage, which passes the whole ``StorageContract``: the
-file is read when the storage opens and written, whole, when it closes (through a
-temporary file, so a crash while writing leaves the old file). A starting point: a real
-backend writes each change durably as it happens (see threadline-sqlite).
+It is every method of the ``threadline.plugin.Storage`` contract, each done the simplest honest
+way, each with a docstring saying what it must keep. To put a real database behind the
+plugin, replace the methods one at a time and keep ``tests/test_contract.py`` (the kernel's
+``StorageContract``) passing. threadline's documentation has the whole contract on its
+storage page (``docs/storage.md``), with what the suite checks and what it leaves to you.
+
+The file is read when the storage opens and written, whole, when it closes (through a
+temporary file, so a crash while writing leaves the old file whole). So a crash loses what
+changed since it opened, and two processes on one file overwrite each other's changes. A real
+backend writes each change durably as it happens, and makes each method atomic with its
+transactions; here no method awaits between reading and writing the dictionaries, so each
+one is atomic on the event loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+import asyncio
+import json
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
 
-from threadline.builtins.memory import MemoryStorage
-from threadline.model import Message, SessionRecord, dump_record, load_record
+import attrs
+from threadline.plugin import (
+    DataFormatError,
+    DeletedCounts,
+    Message,
+    SessionNotFound,
+    SessionPage,
+    SessionQuery,
+    SessionRecord,
+    StorageConflict,
+    Usage,
+    dumps,
+    load,
+    make_cursor,
+    read_cursor,
+    utcnow,
+)
 
 from {{ cookiecutter.__module_name }} import {{ cls }}Config
 
+#: a session's key: its id is unique within its tenant only
+Key = tuple[str, str]
 
-class {{ cls }}Storage(MemoryStorage):
+
+class {{ cls }}Storage:
     """The ``{{ cookiecutter.plugin_name }}`` storage backend."""
 
     def __init__(self, config: {{ cls }}Config | None = None) -> None:
-        super().__init__()
         self.config = config or {{ cls }}Config()
+        self._sessions: dict[Key, SessionRecord] = {}
+        self._messages: dict[Key, list[Message]] = {}  # in seq order: seq n at index n - 1
+
+    def _get(self, tenant: str, session_id: str) -> SessionRecord:
+        try:
+            return self._sessions[tenant, session_id]
+        except KeyError:
+            raise SessionNotFound(session_id, tenant) from None
+
+    # -- opening and closing -------------------------------------------------
 
     async def open(self) -> None:
-        await super().open()
-        if self.config.path.exists():
-            lines = self.config.path.read_text(encoding="utf-8").splitlines()
-            await self.import_records(_records(lines))
+        """Connect, create or migrate the schema. Called once, before any other method.
+
+        Here: read the file, if there is one.
+        """
+        path = self.config.path
+        if path.exists():
+            text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+            await self.import_records(_records(path, text))
 
     async def close(self) -> None:
-        path = self.config.path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        written = path.with_name(path.name + ".tmp")
-        with written.open("w", encoding="utf-8") as file:
-            async for record in self.export_records():
-                file.write(dump_record(record) + "\n")
-        written.replace(path)
-        await super().close()
+        """Write what is pending and release connections. Called once, when the manager closes.
+
+        Here: write every session, each followed by its messages, to the file.
+        """
+        lines = [_line(record) async for record in self.export_records()]
+        await asyncio.to_thread(_write, self.config.path, lines)
+
+    # -- sessions --------------------------------------------------------------
+
+    async def create_session(self, session: SessionRecord) -> SessionRecord:
+        """Store a new session; return it as stored.
+
+        - Every field reads back equal from ``get_session``: any text, ``tools``, nested
+          ``metadata`` and ``provider_state``, the timestamps to the microsecond.
+        - ``message_count`` is 0 and ``usage`` is ``Usage()``, whatever ``session`` says.
+        - An id that exists in the session's tenant: ``StorageConflict``, and the stored
+          session is unchanged. The same id in another tenant is another session.
+        """
+        key = (session.tenant, session.id)
+        if key in self._sessions:
+            raise StorageConflict(f"session {session.id!r} exists already in tenant {session.tenant!r}")
+        stored = attrs.evolve(session, message_count=0, usage=Usage(), version=1)
+        self._sessions[key] = stored
+        self._messages[key] = []
+        return stored
+
+    async def get_session(self, tenant: str, session_id: str) -> SessionRecord:
+        """The session as last stored, or ``SessionNotFound`` (also for another tenant's)."""
+        return self._get(tenant, session_id)
+
+    async def update_session(self, session: SessionRecord) -> SessionRecord:
+        """Replace the stored session with ``session`` if no one has changed it since it was read.
+
+        - ``session.version`` must equal the stored ``version``, else ``StorageConflict`` and
+          nothing changes (optimistic locking: the caller reads it again and retries).
+        - Return it as stored, which ``get_session`` then returns: ``version`` one higher,
+          ``updated_at`` now (never earlier than before), and ``created_at``,
+          ``message_count`` and ``usage`` as stored: those are the storage's, whatever
+          ``session`` says.
+        - An unknown session (or another tenant's): ``SessionNotFound``.
+        """
+        current = self._get(session.tenant, session.id)
+        if current.version != session.version:
+            raise StorageConflict(f"session {session.id!r} is at version {current.version}, not {session.version}")
+        stored = attrs.evolve(
+            session,
+            version=current.version + 1,
+            updated_at=max(utcnow(), current.updated_at),
+            created_at=current.created_at,
+            message_count=current.message_count,
+            usage=current.usage,
+        )
+        self._sessions[session.tenant, session.id] = stored
+        return stored
+
+    async def delete_session(self, tenant: str, session_id: str) -> None:
+        """Remove the session and all its messages; other sessions are untouched.
+        An unknown session (or another tenant's): ``SessionNotFound``."""
+        self._get(tenant, session_id)
+        del self._sessions[tenant, session_id]
+        del self._messages[tenant, session_id]
+
+    async def list_sessions(self, query: SessionQuery) -> SessionPage:
+        """One page of the sessions that match ``query``.
+
+        - Only ``query.tenant``'s; where given, only ``user_id``'s, only those in ``status``
+          (``None``: any), only those with ``updated_at`` after ``updated_after`` and before
+          ``updated_before`` (both bounds exclusive, as in the kernel's storages).
+        - Most recently updated first: ``updated_at`` descending, ties by ``id`` descending.
+        - At most ``query.limit``; ``next_cursor`` is ``make_cursor(the page's last session)``
+          when more match, else ``None``.
+        - With ``query.cursor``, only the sessions after the one it was made from, in that
+          order: ``(updated_at, id) < read_cursor(cursor)``. So a session updated between two
+          pages (it moves to the top) is not listed twice.
+        """
+        after = read_cursor(query.cursor) if query.cursor else None
+        matches = sorted(
+            (
+                s
+                for s in self._sessions.values()
+                if s.tenant == query.tenant
+                and (query.user_id is None or s.user_id == query.user_id)
+                and (query.status is None or s.status == query.status)
+                and (query.updated_after is None or s.updated_at > query.updated_after)
+                and (query.updated_before is None or s.updated_at < query.updated_before)
+                and (after is None or (s.updated_at, s.id) < after)
+            ),
+            key=lambda s: (s.updated_at, s.id),
+            reverse=True,
+        )
+        page = matches[: query.limit]
+        return SessionPage(tuple(page), make_cursor(page[-1]) if len(matches) > query.limit else None)
+
+    # -- messages --------------------------------------------------------------
+
+    async def append_messages(self, tenant: str, session_id: str, messages: Sequence[Message]) -> None:
+        """Store ``messages`` after the session's last one: all of them or none.
+
+        - Their ``seq`` must run on from the session's ``message_count`` without a gap
+          (``message_count + 1``, ``+ 2``, ...), else ``StorageConflict`` and nothing is
+          written: a gap, a repeat, a seq already stored. This is how the second of two
+          writers to one session finds out.
+        - Then the session's ``message_count`` grows by their number, its ``usage`` by the
+          sum of theirs (a message without usage adds nothing) and ``updated_at`` is now.
+        - Every field of every message reads back equal from ``get_messages``: each part type,
+          bytes, ``provider_data``, ``usage`` with ``cost``, ``status``, ``error``, ``metadata``.
+        - An unknown session (or another tenant's): ``SessionNotFound``.
+        - Appends to many sessions at once all land.
+        """
+        session = self._get(tenant, session_id)
+        expected = list(range(session.message_count + 1, session.message_count + 1 + len(messages)))
+        if [m.seq for m in messages] != expected or any(m.session_id != session_id for m in messages):
+            raise StorageConflict(
+                f"session {session_id!r} has {session.message_count} messages: the seqs appended must be "
+                f"{expected}, not {[m.seq for m in messages]}"
+            )
+        self._messages[tenant, session_id].extend(messages)
+        self._sessions[tenant, session_id] = attrs.evolve(
+            session,
+            message_count=session.message_count + len(messages),
+            usage=sum((m.usage for m in messages if m.usage is not None), session.usage),
+            updated_at=max(utcnow(), session.updated_at),
+        )
+
+    async def set_message_status(
+        self, tenant: str, session_id: str, seq: int, status: str, error: str | None = None
+    ) -> None:
+        """Set the stored message ``seq``'s ``status`` (a ``MessageStatus`` value: ``"failed"``
+        when the reply to a user's message failed) and ``error``; the rest of it stays.
+        An unknown session: ``SessionNotFound``; no message ``seq`` in it: ``StorageConflict``."""
+        self._get(tenant, session_id)
+        messages = self._messages[tenant, session_id]
+        if not 1 <= seq <= len(messages):
+            raise StorageConflict(f"session {session_id!r} has no message {seq}")
+        messages[seq - 1] = attrs.evolve(messages[seq - 1], status=status, error=error)
+
+    async def get_messages(
+        self, tenant: str, session_id: str, *, after_seq: int = 0, last: int | None = None
+    ) -> list[Message]:
+        """The session's messages with ``seq > after_seq``, oldest first; with ``last``, only
+        the newest ``last`` of those. None: ``[]``. An unknown session: ``SessionNotFound``."""
+        self._get(tenant, session_id)
+        messages = self._messages[tenant, session_id][after_seq:]
+        return messages[max(len(messages) - last, 0) :] if last is not None else messages
+
+    # -- users, export and import ---------------------------------------------
+
+    async def delete_user(self, tenant: str, user_id: str) -> DeletedCounts:
+        """Remove every session of ``user_id`` in ``tenant``, with their messages, in one go;
+        say how many of each. The same user id in another tenant is untouched."""
+        keys = [key for key, s in self._sessions.items() if key[0] == tenant and s.user_id == user_id]
+        messages = sum(len(self._messages[key]) for key in keys)
+        for key in keys:
+            del self._sessions[key]
+            del self._messages[key]
+        return DeletedCounts(sessions=len(keys), messages=messages)
+
+    async def export_records(self, tenant: str | None = None) -> AsyncIterator[SessionRecord | Message]:
+        """Every session of ``tenant`` (``None``: of all tenants), each followed by its
+        messages in seq order, as a stream: what ``import_records`` reads."""
+        for key, session in list(self._sessions.items()):
+            if tenant is None or key[0] == tenant:
+                yield session
+                for message in list(self._messages.get(key, ())):
+                    yield message
+
+    async def import_records(self, records: AsyncIterable[SessionRecord | Message]) -> int:
+        """Store what an ``export_records`` gave (this storage's or another's), all or nothing;
+        return how many records there were.
+
+        - Each session reads back from ``get_session`` as it was exported (``version`` and
+          ``updated_at`` included), with its messages.
+        - A session whose id exists in its tenant: ``StorageConflict``, and nothing is imported.
+        - A message that does not follow its session, or whose seq does not run 1, 2, 3, ...:
+          ``DataFormatError``, and nothing is imported.
+        - ``message_count`` and ``usage`` are counted from the messages imported.
+        """
+        sessions: dict[Key, SessionRecord] = {}
+        messages: dict[Key, list[Message]] = {}
+        current: Key | None = None
+        count = 0
+        async for record in records:
+            count += 1
+            if isinstance(record, SessionRecord):
+                current = (record.tenant, record.id)
+                if current in self._sessions or current in sessions:
+                    raise StorageConflict(f"session {record.id!r} exists already; nothing was imported")
+                sessions[current], messages[current] = record, []
+            elif current is None or record.session_id != current[1]:
+                raise DataFormatError(f"message {record.id!r} does not follow its session {record.session_id!r}")
+            elif record.seq != len(messages[current]) + 1:
+                raise DataFormatError(f"message {record.id!r} has seq {record.seq}; seqs must run 1, 2, 3, ...")
+            else:
+                messages[current].append(record)
+        if any(key in self._sessions for key in sessions):  # created while the records were read
+            raise StorageConflict("a session being imported was created meanwhile; nothing was imported")
+        for key, session in sessions.items():
+            usage = sum((m.usage for m in messages[key] if m.usage is not None), Usage())
+            self._sessions[key] = attrs.evolve(session, message_count=len(messages[key]), usage=usage)
+            self._messages[key] = messages[key]
+        return count
 
 
-async def _records(lines: Iterable[str]) -> AsyncIterator[SessionRecord | Message]:
-    for line in lines:
-        if line.strip():
-            yield load_record(line)
+# -- the file: one record a line, as ``threadline sessions export`` writes them -------
+
+
+def _line(record: SessionRecord | Message) -> str:
+    """``{"type": "session" | "message", "v": 1, ...the record's fields}``"""
+    kind = "session" if isinstance(record, SessionRecord) else "message"
+    return json.dumps({"type": kind, **json.loads(dumps(record))}, ensure_ascii=False, separators=(",", ":"))
+
+
+def _write(path: Path, lines: list[str]) -> None:
+    """Write the file whole through a temporary file: a crash while writing leaves the old one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = path.with_name(path.name + ".tmp")
+    with written.open("w", encoding="utf-8") as file:
+        file.writelines(line + "\n" for line in lines)
+    written.replace(path)
+
+
+async def _records(path: Path, text: str) -> AsyncIterator[SessionRecord | Message]:
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            data: dict[str, Any] = json.loads(line)
+            kind = data.pop("type")
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            raise DataFormatError(f"{path}, line {number}: not a record: {exc!r}") from None
+        if kind == "session":
+            yield load(data, SessionRecord)
+        elif kind == "message":
+            yield load(data, Message)
+        else:
+            raise DataFormatError(f"{path}, line {number}: record type {kind!r} is neither session nor message")
