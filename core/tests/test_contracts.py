@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import attrs
 import pytest
 
-from threadline import Event, Message, Request, SessionRecord, ToolCallDelta
+from threadline import (
+    BadCursor,
+    Event,
+    Message,
+    Request,
+    Role,
+    SessionQuery,
+    SessionRecord,
+    Text,
+    ThreadlineError,
+    ToolCallDelta,
+    make_cursor,
+    read_cursor,
+)
 from threadline.builtins.echo import EchoConfig, EchoProvider
 from threadline.builtins.memory import MemoryStorage
 from threadline.testing import ProviderContract, ProviderHarness, StorageContract
@@ -70,3 +84,51 @@ async def test_the_provider_contract_fails_a_broken_provider() -> None:
     harness = ProviderHarness(provider, model=None, script=provider.script)
     with pytest.raises(AssertionError):
         await ProviderContract().test_stream_numbers_parallel_tool_calls_by_position(harness)
+
+
+# Cursors
+
+
+def test_a_cursor_reads_back_what_made_it() -> None:
+    session = SessionRecord(id="s1")
+    assert read_cursor(make_cursor(session)) == (session.updated_at, "s1")
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "garbage",
+        "",
+        make_cursor(SessionRecord(id="x"))[:-4],
+        base64.urlsafe_b64encode(b'{"a": 1}').decode(),
+        base64.urlsafe_b64encode(b'["2026-01-01T00:00:00", "naive"]').decode(),
+        base64.urlsafe_b64encode(b'["2026-01-01T00:00:00+00:00", 7]').decode(),
+        base64.urlsafe_b64encode(b'[7, "x"]').decode(),
+    ],
+)
+def test_a_cursor_threadline_did_not_give_out_is_refused_saying_what_a_cursor_is(cursor: str) -> None:
+    with pytest.raises(BadCursor, match="next_cursor") as refused:
+        read_cursor(cursor)
+    assert isinstance(refused.value, ThreadlineError) and isinstance(refused.value, ValueError)
+    assert refused.value.cursor == cursor
+
+
+async def test_the_memory_storage_refuses_a_bad_cursor() -> None:
+    storage = MemoryStorage()
+    await storage.open()
+    with pytest.raises(BadCursor, match="'garbage'"):
+        await storage.list_sessions(SessionQuery(cursor="garbage"))
+
+
+async def test_a_stored_records_mappings_cannot_be_changed() -> None:
+    storage = MemoryStorage()
+    await storage.open()
+    session = await storage.create_session(SessionRecord(metadata={"channel": "web"}))
+    await storage.append_messages(
+        session.tenant, session.id, [Message(session.id, 1, Role.USER, (Text("hi"),), metadata={"ip": "x"})]
+    )
+    (message,) = await storage.get_messages(session.tenant, session.id)
+    stored = await storage.get_session(session.tenant, session.id)
+    for mapping in (message.metadata, stored.metadata, stored.provider_state):
+        with pytest.raises(TypeError):
+            mapping["ip"] = "y"  # type: ignore[index]

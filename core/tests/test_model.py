@@ -2,22 +2,44 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import pickle
+from collections.abc import Mapping
 from datetime import UTC
+from typing import Any
 
 import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from threadline import DataFormatError, File, Image, Message, Part, SessionRecord, Text, ToolCall, ToolResult, Usage
+from threadline import (
+    DataFormatError,
+    File,
+    Image,
+    Message,
+    Part,
+    ProviderUnavailable,
+    SessionRecord,
+    Text,
+    ToolCall,
+    ToolResult,
+    Usage,
+)
 from threadline.model import (
     FORMAT_VERSION,
+    CallOptions,
+    Done,
+    FrozenDict,
+    Request,
+    Response,
     Role,
     SessionStatus,
     StreamAssembler,
     TextDelta,
     ToolCallDelta,
+    ToolSpec,
     as_parts,
     dump,
     dump_parts,
@@ -176,7 +198,16 @@ def test_assembler_drops_a_cut_off_tool_call_from_a_partial_reply() -> None:
     assembler.add(TextDelta("Hmm"))
     assembler.add(ToolCallDelta(0, "c1", "weather", '{"ci'))
     assert assembler.parts(complete=False) == (Text("Hmm"),)
-    with pytest.raises(DataFormatError, match="not JSON"):
+    with pytest.raises(ProviderUnavailable, match="not a JSON object"):
+        assembler.parts()
+
+
+@pytest.mark.parametrize("arguments", ["[1, 2]", '"Oslo"', "42"])
+def test_assembler_refuses_tool_call_arguments_that_are_not_an_object(arguments: str) -> None:
+    assembler = StreamAssembler()
+    assembler.add(ToolCallDelta(0, "c1", "weather", arguments))
+    assert assembler.parts(complete=False) == ()
+    with pytest.raises(ProviderUnavailable, match="'weather' arrived with arguments that are not a JSON object"):
         assembler.parts()
 
 
@@ -202,7 +233,72 @@ def test_bad_stored_parts_are_refused(text: str, reason: str) -> None:
 @given(messages)
 def test_the_unchecked_constructor_builds_equal_records(message: Message) -> None:
     build = unchecked_constructor(Message)
-    rebuilt = build(*(getattr(message, a.name) for a in attrs.fields(Message)))
+    rebuilt = build(**{a.name: getattr(message, a.name) for a in attrs.fields(Message)})
     assert rebuilt == message and type(rebuilt) is Message
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         rebuilt.seq = 5  # type: ignore[misc]
+
+
+def test_the_unchecked_constructor_takes_keywords_only() -> None:
+    build = unchecked_constructor(Usage)
+    with pytest.raises(TypeError, match="positional"):
+        build(1, 2, 3, None)
+    with pytest.raises(TypeError, match="cost"):
+        build(input_tokens=1, output_tokens=2, cached_tokens=3)
+    assert build(input_tokens=1, output_tokens=2, cached_tokens=3, cost=None) == Usage(1, 2, 3)
+
+
+def test_the_unchecked_constructor_freezes_mappings() -> None:
+    metadata = {"k": "v"}
+    text = unchecked_constructor(Text)(text="hi", provider_data=metadata)
+    done = unchecked_constructor(Done)(
+        usage=Usage(), finish_reason="stop", model=None, provider_state=None, message=None, parts=()
+    )
+    assert text == Text("hi", provider_data={"k": "v"}) and done.provider_state is None
+    assert type(text.provider_data) is FrozenDict
+    metadata["k"] = "w"
+    assert text.provider_data == {"k": "v"}
+    frozen = FrozenDict(metadata)
+    assert unchecked_constructor(Text)(text="hi", provider_data=frozen).provider_data is frozen  # no copy
+
+
+def mappings_of(record: Any) -> list[Any]:
+    return [value for value in attrs.asdict(record, recurse=False).values() if isinstance(value, Mapping)]
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        Message("s", 1, Role.USER, (Text("hi"),), metadata={"ip": "x"}),
+        loads(dumps(Message("s", 1, Role.USER, (Text("hi"),), metadata={"ip": "x"})), Message),
+        SessionRecord(metadata={"a": 1}, provider_state={"response_id": "r"}),
+        Text("hi", provider_data={"sig": "s"}),
+        ToolCall("c1", "weather", {"city": "Oslo"}, provider_data={"sig": "s"}),
+        ToolSpec("weather", "The weather.", {"type": "object"}),
+        CallOptions(extra={"top_k": 3}),
+        Request(None, (), provider_state={"response_id": "r"}),
+        Response((), provider_state={"response_id": "r"}),
+        Done(provider_state={"response_id": "r"}),
+    ],
+    ids=lambda record: type(record).__name__,
+)
+def test_a_records_mappings_cannot_be_changed(record: object) -> None:
+    mappings = mappings_of(record)
+    assert mappings
+    for value in mappings:
+        assert type(value) is FrozenDict
+        for change, arguments in ((value.__setitem__, ("k", 1)), (value.update, ({"k": 1},)), (value.clear, ())):
+            with pytest.raises(TypeError, match="cannot be changed"):
+                change(*arguments)
+
+
+def test_a_record_keeps_its_own_copy_of_a_mapping_and_still_round_trips() -> None:
+    metadata: dict[str, object] = {"ip": "x"}
+    message = Message("s", 1, Role.USER, (Text("hi"),), metadata=metadata)
+    metadata["ip"] = "y"
+    assert message.metadata == {"ip": "x"}
+    assert json.loads(dumps(message))["metadata"] == {"ip": "x"}
+    assert json.loads(json.dumps(message.metadata)) == {"ip": "x"}  # still a dict to json and to SDKs
+    assert attrs.evolve(message, seq=2).metadata == {"ip": "x"}
+    for copied in (copy.copy(message), copy.deepcopy(message), pickle.loads(pickle.dumps(message))):
+        assert copied == message and type(copied.metadata) is FrozenDict

@@ -20,7 +20,16 @@ from threadline.builtins.memory import MemoryStorage
 from threadline.config import Config
 from threadline.hookspecs import hookimpl
 from threadline.model import Capabilities, Done, Event, File, Image, Message, Request, Role, Text, TextDelta
-from threadline.providers import ProviderConfig, check_attachments, data_url, error_for_status, retry_after, send_body
+from threadline.providers import (
+    ProviderConfig,
+    check_attachments,
+    data_url,
+    error_for_status,
+    read_stream,
+    retry_after,
+    send_body,
+    translating,
+)
 from threadline.testing.wire_server import HTTPReply, ReceivedRequest, WireServer, sse
 
 
@@ -100,6 +109,91 @@ async def test_send_body_names_what_the_sdk_needs_and_passes_the_rest() -> None:
     assert await send_body(create, payload, named=("model", "messages", "stream")) == "ok"
     assert seen == {"model": "m", "messages": [], "stream": True, "extra_body": {"top_k": 3}}
     assert payload == {"model": "m", "stream": True, "top_k": 3, "messages": []}  # the caller's dict is left alone
+
+
+# -- translating an SDK's errors -----------------------------------------------------------
+
+
+class SDKError(Exception):
+    """What an SDK raises."""
+
+
+def translate(exc: BaseException) -> BaseException:
+    """SDKError as ProviderUnavailable; anything else unchanged, as a plugin's translate does."""
+    return errors.ProviderUnavailable(str(exc), provider="acme") if isinstance(exc, SDKError) else exc
+
+
+async def test_translating_raises_the_translated_error_from_the_original() -> None:
+    with pytest.raises(errors.ProviderUnavailable, match="acme: boom") as raised, translating(translate):
+        await asyncio.sleep(0)
+        raise SDKError("boom")
+    assert isinstance(raised.value.__cause__, SDKError)
+
+
+@pytest.mark.parametrize(
+    "original",
+    [errors.RateLimited("slow down", provider="acme"), KeyError("not the SDK's"), asyncio.CancelledError()],
+    ids=["a threadline error", "an error translate leaves alone", "a cancellation"],
+)
+def test_translating_passes_through_what_it_does_not_translate(original: BaseException) -> None:
+    def translate_everything(exc: BaseException) -> BaseException:
+        return exc if isinstance(exc, KeyError) else errors.BadRequest("translated")
+
+    with pytest.raises(type(original)) as raised, translating(translate_everything):
+        raise original
+    assert raised.value is original and raised.value.__cause__ is None
+
+
+async def test_a_translated_error_is_never_its_own_cause() -> None:
+    chained = errors.ProviderUnavailable("once", provider="acme")
+
+    def translate_to_one(exc: BaseException) -> BaseException:
+        return chained
+
+    for raised in (SDKError("first"), chained):
+        with pytest.raises(errors.ProviderUnavailable) as caught, translating(translate_to_one):
+            raise raised
+        assert caught.value.__cause__ is not caught.value
+
+
+class Chunks:
+    """An SDK stream: two chunks, then a failure."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self.chunks()
+
+    async def chunks(self) -> AsyncIterator[str]:
+        yield "a"
+        yield "b"
+        raise SDKError("the connection broke")
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class Reader:
+    def feed(self, chunk: Any) -> list[Event]:
+        return [TextDelta(chunk)]
+
+    def finish(self) -> Done:
+        return Done()
+
+
+async def test_read_stream_translates_a_broken_stream_and_closes_it() -> None:
+    source = Chunks()
+
+    async def open_stream() -> Chunks:
+        return source
+
+    seen: list[Event] = []
+    with pytest.raises(errors.ProviderUnavailable, match="the connection broke") as raised:
+        async for event in read_stream(open_stream, Reader(), translate):
+            seen.append(event)
+    assert seen == [TextDelta("a"), TextDelta("b")] and source.closed
+    assert isinstance(raised.value.__cause__, SDKError)
 
 
 # -- the wire server ------------------------------------------------------------------

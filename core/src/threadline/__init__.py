@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from threadline.contracts import Provider, Storage, make_cursor, read_cursor
     from threadline.errors import (
         AuthenticationError,
+        BadCursor,
         BadRequest,
         ConfigError,
         ContextTooLong,
@@ -69,7 +70,7 @@ _MODULES = {
     "threadline.config": "Config Defaults MiddlewareSection PluginsSection StorageSection Template",
     "threadline.contracts": "Provider Storage make_cursor read_cursor",
     "threadline.errors": (
-        "AuthenticationError BadRequest ConfigError ContextTooLong DataFormatError "
+        "AuthenticationError BadCursor BadRequest ConfigError ContextTooLong DataFormatError "
         "PluginError ProviderError ProviderUnavailable RateLimited SessionNotFound "
         "StorageConflict StorageError StorageUnavailable ThreadlineError ToolError"
     ),
@@ -111,8 +112,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "AuthenticationError", "BadRequest", "Call", "CallOptions", "Capabilities", "Config", "ConfigError",
-    "ContextTooLong", "DataFormatError", "Defaults", "DeletedCounts", "Done", "Event", "File", "Image",
+    "AuthenticationError", "BadCursor", "BadRequest", "Call", "CallOptions", "Capabilities", "Config",
+    "ConfigError", "ContextTooLong", "DataFormatError", "Defaults", "DeletedCounts", "Done", "Event", "File", "Image",
     "Message", "MessageStatus", "Middleware", "MiddlewareSection", "NoConfig", "Part", "PluginError",
     "PluginManager", "PluginsSection", "Provider", "ProviderError", "ProviderUnavailable", "RateLimited",
     "Request", "Response", "Role", "Session", "SessionManager", "SessionNotFound", "SessionPage",

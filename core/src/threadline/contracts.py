@@ -8,6 +8,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from threadline.errors import BadCursor
 from threadline.model import (
     Capabilities,
     DeletedCounts,
@@ -40,58 +41,90 @@ class Provider(Protocol):
 
 @runtime_checkable
 class Storage(Protocol):
-    """Where sessions and their messages live. Every method is scoped by ``tenant``: a session
-    of another tenant is invisible (``SessionNotFound``)."""
+    """Where sessions and their messages live. ``threadline.testing.StorageContract`` checks
+    these promises; docs/storage.md has them on one page, with what the suite leaves open.
+
+    Tenants: a session is known by ``(tenant, id)``. The same id in two tenants is two
+    sessions, and a method given one tenant never sees another's: its sessions are
+    ``SessionNotFound``, and listings, counts and exports leave them out.
+
+    Errors: an unknown session is ``SessionNotFound``; a write that loses (a stale
+    ``version``, a ``seq`` that is not the next, an id that exists) is ``StorageConflict``
+    and writes nothing. Records read back exactly as stored: every field, timestamps to the
+    microsecond, nested ``metadata``, every kind of message part."""
 
     async def open(self) -> None:
-        """Connect, create or migrate the schema. Called once before any other method."""
+        """Connect, create or migrate the schema. Called once, before any other method."""
 
     async def close(self) -> None:
-        """Flush and release connections."""
+        """Write what is pending and release connections. Called once, when the manager closes."""
 
     async def create_session(self, session: SessionRecord) -> SessionRecord:
-        """Store a new session. A duplicate id is a ``StorageConflict``."""
+        """Store a new session; return it as stored: ``session`` with ``message_count`` 0 and
+        ``usage`` ``Usage()``, whatever it says. An id that exists in the tenant is a
+        ``StorageConflict``, and the stored session stays as it was."""
 
     async def get_session(self, tenant: str, session_id: str) -> SessionRecord:
-        """The session, or ``SessionNotFound``."""
+        """The session as last stored, or ``SessionNotFound``."""
 
     async def update_session(self, session: SessionRecord) -> SessionRecord:
-        """Replace the stored session if its ``version`` still equals ``session.version``;
-        return it with ``version + 1`` and a new ``updated_at``. Else ``StorageConflict``.
-        ``message_count`` and ``usage`` are the storage's: the values passed are ignored."""
+        """Replace the stored session if its ``version`` still equals ``session.version``, else
+        ``StorageConflict`` and nothing changes (optimistic locking). Return it as stored, as
+        ``get_session`` then returns it: ``version + 1``, ``updated_at`` now (never earlier
+        than before), ``created_at`` as it was. ``message_count`` and ``usage`` are the
+        storage's: the values passed are ignored. An unknown session is ``SessionNotFound``."""
 
     async def delete_session(self, tenant: str, session_id: str) -> None:
-        """Remove the session and all its messages, or ``SessionNotFound``."""
+        """Remove the session and all its messages, or ``SessionNotFound``. Other sessions
+        keep theirs."""
 
     async def list_sessions(self, query: SessionQuery) -> SessionPage:
-        """Sessions matching ``query``, most recently updated first (ties by id, descending);
-        ``query.cursor`` continues where the page that returned it ended."""
+        """One page of the sessions of ``query.tenant`` that match ``query``: of ``user_id``
+        and in ``status`` when given (``None``: any), with ``updated_at`` strictly after
+        ``updated_after`` and strictly before ``updated_before`` when given. Most recently
+        updated first, ties by id descending; at most ``query.limit`` of them.
+
+        ``next_cursor`` is :func:`make_cursor` of the page's last session when more match,
+        else ``None``. Passed back as ``query.cursor``, it lists only the sessions whose
+        ``(updated_at, id)`` is below :func:`read_cursor` of it, so a session updated between
+        two pages is not listed twice."""
 
     async def append_messages(self, tenant: str, session_id: str, messages: Sequence[Message]) -> None:
-        """Store ``messages`` atomically: all or none. Their ``seq`` must run on from the
-        session's ``message_count`` without a gap, else ``StorageConflict`` and nothing is
-        written. Adds them to the session's ``message_count`` and ``usage`` and sets its
-        ``updated_at``."""
+        """Store ``messages`` after the session's last one, atomically: all or none. Their
+        ``seq`` must be ``message_count + 1``, ``+ 2``, ... in order, and their ``session_id``
+        ``session_id``, else ``StorageConflict`` and nothing is written: a gap, a repeat, or
+        a seq another writer took first. Then the session's ``message_count`` grows by their
+        number, its ``usage`` by the sum of theirs (``None`` adds nothing) and its
+        ``updated_at`` is now. An unknown session is ``SessionNotFound``."""
 
     async def set_message_status(
         self, tenant: str, session_id: str, seq: int, status: str, error: str | None = None
     ) -> None:
-        """Mark a stored message ``failed`` or ``incomplete`` (with the error, if any)."""
+        """Set the stored message ``seq``'s ``status`` (a ``MessageStatus`` value: the kernel
+        marks a user message ``"failed"`` when its reply failed) and ``error``; the rest of it
+        stays. An unknown session is ``SessionNotFound``; a ``seq`` it does not have, a
+        ``StorageConflict``."""
 
     async def get_messages(
         self, tenant: str, session_id: str, *, after_seq: int = 0, last: int | None = None
     ) -> list[Message]:
-        """Messages with ``seq > after_seq``, oldest first; only the newest ``last`` of them if given."""
+        """The messages with ``seq > after_seq``, oldest first; only the newest ``last`` of them
+        if given; ``[]`` if none. An unknown session is ``SessionNotFound``."""
 
     async def delete_user(self, tenant: str, user_id: str) -> DeletedCounts:
-        """Remove every session of ``user_id`` and their messages in one go; say how many."""
+        """Remove every session of ``user_id`` in ``tenant`` and their messages in one go; say
+        how many of each (none: ``DeletedCounts(0, 0)``)."""
 
     def export_records(self, tenant: str | None = None) -> AsyncIterator[SessionRecord | Message]:
-        """Every session followed by its messages, streamed (``None``: all tenants)."""
+        """Every session of ``tenant`` (``None``: of all tenants), each followed by its messages
+        in ``seq`` order, streamed: what ``import_records`` reads."""
 
     async def import_records(self, records: AsyncIterable[SessionRecord | Message]) -> int:
-        """Store what ``export_records`` gave, all or nothing; return how many records.
-        A session id that exists already is a ``StorageConflict``."""
+        """Store what ``export_records`` gave, all or nothing; return how many records it read.
+        Each session reads back as it was exported (``version`` and ``updated_at`` included)
+        with its messages. A session whose id exists in its tenant is a ``StorageConflict``;
+        a message that does not follow its session, or whose ``seq`` does not run 1, 2, 3,
+        ..., a ``DataFormatError``: either way nothing is imported."""
 
 
 def make_cursor(session: SessionRecord) -> str:
@@ -101,9 +134,13 @@ def make_cursor(session: SessionRecord) -> str:
 
 
 def read_cursor(cursor: str) -> tuple[datetime, str]:
-    """``(updated_at, id)`` of the last session of the previous page."""
+    """``(updated_at, id)`` of the last session of the previous page; ``BadCursor`` when
+    ``cursor`` is not one :func:`make_cursor` made."""
     try:
         updated_at, session_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(updated_at), str(session_id)
+        moment = datetime.fromisoformat(updated_at)
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"not a cursor threadline gave out: {cursor!r}") from exc
+        raise BadCursor(cursor) from exc
+    if moment.tzinfo is None or not isinstance(session_id, str):
+        raise BadCursor(cursor)
+    return moment, session_id

@@ -37,6 +37,18 @@ class ToolError(ThreadlineError):
     """A tool is unknown, or the model kept calling tools past the step limit."""
 
 
+class BadCursor(ThreadlineError, ValueError):
+    """A listing was given a cursor threadline did not give out. A cursor continues a listing:
+    it is the ``next_cursor`` of the page before, passed back as it came. Also a ``ValueError``."""
+
+    def __init__(self, cursor: str) -> None:
+        self.cursor = cursor
+        super().__init__(
+            f"not a cursor threadline gave out: {cursor!r}. A cursor continues a listing where a page "
+            "ended: pass that page's next_cursor as it came, or none for the first page"
+        )
+
+
 # --- providers -------------------------------------------------------------
 
 

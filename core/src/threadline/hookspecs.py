@@ -119,9 +119,11 @@ def threadline_register_settings(register: RegisterSettings) -> None:
         class AuditSettings:
             path: str = "audit.jsonl"
 
+
         @threadline.hookimpl
         def threadline_register_settings(register):
             register("audit", AuditSettings)
+
 
         @threadline.hookimpl
         def threadline_message_appended(message, manager):

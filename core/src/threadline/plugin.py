@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from threadline.contracts import Provider, Storage, make_cursor, read_cursor
     from threadline.errors import (
         AuthenticationError,
+        BadCursor,
         BadRequest,
         ConfigError,
         ContextTooLong,
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
         Done,
         Event,
         File,
+        FrozenDict,
         Image,
         Message,
         MessageStatus,
@@ -63,9 +65,11 @@ if TYPE_CHECKING:
         ToolSpec,
         Usage,
         dump_parts,
+        dump_record,
         dumps,
         load,
         load_parts,
+        load_record,
         new_id,
         unchecked_constructor,
         utcnow,
@@ -82,6 +86,7 @@ if TYPE_CHECKING:
         read_stream,
         retry_after,
         send_body,
+        translating,
         transport_error,
     )
     from threadline.registry import NoConfig, Register, RegisterTool
@@ -93,22 +98,22 @@ _MODULES = {
     "threadline.config": "user_data_dir",
     "threadline.contracts": "Provider Storage make_cursor read_cursor",
     "threadline.errors": (
-        "AuthenticationError BadRequest ConfigError ContextTooLong DataFormatError "
+        "AuthenticationError BadCursor BadRequest ConfigError ContextTooLong DataFormatError "
         "PluginError ProviderError ProviderUnavailable RateLimited SessionNotFound "
         "StorageConflict StorageError StorageUnavailable ThreadlineError ToolError"
     ),
     "threadline.hookspecs": "hookimpl",
     "threadline.middleware": "Call CompleteNext Middleware StreamNext",
     "threadline.model": (
-        "Capabilities DeletedCounts Done Event File Image Message MessageStatus Part "
-        "Request Response Role SessionPage SessionQuery SessionRecord SessionStatus Text "
-        "TextDelta ToolCall ToolCallDelta ToolResult ToolSpec Usage dump_parts dumps load "
-        "load_parts new_id unchecked_constructor utcnow"
+        "Capabilities DeletedCounts Done Event File FrozenDict Image Message MessageStatus "
+        "Part Request Response Role SessionPage SessionQuery SessionRecord SessionStatus Text "
+        "TextDelta ToolCall ToolCallDelta ToolResult ToolSpec Usage dump_parts dump_record dumps "
+        "load load_parts load_record new_id unchecked_constructor utcnow"
     ),
     "threadline.plugins": "critical",
     "threadline.providers": (
         "PDF ProviderConfig StreamReader check_attachments data_url error_for_status "
-        "error_object read_stream retry_after send_body transport_error"
+        "error_object read_stream retry_after send_body translating transport_error"
     ),
     "threadline.registry": "NoConfig Register RegisterTool",
     "threadline.tools": "Tool tool",
@@ -130,10 +135,10 @@ __all__ = [  # noqa: RUF022 -- grouped by what a plugin does, sorted within a gr
     "Call", "CompleteNext", "Middleware", "Provider", "Storage", "StreamNext",
     # providers: shared config keys, errors, streams, attachments
     "PDF", "ProviderConfig", "StreamReader", "check_attachments", "data_url", "error_for_status",
-    "error_object", "read_stream", "retry_after", "send_body", "transport_error",
+    "error_object", "read_stream", "retry_after", "send_body", "translating", "transport_error",
     # storage: cursors, JSON of parts and records, fast rebuild of stored rows
-    "dump_parts", "dumps", "load", "load_parts", "make_cursor", "new_id", "read_cursor",
-    "unchecked_constructor", "user_data_dir", "utcnow",
+    "FrozenDict", "dump_parts", "dump_record", "dumps", "load", "load_parts", "load_record", "make_cursor",
+    "new_id", "read_cursor", "unchecked_constructor", "user_data_dir", "utcnow",
     # the data model
     "Capabilities", "DeletedCounts", "Done", "Event", "File", "Image", "Message", "MessageStatus", "Part",
     "Request", "Response", "Role", "SessionPage", "SessionQuery", "SessionRecord", "SessionStatus", "Text",
@@ -141,7 +146,7 @@ __all__ = [  # noqa: RUF022 -- grouped by what a plugin does, sorted within a gr
     # tools and commands
     "Tool", "tool", "with_manager",
     # errors
-    "AuthenticationError", "BadRequest", "ConfigError", "ContextTooLong", "DataFormatError", "PluginError",
-    "ProviderError", "ProviderUnavailable", "RateLimited", "SessionNotFound", "StorageConflict",
+    "AuthenticationError", "BadCursor", "BadRequest", "ConfigError", "ContextTooLong", "DataFormatError",
+    "PluginError", "ProviderError", "ProviderUnavailable", "RateLimited", "SessionNotFound", "StorageConflict",
     "StorageError", "StorageUnavailable", "ThreadlineError", "ToolError",
 ]  # fmt: skip

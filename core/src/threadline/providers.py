@@ -1,16 +1,18 @@
 """What provider plugins share: the config keys every provider takes, the mapping of an
-HTTP failure onto threadline's errors, and the check that a request's attachments are ones
-the model accepts. A provider plugin subclasses :class:`ProviderConfig` and calls the rest."""
+HTTP failure onto threadline's errors (and :func:`translating`, which applies a plugin's
+mapping), and the check that a request's attachments are ones the model accepts. A provider
+plugin subclasses :class:`ProviderConfig` and calls the rest."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Final, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
 
 import attrs
 from attrs import field, frozen
@@ -22,8 +24,11 @@ from threadline.errors import (
     ProviderError,
     ProviderUnavailable,
     RateLimited,
+    ThreadlineError,
 )
-from threadline.model import Capabilities, Done, Event, File, Image, Message
+
+if TYPE_CHECKING:  # the model loads when a request is checked, not when a plugin's config class is defined
+    from threadline.model import Capabilities, Done, Event, Message
 
 __all__ = [
     "ProviderConfig",
@@ -35,6 +40,7 @@ __all__ = [
     "read_stream",
     "retry_after",
     "send_body",
+    "translating",
     "transport_error",
 ]
 
@@ -146,6 +152,8 @@ def check_attachments(
     capabilities: Capabilities, messages: Iterable[Message], *, model: str | None, provider: str
 ) -> None:
     """Refuse, before any network call, an image or PDF the model does not take."""
+    from threadline.model import File, Image
+
     for message in messages:
         for part in message.parts:
             if isinstance(part, Image) and not capabilities.vision:
@@ -179,32 +187,43 @@ class StreamReader(Protocol):
         """The ``Done`` event, once the SDK stream has ended."""
 
 
+@contextlib.contextmanager
+def translating(translate: Callable[[Exception], BaseException]) -> Iterator[None]:
+    """Raise what the block raises as ``translate`` maps it (the SDK's errors as threadline's),
+    chained ``from`` the original. A threadline error, an exception ``translate`` returns
+    unchanged and anything not an ``Exception`` (a cancellation) pass through untouched.
+    A plain context manager, so it can wrap ``await`` and ``async with``::
+
+        with translating(self._translate):
+            return response(await client.create(**body))
+    """
+    try:
+        yield
+    except ThreadlineError:
+        raise
+    except Exception as exc:
+        translated = translate(exc)
+        if translated is exc:
+            raise
+        raise translated from exc
+
+
 async def read_stream(
     open_stream: Callable[[], Awaitable[Any]],
     reader: StreamReader,
-    translate: Callable[[BaseException], BaseException],
+    translate: Callable[[Exception], BaseException],
 ) -> AsyncIterator[Event]:
     """A provider's ``stream``: the SDK stream ``open_stream`` opens, read through ``reader``,
-    its errors through ``translate``, closed however the reading ends. One generator, so
-    each chunk costs one hand-off, not one per layer."""
-    try:
+    its errors through ``translate`` (see :func:`translating`), closed however the reading
+    ends. One generator, so each chunk costs one hand-off, not one per layer."""
+    with translating(translate):
         source = await open_stream()
-    except Exception as exc:
-        raise _translated(exc, translate) from exc
     try:
-        async for chunk in source:
-            for event in reader.feed(chunk):
-                yield event
-        yield reader.finish()
-    except Exception as exc:
-        raise _translated(exc, translate) from exc
+        with translating(translate):
+            async for chunk in source:
+                for event in reader.feed(chunk):
+                    yield event
+            yield reader.finish()
     finally:
         close = getattr(source, "aclose", None) or source.close
         await close()
-
-
-def _translated(exc: Exception, translate: Callable[[BaseException], BaseException]) -> BaseException:
-    translated = translate(exc)
-    if translated is exc:
-        raise exc
-    return translated

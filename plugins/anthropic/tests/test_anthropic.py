@@ -13,8 +13,7 @@ from conftest import MakeProvider
 from fake_anthropic import SIGNATURE, FakeAnthropic, error_body
 
 import threadline
-from threadline import errors
-from threadline.model import (
+from threadline import (
     CallOptions,
     Done,
     File,
@@ -204,7 +203,7 @@ async def test_an_attachment_the_model_cannot_take_fails_before_any_call(
 ) -> None:
     provider = make_provider()
     message = Message("s", 1, Role.USER, (Image("image/png", data=PNG),))
-    with pytest.raises(errors.BadRequest, match="does not accept images"):
+    with pytest.raises(threadline.BadRequest, match="does not accept images"):
         await provider.complete(Request("claude-2.1", (message,)))
     assert fake_api.requests == []
 
@@ -263,7 +262,7 @@ async def test_cached_tokens_count_as_input(fake_api: FakeAnthropic, make_provid
 
 async def test_a_refused_key_names_where_to_set_it(fake_api: FakeAnthropic, make_provider: MakeProvider) -> None:
     fake_api.script([Reply(error="auth")])
-    with pytest.raises(errors.AuthenticationError, match="ANTHROPIC_API_KEY") as raised:
+    with pytest.raises(threadline.AuthenticationError, match="ANTHROPIC_API_KEY") as raised:
         await make_provider().complete(request())
     assert "invalid x-api-key" in str(raised.value)
 
@@ -273,13 +272,13 @@ def test_no_key_at_all_names_where_to_set_it(monkeypatch: pytest.MonkeyPatch) ->
     from threadline_anthropic.provider import AnthropicProvider
 
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    with pytest.raises(errors.AuthenticationError, match=r"api_key in \[providers.anthropic\]"):
+    with pytest.raises(threadline.AuthenticationError, match=r"api_key in \[providers.anthropic\]"):
         AnthropicProvider(AnthropicConfig())
 
 
 async def test_rate_limits_say_when_to_retry(fake_api: FakeAnthropic, make_provider: MakeProvider) -> None:
     fake_api.script([Reply(error="rate_limited", retry_after=30)])
-    with pytest.raises(errors.RateLimited) as raised:
+    with pytest.raises(threadline.RateLimited) as raised:
         await make_provider().complete(request())
     assert raised.value.retry_after == 30
 
@@ -288,7 +287,7 @@ async def test_overloaded_is_unavailable_and_the_sdk_retries_as_configured(
     fake_api: FakeAnthropic, make_provider: MakeProvider
 ) -> None:
     fake_api.script([Reply(error="unavailable")] * 3)
-    with pytest.raises(errors.ProviderUnavailable, match="Overloaded"):
+    with pytest.raises(threadline.ProviderUnavailable, match="Overloaded"):
         await make_provider(max_retries=1).complete(request())
     assert len(fake_api.requests) == 2
 
@@ -297,7 +296,7 @@ async def test_a_server_that_stalls_past_the_timeout_is_unavailable(
     fake_api: FakeAnthropic, make_provider: MakeProvider
 ) -> None:
     fake_api.answer_next(HTTPReply.json({}, stall=5))
-    with pytest.raises(errors.ProviderUnavailable, match=r"no reply within 0.3s"):
+    with pytest.raises(threadline.ProviderUnavailable, match=r"no reply within 0.3s"):
         await make_provider(timeout=0.3).complete(request())
 
 
@@ -308,13 +307,13 @@ async def test_an_error_event_inside_a_stream_is_mapped(fake_api: FakeAnthropic,
     fake_api.answer_next(
         HTTPReply.stream([sse(start, "message_start"), sse(error_body("overloaded_error", "Overloaded"), "error")])
     )
-    with pytest.raises(errors.ProviderUnavailable, match="Overloaded"):
+    with pytest.raises(threadline.ProviderUnavailable, match="Overloaded"):
         await collect(make_provider().stream(request()))
 
 
 async def test_context_too_long_is_its_own_error(fake_api: FakeAnthropic, make_provider: MakeProvider) -> None:
     fake_api.script([Reply(error="context_too_long")])
-    with pytest.raises(errors.ContextTooLong, match="prompt is too long"):
+    with pytest.raises(threadline.ContextTooLong, match="prompt is too long"):
         await collect(make_provider().stream(request()))
 
 
@@ -323,7 +322,7 @@ async def test_context_too_long_is_its_own_error(fake_api: FakeAnthropic, make_p
 
 def test_importing_and_discovering_the_plugin_does_not_import_the_sdk() -> None:
     code = (
-        "import sys, threadline_anthropic; from threadline.plugins import get_plugin_manager; get_plugin_manager(); "
+        "import sys, threadline_anthropic; from threadline import get_plugin_manager; get_plugin_manager(); "
         "loaded = [m for m in ('anthropic', 'httpx2', 'pydantic') if m in sys.modules]; print(json.dumps(loaded))"
     )
     result = subprocess.run([sys.executable, "-c", f"import json; {code}"], capture_output=True, text=True, check=True)

@@ -13,8 +13,7 @@ from conftest import MakeProvider
 from fake_gemini import SIGNATURE, FakeGemini
 
 import threadline
-from threadline import errors
-from threadline.model import (
+from threadline import (
     CallOptions,
     Done,
     File,
@@ -236,7 +235,7 @@ async def test_thinking_is_output_and_cached_input_is_reported(
 
 async def test_a_refused_key_names_where_to_set_it(fake_api: FakeGemini, make_provider: MakeProvider) -> None:
     fake_api.script([Reply(error="auth")])
-    with pytest.raises(errors.AuthenticationError, match="GEMINI_API_KEY") as raised:
+    with pytest.raises(threadline.AuthenticationError, match="GEMINI_API_KEY") as raised:
         await make_provider().complete(request())
     assert "API key not valid" in str(raised.value)
 
@@ -247,20 +246,20 @@ def test_no_key_at_all_names_where_to_set_it(monkeypatch: pytest.MonkeyPatch) ->
 
     monkeypatch.delenv("GEMINI_API_KEY", raising=False)
     monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
-    with pytest.raises(errors.AuthenticationError, match=r"api_key in \[providers.gemini\]"):
+    with pytest.raises(threadline.AuthenticationError, match=r"api_key in \[providers.gemini\]"):
         GeminiProvider(GeminiConfig())
 
 
 async def test_rate_limits_say_when_to_retry(fake_api: FakeGemini, make_provider: MakeProvider) -> None:
     fake_api.script([Reply(error="rate_limited")])
-    with pytest.raises(errors.RateLimited) as raised:
+    with pytest.raises(threadline.RateLimited) as raised:
         await make_provider().complete(request())
     assert raised.value.retry_after == 7  # from the body's RetryInfo: Gemini sends no Retry-After
 
 
 async def test_the_sdk_retries_as_configured_and_no_more(fake_api: FakeGemini, make_provider: MakeProvider) -> None:
     fake_api.script([Reply(error="unavailable")] * 3)
-    with pytest.raises(errors.ProviderUnavailable, match="overloaded"):
+    with pytest.raises(threadline.ProviderUnavailable, match="overloaded"):
         await make_provider(max_retries=1).complete(request())
     assert len(fake_api.requests) == 2
 
@@ -269,13 +268,13 @@ async def test_a_server_that_stalls_past_the_timeout_is_unavailable(
     fake_api: FakeGemini, make_provider: MakeProvider
 ) -> None:
     fake_api.answer_next(HTTPReply.json({}, stall=5))
-    with pytest.raises(errors.ProviderUnavailable, match=r"no reply within 0.3s"):
+    with pytest.raises(threadline.ProviderUnavailable, match=r"no reply within 0.3s"):
         await make_provider(timeout=0.3).complete(request())
 
 
 async def test_context_too_long_is_its_own_error(fake_api: FakeGemini, make_provider: MakeProvider) -> None:
     fake_api.script([Reply(error="context_too_long")])
-    with pytest.raises(errors.ContextTooLong, match="exceeds the maximum number of tokens"):
+    with pytest.raises(threadline.ContextTooLong, match="exceeds the maximum number of tokens"):
         await collect(make_provider().stream(request()))
 
 
@@ -284,7 +283,7 @@ async def test_context_too_long_is_its_own_error(fake_api: FakeGemini, make_prov
 
 def test_importing_and_discovering_the_plugin_does_not_import_the_sdk() -> None:
     code = (
-        "import sys, threadline_gemini; from threadline.plugins import get_plugin_manager; get_plugin_manager(); "
+        "import sys, threadline_gemini; from threadline import get_plugin_manager; get_plugin_manager(); "
         "loaded = [m for m in ('google.genai', 'httpx2', 'pydantic') if m in sys.modules]; print(json.dumps(loaded))"
     )
     result = subprocess.run([sys.executable, "-c", f"import json; {code}"], capture_output=True, text=True, check=True)

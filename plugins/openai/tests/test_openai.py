@@ -13,8 +13,7 @@ from conftest import MakeProvider
 from fake_openai import FakeOpenAI
 
 import threadline
-from threadline import errors
-from threadline.model import (
+from threadline import (
     CallOptions,
     Done,
     File,
@@ -127,7 +126,7 @@ async def test_responses_request_body(fake_api: FakeOpenAI, make_provider: MakeP
 async def test_responses_api_refuses_stop_sequences_before_calling(
     fake_api: FakeOpenAI, make_provider: MakeProvider
 ) -> None:
-    with pytest.raises(errors.BadRequest, match='api = "chat"'):
+    with pytest.raises(threadline.BadRequest, match='api = "chat"'):
         await make_provider(api="responses").complete(request(stop=("END",)))
     assert fake_api.requests == []
 
@@ -193,9 +192,9 @@ async def test_an_attachment_the_model_cannot_take_fails_before_any_call(
 ) -> None:
     provider = make_provider(api=api)  # a server at another base_url: no images assumed
     assert not provider.capabilities("llama3").vision
-    with pytest.raises(errors.BadRequest, match="does not accept images"):
+    with pytest.raises(threadline.BadRequest, match="does not accept images"):
         await provider.complete(request(with_attachments()))
-    with pytest.raises(errors.BadRequest, match="does not accept images"):
+    with pytest.raises(threadline.BadRequest, match="does not accept images"):
         await collect(provider.stream(request(with_attachments())))
     assert fake_api.requests == []
 
@@ -328,7 +327,7 @@ async def test_other_providers_data_is_not_sent(fake_api: FakeOpenAI, make_provi
 
 async def test_a_refused_key_names_where_to_set_it(fake_api: FakeOpenAI, make_provider: MakeProvider) -> None:
     fake_api.script([Reply(error="auth")])
-    with pytest.raises(errors.AuthenticationError, match="OPENAI_API_KEY") as raised:
+    with pytest.raises(threadline.AuthenticationError, match="OPENAI_API_KEY") as raised:
         await make_provider().complete(request())
     assert "Incorrect API key provided" in str(raised.value)
 
@@ -338,7 +337,7 @@ def test_no_key_at_all_names_where_to_set_it(monkeypatch: pytest.MonkeyPatch) ->
     from threadline_openai.provider import OpenAIProvider
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    with pytest.raises(errors.AuthenticationError, match=r"api_key in \[providers.openai\] or the OPENAI_API_KEY"):
+    with pytest.raises(threadline.AuthenticationError, match=r"api_key in \[providers.openai\] or the OPENAI_API_KEY"):
         OpenAIProvider(OpenAIConfig())
 
 
@@ -349,7 +348,7 @@ async def test_rate_limits_say_when_to_retry(
     fake_api.answer_next(
         HTTPReply.json({"error": {"message": "slow down", "code": "rate_limit_exceeded"}}, 429, header)
     )
-    with pytest.raises(errors.RateLimited) as raised:
+    with pytest.raises(threadline.RateLimited) as raised:
         await make_provider().complete(request())
     assert raised.value.retry_after == 12
 
@@ -357,7 +356,7 @@ async def test_rate_limits_say_when_to_retry(
 async def test_the_sdk_retries_as_configured_and_no_more(fake_api: FakeOpenAI, make_provider: MakeProvider) -> None:
     for _ in range(3):
         fake_api.answer_next(HTTPReply.json({"error": {"message": "oops", "type": "server_error"}}, 500))
-    with pytest.raises(errors.ProviderUnavailable, match="oops"):
+    with pytest.raises(threadline.ProviderUnavailable, match="oops"):
         await make_provider(max_retries=1).complete(request())
     assert len(fake_api.requests) == 2
 
@@ -366,20 +365,20 @@ async def test_a_server_that_stalls_past_the_timeout_is_unavailable(
     fake_api: FakeOpenAI, make_provider: MakeProvider
 ) -> None:
     fake_api.answer_next(HTTPReply.json({}, stall=5))
-    with pytest.raises(errors.ProviderUnavailable, match=r"no reply within 0.3s"):
+    with pytest.raises(threadline.ProviderUnavailable, match=r"no reply within 0.3s"):
         await make_provider(timeout=0.3).complete(request())
 
 
 async def test_an_error_event_inside_a_stream_is_mapped(fake_api: FakeOpenAI, make_provider: MakeProvider) -> None:
     error = {"type": "error", "code": "rate_limit_exceeded", "message": "Too many tokens", "sequence_number": 1}
     fake_api.answer_next(HTTPReply.stream([sse(error, event="error")]))
-    with pytest.raises(errors.RateLimited, match="Too many tokens"):
+    with pytest.raises(threadline.RateLimited, match="Too many tokens"):
         await collect(make_provider(api="responses").stream(request()))
 
 
 async def test_context_too_long_is_its_own_error(fake_api: FakeOpenAI, make_provider: MakeProvider) -> None:
     fake_api.script([Reply(error="context_too_long")])
-    with pytest.raises(errors.ContextTooLong, match="maximum context length"):
+    with pytest.raises(threadline.ContextTooLong, match="maximum context length"):
         await collect(make_provider(api="chat").stream(request()))
 
 
@@ -388,7 +387,7 @@ async def test_context_too_long_is_its_own_error(fake_api: FakeOpenAI, make_prov
 
 def test_importing_and_discovering_the_plugin_does_not_import_the_sdk() -> None:
     code = (
-        "import sys, threadline_openai; from threadline.plugins import get_plugin_manager; get_plugin_manager(); "
+        "import sys, threadline_openai; from threadline import get_plugin_manager; get_plugin_manager(); "
         "loaded = [m for m in ('openai', 'httpx2', 'pydantic') if m in sys.modules]; print(json.dumps(loaded))"
     )
     result = subprocess.run([sys.executable, "-c", f"import json; {code}"], capture_output=True, text=True, check=True)

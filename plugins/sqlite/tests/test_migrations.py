@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from threadline import Message, MessageStatus, Role, SessionRecord, Text, Usage
-from threadline.model import dump_parts, dumps
+from threadline.plugin import dump_parts, dumps
 from threadline_sqlite import SQLiteConfig
 from threadline_sqlite.schema import LATEST, MIGRATIONS
 from threadline_sqlite.storage import SESSION_COLUMNS, SQLiteStorage, _extra, _session_row, to_us

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from threadline import (
+    BadCursor,
     DataFormatError,
     Message,
     Role,
@@ -21,8 +22,9 @@ from threadline import (
     SessionStatus,
     StorageUnavailable,
     Text,
+    Usage,
+    make_cursor,
 )
-from threadline.contracts import make_cursor
 from threadline_sqlite import SQLiteConfig
 from threadline_sqlite.schema import LATEST
 from threadline_sqlite.storage import SQLiteStorage
@@ -130,7 +132,39 @@ async def test_wal_busy_timeout_and_foreign_keys_are_on(db_path: Path) -> None:
         await storage.close()
 
 
+@pytest.mark.parametrize("history_cache", [0, 100])
+async def test_rows_rebuild_into_equal_records_whose_mappings_cannot_be_changed(
+    db_path: Path, history_cache: int
+) -> None:
+    session = SessionRecord(metadata={"channel": "web"}, provider_state={"response_id": "r1"})
+    messages = [
+        message(session, 1),  # a plain row: no extra, no parts JSON
+        Message(session.id, 2, Role.ASSISTANT, (Text("hi", provider_data={"sig": "s"}),), usage=Usage(1, 2),
+                provider="echo", metadata={"ip": "x"}),
+    ]  # fmt: skip
+    storage = SQLiteStorage(SQLiteConfig(path=db_path, history_cache=history_cache))
+    await storage.open()
+    try:
+        await storage.create_session(session)
+        await storage.append_messages(session.tenant, session.id, messages)
+        stored = await storage.get_session(session.tenant, session.id)
+        read = await storage.get_messages(session.tenant, session.id)
+    finally:
+        await storage.close()
+    assert read == messages and stored.metadata == session.metadata
+    mappings = [stored.metadata, stored.provider_state]
+    mappings += [mapping for m in read for mapping in (m.metadata, m.parts[0].provider_data)]  # type: ignore[union-attr]
+    for mapping in mappings:
+        with pytest.raises(TypeError):
+            mapping["ip"] = "y"  # type: ignore[index]
+
+
 # -- errors that write nothing -------------------------------------------------------
+
+
+async def test_a_cursor_it_did_not_give_out_is_refused(storage: SQLiteStorage) -> None:
+    with pytest.raises(BadCursor, match=r"'garbage'.*next_cursor"):
+        await storage.list_sessions(SessionQuery(cursor="garbage"))
 
 
 async def test_a_file_that_is_not_a_database_is_refused_untouched(tmp_path: Path) -> None:

@@ -10,11 +10,10 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 import attrs
 from attrs import field, frozen
 
-import threadline
-from threadline.providers import ProviderConfig
+from threadline.plugin import ProviderConfig, hookimpl
 
 if TYPE_CHECKING:
-    from threadline.registry import Register
+    from threadline.plugin import Register
     from threadline_anthropic.provider import AnthropicProvider
 
 __all__ = ["AnthropicConfig", "make_provider"]
@@ -52,6 +51,6 @@ def make_provider(config: AnthropicConfig) -> AnthropicProvider:
     return AnthropicProvider(config)
 
 
-@threadline.hookimpl
+@hookimpl
 def threadline_register_providers(register: Register) -> None:
     register("anthropic", make_provider, config=AnthropicConfig)

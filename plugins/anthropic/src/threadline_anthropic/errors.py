@@ -8,8 +8,7 @@ from typing import Any, Final
 import anthropic
 import httpx2
 
-from threadline.errors import ProviderError, RateLimited
-from threadline.providers import error_for_status, error_object, transport_error
+from threadline.plugin import ProviderError, RateLimited, error_for_status, error_object, transport_error
 
 PROVIDER: Final = "anthropic"
 CREDENTIALS: Final = "api_key in [providers.anthropic] or the ANTHROPIC_API_KEY environment variable"

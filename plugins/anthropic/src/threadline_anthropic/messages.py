@@ -15,14 +15,16 @@ from typing import Any, Final
 
 from attrs import define, field
 
-from threadline.errors import BadRequest, DataFormatError
-from threadline.model import (
+from threadline.plugin import (
+    PDF,
+    BadRequest,
     Done,
     Event,
     File,
     Image,
     Message,
     Part,
+    ProviderUnavailable,
     Request,
     Response,
     Role,
@@ -34,7 +36,6 @@ from threadline.model import (
     Usage,
     unchecked_constructor,
 )
-from threadline.providers import PDF
 from threadline_anthropic import AnthropicConfig
 from threadline_anthropic.errors import PROVIDER
 
@@ -201,8 +202,8 @@ class _Block:
             try:
                 arguments = json.loads(joined or "{}")
             except json.JSONDecodeError:
-                raise DataFormatError(
-                    f"tool call {self.head['name']!r} arrived with arguments that are not JSON"
+                raise ProviderUnavailable(
+                    f"tool call {self.head['name']!r} arrived with arguments that are not JSON", provider=PROVIDER
                 ) from None
             return {"type": "tool_use", "id": self.head["id"], "name": self.head["name"], "input": arguments}
         return {"type": self.type, **self.head}
@@ -227,7 +228,7 @@ class MessageStream:
             if delta.type == "text_delta":  # most events: first, and with no call between
                 text = delta.text
                 self.blocks[event.index].pieces.append(text)
-                return (_text_delta(text),)
+                return (_text_delta(text=text),)
             return self._delta(event.index, delta)
         if kind == "content_block_start":
             return self._start(event.index, event.content_block.model_dump(exclude_none=True))
@@ -262,7 +263,7 @@ class MessageStream:
 
     def finish(self) -> Done:
         if self.started is None:
-            raise DataFormatError("the stream ended without a message_start event")
+            raise ProviderUnavailable("the stream ended without a message_start event", provider=PROVIDER)
         used = usage(self.started.usage)
         parts = _parts([self.blocks[index].finished() for index in sorted(self.blocks)])
         final = Usage(used.input_tokens, self.output_tokens, used.cached_tokens)

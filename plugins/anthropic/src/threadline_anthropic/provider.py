@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
 import anthropic
 
-from threadline.errors import AuthenticationError
-from threadline.model import Capabilities, Event, Request, Response
-from threadline.providers import check_attachments, read_stream, send_body
+from threadline.plugin import (
+    AuthenticationError,
+    Capabilities,
+    Event,
+    Request,
+    Response,
+    check_attachments,
+    read_stream,
+    send_body,
+    translating,
+)
 from threadline_anthropic import AnthropicConfig, messages
 from threadline_anthropic.errors import CREDENTIALS, PROVIDER, translate
 
@@ -33,6 +42,7 @@ class AnthropicProvider:
             timeout=self.config.timeout,
             max_retries=self.config.max_retries,
         )
+        self._translate = functools.partial(translate, timeout=self.config.timeout)
 
     def capabilities(self, model: str | None) -> Capabilities:
         takes_media = not (model or self.config.default_model).startswith(_TEXT_ONLY)
@@ -40,10 +50,8 @@ class AnthropicProvider:
 
     async def complete(self, request: Request) -> Response:
         self._check(request)
-        try:
+        with translating(self._translate):
             return messages.response(await self._send(request, stream=False))
-        except Exception as exc:
-            raise self._translate(exc) from exc
 
     def stream(self, request: Request) -> AsyncIterator[Event]:
         async def open_stream() -> Any:
@@ -60,9 +68,6 @@ class AnthropicProvider:
 
     def _check(self, request: Request) -> None:
         check_attachments(self.capabilities(request.model), request.messages, model=request.model, provider=PROVIDER)
-
-    def _translate(self, exc: BaseException) -> BaseException:
-        return translate(exc, self.config.timeout)
 
     async def close(self) -> None:
         await self._client.close()

@@ -9,11 +9,10 @@ from typing import TYPE_CHECKING, ClassVar
 
 from attrs import frozen
 
-import threadline
-from threadline.providers import ProviderConfig
+from threadline.plugin import ProviderConfig, hookimpl
 
 if TYPE_CHECKING:
-    from threadline.registry import Register
+    from threadline.plugin import Register
     from threadline_gemini.provider import GeminiProvider
 
 __all__ = ["GeminiConfig", "make_provider"]
@@ -36,6 +35,6 @@ def make_provider(config: GeminiConfig) -> GeminiProvider:
     return GeminiProvider(config)
 
 
-@threadline.hookimpl
+@hookimpl
 def threadline_register_providers(register: Register) -> None:
     register("gemini", make_provider, config=GeminiConfig)

@@ -16,14 +16,16 @@ from typing import Any, Final
 
 from attrs import define, field
 
-from threadline.errors import BadRequest, ProviderUnavailable
-from threadline.model import (
+from threadline.plugin import (
+    PDF,
+    BadRequest,
     Done,
     Event,
     File,
     Image,
     Message,
     Part,
+    ProviderUnavailable,
     Request,
     Response,
     Role,
@@ -36,7 +38,6 @@ from threadline.model import (
     new_id,
     unchecked_constructor,
 )
-from threadline.providers import PDF
 from threadline_gemini import GeminiConfig
 from threadline_gemini.errors import PROVIDER
 
@@ -210,7 +211,7 @@ class ContentStream:
                 events.append(ToolCallDelta(self.calls, call_id, call.name, json.dumps(call.args or {})))
                 self.calls += 1
             elif part.text and not part.thought:
-                events.append(_text_delta(part.text))
+                events.append(_text_delta(text=part.text))
         return events
 
     def finish(self) -> Done:

@@ -8,7 +8,7 @@ from typing import Any, Final
 import httpx2
 from google.genai import errors as genai_errors
 
-from threadline.providers import error_for_status, error_object, transport_error
+from threadline.plugin import error_for_status, error_object, transport_error
 
 PROVIDER: Final = "gemini"
 CREDENTIALS: Final = "api_key in [providers.gemini] or the GEMINI_API_KEY environment variable"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -9,9 +10,16 @@ from typing import Any
 from google import genai
 from google.genai import types
 
-from threadline.errors import AuthenticationError
-from threadline.model import Capabilities, Event, Request, Response
-from threadline.providers import check_attachments, read_stream
+from threadline.plugin import (
+    AuthenticationError,
+    Capabilities,
+    Event,
+    Request,
+    Response,
+    check_attachments,
+    read_stream,
+    translating,
+)
 from threadline_gemini import GeminiConfig, contents
 from threadline_gemini.errors import CREDENTIALS, PROVIDER, translate
 
@@ -30,18 +38,17 @@ class GeminiProvider:
             retry_options=types.HttpRetryOptions(attempts=self.config.max_retries + 1),
         )
         self._client = genai.Client(api_key=api_key, http_options=http).aio
+        self._translate = functools.partial(translate, timeout=self.config.timeout)
 
     def capabilities(self, model: str | None) -> Capabilities:
         return Capabilities(streaming=True, tools=True, vision=True, pdf=True)
 
     async def complete(self, request: Request) -> Response:
         self._check(request)
-        try:
+        with translating(self._translate):
             return contents.response(
                 await self._client.models.generate_content(**contents.call_arguments(request, self.config))
             )
-        except Exception as exc:
-            raise self._translate(exc) from exc
 
     def stream(self, request: Request) -> AsyncIterator[Event]:
         async def open_stream() -> Any:
@@ -52,9 +59,6 @@ class GeminiProvider:
 
     def _check(self, request: Request) -> None:
         check_attachments(self.capabilities(request.model), request.messages, model=request.model, provider=PROVIDER)
-
-    def _translate(self, exc: BaseException) -> BaseException:
-        return translate(exc, self.config.timeout)
 
     async def close(self) -> None:
         await self._client.aclose()

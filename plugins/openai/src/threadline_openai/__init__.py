@@ -10,11 +10,10 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from attrs import frozen
 
-import threadline
-from threadline.providers import ProviderConfig
+from threadline.plugin import ProviderConfig, hookimpl
 
 if TYPE_CHECKING:
-    from threadline.registry import Register
+    from threadline.plugin import Register
     from threadline_openai.provider import OpenAIProvider
 
 __all__ = ["OpenAIConfig", "make_provider"]
@@ -53,6 +52,6 @@ def make_provider(config: OpenAIConfig) -> OpenAIProvider:
     return OpenAIProvider(config)
 
 
-@threadline.hookimpl
+@hookimpl
 def threadline_register_providers(register: Register) -> None:
     register("openai", make_provider, config=OpenAIConfig)

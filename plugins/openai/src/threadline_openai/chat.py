@@ -7,14 +7,16 @@ from typing import Any, Final
 
 from attrs import define, field
 
-from threadline.errors import BadRequest, DataFormatError
-from threadline.model import (
+from threadline.plugin import (
+    PDF,
+    BadRequest,
     Done,
     Event,
     File,
     Image,
     Message,
     Part,
+    ProviderUnavailable,
     Request,
     Response,
     Role,
@@ -24,9 +26,9 @@ from threadline.model import (
     ToolCallDelta,
     ToolResult,
     Usage,
+    data_url,
     unchecked_constructor,
 )
-from threadline.providers import PDF, data_url
 from threadline_openai import OpenAIConfig
 from threadline_openai.errors import PROVIDER
 
@@ -107,7 +109,7 @@ def _content(part: Part) -> dict[str, Any]:
 def response(completion: Any) -> Response:
     """A ``ChatCompletion`` as a threadline ``Response``."""
     if not completion.choices:
-        raise DataFormatError("the reply had no choices")
+        raise ProviderUnavailable("the reply had no choices", provider=PROVIDER)
     choice = completion.choices[0]
     parts: list[Part] = [Text(choice.message.content)] if choice.message.content else []
     for call in choice.message.tool_calls or ():
@@ -133,7 +135,7 @@ class ChatStream:
         delta = choice.delta
         if choice.finish_reason:
             self.finish_reason = _finish(choice.finish_reason)
-        events: list[Event] = [_text_delta(delta.content)] if delta.content else []
+        events: list[Event] = [_text_delta(text=delta.content)] if delta.content else []
         for position, call in enumerate(delta.tool_calls or ()):
             function = call.function
             events.append(
@@ -163,9 +165,13 @@ def arguments(text: str | None, name: str) -> dict[str, Any]:
     try:
         value = json.loads(text or "{}")
     except json.JSONDecodeError:
-        raise DataFormatError(f"tool call {name!r} arrived with arguments that are not JSON: {text!r}") from None
+        raise ProviderUnavailable(
+            f"tool call {name!r} arrived with arguments that are not JSON: {text!r}", provider=PROVIDER
+        ) from None
     if not isinstance(value, dict):
-        raise DataFormatError(f"tool call {name!r} arrived with arguments that are not a JSON object: {text!r}")
+        raise ProviderUnavailable(
+            f"tool call {name!r} arrived with arguments that are not a JSON object: {text!r}", provider=PROVIDER
+        )
     return value
 
 

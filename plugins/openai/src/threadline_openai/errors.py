@@ -8,8 +8,14 @@ from typing import Any, Final
 import httpx2
 import openai
 
-from threadline.errors import ProviderError, ProviderUnavailable, RateLimited
-from threadline.providers import error_for_status, error_object, transport_error
+from threadline.plugin import (
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+    error_for_status,
+    error_object,
+    transport_error,
+)
 
 PROVIDER: Final = "openai"
 CREDENTIALS: Final = "api_key in [providers.openai] or the OPENAI_API_KEY environment variable"

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
 import openai
 
-from threadline.errors import AuthenticationError
-from threadline.model import Capabilities, Event, Request, Response
-from threadline.providers import check_attachments, read_stream, send_body
+from threadline.plugin import (
+    AuthenticationError,
+    Capabilities,
+    Event,
+    Request,
+    Response,
+    check_attachments,
+    read_stream,
+    send_body,
+    translating,
+)
 from threadline_openai import OpenAIConfig, chat, responses
 from threadline_openai.errors import CREDENTIALS, PROVIDER, previous_response_gone, translate
 
@@ -37,6 +46,7 @@ class OpenAIProvider:
             timeout=self.config.timeout,
             max_retries=self.config.max_retries,
         )
+        self._translate = functools.partial(translate, timeout=self.config.timeout)
 
     def capabilities(self, model: str | None) -> Capabilities:
         name = model or self.config.default_model
@@ -48,12 +58,10 @@ class OpenAIProvider:
 
     async def complete(self, request: Request) -> Response:
         self._check(request)
-        try:
+        with translating(self._translate):
             if self.config.api == "chat":
                 return chat.response(await self._chat(request, stream=False))
             return responses.response(await self._respond(request, stream=False), request, self.config)
-        except Exception as exc:
-            raise self._translate(exc) from exc
 
     def stream(self, request: Request) -> AsyncIterator[Event]:
         async def open_stream() -> Any:
@@ -90,9 +98,6 @@ class OpenAIProvider:
     def _check(self, request: Request) -> None:
         capabilities = self.capabilities(request.model)
         check_attachments(capabilities, request.messages, model=request.model, provider=PROVIDER)
-
-    def _translate(self, exc: BaseException) -> BaseException:
-        return translate(exc, self.config.timeout)
 
     async def close(self) -> None:
         await self._client.close()

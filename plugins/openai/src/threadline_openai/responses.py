@@ -15,14 +15,16 @@ from typing import Any, Final
 
 from attrs import define, field
 
-from threadline.errors import BadRequest, ProviderUnavailable
-from threadline.model import (
+from threadline.plugin import (
+    PDF,
+    BadRequest,
     Done,
     Event,
     File,
     Image,
     Message,
     Part,
+    ProviderUnavailable,
     Request,
     Response,
     Role,
@@ -32,9 +34,9 @@ from threadline.model import (
     ToolCallDelta,
     ToolResult,
     Usage,
+    data_url,
     unchecked_constructor,
 )
-from threadline.providers import PDF, data_url
 from threadline_openai import OpenAIConfig
 from threadline_openai.chat import arguments
 from threadline_openai.errors import PROVIDER, stream_error
@@ -160,7 +162,7 @@ class ResponseStream:
     def feed(self, event: Any) -> list[Event]:
         kind = event.type
         if kind == "response.output_text.delta":
-            return [_text_delta(event.delta)]
+            return [_text_delta(text=event.delta)]
         if kind == "response.function_call_arguments.delta":
             return [ToolCallDelta(self.calls[event.output_index], arguments=event.delta)]
         if kind == "response.output_item.added" and event.item.type == "function_call":

@@ -11,11 +11,10 @@ from typing import TYPE_CHECKING, Literal
 import attrs
 from attrs import field, frozen
 
-import threadline
-from threadline.config import user_data_dir
+from threadline.plugin import hookimpl, user_data_dir
 
 if TYPE_CHECKING:
-    from threadline.registry import Register
+    from threadline.plugin import Register
     from threadline_sqlite.storage import SQLiteStorage
 
 __all__ = ["SQLiteConfig", "make_storage"]
@@ -55,6 +54,6 @@ def make_storage(config: SQLiteConfig) -> SQLiteStorage:
     return SQLiteStorage(config)
 
 
-@threadline.hookimpl
+@hookimpl
 def threadline_register_storage(register: Register) -> None:
     register("sqlite", make_storage, config=SQLiteConfig)

@@ -8,7 +8,7 @@ from collections import OrderedDict
 
 from attrs import define, field
 
-from threadline.model import Message
+from threadline.plugin import Message
 
 Key = tuple[str, str]
 

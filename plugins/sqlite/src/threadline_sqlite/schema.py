@@ -6,8 +6,7 @@ from typing import Final
 
 import aiosqlite
 
-from threadline.errors import DataFormatError
-from threadline.model import MessageStatus, Role
+from threadline.plugin import DataFormatError, MessageStatus, Role
 
 SEQ_DOES_NOT_FOLLOW_ON: Final = "threadline: seq does not follow on"
 

@@ -15,28 +15,28 @@ import aiosqlite
 import attrs
 from attrs import frozen
 
-from threadline.contracts import make_cursor, read_cursor
-from threadline.errors import (
+from threadline.plugin import (
     DataFormatError,
-    SessionNotFound,
-    StorageConflict,
-    StorageUnavailable,
-    ThreadlineError,
-)
-from threadline.model import (
     DeletedCounts,
+    FrozenDict,
     Message,
     MessageStatus,
+    SessionNotFound,
     SessionPage,
     SessionQuery,
     SessionRecord,
     SessionStatus,
+    StorageConflict,
+    StorageUnavailable,
     Text,
+    ThreadlineError,
     Usage,
     dump_parts,
     dumps,
     load,
     load_parts,
+    make_cursor,
+    read_cursor,
     unchecked_constructor,
     utcnow,
 )
@@ -553,30 +553,38 @@ _new_message = unchecked_constructor(Message)
 _new_text = unchecked_constructor(Text)
 _new_usage = unchecked_constructor(Usage)
 _from_iso = datetime.fromisoformat
+_NO_DATA: Final = FrozenDict()  # the empty metadata and provider_data of most rows, shared
 
 
 def _message_from_row(session_id: str, row: Sequence[Any]) -> Message:
     """A stored row as a Message, built without re-running the checks it passed when stored."""
     seq, message_id, kind, created_at, body, extra_json = row[:6]
     role, status, has_parts = _KINDS[kind]
-    parts = load_parts(body) if has_parts else (_new_text(body, {}),)
+    parts = load_parts(body) if has_parts else (_new_text(text=body, provider_data=_NO_DATA),)
     if extra_json is None:
         return _new_message(
-            session_id, seq, role, parts, message_id, _from_iso(created_at), None, status, None, None, None, {}
-        )
+            session_id=session_id, seq=seq, role=role, parts=parts, id=message_id, created_at=_from_iso(created_at),
+            usage=None, status=status, error=None, provider=None, model=None, metadata=_NO_DATA,
+        )  # fmt: skip
     extra = json.loads(extra_json)
     usage = extra.get("usage")
     return _new_message(
-        session_id,
-        seq,
-        role,
-        parts,
-        message_id,
-        _from_iso(created_at),
-        None if usage is None else _new_usage(usage[0], usage[1], usage[2], usage[3] if len(usage) > 3 else None),
-        status,
-        extra.get("error"),
-        extra.get("provider"),
-        extra.get("model"),
-        extra.get("metadata") or {},
+        session_id=session_id,
+        seq=seq,
+        role=role,
+        parts=parts,
+        id=message_id,
+        created_at=_from_iso(created_at),
+        usage=None if usage is None else _usage(usage),
+        status=status,
+        error=extra.get("error"),
+        provider=extra.get("provider"),
+        model=extra.get("model"),
+        metadata=extra.get("metadata") or _NO_DATA,
     )
+
+
+def _usage(stored: list[Any]) -> Usage:
+    """A message's usage as :func:`_extra` stored it: ``[input, output, cached, cost]``."""
+    cost = stored[3] if len(stored) > 3 else None
+    return _new_usage(input_tokens=stored[0], output_tokens=stored[1], cached_tokens=stored[2], cost=cost)
