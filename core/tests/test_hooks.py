@@ -86,31 +86,10 @@ class Calls:
         self._saw("threadline_provider_error")
 
 
-async def _a_conversation(calls: Calls) -> None:
-    echo = EchoProvider()
-    async with SessionManager(storage=MemoryStorage(), providers={"echo": echo}, plugins=[calls]) as tl:
-        session = await tl.create_session()
-        await session.send("hello")
-        echo.script([Reply(error="unavailable")])
-        with pytest.raises(threadline.ProviderUnavailable):
-            await session.send("again")
-        await session.archive()
-        await session.delete()
-
-
-def _the_command_line(calls: Calls, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(threadline.cli, "get_plugin_manager", lambda **kw: get_plugin_manager(plugins=[calls], **kw))
-    with pytest.raises(SystemExit):
-        main(["--help"])
-
-
 @pytest.mark.parametrize("hook", HOOKS)
 async def test_every_hook_is_called(hook: str, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = Calls()
-    if hook == "threadline_register_commands":
-        _the_command_line(calls, monkeypatch)
-    else:
-        await _a_conversation(calls)
+    await _exercise(hook, [calls], monkeypatch)
     assert hook in calls.names
 
 
@@ -120,6 +99,57 @@ def test_every_hook_has_a_test_above() -> None:
 
 
 # -- pluggy's order and wrappers ----------------------------------------------------
+
+
+def _on(hook: str, name: str, log: list[str], **opts: bool) -> object:
+    """A plugin implementing ``hook`` alone, logging ``name`` when called (a wrapper logs
+    before and after the implementations it wraps)."""
+    if opts.get("wrapper"):
+
+        def implementation() -> Generator[None, Any, Any]:
+            log.append(f"{name} before")
+            result = yield
+            log.append(f"{name} after")
+            return result
+    else:
+
+        def implementation() -> None:
+            log.append(name)
+
+    return type(name, (), {hook: staticmethod(hookimpl(**opts)(implementation))})()
+
+
+async def _exercise(hook: str, plugins: list[object], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Call ``hook``: through the command line for commands, else through a conversation."""
+    if hook == "threadline_register_commands":
+        monkeypatch.setattr(
+            threadline.cli, "get_plugin_manager", lambda **kw: get_plugin_manager(plugins=plugins, **kw)
+        )
+        with pytest.raises(SystemExit):
+            main(["--help"])
+        return
+    echo = EchoProvider()
+    async with SessionManager(storage=MemoryStorage(), providers={"echo": echo}, plugins=plugins) as tl:
+        session = await tl.create_session()
+        await session.send("hello")
+        echo.script([Reply(error="unavailable")])
+        with pytest.raises(threadline.ProviderUnavailable):
+            await session.send("again")
+        await session.archive()
+        await session.delete()
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+async def test_every_hook_runs_in_pluggys_order_inside_its_wrappers(hook: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    log: list[str] = []
+    plugins = [  # registered in an order that neither registration order nor its reverse gives back
+        _on(hook, "first", log, tryfirst=True),
+        _on(hook, "wrapper", log, wrapper=True),
+        _on(hook, "last", log, trylast=True),
+        _on(hook, "plain", log),
+    ]
+    await _exercise(hook, plugins, monkeypatch)
+    assert log[:5] == ["wrapper before", "first", "plain", "last", "wrapper after"]
 
 
 def _ordered_plugins(order: list[str]) -> list[object]:
