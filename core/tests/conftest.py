@@ -16,6 +16,7 @@ def isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.delenv("THREADLINE_CONFIG", raising=False)
     monkeypatch.delenv("THREADLINE_PLUGINS", raising=False)
     monkeypatch.delenv("THREADLINE_TRACE_PLUGINS", raising=False)

@@ -429,8 +429,8 @@ def test_a_cli_run_discovers_plugins_once(argv: list[str], monkeypatch: pytest.M
     import threadline.plugins
 
     scans: list[int] = []
-    scan = threadline.plugins._entry_points
-    monkeypatch.setattr(threadline.plugins, "_entry_points", lambda: scans.append(1) or scan())
+    scan = threadline.plugins.installed_plugins
+    monkeypatch.setattr(threadline.plugins, "installed_plugins", lambda: scans.append(1) or scan())
     with pytest.raises(SystemExit) as exit:
         main(argv)
     assert exit.value.code == 0

@@ -11,7 +11,6 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -19,9 +18,9 @@ import pluggy
 from attrs import frozen
 
 from threadline import hookspecs
+from threadline.entry_points import installed_plugins
 from threadline.errors import PluginError
 
-ENTRY_POINT_GROUP: Final = "threadline"
 REGISTRATION_PREFIX: Final = "threadline_register_"
 log = logging.getLogger("threadline.plugins")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -52,7 +51,7 @@ class PluginManager(pluggy.PluginManager):
     """
 
     def __init__(self) -> None:
-        super().__init__(ENTRY_POINT_GROUP)
+        super().__init__("threadline")
         self.add_hookspecs(hookspecs)
         self.infos: list[PluginInfo] = []
         if os.environ.get("THREADLINE_TRACE_PLUGINS", "") not in ("", "0"):
@@ -133,11 +132,11 @@ class PluginManager(pluggy.PluginManager):
         disabled = set(disable)
         allowed = _allowlist()
         seen: set[str] = set()
-        for ep in _entry_points():
+        for ep in installed_plugins():
             if ep.name in seen:
                 continue
             seen.add(ep.name)
-            dist, version = _distribution_of(ep)
+            dist, version = ep.distribution, ep.version
             if ep.name in disabled or (allowed is not None and ep.name not in allowed):
                 self._record(PluginInfo(ep.name, dist, version, "disabled"))
                 continue
@@ -259,14 +258,3 @@ def _allowlist() -> set[str] | None:
     if value is None:
         return None
     return {name.strip() for name in value.split(",") if name.strip()}
-
-
-def _entry_points() -> list[EntryPoint]:
-    return sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
-
-
-def _distribution_of(ep: EntryPoint) -> tuple[str | None, str | None]:
-    dist = ep.dist
-    if dist is None:
-        return None, None
-    return dist.metadata["Name"], dist.version

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import email.utils
 import json
 import os
 import time
@@ -86,7 +85,9 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
         try:
             return float(value)
         except ValueError:
-            when = email.utils.parsedate_to_datetime(value)
+            from email.utils import parsedate_to_datetime  # ~8 ms to import: only for an HTTP date
+
+            when = parsedate_to_datetime(value)
             return max(0.0, when.timestamp() - time.time())
     except (TypeError, ValueError, OverflowError):
         return None
