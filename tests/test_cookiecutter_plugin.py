@@ -160,10 +160,9 @@ def test_it_imports_only_the_kernel_api_for_plugins(generated: Generated) -> Non
                 assert name in ok, f"{path.relative_to(generated.project)} imports {name}"
 
 
+@pytest.mark.parametrize("generated", ["storage"], indirect=True)
 def test_the_storage_skeleton_is_every_method_of_the_contract(generated: Generated) -> None:
     """Its own code for each ``Storage`` method, each documented, each on docs/storage.md."""
-    if generated.kind != "storage":
-        pytest.skip("storage only")
     check = """
 import inspect, json
 from threadline.plugin import Storage
