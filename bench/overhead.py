@@ -13,6 +13,7 @@ import time
 
 from threadline import Message, Request, Role, SessionManager, Text
 from threadline.builtins.echo import EchoProvider
+from threadline.builtins.memory import MemoryStorage
 
 TURNS_PER_SESSION = 10
 TEXT = "x" * 200
@@ -42,9 +43,8 @@ async def through_sessions(manager: SessionManager, sends: int) -> float:
 async def main(sends: int, rounds: int) -> None:
     baseline, ours = [], []
     for _ in range(rounds):
-        async with SessionManager() as manager:
-            provider = manager.provider("echo")
-            assert isinstance(provider, EchoProvider)
+        provider = EchoProvider()
+        async with SessionManager(storage=MemoryStorage(), providers={"echo": provider}) as manager:
             baseline.append(await direct(provider, sends))
             ours.append(await through_sessions(manager, sends))
             provider.requests.clear()

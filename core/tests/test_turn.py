@@ -124,6 +124,79 @@ async def test_the_tool_step_limit_ends_either_the_same_way(how: str) -> None:
         assert [m.role for m in await session.history()] == [Role.USER, *[Role.ASSISTANT, Role.TOOL] * 2]
 
 
+class RefuseReplies(Middleware):
+    async def message(self, message: Message, session: SessionRecord) -> Message:
+        if message.role is Role.ASSISTANT:
+            raise threadline.BadRequest("moderation refused the reply", provider="moderation")
+        return message
+
+
+@pytest.mark.parametrize("how", ["send", "stream"])
+async def test_a_refused_reply_fails_the_turn_the_same_way(how: str) -> None:
+    config, plugin = chain_of(("moderation", RefuseReplies()))
+    async with SessionManager(config, storage=MemoryStorage(), plugins=[plugin]) as tl:
+        session = await tl.create_session()
+        with pytest.raises(threadline.BadRequest, match="moderation refused the reply"):
+            await drive(session, how, "hello")
+        (user,) = await session.history()
+        assert (user.status, user.error) == (MessageStatus.FAILED, "moderation: moderation refused the reply")
+        assert session.record.message_count == 1 and not session._live.lock.locked()
+
+
+@pytest.mark.parametrize("how", ["send", "stream"])
+async def test_cancelled_after_the_reply_is_stored_keeps_one_reply(how: str) -> None:
+    stored = asyncio.Event()
+
+    class SlowAudit:
+        @hookimpl
+        async def threadline_message_appended(self, message: Message) -> None:
+            if message.role is Role.ASSISTANT:
+                stored.set()
+                await asyncio.sleep(10)
+
+    async with SessionManager(storage=MemoryStorage(), plugins=[SlowAudit()]) as tl:
+        session = await tl.create_session()
+        task = asyncio.create_task(drive(session, how, "hello there"))
+        await stored.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert [(m.role, m.status) for m in await session.history()] == [
+            (Role.USER, MessageStatus.OK),
+            (Role.ASSISTANT, MessageStatus.OK),
+        ]
+        assert session.record.message_count == 2
+
+
+@pytest.mark.parametrize("how", ["send", "stream"])
+async def test_a_critical_hook_failing_on_the_user_message_fails_the_turn(how: str) -> None:
+    class Audit:
+        @hookimpl
+        @threadline.critical
+        def threadline_message_appended(self, message: Message) -> None:
+            if message.role is Role.USER:
+                raise OSError("audit log down")
+
+    async with SessionManager(storage=MemoryStorage(), plugins=[Audit()]) as tl:
+        session = await tl.create_session()
+        with pytest.raises(OSError, match="audit log down"):
+            await drive(session, how, "first")
+        (user,) = await session.history()
+        assert (user.status, user.error) == (MessageStatus.FAILED, "audit log down")
+
+
+async def test_a_user_message_that_could_not_be_stored_gives_no_title() -> None:
+    class Full(MemoryStorage):
+        async def append_messages(self, *args: Any, **kwargs: Any) -> None:
+            raise threadline.StorageError("disk full")
+
+    async with SessionManager(storage=Full()) as tl:
+        session = await tl.create_session()
+        with pytest.raises(threadline.StorageError, match="disk full"):
+            await session.send("secret plan")
+        assert (await tl.get_session(session.id)).title is None
+
+
 # -- the message stage ---------------------------------------------------------------------
 
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")

@@ -148,6 +148,11 @@ class PluginManager(pluggy.PluginManager):
                 continue
             self.add(plugin, ep.name, distribution=dist, version=version)
 
+    def implemented(self, hook_name: str) -> bool:
+        """Whether any plugin implements ``hook_name``: a hot path skips building the hook's
+        arguments when nobody listens."""
+        return bool(getattr(self.hook, hook_name).get_hookimpls())
+
     async def notify(self, hook_name: str, **kwargs: Any) -> None:
         """Call a lifecycle hook through pluggy, then await what its implementations returned,
         in the order pluggy called them. A critical implementation's error is raised once

@@ -221,8 +221,14 @@ class Session:
         return self._live.message_count + 1
 
     async def _append(self, messages: list[Message]) -> list[Message]:
+        """Store ``messages`` and fire ``threadline_message_appended`` for each."""
+        numbered = await self._store(messages)
+        await self._announce(numbered)
+        return numbered
+
+    async def _store(self, messages: list[Message]) -> list[Message]:
         """Store ``messages`` after the session's last, renumbering and retrying when another
-        writer got there first; then fire ``threadline_message_appended`` for each."""
+        writer got there first."""
         live = self._live
         for _ in range(_CONFLICT_RETRIES):
             start = live.message_count + 1
@@ -235,9 +241,13 @@ class Session:
         else:
             raise StorageConflict(f"session {self.id!r} kept moving on; gave up after {_CONFLICT_RETRIES} tries")
         live.count(numbered)
-        manager = self._manager
-        for message in numbered:
-            await manager.plugin_manager.notify(
-                "threadline_message_appended", session=live.record, message=message, manager=manager
-            )
         return numbered
+
+    async def _announce(self, stored: list[Message]) -> None:
+        """Fire ``threadline_message_appended`` for each of ``stored``, in order."""
+        manager = self._manager
+        if manager.plugin_manager.implemented("threadline_message_appended"):
+            for message in stored:
+                await manager.plugin_manager.notify(
+                    "threadline_message_appended", session=self._live.record, message=message, manager=manager
+                )

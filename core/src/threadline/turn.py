@@ -10,6 +10,7 @@ readers, the title and ``threadline_message_appended`` see.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from threadline.model import (
     MessageStatus,
     Part,
     Request,
+    Response,
     Role,
     StreamAssembler,
     ToolCall,
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from threadline.session import Session
 
 TITLE_LENGTH = 60
+log = logging.getLogger("threadline.turn")
 
 
 @attrs.frozen
@@ -74,10 +77,13 @@ async def run_turn(
     async with session._live.lock:
         user = await _store_user(session, content, turn)
         partial = StreamAssembler()
-        usage = Usage()
+        usage: Usage | None = None
         try:
+            await _title(session, user)
+            await session._announce([user])
             for _ in range(manager.config.defaults.max_tool_steps):
                 call = await _call(session, turn)
+                result: Response | Done
                 if streaming:
                     events = manager._chain.stream(call)
                     try:
@@ -87,22 +93,21 @@ async def run_turn(
                                 yield event
                     finally:
                         await _close(events)
-                    done = partial.done or Done()
-                    parts = partial.parts()
+                    result, parts = partial.done or Done(), partial.parts()
+                    partial = StreamAssembler()  # whole now: a failure from here on is not a cut-off reply
                 else:
-                    response = await manager._chain.complete(call)
-                    done = Done(
-                        usage=response.usage,
-                        finish_reason=response.finish_reason,
-                        model=response.model,
-                        provider_state=response.provider_state,
-                    )
-                    parts = response.parts
-                reply = await _store_reply(session, parts, done, turn)
-                partial = StreamAssembler()
-                usage += done.usage
+                    result = await manager._chain.complete(call)
+                    parts = result.parts
+                reply = await _store_reply(session, parts, result, turn)
+                usage = result.usage if usage is None else usage + result.usage
                 if not reply.tool_calls:
-                    final = attrs.evolve(done, usage=usage, message=reply)
+                    final = Done(
+                        usage=usage,
+                        finish_reason=result.finish_reason,
+                        model=result.model,
+                        provider_state=result.provider_state,
+                        message=reply,
+                    )
                     break
                 await _run_tools(session, reply.tool_calls)
             else:
@@ -116,18 +121,23 @@ async def run_turn(
 
 async def _stage(session: Session, message: Message) -> Message:
     """``message`` as the middleware's message stage leaves it, ready to store."""
-    return await session._manager._chain.stage(message, session.record)
+    chain = session._manager._chain
+    return await chain.stage(message, session.record) if chain.stages else message
 
 
 async def _store_user(session: Session, content: str | Part | Sequence[Part], turn: Turn) -> Message:
+    """Check, stage and store the user's message; a refusal here stores nothing."""
     message = Message(session.id, session._next_seq, Role.USER, as_parts(content))  # type: ignore[arg-type]
     capabilities = session._manager.provider(turn.provider).capabilities(turn.model)
     check_attachments(capabilities, [message], model=turn.model, provider=turn.provider)
-    message = await _stage(session, message)
-    if session._live.stored.title is None and (text := message.text.strip()):
-        await session.update(title=_title_from(text))
-    (user,) = await session._append([message])
+    (user,) = await session._store([await _stage(session, message)])
     return user
+
+
+async def _title(session: Session, user: Message) -> None:
+    """An untitled session takes its title from its first stored user message."""
+    if session._live.stored.title is None and (text := user.text.strip()):
+        await session.update(title=_title_from(text))
 
 
 async def _call(session: Session, turn: Turn) -> Call:
@@ -143,19 +153,19 @@ async def _call(session: Session, turn: Turn) -> Call:
     return Call(session.record, turn.provider, request)
 
 
-async def _store_reply(session: Session, parts: tuple[Part, ...], done: Done, turn: Turn) -> Message:
+async def _store_reply(session: Session, parts: tuple[Part, ...], result: Response | Done, turn: Turn) -> Message:
     message = Message(
         session.id,
         session._next_seq,
         Role.ASSISTANT,
         parts,
-        usage=done.usage,
+        usage=result.usage,
         provider=turn.provider,
-        model=done.model or turn.model,
+        model=result.model or turn.model,
     )
     (stored,) = await session._append([await _stage(session, message)])
-    if done.provider_state is not None and turn.provider == session._live.stored.provider:
-        await session.update(provider_state=done.provider_state)
+    if result.provider_state is not None and turn.provider == session._live.stored.provider:
+        await session.update(provider_state=result.provider_state)
     return stored
 
 
@@ -176,9 +186,22 @@ async def _run_tool(session: Session, call: ToolCall) -> ToolResult:
 
 async def _fail(session: Session, user: Message, exc: BaseException, partial: StreamAssembler) -> None:
     """Record a failed turn: the reply as far as it got (incomplete), else the user message
-    marked failed; tell the ``threadline_provider_error`` hook about provider errors."""
-    live = session._live
+    marked failed; tell the ``threadline_provider_error`` hook about provider errors. What
+    goes wrong while recording is logged: the caller raises the turn's own error."""
     error = "cancelled" if isinstance(exc, asyncio.CancelledError | GeneratorExit) else str(exc) or type(exc).__name__
+    try:
+        await _record_failure(session, user, error, partial)
+        if isinstance(exc, ProviderError):
+            manager = session._manager
+            await manager.plugin_manager.notify(
+                "threadline_provider_error", session=session.record, error=exc, manager=manager
+            )
+    except Exception:
+        log.exception("session %s: could not record its failed turn (%s)", session.id, error)
+
+
+async def _record_failure(session: Session, user: Message, error: str, partial: StreamAssembler) -> None:
+    live = session._live
     if partial.started:
         message = Message(
             session.id,
@@ -195,11 +218,6 @@ async def _fail(session: Session, user: Message, exc: BaseException, partial: St
         )
         if live.history is not None:
             live.history[-1] = attrs.evolve(user, status=MessageStatus.FAILED, error=error)
-    if isinstance(exc, ProviderError):
-        manager = session._manager
-        await manager.plugin_manager.notify(
-            "threadline_provider_error", session=session.record, error=exc, manager=manager
-        )
 
 
 async def _close(events: AsyncIterator[Any]) -> None:
