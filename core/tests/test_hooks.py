@@ -435,3 +435,76 @@ def test_a_cli_run_discovers_plugins_once(argv: list[str], monkeypatch: pytest.M
         main(argv)
     assert exit.value.code == 0
     assert len(scans) == 1
+
+
+# -- what a plugin's own code raises stays its own, whatever the implementation's shape --------
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_wrapper_registration_hook_that_raises_fails_its_plugin_alone(when: str) -> None:
+    class Wrapping:
+        @hookimpl(wrapper=True)
+        def threadline_register_providers(self, register: Any) -> Generator[None, None, None]:
+            if when == "before":
+                raise RuntimeError("wrapper bug")
+            yield
+            raise RuntimeError("wrapper bug")
+
+    manager = SessionManager(plugins=[Wrapping()])
+    assert "echo" in manager.registry.providers  # the implementations it wrapped still ran
+    info = next(i for i in manager.plugin_manager.infos if i.name == "Wrapping-0")
+    assert (info.status, info.error) == ("failed", "threadline_register_providers raised RuntimeError: wrapper bug")
+
+
+async def test_a_lifecycle_wrapper_that_raises_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    ran: list[str] = []
+
+    class Wrapping:
+        @hookimpl(wrapper=True)
+        def threadline_session_created(self) -> Generator[None, list[Any], list[Any]]:
+            results = yield
+            raise RuntimeError(f"wrapper bug after {len(results)}")
+
+    class Plain:
+        @hookimpl
+        async def threadline_session_created(self) -> None:
+            ran.append("plain")
+
+    with caplog.at_level(logging.ERROR, logger="threadline.plugins"):
+        async with SessionManager(storage=MemoryStorage(), plugins=[Plain(), Wrapping()]) as tl:
+            await tl.create_session()
+    assert ran == ["plain"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "threadline plugin 'Wrapping-1' failed in threadline_session_created"
+    ]
+
+
+async def test_implementations_with_defaults_are_guarded_and_bound(caplog: pytest.LogCaptureFixture) -> None:
+    class Defaults:
+        @hookimpl
+        def threadline_register_providers(self, register: Any = None) -> None:
+            register("defaulted", EchoProvider)
+
+        @hookimpl
+        def threadline_startup(self, manager: Any = None) -> None:
+            raise RuntimeError("startup bug")
+
+    with caplog.at_level(logging.ERROR, logger="threadline.plugins"):
+        async with SessionManager(storage=MemoryStorage(), plugins=[Defaults()]) as tl:
+            assert tl.registry.providers["defaulted"].plugin == "Defaults-0"
+    assert [r.getMessage() for r in caplog.records] == ["threadline plugin 'Defaults-0' failed in threadline_startup"]
+
+
+def test_two_in_process_plugins_with_one_name_both_load() -> None:
+    def named(provider: str) -> object:
+        class Same:  # a class is registered under its __name__
+            @staticmethod
+            @hookimpl
+            def threadline_register_providers(register: Any) -> None:
+                register(provider, EchoProvider)
+
+        return Same
+
+    manager = SessionManager(plugins=[named("one"), named("two")])
+    assert {"one", "two"} <= set(manager.registry.providers)
+    assert all(i.status == "loaded" for i in manager.plugin_manager.infos)

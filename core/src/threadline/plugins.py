@@ -10,7 +10,7 @@ import inspect
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -67,25 +67,40 @@ class PluginManager(pluggy.PluginManager):
 
     def _guard(self, hook_name: str, impl: pluggy.HookImpl) -> Callable[..., Any]:
         """``impl``'s function as the kernel calls it: a registration hook's ``register`` acts
-        on behalf of its plugin; a failure is its plugin's alone. Wrappers are only bound:
-        what they raise is theirs to handle, as in pluggy."""
-        function, plugin = impl.function, impl.plugin_name
-        bind = _binder(impl)
-        if impl.wrapper or impl.hookwrapper:
-            return lambda *args: function(*bind(args))
-        if not hook_name.startswith(REGISTRATION_PREFIX):
-            return _guard_lifecycle(hook_name, plugin, function, critical=is_critical(impl))
+        on behalf of its plugin, and what the function raises is its plugin's failure alone
+        (for a wrapper, before or after its ``yield``). An old-style ``hookwrapper`` is only
+        bound, as pluggy deprecates it."""
+        function = _bound(impl)
+        if impl.hookwrapper:
+            return function
+        failed = self._on_failure(hook_name, impl)
+        if impl.wrapper:
+            return _guard_wrapper(function, failed)
+        if hook_name.startswith(REGISTRATION_PREFIX):
+            return _guard_call(function, failed)
+        return _guard_lifecycle(function, failed)
 
-        def guarded(*args: Any) -> Any:
-            try:
-                return function(*bind(args))
-            except PluginError:  # the kernel's own verdict, such as two plugins claiming one name
-                raise
-            except Exception as exc:
+    def _on_failure(self, hook_name: str, impl: pluggy.HookImpl) -> Callable[[Exception], None]:
+        """What an implementation's exception means: a registration hook's fails its plugin
+        (the kernel's own ``PluginError``, such as a name claimed twice, is raised); a lifecycle
+        hook's is logged, or raised when the implementation is critical."""
+        plugin = impl.plugin_name
+        if hook_name.startswith(REGISTRATION_PREFIX):
+
+            def failed(exc: Exception) -> None:
+                if isinstance(exc, PluginError):
+                    raise exc
                 self.fail(plugin, f"{hook_name} raised {type(exc).__name__}: {exc}")
-                return None
 
-        return guarded
+            return failed
+        critical = is_critical(impl)
+
+        def logged(exc: Exception) -> None:
+            if critical:
+                raise exc
+            log.error("threadline plugin %r failed in %s", plugin, hook_name, exc_info=exc)
+
+        return logged
 
     def add(self, plugin: object, name: str, *, distribution: str | None = None, version: str | None = None) -> bool:
         """Register ``plugin`` (a plugin already registered is left as it is); a hook
@@ -176,30 +191,46 @@ def registering_plugin() -> str:
         raise PluginError("register() was called with no plugin to register for") from None
 
 
-def _binder(impl: pluggy.HookImpl) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
-    """What makes the ``register`` argument of ``impl`` (if it takes one) act for its plugin."""
-    if "register" not in impl.argnames:
-        return lambda args: args
-    position, plugin = impl.argnames.index("register"), impl.plugin_name
+def _bound(impl: pluggy.HookImpl) -> Callable[..., Any]:
+    """``impl``'s function, with its ``register`` argument (if it takes one, positional or
+    with a default) acting on behalf of its plugin."""
+    function, plugin = impl.function, impl.plugin_name
+    if "register" not in (*impl.argnames, *impl.kwargnames):
+        return function
+    position = impl.argnames.index("register") if "register" in impl.argnames else None
 
-    def bind(args: tuple[Any, ...]) -> tuple[Any, ...]:
-        register = args[position]
-
-        def on_behalf(*register_args: Any, **register_kwargs: Any) -> Any:
+    def on_behalf(register: Callable[..., Any]) -> Callable[..., Any]:
+        def registering(*args: Any, **kwargs: Any) -> Any:
             token = _registering.set(plugin)
             try:
-                return register(*register_args, **register_kwargs)
+                return register(*args, **kwargs)
             finally:
                 _registering.reset(token)
 
-        return (*args[:position], on_behalf, *args[position + 1 :])
+        return registering
 
-    return bind
+    def bound(*args: Any, **kwargs: Any) -> Any:
+        if "register" in kwargs:
+            kwargs["register"] = on_behalf(kwargs["register"])
+        elif position is not None:
+            args = (*args[:position], on_behalf(args[position]), *args[position + 1 :])
+        return function(*args, **kwargs)
+
+    return bound
 
 
-def _guard_lifecycle(
-    hook_name: str, plugin: str, function: Callable[..., Any], *, critical: bool
-) -> Callable[..., Any]:
+def _guard_call(function: Callable[..., Any], failed: Callable[[Exception], None]) -> Callable[..., Any]:
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except Exception as exc:
+            failed(exc)
+            return None
+
+    return guarded
+
+
+def _guard_lifecycle(function: Callable[..., Any], failed: Callable[[Exception], None]) -> Callable[..., Any]:
     """Returns an awaitable or ``None``; the awaitable raises only a critical implementation's
     error (also one its function raised when called), so every implementation gets to run."""
 
@@ -208,17 +239,51 @@ def _guard_lifecycle(
             if error is not None:
                 raise error
             await result  # type: ignore[misc]
-        except Exception:
-            if critical:
-                raise
-            log.exception("threadline plugin %r failed in %s", plugin, hook_name)
+        except Exception as exc:
+            failed(exc)
 
-    def guarded(*args: Any) -> Any:
+    def guarded(*args: Any, **kwargs: Any) -> Any:
         try:
-            result = function(*args)
+            result = function(*args, **kwargs)
         except Exception as exc:
             return awaited(None, exc)
         return awaited(result, None) if inspect.isawaitable(result) else None
+
+    return guarded
+
+
+def _guard_wrapper(function: Callable[..., Any], failed: Callable[[Exception], None]) -> Callable[..., Any]:
+    """A ``wrapper=True`` implementation run inside a generator of the same protocol, so that
+    what it raises itself, before or after its ``yield``, goes to ``failed``; the result or
+    error of the implementations it wraps passes through it as pluggy would pass it."""
+
+    def guarded(*args: Any, **kwargs: Any) -> Generator[None, Any, Any]:
+        try:
+            inner = function(*args, **kwargs)
+            next(inner)
+        except Exception as exc:
+            failed(exc)
+            return (yield)
+        try:
+            result = yield
+        except BaseException as exc:  # an implementation it wraps raised: the wrapper sees it
+            try:
+                inner.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+            except Exception as own:
+                if own is not exc:
+                    failed(own)
+                raise exc from None
+            raise RuntimeError(f"{function.__qualname__} yielded twice") from None
+        try:
+            inner.send(result)
+        except StopIteration as stop:
+            return stop.value
+        except Exception as exc:
+            failed(exc)
+            return result
+        raise RuntimeError(f"{function.__qualname__} yielded twice")
 
     return guarded
 
@@ -249,7 +314,10 @@ def get_plugin_manager(
     if load_entry_points:
         pm.load_entry_points(disable)
     for index, plugin in enumerate(plugins):
-        pm.add(plugin, getattr(plugin, "__name__", None) or f"{type(plugin).__name__}-{index}")
+        name = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}-{index}"
+        while pm.has_plugin(name) and pm.get_plugin(name) is not plugin:
+            name += "+"  # an in-process plugin's name is only a label: keep two same-named ones apart
+        pm.add(plugin, name)
     return pm
 
 
