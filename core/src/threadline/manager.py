@@ -64,9 +64,10 @@ class SessionManager:
             self.registry.add_tool(tool, "SessionManager(tools=...)")
         self._providers: dict[str, Provider] = dict(providers or {})
         self._check_config(storage_given=storage is not None)
-        self._settings = {
-            name: self._plugin("settings", name, self.config.plugins.settings.get(name, {}), f"plugins.{name}")[1]
-            for name in self.registry.settings
+        tables = self.config.plugins.settings
+        self._settings = {  # a table no plugin registered is an error, naming those that did
+            name: self._plugin("settings", name, tables.get(name, {}), f"plugins.{name}")[1]
+            for name in {*self.registry.settings, *tables}
         }
         #: the provider of sessions that name none: ``[defaults] provider``, else the first ready one
         self.default_provider = self.config.defaults.provider or self._ready_provider()
@@ -168,8 +169,6 @@ class SessionManager:
                 file=config.path,
                 key=f"middleware.{name}",
             )
-        for name in config.plugins.settings:
-            self._plugin("settings", name, config.plugins.settings[name], f"plugins.{name}")
         for name, template in config.templates.items():
             self._check_provider(template.provider, f"templates.{name}.provider")
         self._check_provider(config.defaults.provider, "defaults.provider")

@@ -89,7 +89,7 @@ if TYPE_CHECKING:
         translating,
         transport_error,
     )
-    from threadline.registry import NoConfig, Register, RegisterTool
+    from threadline.registry import NoConfig, Register, RegisterSettings, RegisterTool
     from threadline.tools import Tool, tool
 
 #: where each name lives: module -> names
@@ -115,22 +115,27 @@ _MODULES = {
         "PDF ProviderConfig StreamReader check_attachments data_url error_for_status "
         "error_object read_stream retry_after send_body translating transport_error"
     ),
-    "threadline.registry": "NoConfig Register RegisterTool",
+    "threadline.registry": "NoConfig Register RegisterSettings RegisterTool",
     "threadline.tools": "Tool tool",
 }
 _EXPORTS = {name: module for module, names in _MODULES.items() for name in names.split()}
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'threadline.plugin' has no attribute {name!r}")
-    value = globals()[name] = getattr(importlib.import_module(_EXPORTS[name]), name)
-    return value
+if not TYPE_CHECKING:  # so that type checkers see only the names imported above
+
+    def __getattr__(name: str) -> Any:
+        if name not in _EXPORTS:
+            raise AttributeError(f"module 'threadline.plugin' has no attribute {name!r}")
+        value = globals()[name] = getattr(importlib.import_module(_EXPORTS[name]), name)
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *__all__})
 
 
 __all__ = [  # noqa: RUF022 -- grouped by what a plugin does, sorted within a group
     # hooks and registration
-    "NoConfig", "Register", "RegisterTool", "critical", "hookimpl",
+    "NoConfig", "Register", "RegisterSettings", "RegisterTool", "critical", "hookimpl",
     # contracts a plugin implements
     "Call", "CompleteNext", "Middleware", "Provider", "Storage", "StreamNext",
     # providers: shared config keys, errors, streams, attachments
