@@ -4,6 +4,7 @@ requests, the database file, the title, ``threadline_message_appended`` or the s
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import textwrap
@@ -23,7 +24,8 @@ from threadline.testing import EventRecorder, Reply, ScriptedToolCall  # noqa: E
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "plugins.md"
 MARKER = "<!-- redaction example: tests/test_redaction_example.py runs this block -->"
-ADDRESSES = ("ann@example.com", "bob@example.org", "carol@example.net")
+ADDRESSES = ("ann@example.com", "bob@example.org", "carol@example.net", "jürgen@example.de")
+IN_SYSTEM_PROMPT = "ops@example.io"  # the application's own text: stored as given, never sent
 
 
 def example_code() -> str:
@@ -82,24 +84,28 @@ async def test_no_address_gets_past_the_redaction_example(
     """)
     )
     openai.script([
-        Reply(tool_calls=(ScriptedToolCall("lookup_contact", {"name": "bob@example.org"}),)),
+        Reply(tool_calls=(ScriptedToolCall("lookup_contact", {"name": "bob@example.org", "cc": ["jürgen@example.de"]}),)),  # noqa: E501
         Reply(text="Write to bob@example.org, or to carol@example.net, today."),
         Reply(text="Noted: ann@example.com."),
     ])  # fmt: skip
     recorder = EventRecorder()
     streamed: list[str] = []
+    arguments: list[str] = []
     async with threadline.SessionManager.from_config(config, plugins=[recorder], tools=[lookup_contact]) as tl:
         assert tl.plugin_manager.has_plugin("redact")
-        session = await tl.create_session(tools=["lookup_contact"])
+        session = await tl.create_session(tools=["lookup_contact"], system_prompt=f"Escalate to {IN_SYSTEM_PROMPT}.")
         async for event in session.stream("Mail ann@example.com the plan"):
             if isinstance(event, threadline.TextDelta):
                 streamed.append(event.text)
+            elif isinstance(event, threadline.ToolCallDelta):
+                arguments.append(event.arguments)
         reply = await session.send("thanks")
         title = (await tl.get_session(session.id)).title
         history = await session.history()
 
     assert len(streamed) > 3  # the reply came in pieces, the addresses split across them
     assert "".join(streamed) == "Write to [EMAIL], or to [EMAIL], today."
+    assert json.loads("".join(arguments)) == {"name": "[EMAIL]", "cc": ["[EMAIL]"]}
     assert reply.text == "Noted: [EMAIL]."
     assert title == "Mail [EMAIL] the plan"
     appended = [arguments["message"] for name, arguments in recorder.events if name == "message_appended"]
@@ -108,8 +114,11 @@ async def test_no_address_gets_past_the_redaction_example(
         "HTTP requests": b"".join(request.body for request in openai.requests),
         "database": b"".join(path.read_bytes() for path in sorted(tmp_path.glob("threadline.db*"))),  # noqa: ASYNC240
         "history": repr(history).encode(),
+        "stream": json.dumps([streamed, arguments]).encode(),
     }
     for address in ADDRESSES:
         for where, data in seen.items():
-            assert address.encode() not in data, f"{address} reached the {where}"
+            for form in (address.encode(), json.dumps(address).strip('"').encode()):  # as is, or JSON-escaped
+                assert form not in data, f"{address} reached the {where}"
+    assert IN_SYSTEM_PROMPT.encode() not in seen["HTTP requests"]
     assert b"[EMAIL]" in seen["HTTP requests"] and b"[EMAIL]" in seen["database"]
