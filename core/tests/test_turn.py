@@ -197,6 +197,69 @@ async def test_a_user_message_that_could_not_be_stored_gives_no_title() -> None:
         assert (await tl.get_session(session.id)).title is None
 
 
+class LateCommit(MemoryStorage):
+    """Commits each append after a pause, in a task of its own, as a database thread or
+    server does; as the contract asks, a cancelled append lets the cancellation out only once
+    the write is done. ``writing`` is set when an append of ``role`` starts."""
+
+    def __init__(self, role: Role) -> None:
+        super().__init__()
+        self.role, self.writing = role, asyncio.Event()
+
+    async def append_messages(self, tenant: str, session_id: str, messages: Any) -> None:
+        if messages[0].role is self.role:
+            self.writing.set()
+        write = asyncio.ensure_future(self._later(tenant, session_id, messages))
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            await asyncio.wait([write])
+            raise
+
+    async def _later(self, tenant: str, session_id: str, messages: Any) -> None:
+        await asyncio.sleep(0.05)
+        await super().append_messages(tenant, session_id, messages)
+
+
+@pytest.mark.parametrize("how", ["send", "stream"])
+async def test_cancelled_while_the_reply_is_written_the_turn_stays_whole(how: str) -> None:
+    storage = LateCommit(Role.ASSISTANT)
+    async with SessionManager(storage=storage) as tl:
+        session = await tl.create_session()
+        task = asyncio.create_task(drive(session, how, "hello"))
+        await storage.writing.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        history = await session.history()
+        assert [(m.role, m.status) for m in history] == [
+            (Role.USER, MessageStatus.OK),
+            (Role.ASSISTANT, MessageStatus.OK),
+        ]
+        assert session.record.message_count == 2
+        await session.send("again")
+        echo = tl.provider("echo")
+        assert isinstance(echo, EchoProvider)
+        assert [m.role for m in echo.requests[-1].messages] == [Role.USER, Role.ASSISTANT, Role.USER]
+
+
+@pytest.mark.parametrize("how", ["send", "stream"])
+async def test_cancelled_while_the_user_message_is_written_it_is_marked_failed(how: str) -> None:
+    storage = LateCommit(Role.USER)
+    async with SessionManager(storage=storage) as tl:
+        session = await tl.create_session()
+        task = asyncio.create_task(drive(session, how, "hello"))
+        await storage.writing.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        (user,) = await session.history()
+        assert (user.status, user.error) == (MessageStatus.FAILED, "cancelled")
+        assert session.record.message_count == 1
+        storage.role = Role.TOOL  # no more pauses to wait for
+        assert (await session.send("again")).seq == 3
+
+
 # -- the message stage ---------------------------------------------------------------------
 
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")

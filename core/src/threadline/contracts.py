@@ -95,7 +95,12 @@ class Storage(Protocol):
         ``session_id``, else ``StorageConflict`` and nothing is written: a gap, a repeat, or
         a seq another writer took first. Then the session's ``message_count`` grows by their
         number, its ``usage`` by the sum of theirs (``None`` adds nothing) and its
-        ``updated_at`` is now. An unknown session is ``SessionNotFound``."""
+        ``updated_at`` is now. An unknown session is ``SessionNotFound``.
+
+        Cancelled while in flight, it lets the ``CancelledError`` out only once the write has
+        committed or been given up for good: a write still under way in a thread or a server
+        after that would change the session under a caller who was told nothing. (The
+        kernel then reads the range back to learn which it was.)"""
 
     async def set_message_status(
         self, tenant: str, session_id: str, seq: int, status: str, error: str | None = None

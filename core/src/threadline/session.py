@@ -235,13 +235,26 @@ class Session:
             numbered = [m if m.seq == start + i else attrs.evolve(m, seq=start + i) for i, m in enumerate(messages)]
             try:
                 await self._storage.append_messages(live.stored.tenant, self.id, numbered)
-                break
             except StorageConflict:
                 await self.refresh()
+            except asyncio.CancelledError:
+                await asyncio.shield(self._settle(numbered))
+                raise
+            else:
+                live.count(numbered)
+                return numbered
+        raise StorageConflict(f"session {self.id!r} kept moving on; gave up after {_CONFLICT_RETRIES} tries")
+
+    async def _settle(self, numbered: list[Message]) -> None:
+        """After an append was cancelled (the storage has finished with it by then, committed
+        or not): count it if it is stored, so the session never disagrees with the storage."""
+        live = self._live
+        first = numbered[0].seq
+        stored = await self._storage.get_messages(live.stored.tenant, self.id, after_seq=first - 1, last=None)
+        if [m.id for m in stored[: len(numbered)]] == [m.id for m in numbered]:
+            live.count(numbered)
         else:
-            raise StorageConflict(f"session {self.id!r} kept moving on; gave up after {_CONFLICT_RETRIES} tries")
-        live.count(numbered)
-        return numbered
+            await self.refresh()
 
     async def _announce(self, stored: list[Message]) -> None:
         """Fire ``threadline_message_appended`` for each of ``stored``, in order."""

@@ -130,7 +130,14 @@ async def _store_user(session: Session, content: str | Part | Sequence[Part], tu
     message = Message(session.id, session._next_seq, Role.USER, as_parts(content))  # type: ignore[arg-type]
     capabilities = session._manager.provider(turn.provider).capabilities(turn.model)
     check_attachments(capabilities, [message], model=turn.model, provider=turn.provider)
-    (user,) = await session._store([await _stage(session, message)])
+    staged = await _stage(session, message)
+    before = session._live.message_count
+    try:
+        (user,) = await session._store([staged])
+    except asyncio.CancelledError:
+        if session._live.message_count > before:  # stored as the turn was cancelled: it failed
+            await asyncio.shield(_mark_failed(session, session._live.message_count, "cancelled"))
+        raise
     return user
 
 
@@ -213,11 +220,15 @@ async def _record_failure(session: Session, user: Message, error: str, partial: 
         )
         await session._append([await _stage(session, message)])
     elif live.message_count == user.seq:
-        await session._storage.set_message_status(
-            live.stored.tenant, session.id, user.seq, MessageStatus.FAILED.value, error
-        )
-        if live.history is not None:
-            live.history[-1] = attrs.evolve(user, status=MessageStatus.FAILED, error=error)
+        await _mark_failed(session, user.seq, error)
+
+
+async def _mark_failed(session: Session, seq: int, error: str) -> None:
+    """Mark the session's last message, the user's of a turn that failed, ``failed``."""
+    live = session._live
+    await session._storage.set_message_status(live.stored.tenant, session.id, seq, MessageStatus.FAILED.value, error)
+    if live.history and live.history[-1].seq == seq:
+        live.history[-1] = attrs.evolve(live.history[-1], status=MessageStatus.FAILED, error=error)
 
 
 async def _close(events: AsyncIterator[Any]) -> None:
