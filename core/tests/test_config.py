@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 import pytest
 
 from threadline import Config, ConfigError, SessionManager
@@ -52,7 +53,7 @@ def test_dollar_dollar_is_a_literal_dollar(tmp_path: Path) -> None:
         ("[storage\n", "not valid TOML"),
         ("[provider.echo]\n", "unknown section 'provider'; the sections are defaults, storage, providers"),
         ("[storage]\nbackend = 'postgres'\n", "storage.backend: no storage plugin named 'postgres'; installed: memory"),
-        ("[providers.echo]\nchunk_size = 'big'\n", "providers.echo.chunk_size: expected int, got str 'big'"),
+        ("[providers.echo]\nchunk_size = 'big'\n", "providers.echo.chunk_size: expected int, got str"),
         (
             "[providers.echo]\nchunk = 3\n",
             "providers.echo: extra fields found (chunk); the keys are: replies, chunk_size",
@@ -83,3 +84,37 @@ def test_the_default_config_needs_no_file() -> None:
     manager = SessionManager()
     assert manager.storage_backend == "memory"
     assert manager.config.defaults.provider is None and manager.default_provider == "echo"
+
+
+SECRET = "sk-live-4f9a8b7c6d5e"
+
+
+def test_secrets_are_never_shown_in_a_repr() -> None:
+    from threadline.plugin import ProviderConfig
+
+    config = Config.from_dict({
+        "providers": {"echo": {"api_key": SECRET, "nested": {"token": SECRET}}},
+        "storage": {"backend": "memory", "url": f"redis://user:{SECRET}@127.0.0.1:6379/0"},
+        "middleware": {"chain": ["x"], "x": {"password": SECRET}},
+    })  # fmt: skip
+    assert config.providers["echo"]["api_key"] == SECRET  # the value itself is there for the plugin
+    for shown in (repr(config), repr(config.providers), str(config.storage), repr(config.middleware)):
+        assert SECRET not in shown and "***" in shown
+
+    @attrs.frozen(kw_only=True)
+    class SomeConfig(ProviderConfig):
+        default_model: str = "m"
+
+    assert SECRET not in repr(SomeConfig(api_key=SECRET))
+
+
+@pytest.mark.parametrize(
+    "table",
+    [{"api_key": [SECRET]}, {"api_key": {"value": SECRET}}, {"chunk_size": "${TL_TEST_KEY}"}, {"latency": SECRET}],
+)
+def test_config_errors_never_echo_the_value(table: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TL_TEST_KEY", SECRET)
+    config = Config.from_dict({"providers": {"echo": table}}, file="tl.toml")
+    with pytest.raises(ConfigError) as error:
+        SessionManager(config)
+    assert "tl.toml: providers.echo" in str(error.value) and SECRET not in str(error.value)

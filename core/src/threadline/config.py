@@ -16,6 +16,28 @@ from attrs import field, frozen
 from threadline.errors import ConfigError
 
 T = TypeVar("T")
+_SECRET_KEY: Final = re.compile(r"key|token|secret|password|credential", re.IGNORECASE)
+_URL_PASSWORD: Final = re.compile(r"(//[^/:@]*:)[^/@]*@")
+
+
+class Settings(dict[str, Any]):
+    """A plugin's table as the config file gave it; its repr hides secrets (keys named like
+    ``api_key``, ``token``, ``password``; the password in a URL)."""
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(f"{name!r}: {_shown(name, value)}" for name, value in self.items()) + "}"
+
+
+def _shown(name: str, value: Any) -> str:
+    if isinstance(value, Mapping):
+        return repr(Settings(value))
+    if _SECRET_KEY.search(name):
+        return "'***'"
+    if isinstance(value, str):
+        return repr(_URL_PASSWORD.sub(r"\1***@", value))
+    return repr(value)
+
+
 _VAR: Final = re.compile(r"\$(\$)|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -101,7 +123,9 @@ class Config:
         plugins = dict(_table(raw.get("plugins", {}), file, "plugins"))
         return cls(
             defaults=structure(interpolate(raw.get("defaults", {}), file, "defaults"), Defaults, file, "defaults"),
-            storage=StorageSection(interpolate(storage.pop("backend", None), file, "storage.backend"), storage),
+            storage=StorageSection(
+                interpolate(storage.pop("backend", None), file, "storage.backend"), Settings(storage)
+            ),
             providers=_tables(raw.get("providers", {}), file, "providers"),
             middleware=MiddlewareSection(
                 structure(middleware.pop("chain", ()), tuple[str, ...], file, "middleware.chain"),
@@ -150,9 +174,9 @@ def _table(value: Any, file: str | None, key: str) -> Mapping[str, Any]:
     return value
 
 
-def _tables(value: Any, file: str | None, key: str) -> dict[str, dict[str, Any]]:
+def _tables(value: Any, file: str | None, key: str) -> dict[str, Settings]:
     """A table of tables (``[providers.*]``), each checked to be one."""
-    return {name: dict(_table(table, file, f"{key}.{name}")) for name, table in _table(value, file, key).items()}
+    return {name: Settings(_table(table, file, f"{key}.{name}")) for name, table in _table(value, file, key).items()}
 
 
 def structure(value: Any, cls: Any, file: str | None, key: str) -> Any:

@@ -395,7 +395,7 @@ Event = TextDelta | ToolCallDelta | Done
 def _strict(cls: type, accepts: tuple[type, ...]) -> Any:
     def structure(value: Any, _: Any) -> Any:
         if not isinstance(value, accepts) or (isinstance(value, bool) and bool not in accepts):
-            raise TypeError(f"expected {cls.__name__}, got {type(value).__name__} {value!r}")
+            raise TypeError(f"expected {cls.__name__}, got {type(value).__name__}")  # never the value: a secret
         return cls(value)
 
     return structure
@@ -412,7 +412,7 @@ def _no_strings(cls: Any, conv: cattrs.Converter) -> Any:
 
     def structure(value: Any, type_: Any) -> Any:
         if isinstance(value, str | bytes | Mapping):
-            raise TypeError(f"expected a list, got {type(value).__name__} {value!r}")
+            raise TypeError(f"expected a list, got {type(value).__name__}")
         return structure_items(value, type_)
 
     return structure

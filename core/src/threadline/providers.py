@@ -61,7 +61,7 @@ class ProviderConfig:
     #: the environment variables the provider's SDK reads its API key from
     key_variables: ClassVar[tuple[str, ...]] = ()
 
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # never shown
     base_url: str | None = None
     timeout: float = field(default=120.0, validator=attrs.validators.gt(0))
     max_retries: int = field(default=2, validator=attrs.validators.ge(0))
