@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -574,3 +576,29 @@ async def test_middleware_can_redirect_a_call_to_another_provider() -> None:
     ) as manager:
         reply = await (await manager.create_session()).send("hello")
         assert reply.text == "hello"
+
+
+async def test_export_is_of_the_configured_tenant_unless_all_are_asked_for(tmp_path: Path) -> None:
+    config = Config(defaults=threadline.Defaults(tenant="acme"))
+    async with SessionManager(config, storage=MemoryStorage()) as manager:
+        ours = await manager.create_session()
+        theirs = await manager.create_session(tenant="globex")
+        exported: dict[str, set[str]] = {}
+        for name, arguments in {"default": {}, "named": {"tenant": "globex"}, "all": {"all_tenants": True}}.items():
+            path = tmp_path / f"{name}.jsonl"
+            with path.open("w") as out:
+                await manager.export_jsonl(out, **arguments)  # type: ignore[arg-type]
+            exported[name] = {json.loads(line)["id"] for line in path.read_text().splitlines()}
+        assert exported == {"default": {ours.id}, "named": {theirs.id}, "all": {ours.id, theirs.id}}
+        with pytest.raises(ConfigError, match="not both"):
+            await manager.export_jsonl(io.StringIO(), tenant="acme", all_tenants=True)
+
+
+@pytest.mark.parametrize("call", ["create_session", "get_session", "list_sessions", "delete_user", "export_jsonl"])
+async def test_an_empty_tenant_is_refused(manager: SessionManager, call: str) -> None:
+    arguments: dict[str, Any] = {
+        "create_session": {}, "get_session": {"session_id": "x"}, "list_sessions": {},
+        "delete_user": {"user_id": "u"}, "export_jsonl": {"out": io.StringIO()},
+    }[call]  # fmt: skip
+    with pytest.raises(ConfigError, match="tenant must be a non-empty name, got ''"):
+        await getattr(manager, call)(tenant="", **arguments)

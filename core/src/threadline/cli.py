@@ -339,12 +339,13 @@ async def delete(manager: SessionManager, session_id: str, yes: bool) -> None:
     default="-",
     help="File to write [default: stdout].",
 )
-@click.option("--tenant", metavar="NAME", help="Only this tenant's sessions [default: all].")
+@click.option("--tenant", metavar="NAME", help="This tenant's sessions [default: the configured tenant].")
+@click.option("--all-tenants", is_flag=True, help="Every tenant's sessions.")
 @with_manager
-async def export(manager: SessionManager, output: str, tenant: str | None) -> None:
+async def export(manager: SessionManager, output: str, tenant: str | None, all_tenants: bool) -> None:
     """Export sessions and messages as JSON lines."""
     with click.open_file(output, "w", encoding="utf-8") as out:
-        count = await manager.export_jsonl(out, tenant=tenant)
+        count = await manager.export_jsonl(out, tenant=tenant, all_tenants=all_tenants)
     click.echo(f"exported {count} records", err=True)
 
 

@@ -145,6 +145,15 @@ class SessionManager:
     def tenant(self) -> str:
         return self.config.defaults.tenant
 
+    def _tenant(self, tenant: str | None) -> str:
+        """The tenant a call names, else the configured one; an empty name is refused (it
+        would silently have meant the configured tenant)."""
+        if tenant is None:
+            return self.tenant
+        if not isinstance(tenant, str) or not tenant:
+            raise ConfigError(f"tenant must be a non-empty name, got {tenant!r}; leave it out for {self.tenant!r}")
+        return tenant
+
     def settings(self, name: str) -> Any:
         """The settings a plugin registered as ``name`` (``threadline_register_settings``),
         structured from the ``[plugins.<name>]`` table of the config."""
@@ -263,7 +272,7 @@ class SessionManager:
         provider = provider or base.provider or self.default_provider
         self._check_provider(provider, "provider")
         record = SessionRecord(
-            tenant=tenant or self.tenant,
+            tenant=self._tenant(tenant),
             user_id=user_id,
             provider=provider,
             model=model
@@ -301,7 +310,7 @@ class SessionManager:
 
     async def get_session(self, session_id: str, *, tenant: str | None = None) -> Session:
         """The stored session, or :class:`~threadline.SessionNotFound`."""
-        return self._session(await self.storage.get_session(tenant or self.tenant, session_id))
+        return self._session(await self.storage.get_session(self._tenant(tenant), session_id))
 
     async def list_sessions(
         self,
@@ -314,7 +323,7 @@ class SessionManager:
     ) -> SessionPage:
         """A page of sessions, most recent activity first; pass ``page.next_cursor`` for the next."""
         query = SessionQuery(
-            tenant=tenant or self.tenant,
+            tenant=self._tenant(tenant),
             user_id=user_id,
             status=SessionStatus(status) if status is not None else None,
             limit=limit,
@@ -324,14 +333,17 @@ class SessionManager:
 
     async def delete_user(self, user_id: str, *, tenant: str | None = None) -> DeletedCounts:
         """Delete every session of ``user_id`` and their messages."""
-        return await self.storage.delete_user(tenant or self.tenant, user_id)
+        return await self.storage.delete_user(self._tenant(tenant), user_id)
 
     # -- export and import --------------------------------------------------
 
-    async def export_jsonl(self, out: IO[str], *, tenant: str | None = None) -> int:
-        """Write every session (of ``tenant``, or all) and its messages as JSON lines; return the count."""
+    async def export_jsonl(self, out: IO[str], *, tenant: str | None = None, all_tenants: bool = False) -> int:
+        """Write every session of ``tenant`` (default: the configured one; every tenant's with
+        ``all_tenants=True``) and its messages as JSON lines; return the count."""
+        if all_tenants and tenant is not None:
+            raise ConfigError("name a tenant or ask for all tenants, not both")
         count = 0
-        async for record in self.storage.export_records(tenant):
+        async for record in self.storage.export_records(None if all_tenants else self._tenant(tenant)):
             out.write(dump_record(record) + "\n")
             count += 1
         return count
