@@ -118,3 +118,22 @@ def test_config_errors_never_echo_the_value(table: dict[str, object], monkeypatc
     with pytest.raises(ConfigError) as error:
         SessionManager(config)
     assert "tl.toml: providers.echo" in str(error.value) and SECRET not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'storage = "x"\n', r"storage: expected a table \(\[storage\]\), got str"),
+        (b'middleware = "x"\n', r"middleware: expected a table \(\[middleware\]\), got str"),
+        (b'plugins = "x"\n', r"plugins: expected a table \(\[plugins\]\), got str"),
+        (b'defaults = "x"\n', r"defaults: expected a table \(\[defaults\]\), got str"),
+        (bytes(range(256)), "not UTF-8 text"),
+        ('[defaults]\ntenant = "x"\n'.encode("utf-16"), "not UTF-8 text"),
+        (b"x = " + b"[" * 50_000 + b"]" * 50_000 + b"\n", "nested too deeply to read"),
+    ],
+)
+def test_a_config_no_parser_expects_is_one_clear_error(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "threadline.toml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=f"^{path}: {message}"):
+        Config.load(path)

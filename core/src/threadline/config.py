@@ -16,6 +16,7 @@ from attrs import field, frozen
 from threadline.errors import ConfigError
 
 T = TypeVar("T")
+SECTIONS: Final = ("defaults", "storage", "providers", "middleware", "templates", "plugins")
 _SECRET_KEY: Final = re.compile(r"key|token|secret|password|credential", re.IGNORECASE)
 _URL_PASSWORD: Final = re.compile(r"(//[^/:@]*:)[^/@]*@")
 
@@ -111,18 +112,14 @@ class Config:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], *, file: str | None = None) -> Config:
-        unknown = set(raw) - {"defaults", "storage", "providers", "middleware", "templates", "plugins"}
+        unknown = set(raw) - set(SECTIONS)
         if unknown:
-            raise ConfigError(
-                f"unknown section {sorted(unknown)[0]!r}; "
-                "the sections are defaults, storage, providers, middleware, templates, plugins",
-                file=file,
-            )
-        storage = dict(raw.get("storage", {}))
-        middleware = dict(raw.get("middleware", {}))
-        plugins = dict(_table(raw.get("plugins", {}), file, "plugins"))
+            raise ConfigError(f"unknown section {min(unknown)!r}; the sections are {', '.join(SECTIONS)}", file=file)
+        defaults, storage, middleware, plugins = (
+            dict(_table(raw.get(name, {}), file, name)) for name in ("defaults", "storage", "middleware", "plugins")
+        )
         return cls(
-            defaults=structure(interpolate(raw.get("defaults", {}), file, "defaults"), Defaults, file, "defaults"),
+            defaults=structure(interpolate(defaults, file, "defaults"), Defaults, file, "defaults"),
             storage=StorageSection(
                 interpolate(storage.pop("backend", None), file, "storage.backend"), Settings(storage)
             ),
@@ -166,6 +163,10 @@ def _read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError("no such config file", file=str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", file=str(path)) from None
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text (a TOML file is UTF-8, without a byte-order mark)", file=str(path)) from None
+    except RecursionError:
+        raise ConfigError("nested too deeply to read", file=str(path)) from None
 
 
 def _table(value: Any, file: str | None, key: str) -> Mapping[str, Any]:
