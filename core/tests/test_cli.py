@@ -127,3 +127,28 @@ def test_version_and_help() -> None:
 
 def test_delete_without_a_terminal_needs_yes() -> None:
     assert "pass --yes" in user_error(threadline("sessions", "delete", "abc"))
+
+
+@pytest.mark.parametrize(
+    ("args", "where"),
+    [
+        (["sessions", "show", b"\xff\xfe"], "SESSION_ID"),
+        (["sessions", "list", "--user", b"\xff"], "--user"),
+        (["sessions", "export", "--tenant", b"ab\xffcd"], "--tenant"),
+        (["chat", "--system", b"\xff"], "--system"),
+        (["chat", "--session", b"\xc3"], "--session"),
+    ],
+)
+def test_arguments_that_are_not_utf8_are_a_usage_error(args: list[str | bytes], where: str) -> None:
+    run = subprocess.run([sys.executable, "-m", "threadline", *args], capture_output=True, timeout=60, input=b"")
+    assert run.returncode == 2 and b"Traceback" not in run.stderr
+    assert f"Invalid value for '{where}': is not valid UTF-8 text".encode() in run.stderr
+
+
+def test_a_piped_line_that_is_not_utf8_is_skipped_and_the_chat_goes_on() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "threadline", "chat"], input=b"hi \xff there\nfine\n", capture_output=True, timeout=60
+    )
+    assert run.returncode == 0 and b"Traceback" not in run.stderr
+    assert b"that line is not valid UTF-8 text; nothing was sent" in run.stderr
+    assert run.stdout.strip().endswith(b"fine")

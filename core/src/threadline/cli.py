@@ -42,6 +42,30 @@ DEFAULT_CONFIG = """\
 """
 
 
+class _Text(click.ParamType[str]):
+    """Text that storage can keep: a terminal or script that passes bytes which are not
+    UTF-8 gets a clear error instead of a traceback from deep in a database driver."""
+
+    name = "text"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if not _is_utf8(text):
+            self.fail("is not valid UTF-8 text (the shell passed bytes that are not text)", param, ctx)
+        return text
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+TEXT = _Text()
+
+
 def default_config_path() -> Path:
     return Path(click.get_app_dir("threadline")) / "threadline.toml"
 
@@ -138,11 +162,11 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 @cli.command()
-@click.option("--session", "session_id", metavar="ID", help="Resume this session.")
-@click.option("--template", metavar="NAME", help="Start from [templates.NAME] in the config.")
-@click.option("--provider", metavar="NAME", help="Provider plugin to use (see `threadline plugins`).")
-@click.option("--model", metavar="NAME", help="Model to ask for.")
-@click.option("--system", "system_prompt", metavar="TEXT", help="System prompt for a new session.")
+@click.option("--session", "session_id", metavar="ID", type=TEXT, help="Resume this session.")
+@click.option("--template", metavar="NAME", type=TEXT, help="Start from [templates.NAME] in the config.")
+@click.option("--provider", metavar="NAME", type=TEXT, help="Provider plugin to use (see `threadline plugins`).")
+@click.option("--model", metavar="NAME", type=TEXT, help="Model to ask for.")
+@click.option("--system", "system_prompt", metavar="TEXT", type=TEXT, help="System prompt for a new session.")
 @with_manager
 async def chat(
     manager: SessionManager,
@@ -176,6 +200,9 @@ async def chat(
             break
         text = line.strip()
         if not text:
+            continue
+        if not _is_utf8(text):
+            click.echo("error: that line is not valid UTF-8 text; nothing was sent", err=True)
             continue
         if text in ("/quit", "/exit"):
             break
@@ -227,10 +254,10 @@ def sessions() -> None:
 
 
 @sessions.command("list")
-@click.option("--user", "user_id", metavar="ID", help="Only this user's sessions.")
+@click.option("--user", "user_id", metavar="ID", type=TEXT, help="Only this user's sessions.")
 @click.option("--status", type=click.Choice(["active", "archived"]), help="Only sessions with this status.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True, help="Sessions per page.")
-@click.option("--cursor", metavar="CURSOR", help="Continue from the cursor a previous page printed.")
+@click.option("--cursor", metavar="CURSOR", type=TEXT, help="Continue from the cursor a previous page printed.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @with_manager
 async def list_sessions(
@@ -267,7 +294,7 @@ def _format_summary(record: SessionRecord) -> str:
 
 
 @sessions.command()
-@click.argument("session_id")
+@click.argument("session_id", type=TEXT)
 @click.option("--json", "as_json", is_flag=True, help="The session and its messages as JSON lines.")
 @with_manager
 async def show(manager: SessionManager, session_id: str, as_json: bool) -> None:
@@ -308,7 +335,7 @@ def _format_message(message: Message) -> str:
 
 
 @sessions.command()
-@click.argument("session_id")
+@click.argument("session_id", type=TEXT)
 @with_manager
 async def archive(manager: SessionManager, session_id: str) -> None:
     """Archive a session (it stays listable with --status archived)."""
@@ -317,7 +344,7 @@ async def archive(manager: SessionManager, session_id: str) -> None:
 
 
 @sessions.command()
-@click.argument("session_id")
+@click.argument("session_id", type=TEXT)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @with_manager
 async def delete(manager: SessionManager, session_id: str, yes: bool) -> None:
@@ -339,7 +366,7 @@ async def delete(manager: SessionManager, session_id: str, yes: bool) -> None:
     default="-",
     help="File to write [default: stdout].",
 )
-@click.option("--tenant", metavar="NAME", help="This tenant's sessions [default: the configured tenant].")
+@click.option("--tenant", metavar="NAME", type=TEXT, help="This tenant's sessions [default: the configured tenant].")
 @click.option("--all-tenants", is_flag=True, help="Every tenant's sessions.")
 @with_manager
 async def export(manager: SessionManager, output: str, tenant: str | None, all_tenants: bool) -> None:
