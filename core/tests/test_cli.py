@@ -152,3 +152,29 @@ def test_a_piped_line_that_is_not_utf8_is_skipped_and_the_chat_goes_on() -> None
     assert run.returncode == 0 and b"Traceback" not in run.stderr
     assert b"that line is not valid UTF-8 text; nothing was sent" in run.stderr
     assert run.stdout.strip().endswith(b"fine")
+
+
+def test_an_export_that_fails_half_way_leaves_no_file(tmp_path: Path) -> None:
+    """A storage whose export breaks after some records: the file it was writing never appears."""
+    code = """
+import sys, threadline, threadline.builtins.memory as memory
+from threadline.cli import main
+
+async def broken(self, tenant):
+    yield threadline.SessionRecord()
+    raise OSError("disk read error")
+
+memory.MemoryStorage.export_records = broken
+main(sys.argv[1:])
+"""
+    config, out = tmp_path / "tl.toml", tmp_path / "out" / "export.jsonl"
+    config.write_text('[storage]\nbackend = "memory"\n')
+    out.parent.mkdir()
+    run = subprocess.run(
+        [sys.executable, "-c", code, "--config", str(config), "sessions", "export", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1 and "disk read error" in run.stderr and "Traceback" not in run.stderr
+    assert list(out.parent.iterdir()) == []

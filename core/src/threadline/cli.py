@@ -6,11 +6,13 @@ modules only; a command imports the session machinery (asyncio, the data model) 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -78,6 +80,8 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except ThreadlineError as exc:
             raise click.ClickException(str(exc)) from None
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): click ends quietly, exit 1
         except OSError as exc:
             raise click.ClickException(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)) from None
 
@@ -371,9 +375,26 @@ async def delete(manager: SessionManager, session_id: str, yes: bool) -> None:
 @with_manager
 async def export(manager: SessionManager, output: str, tenant: str | None, all_tenants: bool) -> None:
     """Export sessions and messages as JSON lines."""
-    with click.open_file(output, "w", encoding="utf-8") as out:
+    with _whole_file(output) as out:
         count = await manager.export_jsonl(out, tenant=tenant, all_tenants=all_tenants)
     click.echo(f"exported {count} records", err=True)
+
+
+@contextlib.contextmanager
+def _whole_file(output: str) -> Iterator[IO[str]]:
+    """Standard output for ``-``; else a file that appears under its name only once it is
+    written whole (a failure half way leaves nothing that looks complete)."""
+    if output == "-":
+        yield sys.stdout
+        return
+    target = Path(output)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        with partial.open("w", encoding="utf-8") as out:
+            yield out
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 @sessions.command("import")
