@@ -602,3 +602,19 @@ async def test_an_empty_tenant_is_refused(manager: SessionManager, call: str) ->
     }[call]  # fmt: skip
     with pytest.raises(ConfigError, match="tenant must be a non-empty name, got ''"):
         await getattr(manager, call)(tenant="", **arguments)
+
+
+@pytest.mark.parametrize(("limit", "expected"), [(None, 4), (0, 0), (1, 1), (3, 3), (10**9, 4)])
+async def test_history_limits(manager: SessionManager, limit: int | None, expected: int) -> None:
+    session = await manager.create_session()
+    await session.send("one")
+    await session.send("two")
+    history = await session.history(limit=limit)
+    assert [m.seq for m in history] == list(range(5 - expected, 5))
+
+
+@pytest.mark.parametrize("limit", [-1, 1.5, True, "3"])
+async def test_a_limit_that_is_no_count_is_refused(manager: SessionManager, limit: object) -> None:
+    session = await manager.create_session()
+    with pytest.raises(ValueError, match="limit must be a whole number of at least 0"):
+        await session.history(limit=limit)  # type: ignore[arg-type]

@@ -103,7 +103,12 @@ class Session:
     # -- reading --------------------------------------------------------------
 
     async def history(self, limit: int | None = None) -> list[Message]:
-        """The stored messages, oldest first; only the newest ``limit`` when given."""
+        """The stored messages, oldest first; only the newest ``limit`` when given (``0``: none).
+
+        :raises ValueError: ``limit`` is not a whole number of at least 0.
+        """
+        if limit is not None and (type(limit) is not int or limit < 0):
+            raise ValueError(f"limit must be a whole number of at least 0, or None for all; got {limit!r}")
         return await self._storage.get_messages(self.record.tenant, self.id, last=limit)
 
     async def refresh(self) -> SessionRecord:

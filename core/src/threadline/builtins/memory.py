@@ -115,7 +115,7 @@ class MemoryStorage:
     ) -> list[Message]:
         self._get(tenant, session_id)
         messages = self._messages[tenant, session_id][after_seq:]
-        return messages[-last:] if last is not None else list(messages)
+        return list(messages) if last is None else messages[max(len(messages) - last, 0) :]
 
     async def delete_user(self, tenant: str, user_id: str) -> DeletedCounts:
         keys = [key for key, s in self._sessions.items() if key[0] == tenant and s.user_id == user_id]

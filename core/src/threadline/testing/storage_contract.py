@@ -208,6 +208,8 @@ class StorageContract:
         both = await storage.get_messages(session.tenant, session.id, after_seq=2, last=2)
         assert [m.seq for m in both] == [9, 10]
         assert await storage.get_messages(session.tenant, session.id, after_seq=10) == []
+        assert await storage.get_messages(session.tenant, session.id, last=0) == []
+        assert len(await storage.get_messages(session.tenant, session.id, last=10**9)) == 10
 
     async def test_message_status_can_be_marked(self, storage: Storage) -> None:
         session = await storage.create_session(make_session())
