@@ -618,3 +618,27 @@ async def test_a_limit_that_is_no_count_is_refused(manager: SessionManager, limi
     session = await manager.create_session()
     with pytest.raises(ValueError, match="limit must be a whole number of at least 0"):
         await session.history(limit=limit)  # type: ignore[arg-type]
+
+
+def _exported_line(**changes: Any) -> str:
+    record = {"type": "session", "v": 1, "id": "s1", "tenant": "default", "created_at": "2026-01-01T00:00:00+00:00"}
+    return json.dumps({**record, **changes})
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (b"\xff\xfe{}\n", "not UTF-8 text"),
+        (b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n", "nested too deeply"),
+        (_exported_line(metadata={"k": "\\ud800"}).replace("\\\\ud800", "\\ud800").encode(), "lone surrogate"),
+        (_exported_line(updated_at="2026-01-01T00:00:00").encode(), "has no UTC offset"),
+    ],
+)
+async def test_a_bad_import_line_is_named_and_nothing_is_imported(
+    manager: SessionManager, tmp_path: Path, line: bytes, message: str
+) -> None:
+    path = tmp_path / "import.jsonl"
+    path.write_bytes(_exported_line(id="good").encode() + b"\n" + line + b"\n")
+    with pytest.raises(DataFormatError, match=f"import.jsonl, line 2: .*({message}).*; nothing was imported"):
+        await manager.import_jsonl(path)
+    assert (await manager.list_sessions()).items == ()

@@ -355,8 +355,8 @@ class SessionManager:
 
 
 async def _read_records(path: str | os.PathLike[str]) -> AsyncIterator[SessionRecord | Message]:
-    with open(path, encoding="utf-8") as lines:  # noqa: ASYNC230 -- a local file, read a line at a time
-        for number, line in enumerate(lines, 1):
+    with open(path, "rb") as lines:  # noqa: ASYNC230 -- a local file, read a line at a time; bytes, so a line
+        for number, line in enumerate(lines, 1):  # that is not UTF-8 is named like any other bad line
             if not line.strip():
                 continue
             try:

@@ -418,12 +418,23 @@ def _no_strings(cls: Any, conv: cattrs.Converter) -> Any:
     return structure
 
 
+def _aware_datetime(value: Any, _: Any) -> datetime:
+    """An ISO 8601 time with its offset: a time without one cannot be ordered against the
+    others (every stored time is UTC)."""
+    if not isinstance(value, str):
+        raise TypeError(f"expected an ISO 8601 time, got {type(value).__name__}")
+    when = datetime.fromisoformat(value)
+    if when.tzinfo is None:
+        raise ValueError(f"time {value!r} has no UTC offset; write it as {value}+00:00")
+    return when
+
+
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=True)
     for cls, accepts in ((str, (str,)), (int, (int,)), (float, (int, float)), (bool, (bool,))):
         conv.register_structure_hook(cls, _strict(cls, accepts))
     conv.register_unstructure_hook(datetime, datetime.isoformat)
-    conv.register_structure_hook(datetime, lambda v, _: datetime.fromisoformat(v))
+    conv.register_structure_hook(datetime, _aware_datetime)
     conv.register_unstructure_hook(bytes, lambda b: base64.b64encode(b).decode("ascii"))
     conv.register_structure_hook(bytes, lambda v, _: base64.b64decode(v))
     conv.register_structure_hook_factory(
@@ -490,12 +501,20 @@ def dump_record(record: Record) -> str:
 
 
 def load_record(line: str | bytes) -> Record:
-    """Read one line that :func:`dump_record` wrote."""
+    """Read one line that :func:`dump_record` wrote: text that could be stored and written
+    out again (no lone surrogate), of a known record type."""
     data = _json_object(line, "record")
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise DataFormatError("a string holds a lone surrogate (\\ud800-\\udfff), which is not text") from None
     kind = data.pop("type", None)
     if kind not in _RECORD_TYPES:
         raise DataFormatError(f"record type {kind!r} is not one of {', '.join(_RECORD_TYPES)}")
-    record: Record = load(data, _RECORD_TYPES[kind])
+    try:
+        record: Record = load(data, _RECORD_TYPES[kind])
+    except RecursionError:
+        raise DataFormatError("nested too deeply") from None
     return record
 
 
@@ -504,6 +523,10 @@ def _json_object(text: str | bytes, what: str) -> dict[str, Any]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataFormatError(f"not JSON: {exc}") from exc
+    except UnicodeDecodeError:
+        raise DataFormatError("not UTF-8 text") from None
+    except RecursionError:
+        raise DataFormatError("nested too deeply") from None
     if not isinstance(data, dict):
         raise DataFormatError(f"expected a JSON object for {what}, got {type(data).__name__}")
     return data
