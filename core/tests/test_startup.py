@@ -12,7 +12,9 @@ import pytest
 import threadline
 import threadline.plugin
 
-HEAVY = ["openai", "anthropic", "google.genai", "httpx", "aiosqlite", "sqlite3", "redis", "asyncpg", "psycopg"]
+HEAVY = [
+    "openai", "anthropic", "google.genai", "httpx", "httpx2", "pydantic", "aiosqlite", "sqlite3", "redis", "asyncpg", "psycopg",
+]  # fmt: skip
 SESSION_MACHINERY = ["asyncio", "cattrs", "threadline.model", "threadline.manager", "threadline.session"]
 
 PROBE = """
