@@ -13,7 +13,8 @@ import threadline
 import threadline.plugin
 
 HEAVY = [
-    "openai", "anthropic", "google.genai", "httpx", "httpx2", "pydantic", "aiosqlite", "sqlite3", "redis", "asyncpg", "psycopg",
+    "openai", "anthropic", "google.genai", "httpx", "httpx2", "pydantic",
+    "aiosqlite", "sqlite3", "redis", "asyncpg", "psycopg",
 ]  # fmt: skip
 SESSION_MACHINERY = ["asyncio", "cattrs", "threadline.model", "threadline.manager", "threadline.session"]
 

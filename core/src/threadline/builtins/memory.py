@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from datetime import datetime
 
@@ -133,25 +132,32 @@ class MemoryStorage:
                     yield message
 
     async def import_records(self, records: AsyncIterable[SessionRecord | Message]) -> int:
-        sessions = copy.copy(self._sessions)
-        messages = {key: list(value) for key, value in self._messages.items()}
+        """Read every record first, then add them in one step: writes made while a slow source
+        is read are kept, and a session's counts are those of the messages imported with it."""
+        sessions: dict[tuple[str, str], SessionRecord] = {}
+        messages: dict[tuple[str, str], list[Message]] = {}
         count = 0
         current: SessionRecord | None = None
         async for record in records:
             count += 1
             if isinstance(record, SessionRecord):
-                if (record.tenant, record.id) in sessions:
-                    raise StorageConflict(f"session {record.id!r} exists already; nothing was imported")
                 current = record
-                sessions[record.tenant, record.id] = record
-                messages[record.tenant, record.id] = []
+                key = (record.tenant, record.id)
+                if key in sessions or key in self._sessions:
+                    raise StorageConflict(f"session {record.id!r} exists already; nothing was imported")
+                sessions[key], messages[key] = record, []
             elif current is None or record.session_id != current.id:
                 raise DataFormatError(f"message {record.id!r} does not follow its session {record.session_id!r}")
             elif record.seq != len(messages[current.tenant, current.id]) + 1:
                 raise DataFormatError(f"message {record.id!r} has seq {record.seq}; seqs must run 1, 2, 3, ...")
             else:
                 messages[current.tenant, current.id].append(record)
-        self._sessions, self._messages = sessions, messages
+        if clash := next((key for key in sessions if key in self._sessions), None):
+            raise StorageConflict(f"session {clash[1]!r} was created while importing; nothing was imported")
+        for key, record in sessions.items():
+            usage = sum((m.usage for m in messages[key] if m.usage), Usage())
+            self._sessions[key] = attrs.evolve(record, message_count=len(messages[key]), usage=usage)
+            self._messages[key] = messages[key]
         return count
 
 

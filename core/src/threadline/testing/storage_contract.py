@@ -346,6 +346,34 @@ class StorageContract:
         tenants = {r.tenant for r in await collect(storage.export_records(None)) if isinstance(r, SessionRecord)}
         assert tenants == {"a", "b"}
 
+    async def test_import_counts_the_messages_it_brings(self, storage: Storage) -> None:
+        claimed = make_session(message_count=7)
+        messages = make_messages(claimed, ["q", "a"])
+        await storage.import_records(replay([claimed, *messages]))
+        assert (await storage.get_session("default", claimed.id)).message_count == 2
+        await storage.append_messages("default", claimed.id, make_messages(claimed, ["q2"], start=3))
+        assert [m.seq for m in await storage.get_messages("default", claimed.id)] == [1, 2, 3]
+
+    async def test_an_import_keeps_what_was_written_while_it_read(self, storage: Storage) -> None:
+        written = await storage.create_session(make_session())
+        imported = make_session()
+
+        async def slow() -> AsyncIterator[SessionRecord | Message]:
+            records: list[SessionRecord | Message] = [imported, *make_messages(imported, ["x", "y"])]
+            for record in records:
+                await asyncio.sleep(0.01)
+                yield record
+
+        async def meanwhile() -> SessionRecord:
+            await asyncio.sleep(0.005)
+            await storage.append_messages("default", written.id, make_messages(written, ["during"]))
+            return await storage.create_session(make_session())
+
+        _, created = await asyncio.gather(storage.import_records(slow()), meanwhile())
+        assert [m.text for m in await storage.get_messages("default", written.id)] == ["during"]
+        assert (await storage.get_session("default", created.id)).id == created.id
+        assert len(await storage.get_messages("default", imported.id)) == 2
+
     async def test_import_is_all_or_nothing(self, storage: Storage) -> None:
         existing = await storage.create_session(make_session())
         fresh = make_session()
