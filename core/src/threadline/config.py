@@ -3,6 +3,7 @@ each section into an attrs class. Every error names the file, the key and what w
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -143,6 +144,12 @@ class Config:
         """Structure one plugin's settings (``[providers.openai]``, say) into its config class."""
         settings_object: T = structure(interpolate(dict(settings), self.path, key), cls, self.path, key)
         return settings_object
+
+
+def finite(_instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    """An attrs validator: a number setting must be finite (TOML allows ``inf`` and ``nan``)."""
+    if value is not None and not math.isfinite(value):
+        raise ValueError(f"{attribute.name} must be a finite number, got {value}")
 
 
 def read_disabled_plugins(path: str | os.PathLike[str]) -> tuple[str, ...]:

@@ -509,7 +509,7 @@ def load_record(line: str | bytes) -> Record:
     except UnicodeEncodeError:
         raise DataFormatError("a string holds a lone surrogate (\\ud800-\\udfff), which is not text") from None
     kind = data.pop("type", None)
-    if kind not in _RECORD_TYPES:
+    if not isinstance(kind, str) or kind not in _RECORD_TYPES:
         raise DataFormatError(f"record type {kind!r} is not one of {', '.join(_RECORD_TYPES)}")
     try:
         record: Record = load(data, _RECORD_TYPES[kind])

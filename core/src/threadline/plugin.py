@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from threadline.cli import with_manager
-    from threadline.config import user_data_dir
+    from threadline.config import finite, user_data_dir
     from threadline.contracts import Provider, Storage, make_cursor, read_cursor
     from threadline.errors import (
         AuthenticationError,
@@ -95,7 +95,7 @@ if TYPE_CHECKING:
 #: where each name lives: module -> names
 _MODULES = {
     "threadline.cli": "with_manager",
-    "threadline.config": "user_data_dir",
+    "threadline.config": "finite user_data_dir",
     "threadline.contracts": "Provider Storage make_cursor read_cursor",
     "threadline.errors": (
         "AuthenticationError BadCursor BadRequest ConfigError ContextTooLong DataFormatError "
@@ -144,6 +144,8 @@ __all__ = [  # noqa: RUF022 -- grouped by what a plugin does, sorted within a gr
     # storage: cursors, JSON of parts and records, fast rebuild of stored rows
     "FrozenDict", "dump_parts", "dump_record", "dumps", "load", "load_parts", "load_record", "make_cursor",
     "new_id", "read_cursor", "unchecked_constructor", "user_data_dir", "utcnow",
+    # config classes
+    "finite",
     # the data model
     "Capabilities", "DeletedCounts", "Done", "Event", "File", "Image", "Message", "MessageStatus", "Part",
     "Request", "Response", "Role", "SessionPage", "SessionQuery", "SessionRecord", "SessionStatus", "Text",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
 import attrs
 from attrs import field, frozen
 
+from threadline.config import finite
 from threadline.errors import (
     AuthenticationError,
     BadRequest,
@@ -63,7 +64,7 @@ class ProviderConfig:
 
     api_key: str | None = field(default=None, repr=False)  # never shown
     base_url: str | None = None
-    timeout: float = field(default=120.0, validator=attrs.validators.gt(0))
+    timeout: float = field(default=120.0, validator=[attrs.validators.gt(0), finite])
     max_retries: int = field(default=2, validator=attrs.validators.ge(0))
     default_model: str
 

@@ -13,6 +13,7 @@ import attrs
 from attrs import field, frozen
 
 from threadline import errors
+from threadline.config import finite
 from threadline.model import (
     Capabilities,
     Done,
@@ -68,8 +69,8 @@ class EchoConfig:
 
     replies: tuple[Reply, ...] = ()
     chunk_size: int = field(default=8, validator=attrs.validators.ge(1))
-    chunk_delay: float = 0.0
-    latency: float = 0.0
+    chunk_delay: float = field(default=0.0, validator=[attrs.validators.ge(0), finite])
+    latency: float = field(default=0.0, validator=[attrs.validators.ge(0), finite])
     default_model: str = "echo-1"
 
 
