@@ -14,6 +14,7 @@ from threadline import (
     Event,
     Message,
     Request,
+    Response,
     Role,
     SessionQuery,
     SessionRecord,
@@ -41,7 +42,9 @@ class TestEchoProvider(ProviderContract):
     @pytest.fixture
     async def provider_harness(self) -> AsyncIterator[ProviderHarness]:
         provider = EchoProvider(EchoConfig(chunk_size=5))
-        yield ProviderHarness(provider, model="echo-1", script=provider.script)
+        yield ProviderHarness(
+            provider, model="echo-1", script=provider.script, received=lambda: repr(provider.requests)
+        )
         await provider.close()
 
 
@@ -79,9 +82,21 @@ async def test_the_storage_contract_fails_a_broken_storage(storage: MemoryStorag
         await test(StorageContract(), storage)
 
 
+async def test_the_provider_contract_fails_a_provider_that_drops_tool_results() -> None:
+    class DropsToolResults(EchoProvider):
+        async def complete(self, request: Request) -> Response:
+            kept = tuple(m for m in request.messages if m.role is not Role.TOOL)
+            return await super().complete(attrs.evolve(request, messages=kept))
+
+    provider = DropsToolResults()
+    harness = ProviderHarness(provider, model=None, script=provider.script, received=lambda: repr(provider.requests))
+    with pytest.raises(AssertionError, match="the tool result did not reach the backend"):
+        await ProviderContract().test_tool_results_are_sent_back(harness)
+
+
 async def test_the_provider_contract_fails_a_broken_provider() -> None:
     provider = ForgetsToolCallIndex()
-    harness = ProviderHarness(provider, model=None, script=provider.script)
+    harness = ProviderHarness(provider, model=None, script=provider.script, received=lambda: repr(provider.requests))
     with pytest.raises(AssertionError):
         await ProviderContract().test_stream_numbers_parallel_tool_calls_by_position(harness)
 

@@ -15,7 +15,7 @@ class Test{{ cls }}Provider(ProviderContract):
     @pytest.fixture
     def provider_harness(self) -> ProviderHarness:
         provider = {{ cls }}Provider({{ cls }}Config())
-        return ProviderHarness(provider, model=None, script=provider.script)
+        return ProviderHarness(provider, model=None, script=provider.script, received=lambda: repr(provider.requests))
 {% elif cookiecutter.kind == "storage" %}
 from collections.abc import AsyncIterator
 from pathlib import Path

@@ -12,7 +12,9 @@ from threadline.testing import ProviderContract, ProviderHarness
 class TestMessagesAPI(ProviderContract):
     @pytest.fixture
     def provider_harness(self, fake_api: FakeAnthropic, make_provider: MakeProvider) -> ProviderHarness:
-        return ProviderHarness(make_provider(), model="claude-sonnet-4-6", script=fake_api.script)
+        return ProviderHarness(
+            make_provider(), model="claude-sonnet-4-6", script=fake_api.script, received=fake_api.last_body
+        )
 
 
 class TestMessagesAPIThinking(ProviderContract):
@@ -21,4 +23,9 @@ class TestMessagesAPIThinking(ProviderContract):
     @pytest.fixture
     def provider_harness(self, fake_api: FakeAnthropic, make_provider: MakeProvider) -> ProviderHarness:
         fake_api.thinking = "Let me think about this step by step."
-        return ProviderHarness(make_provider(thinking="adaptive"), model="claude-sonnet-4-6", script=fake_api.script)
+        return ProviderHarness(
+            make_provider(thinking="adaptive"),
+            model="claude-sonnet-4-6",
+            script=fake_api.script,
+            received=fake_api.last_body,
+        )

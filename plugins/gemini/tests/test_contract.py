@@ -12,7 +12,9 @@ from threadline.testing import ProviderContract, ProviderHarness
 class TestGenerateContent(ProviderContract):
     @pytest.fixture
     def provider_harness(self, fake_api: FakeGemini, make_provider: MakeProvider) -> ProviderHarness:
-        return ProviderHarness(make_provider(), model="gemini-3.5-flash", script=fake_api.script)
+        return ProviderHarness(
+            make_provider(), model="gemini-3.5-flash", script=fake_api.script, received=fake_api.last_body
+        )
 
 
 class TestGenerateContentSigned(ProviderContract):
@@ -21,4 +23,6 @@ class TestGenerateContentSigned(ProviderContract):
     @pytest.fixture
     def provider_harness(self, fake_api: FakeGemini, make_provider: MakeProvider) -> ProviderHarness:
         fake_api.signatures = True
-        return ProviderHarness(make_provider(), model="gemini-3.5-flash", script=fake_api.script)
+        return ProviderHarness(
+            make_provider(), model="gemini-3.5-flash", script=fake_api.script, received=fake_api.last_body
+        )

@@ -12,10 +12,14 @@ from threadline.testing import ProviderContract, ProviderHarness
 class TestResponsesAPI(ProviderContract):
     @pytest.fixture
     def provider_harness(self, fake_api: FakeOpenAI, make_provider: MakeProvider) -> ProviderHarness:
-        return ProviderHarness(make_provider(api="responses"), model="gpt-4.1-mini", script=fake_api.script)
+        return ProviderHarness(
+            make_provider(api="responses"), model="gpt-4.1-mini", script=fake_api.script, received=fake_api.last_body
+        )
 
 
 class TestChatCompletions(ProviderContract):
     @pytest.fixture
     def provider_harness(self, fake_api: FakeOpenAI, make_provider: MakeProvider) -> ProviderHarness:
-        return ProviderHarness(make_provider(api="chat"), model="gpt-4.1-mini", script=fake_api.script)
+        return ProviderHarness(
+            make_provider(api="chat"), model="gpt-4.1-mini", script=fake_api.script, received=fake_api.last_body
+        )

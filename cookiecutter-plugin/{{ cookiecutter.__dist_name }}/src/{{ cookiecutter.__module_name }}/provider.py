@@ -90,6 +90,8 @@ class {{ cls }}Provider:
     def __init__(self, config: {{ cls }}Config | None = None) -> None:
         self.config = config or {{ cls }}Config()
         self._script: deque[Reply] = deque()
+        #: every request received, oldest first (a real provider's tests read its server's log)
+        self.requests: list[Request] = []
 
     def script(self, replies: Iterable[Reply]) -> None:
         self._script.extend(replies)
@@ -119,6 +121,7 @@ class {{ cls }}Provider:
         pass
 
     def _next(self, request: Request) -> Reply:
+        self.requests.append(request)
         if self._script:
             return self._script.popleft()
         last = next((m for m in reversed(request.messages) if m.role is Role.USER), None)

@@ -8,7 +8,9 @@ answer the next calls with the given replies::
         @pytest.fixture
         async def provider_harness(self, fake_server):
             provider = MyProvider(MyConfig(base_url=fake_server.url, api_key="test"))
-            yield ProviderHarness(provider, model="my-model", script=fake_server.script)
+            yield ProviderHarness(
+                provider, model="my-model", script=fake_server.script, received=fake_server.last_body
+            )
             await provider.close()
 """
 
@@ -53,6 +55,9 @@ class ProviderHarness:
     provider: Provider
     model: str | None
     script: Callable[[Sequence[Reply]], None]
+    #: what the backend received last, as text (the HTTP body, or a repr): the contract checks
+    #: that what a provider must send (tool results) reaches it
+    received: Callable[[], str]
 
 
 def user(text: str, seq: int = 1) -> Message:
@@ -144,10 +149,11 @@ class ProviderContract:
         history = (
             user("Weather in Oslo?"),
             Message("contract", 2, Role.ASSISTANT, (ToolCall("call_1", "get_weather", {"city": "Oslo"}),)),
-            Message("contract", 3, Role.TOOL, (ToolResult("call_1", '{"temp": 21}'),)),
+            Message("contract", 3, Role.TOOL, (ToolResult("call_1", '{"celsius": 21.5}'),)),
         )
         response = await provider_harness.provider.complete(self.request(provider_harness, *history, tools=[WEATHER]))
         assert any(isinstance(p, Text) and p.text for p in response.parts)
+        assert "21.5" in provider_harness.received(), "the tool result did not reach the backend"
 
     @pytest.mark.parametrize(
         ("kind", "error"),

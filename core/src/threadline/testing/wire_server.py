@@ -231,6 +231,10 @@ class ScriptedAPI:
     def requests(self) -> list[ReceivedRequest]:
         return self.server.received
 
+    def last_body(self) -> str:
+        """The body of the last request, as text (a provider contract's ``received``)."""
+        return self.requests[-1].body.decode("utf-8", "replace") if self.requests else ""
+
     def script(self, replies: Iterable[Reply]) -> None:
         self.replies.extend(replies)
 
