@@ -260,6 +260,38 @@ async def test_cancelled_while_the_user_message_is_written_it_is_marked_failed(h
         assert (await session.send("again")).seq == 3
 
 
+async def test_turns_from_two_managers_on_one_storage_stay_whole() -> None:
+    """Two managers sharing a storage are two processes sharing a database: the turn lease,
+    not their own locks, keeps each user message followed by its own reply."""
+    storage = MemoryStorage()
+    slow = {"echo": EchoProvider(EchoConfig(latency=0.002))}
+    async with (
+        SessionManager(storage=storage, providers=slow) as first,
+        SessionManager(storage=storage, providers={"echo": EchoProvider(EchoConfig(latency=0.002))}) as second,
+    ):
+        session = await first.create_session()
+        other = await second.get_session(session.id)
+        sends = [handle.send(f"{name} {n}") for n in range(15) for name, handle in (("a", session), ("b", other))]
+        await asyncio.gather(*sends)
+        history = await session.history()
+    assert len(history) == 60
+    for user, reply in zip(history[::2], history[1::2], strict=True):
+        assert (user.role, reply.role, reply.text) == (Role.USER, Role.ASSISTANT, user.text)
+
+
+async def test_a_turn_waits_for_another_process_then_says_so() -> None:
+    config = Config(defaults=threadline.Defaults(turn_wait=0.1))
+    storage = MemoryStorage()
+    async with SessionManager(config, storage=storage) as tl:
+        session = await tl.create_session()
+        assert await storage.take_turn(session.record.tenant, session.id, "another process", 30)
+        with pytest.raises(threadline.StorageConflict, match=r"in a turn of another process.*turn_wait"):
+            await session.send("hello")
+        assert await session.history() == []
+        await storage.end_turn(session.record.tenant, session.id, "another process")
+        assert (await session.send("hello")).text == "hello"
+
+
 # -- the message stage ---------------------------------------------------------------------
 
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")

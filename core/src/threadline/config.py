@@ -43,6 +43,12 @@ def _shown(name: str, value: Any) -> str:
 _VAR: Final = re.compile(r"\$(\$)|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
+def finite(_instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    """An attrs validator: a number setting must be finite (TOML allows ``inf`` and ``nan``)."""
+    if value is not None and not math.isfinite(value):
+        raise ValueError(f"{attribute.name} must be a finite number, got {value}")
+
+
 @frozen
 class StorageSection:
     """``[storage]``: ``backend`` names the storage plugin; the other keys are its settings."""
@@ -81,6 +87,8 @@ class Defaults:
     model: str | None = None
     tenant: str = "default"
     max_tool_steps: int = field(default=10, validator=attrs.validators.ge(1))
+    #: seconds a turn waits for another process's turn on the same session to end
+    turn_wait: float = field(default=60.0, validator=[attrs.validators.ge(0), finite])
 
 
 @frozen
@@ -144,12 +152,6 @@ class Config:
         """Structure one plugin's settings (``[providers.openai]``, say) into its config class."""
         settings_object: T = structure(interpolate(dict(settings), self.path, key), cls, self.path, key)
         return settings_object
-
-
-def finite(_instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    """An attrs validator: a number setting must be finite (TOML allows ``inf`` and ``nan``)."""
-    if value is not None and not math.isfinite(value):
-        raise ValueError(f"{attribute.name} must be a finite number, got {value}")
 
 
 def read_disabled_plugins(path: str | os.PathLike[str]) -> tuple[str, ...]:

@@ -102,6 +102,18 @@ class Storage(Protocol):
         after that would change the session under a caller who was told nothing. (The
         kernel then reads the range back to learn which it was.)"""
 
+    async def take_turn(self, tenant: str, session_id: str, holder: str, seconds: float) -> bool:
+        """Take the session's turn lease for ``holder`` for ``seconds`` from now, or extend it
+        when ``holder`` has it already; ``False``, changing nothing, while another holder's lease
+        has not run out. The kernel holds it from a user message's append to its reply's, so
+        that turns from several processes stay whole; a lease whose holder died runs out. It
+        must be shared by every process using the same stored sessions (an in-process storage
+        may keep it in memory). An unknown session is ``SessionNotFound``."""
+
+    async def end_turn(self, tenant: str, session_id: str, holder: str) -> None:
+        """Give the lease back if ``holder`` has it; otherwise (it ran out and another holder
+        took it, or the session is gone) do nothing."""
+
     async def set_message_status(
         self, tenant: str, session_id: str, seq: int, status: str, error: str | None = None
     ) -> None:

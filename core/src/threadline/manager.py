@@ -25,6 +25,7 @@ from threadline.model import (
     SessionStatus,
     dump_record,
     load_record,
+    new_id,
 )
 from threadline.plugins import PluginManager, get_plugin_manager
 from threadline.providers import ProviderConfig
@@ -80,6 +81,8 @@ class SessionManager:
         )
         self._live: weakref.WeakValueDictionary[tuple[str, str], _Live] = weakref.WeakValueDictionary()
         self._open = False
+        #: who this manager is when it holds a session's turn lease (unique per manager)
+        self.holder = f"{os.getpid()}-{new_id()}"
         self._opened = AsyncExitStack()
         self._made_providers: list[Provider] = []
 

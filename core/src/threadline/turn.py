@@ -10,13 +10,14 @@ readers, the title and ``threadline_message_appended`` see.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from threadline.errors import ProviderError, ToolError
+from threadline.errors import ProviderError, StorageConflict, ToolError
 from threadline.middleware import Call
 from threadline.model import (
     CallOptions,
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from threadline.session import Session
 
 TITLE_LENGTH = 60
+LEASE_SECONDS = 30.0  # a turn's lease outlives a holder that died by this much at most
 log = logging.getLogger("threadline.turn")
 
 
@@ -74,7 +76,7 @@ async def run_turn(
     :class:`~threadline.ProviderError` also goes to ``threadline_provider_error``.
     """
     manager = session._manager
-    async with session._live.lock:
+    async with session._live.lock, _turn_lease(session):
         user = await _store_user(session, content, turn)
         partial = StreamAssembler()
         usage: Usage | None = None
@@ -117,6 +119,42 @@ async def run_turn(
             await asyncio.shield(_fail(session, user, exc, partial))
             raise
     yield final
+
+
+@contextlib.asynccontextmanager
+async def _turn_lease(session: Session) -> AsyncIterator[None]:
+    """Hold the session's turn lease while a turn runs, so that turns from several processes
+    stay whole: wait for another process's turn to end (``[defaults] turn_wait``), keep the
+    lease alive through a long reply, give it back at the end."""
+    storage, holder, tenant = session._storage, session._manager.holder, session._live.stored.tenant
+    await _take_turn(session, holder)
+    keeper = asyncio.create_task(_keep_turn(session, holder))
+    try:
+        yield
+    finally:
+        keeper.cancel()
+        await asyncio.shield(storage.end_turn(tenant, session.id, holder))
+
+
+async def _take_turn(session: Session, holder: str) -> None:
+    wait = session._manager.config.defaults.turn_wait
+    deadline = asyncio.get_running_loop().time() + wait
+    pause = 0.005
+    while not await session._storage.take_turn(session._live.stored.tenant, session.id, holder, LEASE_SECONDS):
+        if asyncio.get_running_loop().time() + pause > deadline:
+            raise StorageConflict(
+                f"session {session.id!r} is in a turn of another process, which has not ended after "
+                f"{wait:g} s ([defaults] turn_wait)"
+            )
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.25)
+
+
+async def _keep_turn(session: Session, holder: str) -> None:
+    while True:
+        await asyncio.sleep(LEASE_SECONDS / 3)
+        if not await session._storage.take_turn(session._live.stored.tenant, session.id, holder, LEASE_SECONDS):
+            log.warning("session %s: its turn lease ran out and another process took it", session.id)
 
 
 async def _stage(session: Session, message: Message) -> Message:

@@ -47,3 +47,41 @@ def test_export_delete_and_import_through_the_cli(tmp_path: Path) -> None:
     assert threadline(tmp_path, "sessions", "import", str(export)).stdout.strip() == "imported 3 records"
     shown = threadline(tmp_path, "sessions", "show", session_id).stdout
     assert "1 user: keep me" in shown and "2 assistant: keep me" in shown
+
+
+def test_sessions_list_and_export_read_a_read_only_database(tmp_path: Path) -> None:
+    threadline(tmp_path, "chat", stdin="keep me\n")
+    folder = tmp_path / "data" / "threadline"
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    assert set(before) == {"threadline.db"}  # closed cleanly: no -wal file left
+    export = tmp_path / "export.jsonl"
+    for path in (folder / "threadline.db", folder):  # chmod a-w: the plugin honours it even as root
+        path.chmod(path.stat().st_mode & ~0o222)
+    try:
+        listed = threadline(tmp_path, "sessions", "list")
+        exported = threadline(tmp_path, "sessions", "export", "-o", str(export))
+        after = {path.name: path.read_bytes() for path in folder.iterdir()}
+    finally:
+        for path in (folder, folder / "threadline.db"):
+            path.chmod(path.stat().st_mode | 0o200)
+    assert listed.returncode == 0 and "keep me" in listed.stdout, listed.stderr
+    assert exported.returncode == 0 and len(export.read_text().splitlines()) == 3, exported.stderr
+    assert after == before
+
+
+def test_an_export_into_a_pipe_closed_early_ends_quietly(tmp_path: Path) -> None:
+    threadline(tmp_path, "chat", stdin="".join(f"message {n}\n" for n in range(200)))
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_DATA_HOME": str(tmp_path / "data")}
+    env.pop("THREADLINE_CONFIG", None)
+    export = subprocess.Popen(
+        [sys.executable, "-m", "threadline", "sessions", "export"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert export.stdout is not None and export.stderr is not None
+    export.stdout.read(100)
+    export.stdout.close()  # the reader goes away, as `| head -c 100` does
+    error = export.stderr.read().decode()
+    export.wait(timeout=60)
+    assert "Broken pipe" not in error and "Traceback" not in error

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import threadline
 from threadline import SessionRecord
 from threadline_sqlite import SQLiteConfig
 from threadline_sqlite.storage import SQLiteStorage
@@ -90,3 +91,67 @@ async def test_a_writer_killed_mid_flight_loses_no_acknowledged_append(db_path: 
     assert all(count == 3 for count in stored_batches.values()), "a batch was stored in part"
     missing = [tag for tag in acked if tag not in stored_batches]
     assert not missing, f"acknowledged but lost after SIGKILL at ack {kill_after}: {missing}"
+
+
+SENDER = str(Path(__file__).with_name("sender.py"))
+
+
+def test_turns_from_three_processes_on_one_session_stay_whole(db_path: Path) -> None:
+    """Every send succeeds, and every user message is followed by its own reply, though three
+    processes send on the session at once, many sends each."""
+    import asyncio
+
+    (session_id,) = asyncio.run(make_sessions(db_path, 1))
+    senders = [
+        subprocess.Popen(
+            [sys.executable, SENDER, str(db_path), session_id, name, "40", "8"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("a", "b", "c")
+    ]
+    outputs = [sender.communicate(timeout=240) for sender in senders]
+    for sender, (out, err) in zip(senders, outputs, strict=True):
+        assert sender.returncode == 0, err
+        assert out.count("sent ") == 40
+    (history,) = asyncio.run(read_all(db_path, [session_id])).values()
+    assert len(history) == 3 * 40 * 2
+    for (_, user), (_, reply) in zip(history[::2], history[1::2], strict=True):
+        assert reply == user  # the echo's reply to exactly that user message
+
+
+def test_a_turn_lease_whose_holder_was_killed_runs_out(db_path: Path) -> None:
+    import asyncio
+
+    (session_id,) = asyncio.run(make_sessions(db_path, 1))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", TAKE_AND_HANG, str(db_path), session_id], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "taken"
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait(timeout=10)
+
+    async def send_after_it() -> str:
+        storage = SQLiteStorage(SQLiteConfig(path=db_path))
+        async with threadline.SessionManager(storage=storage) as manager:
+            session = await manager.get_session(session_id)
+            return (await session.send("still here")).text
+
+    assert asyncio.run(send_after_it()) == "still here"
+
+
+TAKE_AND_HANG = """
+import asyncio, sys, time
+from threadline_sqlite import SQLiteConfig
+from threadline_sqlite.storage import SQLiteStorage
+
+async def take(path, session_id):
+    storage = SQLiteStorage(SQLiteConfig(path=path))
+    await storage.open()
+    assert await storage.take_turn("default", session_id, "doomed", 1.0)
+    print("taken", flush=True)
+    time.sleep(600)
+
+asyncio.run(take(*sys.argv[1:]))
+"""

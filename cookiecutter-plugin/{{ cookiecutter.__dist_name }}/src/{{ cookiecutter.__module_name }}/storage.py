@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ class {{ cls }}Storage:
         self.config = config or {{ cls }}Config()
         self._sessions: dict[Key, SessionRecord] = {}
         self._messages: dict[Key, list[Message]] = {}  # in seq order: seq n at index n - 1
+        self._leases: dict[Key, tuple[str, float]] = {}  # a session's turn: holder, when it runs out
 
     def _get(self, tenant: str, session_id: str) -> SessionRecord:
         try:
@@ -197,6 +199,25 @@ class {{ cls }}Storage:
             usage=sum((m.usage for m in messages if m.usage is not None), session.usage),
             updated_at=max(utcnow(), session.updated_at),
         )
+
+    async def take_turn(self, tenant: str, session_id: str, holder: str, seconds: float) -> bool:
+        """Take the session's turn lease for ``holder`` for ``seconds`` from now, or extend it
+        when ``holder`` has it already; ``False``, changing nothing, while another holder's
+        lease has not run out. Every process using the same stored sessions must see the same
+        lease (here, one process owns the file, so memory will do; a database keeps it in a
+        row, its expiry by the database's clock). An unknown session: ``SessionNotFound``."""
+        self._get(tenant, session_id)
+        now = time.monotonic()
+        current = self._leases.get((tenant, session_id))
+        if current is not None and current[0] != holder and current[1] > now:
+            return False
+        self._leases[tenant, session_id] = (holder, now + seconds)
+        return True
+
+    async def end_turn(self, tenant: str, session_id: str, holder: str) -> None:
+        """Give the lease back if ``holder`` has it; else do nothing."""
+        if self._leases.get((tenant, session_id), ("",))[0] == holder:
+            del self._leases[tenant, session_id]
 
     async def set_message_status(
         self, tenant: str, session_id: str, seq: int, status: str, error: str | None = None

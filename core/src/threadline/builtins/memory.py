@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from datetime import datetime
 
@@ -30,6 +31,7 @@ class MemoryStorage:
     def __init__(self, config: NoConfig | None = None) -> None:
         self._sessions: dict[Key, SessionRecord] = {}
         self._messages: dict[Key, list[Message]] = {}
+        self._leases: dict[Key, tuple[str, float]] = {}  # holder and when its lease runs out
 
     async def open(self) -> None:
         pass
@@ -99,6 +101,19 @@ class MemoryStorage:
         self._sessions[tenant, session_id] = attrs.evolve(
             session, message_count=session.message_count + len(messages), usage=usage, updated_at=utcnow()
         )
+
+    async def take_turn(self, tenant: str, session_id: str, holder: str, seconds: float) -> bool:
+        self._get(tenant, session_id)
+        now = time.monotonic()
+        current = self._leases.get((tenant, session_id))
+        if current is not None and current[0] != holder and current[1] > now:
+            return False
+        self._leases[tenant, session_id] = (holder, now + seconds)
+        return True
+
+    async def end_turn(self, tenant: str, session_id: str, holder: str) -> None:
+        if self._leases.get((tenant, session_id), ("",))[0] == holder:
+            del self._leases[tenant, session_id]
 
     async def set_message_status(
         self, tenant: str, session_id: str, seq: int, status: str, error: str | None = None

@@ -15,6 +15,7 @@ storage, closed after the test::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -210,6 +211,45 @@ class StorageContract:
         assert await storage.get_messages(session.tenant, session.id, after_seq=10) == []
         assert await storage.get_messages(session.tenant, session.id, last=0) == []
         assert len(await storage.get_messages(session.tenant, session.id, last=10**9)) == 10
+
+    async def test_a_cancelled_append_is_done_when_the_cancellation_arrives(self, storage: Storage) -> None:
+        """Committed or given up, but not still under way in a thread or on a server."""
+        for delay in (0, 0.001, 0.005, 0.02):
+            session = await storage.create_session(make_session())
+            batch = [Message(session.id, seq, Role.USER, (Text(f"{seq} " + "x" * 20_000),)) for seq in range(1, 301)]
+            task = asyncio.ensure_future(storage.append_messages(session.tenant, session.id, batch))
+            await asyncio.sleep(delay)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            seen = len(await storage.get_messages(session.tenant, session.id))
+            await asyncio.sleep(0.3)
+            assert seen in (0, len(batch))
+            assert len(await storage.get_messages(session.tenant, session.id)) == seen
+            assert (await storage.get_session(session.tenant, session.id)).message_count == seen
+
+    async def test_a_turn_lease_has_one_holder_at_a_time(self, storage: Storage) -> None:
+        session = await storage.create_session(make_session())
+        tenant, sid = session.tenant, session.id
+        assert await storage.take_turn(tenant, sid, "a", 30)
+        assert not await storage.take_turn(tenant, sid, "b", 30)
+        assert await storage.take_turn(tenant, sid, "a", 30)  # its holder extends it
+        await storage.end_turn(tenant, sid, "b")  # not b's to give back
+        assert not await storage.take_turn(tenant, sid, "b", 30)
+        await storage.end_turn(tenant, sid, "a")
+        assert await storage.take_turn(tenant, sid, "b", 30)
+        other = await storage.create_session(make_session())
+        assert await storage.take_turn(tenant, other.id, "a", 30)  # one lease per session
+        with pytest.raises(SessionNotFound):
+            await storage.take_turn(tenant, "no-such-session", "a", 30)
+
+    async def test_a_turn_lease_runs_out(self, storage: Storage) -> None:
+        """A holder that died never gives its lease back: it runs out."""
+        session = await storage.create_session(make_session())
+        assert await storage.take_turn(session.tenant, session.id, "dead", 0.2)
+        assert not await storage.take_turn(session.tenant, session.id, "alive", 30)
+        await asyncio.sleep(0.35)
+        assert await storage.take_turn(session.tenant, session.id, "alive", 30)
 
     async def test_message_status_can_be_marked(self, storage: Storage) -> None:
         session = await storage.create_session(make_session())

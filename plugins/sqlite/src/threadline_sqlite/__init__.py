@@ -38,6 +38,8 @@ class SQLiteConfig:
     :param max_batch: most writes committed together in one transaction (group commit).
     :param history_cache: decoded messages kept in memory for histories read again (0: off);
         a cached history is reused only while the database says nothing in it changed.
+    :param read_only: open the database read-only: nothing is written, not even a migration.
+        A database whose file or folder has no write permission is opened read-only anyway.
     """
 
     path: Path = field(factory=lambda: user_data_dir() / "threadline.db", converter=_expand)
@@ -46,6 +48,7 @@ class SQLiteConfig:
     readers: int = field(default=2, validator=[attrs.validators.ge(1), attrs.validators.le(64)])
     max_batch: int = field(default=512, validator=attrs.validators.ge(1))
     history_cache: int = field(default=20_000, validator=attrs.validators.ge(0))
+    read_only: bool = False
 
 
 def make_storage(config: SQLiteConfig) -> SQLiteStorage:

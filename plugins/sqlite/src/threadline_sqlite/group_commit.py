@@ -77,7 +77,11 @@ class GroupCommit:
         idle = not self._busy.locked() and self._queue.empty()
         if self._task is not None and idle and self._alone_in_a_row >= _ALONE_BEFORE_FAST:
             async with self._busy:  # taken at once: nothing waits for it
-                await self._batch_alone(payload)
+                try:
+                    await self._batch_alone(payload)
+                except asyncio.CancelledError:  # SQLite's thread may still be at it: let it finish
+                    await _settled(asyncio.ensure_future(self.db.execute("SELECT 1")))
+                    raise
         else:
             await self._submit(_Pending(asyncio.get_running_loop().create_future(), batched=payload))
 
@@ -93,8 +97,11 @@ class GroupCommit:
         if self._task is None:
             raise RuntimeError("the SQLite storage is not open")
         self._queue.put_nowait(pending)
-        # if the caller is cancelled now, the write still happens: it is queued
-        return await pending.future
+        try:
+            return await asyncio.shield(pending.future)
+        except asyncio.CancelledError:  # queued, it will be done: wait for it, then say cancelled
+            await _settled(pending.future)
+            raise
 
     async def _run(self) -> None:
         stopping = False
@@ -182,3 +189,17 @@ class GroupCommit:
             return self.translate(exc)
         await self.db.execute("RELEASE one_write")
         return result
+
+
+async def _settled(future: asyncio.Future[Any]) -> None:
+    """Wait for ``future`` to be done, through any cancellation of the waiter (the caller
+    raises its own cancellation after); its outcome is the caller's to learn another way."""
+    while not future.done():
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError:
+            continue
+        except Exception:
+            break
+    if not future.cancelled():
+        future.exception()  # retrieved: a failed write is not "never retrieved"

@@ -158,8 +158,20 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             WHERE tenant = NEW.tenant AND id = NEW.session_id;
         END""",
     ),
+    # 4: a session's turn lease, shared by every process on the file; its expiry by SQLite's clock
+    (
+        """CREATE TABLE turn_leases (
+            tenant     TEXT    NOT NULL,
+            session_id TEXT    NOT NULL,
+            holder     TEXT    NOT NULL,
+            expires_us INTEGER NOT NULL,
+            PRIMARY KEY (tenant, session_id),
+            FOREIGN KEY (tenant, session_id) REFERENCES sessions (tenant, id) ON DELETE CASCADE
+        ) WITHOUT ROWID""",
+    ),
 )
 LATEST: Final = len(MIGRATIONS)
+NOW_US: Final = "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)"  # SQLite's clock, in µs
 
 
 async def current_version(db: aiosqlite.Connection) -> int:
@@ -170,6 +182,17 @@ async def current_version(db: aiosqlite.Connection) -> int:
     return int(row[0])
 
 
+async def readable_version(db: aiosqlite.Connection, path: str) -> int:
+    """The schema version; ``DataFormatError`` if it is newer than this threadline-sqlite reads."""
+    found = await current_version(db)
+    if found > LATEST:
+        raise DataFormatError(
+            f"{path} has schema version {found}, newer than this threadline-sqlite reads ({LATEST}); "
+            "upgrade threadline-sqlite to open it"
+        )
+    return found
+
+
 async def migrate(db: aiosqlite.Connection, path: str, target: int = LATEST) -> int:
     """Bring the schema up to ``target`` in one transaction; return the version found.
 
@@ -177,12 +200,7 @@ async def migrate(db: aiosqlite.Connection, path: str, target: int = LATEST) -> 
     """
     await db.execute("BEGIN IMMEDIATE")
     try:
-        found = await current_version(db)
-        if found > LATEST:
-            raise DataFormatError(
-                f"{path} has schema version {found}, newer than this threadline-sqlite reads ({LATEST}); "
-                "upgrade threadline-sqlite to open it"
-            )
+        found = await readable_version(db, path)
         if found == 0:
             await db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
             await db.execute("INSERT INTO schema_version VALUES (0)")

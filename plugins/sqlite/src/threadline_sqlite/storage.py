@@ -3,12 +3,15 @@ group-committing writer and reader connections that never wait behind it."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
+import os
 import sqlite3
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Final
 
 import aiosqlite
@@ -43,7 +46,16 @@ from threadline.plugin import (
 from threadline_sqlite import SQLiteConfig
 from threadline_sqlite.group_commit import GroupCommit
 from threadline_sqlite.history_cache import HistoryCache
-from threadline_sqlite.schema import ROLE_CODES, SEQ_DOES_NOT_FOLLOW_ON, STATUS_BITS, STATUS_CODES, migrate
+from threadline_sqlite.schema import (
+    LATEST,
+    NOW_US,
+    ROLE_CODES,
+    SEQ_DOES_NOT_FOLLOW_ON,
+    STATUS_BITS,
+    STATUS_CODES,
+    migrate,
+    readable_version,
+)
 
 
 def _marks(count: int) -> str:
@@ -92,35 +104,76 @@ class SQLiteStorage:
         self._readers: list[aiosqlite.Connection] = []
         self._next_reader = itertools.cycle(range(self.config.readers))
         self._cache = HistoryCache(self.config.history_cache) if self.config.history_cache else None
+        # why the database is open read-only (None: it is not)
+        self._read_only: str | None = None
+        # what read connections open: the path as a URI, quoted (a `#`, `?` or `%` in it is
+        # part of the name), so that they open the writer's file and never make one
+        self._reader_uri = f"{self.config.path.absolute().as_uri()}?mode=ro"
 
     # -- opening and closing ------------------------------------------------
 
     async def open(self) -> None:
-        """Create the file if needed, migrate the schema, start the writer and the readers."""
-        if self._writer is not None:
+        """Create the file if needed, migrate the schema, start the writer and the readers;
+        or, on a read-only database, only the readers. If it fails, nothing is left open."""
+        if self._readers:
             return
         if sqlite3.sqlite_version_info < MINIMUM_SQLITE:
             raise StorageUnavailable(
                 f"threadline-sqlite needs SQLite {'.'.join(map(str, MINIMUM_SQLITE))} or newer (JSON functions, "
                 f"DROP COLUMN); this Python has {sqlite3.sqlite_version}"
             )
+        read_only, immutable = self._read_only_reason()
+        if read_only is None:
+            try:
+                self.config.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageUnavailable(f"cannot create the folder for SQLite database {self.path}: {exc}") from None
+        elif not self.config.path.is_file():
+            raise StorageUnavailable(f"SQLite database {self.path} does not exist (it is read-only: {read_only})")
+        self._reader_uri = f"{self.config.path.absolute().as_uri()}?mode=ro{'&immutable=1' if immutable else ''}"
+        self._read_only = read_only
         try:
-            self.config.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageUnavailable(f"cannot create the folder for SQLite database {self.path}: {exc}") from None
-        db = await self._connect(self.path)
-        try:
-            await db.execute_fetchall("PRAGMA journal_mode = WAL")
-            await migrate(db, self.path)
+            if read_only is None:
+                db = await self._connect(self.path)
+                self._writer = GroupCommit(
+                    db, self._append_statements, self._explain_append, self._translate, self.config.max_batch
+                )
+                await db.execute_fetchall("PRAGMA journal_mode = WAL")
+                await migrate(db, self.path)
+                self._writer.start()
+            for _ in range(self.config.readers):
+                self._readers.append(await self._connect(self._reader_uri, uri=True))
+            if read_only is not None:
+                await self._check_read_only_schema(self._readers[0], read_only)
         except BaseException as exc:
-            await db.close()
-            raise self._translate(exc) from None
-        self._writer = GroupCommit(
-            db, self._append_statements, self._explain_append, self._translate, self.config.max_batch
-        )
-        self._writer.start()
-        for _ in range(self.config.readers):
-            self._readers.append(await self._connect(f"file:{self.path}?mode=ro", uri=True))
+            await self._close(checkpoint=False)  # aiosqlite's threads would keep the process alive
+            translated = self._translate(exc)
+            if translated is exc:
+                raise
+            raise translated from None
+
+    def _read_only_reason(self) -> tuple[str | None, bool]:
+        """Why the database is to be opened read-only (``None``: it is not), and whether to
+        open it immutable: when nobody may write its file or folder and no -wal file shows a
+        writer that has it open. SQLite then makes no -shm or -wal file beside it (one made by
+        a read-only connection would stop a later writer, even once the file is writable)."""
+        path = self.config.path
+        locked = None
+        if path.exists():
+            if not _writable(path):
+                locked = "the file is not writable"
+            elif not _writable(path.parent):
+                locked = "its folder is not writable"
+        immutable = locked is not None and not Path(f"{self.path}-wal").exists()
+        return ("[storage] read_only = true" if self.config.read_only else locked), immutable
+
+    async def _check_read_only_schema(self, db: aiosqlite.Connection, read_only: str) -> None:
+        found = await readable_version(db, self.path)
+        if found < LATEST:
+            raise StorageUnavailable(
+                f"SQLite database {self.path} is at schema version {found} and needs a migration to {LATEST}, "
+                f"but it is read-only ({read_only}); open it once with write access to migrate it"
+            )
 
     async def _connect(self, target: str, *, uri: bool = False) -> aiosqlite.Connection:
         """A connection in autocommit mode: transactions are begun explicitly."""
@@ -139,13 +192,28 @@ class SQLiteStorage:
         return db
 
     async def close(self) -> None:
-        if self._writer is not None:
-            await self._writer.stop()
-            await self._writer.db.close()
-            self._writer = None
-        for reader in self._readers:
-            await reader.close()
-        self._readers = []
+        """Close every connection. The writer first moves every commit from the -wal file into
+        the database file (a checkpoint): the .db file alone then holds everything."""
+        await self._close(checkpoint=True)
+
+    async def _close(self, *, checkpoint: bool) -> None:
+        writer, readers = self._writer, self._readers
+        self._writer, self._readers, self._read_only = None, [], None
+        try:
+            if writer is not None:
+                await writer.stop()
+                if checkpoint:
+                    await self._checkpoint(writer.db)
+        finally:
+            for reader in readers:  # before the writer: the last connection closed removes the -wal file
+                await reader.close()
+            if writer is not None:
+                await writer.db.close()
+
+    async def _checkpoint(self, db: aiosqlite.Connection) -> None:
+        # if another process held its write lock past busy_timeout, the -wal file keeps it all, as safely
+        with contextlib.suppress(sqlite3.Error):
+            await db.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _translate(self, exc: BaseException) -> BaseException:
         """SQLite's errors as threadline's, saying what to do."""
@@ -166,6 +234,10 @@ class SQLiteStorage:
     @property
     def _write(self) -> GroupCommit:
         if self._writer is None:
+            if self._read_only is not None:
+                raise StorageUnavailable(
+                    f"SQLite database {self.path} is open read-only ({self._read_only}); nothing can be written"
+                )
             raise RuntimeError("the SQLite storage is not open; call open() first")
         return self._writer
 
@@ -315,6 +387,28 @@ class SQLiteStorage:
             f"got {[m.seq for m in append.messages]}"
         )
 
+    async def take_turn(self, tenant: str, session_id: str, holder: str, seconds: float) -> bool:
+        async def take(db: aiosqlite.Connection) -> bool:
+            cursor = await db.execute(
+                f"INSERT INTO turn_leases SELECT tenant, id, ?, {NOW_US} + ? FROM sessions WHERE tenant = ? AND id = ? "
+                "ON CONFLICT (tenant, session_id) DO UPDATE SET holder = excluded.holder, expires_us = "
+                f"excluded.expires_us WHERE turn_leases.holder = excluded.holder OR turn_leases.expires_us <= {NOW_US}",
+                (holder, int(seconds * 1_000_000), tenant, session_id),
+            )
+            if cursor.rowcount == 0:
+                await _require_session(db, tenant, session_id)
+            return cursor.rowcount == 1
+
+        taken: bool = await self._write.write(take)
+        return taken
+
+    async def end_turn(self, tenant: str, session_id: str, holder: str) -> None:
+        async def end(db: aiosqlite.Connection) -> None:
+            sql = "DELETE FROM turn_leases WHERE tenant = ? AND session_id = ? AND holder = ?"
+            await db.execute(sql, (tenant, session_id, holder))
+
+        await self._write.write(end)
+
     async def set_message_status(
         self, tenant: str, session_id: str, seq: int, status: str, error: str | None = None
     ) -> None:
@@ -339,8 +433,14 @@ class SQLiteStorage:
     async def get_messages(
         self, tenant: str, session_id: str, *, after_seq: int = 0, last: int | None = None
     ) -> list[Message]:
+        if last is not None and last <= 0:  # none: one answer, cached or not (SQL's LIMIT -1 is no limit)
+            await _require_session(self._reader(), tenant, session_id)
+            return []
+        if after_seq < 0:  # seq > -2 is every message; history[-2:] would be two
+            after_seq = 0
         key = (tenant, session_id)
-        if self._cache is None or (key not in self._cache and (after_seq or last is not None)):
+        ranged = after_seq or last is not None
+        if self._cache is None or (key not in self._cache and ranged):
             return await self._fetch_messages(tenant, session_id, after_seq, last)
         if key not in self._cache:
             return await self._fetch_and_cache(tenant, session_id)
@@ -351,7 +451,10 @@ class SQLiteStorage:
             raise SessionNotFound(session_id, tenant)
         count, revision = rows[0]
         history = self._cache.get(key, revision, count)
-        if history is None:
+        if history is None:  # stale: a status changed, or the session was made again
+            if ranged:  # read only the range; the next whole read caches the history again
+                self._cache.drop(key)
+                return await self._fetch_messages(tenant, session_id, after_seq, last)
             return await self._fetch_and_cache(tenant, session_id)
         if len(history) < count:
             history = history + await self._fetch_messages(tenant, session_id, len(history), None)
@@ -389,7 +492,7 @@ class SQLiteStorage:
 
     async def export_records(self, tenant: str | None = None) -> AsyncIterator[SessionRecord | Message]:
         """Stream every session and its messages from one consistent snapshot, a page at a time."""
-        db = await self._connect(f"file:{self.path}?mode=ro", uri=True)
+        db = await self._connect(self._reader_uri, uri=True)
         try:
             await db.execute("BEGIN")
             where, parameters = ("WHERE tenant = ?", [tenant]) if tenant is not None else ("", [])
@@ -464,6 +567,15 @@ class _Importer:
                 "UPDATE sessions SET updated_us = ? WHERE tenant = ? AND id = ?",
                 (to_us(self.current.updated_at), self.current.tenant, self.current.id),
             )
+
+
+def _writable(path: Path) -> bool:
+    """Writable by this process, and by anyone at all: a file or folder with no write
+    permission (``chmod a-w``) is read-only here even for root, who could write it anyway."""
+    try:
+        return os.access(path, os.W_OK) and bool(path.stat().st_mode & 0o222)
+    except OSError:
+        return True  # opening it says what is wrong
 
 
 # -- rows -------------------------------------------------------------------------
