@@ -199,14 +199,15 @@ async def chat(
     while True:
         if interactive:
             click.echo("you> ", nl=False)
-        line = await asyncio.to_thread(sys.stdin.readline)
+        line = await asyncio.to_thread(sys.stdin.buffer.readline)  # bytes: whatever the locale says
         if not line:
             break
-        text = line.strip()
-        if not text:
-            continue
-        if not _is_utf8(text):
+        try:
+            text = line.decode("utf-8").strip()
+        except UnicodeDecodeError:
             click.echo("error: that line is not valid UTF-8 text; nothing was sent", err=True)
+            continue
+        if not text:
             continue
         if text in ("/quit", "/exit"):
             break
