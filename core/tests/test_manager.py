@@ -632,6 +632,8 @@ def _exported_line(**changes: Any) -> str:
         (b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n", "nested too deeply"),
         (_exported_line(metadata={"k": "\\ud800"}).replace("\\\\ud800", "\\ud800").encode(), "lone surrogate"),
         (_exported_line(updated_at="2026-01-01T00:00:00").encode(), "has no UTC offset"),
+        (_exported_line(updated_at="9999-12-31T00:00:00+00:00").encode(), "is in the future"),
+        (_exported_line(usage={"input_tokens": -5}).encode(), "must not be negative"),
     ],
 )
 async def test_a_bad_import_line_is_named_and_nothing_is_imported(

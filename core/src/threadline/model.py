@@ -13,7 +13,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, NoReturn, TypeVar, cast, get_args, get_origin
 
 import attrs
@@ -515,7 +515,19 @@ def load_record(line: str | bytes) -> Record:
         record: Record = load(data, _RECORD_TYPES[kind])
     except RecursionError:
         raise DataFormatError("nested too deeply") from None
+    _check_plausible(record)
     return record
+
+
+def _check_plausible(record: Record) -> None:
+    """What a record read from outside may not hold although its types allow it."""
+    usage = record.usage
+    if usage is not None and min(usage.input_tokens, usage.output_tokens, usage.cached_tokens, usage.cost or 0) < 0:
+        raise DataFormatError("usage counts must not be negative")
+    latest = utcnow() + timedelta(days=1)  # a day of clock skew between machines
+    for when in (record.created_at, *((record.updated_at,) if isinstance(record, SessionRecord) else ())):
+        if when > latest:
+            raise DataFormatError(f"time {when.isoformat()} is in the future")
 
 
 def _json_object(text: str | bytes, what: str) -> dict[str, Any]:
