@@ -174,6 +174,8 @@ class {{ cls }}Storage:
     async def append_messages(self, tenant: str, session_id: str, messages: Sequence[Message]) -> None:
         """Store ``messages`` after the session's last one: all of them or none.
 
+        - Each message's ``session_id`` must be ``session_id``, else ``StorageConflict``
+          saying whose it is.
         - Their ``seq`` must run on from the session's ``message_count`` without a gap
           (``message_count + 1``, ``+ 2``, ...), else ``StorageConflict`` and nothing is
           written: a gap, a repeat, a seq already stored. This is how the second of two
@@ -186,8 +188,10 @@ class {{ cls }}Storage:
         - Appends to many sessions at once all land.
         """
         session = self._get(tenant, session_id)
+        if stray := next((m for m in messages if m.session_id != session_id), None):
+            raise StorageConflict(f"message {stray.id!r} belongs to session {stray.session_id!r}, not {session_id!r}")
         expected = list(range(session.message_count + 1, session.message_count + 1 + len(messages)))
-        if [m.seq for m in messages] != expected or any(m.session_id != session_id for m in messages):
+        if [m.seq for m in messages] != expected:
             raise StorageConflict(
                 f"session {session_id!r} has {session.message_count} messages: the seqs appended must be "
                 f"{expected}, not {[m.seq for m in messages]}"

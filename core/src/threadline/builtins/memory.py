@@ -90,8 +90,10 @@ class MemoryStorage:
 
     async def append_messages(self, tenant: str, session_id: str, messages: Sequence[Message]) -> None:
         session = self._get(tenant, session_id)
+        if stray := next((m for m in messages if m.session_id != session_id), None):
+            raise StorageConflict(f"message {stray.id!r} belongs to session {stray.session_id!r}, not {session_id!r}")
         expected = range(session.message_count + 1, session.message_count + 1 + len(messages))
-        if [m.seq for m in messages] != list(expected) or any(m.session_id != session_id for m in messages):
+        if [m.seq for m in messages] != list(expected):
             raise StorageConflict(
                 f"session {session_id!r} has {session.message_count} messages; "
                 f"appended seqs must be {list(expected)}, got {[m.seq for m in messages]}"

@@ -198,6 +198,14 @@ class StorageContract:
         assert [m.text for m in await storage.get_messages(session.tenant, session.id)] == ["1", "2"]
         assert (await storage.get_session(session.tenant, session.id)).message_count == 2
 
+    async def test_a_message_of_another_session_is_refused(self, storage: Storage) -> None:
+        session = await storage.create_session(make_session())
+        stray = make_messages(make_session(), ["not yours"])  # seq 1, as the session expects
+        with pytest.raises(StorageConflict, match=f"belongs to session {stray[0].session_id!r}, not {session.id!r}"):
+            await storage.append_messages(session.tenant, session.id, stray)
+        assert await storage.get_messages(session.tenant, session.id) == []
+        assert (await storage.get_session(session.tenant, session.id)).message_count == 0
+
     async def test_get_messages_by_range_and_newest(self, storage: Storage) -> None:
         session = await storage.create_session(make_session())
         texts = [f"m{i}" for i in range(1, 11)]

@@ -592,7 +592,11 @@ def _check_numbering(append: _Append) -> None:
     messages = append.messages
     first = messages[0].seq if messages else 1
     for offset, message in enumerate(messages):
-        if message.seq != first + offset or message.session_id != append.session_id:
+        if message.session_id != append.session_id:
+            raise StorageConflict(
+                f"message {message.id!r} belongs to session {message.session_id!r}, not {append.session_id!r}"
+            )
+        if message.seq != first + offset:
             seqs = [m.seq for m in messages]
             raise StorageConflict(
                 f"appended messages must be numbered consecutively for {append.session_id!r}, got {seqs}"
