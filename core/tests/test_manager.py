@@ -644,3 +644,16 @@ async def test_a_bad_import_line_is_named_and_nothing_is_imported(
     with pytest.raises(DataFormatError, match=f"import.jsonl, line 2: .*({message}).*; nothing was imported"):
         await manager.import_jsonl(path)
     assert (await manager.list_sessions()).items == ()
+
+
+async def test_the_tenant_a_call_names_is_the_one_used(manager: SessionManager) -> None:
+    ours = await manager.create_session(user_id="ann")
+    theirs = await manager.create_session(user_id="ann", tenant="globex")
+    assert (ours.record.tenant, theirs.record.tenant) == ("default", "globex")
+    assert (await manager.get_session(theirs.id, tenant="globex")).id == theirs.id
+    with pytest.raises(SessionNotFound):
+        await manager.get_session(theirs.id)  # not in the configured tenant
+    assert [s.id for s in (await manager.list_sessions(tenant="globex")).items] == [theirs.id]
+    assert [s.id for s in (await manager.list_sessions()).items] == [ours.id]
+    assert (await manager.delete_user("ann", tenant="globex")).sessions == 1
+    assert (await manager.get_session(ours.id)).id == ours.id

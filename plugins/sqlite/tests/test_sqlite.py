@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+import threadline
 from threadline import (
     BadCursor,
     DataFormatError,
@@ -249,3 +250,16 @@ async def test_100_concurrent_sends_on_sqlite(db_path: Path) -> None:
         history = await session.history()
         assert [m.seq for m in history] == list(range(1, 201))
         assert all(u.text == r.text for u, r in zip(history[::2], history[1::2], strict=True))
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"busy_timeout": float("inf")}, "storage: busy_timeout must be a finite number"),
+        ({"path": "/tmp/a\x00b.db"}, "storage: a path cannot hold a NUL character"),
+    ],
+)
+def test_settings_chat_would_reject_are_config_errors(settings: dict[str, object], message: str) -> None:
+    config = threadline.Config.from_dict({"storage": {"backend": "sqlite", **settings}}, file="tl.toml")
+    with pytest.raises(threadline.ConfigError, match=f"tl.toml: {message}"):
+        threadline.SessionManager(config)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Literal
 import attrs
 from attrs import field, frozen
 
-from threadline.plugin import hookimpl, user_data_dir
+from threadline.plugin import finite, hookimpl, user_data_dir
 
 if TYPE_CHECKING:
     from threadline.plugin import Register
@@ -21,6 +21,8 @@ __all__ = ["SQLiteConfig", "make_storage"]
 
 
 def _expand(path: str | Path) -> Path:
+    if "\x00" in str(path):
+        raise ValueError("a path cannot hold a NUL character")
     return Path(path).expanduser()
 
 
@@ -44,7 +46,7 @@ class SQLiteConfig:
 
     path: Path = field(factory=lambda: user_data_dir() / "threadline.db", converter=_expand)
     synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL"
-    busy_timeout: float = field(default=5.0, validator=attrs.validators.ge(0))
+    busy_timeout: float = field(default=5.0, validator=[attrs.validators.ge(0), finite])
     readers: int = field(default=2, validator=[attrs.validators.ge(1), attrs.validators.le(64)])
     max_batch: int = field(default=512, validator=attrs.validators.ge(1))
     history_cache: int = field(default=20_000, validator=attrs.validators.ge(0))
