@@ -263,3 +263,42 @@ def test_settings_chat_would_reject_are_config_errors(settings: dict[str, object
     config = threadline.Config.from_dict({"storage": {"backend": "sqlite", **settings}}, file="tl.toml")
     with pytest.raises(threadline.ConfigError, match=f"tl.toml: {message}"):
         threadline.SessionManager(config)
+
+
+@pytest.mark.parametrize(
+    ("damage", "where"),
+    [
+        ("UPDATE sessions SET record = 'not json' WHERE id = :bad", "session"),
+        ("UPDATE sessions SET record = '[1, 2]' WHERE id = :bad", "session"),
+        ("UPDATE messages SET extra = '{broken' WHERE session_id = :bad AND seq = 2", "message"),
+        ("UPDATE messages SET kind = 999 WHERE session_id = :bad AND seq = 1", "message"),
+        ("UPDATE messages SET kind = kind | 1, body = 'not parts' WHERE session_id = :bad AND seq = 1", "message"),
+        ("UPDATE messages SET extra = '{\"usage\": [1]}' WHERE session_id = :bad AND seq = 2", "message"),
+    ],
+)
+async def test_a_damaged_row_is_a_clear_error_and_the_rest_still_reads(db_path: Path, damage: str, where: str) -> None:
+    storage = SQLiteStorage(SQLiteConfig(path=db_path, history_cache=0))
+    await storage.open()
+    try:
+        good, bad = [await storage.create_session(SessionRecord()) for _ in range(2)]
+        for session in (good, bad):
+            batch = [
+                Message(session.id, 1, Role.USER, (Text("q"),)),
+                Message(session.id, 2, Role.ASSISTANT, (Text("a"),), usage=Usage(3, 4)),
+            ]
+            await storage.append_messages("default", session.id, batch)
+        with sqlite3.connect(db_path) as db:
+            db.execute(damage, {"bad": bad.id})
+        listed = await storage.list_sessions(SessionQuery(tenant="default"))
+        assert good.id in [s.id for s in listed.items]
+        with pytest.raises(DataFormatError, match=f"{bad.id!r}.* is damaged in the database"):
+            if where == "session":
+                await storage.get_session("default", bad.id)
+            else:
+                await storage.get_messages("default", bad.id)
+        with pytest.raises(DataFormatError, match="is damaged in the database"):
+            async for _ in storage.export_records("default"):
+                pass
+        assert len(await storage.get_messages("default", good.id)) == 2
+    finally:
+        await storage.close()

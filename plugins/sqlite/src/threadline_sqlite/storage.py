@@ -7,6 +7,7 @@ import contextlib
 import functools
 import itertools
 import json
+import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
@@ -56,6 +57,8 @@ from threadline_sqlite.schema import (
     migrate,
     readable_version,
 )
+
+log = logging.getLogger("threadline.sqlite")
 
 
 def _marks(count: int) -> str:
@@ -339,7 +342,7 @@ class SQLiteStorage:
             select = " UNION ALL ".join(f"{select} AND status = ?" for _ in SessionStatus)
             parameters = [value for status in SessionStatus for value in (*parameters, status.value)]
         rows = await self._read(f"{select} ORDER BY updated_us DESC, id DESC LIMIT ?", [*parameters, query.limit + 1])
-        items = tuple(_session_from_row(row) for row in rows[: query.limit])
+        items = _sessions_from_rows(rows[: query.limit])
         return SessionPage(items, make_cursor(items[-1]) if len(rows) > query.limit else None)
 
     async def delete_user(self, tenant: str, user_id: str) -> DeletedCounts:
@@ -473,7 +476,7 @@ class SQLiteStorage:
         if not rows:
             await _require_session(self._reader(), tenant, session_id)
             return []
-        history = [_message_from_row(session_id, row) for row in rows]
+        history = _messages_from_rows(session_id, rows)
         self._cache.put((tenant, session_id), rows[0][-1], history)
         return list(history)
 
@@ -486,7 +489,7 @@ class SQLiteStorage:
             rows.reverse()
         if not rows:
             await _require_session(self._reader(), tenant, session_id)
-        return [_message_from_row(session_id, row) for row in rows]
+        return _messages_from_rows(session_id, rows)
 
     # -- export and import ----------------------------------------------------
 
@@ -507,7 +510,8 @@ class SQLiteStorage:
                         (session.tenant, session.id),
                     ) as messages:
                         async for message_row in messages:
-                            yield _message_from_row(session.id, message_row)
+                            (message,) = _messages_from_rows(session.id, [message_row])
+                            yield message
         finally:
             await db.close()
 
@@ -618,14 +622,35 @@ def _session_row(session: SessionRecord) -> tuple[Any, ...]:
 
 
 def _session_from_row(row: Sequence[Any]) -> SessionRecord:
-    data = json.loads(row[11])
-    data.update(
-        updated_at=from_us(row[4]).isoformat(),
-        version=row[5],
-        message_count=row[6],
-        usage={"input_tokens": row[7], "output_tokens": row[8], "cached_tokens": row[9], "cost": row[10]},
-    )
-    return load(data, SessionRecord)
+    try:
+        data = json.loads(row[11])
+        data.update(
+            updated_at=from_us(row[4]).isoformat(),
+            version=row[5],
+            message_count=row[6],
+            usage={"input_tokens": row[7], "output_tokens": row[8], "cached_tokens": row[9], "cost": row[10]},
+        )
+        return load(data, SessionRecord)
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, DataFormatError) as exc:
+        raise DataFormatError(f"session {row[1]!r} of tenant {row[0]!r} is damaged in the database: {exc}") from None
+
+
+def _sessions_from_rows(rows: Sequence[Sequence[Any]]) -> tuple[SessionRecord, ...]:
+    """The sessions of a listing; a damaged one is left out (and logged), not the listing."""
+    sessions = []
+    for row in rows:
+        try:
+            sessions.append(_session_from_row(row))
+        except DataFormatError as exc:
+            log.warning("%s; left out of the listing", exc)
+    return tuple(sessions)
+
+
+def _messages_from_rows(session_id: str, rows: Sequence[Sequence[Any]]) -> list[Message]:
+    try:
+        return [_message_from_row(session_id, row) for row in rows]
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, DataFormatError) as exc:
+        raise DataFormatError(f"a message of session {session_id!r} is damaged in the database: {exc}") from None
 
 
 _ROLE_KINDS: Final = {role: code * 8 for code, role in enumerate(ROLE_CODES)}
