@@ -3,6 +3,7 @@ group-committing writer and reader connections that never wait behind it."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import itertools
@@ -180,9 +181,13 @@ class SQLiteStorage:
 
     async def _connect(self, target: str, *, uri: bool = False) -> aiosqlite.Connection:
         """A connection in autocommit mode: transactions are begun explicitly."""
+        connection = aiosqlite.connect(target, uri=uri, isolation_level=None)
         try:
-            db = await aiosqlite.connect(target, uri=uri, isolation_level=None)
+            db = await connection
         except sqlite3.Error as exc:
+            # aiosqlite stops its thread on a failed connect without waiting for it: wait here,
+            # or the thread answers a loop that may be closed by then (and keeps the process up)
+            await asyncio.to_thread(connection._thread.join, 10)
             raise StorageUnavailable(f"cannot open SQLite database {self.path}: {exc}") from None
         try:
             await db.execute_fetchall(f"PRAGMA busy_timeout = {int(self.config.busy_timeout * 1000)}")
