@@ -279,6 +279,21 @@ async def test_turns_from_two_managers_on_one_storage_stay_whole() -> None:
         assert (user.role, reply.role, reply.text) == (Role.USER, Role.ASSISTANT, user.text)
 
 
+async def test_a_long_turn_keeps_its_lease(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threadline.turn
+
+    monkeypatch.setattr(threadline.turn, "LEASE_SECONDS", 0.1)  # renewed every 1/30 s
+    storage = MemoryStorage()
+    async with SessionManager(storage=storage, providers={"echo": EchoProvider(EchoConfig(latency=0.5))}) as tl:
+        session = await tl.create_session()
+        turn = asyncio.create_task(session.send("a long one"))
+        for _ in range(8):  # long past the lease's own length: only renewal keeps it
+            await asyncio.sleep(0.05)
+            assert not await storage.take_turn(session.record.tenant, session.id, "another process", 30)
+        await turn
+        assert await storage.take_turn(session.record.tenant, session.id, "another process", 30)
+
+
 async def test_a_turn_waits_for_another_process_then_says_so() -> None:
     config = Config(defaults=threadline.Defaults(turn_wait=0.1))
     storage = MemoryStorage()
