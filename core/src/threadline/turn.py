@@ -133,7 +133,7 @@ async def _turn_lease(session: Session) -> AsyncIterator[None]:
         yield
     finally:
         keeper.stop()
-        await asyncio.shield(storage.end_turn(tenant, session.id, holder))
+        await storage.end_turn(tenant, session.id, holder)  # cancelled again here: it runs out
 
 
 async def _take_turn(session: Session, holder: str) -> None:
