@@ -302,3 +302,21 @@ def test_a_record_keeps_its_own_copy_of_a_mapping_and_still_round_trips() -> Non
     assert attrs.evolve(message, seq=2).metadata == {"ip": "x"}
     for copied in (copy.copy(message), copy.deepcopy(message), pickle.loads(pickle.dumps(message))):
         assert copied == message and type(copied.metadata) is FrozenDict
+
+
+def nested(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(levels):
+        value = {"a": [value]} if levels % 2 else {"a": value}
+    return value
+
+
+def test_mappings_nested_too_deep_are_refused_when_made() -> None:
+    SessionRecord(metadata=nested(30))  # deep enough for anything real
+    with pytest.raises(ValueError, match="nested more than 64 levels deep"):
+        SessionRecord(metadata=nested(900))
+    with pytest.raises(ValueError, match="nested more than 64 levels deep"):
+        ToolCall("call_1", "f", nested(100))
+    line = dump_record(SessionRecord()).replace('"metadata":{}', '"metadata":' + json.dumps(nested(900)))
+    with pytest.raises(DataFormatError, match="nested more than 64 levels deep"):
+        load_record(line)

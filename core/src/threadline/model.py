@@ -74,9 +74,30 @@ class FrozenDict(dict[str, Any]):
         return type(self), (dict(self),)  # a copy, a deep copy or a pickle builds it whole
 
 
+MAX_DEPTH: Final = 64  # lists and tables inside a record's mappings, at most
+
+
 def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     """A frozen copy: a record's mapping cannot be changed through the record, nor by whoever passed it in."""
-    return FrozenDict(value or ())
+    if not value:
+        return FrozenDict()
+    _check_depth(value)
+    return FrozenDict(value)
+
+
+def _check_depth(value: Any) -> None:
+    """Refuse a value nested deeper than ``MAX_DEPTH``: JSON, SQLite's JSON functions and the
+    converter would fail on it later, when storing or exporting, instead of here."""
+    level: list[Any] = [value]
+    for _ in range(MAX_DEPTH):
+        level = [inner for item in level for inner in _children(item) if isinstance(inner, Mapping | list | tuple)]
+        if not level:
+            return
+    raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
+
+
+def _children(value: Any) -> Iterable[Any]:
+    return value.values() if isinstance(value, Mapping) else value
 
 
 def _frozen_optional_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
