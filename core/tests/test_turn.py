@@ -475,3 +475,67 @@ async def test_a_provider_whose_close_raises_still_lets_the_storage_close() -> N
             await (await manager.create_session(provider="given")).send("hi")
     assert storage.closed == 1
     assert given.requests  # used, but not the manager's to close: it was passed in
+
+
+async def test_a_failed_renewal_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threadline.turn
+
+    monkeypatch.setattr(threadline.turn, "LEASE_SECONDS", 0.3)
+
+    class Flaky(MemoryStorage):
+        calls = 0
+
+        async def take_turn(self, *args: Any) -> bool:
+            Flaky.calls += 1
+            if Flaky.calls == 2:  # the first renewal: the database was busy
+                raise threadline.StorageUnavailable("database is locked")
+            return await super().take_turn(*args)
+
+    storage = Flaky()
+    async with SessionManager(storage=storage, providers={"echo": EchoProvider(EchoConfig(latency=0.8))}) as tl:
+        session = await tl.create_session()
+        turn = asyncio.create_task(session.send("hi"))
+        await asyncio.sleep(0.5)  # past the lease's own length: only later renewals keep it
+        assert not await storage.take_turn(session.record.tenant, session.id, "another process", 30)
+        await turn
+
+
+async def test_a_cancelled_append_whose_session_went_away_still_raises_the_cancellation() -> None:
+    class Slow(MemoryStorage):
+        async def append_messages(self, tenant: str, session_id: str, messages: Any) -> None:
+            await super().append_messages(tenant, session_id, messages)
+            await asyncio.sleep(0.2)  # written; the caller hears of it later
+
+    storage = Slow()
+    async with SessionManager(storage=storage) as tl:
+        session = await tl.create_session()
+        task = asyncio.create_task(session.send("hi"))
+        await asyncio.sleep(0.05)
+        await storage.delete_session(session.record.tenant, session.id)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_a_cancel_after_a_conflict_leaves_the_other_writers_message_alone() -> None:
+    class Store(MemoryStorage):
+        calls = 0
+
+        async def append_messages(self, tenant: str, session_id: str, messages: Any) -> None:
+            Store.calls += 1
+            if Store.calls == 1:  # another writer took seq 1 first
+                theirs = [Message(session_id, 1, Role.USER, (Text("theirs"),))]
+                await super().append_messages(tenant, session_id, theirs)
+                raise threadline.StorageConflict("seq 1 is taken")
+            await asyncio.sleep(1)  # cancelled before anything of ours is written
+            await super().append_messages(tenant, session_id, messages)
+
+    async with SessionManager(storage=Store()) as tl:
+        session = await tl.create_session()
+        task = asyncio.create_task(session.send("mine"))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        (theirs,) = await session.history()
+        assert (theirs.text, theirs.status) == ("theirs", MessageStatus.OK)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ _UPDATABLE = frozenset(
     {"title", "system_prompt", "provider", "model", "tools", "user_id", "metadata", "provider_state"}
 )
 _CONFLICT_RETRIES = 5
+log = logging.getLogger("threadline.session")
 
 
 @attrs.define(eq=False)
@@ -252,14 +254,19 @@ class Session:
 
     async def _settle(self, numbered: list[Message]) -> None:
         """After an append was cancelled (the storage has finished with it by then, committed
-        or not): count it if it is stored, so the session never disagrees with the storage."""
+        or not): count it if it is stored, so the session never disagrees with the storage.
+        What goes wrong here is logged: the caller raises the cancellation."""
         live = self._live
-        first = numbered[0].seq
-        stored = await self._storage.get_messages(live.stored.tenant, self.id, after_seq=first - 1, last=None)
-        if [m.id for m in stored[: len(numbered)]] == [m.id for m in numbered]:
-            live.count(numbered)
-        else:
-            await self.refresh()
+        try:
+            first = numbered[0].seq
+            stored = await self._storage.get_messages(live.stored.tenant, self.id, after_seq=first - 1, last=None)
+            if [m.id for m in stored[: len(numbered)]] == [m.id for m in numbered]:
+                live.count(numbered)
+            else:
+                await self.refresh()
+        except Exception:
+            live.history = None  # read again next turn
+            log.exception("session %s: could not learn what a cancelled append stored", self.id)
 
     async def _announce(self, stored: list[Message]) -> None:
         """Fire ``threadline_message_appended`` for each of ``stored``, in order."""

@@ -76,8 +76,9 @@ async def run_turn(
     :class:`~threadline.ProviderError` also goes to ``threadline_provider_error``.
     """
     manager = session._manager
+    message = _user_message(session, content, turn)  # refused here: no lock, no lease, nothing stored
     async with session._live.lock, _turn_lease(session):
-        user = await _store_user(session, content, turn)
+        user = await _store_user(session, message)
         partial = StreamAssembler()
         usage: Usage | None = None
         try:
@@ -127,27 +128,30 @@ async def _turn_lease(session: Session) -> AsyncIterator[None]:
     stay whole: wait for another process's turn to end (``[defaults] turn_wait``), keep the
     lease alive through a long reply, give it back at the end."""
     storage, holder, tenant = session._storage, session._manager.holder, session._live.stored.tenant
-    await _take_turn(session, holder)
-    keeper = _LeaseKeeper(session, holder)  # most turns end long before a renewal is due
+    keeper: _LeaseKeeper | None = None
     try:
+        await _take_turn(session, holder)  # cancelled once its write committed: given back below
+        keeper = _LeaseKeeper(session, holder)  # most turns end long before a renewal is due
         yield
     finally:
-        keeper.stop()
-        await storage.end_turn(tenant, session.id, holder)  # cancelled again here: it runs out
+        if keeper is not None:
+            keeper.stop()
+        await storage.end_turn(tenant, session.id, holder)  # only if it is ours
 
 
 async def _take_turn(session: Session, holder: str) -> None:
-    wait = session._manager.config.defaults.turn_wait
-    deadline = asyncio.get_running_loop().time() + wait
-    pause = 0.005
+    loop, wait = asyncio.get_running_loop(), session._manager.config.defaults.turn_wait
+    deadline = loop.time() + wait
+    pause = 0.002
     while not await session._storage.take_turn(session._live.stored.tenant, session.id, holder, LEASE_SECONDS):
-        if asyncio.get_running_loop().time() + pause > deadline:
+        left = deadline - loop.time()
+        if left <= 0:
             raise StorageConflict(
                 f"session {session.id!r} is in a turn of another process, which has not ended after "
                 f"{wait:g} s ([defaults] turn_wait)"
             )
-        await asyncio.sleep(pause)
-        pause = min(pause * 2, 0.25)
+        await asyncio.sleep(min(pause, left))
+        pause = min(pause * 2, 0.05)
 
 
 class _LeaseKeeper:
@@ -164,8 +168,12 @@ class _LeaseKeeper:
 
     async def _renewed(self) -> None:
         session = self.session
-        if not await session._storage.take_turn(session._live.stored.tenant, session.id, self.holder, LEASE_SECONDS):
-            log.warning("session %s: its turn lease ran out and another process took it", session.id)
+        tenant = session._live.stored.tenant
+        try:
+            if not await session._storage.take_turn(tenant, session.id, self.holder, LEASE_SECONDS):
+                log.warning("session %s: its turn lease ran out and another process took it", session.id)
+        except Exception:
+            log.exception("session %s: could not renew its turn lease; trying again", session.id)
         self.timer = asyncio.get_running_loop().call_later(LEASE_SECONDS / 3, self._renew)
 
     def stop(self) -> None:
@@ -180,20 +188,34 @@ async def _stage(session: Session, message: Message) -> Message:
     return await chain.stage(message, session.record) if chain.stages else message
 
 
-async def _store_user(session: Session, content: str | Part | Sequence[Part], turn: Turn) -> Message:
-    """Check, stage and store the user's message; a refusal here stores nothing."""
+def _user_message(session: Session, content: str | Part | Sequence[Part], turn: Turn) -> Message:
+    """The user's message, checked against what the model takes."""
     message = Message(session.id, session._next_seq, Role.USER, as_parts(content))  # type: ignore[arg-type]
     capabilities = session._manager.provider(turn.provider).capabilities(turn.model)
     check_attachments(capabilities, [message], model=turn.model, provider=turn.provider)
+    return message
+
+
+async def _store_user(session: Session, message: Message) -> Message:
+    """Stage and store the user's message; a refusal here stores nothing."""
     staged = await _stage(session, message)
-    before = session._live.message_count
     try:
         (user,) = await session._store([staged])
     except asyncio.CancelledError:
-        if session._live.message_count > before:  # stored as the turn was cancelled: it failed
-            await asyncio.shield(_mark_failed(session, session._live.message_count, "cancelled"))
+        await asyncio.shield(_fail_if_stored(session, staged.id))
         raise
     return user
+
+
+async def _fail_if_stored(session: Session, message_id: str) -> None:
+    """A user message stored as its turn was cancelled is marked failed: it got no reply."""
+    try:
+        live = session._live
+        last = await session._storage.get_messages(live.stored.tenant, session.id, last=1)
+        if last and last[0].id == message_id:
+            await _mark_failed(session, last[0].seq, "cancelled")
+    except Exception:
+        log.exception("session %s: could not mark a cancelled turn's message failed", session.id)
 
 
 async def _title(session: Session, user: Message) -> None:

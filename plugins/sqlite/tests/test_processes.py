@@ -3,6 +3,8 @@ even when a writer is killed with SIGKILL mid-flight."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import threadline
-from threadline import SessionRecord
+from threadline import Message, Role, SessionRecord, Text
 from threadline_sqlite import SQLiteConfig
 from threadline_sqlite.storage import SQLiteStorage
 
@@ -155,3 +157,48 @@ async def take(path, session_id):
 
 asyncio.run(take(*sys.argv[1:]))
 """
+
+
+async def test_a_turn_cancelled_while_taking_its_lease_gives_it_back(db_path: Path) -> None:
+    mine = SQLiteStorage(SQLiteConfig(path=db_path))
+    taking = asyncio.Event()
+    take = mine.take_turn
+
+    async def announced(*args: object) -> bool:
+        taking.set()
+        return await take(*args)  # type: ignore[arg-type]
+
+    mine.take_turn = announced  # type: ignore[method-assign]
+    waits_briefly = threadline.Config.from_dict({"defaults": {"turn_wait": 1}})
+    theirs = SQLiteStorage(SQLiteConfig(path=db_path))
+    async with (
+        threadline.SessionManager(storage=mine) as a,
+        threadline.SessionManager(waits_briefly, storage=theirs) as b,
+    ):
+        session = await a.create_session()
+        task = asyncio.create_task(session.send("hi"))
+        await taking.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert (await (await b.get_session(session.id)).send("hello")).text == "hello"
+
+
+async def test_a_big_append_cancelled_at_any_step_leaves_no_transaction_open(db_path: Path) -> None:
+    storage = SQLiteStorage(SQLiteConfig(path=db_path))
+    await storage.open()
+    try:
+        for steps in range(12):
+            session = await storage.create_session(SessionRecord())
+            batch = [Message(session.id, n, Role.USER, (Text("x"),)) for n in range(1, 4002)]  # two INSERTs
+            task = asyncio.ensure_future(storage.append_messages(session.tenant, session.id, batch))
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            assert await storage.create_session(SessionRecord())  # the writer still writes
+            seen = len(await storage.get_messages(session.tenant, session.id))
+            assert seen in (0, len(batch)), steps
+    finally:
+        await storage.close()

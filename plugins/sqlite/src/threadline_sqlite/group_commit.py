@@ -80,7 +80,7 @@ class GroupCommit:
                 try:
                     await self._batch_alone(payload)
                 except asyncio.CancelledError:  # SQLite's thread may still be at it: let it finish
-                    await _settled(asyncio.ensure_future(self.db.execute("SELECT 1")))
+                    await _settled(asyncio.ensure_future(self.db.execute_fetchall("SELECT 1")))
                     raise
         else:
             await self._submit(_Pending(asyncio.get_running_loop().create_future(), batched=payload))
@@ -156,6 +156,16 @@ class GroupCommit:
             await self.db.execute(sql, parameters)
 
     async def _transaction(self, work: Callable[[], Awaitable[Any]]) -> Any:
+        """``work`` in one transaction, run as a task of its own: a caller cancelled half way
+        (a big append from its own task) must not leave the writer inside an open transaction."""
+        task = asyncio.ensure_future(self._in_transaction(work))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await _settled(task)
+            raise
+
+    async def _in_transaction(self, work: Callable[[], Awaitable[Any]]) -> Any:
         await self.db.execute("BEGIN IMMEDIATE")
         try:
             result = await work()
