@@ -294,6 +294,23 @@ async def test_a_long_turn_keeps_its_lease(monkeypatch: pytest.MonkeyPatch) -> N
         assert await storage.take_turn(session.record.tenant, session.id, "another process", 30)
 
 
+async def test_a_process_with_many_turns_queued_lets_a_waiting_one_go_next() -> None:
+    """A's 40 queued turns would take 4 s; B, waiting at most 1 s, gets the session after A's
+    current turn, not after all of them."""
+    storage = MemoryStorage()
+    patient = Config(defaults=threadline.Defaults(turn_wait=1))
+    async with (
+        SessionManager(storage=storage, providers={"echo": EchoProvider(EchoConfig(latency=0.1))}) as a,
+        SessionManager(patient, storage=storage, providers={"echo": EchoProvider(EchoConfig(latency=0.1))}) as b,
+    ):
+        session = await a.create_session()
+        busy = asyncio.gather(*(session.send(f"a{n}") for n in range(40)))
+        await asyncio.sleep(0.05)
+        reply = await (await b.get_session(session.id)).send("b")
+        assert reply.text == "b" and reply.seq < 10
+        await busy
+
+
 async def test_a_turn_waits_for_another_process_then_says_so() -> None:
     config = Config(defaults=threadline.Defaults(turn_wait=0.1))
     storage = MemoryStorage()

@@ -8,6 +8,9 @@ from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+import attrs
+from attrs import frozen
+
 from threadline.errors import BadCursor
 from threadline.model import (
     Capabilities,
@@ -104,15 +107,19 @@ class Storage(Protocol):
 
     async def take_turn(self, tenant: str, session_id: str, holder: str, seconds: float) -> bool:
         """Take the session's turn lease for ``holder`` for ``seconds`` from now, or extend it
-        when ``holder`` has it already; ``False``, changing nothing, while another holder's lease
-        has not run out. The kernel holds it from a user message's append to its reply's, so
+        when ``holder`` has it already; ``False`` while another holder's lease has not run out,
+        or when it is free but another asker was refused first (it goes to them: first come,
+        first served). The kernel holds it from a user message's append to its reply's, so
         that turns from several processes stay whole; a lease whose holder died runs out. It
         must be shared by every process using the same stored sessions (an in-process storage
         may keep it in memory). An unknown session is ``SessionNotFound``."""
 
     async def end_turn(self, tenant: str, session_id: str, holder: str) -> None:
-        """Give the lease back if ``holder`` has it; otherwise (it ran out and another holder
-        took it, or the session is gone) do nothing."""
+        """Give the lease back if ``holder`` has it, keeping who waits for it; otherwise (it ran
+        out and another holder took it, or the session is gone) do nothing.
+
+        ``threadline.plugin.next_lease`` is the rule both follow, on a ``TurnLease``: a storage
+        keeps that record per session and applies the rule atomically."""
 
     async def set_message_status(
         self, tenant: str, session_id: str, seq: int, status: str, error: str | None = None
@@ -142,6 +149,38 @@ class Storage(Protocol):
         with its messages. A session whose id exists in its tenant is a ``StorageConflict``;
         a message that does not follow its session, or whose ``seq`` does not run 1, 2, 3,
         ..., a ``DataFormatError``: either way nothing is imported."""
+
+
+WAITER_SECONDS = 1.0  # a process waiting for a turn keeps its place by asking again within this
+
+
+@frozen
+class TurnLease:
+    """A session's turn lease as a storage keeps it: who holds it and until when (``holder``
+    ``None``: nobody), and who asked for it while it was held, so that it goes to them next
+    (a process with many turns queued would otherwise take it back at once, every time).
+    Times are seconds, by one clock every process shares (the database's)."""
+
+    holder: str | None = None
+    until: float = 0.0
+    waiter: str | None = None
+    waiter_until: float = 0.0
+
+
+def next_lease(lease: TurnLease | None, holder: str, now: float, seconds: float) -> tuple[bool, TurnLease]:
+    """The rule of ``Storage.take_turn``, for a storage to apply: whether ``holder`` gets the
+    lease, and the lease to store either way. Its holder extends it; it is free when nobody
+    holds it or it ran out; a free lease goes to the one waiting for it first, and a refused
+    asker who finds nobody waiting becomes the waiter."""
+    lease = lease or TurnLease()
+    if lease.holder == holder and lease.until > now:
+        return True, attrs.evolve(lease, until=now + seconds)
+    other_waiting = lease.waiter not in (None, holder) and lease.waiter_until > now
+    if (lease.holder is None or lease.until <= now) and not other_waiting:
+        return True, TurnLease(holder, now + seconds)
+    if other_waiting:
+        return False, lease
+    return False, attrs.evolve(lease, waiter=holder, waiter_until=now + WAITER_SECONDS)
 
 
 def make_cursor(session: SessionRecord) -> str:

@@ -34,10 +34,12 @@ from threadline.plugin import (
     SessionQuery,
     SessionRecord,
     StorageConflict,
+    TurnLease,
     Usage,
     dumps,
     load,
     make_cursor,
+    next_lease,
     read_cursor,
     utcnow,
 )
@@ -55,7 +57,7 @@ class {{ cls }}Storage:
         self.config = config or {{ cls }}Config()
         self._sessions: dict[Key, SessionRecord] = {}
         self._messages: dict[Key, list[Message]] = {}  # in seq order: seq n at index n - 1
-        self._leases: dict[Key, tuple[str, float]] = {}  # a session's turn: holder, when it runs out
+        self._leases: dict[Key, TurnLease] = {}  # a session's turn lease
 
     def _get(self, tenant: str, session_id: str) -> SessionRecord:
         try:
@@ -206,22 +208,23 @@ class {{ cls }}Storage:
 
     async def take_turn(self, tenant: str, session_id: str, holder: str, seconds: float) -> bool:
         """Take the session's turn lease for ``holder`` for ``seconds`` from now, or extend it
-        when ``holder`` has it already; ``False``, changing nothing, while another holder's
-        lease has not run out. Every process using the same stored sessions must see the same
-        lease (here, one process owns the file, so memory will do; a database keeps it in a
-        row, its expiry by the database's clock). An unknown session: ``SessionNotFound``."""
+        when ``holder`` has it already; ``False`` while another holder's lease has not run out
+        or another asker waits for it first. ``next_lease`` is the rule: keep its
+        ``TurnLease`` per session and apply it atomically. Every process using the same stored
+        sessions must see the same lease (here one process owns the file, so memory will do;
+        a database keeps it in a row, its times by the database's clock). An unknown session:
+        ``SessionNotFound``."""
         self._get(tenant, session_id)
-        now = time.monotonic()
-        current = self._leases.get((tenant, session_id))
-        if current is not None and current[0] != holder and current[1] > now:
-            return False
-        self._leases[tenant, session_id] = (holder, now + seconds)
-        return True
+        taken, self._leases[tenant, session_id] = next_lease(
+            self._leases.get((tenant, session_id)), holder, time.monotonic(), seconds
+        )
+        return taken
 
     async def end_turn(self, tenant: str, session_id: str, holder: str) -> None:
-        """Give the lease back if ``holder`` has it; else do nothing."""
-        if self._leases.get((tenant, session_id), ("",))[0] == holder:
-            del self._leases[tenant, session_id]
+        """Give the lease back if ``holder`` has it, keeping who waits; else do nothing."""
+        lease = self._leases.get((tenant, session_id))
+        if lease is not None and lease.holder == holder:
+            self._leases[tenant, session_id] = attrs.evolve(lease, holder=None, until=0.0)
 
     async def set_message_status(
         self, tenant: str, session_id: str, seq: int, status: str, error: str | None = None

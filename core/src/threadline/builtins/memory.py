@@ -8,7 +8,7 @@ from datetime import datetime
 
 import attrs
 
-from threadline.contracts import make_cursor, read_cursor
+from threadline.contracts import TurnLease, make_cursor, next_lease, read_cursor
 from threadline.errors import DataFormatError, SessionNotFound, StorageConflict
 from threadline.model import (
     DeletedCounts,
@@ -31,7 +31,7 @@ class MemoryStorage:
     def __init__(self, config: NoConfig | None = None) -> None:
         self._sessions: dict[Key, SessionRecord] = {}
         self._messages: dict[Key, list[Message]] = {}
-        self._leases: dict[Key, tuple[str, float]] = {}  # holder and when its lease runs out
+        self._leases: dict[Key, TurnLease] = {}
 
     async def open(self) -> None:
         pass
@@ -106,16 +106,15 @@ class MemoryStorage:
 
     async def take_turn(self, tenant: str, session_id: str, holder: str, seconds: float) -> bool:
         self._get(tenant, session_id)
-        now = time.monotonic()
-        current = self._leases.get((tenant, session_id))
-        if current is not None and current[0] != holder and current[1] > now:
-            return False
-        self._leases[tenant, session_id] = (holder, now + seconds)
-        return True
+        taken, self._leases[tenant, session_id] = next_lease(
+            self._leases.get((tenant, session_id)), holder, time.monotonic(), seconds
+        )
+        return taken
 
     async def end_turn(self, tenant: str, session_id: str, holder: str) -> None:
-        if self._leases.get((tenant, session_id), ("",))[0] == holder:
-            del self._leases[tenant, session_id]
+        lease = self._leases.get((tenant, session_id))
+        if lease is not None and lease.holder == holder:
+            self._leases[tenant, session_id] = attrs.evolve(lease, holder=None, until=0.0)
 
     async def set_message_status(
         self, tenant: str, session_id: str, seq: int, status: str, error: str | None = None

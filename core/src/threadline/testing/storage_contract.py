@@ -251,6 +251,19 @@ class StorageContract:
         with pytest.raises(SessionNotFound):
             await storage.take_turn(tenant, "no-such-session", "a", 30)
 
+    async def test_a_turn_lease_goes_to_who_waited_first(self, storage: Storage) -> None:
+        """A process with many turns queued cannot take the lease back while another waits."""
+        session = await storage.create_session(make_session())
+        tenant, sid = session.tenant, session.id
+        assert await storage.take_turn(tenant, sid, "busy", 30)
+        assert not await storage.take_turn(tenant, sid, "patient", 30)  # now waiting
+        await storage.end_turn(tenant, sid, "busy")
+        assert not await storage.take_turn(tenant, sid, "busy", 30)  # its next turn: not yet
+        assert not await storage.take_turn(tenant, sid, "third", 30)
+        assert await storage.take_turn(tenant, sid, "patient", 30)
+        await storage.end_turn(tenant, sid, "patient")
+        assert await storage.take_turn(tenant, sid, "busy", 30)  # free, and nobody waits
+
     async def test_a_turn_lease_runs_out(self, storage: Storage) -> None:
         """A holder that died never gives its lease back: it runs out."""
         session = await storage.create_session(make_session())

@@ -161,10 +161,12 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     # 4: a session's turn lease, shared by every process on the file; its expiry by SQLite's clock
     (
         """CREATE TABLE turn_leases (
-            tenant     TEXT    NOT NULL,
-            session_id TEXT    NOT NULL,
-            holder     TEXT    NOT NULL,
-            expires_us INTEGER NOT NULL,
+            tenant          TEXT    NOT NULL,
+            session_id      TEXT    NOT NULL,
+            holder          TEXT,
+            expires_us      INTEGER NOT NULL,
+            waiter          TEXT,
+            waiter_until_us INTEGER NOT NULL,
             PRIMARY KEY (tenant, session_id),
             FOREIGN KEY (tenant, session_id) REFERENCES sessions (tenant, id) ON DELETE CASCADE
         ) WITHOUT ROWID""",

@@ -35,12 +35,14 @@ from threadline.plugin import (
     StorageUnavailable,
     Text,
     ThreadlineError,
+    TurnLease,
     Usage,
     dump_parts,
     dumps,
     load,
     load_parts,
     make_cursor,
+    next_lease,
     read_cursor,
     unchecked_constructor,
     utcnow,
@@ -396,24 +398,22 @@ class SQLiteStorage:
         )
 
     async def take_turn(self, tenant: str, session_id: str, holder: str, seconds: float) -> bool:
-        async def take(db: aiosqlite.Connection) -> bool:
-            cursor = await db.execute(
-                f"INSERT INTO turn_leases SELECT tenant, id, ?, {NOW_US} + ? FROM sessions WHERE tenant = ? AND id = ? "
-                "ON CONFLICT (tenant, session_id) DO UPDATE SET holder = excluded.holder, expires_us = "
-                f"excluded.expires_us WHERE turn_leases.holder = excluded.holder OR turn_leases.expires_us <= {NOW_US}",
-                (holder, int(seconds * 1_000_000), tenant, session_id),
-            )
-            if cursor.rowcount == 0:
-                await _require_session(db, tenant, session_id)
-            return cursor.rowcount == 1
+        async def take(db: aiosqlite.Connection) -> bool:  # in the writer's transaction: atomic
+            lease, now = await _lease_and_now(db, tenant, session_id)
+            taken, after = next_lease(lease, holder, now, seconds)
+            await _store_lease(db, tenant, session_id, after)
+            return taken
 
         taken: bool = await self._write.write(take)
         return taken
 
     async def end_turn(self, tenant: str, session_id: str, holder: str) -> None:
         async def end(db: aiosqlite.Connection) -> None:
-            sql = "DELETE FROM turn_leases WHERE tenant = ? AND session_id = ? AND holder = ?"
-            await db.execute(sql, (tenant, session_id, holder))
+            await db.execute(
+                "UPDATE turn_leases SET holder = NULL, expires_us = 0 "
+                "WHERE tenant = ? AND session_id = ? AND holder = ?",
+                (tenant, session_id, holder),
+            )
 
         await self._write.write(end)
 
@@ -594,6 +594,29 @@ async def _require_session(db: aiosqlite.Connection, tenant: str, session_id: st
     rows = await db.execute_fetchall("SELECT 1 FROM sessions WHERE tenant = ? AND id = ?", (tenant, session_id))
     if not list(rows):
         raise SessionNotFound(session_id, tenant)
+
+
+async def _lease_and_now(db: aiosqlite.Connection, tenant: str, session_id: str) -> tuple[TurnLease | None, float]:
+    """A session's turn lease as stored (``None``: never taken) and SQLite's clock, in seconds."""
+    rows = list(
+        await db.execute_fetchall(
+            f"SELECT {NOW_US}, holder, expires_us, waiter, waiter_until_us FROM (SELECT 1) "
+            "LEFT JOIN turn_leases ON tenant = ? AND session_id = ?",
+            (tenant, session_id),
+        )
+    )
+    now_us, holder, expires_us, waiter, waiter_until_us = rows[0]
+    if expires_us is None:
+        await _require_session(db, tenant, session_id)
+        return None, now_us / 1e6
+    return TurnLease(holder, expires_us / 1e6, waiter, waiter_until_us / 1e6), now_us / 1e6
+
+
+async def _store_lease(db: aiosqlite.Connection, tenant: str, session_id: str, lease: TurnLease) -> None:
+    await db.execute(
+        "INSERT OR REPLACE INTO turn_leases VALUES (?, ?, ?, ?, ?, ?)",
+        (tenant, session_id, lease.holder, int(lease.until * 1e6), lease.waiter, int(lease.waiter_until * 1e6)),
+    )
 
 
 def _check_numbering(append: _Append) -> None:
