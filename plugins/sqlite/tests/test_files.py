@@ -227,3 +227,22 @@ async def test_read_only_true_on_a_missing_file_is_a_clear_error(db_path: Path) 
     with pytest.raises(StorageUnavailable, match="does not exist"):
         await SQLiteStorage(SQLiteConfig(path=db_path, read_only=True)).open()
     assert not db_path.parent.exists() or not any(db_path.parent.iterdir())
+
+
+async def test_a_read_only_database_at_schema_3_is_read_as_it_is(db_path: Path) -> None:
+    """Schema 4 only added the turn leases, which a read-only storage never writes."""
+    storage = SQLiteStorage(SQLiteConfig(path=db_path))
+    await storage.open()
+    session = await storage.create_session(SessionRecord())
+    await storage.append_messages("default", session.id, [Message(session.id, 1, Role.USER, (Text("kept"),))])
+    await storage.close()
+    with sqlite3.connect(db_path) as db:  # what a schema-3 database holds
+        db.execute("DROP TABLE turn_leases")
+        db.execute("UPDATE schema_version SET version = 3")
+    with without_write_permission(db_path, db_path.parent):
+        reader = SQLiteStorage(SQLiteConfig(path=db_path))
+        await reader.open()
+        try:
+            assert [m.text for m in await reader.get_messages("default", session.id)] == ["kept"]
+        finally:
+            await reader.close()

@@ -173,6 +173,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ),
 )
 LATEST: Final = len(MIGRATIONS)
+READABLE_FROM: Final = 3  # the oldest schema a read-only storage reads as it is (4 added a write-side table)
 NOW_US: Final = "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)"  # SQLite's clock, in µs
 
 

@@ -53,6 +53,7 @@ from threadline_sqlite.history_cache import HistoryCache
 from threadline_sqlite.schema import (
     LATEST,
     NOW_US,
+    READABLE_FROM,
     ROLE_CODES,
     SEQ_DOES_NOT_FOLLOW_ON,
     STATUS_BITS,
@@ -175,7 +176,7 @@ class SQLiteStorage:
 
     async def _check_read_only_schema(self, db: aiosqlite.Connection, read_only: str) -> None:
         found = await readable_version(db, self.path)
-        if found < LATEST:
+        if found < READABLE_FROM:
             raise StorageUnavailable(
                 f"SQLite database {self.path} is at schema version {found} and needs a migration to {LATEST}, "
                 f"but it is read-only ({read_only}); open it once with write access to migrate it"
