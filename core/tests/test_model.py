@@ -320,3 +320,11 @@ def test_mappings_nested_too_deep_are_refused_when_made() -> None:
     line = dump_record(SessionRecord()).replace('"metadata":{}', '"metadata":' + json.dumps(nested(900)))
     with pytest.raises(DataFormatError, match="nested more than 64 levels deep"):
         load_record(line)
+
+
+def test_a_session_time_without_a_utc_offset_is_refused() -> None:
+    naive = datetime(2026, 1, 1)
+    with pytest.raises(ValueError, match="updated_at 2026-01-01T00:00:00 has no UTC offset"):
+        SessionRecord(updated_at=naive)
+    with pytest.raises(ValueError, match=r"created_at .* has no UTC offset"):
+        attrs.evolve(SessionRecord(), created_at=naive)

@@ -277,8 +277,8 @@ class SessionRecord:
     title: str | None = None
     tools: tuple[str, ...] = field(default=(), converter=_strings)
     status: SessionStatus = field(default=SessionStatus.ACTIVE, converter=SessionStatus)
-    created_at: datetime = field(factory=utcnow)
-    updated_at: datetime = field(factory=utcnow)
+    created_at: datetime = field(factory=utcnow, validator=lambda _s, a, v: _require_offset(a.name, v))
+    updated_at: datetime = field(factory=utcnow, validator=lambda _s, a, v: _require_offset(a.name, v))
     version: int = 1
     message_count: int = 0
     usage: Usage = field(factory=Usage)
@@ -437,6 +437,12 @@ def _no_strings(cls: Any, conv: cattrs.Converter) -> Any:
         return structure_items(value, type_)
 
     return structure
+
+
+def _require_offset(name: str, when: datetime) -> None:
+    """A session's times carry their UTC offset: one without cannot be ordered against the others."""
+    if when.tzinfo is None:
+        raise ValueError(f"{name} {when.isoformat()} has no UTC offset; use datetime.now(UTC) or .replace(tzinfo=UTC)")
 
 
 def _aware_datetime(value: Any, _: Any) -> datetime:
