@@ -35,10 +35,7 @@ def test_a_second_run_reads_the_cache_without_importlib_metadata(tmp_path: Path)
     assert first["names"] == second["names"] and {"echo", "memory"} <= set(second["names"])  # type: ignore[arg-type]
 
 
-def test_installing_a_plugin_is_seen_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    site = tmp_path / "site"
-    site.mkdir()
-    monkeypatch.syspath_prepend(str(site))
+def test_installing_a_plugin_is_seen_at_once(site: Path) -> None:
     before = [p.name for p in installed_plugins()]
     install(site, "parrot", PROVIDER.format(provider="parrot"))
     after = {p.name: p for p in installed_plugins()}

@@ -312,12 +312,6 @@ def test_a_registration_hook_that_raises_fails_its_plugin_alone(site: Path, capl
     assert not manager.plugin_manager.has_plugin("halfway")
 
 
-@pytest.fixture
-def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return tmp_path
-
-
 async def test_registering_an_already_loaded_builtin_again_changes_nothing() -> None:
     import threadline.builtins.echo_plugin
 

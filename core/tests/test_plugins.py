@@ -13,13 +13,6 @@ import pytest
 from threadline import Config, ConfigError, PluginError, SessionManager, get_plugin_manager
 
 
-@pytest.fixture
-def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A directory on sys.path where tests "install" plugin distributions."""
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return tmp_path
-
-
 def install(site: Path, name: str, code: str, *, entry_point: str | None = None) -> None:
     """Write a module and a .dist-info with a `threadline` entry point, as pip would."""
     module = f"tl_test_{name}"
