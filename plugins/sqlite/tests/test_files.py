@@ -13,11 +13,11 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
-from test_migrations import write_version_1_database
+from test_migrations import SCHEMAS, copy_old_database, records_read_now, records_read_then
 
 from threadline import Message, Role, SessionQuery, SessionRecord, StorageUnavailable, Text
 from threadline_sqlite import SQLiteConfig
-from threadline_sqlite.schema import LATEST
+from threadline_sqlite.schema import LATEST, READABLE_FROM
 from threadline_sqlite.storage import SQLiteStorage
 
 
@@ -138,7 +138,7 @@ def test_a_failed_open_raises_and_the_process_ends(db_path: Path, case: str, err
                 f"CREATE TABLE schema_version (version INTEGER); INSERT INTO schema_version VALUES ({LATEST + 1})"
             )
     elif case == "read-only-needs-migration":
-        write_version_1_database(db_path, sessions=1, messages_each=1)
+        copy_old_database(1, db_path)
         db_path.chmod(0o444)
     else:
         db_path.touch()
@@ -214,35 +214,30 @@ async def test_read_only_true_opens_a_writable_database_without_writing(db_path:
     assert db_path.read_bytes() == before  # noqa: ASYNC240
 
 
-async def test_a_read_only_database_that_needs_a_migration_is_a_clear_error(db_path: Path) -> None:
-    write_version_1_database(db_path, sessions=2, messages_each=2)
-    before = files_under(db_path.parent)
-    with without_write_permission(db_path, db_path.parent):
-        with pytest.raises(StorageUnavailable, match=f"schema version 1 and needs a migration to {LATEST}.*read-only"):
-            await SQLiteStorage(SQLiteConfig(path=db_path)).open()
-        assert files_under(db_path.parent) == before
-
-
 async def test_read_only_true_on_a_missing_file_is_a_clear_error(db_path: Path) -> None:
     with pytest.raises(StorageUnavailable, match="does not exist"):
         await SQLiteStorage(SQLiteConfig(path=db_path, read_only=True)).open()
     assert not db_path.parent.exists() or not any(db_path.parent.iterdir())
 
 
-async def test_a_read_only_database_at_schema_3_is_read_as_it_is(db_path: Path) -> None:
-    """Schema 4 only added the turn leases, which a read-only storage never writes."""
-    storage = SQLiteStorage(SQLiteConfig(path=db_path))
-    await storage.open()
-    session = await storage.create_session(SessionRecord())
-    await storage.append_messages("default", session.id, [Message(session.id, 1, Role.USER, (Text("kept"),))])
-    await storage.close()
-    with sqlite3.connect(db_path) as db:  # what a schema-3 database holds
-        db.execute("DROP TABLE turn_leases")
-        db.execute("UPDATE schema_version SET version = 3")
+@pytest.mark.parametrize("schema", SCHEMAS)
+async def test_an_old_read_only_database_is_read_as_it_is_or_says_it_needs_a_migration(
+    schema: int, db_path: Path
+) -> None:
+    """Schema 4 only added the turn leases, which a read-only storage never writes: from
+    schema 3 on, an old database is read without a migration."""
+    copy_old_database(schema, db_path)
+    before = files_under(db_path.parent)
     with without_write_permission(db_path, db_path.parent):
-        reader = SQLiteStorage(SQLiteConfig(path=db_path))
-        await reader.open()
-        try:
-            assert [m.text for m in await reader.get_messages("default", session.id)] == ["kept"]
-        finally:
-            await reader.close()
+        storage = SQLiteStorage(SQLiteConfig(path=db_path))
+        if schema < READABLE_FROM:
+            needs = f"schema version {schema} and needs a migration to {LATEST}.*read-only"
+            with pytest.raises(StorageUnavailable, match=needs):
+                await storage.open()
+        else:
+            await storage.open()
+            try:
+                assert await records_read_now(storage) == records_read_then(schema)
+            finally:
+                await storage.close()
+    assert files_under(db_path.parent) == before

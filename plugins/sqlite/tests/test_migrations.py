@@ -1,121 +1,102 @@
-"""A database written at an older schema version opens, migrates forward and keeps every row."""
+"""Databases that earlier releases wrote, kept as files (old_databases/, its README says which
+release wrote each): each opens, migrates forward once, reads back every record as the
+release that wrote it did, and takes every kind of write afterwards."""
 
 from __future__ import annotations
 
-import json
+import shutil
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
-from threadline import Message, MessageStatus, Role, SessionRecord, Text, Usage
-from threadline.plugin import dump_parts, dumps
+import pytest
+
+from threadline import (
+    DeletedCounts,
+    Message,
+    MessageStatus,
+    Role,
+    SessionQuery,
+    SessionRecord,
+    SessionStatus,
+    Text,
+    Usage,
+)
+from threadline.plugin import load_record
 from threadline_sqlite import SQLiteConfig
-from threadline_sqlite.schema import LATEST, MIGRATIONS
-from threadline_sqlite.storage import SESSION_COLUMNS, SQLiteStorage, _extra, _session_row, to_us
+from threadline_sqlite.schema import LATEST
+from threadline_sqlite.storage import SQLiteStorage
+
+OLD_DATABASES = Path(__file__).with_name("old_databases")
+SCHEMAS = sorted(int(path.stem.removeprefix("schema-")) for path in OLD_DATABASES.glob("schema-*.db"))
+TENANTS = ("default", "acme")
+Record = SessionRecord | Message
 
 
-def write_version_1_database(path: Path, sessions: int, messages_each: int) -> None:
-    """What threadline-sqlite 0.1 wrote: schema 1 and its rows, with sqlite3 alone."""
-    db = sqlite3.connect(path, isolation_level=None)
-    for statement in MIGRATIONS[0]:
-        db.execute(statement)
-    db.executescript("CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1);")
-    for index in range(sessions):
-        record = SessionRecord(id=f"s{index}", user_id=f"u{index % 3}", title=f"Chat {index}")
-        db.execute(
-            "INSERT INTO sessions (tenant, id, user_id, status, updated_us, version, message_count, "
-            "input_tokens, output_tokens, record) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
-            ("default", record.id, record.user_id, "active", to_us(record.updated_at), messages_each,
-             5 * messages_each, 7 * messages_each, dumps(record)),
-        )  # fmt: skip
-        for seq in range(1, messages_each + 1):
-            message = Message(record.id, seq, Role.USER if seq % 2 else Role.ASSISTANT, (Text(f"{index}/{seq}"),))
-            db.execute(
-                "INSERT INTO messages (tenant, session_id, seq, id, role, created_at, parts, status, "
-                "input_tokens, output_tokens, metadata) VALUES ('default', ?, ?, ?, ?, ?, ?, 'ok', 5, 7, ?)",
-                (record.id, seq, message.id, message.role.value, message.created_at.isoformat(),
-                 dump_parts(message.parts), json.dumps({"n": seq})),
-            )  # fmt: skip
-    db.close()
+def copy_old_database(schema: int, to: Path) -> Path:
+    """A copy of the database the release at ``schema`` wrote, at ``to``."""
+    to.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(OLD_DATABASES / f"schema-{schema}.db", to)
+    return to
 
 
-async def test_version_1_migrates_and_keeps_every_row(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    write_version_1_database(path, sessions=30, messages_each=12)
-    storage = SQLiteStorage(SQLiteConfig(path=path))
-    await storage.open()
-    try:
-        with sqlite3.connect(path) as db:
-            assert db.execute("SELECT version FROM schema_version").fetchone() == (LATEST,)
-        for index in range(30):
-            session = await storage.get_session("default", f"s{index}")
-            assert (session.title, session.message_count) == (f"Chat {index}", 12)
-            assert session.usage == Usage(60, 84, 0, None)
-            messages = await storage.get_messages("default", session.id)
-            assert [m.text for m in messages] == [f"{index}/{seq}" for seq in range(1, 13)]
-            assert messages[0].usage == Usage(5, 7, 0, None) and messages[0].metadata == {"n": 1}
-        # and the new columns work: appends with cached tokens and cost add up
-        extra = Message("s0", 13, Role.ASSISTANT, (Text("new"),), usage=Usage(1, 1, 1, 0.5))
-        await storage.append_messages("default", "s0", [extra])
-        assert (await storage.get_session("default", "s0")).usage == Usage(61, 85, 1, 0.5)
-    finally:
-        await storage.close()
+def records_read_then(schema: int) -> list[Record]:
+    """Every record of the old database, as the release that wrote it read it back."""
+    lines = (OLD_DATABASES / f"schema-{schema}.jsonl").read_text(encoding="utf-8").splitlines()
+    return [load_record(line) for line in lines]
 
 
-async def test_opening_twice_does_not_migrate_twice(tmp_path: Path) -> None:
-    path = tmp_path / "db"
-    for _ in range(2):
-        storage = SQLiteStorage(SQLiteConfig(path=path))
+async def records_read_now(storage: SQLiteStorage) -> list[Record]:
+    return [record for tenant in TENANTS async for record in storage.export_records(tenant)]
+
+
+def schema_of(path: Path) -> list[tuple[int]]:
+    with closing(sqlite3.connect(path)) as db:
+        return db.execute("SELECT version FROM schema_version").fetchall()
+
+
+def test_every_past_schema_has_a_database_written_by_its_release() -> None:
+    assert list(range(1, LATEST + 1)) == SCHEMAS, "a new schema version needs its file: see old_databases/README.md"
+
+
+@pytest.mark.parametrize("schema", SCHEMAS)
+async def test_an_old_database_migrates_and_reads_back_every_record(schema: int, db_path: Path) -> None:
+    copy_old_database(schema, db_path)
+    for _ in range(2):  # the second open finds nothing to migrate
+        storage = SQLiteStorage(SQLiteConfig(path=db_path, history_cache=0))
         await storage.open()
-        await storage.close()
-    with sqlite3.connect(path) as db:
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(LATEST,)]
+        try:
+            assert await records_read_now(storage) == records_read_then(schema)
+        finally:
+            await storage.close()
+        assert schema_of(db_path) == [(LATEST,)]
 
 
-def write_version_2_database(path: Path) -> list[Message]:
-    """What threadline-sqlite wrote at schema 2 (8 message columns, a WITHOUT ROWID table),
-    with one message of each kind a row can hold; returns them."""
-    session = SessionRecord(id="s2", title="Two")
-    messages = [
-        Message("s2", 1, Role.SYSTEM, (Text("be brief"),)),
-        Message("s2", 2, Role.USER, (Text("hi", provider_data={"anthropic": {"k": 1}}), Text("there"))),
-        Message("s2", 3, Role.ASSISTANT, (Text("cut"),), status=MessageStatus.INCOMPLETE, error="dropped"),
-        Message("s2", 4, Role.USER, (Text("again"),), status=MessageStatus.FAILED, error="rate limited"),
-        Message("s2", 5, Role.ASSISTANT, (Text("yes"),), usage=Usage(3, 4, 1, 0.25), provider="echo", model="m"),
-        Message("s2", 6, Role.TOOL, (Text("42"),), metadata={"tool": "calc"}),
-    ]
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA foreign_keys = ON")
-    for statement in MIGRATIONS[0] + MIGRATIONS[1]:
-        db.execute(statement)
-    db.executescript("CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (2);")
-    db.execute(
-        f"INSERT INTO sessions ({SESSION_COLUMNS}, messages_rev) VALUES ({', '.join('?' * 13)})",
-        (*_session_row(session), 7),
-    )
-    for m in messages:
-        plain = len(m.parts) == 1 and not m.parts[0].provider_data  # type: ignore[union-attr]
-        db.execute(
-            "INSERT INTO messages (tenant, session_id, seq, id, role, created_at, text, parts, status, extra) "
-            "VALUES ('default', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (m.session_id, m.seq, m.id, m.role.value, m.created_at.isoformat(), m.text if plain else None,
-             "" if plain else dump_parts(m.parts), m.status.value, _extra(m)),
-        )  # fmt: skip
-    db.close()
-    return messages
-
-
-async def test_version_2_migrates_every_kind_of_message(tmp_path: Path) -> None:
-    path = tmp_path / "two.db"
-    written = write_version_2_database(path)
-    storage = SQLiteStorage(SQLiteConfig(path=path, history_cache=0))
+@pytest.mark.parametrize("schema", SCHEMAS)
+async def test_a_migrated_database_takes_every_kind_of_write(schema: int, db_path: Path) -> None:
+    copy_old_database(schema, db_path)
+    before = {r.id: r for r in records_read_then(schema) if isinstance(r, SessionRecord)}
+    storage = SQLiteStorage(SQLiteConfig(path=db_path))
     await storage.open()
     try:
-        assert await storage.get_messages("default", "s2") == written
-        session = await storage.get_session("default", "s2")
-        assert (session.title, session.message_count, session.usage) == ("Two", 6, Usage(3, 4, 1, 0.25))
-        await storage.set_message_status("default", "s2", 3, "ok")
-        assert (await storage.get_messages("default", "s2", after_seq=2, last=1))[0].status == MessageStatus.OK
-        await storage.append_messages("default", "s2", [Message("s2", 7, Role.USER, (Text("after"),))])
-        assert [m.seq for m in await storage.get_messages("default", "s2")] == list(range(1, 8))
+        reply = Message("chat-1", 10, Role.ASSISTANT, (Text("Sunny."),), usage=Usage(2, 3, 1, 0.5))
+        await storage.append_messages("default", "chat-1", [reply])
+        await storage.set_message_status("default", "chat-1", 7, MessageStatus.OK)
+        session = await storage.get_session("default", "chat-1")
+        assert session.message_count == 10
+        assert session.usage == before["chat-1"].usage + Usage(2, 3, 1, 0.5)
+        last_two = await storage.get_messages("default", "chat-1", after_seq=6, last=2)
+        assert [(m.seq, m.text) for m in last_two] == [(9, ""), (10, "Sunny.")]
+        assert (await storage.get_messages("default", "chat-1", after_seq=6, last=4))[0].status == MessageStatus.OK
+
+        newest_first = await storage.list_sessions(SessionQuery(tenant="default"))
+        assert newest_first.items[0].id == "chat-1"
+        assert {s.id for s in newest_first.items} == {r.id for r in before.values() if r.tenant == "default"}
+        archived = await storage.list_sessions(SessionQuery(tenant="default", status=SessionStatus.ARCHIVED))
+        assert [s.id for s in archived.items] == ["old one"]
+
+        assert await storage.take_turn("default", "s3", "a later process", 5.0)  # an old lease has run out
+        assert await storage.delete_user("acme", "ada") == DeletedCounts(sessions=1, messages=2)
+        assert await records_read_now(storage) != records_read_then(schema)
     finally:
         await storage.close()
