@@ -61,6 +61,7 @@ def test_dollar_dollar_is_a_literal_dollar(tmp_path: Path) -> None:
         ("[providers.nope]\n", "providers.nope: no providers plugin named 'nope'; installed: echo"),
         ("[defaults]\nprovider = 'gpt'\n", "defaults.provider: no provider plugin named 'gpt'; installed: echo"),
         ("[defaults]\nmax_tool_steps = 0\n", "defaults: 'max_tool_steps' must be >= 1: 0"),
+        ("[defaults]\ntenant = ''\n", "defaults: tenant must be a non-empty name, or left out for its default"),
         ("[middleware]\nchain = ['pii']\n", "middleware.pii: no middleware plugin named 'pii'; installed: none"),
         ("[middleware]\nchain = 'pii'\n", "middleware.chain"),
         ("[providers.echo]\napi_key = '${NO_SUCH_VAR_XYZ}'\n", "NO_SUCH_VAR_XYZ is not set"),

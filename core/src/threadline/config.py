@@ -49,6 +49,12 @@ def finite(_instance: Any, attribute: attrs.Attribute[Any], value: float | None)
         raise ValueError(f"{attribute.name} must be a finite number, got {value}")
 
 
+def named(_instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    """An attrs validator: a name setting must not be empty."""
+    if not value:
+        raise ValueError(f"{attribute.name} must be a non-empty name, or left out for its default")
+
+
 @frozen
 class StorageSection:
     """``[storage]``: ``backend`` names the storage plugin; the other keys are its settings."""
@@ -85,7 +91,7 @@ class Defaults:
 
     provider: str | None = None
     model: str | None = None
-    tenant: str = "default"
+    tenant: str = field(default="default", validator=named)
     max_tool_steps: int = field(default=10, validator=attrs.validators.ge(1))
     #: seconds a turn waits for another process's turn on the same session to end
     turn_wait: float = field(default=60.0, validator=[attrs.validators.ge(0), finite])
