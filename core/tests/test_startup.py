@@ -14,7 +14,7 @@ import threadline.plugin
 
 HEAVY = [
     "openai", "anthropic", "google.genai", "httpx", "httpx2", "pydantic",
-    "aiosqlite", "sqlite3", "redis", "asyncpg", "psycopg",
+    "aiosqlite", "sqlite3", "redis", "asyncpg", "psycopg", "prompt_toolkit",
 ]  # fmt: skip
 SESSION_MACHINERY = ["asyncio", "cattrs", "threadline.model", "threadline.manager", "threadline.session"]
 

@@ -1,7 +1,8 @@
 """The ``threadline`` command: chat, manage sessions, inspect plugins and config.
 
 ``threadline --help`` and ``threadline plugins`` import click, pluggy and the plugins' entry
-modules only; a command imports the session machinery (asyncio, the data model) when it runs.
+modules only; a command imports the session machinery (asyncio, the data model) when it runs,
+and ``chat`` its terminal loop (:mod:`threadline.chat`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from threadline.plugins import PluginManager, get_plugin_manager
 if TYPE_CHECKING:
     from threadline.manager import SessionManager
     from threadline.model import Message, SessionRecord
-    from threadline.session import Session
 
 T = TypeVar("T")
 
@@ -82,6 +82,9 @@ class _Group(click.Group):
             raise click.ClickException(str(exc)) from None
         except BrokenPipeError:
             raise  # the reader went away (`| head`): click ends quietly, exit 1
+        except KeyboardInterrupt:  # click would say "Aborted!" and exit 1
+            click.echo("\ninterrupted", err=True)
+            raise click.exceptions.Exit(130) from None
         except OSError as exc:
             raise click.ClickException(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)) from None
 
@@ -182,70 +185,27 @@ async def chat(
 ) -> None:
     """Chat in the terminal; the reply streams as it arrives.
 
-    Type /history to see the conversation, /new to start another, /quit to stop.
-    Reads lines from standard input when it is not a terminal, for scripting.
+    \b
+    Enter sends; Esc then Enter starts a new line, and a paste arrives as one message.
+    Up and Down recall what you typed, in this run or earlier ones
+    (kept in $XDG_DATA_HOME/threadline/chat_history, ~/.local/share/threadline/ by default).
+    Ctrl-C stops a reply (what arrived is kept, marked incomplete) or clears the line.
+    Type /history to see the conversation, /new to start another, /quit (or Ctrl-D) to stop.
+
+    A new session is stored when the first message is sent. A reply that fails prints one
+    error line and the chat goes on. When standard input or output is not a terminal, each
+    input line is a message (for scripts), and the exit status is 1 if any message got no reply.
     """
-    import asyncio
+    from threadline.chat import run_chat
 
-    interactive = sys.stdin.isatty()
-
-    async def new_session() -> Session:
-        return await manager.create_session(
-            template=template, provider=provider, model=model, system_prompt=system_prompt
-        )
-
-    session = await manager.get_session(session_id) if session_id else await new_session()
-    _announce(session)
-    while True:
-        if interactive:
-            click.echo("you> ", nl=False)
-        line = await asyncio.to_thread(sys.stdin.buffer.readline)  # bytes: whatever the locale says
-        if not line:
-            break
-        try:
-            text = line.decode("utf-8").strip()
-        except UnicodeDecodeError:
-            click.echo("error: that line is not valid UTF-8 text; nothing was sent", err=True)
-            continue
-        if not text:
-            continue
-        if text in ("/quit", "/exit"):
-            break
-        if text == "/new":
-            session = await new_session()
-            _announce(session)
-        elif text == "/history":
-            for message in await session.history():
-                click.echo(_format_message(message))
-        elif text.startswith("/"):
-            click.echo("commands: /history, /new, /quit", err=True)
-        else:
-            await _stream_reply(session, text, provider=provider, model=model, interactive=interactive)
-
-
-def _announce(session: Session) -> None:
-    record = session.record
-    click.echo(
-        f"session {record.id} ({record.provider}{'/' + record.model if record.model else ''}); "
-        f"resume with: threadline chat --session {record.id}",
-        err=True,
+    await run_chat(
+        manager,
+        session_id=session_id,
+        template=template,
+        provider=provider,
+        model=model,
+        system_prompt=system_prompt,
     )
-
-
-async def _stream_reply(
-    session: Session, text: str, *, provider: str | None, model: str | None, interactive: bool
-) -> None:
-    from threadline.model import Done, TextDelta, ToolCallDelta
-
-    if interactive:
-        click.echo("assistant> ", nl=False)
-    async for event in session.stream(text, provider=provider, model=model):
-        if isinstance(event, TextDelta):
-            click.echo(event.text, nl=False)
-        elif isinstance(event, ToolCallDelta) and event.name:
-            click.echo(f"[calling {event.name}]", nl=False)
-        elif isinstance(event, Done):
-            click.echo()
 
 
 # ---------------------------------------------------------------------------
@@ -315,10 +275,10 @@ async def show(manager: SessionManager, session_id: str, as_json: bool) -> None:
         return
     click.echo(_format_summary(session.record))
     for message in messages:
-        click.echo(_format_message(message))
+        click.echo(format_message(message))
 
 
-def _format_message(message: Message) -> str:
+def format_message(message: Message) -> str:
     from threadline.model import ToolCall, ToolResult
 
     pieces = []

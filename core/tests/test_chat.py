@@ -1,0 +1,208 @@
+"""`threadline chat`, driven as a user drives it: keys typed into a pseudo-terminal, or lines
+through a pipe. The chat runs on the echo provider, with memory storage; `/history` shows what
+was stored."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pexpect
+import pytest
+
+PROMPT = "you>"
+CTRL_D = "\x04"
+LEFT, UP = "\x1b[D", "\x1b[A"
+ESC_ENTER = "\x1b\r"
+PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
+
+# the CLI, counting the sessions it stores (memory storage keeps nothing to look at afterwards)
+COUNTING_SESSIONS = """
+import atexit, sys
+import threadline.builtins.memory as memory
+from threadline.cli import main
+
+stored = []
+create_session = memory.MemoryStorage.create_session
+
+async def counted(self, record):
+    stored.append(record.id)
+    return await create_session(self, record)
+
+memory.MemoryStorage.create_session = counted
+atexit.register(lambda: print(f"sessions stored: {len(stored)}", file=sys.stderr))
+main(sys.argv[1:])
+"""
+THREADLINE = ["-m", "threadline"]
+COUNTING = ["-c", COUNTING_SESSIONS]
+
+
+def write_config(path: Path, echo: str = "") -> Path:
+    path.write_text(f'[defaults]\nprovider = "echo"\n[storage]\nbackend = "memory"\n[providers.echo]\n{echo}\n')
+    return path
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    return write_config(tmp_path / "threadline.toml")
+
+
+@pytest.fixture
+def slow_config(tmp_path: Path) -> Path:
+    """Replies that take half a minute: one character every half second."""
+    return write_config(tmp_path / "threadline.toml", "chunk_size = 1\nchunk_delay = 0.5")
+
+
+Terminal = Callable[..., pexpect.spawn]
+
+
+@pytest.fixture
+def terminal() -> Iterator[Terminal]:
+    """Start `threadline chat` in a pseudo-terminal and wait for its first prompt."""
+    children: list[pexpect.spawn] = []
+
+    def start(config: Path, program: list[str] = THREADLINE) -> pexpect.spawn:
+        env = {**os.environ, "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1"}  # no reply to a cursor query
+        child = pexpect.spawn(
+            sys.executable,
+            [*program, "--config", str(config), "chat"],
+            env=env,
+            encoding="utf-8",
+            codec_errors="replace",
+            timeout=30,
+            dimensions=(24, 200),
+        )
+        children.append(child)
+        child.expect_exact(PROMPT)
+        return child
+
+    yield start
+    for child in children:
+        child.close(force=True)
+
+
+def leave(child: pexpect.spawn) -> str:
+    """Press Ctrl-D at the prompt; what the chat printed until it ended, and its exit status."""
+    child.send(CTRL_D)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    return str(child.before)
+
+
+def history(child: pexpect.spawn, *lines: str) -> None:
+    child.send("/history\r")
+    for line in lines:
+        child.expect_exact(line)
+    child.expect_exact(PROMPT)
+
+
+def test_ctrl_c_during_a_reply_stops_it_keeps_it_incomplete_and_returns_to_the_prompt(
+    terminal: Terminal, slow_config: Path
+) -> None:
+    chat = terminal(slow_config)
+    chat.send("a reply that takes long enough to be interrupted in the middle\r")
+    chat.expect_exact("assistant> a")
+    chat.sendintr()
+    chat.expect_exact("(reply stopped)")
+    chat.expect_exact(PROMPT)
+    history(chat, "   1 user: a reply that takes", "   2 assistant (incomplete: cancelled): a")
+    leave(chat)
+
+
+def test_ctrl_c_at_the_prompt_clears_the_line_and_the_chat_goes_on(terminal: Terminal, config: Path) -> None:
+    chat = terminal(config)
+    chat.send("abc")
+    chat.sendintr()
+    chat.send("hello\r")
+    chat.expect_exact("assistant> hello\r\n")
+    history(chat, "   1 user: hello\r\n")
+    leave(chat)
+
+
+def test_ctrl_d_leaves_at_once_and_stores_no_session(terminal: Terminal, config: Path) -> None:
+    assert "sessions stored: 0" in leave(terminal(config, COUNTING))
+
+
+def test_arrow_keys_edit_the_line_and_the_edited_text_is_sent(terminal: Terminal, config: Path) -> None:
+    chat = terminal(config)
+    chat.send(f"abc{LEFT}{LEFT}X\r")
+    chat.expect_exact("assistant> aXbc\r\n")
+    history(chat, "   1 user: aXbc\r\n")
+    leave(chat)
+
+
+def test_up_arrow_recalls_a_message_from_an_earlier_run(terminal: Terminal, config: Path) -> None:
+    first = terminal(config)
+    first.send("remember me\r")
+    first.expect_exact("assistant> remember me\r\n")
+    first.expect_exact(PROMPT)
+    leave(first)
+    second = terminal(config)
+    second.send(f"{UP}\r")
+    second.expect_exact("assistant> remember me\r\n")
+    leave(second)
+
+
+def test_a_paste_and_esc_enter_make_multi_line_messages(terminal: Terminal, config: Path) -> None:
+    chat = terminal(config)
+    chat.send(f"{PASTE_START}one\ntwo{PASTE_END}\r")
+    chat.expect_exact("assistant> one\r\ntwo\r\n")
+    chat.expect_exact(PROMPT)
+    chat.send(f"three{ESC_ENTER}four\r")
+    chat.expect_exact("assistant> three\r\nfour\r\n")
+    chat.expect_exact(PROMPT)
+    history(chat, "   1 user: one\r\ntwo\r\n", "   3 user: three\r\nfour\r\n", "   4 assistant: three\r\nfour\r\n")
+    leave(chat)
+
+
+def test_a_provider_error_is_one_line_and_the_next_piped_line_is_answered(tmp_path: Path) -> None:
+    replies = 'replies = [{ error = "rate_limited", retry_after = 2 }, { text = "fine" }]'
+    config = write_config(tmp_path / "threadline.toml", replies)
+    run = subprocess.run(
+        [sys.executable, *THREADLINE, "--config", str(config), "chat"],
+        input="first\nsecond\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.stdout == "fine\n"
+    assert "Traceback" not in run.stderr
+    errors = [line for line in run.stderr.splitlines() if "rate_limited" in line]
+    assert errors == ["error: echo: scripted rate_limited error (retry after 2 s)"]
+    assert run.returncode == 1 and "Error: 1 message got no reply" in run.stderr
+
+
+def test_a_piped_chat_that_sends_nothing_stores_no_session(config: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, *COUNTING, "--config", str(config), "chat"],
+        input="/history\n/new\n/quit\nnever sent\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "sessions stored: 0" in run.stderr and "resume with" not in run.stderr
+
+
+def test_ctrl_c_while_a_piped_chat_waits_for_a_line_exits_130(config: Path) -> None:
+    chat = subprocess.Popen(
+        [sys.executable, *THREADLINE, "--config", str(config), "chat"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert chat.stderr is not None
+        assert "nothing will persist" in chat.stderr.readline()  # the chat has begun
+        chat.send_signal(signal.SIGINT)
+        assert chat.wait(timeout=60) == 130
+        assert chat.stderr.read().strip() == "interrupted"
+    finally:
+        chat.kill()
+        chat.communicate()
