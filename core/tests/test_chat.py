@@ -4,6 +4,7 @@ was stored."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -13,6 +14,9 @@ from pathlib import Path
 
 import pexpect
 import pytest
+
+from threadline import Config, Message, SessionArchived, SessionManager, hookimpl
+from threadline.builtins.memory import MemoryStorage
 
 PROMPT = "you>"
 CTRL_D = "\x04"
@@ -186,7 +190,7 @@ def test_a_piped_chat_that_sends_nothing_stores_no_session(config: Path) -> None
         timeout=60,
     )
     assert run.returncode == 0, run.stderr
-    assert "sessions stored: 0" in run.stderr and "resume with" not in run.stderr
+    assert "sessions stored: 0" in run.stderr and "not kept" not in run.stderr
 
 
 def test_ctrl_c_while_a_piped_chat_waits_for_a_line_exits_130(config: Path) -> None:
@@ -199,10 +203,53 @@ def test_ctrl_c_while_a_piped_chat_waits_for_a_line_exits_130(config: Path) -> N
     )
     try:
         assert chat.stderr is not None
-        assert "nothing will persist" in chat.stderr.readline()  # the chat has begun
+        assert chat.stderr.readline() == f"config: {config} (given by --config)\n"  # the chat has begun
         chat.send_signal(signal.SIGINT)
         assert chat.wait(timeout=60) == 130
         assert chat.stderr.read().strip() == "interrupted"
     finally:
         chat.kill()
         chat.communicate()
+
+
+async def test_an_archived_session_refuses_a_message_and_stores_nothing(manager: SessionManager) -> None:
+    """What a chat resumed on an archived session meets at its first message (the CLI refuses
+    to resume one at all); the same for every storage, as the turn engine refuses it."""
+    session = await manager.create_session()
+    await session.send("before")
+    await session.archive()
+    with pytest.raises(SessionArchived, match=r"is archived and takes no new messages; .*fork it"):
+        await session.send("after")
+    with pytest.raises(SessionArchived):
+        async for _ in session.stream("after"):
+            pass
+    other = await manager.get_session(session.id)
+    with pytest.raises(SessionArchived) as refused:
+        await other.send("after")
+    assert (refused.value.session_id, refused.value.tenant) == (session.id, "default")
+    assert [m.text for m in await other.history()] == ["before", "before"]
+    fork = await session.fork()  # the way to go on
+    assert (await fork.send("after")).text == "after"
+
+
+async def test_a_message_queued_behind_the_archiving_is_refused() -> None:
+    """A send that was waiting for the turn before it while the session was archived."""
+    started = asyncio.Event()
+
+    class Listener:
+        @hookimpl
+        def threadline_message_appended(self, message: Message) -> None:
+            started.set()  # the first turn has stored its message: it holds the session's turn
+
+    config = Config.from_dict({"defaults": {"provider": "echo"}, "providers": {"echo": {"latency": 0.2}}})
+    async with SessionManager(config, storage=MemoryStorage(), plugins=[Listener()]) as manager:
+        session = await manager.create_session()
+        first = asyncio.create_task(session.send("first"))
+        await started.wait()
+        archiving = asyncio.create_task(session.archive())
+        await asyncio.sleep(0)  # waits for the first turn to end, ahead of the next send
+        with pytest.raises(SessionArchived):
+            await session.send("queued")
+        assert (await first).text == "first"
+        await archiving
+        assert [m.text for m in await session.history()] == ["first", "first"]

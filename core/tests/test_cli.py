@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
 
 
+def home() -> Path:
+    """The test's own home folder (conftest.py points XDG_CONFIG_HOME into it): commands run
+    there, so no threadline.toml in the folder the tests were started from is found."""
+    return Path(os.environ["XDG_CONFIG_HOME"]).parent
+
+
 def threadline(*args: str, stdin: str = "", config: Path | None = None) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "threadline", *(["--config", str(config)] if config else []), *args]
-    return subprocess.run(command, input=stdin, capture_output=True, text=True, env=os.environ, timeout=60)
+    return run(command, stdin=stdin)
+
+
+def run(command: list[str], *, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, input=stdin, capture_output=True, text=True, env=os.environ, cwd=home(), timeout=60)
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:
@@ -38,14 +51,39 @@ def test_chat_reads_piped_lines_and_streams_replies(config: Path) -> None:
     result = threadline("chat", stdin="hello there\n/history\nbye now\n/quit\nnever sent\n", config=config)
     lines = ok(result).splitlines()
     assert lines == ["hello there", "   1 user: hello there", "   2 assistant: hello there", "bye now"]
-    assert "resume with: threadline chat --session" in result.stderr
-    assert "nothing will persist" in result.stderr
+    assert re.search(r"^session \w+ \(echo\); not kept: storage is memory", result.stderr, re.MULTILINE)
 
 
 def test_chat_new_starts_another_session(config: Path) -> None:
     result = threadline("chat", stdin="one\n/new\ntwo\n/history\n", config=config)
     assert ok(result).splitlines()[-2:] == ["   1 user: two", "   2 assistant: two"]
-    assert result.stderr.count("resume with") == 2
+    assert result.stderr.count("not kept: storage is memory") == 2
+
+
+def test_a_memory_chat_offers_no_resume_command_that_cannot_work(config: Path) -> None:
+    result = threadline("chat", stdin="hello\n", config=config)
+    assert ok(result) == "hello\n"
+    assert "not kept: storage is memory, so it ends with this chat" in result.stderr
+    assert "resume with" not in result.stderr and "--session" not in result.stderr
+
+
+def test_memory_chosen_in_the_config_gets_no_notice(config: Path) -> None:
+    for args in (("chat",), ("sessions", "list"), ("sessions", "export")):
+        assert "nothing will persist" not in threadline(*args, stdin="hi\n", config=config).stderr
+
+
+SQLITE_INSTALLED = any(ep.name == "sqlite" for ep in entry_points(group="threadline"))
+
+
+@pytest.mark.usefixtures("only_builtins")
+def test_memory_as_a_fallback_says_why_and_what_to_do() -> None:
+    notice = threadline("sessions", "list").stderr
+    if SQLITE_INSTALLED:  # installed beside the kernel, but THREADLINE_PLUGINS leaves it out
+        assert "nothing will persist: threadline-sqlite is installed but disabled: THREADLINE_PLUGINS" in notice
+        assert "install threadline-sqlite" not in notice
+    else:
+        assert "nothing will persist: install threadline-sqlite, or set [storage] backend in " in notice
+    assert notice.count("nothing will persist") == 1
 
 
 def test_the_default_config_is_created_on_first_run() -> None:
@@ -75,6 +113,41 @@ def test_sessions_commands_on_a_memory_store_report_not_found() -> None:
     assert "no sessions" in threadline("sessions", "list").stderr
 
 
+@pytest.mark.parametrize("args", [("sessions", "show", "abc"), ("chat", "--session", "abc")])
+def test_an_unknown_session_names_the_storage_and_the_command_that_lists_sessions(
+    config: Path, args: tuple[str, ...]
+) -> None:
+    error = user_error(threadline(*args, stdin="hi\n", config=config))
+    assert "no session 'abc' in tenant 'default' of the memory storage, which starts empty in every run" in error
+    listing = re.search(r"`([^`]*)` lists the sessions there", error)
+    assert listing is not None, error
+    command = shlex.split(listing.group(1))
+    assert command[-4:] == ["--config", str(config), "sessions", "list"]
+    assert "no sessions" in run(command).stderr  # the command runs as printed
+
+
+CONSOLE_SCRIPT = Path(os.path.abspath(sys.executable)).with_name("threadline")
+
+
+@pytest.mark.skipif(not CONSOLE_SCRIPT.exists(), reason="no threadline console script beside this Python")
+def test_a_suggested_command_names_the_console_script_that_ran(config: Path) -> None:
+    """Run as `.venv/bin/threadline` with that folder not on PATH (as `python tasks.py chat`
+    does), a command it suggests starts with the script's path: `threadline` would not be found."""
+    error = user_error(run([str(CONSOLE_SCRIPT), "--config", str(config), "sessions", "show", "abc"]))
+    listing = re.search(r"`([^`]*)` lists the sessions there", error)
+    assert listing is not None, error
+    assert shlex.split(listing.group(1)) == [str(CONSOLE_SCRIPT), "--config", str(config), "sessions", "list"]
+
+
+@pytest.mark.parametrize("args", [("chat", "--session", ""), ("sessions", "show", ""), ("sessions", "archive", " ")])
+def test_an_empty_session_id_is_a_usage_error(config: Path, args: tuple[str, ...]) -> None:
+    result = threadline(*args, stdin="hi\n", config=config)
+    assert result.returncode == 2 and result.stdout == "", result.stderr
+    assert "a session id cannot be empty; `threadline sessions list` shows them" in result.stderr
+    if args[0] == "chat":
+        assert "or leave --session out to start a new session" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -100,7 +173,7 @@ def test_a_bad_import_line_is_named(tmp_path: Path) -> None:
 @pytest.mark.usefixtures("only_builtins")
 def test_config_check_reports_what_it_assembled(config: Path) -> None:
     out = ok(threadline("config", "check", config=config))
-    assert f"ok: {config}" in out and "storage: memory" in out and "providers: echo" in out
+    assert f"ok: {config} (given by --config)" in out and "storage: memory" in out and "providers: echo" in out
 
 
 def test_config_check_names_the_bad_key(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         ProviderError,
         ProviderUnavailable,
         RateLimited,
+        SessionArchived,
         SessionNotFound,
         StorageConflict,
         StorageError,
@@ -71,7 +72,7 @@ _MODULES = {
     "threadline.contracts": "Provider Storage make_cursor read_cursor",
     "threadline.errors": (
         "AuthenticationError BadCursor BadRequest ConfigError ContextTooLong DataFormatError "
-        "PluginError ProviderError ProviderUnavailable RateLimited SessionNotFound "
+        "PluginError ProviderError ProviderUnavailable RateLimited SessionArchived SessionNotFound "
         "StorageConflict StorageError StorageUnavailable ThreadlineError ToolError"
     ),
     "threadline.hookspecs": "hookimpl",
@@ -117,7 +118,7 @@ __all__ = [
     "ConfigError", "ContextTooLong", "DataFormatError", "Defaults", "DeletedCounts", "Done", "Event", "File", "Image",
     "Message", "MessageStatus", "Middleware", "MiddlewareSection", "NoConfig", "Part", "PluginError",
     "PluginManager", "PluginsSection", "Provider", "ProviderError", "ProviderUnavailable", "RateLimited",
-    "Request", "Response", "Role", "Session", "SessionManager", "SessionNotFound", "SessionPage",
+    "Request", "Response", "Role", "Session", "SessionArchived", "SessionManager", "SessionNotFound", "SessionPage",
     "SessionQuery", "SessionRecord", "SessionStatus", "Storage", "StorageConflict", "StorageError",
     "StorageSection", "StorageUnavailable", "StreamAssembler", "Template", "Text", "TextDelta",
     "ThreadlineError", "Tool", "ToolCall", "ToolCallDelta", "ToolError", "ToolResult", "ToolSpec", "Usage",

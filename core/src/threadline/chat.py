@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import functools
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -24,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from threadline.cli import format_message
+from threadline.cli import format_message, provider_model
 from threadline.config import user_data_dir
-from threadline.errors import RateLimited, ThreadlineError
-from threadline.model import Event, TextDelta, ToolCallDelta
+from threadline.errors import RateLimited, SessionArchived, ThreadlineError
+from threadline.model import Event, SessionStatus, TextDelta, ToolCallDelta
 
 if TYPE_CHECKING:
     from prompt_toolkit import PromptSession
@@ -53,21 +54,30 @@ async def run_chat(
     provider: str | None = None,
     model: str | None = None,
     system_prompt: str | None = None,
+    command: Callable[..., str] = lambda *args: shlex.join(["threadline", *args]),
 ) -> None:
-    """Chat until the user leaves. ``session_id`` resumes that session; otherwise the first
-    message sent creates one from ``template``, ``provider``, ``model`` and ``system_prompt``.
-    ``provider`` and ``model`` apply to every reply. Input that is not a terminal and had a
-    message fail ends in a :class:`click.ClickException` (exit status 1) once it is all read."""
+    """Chat until the user leaves. ``session_id`` resumes that session (an archived one is
+    refused: :class:`~threadline.SessionArchived`); otherwise the first message sent creates
+    one from ``template``, ``provider``, ``model`` and ``system_prompt``. ``provider`` and
+    ``model`` apply to every reply; their settings (``${VAR}`` included) are checked first.
+    ``command(*args)`` is the shell command that runs ``threadline *args`` (for the resume
+    hint). Input that is not a terminal and had a message fail ends in a
+    :class:`click.ClickException` (exit status 1) once it is all read."""
     start = functools.partial(
         manager.create_session, template=template, provider=provider, model=model, system_prompt=system_prompt
     )
+    hint = functools.partial(announce, command=command, kept=manager.storage_backend != "memory")
     if session_id is None:
         _check_new_session_options(manager, template, provider)
-        conversation = Conversation(None, start)
+        conversation = Conversation(None, start, hint)
     else:
         session = await manager.get_session(session_id)
-        announce(session)
-        conversation = Conversation(session, start)
+        record = session.record
+        if record.status is SessionStatus.ARCHIVED:
+            raise SessionArchived(record.id, record.tenant)
+        _check_settings(manager, provider or record.provider)
+        hint(session)
+        conversation = Conversation(session, start, hint)
     terminal = sys.stdin.isatty() and sys.stdout.isatty()
     failed = await _converse(conversation, TerminalInput() if terminal else PipedInput(), provider, model, terminal)
     if failed and not terminal:
@@ -75,22 +85,36 @@ async def run_chat(
 
 
 def _check_new_session_options(manager: SessionManager, template: str | None, provider: str | None) -> None:
-    """A template or provider that does not exist fails now, not at the first message."""
-    manager._template(template)
+    """A template or provider that does not exist, or whose settings need an environment
+    variable that is not set, fails now, not at the first message."""
     manager._check_provider(provider, "provider")
+    _check_settings(manager, provider or manager._template(template).provider or manager.default_provider)
+
+
+def _check_settings(manager: SessionManager, provider: str) -> None:
+    """The provider's settings can be resolved: an environment variable its table names and
+    that is not set is an error before the chat begins, not at its first message."""
+    if provider in manager.registry.providers:
+        manager._provider_settings(provider)
 
 
 class Conversation:
     """The session the chat talks in: the one resumed, else one made with the first message sent."""
 
-    def __init__(self, session: Session | None, start: Callable[[], Awaitable[Session]]) -> None:
+    def __init__(
+        self,
+        session: Session | None,
+        start: Callable[[], Awaitable[Session]],
+        announce: Callable[[Session], None] = lambda _: None,
+    ) -> None:
         self.current = session
         self._start = start
+        self._announce = announce
 
     async def session(self) -> Session:
         if self.current is None:
             self.current = await self._start()
-            announce(self.current)
+            self._announce(self.current)
         return self.current
 
     def start_another(self) -> None:
@@ -98,13 +122,16 @@ class Conversation:
         self.current = None
 
 
-def announce(session: Session) -> None:
+def announce(session: Session, *, command: Callable[..., str], kept: bool = True) -> None:
+    """Say which session the chat talks in and the command that resumes it, as ``command``
+    (see :func:`run_chat`) writes it; where the storage keeps nothing (``kept=False``), that
+    the session ends with the chat."""
     record = session.record
-    click.echo(
-        f"session {record.id} ({record.provider}{'/' + record.model if record.model else ''}); "
-        f"resume with: threadline chat --session {record.id}",
-        err=True,
-    )
+    if kept:
+        after = f"resume with: {command('chat', '--session', record.id)}"
+    else:
+        after = "not kept: storage is memory, so it ends with this chat"
+    click.echo(f"session {record.id} ({provider_model(record)}); {after}", err=True)
 
 
 async def _converse(

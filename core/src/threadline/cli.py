@@ -8,8 +8,11 @@ and ``chat`` its terminal loop (:mod:`threadline.chat`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
+import shlex
+import shutil
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -18,7 +21,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import click
 
 from threadline.config import Config, read_disabled_plugins
-from threadline.errors import ThreadlineError
+from threadline.errors import SessionNotFound, ThreadlineError
 from threadline.plugins import PluginManager, get_plugin_manager
 
 if TYPE_CHECKING:
@@ -68,8 +71,76 @@ def _is_utf8(text: str) -> bool:
 TEXT = _Text()
 
 
+class _SessionId(_Text):
+    """A session id: text that is not empty (an empty one would match no session, or look
+    like none was given)."""
+
+    def __init__(self, alternative: str = "") -> None:
+        self.alternative = alternative
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = super().convert(value, param, ctx)
+        if not text.strip():
+            self.fail(
+                f"a session id cannot be empty; `threadline sessions list` shows them{self.alternative}", param, ctx
+            )
+        return text
+
+
+SESSION_ID = _SessionId()
+
+#: the config file looked for in the working directory, before the user's
+LOCAL_CONFIG = "threadline.toml"
+#: why a config file is the one in use, by where it was found
+_SOURCES = {
+    "option": "given by --config",
+    "env": "given by THREADLINE_CONFIG",
+    "cwd": "threadline.toml in the working directory",
+    "user": "the user config file",
+}
+
+
 def default_config_path() -> Path:
+    """The user's config file, which the CLI writes on first run when no other is found."""
     return Path(click.get_app_dir("threadline")) / "threadline.toml"
+
+
+def find_config(config_path: str | None, source: str = "option") -> tuple[Path, str]:
+    """The config file the CLI uses and where it was found: ``config_path`` (from ``--config``,
+    or ``THREADLINE_CONFIG`` with ``source="env"``) when given, else ``./threadline.toml`` when
+    there is one, else the user's config file. The path is absolute."""
+    if config_path:
+        return Path(os.path.abspath(os.path.expanduser(config_path))), source
+    with contextlib.suppress(OSError):  # a working directory that was removed has no config
+        local = Path.cwd() / LOCAL_CONFIG
+        if local.is_file():
+            return local, "cwd"
+    return default_config_path(), "user"
+
+
+def program() -> list[str]:
+    """This run's program as a shell can start it again: ``threadline`` when that name on
+    PATH is the script that runs, else the script's absolute path; ``python -m threadline``
+    (the interpreter's full path unless it is the one on PATH) when run that way."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name in ("threadline", "threadline.__main__"):
+        return [_on_path(sys.executable) or "python", "-m", "threadline"]
+    script = sys.argv[0] if sys.argv else ""
+    if not script or script.startswith("-") or not os.path.isfile(script):  # python -c, or embedded
+        return ["threadline"]
+    if os.access(script, os.X_OK):
+        return [_on_path(script)]
+    return [_on_path(sys.executable) or "python", os.path.abspath(script)]
+
+
+def _on_path(path: str) -> str:
+    """``path``'s file name when PATH finds this very file by it, else ``path`` made absolute."""
+    if not path:
+        return path
+    name, absolute = os.path.basename(path), os.path.abspath(path)
+    found = shutil.which(name)
+    return name if found is not None and os.path.abspath(found) == absolute else absolute
 
 
 class _Group(click.Group):
@@ -90,16 +161,26 @@ class _Group(click.Group):
 
 
 class _State:
-    """What every command of one ``threadline`` run shares: the config file and the one
-    plugin manager built from it (``[plugins] disable`` and ``THREADLINE_PLUGINS`` applied)."""
+    """What every command of one ``threadline`` run shares: the config file (see
+    :func:`find_config`) and the one plugin manager built from it (``[plugins] disable`` and
+    ``THREADLINE_PLUGINS`` applied)."""
 
-    def __init__(self, config_path: str | None) -> None:
-        self.explicit = config_path is not None
-        self.config_path = Path(config_path) if config_path else default_config_path()
+    def __init__(self, config_path: str | None, source: str = "option") -> None:
+        self.config_path, self.source = find_config(config_path, source)
         self._plugin_manager: PluginManager | None = None
 
+    def describe(self) -> str:
+        """The config file in use and why it is that one."""
+        return f"{self.config_path} ({_SOURCES[self.source]})"
+
+    def command(self, *args: str) -> str:
+        """A ``threadline`` command line that runs ``args`` as this run would: the same program,
+        and ``--config`` with this run's file unless it is the user's (found anywhere)."""
+        config = [] if self.source == "user" else ["--config", str(self.config_path)]
+        return shlex.join([*program(), *config, *args])
+
     def config(self) -> Config:
-        if not self.config_path.exists() and not self.explicit:
+        if self.source == "user" and not self.config_path.exists():
             self.config_path.parent.mkdir(parents=True, exist_ok=True)
             self.config_path.write_text(DEFAULT_CONFIG, encoding="utf-8")
             click.echo(f"created a default config at {self.config_path}", err=True)
@@ -111,30 +192,72 @@ class _State:
             self._plugin_manager = get_plugin_manager(disable=disable)
         return self._plugin_manager
 
-    def manager(self, *, notice: bool = True) -> SessionManager:
+    def manager(self, *, notice: bool = True, start_line: bool = False) -> SessionManager:
+        """The ``SessionManager`` the config assembles (not open yet). ``start_line`` first says
+        which config file is in use; ``notice`` says when storage fell back to memory."""
         from threadline.manager import SessionManager
 
-        manager = SessionManager(self.config(), plugin_manager=self.plugin_manager())
-        if notice and manager.storage_backend == "memory":
-            click.echo(
-                "note: storage is memory, nothing will persist "
-                "(install threadline-sqlite, or set [storage] backend in the config)",
-                err=True,
-            )
+        config = self.config()
+        if start_line:
+            click.echo(f"config: {self.describe()}", err=True)
+        manager = SessionManager(config, plugin_manager=self.plugin_manager())
+        if notice and config.storage.backend is None and manager.storage_backend == "memory":
+            click.echo(f"note: storage is memory, nothing will persist: {self._no_storage(manager)}", err=True)
         return manager
+
+    def _no_storage(self, manager: SessionManager) -> str:
+        """Why no storage that persists was picked, and what to do about it."""
+        others = sorted(set(manager.registry.storage) - {"memory"})
+        if others:
+            return f"set [storage] backend in {self.config_path} (installed: {', '.join(others)})"
+        sqlite = next((info for info in manager.plugin_manager.infos if info.name == "sqlite"), None)
+        if sqlite is not None and sqlite.status == "disabled":
+            why = (
+                f"[plugins] disable in {self.config_path} names it"
+                if "sqlite" in manager.config.plugins.disable
+                else "THREADLINE_PLUGINS leaves it out"
+            )
+            return f"threadline-sqlite is installed but disabled: {why}"
+        if sqlite is not None:
+            return f"threadline-sqlite is installed but failed to load: {sqlite.error} (see `threadline plugins`)"
+        return f"install threadline-sqlite, or set [storage] backend in {self.config_path}"
+
+    def not_found(self, manager: SessionManager, error: SessionNotFound) -> str:
+        """``error`` with where the session was looked for and how to see what is there."""
+        if manager.storage_backend == "memory":
+            where = "the memory storage, which starts empty in every run"
+        else:
+            path = getattr(manager.storage, "path", None)
+            where = (
+                f"the {manager.storage_backend} database {os.path.abspath(path)}"
+                if isinstance(path, str | os.PathLike)
+                else f"the {manager.storage_backend} storage"
+            )
+        listing = self.command("sessions", "list")
+        return f"{error} of {where} (config {self.config_path}); `{listing}` lists the sessions there"
+
+
+def _state() -> _State:
+    return click.get_current_context().find_object(_State) or _State(None)
 
 
 def with_manager(function: Callable[..., Awaitable[T]]) -> Callable[..., T]:
     """Make an async function a command body: it runs with the ``SessionManager`` the CLI's
     config assembles, open, as its first argument. For plugins' commands too."""
+    return _with_manager(function)
 
+
+def _with_manager(function: Callable[..., Awaitable[T]], *, start_line: bool = False) -> Callable[..., T]:
     @click.pass_obj
     def command(state: _State, *args: Any, **kwargs: Any) -> T:
         import asyncio
 
         async def body() -> T:
-            async with state.manager() as manager:
-                return await function(manager, *args, **kwargs)
+            async with state.manager(start_line=start_line) as manager:
+                try:
+                    return await function(manager, *args, **kwargs)
+                except SessionNotFound as error:
+                    raise click.ClickException(state.not_found(manager, error)) from None
 
         return asyncio.run(body())
 
@@ -149,7 +272,8 @@ def with_manager(function: Callable[..., Awaitable[T]]) -> Callable[..., T]:
     "config_path",
     metavar="PATH",
     envvar="THREADLINE_CONFIG",
-    help="Config file [default: threadline.toml in the user config dir, created on first run; env THREADLINE_CONFIG].",
+    help="Config file [default: ./threadline.toml when there is one, else threadline.toml in the user "
+    "config dir, created on first run; env THREADLINE_CONFIG]. `threadline config path` says which is used.",
 )
 @click.version_option(package_name="threadline", prog_name="threadline")
 @click.pass_context
@@ -158,9 +282,17 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
     Start with `threadline chat`; it runs on the offline echo provider until you
     install and configure a real one.
+
+    The config file is --config PATH (or $THREADLINE_CONFIG), else threadline.toml in
+    the working directory, else the one in the user config dir.
     """
     if not isinstance(ctx.obj, _State):  # main() made it already, to add the plugins' commands
-        ctx.obj = _State(config_path)
+        ctx.obj = _State(config_path, _source(ctx))
+
+
+def _source(ctx: click.Context) -> str:
+    """Where ``--config`` came from: the option, or ``THREADLINE_CONFIG``."""
+    return "env" if ctx.get_parameter_source("config_path") is click.core.ParameterSource.ENVIRONMENT else "option"
 
 
 # ---------------------------------------------------------------------------
@@ -169,12 +301,18 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 @cli.command()
-@click.option("--session", "session_id", metavar="ID", type=TEXT, help="Resume this session.")
+@click.option(
+    "--session",
+    "session_id",
+    metavar="ID",
+    type=_SessionId(", or leave --session out to start a new session"),
+    help="Resume this session (`threadline sessions list` shows them).",
+)
 @click.option("--template", metavar="NAME", type=TEXT, help="Start from [templates.NAME] in the config.")
 @click.option("--provider", metavar="NAME", type=TEXT, help="Provider plugin to use (see `threadline plugins`).")
 @click.option("--model", metavar="NAME", type=TEXT, help="Model to ask for.")
 @click.option("--system", "system_prompt", metavar="TEXT", type=TEXT, help="System prompt for a new session.")
-@with_manager
+@functools.partial(_with_manager, start_line=True)
 async def chat(
     manager: SessionManager,
     session_id: str | None,
@@ -192,8 +330,10 @@ async def chat(
     Ctrl-C stops a reply (what arrived is kept, marked incomplete) or clears the line.
     Type /history to see the conversation, /new to start another, /quit (or Ctrl-D) to stop.
 
-    A new session is stored when the first message is sent. A reply that fails prints one
-    error line and the chat goes on. When standard input or output is not a terminal, each
+    The first line says which config file is in use. A new session is stored when the first
+    message is sent; then a line gives the command that resumes it (with memory storage, that
+    the session is not kept). An archived session cannot be resumed. A reply that fails prints
+    one error line and the chat goes on. When standard input or output is not a terminal, each
     input line is a message (for scripts), and the exit status is 1 if any message got no reply.
     """
     from threadline.chat import run_chat
@@ -205,6 +345,7 @@ async def chat(
         provider=provider,
         model=model,
         system_prompt=system_prompt,
+        command=_state().command,
     )
 
 
@@ -228,12 +369,15 @@ def sessions() -> None:
 async def list_sessions(
     manager: SessionManager, user_id: str | None, status: str | None, limit: int, cursor: str | None, as_json: bool
 ) -> None:
-    """List sessions, most recent activity first."""
+    """List sessions, most recent activity first: id, last activity, provider/model, messages,
+    tokens, title. When there are more, the command for the next page follows on stderr."""
     page = await manager.list_sessions(user_id=user_id, status=status, limit=limit, cursor=cursor)
     for record in page.items:
         click.echo(json.dumps(_summary(record)) if as_json else _format_summary(record))
     if page.next_cursor:
-        click.echo(f"more: threadline sessions list --cursor {page.next_cursor}", err=True)
+        options = [*(["--user", user_id] if user_id is not None else []), *(["--status", status] if status else [])]
+        options += ["--limit", str(limit), *(["--json"] if as_json else []), "--cursor", page.next_cursor]
+        click.echo(f"more: {_state().command('sessions', 'list', *options)}", err=True)
     if not page.items and not as_json:
         click.echo("no sessions", err=True)
 
@@ -245,6 +389,7 @@ def _summary(record: SessionRecord) -> dict[str, Any]:
         "user_id": record.user_id,
         "status": record.status.value,
         "provider": record.provider,
+        "model": record.model,
         "messages": record.message_count,
         "tokens": record.usage.total_tokens,
         "updated_at": record.updated_at.isoformat(),
@@ -255,11 +400,17 @@ def _format_summary(record: SessionRecord) -> str:
     title = record.title or "(untitled)"
     when = record.updated_at.astimezone().strftime("%Y-%m-%d %H:%M")
     status = " [archived]" if record.status.value == "archived" else ""
-    return f"{record.id}  {when}  {record.message_count:>4} msgs  {record.usage.total_tokens:>7} tok  {title}{status}"
+    counts = f"{record.message_count:>4} msgs  {record.usage.total_tokens:>7} tok"
+    return f"{record.id}  {when}  {provider_model(record)}  {counts}  {title}{status}"
+
+
+def provider_model(record: SessionRecord) -> str:
+    """``provider/model``, or the provider alone when the session leaves the model to it."""
+    return f"{record.provider}/{record.model}" if record.model else record.provider
 
 
 @sessions.command()
-@click.argument("session_id", type=TEXT)
+@click.argument("session_id", type=SESSION_ID)
 @click.option("--json", "as_json", is_flag=True, help="The session and its messages as JSON lines.")
 @with_manager
 async def show(manager: SessionManager, session_id: str, as_json: bool) -> None:
@@ -300,7 +451,7 @@ def format_message(message: Message) -> str:
 
 
 @sessions.command()
-@click.argument("session_id", type=TEXT)
+@click.argument("session_id", type=SESSION_ID)
 @with_manager
 async def archive(manager: SessionManager, session_id: str) -> None:
     """Archive a session (it stays listable with --status archived)."""
@@ -309,7 +460,7 @@ async def archive(manager: SessionManager, session_id: str) -> None:
 
 
 @sessions.command()
-@click.argument("session_id", type=TEXT)
+@click.argument("session_id", type=SESSION_ID)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @with_manager
 async def delete(manager: SessionManager, session_id: str, yes: bool) -> None:
@@ -394,16 +545,19 @@ def plugins(state: _State, as_json: bool) -> None:
 
 @cli.group("config")
 def config_group() -> None:
-    """Inspect the config file."""
+    """Inspect the config file in use: --config, else ./threadline.toml, else the user's."""
 
 
 @config_group.command()
 @click.pass_obj
 def check(state: _State) -> None:
-    """Check the config: every section, plugin and key."""
+    """Check the config file in use: every section, plugin and key, and that the environment
+    variables its provider tables name are set."""
     manager = state.manager(notice=False)
     config = manager.config
-    click.echo(f"ok: {config.path}")
+    for name in config.providers:  # resolved here, as other commands do only when they call the provider
+        manager._provider_settings(name)
+    click.echo(f"ok: {state.describe()}")
     click.echo(f"  storage: {manager.storage_backend}")
     click.echo(f"  providers: {', '.join(sorted(manager.registry.providers))} (default {manager.default_provider})")
     click.echo(f"  middleware: {', '.join(config.middleware.chain) or '(none)'}")
@@ -413,8 +567,10 @@ def check(state: _State) -> None:
 @config_group.command()
 @click.pass_obj
 def path(state: _State) -> None:
-    """Print the config file's path."""
+    """Print the path of the config file in use; on stderr, why it is that one (--config,
+    THREADLINE_CONFIG, ./threadline.toml, or the user's)."""
     click.echo(state.config_path)
+    click.echo(f"({_SOURCES[state.source]}{'' if state.config_path.exists() else '; not written yet'})", err=True)
 
 
 # ---------------------------------------------------------------------------
@@ -424,7 +580,7 @@ def _state_for(args: list[str]) -> _State:
     """The state of this run, from the ``--config`` option (or ``THREADLINE_CONFIG``) read
     ahead of the real parse: plugin commands must be added before it."""
     context = cli.make_context("threadline", list(args), resilient_parsing=True)
-    return _State(context.params.get("config_path"))
+    return _State(context.params.get("config_path"), _source(context))
 
 
 def _add_plugin_commands(state: _State) -> None:

@@ -155,9 +155,28 @@ class Config:
         )
 
     def plugin_config(self, cls: type[T], settings: Mapping[str, Any], key: str) -> T:
-        """Structure one plugin's settings (``[providers.openai]``, say) into its config class."""
+        """Structure one plugin's settings (``[providers.openai]``, say) into its config class,
+        ``${VAR}`` resolved: an unset variable is a :class:`ConfigError` naming it and the key."""
         settings_object: T = structure(interpolate(dict(settings), self.path, key), cls, self.path, key)
         return settings_object
+
+    def check_plugin_config(self, cls: type[T], settings: Mapping[str, Any], key: str) -> T | None:
+        """Check one plugin's settings without needing the environment variables they name:
+        the settings structured, as :meth:`plugin_config` gives them, or ``None`` when a
+        ``${VAR}`` in them is unset but nothing else is wrong (the error waits for the plugin's
+        first use). Any other mistake raises now; so does an unset variable in a table that
+        has one (it is reported first, as :meth:`plugin_config` does)."""
+        unset: set[str] = set()
+        lenient = interpolate(dict(settings), self.path, key, unset=unset)
+        try:
+            settings_object: T = structure(lenient, cls, self.path, key)  # unset values left as written
+        except ConfigError as exc:
+            if unset and exc.key in unset:
+                return None  # what is wrong is only what the unset variables would have given
+            if unset:
+                self.plugin_config(cls, settings, key)  # raises: the unset variable is named first
+            raise
+        return None if unset else settings_object
 
 
 def read_disabled_plugins(path: str | os.PathLike[str]) -> tuple[str, ...]:
@@ -214,18 +233,21 @@ def structure(value: Any, cls: Any, file: str | None, key: str) -> Any:
         raise ConfigError(str(exc), file=file, key=key) from None
 
 
-def interpolate(value: Any, file: str | None, key: str) -> Any:
-    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string; ``$$`` is a literal ``$``."""
+def interpolate(value: Any, file: str | None, key: str, *, unset: set[str] | None = None) -> Any:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string; ``$$`` is a literal ``$``.
+
+    An unset variable with no default is a :class:`ConfigError`; when ``unset`` is given, it
+    is left as written instead and the key of its value added to ``unset``."""
     if isinstance(value, str):
-        return _VAR.sub(lambda match: _substitute(match, file, key), value)
+        return _VAR.sub(lambda match: _substitute(match, file, key, unset), value)
     if isinstance(value, list):
-        return [interpolate(item, file, f"{key}[{index}]") for index, item in enumerate(value)]
+        return [interpolate(item, file, f"{key}[{index}]", unset=unset) for index, item in enumerate(value)]
     if isinstance(value, Mapping):
-        return {name: interpolate(item, file, f"{key}.{name}") for name, item in value.items()}
+        return {name: interpolate(item, file, f"{key}.{name}", unset=unset) for name, item in value.items()}
     return value
 
 
-def _substitute(match: re.Match[str], file: str | None, key: str) -> str:
+def _substitute(match: re.Match[str], file: str | None, key: str, unset: set[str] | None) -> str:
     if match.group(1):
         return "$"
     name, default = match.group(2), match.group(3)
@@ -233,6 +255,9 @@ def _substitute(match: re.Match[str], file: str | None, key: str) -> str:
         return os.environ[name]
     if default is not None:
         return default
+    if unset is not None:
+        unset.add(key)
+        return match.group(0)
     raise ConfigError(
         f"environment variable {name} is not set (set it, or write ${{{name}:-default}} for a fallback)",
         file=file,

@@ -33,6 +33,20 @@ class SessionNotFound(ThreadlineError):
         super().__init__(f"no session {session_id!r} in tenant {tenant!r}")
 
 
+class SessionArchived(ThreadlineError):
+    """A message was sent to an archived session. An archived session stays readable
+    (``history``, listings, export) but takes no new turn; there is no way back to active:
+    :meth:`Session.fork` makes an active copy with its history to go on in."""
+
+    def __init__(self, session_id: str, tenant: str) -> None:
+        self.session_id = session_id
+        self.tenant = tenant
+        super().__init__(
+            f"session {session_id!r} is archived and takes no new messages; "
+            "to go on with it, fork it (Session.fork() makes an active copy with its history)"
+        )
+
+
 class ToolError(ThreadlineError):
     """A tool is unknown, or the model kept calling tools past the step limit."""
 

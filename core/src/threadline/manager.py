@@ -173,8 +173,8 @@ class SessionManager:
         if not storage_given:
             self._plugin("storage", self.storage_backend, config.storage.settings, "storage", "storage.backend")
         for name, settings in config.providers.items():
-            if name not in self._providers:
-                self._plugin("providers", name, settings, f"providers.{name}")
+            if name not in self._providers:  # its ${VAR}s wait for its first use: see _provider_settings
+                self._plugin("providers", name, settings, f"providers.{name}", lenient=True)
         for name in set(config.middleware.settings) - set(config.middleware.chain):
             raise ConfigError(
                 f"settings for middleware {name!r}, which chain does not name",
@@ -187,11 +187,13 @@ class SessionManager:
 
     def _ready_provider(self) -> str:
         """The first provider plugin, by name, whose API key is set or that has a ``base_url``
-        (see :meth:`ProviderConfig.ready`); else ``echo``, which needs nothing."""
+        (see :meth:`ProviderConfig.ready`); else ``echo``, which needs nothing. A provider whose
+        table names an environment variable that is not set is not ready."""
         for name in sorted(self.registry.providers):
             if issubclass(self.registry.providers[name].config, ProviderConfig):
-                _, settings = self._plugin("providers", name, self.config.providers.get(name, {}), f"providers.{name}")
-                if settings.ready():
+                settings = self.config.providers.get(name, {})
+                _, config = self._plugin("providers", name, settings, f"providers.{name}", lenient=True)
+                if config is not None and config.ready():
                     return name
         return "echo"
 
@@ -203,14 +205,24 @@ class SessionManager:
             )
 
     def _plugin(
-        self, kind: str, name: str, settings: Mapping[str, Any], key: str, name_key: str | None = None
+        self,
+        kind: str,
+        name: str,
+        settings: Mapping[str, Any],
+        key: str,
+        name_key: str | None = None,
+        *,
+        lenient: bool = False,
     ) -> tuple[Callable[[Any], Any], Any]:
-        """The registered factory of plugin ``name`` and its settings, structured and checked."""
+        """The registered factory of plugin ``name`` and its settings, structured and checked.
+        ``lenient``: the settings are ``None`` when they need an environment variable that is
+        not set (see :meth:`Config.check_plugin_config`)."""
         try:
             registration = self.registry.lookup(kind, name)
         except PluginError as exc:
             raise ConfigError(str(exc), file=self.config.path, key=name_key or key) from None
-        return registration.factory, self.config.plugin_config(registration.config, settings, key)
+        check = self.config.check_plugin_config if lenient else self.config.plugin_config
+        return registration.factory, check(registration.config, settings, key)
 
     def _make_storage(self) -> Storage:
         factory, settings = self._plugin(
@@ -228,12 +240,18 @@ class SessionManager:
     def provider(self, name: str) -> Provider:
         """The provider called ``name``, made on first use (which is when its SDK is imported)."""
         if name not in self._providers:
-            self._check_provider(name, "provider")
-            settings = self.config.providers.get(name, {})
-            factory, config = self._plugin("providers", name, settings, f"providers.{name}")
+            factory, config = self._provider_settings(name)
             self._providers[name] = factory(config)
             self._made_providers.append(self._providers[name])
         return self._providers[name]
+
+    def _provider_settings(self, name: str) -> tuple[Callable[[Any], Any], Any]:
+        """Provider ``name``'s factory and its settings from ``[providers.<name>]``, ``${VAR}``
+        resolved. Only here, when a provider is about to be used (or ``threadline config check``
+        asks), is an unset variable in its table an error: commands that call no provider
+        (``sessions list``, ``export``) work without its key."""
+        self._check_provider(name, "provider")
+        return self._plugin("providers", name, self.config.providers.get(name, {}), f"providers.{name}")
 
     async def _provider_complete(self, call: Call) -> Response:
         return await self.provider(call.provider).complete(call.request)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from threadline.errors import ProviderError, StorageConflict, ToolError
+from threadline.errors import ProviderError, SessionArchived, StorageConflict, ToolError
 from threadline.middleware import Call
 from threadline.model import (
     CallOptions,
@@ -29,6 +29,7 @@ from threadline.model import (
     Request,
     Response,
     Role,
+    SessionStatus,
     StreamAssembler,
     ToolCall,
     ToolResult,
@@ -78,6 +79,7 @@ async def run_turn(
     manager = session._manager
     message = _user_message(session, content, turn)  # refused here: no lock, no lease, nothing stored
     async with session._live.lock, _turn_lease(session):
+        _refuse_archived(session)  # archived while this turn waited for the one before
         user = await _store_user(session, message)
         partial = StreamAssembler()
         usage: Usage | None = None
@@ -188,8 +190,17 @@ async def _stage(session: Session, message: Message) -> Message:
     return await chain.stage(message, session.record) if chain.stages else message
 
 
+def _refuse_archived(session: Session) -> None:
+    """An archived session takes no new turn: :class:`~threadline.SessionArchived`."""
+    stored = session._live.stored
+    if stored.status is SessionStatus.ARCHIVED:
+        raise SessionArchived(stored.id, stored.tenant)
+
+
 def _user_message(session: Session, content: str | Part | Sequence[Part], turn: Turn) -> Message:
-    """The user's message, checked against what the model takes."""
+    """The user's message, checked against what the model takes (and the session against
+    being archived)."""
+    _refuse_archived(session)
     message = Message(session.id, session._next_seq, Role.USER, as_parts(content))  # type: ignore[arg-type]
     capabilities = session._manager.provider(turn.provider).capabilities(turn.model)
     check_attachments(capabilities, [message], model=turn.model, provider=turn.provider)

@@ -2,19 +2,47 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
-def threadline(home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+from threadline import SessionArchived, SessionManager, SessionStatus
+from threadline_sqlite import SQLiteConfig
+from threadline_sqlite.storage import SQLiteStorage
+
+
+def user_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a user whose config and data live under ``home``."""
     env = {**os.environ, "XDG_CONFIG_HOME": str(home / "config"), "XDG_DATA_HOME": str(home / "data")}
     env.pop("THREADLINE_CONFIG", None)
+    env.pop("THREADLINE_PLUGINS", None)
+    return {**env, **extra}
+
+
+def threadline(home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return run([sys.executable, "-m", "threadline", *args], home, stdin=stdin)
+
+
+def run(
+    command: list[str], home: Path, *, stdin: str = "", cwd: Path | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``command`` as the user under ``home`` runs it, from ``home`` unless told (no stray
+    ./threadline.toml is found)."""
     return subprocess.run(
-        [sys.executable, "-m", "threadline", *args], input=stdin, capture_output=True, text=True, env=env, timeout=60
+        command, input=stdin, capture_output=True, text=True, env=user_env(home, **env), cwd=cwd or home, timeout=60
     )
+
+
+def resume_command(stderr: str) -> list[str]:
+    """The command the chat said would resume its session."""
+    (line,) = [line for line in stderr.splitlines() if "resume with: " in line]
+    return shlex.split(line.partition("resume with: ")[2])
 
 
 def test_a_chat_persists_and_resumes(tmp_path: Path) -> None:
@@ -85,3 +113,155 @@ def test_an_export_into_a_pipe_closed_early_ends_quietly(tmp_path: Path) -> None
     error = export.stderr.read().decode()
     export.wait(timeout=60)
     assert "Broken pipe" not in error and "Traceback" not in error
+
+
+# -- the resume hint: the command it prints works as printed ---------------------------------
+
+
+def test_the_resume_hint_runs_as_printed_and_carries_the_config(tmp_path: Path) -> None:
+    config = tmp_path / "elsewhere" / "my.toml"
+    config.parent.mkdir()
+    config.write_text(f'[storage]\nbackend = "sqlite"\npath = "{tmp_path / "mine.db"}"\n')
+    first = threadline(tmp_path, "--config", "elsewhere/my.toml", "chat", stdin="My name is Ann.\n")
+    assert first.returncode == 0, first.stderr
+    command = resume_command(first.stderr)
+    assert os.path.abspath(command[0]) == os.path.abspath(sys.executable) and command[1:3] == ["-m", "threadline"]
+    assert command[3:6] == ["--config", str(config), "chat"]  # absolute: it works from any folder
+
+    resumed = run(command, tmp_path, stdin="/history\n", cwd=tmp_path / "elsewhere")
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.splitlines() == ["   1 user: My name is Ann.", "   2 assistant: My name is Ann."]
+
+
+def test_a_config_from_the_environment_is_in_the_resume_hint(tmp_path: Path) -> None:
+    config = tmp_path / "env.toml"
+    config.write_text(f'[storage]\npath = "{tmp_path / "env.db"}"\n')
+    first = run([sys.executable, "-m", "threadline", "chat"], tmp_path, stdin="hi\n", THREADLINE_CONFIG=str(config))
+    command = resume_command(first.stderr)
+    assert command[3:5] == ["--config", str(config)]
+    resumed = run(command, tmp_path, stdin="/history\n")  # THREADLINE_CONFIG no longer set
+    assert resumed.returncode == 0 and resumed.stdout.splitlines()[0] == "   1 user: hi", resumed.stderr
+
+
+CONSOLE_SCRIPT = Path(os.path.abspath(sys.executable)).with_name("threadline")
+
+
+@pytest.mark.skipif(not CONSOLE_SCRIPT.exists(), reason="no threadline console script beside this Python")
+def test_the_resume_hint_names_the_console_script_when_threadline_is_not_on_path(tmp_path: Path) -> None:
+    """What `python tasks.py chat` does: .venv/bin/threadline run by its path, not on PATH."""
+    first = run([str(CONSOLE_SCRIPT), "chat"], tmp_path, stdin="hi\n", PATH="/usr/bin:/bin")
+    assert first.returncode == 0, first.stderr
+    command = resume_command(first.stderr)
+    assert command[:2] == [str(CONSOLE_SCRIPT), "chat"]
+    resumed = run(command, tmp_path, stdin="/history\n", PATH="/usr/bin:/bin")  # not exit 127
+    assert resumed.returncode == 0 and resumed.stdout.splitlines()[0] == "   1 user: hi", resumed.stderr
+
+
+@pytest.mark.skipif(not CONSOLE_SCRIPT.exists(), reason="no threadline console script beside this Python")
+def test_the_resume_hint_says_threadline_when_it_is_on_path(tmp_path: Path) -> None:
+    path = f"{CONSOLE_SCRIPT.parent}{os.pathsep}/usr/bin{os.pathsep}/bin"
+    first = run(["threadline", "chat"], tmp_path, stdin="hi\n", PATH=path)
+    command = resume_command(first.stderr)
+    assert command[:2] == ["threadline", "chat"]
+    resumed = run(command, tmp_path, stdin="/history\n", PATH=path)
+    assert resumed.returncode == 0 and resumed.stdout.splitlines()[0] == "   1 user: hi", resumed.stderr
+
+
+def test_an_unknown_session_names_the_database_and_the_listing_command(tmp_path: Path) -> None:
+    database = tmp_path / "data" / "threadline" / "threadline.db"
+    for args in (("sessions", "show", "nope"), ("chat", "--session", "nope")):
+        result = threadline(tmp_path, *args, stdin="hi\n")
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert f"no session 'nope' in tenant 'default' of the sqlite database {database}" in result.stderr
+        listing = re.search(r"`([^`]*sessions list)` lists the sessions there", result.stderr)
+        assert listing is not None, result.stderr
+        assert run(shlex.split(listing.group(1)), tmp_path).returncode == 0
+
+
+# -- sessions list and show -------------------------------------------------------------------
+
+
+def test_sessions_list_and_show_say_the_provider_and_model(tmp_path: Path) -> None:
+    threadline(tmp_path, "chat", "--model", "echo-7", stdin="first\n")
+    threadline(tmp_path, "chat", stdin="second\n")
+    listed = threadline(tmp_path, "sessions", "list", "--json")
+    assert [(s["provider"], s["model"]) for s in map(json.loads, listed.stdout.splitlines())] == [
+        ("echo", None),  # the provider's default model
+        ("echo", "echo-7"),
+    ]
+    plain = threadline(tmp_path, "sessions", "list").stdout.splitlines()
+    assert "  echo  " in plain[0] and "  echo/echo-7  " in plain[1]
+    session_id = plain[1].split()[0]
+    assert "  echo/echo-7  " in threadline(tmp_path, "sessions", "show", session_id).stdout.splitlines()[0]
+    shown = json.loads(threadline(tmp_path, "sessions", "show", session_id, "--json").stdout.splitlines()[0])
+    assert (shown["provider"], shown["model"]) == ("echo", "echo-7")
+
+
+def test_the_next_page_command_keeps_every_option(tmp_path: Path) -> None:
+    config = tmp_path / "tl.toml"
+    config.write_text(f'[storage]\npath = "{tmp_path / "pages.db"}"\n')
+    export = tmp_path / "sessions.jsonl"
+    users = ["ann", "bob", "ann", "ann", "ann"]
+    export.write_text("".join(
+        json.dumps({"v": 1, "type": "session", "id": f"s{n}", "user_id": user, "title": f"chat {n}",
+                    "updated_at": f"2025-01-0{n + 1}T00:00:00+00:00"}) + "\n"
+        for n, user in enumerate(users)
+    ))  # fmt: skip
+    assert threadline(tmp_path, "--config", str(config), "sessions", "import", str(export)).returncode == 0
+    seen = []
+    command = [sys.executable, "-m", "threadline", "--config", str(config)]
+    command += ["sessions", "list", "--user", "ann", "--limit", "2", "--json"]
+    while command:
+        page = run(command, tmp_path, cwd=config.parent.parent)  # the printed command works from anywhere
+        assert page.returncode == 0, page.stderr
+        seen += [json.loads(line)["id"] for line in page.stdout.splitlines()]
+        more = [line for line in page.stderr.splitlines() if line.startswith("more: ")]
+        command = shlex.split(more[0].removeprefix("more: ")) if more else []
+        assert not command or {"--config", "--user", "--limit", "--json", "--cursor"} <= set(command)
+    assert seen == ["s4", "s3", "s2", "s0"]
+
+
+# -- the memory notice ------------------------------------------------------------------------
+
+
+def test_no_memory_notice_with_sqlite_and_the_right_one_when_sqlite_is_disabled(tmp_path: Path) -> None:
+    assert "nothing will persist" not in threadline(tmp_path, "sessions", "list").stderr
+    config = tmp_path / "off.toml"
+    config.write_text('[plugins]\ndisable = ["sqlite"]\n')
+    notice = threadline(tmp_path, "--config", str(config), "sessions", "list").stderr
+    assert f"nothing will persist: threadline-sqlite is installed but disabled: [plugins] disable in {config}" in notice
+    assert "install threadline-sqlite" not in notice
+
+
+# -- archived sessions ------------------------------------------------------------------------
+
+
+def test_an_archived_session_cannot_be_resumed_and_keeps_its_messages(tmp_path: Path) -> None:
+    first = threadline(tmp_path, "chat", stdin="keep me\n")
+    (session_id,) = re.findall(r"--session (\w+)", first.stderr)
+    assert threadline(tmp_path, "sessions", "archive", session_id).returncode == 0
+    again = threadline(tmp_path, "chat", "--session", session_id, stdin="more\n")
+    assert again.returncode == 1 and "Traceback" not in again.stderr
+    assert f"session {session_id!r} is archived and takes no new messages" in again.stderr
+    shown = threadline(tmp_path, "sessions", "show", session_id).stdout.splitlines()
+    assert len(shown) == 3 and shown[0].endswith("[archived]")
+
+
+async def test_a_send_to_an_archived_session_is_refused_on_sqlite(tmp_path: Path) -> None:
+    storage = SQLiteStorage(SQLiteConfig(path=tmp_path / "archived.db"))
+    async with SessionManager(storage=storage) as manager:
+        session = await manager.create_session()
+        await session.send("before")
+        await session.archive()
+        with pytest.raises(SessionArchived, match="fork it"):
+            await session.send("after")
+        with pytest.raises(SessionArchived):
+            async for _ in session.stream("after"):
+                pass
+        again = await manager.get_session(session.id)  # a handle read from the database
+        with pytest.raises(SessionArchived):
+            await again.send("after")
+        assert [m.text for m in await again.history()] == ["before", "before"]
+        assert again.record.status is SessionStatus.ARCHIVED and again.record.message_count == 2
+        fork = await again.fork()
+        assert (await fork.send("after")).text == "after"

@@ -1,0 +1,202 @@
+"""Which config file the `threadline` command uses, and that it says so; and that a provider
+table's `${VAR}` is resolved only when that provider is used."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+import threadline
+from threadline import Config, ConfigError, SessionManager
+from threadline.builtins.memory import MemoryStorage
+from threadline.plugin import ProviderConfig
+
+UNSET = "TL_TEST_NEVER_SET_VARIABLE"
+
+
+def threadline_in(cwd: Path, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+    """`threadline ARGS` run from the folder ``cwd``, as a user there runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "threadline", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        cwd=cwd,
+        timeout=60,
+    )
+
+
+def user_config() -> Path:
+    return Path(os.environ["XDG_CONFIG_HOME"]) / "threadline" / "threadline.toml"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A folder with a threadline.toml, as every Python example expects: its tenant tells
+    which config a command read."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "threadline.toml").write_text(
+        '[defaults]\nprovider = "echo"\ntenant = "from-cwd"\n[storage]\nbackend = "memory"\n'
+    )
+    return folder
+
+
+def write(path: Path, tenant: str) -> Path:
+    path.write_text(f'[defaults]\nprovider = "echo"\ntenant = "{tenant}"\n[storage]\nbackend = "memory"\n')
+    return path
+
+
+def tenant_used(result: subprocess.CompletedProcess[str]) -> str:
+    """The tenant a `sessions show` of an unknown id looked in."""
+    assert result.returncode == 1, result.stderr
+    return result.stderr.split("in tenant '")[1].split("'")[0]
+
+
+# -- the lookup ---------------------------------------------------------------------------
+
+
+def test_threadline_toml_in_the_working_directory_is_used_and_named(project: Path) -> None:
+    config = project / "threadline.toml"
+    assert tenant_used(threadline_in(project, "sessions", "show", "x")) == "from-cwd"
+
+    path = threadline_in(project, "config", "path")
+    assert path.stdout == f"{config}\n" and "threadline.toml in the working directory" in path.stderr
+    check = threadline_in(project, "config", "check")
+    assert check.returncode == 0 and check.stdout.startswith(f"ok: {config} (threadline.toml in the working directory)")
+    chat = threadline_in(project, "chat", stdin="hi\n")
+    assert chat.returncode == 0 and chat.stdout == "hi\n"
+    assert chat.stderr.splitlines()[0] == f"config: {config} (threadline.toml in the working directory)"
+    assert not user_config().exists()  # nothing was made in the user's config dir
+
+
+def test_a_config_in_a_subfolder_or_elsewhere_is_not_looked_for(project: Path) -> None:
+    below = project / "sub"
+    below.mkdir()
+    assert threadline_in(below, "config", "path").stdout == f"{user_config()}\n"
+    assert "(the user config file" in threadline_in(below, "config", "path").stderr
+
+
+def test_the_option_and_the_environment_variable_come_before_the_working_directory(
+    project: Path, tmp_path: Path
+) -> None:
+    chosen = write(tmp_path / "chosen.toml", "from-option")
+    by_env = write(tmp_path / "env.toml", "from-env")
+    assert tenant_used(threadline_in(project, "--config", str(chosen), "sessions", "show", "x")) == "from-option"
+    shown = threadline_in(project, "sessions", "show", "x", THREADLINE_CONFIG=str(by_env))
+    assert tenant_used(shown) == "from-env"
+    path = threadline_in(project, "config", "path", THREADLINE_CONFIG=str(by_env))
+    assert path.stdout == f"{by_env}\n" and "given by THREADLINE_CONFIG" in path.stderr
+    # a relative --config is the file in the working directory, shown (and suggested) absolute
+    path = threadline_in(tmp_path, "--config", "chosen.toml", "config", "path")
+    assert path.stdout == f"{chosen}\n" and "given by --config" in path.stderr
+
+
+def test_with_no_config_found_the_user_one_is_made_and_named(tmp_path: Path) -> None:
+    chat = threadline_in(tmp_path, "chat", stdin="hi\n")
+    assert chat.returncode == 0, chat.stderr
+    assert f"config: {user_config()} (the user config file)" in chat.stderr.splitlines()
+    assert user_config().exists()
+
+
+def test_a_suggested_command_carries_the_working_directory_config(project: Path, tmp_path: Path) -> None:
+    """Printed with --config and an absolute path, it means the same file from any folder."""
+    error = threadline_in(project, "sessions", "show", "x").stderr
+    command = shlex.split(error.split("`")[1])
+    assert command[-4:] == ["--config", str(project / "threadline.toml"), "sessions", "list"]
+    elsewhere = subprocess.run([*command[:-2], "sessions", "show", "x"], capture_output=True, text=True, cwd=tmp_path)
+    assert tenant_used(elsewhere) == "from-cwd"
+
+
+# -- ${VAR} in a provider table: resolved when the provider is used ---------------------------
+
+
+@pytest.fixture
+def unset_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A config whose echo table names an environment variable that is not set."""
+    monkeypatch.delenv(UNSET, raising=False)
+    config = write(tmp_path / "unset.toml", "default")
+    config.write_text(config.read_text() + f'[providers.echo]\ndefault_model = "${{{UNSET}}}"\n')
+    return config
+
+
+def test_commands_that_call_no_provider_work_with_its_variable_unset(unset_variable: Path, tmp_path: Path) -> None:
+    listed = threadline_in(tmp_path, "--config", str(unset_variable), "sessions", "list")
+    assert listed.returncode == 0 and "no sessions" in listed.stderr, listed.stderr
+    out = tmp_path / "out.jsonl"
+    exported = threadline_in(tmp_path, "--config", str(unset_variable), "sessions", "export", "-o", str(out))
+    assert exported.returncode == 0 and "exported 0 records" in exported.stderr, exported.stderr
+
+
+def test_config_check_and_the_chat_report_the_unset_variable(unset_variable: Path, tmp_path: Path) -> None:
+    message = f"{unset_variable}: providers.echo.default_model: environment variable {UNSET} is not set"
+    check = threadline_in(tmp_path, "--config", str(unset_variable), "config", "check")
+    assert check.returncode == 1 and message in check.stderr and "Traceback" not in check.stderr
+    chat = threadline_in(tmp_path, "--config", str(unset_variable), "chat", stdin="hi\n")
+    assert chat.returncode == 1 and message in chat.stderr and chat.stdout == ""
+    chat = threadline_in(tmp_path, "--config", str(unset_variable), "chat", stdin="hi\n", **{UNSET: "echo-set"})
+    assert chat.returncode == 0 and chat.stdout == "hi\n", chat.stderr
+
+
+@pytest.mark.usefixtures("only_builtins")
+async def test_a_manager_resolves_a_provider_table_at_the_providers_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(UNSET, raising=False)
+    config = Config.from_dict({"providers": {"echo": {"default_model": f"${{{UNSET}}}"}}}, file="tl.toml")
+    async with SessionManager(config, storage=MemoryStorage()) as manager:
+        assert not (await manager.list_sessions()).items
+        session = await manager.create_session(provider="echo")
+        with pytest.raises(ConfigError, match=f"tl.toml: providers.echo.default_model: .*{UNSET} is not set"):
+            await session.send("hi")
+        monkeypatch.setenv(UNSET, "echo-from-env")
+        reply = await session.send("hi")
+        assert reply.text == "hi" and reply.model == "echo-from-env"
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"chunk": f"${{{UNSET}}}"}, f"{UNSET} is not set"),  # reported first, as before
+        ({"chunk_size": 0, "default_model": f"${{{UNSET}}}"}, f"{UNSET} is not set"),
+        ({"chunk_size": "big"}, "providers.echo.chunk_size: expected int"),
+    ],
+)
+@pytest.mark.usefixtures("only_builtins")
+def test_a_table_with_another_mistake_is_still_refused_at_once(
+    table: dict[str, Any], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(UNSET, raising=False)
+    with pytest.raises(ConfigError, match=message):
+        SessionManager(Config.from_dict({"providers": {"echo": table}}, file="tl.toml"))
+
+
+@attrs.frozen(kw_only=True)
+class KeyedConfig(ProviderConfig):
+    default_model: str = "keyed-1"
+
+
+class Keyed:
+    """A provider plugin whose table holds its API key, as `api_key = "${OPENAI_API_KEY}"`."""
+
+    @threadline.hookimpl
+    def threadline_register_providers(self, register: Any) -> None:
+        register("keyed", lambda config: None, config=KeyedConfig)
+
+
+@pytest.mark.usefixtures("only_builtins")
+def test_a_provider_whose_key_variable_is_unset_is_not_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(UNSET, raising=False)
+    config = Config.from_dict({"providers": {"keyed": {"api_key": f"${{{UNSET}}}"}}}, file="tl.toml")
+    manager = SessionManager(config, plugins=[Keyed()])
+    assert manager.default_provider == "echo"
+    with pytest.raises(ConfigError, match=f"providers.keyed.api_key: environment variable {UNSET} is not set"):
+        manager.provider("keyed")
+    monkeypatch.setenv(UNSET, "sk-test")
+    assert SessionManager(config, plugins=[Keyed()]).default_provider == "keyed"
