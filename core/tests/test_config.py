@@ -9,6 +9,7 @@ import pytest
 
 from threadline import Config, ConfigError, SessionManager
 from threadline.builtins.echo import EchoProvider
+from threadline.config import Settings, read_disabled_plugins, user_data_dir
 
 pytestmark = pytest.mark.usefixtures("only_builtins")
 
@@ -138,3 +139,73 @@ def test_a_config_no_parser_expects_is_one_clear_error(tmp_path: Path, content: 
     path.write_bytes(content)
     with pytest.raises(ConfigError, match=f"^{path}: {message}"):
         Config.load(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "message"),
+    [
+        ('[defaults]\nmodel = "${NOPE_X}"\n', "defaults.model", "environment variable NOPE_X is not set"),
+        ('[storage]\nbackend = "${NOPE_X}"\n', "storage.backend", "environment variable NOPE_X is not set"),
+        ("providers = 1\n", "providers", "expected a table ([providers]), got int"),
+        ("[providers]\necho = 1\n", "providers.echo", "expected a table ([providers.echo]), got int"),
+        ("[middleware]\nchain = [1]\n", "middleware.chain[0]", "expected str, got int"),
+        ("[middleware]\npii = 1\n", "middleware.pii", "expected a table ([middleware.pii]), got int"),
+        ("[templates]\nt = 1\n", "templates.t", "expected a table ([templates.t]), got int"),
+        ('[templates.t]\nmodel = "${NOPE_X}"\n', "templates.t.model", "environment variable NOPE_X is not set"),
+        ("[templates.t]\ntools = 'x'\n", "templates.t.tools", "expected a list, got str"),
+        ("[plugins]\ndisable = 'echo'\n", "plugins.disable", "expected a list, got str"),
+    ],
+)
+def test_every_section_names_the_file_and_the_key_it_refuses(tmp_path: Path, text: str, key: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        Config.load(path)
+    assert (caught.value.file, caught.value.key) == (str(path), key)
+    assert str(caught.value).startswith(f"{path}: {key}: {message}")
+
+
+def test_a_settings_repr_hides_secrets_and_shows_the_rest_as_a_dict() -> None:
+    settings = Settings({"n": 1, "api_key": "sk-1", "url": "https://me:pw@host/x", "inner": {"token": "t", "m": "x"}})
+    assert (
+        repr(settings)
+        == "{'n': 1, 'api_key': '***', 'url': 'https://me:***@host/x', 'inner': {'token': '***', 'm': 'x'}}"
+    )
+
+
+def test_the_data_folder_follows_xdg_data_home_else_the_home_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert user_data_dir() == tmp_path / "xdg" / "threadline"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert user_data_dir() == tmp_path / "home" / ".local" / "share" / "threadline"
+
+
+@pytest.mark.parametrize(
+    ("text", "disabled"),
+    [("", ()), ("[plugins]\n", ()), ("[plugins]\ndisable = ['echo', 'x']\n", ("echo", "x"))],
+)
+def test_the_disabled_plugins_are_read_before_anything_else(tmp_path: Path, text: str, disabled: tuple[str]) -> None:
+    assert read_disabled_plugins(write(tmp_path, text + "[storage]\nbackend = 1\n")) == disabled
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("plugins = 1\n", "plugins: expected a table ([plugins]), got int"),
+        ("[plugins]\ndisable = 'echo'\n", "plugins.disable: expected a list of plugin names"),
+        ("[plugins]\ndisable = [1]\n", "plugins.disable: expected a list of plugin names"),
+        ("[plugins\n", "not valid TOML: "),
+    ],
+)
+def test_disabled_plugins_that_cannot_be_read_are_a_config_error(tmp_path: Path, text: str, error: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        read_disabled_plugins(path)
+    assert str(caught.value).startswith(f"{path}: {error}")
+
+
+def test_disabled_plugins_of_a_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such config file"):
+        read_disabled_plugins(tmp_path / "none.toml")

@@ -657,3 +657,84 @@ async def test_the_tenant_a_call_names_is_the_one_used(manager: SessionManager) 
     assert [s.id for s in (await manager.list_sessions()).items] == [ours.id]
     assert (await manager.delete_user("ann", tenant="globex")).sessions == 1
     assert (await manager.get_session(ours.id)).id == ours.id
+
+
+# -- what the mutation run found untested (tasks.py mutate) --------------------------------
+
+
+async def test_from_config_takes_the_managers_other_arguments(tmp_path: Path) -> None:
+    path = tmp_path / "threadline.toml"
+    path.write_text('[storage]\nbackend = "memory"\n')
+    given = MemoryStorage()
+    async with SessionManager.from_config(path, storage=given) as manager:
+        session = await manager.create_session()
+        assert await given.get_session("default", session.id) == session.record
+
+
+async def test_settings_nobody_registered_is_an_error_naming_what_is(manager: SessionManager) -> None:
+    with pytest.raises(threadline.PluginError) as caught:
+        manager.settings("audit")
+    assert str(caught.value) == "no plugin registered settings named 'audit'; registered: none"
+
+
+async def test_a_tool_given_twice_under_one_name_names_where_it_came_from(manager: SessionManager) -> None:
+    @threadline.tool
+    def lookup(order: str) -> str:
+        """Look an order up."""
+        return order
+
+    @threadline.tool(name="lookup")
+    def other(order: str) -> str:
+        """Another."""
+        return order
+
+    await manager.create_session(tools=[lookup])
+    with pytest.raises(
+        threadline.PluginError, match=r"'lookup' is registered by two plugins, .*'create_session\(tools=\.\.\.\)'"
+    ):
+        await manager.create_session(tools=[other])
+
+
+async def test_session_created_hooks_get_the_stored_record(manager: SessionManager, recorder: EventRecorder) -> None:
+    session = await manager.create_session(title="hello")
+    created = [arguments for name, arguments in recorder.events if name == "session_created"]
+    assert created == [{"session": session.record}]
+
+
+async def test_handles_of_one_session_share_its_turns(manager: SessionManager, echo: EchoProvider) -> None:
+    echo.config = attrs.evolve(echo.config, latency=0.01)
+    first = await manager.create_session()
+    second = await manager.get_session(first.id)
+    await asyncio.gather(first.send("one"), second.send("two"), first.send("three"))
+    history = await first.history()
+    assert [m.role for m in history] == [Role.USER, Role.ASSISTANT] * 3
+    assert all(q.text == a.text for q, a in zip(history[::2], history[1::2], strict=True))
+    assert (first.record.message_count, second.record.message_count) == (6, 6)
+
+
+async def test_list_sessions_filters_by_status_and_pages_by_limit(manager: SessionManager) -> None:
+    sessions = [await manager.create_session() for _ in range(52)]
+    await sessions[0].archive()
+    assert [s.id for s in (await manager.list_sessions(status="archived")).items] == [sessions[0].id]
+    assert len((await manager.list_sessions()).items) == 50
+    assert len((await manager.list_sessions(limit=2)).items) == 2
+
+
+async def test_export_refuses_a_tenant_and_all_tenants_together(manager: SessionManager) -> None:
+    with pytest.raises(ConfigError) as caught:
+        await manager.export_jsonl(io.StringIO(), tenant="acme", all_tenants=True)
+    assert str(caught.value) == "name a tenant or ask for all tenants, not both"
+
+
+async def test_import_skips_blank_lines_anywhere(manager: SessionManager, tmp_path: Path) -> None:
+    first, second = await manager.create_session(), await manager.create_session()
+    await first.send("hi")
+    exported = io.StringIO()
+    await manager.export_jsonl(exported)
+    lines = exported.getvalue().splitlines()
+    path = tmp_path / "spaced.jsonl"
+    path.write_text("\n" + "\n\n".join(lines) + "\n  \n")
+    async with SessionManager(storage=MemoryStorage()) as fresh:
+        assert await fresh.import_jsonl(path) == len(lines) == 4
+        assert [m.text for m in await (await fresh.get_session(first.id)).history()] == ["hi", "hi"]
+        assert (await fresh.get_session(second.id)).record.message_count == 0

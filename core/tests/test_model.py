@@ -5,8 +5,9 @@ from __future__ import annotations
 import copy
 import json
 import pickle
+import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -328,3 +329,122 @@ def test_a_session_time_without_a_utc_offset_is_refused() -> None:
         SessionRecord(updated_at=naive)
     with pytest.raises(ValueError, match=r"created_at .* has no UTC offset"):
         attrs.evolve(SessionRecord(), created_at=naive)
+
+
+# -- what a user reads when a record cannot be read: exact, so none of it goes missing ----
+
+MESSAGE_DATA = dump(Message("s", 1, Role.USER, (Text("hi"),)))
+BOTH_SOURCES = {"type": "image", "media_type": "image/png", "data": "eA==", "url": "https://x"}
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"seq": True}, "not a valid Message: expected int, got bool @ $.seq"),
+        ({"seq": "3", "id": 5}, "not a valid Message: expected int, got str @ $.seq; expected str, got int @ $.id"),
+        ({"created_at": 5}, "not a valid Message: expected an ISO 8601 time, got int @ $.created_at"),
+        ({"parts": [BOTH_SOURCES]}, "not a valid Message: Image needs exactly one of data= (bytes) or url= (str)"),
+        (
+            {"v": 2},
+            "Message data has format version 2; this threadline reads version 1 (upgrade threadline to read it)",
+        ),
+        ({"v": "2"}, "Message data has format version '2'; this threadline reads version 1"),
+    ],
+)
+def test_a_record_that_cannot_be_read_says_exactly_what_is_wrong(change: dict[str, object], error: str) -> None:
+    with pytest.raises(DataFormatError) as caught:
+        load({**MESSAGE_DATA, **change}, Message)
+    assert str(caught.value).startswith(error)
+
+
+def test_a_list_field_given_a_string_is_refused_not_split_into_characters() -> None:
+    with pytest.raises(DataFormatError) as caught:
+        load({**dump(SessionRecord(id="x")), "tools": "abc"}, SessionRecord)
+    assert str(caught.value) == "not a valid SessionRecord: expected a list, got str @ $.tools"
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        ("[]", "expected a JSON object for record, got list"),
+        ('{"type": "x"}', "record type 'x' is not one of session, message"),
+        ('{"type": "message", "s": "\\ud800"}', "a string holds a lone surrogate (\\ud800-\\udfff), which is not text"),
+        ("[" * 100_000, "nested too deeply"),
+        (b"\xff", "not UTF-8 text"),
+        ("{nope", "not JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+    ],
+)
+def test_an_export_line_that_cannot_be_read_says_exactly_what_is_wrong(line: str | bytes, error: str) -> None:
+    with pytest.raises(DataFormatError) as caught:
+        load_record(line)
+    assert str(caught.value) == error
+
+
+def test_other_json_that_is_not_an_object_names_what_was_expected() -> None:
+    with pytest.raises(DataFormatError, match=r"^expected a JSON object for parts, got list$"):
+        load_parts("[]")
+    with pytest.raises(DataFormatError, match=r"^expected a JSON object for Message, got list$"):
+        loads("[]", Message)
+
+
+@pytest.mark.parametrize("usage", [Usage(-1, 0), Usage(0, -1), Usage(0, 0, -1), Usage(0, 0, 0, -0.5)])
+def test_an_imported_message_with_negative_usage_is_refused(usage: Usage) -> None:
+    line = dump_record(Message("s", 2, Role.ASSISTANT, (Text("x"),), usage=usage))
+    with pytest.raises(DataFormatError, match=r"^usage counts must not be negative$"):
+        load_record(line)
+
+
+def test_an_imported_time_more_than_a_day_ahead_is_refused_and_clock_skew_is_not() -> None:
+    skewed = Message("s", 1, Role.USER, (Text("x"),), created_at=datetime.now(UTC) + timedelta(hours=20))
+    assert load_record(dump_record(skewed)) == skewed
+    future = attrs.evolve(skewed, created_at=datetime.now(UTC) + timedelta(hours=30))
+    with pytest.raises(DataFormatError, match=f"^time {re.escape(future.created_at.isoformat())} is in the future$"):
+        load_record(dump_record(future))
+
+
+def test_misuse_of_records_is_explained() -> None:
+    with pytest.raises(TypeError) as frozen:
+        FrozenDict({"a": 1})["a"] = 2  # type: ignore[index]
+    assert str(frozen.value) == (
+        "a record's mappings cannot be changed: change a copy, dict(...), and attrs.evolve the record"
+    )
+    with pytest.raises(ValueError, match=r"^Image needs exactly one of data= \(bytes\) or url= \(str\)$"):
+        Image("image/png")
+    with pytest.raises(TypeError, match=r"\(Text, Image, File, \.\.\.\), got int$"):
+        as_parts([42])  # type: ignore[list-item]
+
+
+# -- JSON as written: compact, UTF-8 as it is ----------------------------------------------
+
+
+def test_json_is_written_compact_with_text_as_it_is() -> None:
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    message = Message("s", 1, Role.USER, (Text("é", provider_data={"a": 1}),), id="i", created_at=when)
+    assert dump_record(message) == (
+        '{"type":"message","v":1,"session_id":"s","seq":1,"role":"user","parts":[{"text":"é","provider_data":'
+        '{"a":1},"type":"text"}],"id":"i","created_at":"2026-01-01T00:00:00+00:00","usage":null,"status":"ok",'
+        '"error":null,"provider":null,"model":null,"metadata":{}}'
+    )
+    assert dumps(Usage(1, 2)) == '{"v":1,"input_tokens":1,"output_tokens":2,"cached_tokens":0,"cost":null}'
+    assert dump_parts(message.parts) == '{"v":1,"parts":[{"text":"é","provider_data":{"a":1},"type":"text"}]}'
+
+
+def test_a_replys_provider_state_is_kept_frozen_or_left_out() -> None:
+    assert Response(parts=(), provider_state=None).provider_state is None
+    assert Done(provider_state=None).provider_state is None
+    state = Response(parts=(), provider_state={"id": "r1"}).provider_state
+    assert isinstance(state, FrozenDict) and state == {"id": "r1"}
+
+
+def test_assembler_names_a_call_that_came_without_id_name_or_arguments() -> None:
+    assembler = StreamAssembler()
+    assembler.add(ToolCallDelta(0))
+    assembler.add(ToolCallDelta(1, "c1", "now"))
+    assert assembler.parts() == (ToolCall("call_0", "", {}), ToolCall("c1", "now", {}))
+
+
+def test_assembler_keeps_the_whole_calls_after_a_cut_off_one_in_a_partial_reply() -> None:
+    assembler = StreamAssembler()
+    assembler.add(ToolCallDelta(0, "c0", "weather", '{"ci'))
+    assembler.add(ToolCallDelta(1, "c1", "time", "{}"))
+    assert assembler.parts(complete=False) == (ToolCall("c1", "time", {}),)

@@ -64,7 +64,15 @@ class SessionManager:
         for tool in tools:
             self.registry.add_tool(tool, "SessionManager(tools=...)")
         self._providers: dict[str, Provider] = dict(providers or {})
-        self._check_config(storage_given=storage is not None)
+        self._storage = storage
+        self._storage_plugin = (  # looked up now: a wrong backend or setting fails here, not at open()
+            None
+            if storage is not None
+            else self._plugin(
+                "storage", self.storage_backend, self.config.storage.settings, "storage", "storage.backend"
+            )
+        )
+        self._check_config()
         tables = self.config.plugins.settings
         self._settings = {  # a table no plugin registered is an error, naming those that did
             name: self._plugin("settings", name, tables.get(name, {}), f"plugins.{name}")[1]
@@ -73,7 +81,6 @@ class SessionManager:
         #: the provider of sessions that name none: ``[defaults] provider``, else the first ready one
         self.default_provider = self.config.defaults.provider or self._ready_provider()
         self._check_provider(self.default_provider, "defaults.provider")
-        self._storage = storage
         self._chain = Chain(
             [self._make_middleware(name) for name in self.config.middleware.chain],
             self._provider_complete,
@@ -167,11 +174,10 @@ class SessionManager:
 
     # -- plugins ------------------------------------------------------------
 
-    def _check_config(self, *, storage_given: bool) -> None:
-        """Every plugin the config names is installed and its settings fit its config class."""
+    def _check_config(self) -> None:
+        """Every provider and middleware the config names is installed and its settings fit its
+        config class (the storage's are checked as it is looked up)."""
         config = self.config
-        if not storage_given:
-            self._plugin("storage", self.storage_backend, config.storage.settings, "storage", "storage.backend")
         for name, settings in config.providers.items():
             if name not in self._providers:  # its ${VAR}s wait for its first use: see _provider_settings
                 self._plugin("providers", name, settings, f"providers.{name}", lenient=True)
@@ -225,9 +231,8 @@ class SessionManager:
         return registration.factory, check(registration.config, settings, key)
 
     def _make_storage(self) -> Storage:
-        factory, settings = self._plugin(
-            "storage", self.storage_backend, self.config.storage.settings, "storage", "storage.backend"
-        )
+        assert self._storage_plugin is not None  # looked up in __init__ whenever no storage was given
+        factory, settings = self._storage_plugin
         storage: Storage = factory(settings)
         return storage
 

@@ -296,8 +296,9 @@ class {{ cls }}Storage:
                 raise DataFormatError(f"message {record.id!r} has seq {record.seq}; seqs must run 1, 2, 3, ...")
             else:
                 messages[current].append(record)
-        if any(key in self._sessions for key in sessions):  # created while the records were read
-            raise StorageConflict("a session being imported was created meanwhile; nothing was imported")
+        clash = next(iter(sessions.keys() & self._sessions.keys()), None)
+        if clash:  # created while the records were read
+            raise StorageConflict(f"session {clash[1]!r} was created while importing; nothing was imported")
         for key, session in sessions.items():
             usage = sum((m.usage for m in messages[key] if m.usage is not None), Usage())
             self._sessions[key] = attrs.evolve(session, message_count=len(messages[key]), usage=usage)

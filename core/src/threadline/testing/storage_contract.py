@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,7 +25,7 @@ import attrs
 import pytest
 
 from threadline.contracts import Storage
-from threadline.errors import SessionNotFound, StorageConflict
+from threadline.errors import DataFormatError, SessionNotFound, StorageConflict
 from threadline.model import (
     File,
     Image,
@@ -123,7 +124,7 @@ class StorageContract:
     async def test_update_with_a_stale_version_is_a_conflict_and_changes_nothing(self, storage: Storage) -> None:
         session = await storage.create_session(make_session())
         first = await storage.update_session(attrs.evolve(session, title="first"))
-        with pytest.raises(StorageConflict):
+        with pytest.raises(StorageConflict, match=f"{re.escape(repr(session.id))}.*version"):
             await storage.update_session(attrs.evolve(session, title="stale"))
         assert await storage.get_session(session.tenant, session.id) == first
 
@@ -131,9 +132,12 @@ class StorageContract:
         session = await storage.create_session(make_session())
         await storage.append_messages(session.tenant, session.id, make_messages(session, ["a", "b"]))
         fresh = await storage.get_session(session.tenant, session.id)
-        updated = await storage.update_session(attrs.evolve(fresh, title="t", message_count=99, usage=Usage(9, 9)))
-        assert updated.message_count == 2
-        assert (await storage.get_session(session.tenant, session.id)).message_count == 2
+        forged = attrs.evolve(
+            fresh, title="t", message_count=99, usage=Usage(9, 9), created_at=fresh.created_at - timedelta(days=1)
+        )
+        updated = await storage.update_session(forged)
+        assert (updated.message_count, updated.usage, updated.created_at) == (2, fresh.usage, fresh.created_at)
+        assert await storage.get_session(session.tenant, session.id) == updated
 
     async def test_delete_session_removes_it_and_its_messages_only(self, storage: Storage) -> None:
         doomed = await storage.create_session(make_session())
@@ -274,10 +278,20 @@ class StorageContract:
 
     async def test_message_status_can_be_marked(self, storage: Storage) -> None:
         session = await storage.create_session(make_session())
+        await storage.append_messages(session.tenant, session.id, make_messages(session, ["q", "a", "q2"]))
+        await storage.set_message_status(session.tenant, session.id, 2, "failed", "rate limited")
+        messages = await storage.get_messages(session.tenant, session.id)
+        assert [(m.status, m.error, m.text) for m in messages] == [
+            (MessageStatus.OK, None, "q"),
+            (MessageStatus.FAILED, "rate limited", "a"),
+            (MessageStatus.OK, None, "q2"),
+        ]
+
+    async def test_marking_a_message_that_does_not_exist_is_a_conflict(self, storage: Storage) -> None:
+        session = await storage.create_session(make_session())
         await storage.append_messages(session.tenant, session.id, make_messages(session, ["q"]))
-        await storage.set_message_status(session.tenant, session.id, 1, "failed", "rate limited")
-        (message,) = await storage.get_messages(session.tenant, session.id)
-        assert (message.status, message.error, message.text) == (MessageStatus.FAILED, "rate limited", "q")
+        with pytest.raises(StorageConflict, match=f"{re.escape(repr(session.id))} has no message 2"):
+            await storage.set_message_status(session.tenant, session.id, 2, "failed")
 
     async def test_concurrent_appends_to_many_sessions_all_land(self, storage: Storage) -> None:
         sessions = [await storage.create_session(make_session()) for _ in range(10)]
@@ -337,6 +351,12 @@ class StorageContract:
         seen = [s.id for s in page.items] + [s.id for s in rest]
         assert len(seen) == len(set(seen))
 
+    async def test_a_page_of_exactly_the_limit_is_the_last(self, storage: Storage) -> None:
+        for _ in range(3):
+            await storage.create_session(make_session())
+        page = await storage.list_sessions(SessionQuery(limit=3))
+        assert (len(page.items), page.next_cursor) == (3, None)
+
     async def test_list_by_updated_time(self, storage: Storage) -> None:
         session = await storage.create_session(make_session())
         before = session.updated_at - timedelta(seconds=1)
@@ -344,6 +364,9 @@ class StorageContract:
         assert [s.id for s in await all_pages(storage, SessionQuery(updated_after=before))] == [session.id]
         assert await all_pages(storage, SessionQuery(updated_after=after)) == []
         assert [s.id for s in await all_pages(storage, SessionQuery(updated_before=after))] == [session.id]
+        exactly = session.updated_at  # both bounds are strict
+        assert await all_pages(storage, SessionQuery(updated_after=exactly)) == []
+        assert await all_pages(storage, SessionQuery(updated_before=exactly)) == []
 
     # -- tenants ------------------------------------------------------------
 
@@ -401,6 +424,10 @@ class StorageContract:
             assert await storage.get_session("default", session.id) == before[session.id]
             assert [m.text for m in await storage.get_messages("default", session.id)] == ["q", "a", "q2"]
 
+    async def test_export_includes_a_session_with_no_messages(self, storage: Storage) -> None:
+        empty = await storage.create_session(make_session())
+        assert await collect(storage.export_records("default")) == [empty]
+
     async def test_export_of_all_tenants(self, storage: Storage) -> None:
         await storage.create_session(make_session(tenant="a"))
         await storage.create_session(make_session(tenant="b"))
@@ -408,10 +435,12 @@ class StorageContract:
         assert tenants == {"a", "b"}
 
     async def test_import_counts_the_messages_it_brings(self, storage: Storage) -> None:
-        claimed = make_session(message_count=7)
+        claimed = make_session(message_count=7, usage=Usage(100, 100))
         messages = make_messages(claimed, ["q", "a"])
+        messages[1] = attrs.evolve(messages[1], usage=Usage(3, 4, 1, 0.5))
         await storage.import_records(replay([claimed, *messages]))
-        assert (await storage.get_session("default", claimed.id)).message_count == 2
+        imported = await storage.get_session("default", claimed.id)
+        assert (imported.message_count, imported.usage) == (2, Usage(3, 4, 1, 0.5))
         await storage.append_messages("default", claimed.id, make_messages(claimed, ["q2"], start=3))
         assert [m.seq for m in await storage.get_messages("default", claimed.id)] == [1, 2, 3]
 
@@ -434,6 +463,39 @@ class StorageContract:
         assert [m.text for m in await storage.get_messages("default", written.id)] == ["during"]
         assert (await storage.get_session("default", created.id)).id == created.id
         assert len(await storage.get_messages("default", imported.id)) == 2
+
+    async def test_an_import_refuses_a_session_that_exists(self, storage: Storage) -> None:
+        existing = await storage.create_session(make_session())
+        with pytest.raises(StorageConflict, match=f"{re.escape(repr(existing.id))} exists already"):
+            await storage.import_records(replay([existing]))
+
+    async def test_an_import_refuses_messages_out_of_place(self, storage: Storage) -> None:
+        session = make_session()
+        first, _, third = make_messages(session, ["q", "a", "q2"])
+        with pytest.raises(DataFormatError, match=f"{re.escape(repr(first.id))} does not follow its session"):
+            await storage.import_records(replay([first]))
+        with pytest.raises(DataFormatError, match=f"{re.escape(repr(third.id))} has seq 3"):
+            await storage.import_records(replay([session, first, third]))
+        with pytest.raises(SessionNotFound):
+            await storage.get_session("default", session.id)
+
+    async def test_an_import_and_a_create_of_the_same_session_do_not_both_succeed(self, storage: Storage) -> None:
+        clash = make_session()
+
+        async def slow() -> AsyncIterator[SessionRecord | Message]:
+            yield clash
+            await asyncio.sleep(0.02)
+            yield make_messages(clash, ["x"])[0]
+
+        async def meanwhile() -> SessionRecord:
+            await asyncio.sleep(0.005)
+            return await storage.create_session(clash)
+
+        imported, created = await asyncio.gather(storage.import_records(slow()), meanwhile(), return_exceptions=True)
+        loser = created if isinstance(created, StorageConflict) else imported
+        assert isinstance(loser, StorageConflict) and repr(clash.id) in str(loser), (imported, created)
+        kept = await storage.get_messages("default", clash.id)
+        assert [m.text for m in kept] == ([] if loser is imported else ["x"])
 
     async def test_import_is_all_or_nothing(self, storage: Storage) -> None:
         existing = await storage.create_session(make_session())
