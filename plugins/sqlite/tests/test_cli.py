@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -125,7 +126,8 @@ def test_the_resume_hint_runs_as_printed_and_carries_the_config(tmp_path: Path) 
     first = threadline(tmp_path, "--config", "elsewhere/my.toml", "chat", stdin="My name is Ann.\n")
     assert first.returncode == 0, first.stderr
     command = resume_command(first.stderr)
-    assert os.path.abspath(command[0]) == os.path.abspath(sys.executable) and command[1:3] == ["-m", "threadline"]
+    interpreter = shutil.which(command[0]) or command[0]  # as a shell finds it, bare name or path
+    assert os.path.abspath(interpreter) == os.path.abspath(sys.executable) and command[1:3] == ["-m", "threadline"]
     assert command[3:6] == ["--config", str(config), "chat"]  # absolute: it works from any folder
 
     resumed = run(command, tmp_path, stdin="/history\n", cwd=tmp_path / "elsewhere")
