@@ -193,19 +193,30 @@ def test_a_piped_chat_that_sends_nothing_stores_no_session(config: Path) -> None
     assert "sessions stored: 0" in run.stderr and "not kept" not in run.stderr
 
 
+def sigint_as_at_a_terminal() -> None:
+    """A program started from a background job (as CI may start the tests) inherits SIGINT
+    ignored and, as every program does, keeps it so; a terminal's Ctrl-C is what a test means."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_while_a_piped_chat_waits_for_a_line_exits_130(config: Path) -> None:
     chat = subprocess.Popen(
-        [sys.executable, *THREADLINE, "--config", str(config), "chat"],
+        [sys.executable, "-X", "faulthandler", *THREADLINE, "--config", str(config), "chat"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_as_at_a_terminal,
     )
     try:
         assert chat.stderr is not None
         assert chat.stderr.readline() == f"config: {config} (given by --config)\n"  # the chat has begun
         chat.send_signal(signal.SIGINT)
-        assert chat.wait(timeout=60) == 130
+        try:
+            assert chat.wait(timeout=60) == 130
+        except subprocess.TimeoutExpired:
+            chat.send_signal(signal.SIGABRT)  # -X faulthandler prints every thread's stack
+            pytest.fail(f"the chat did not end on Ctrl-C; where it was:\n{chat.communicate()[1]}")
         assert chat.stderr.read().strip() == "interrupted"
     finally:
         chat.kill()

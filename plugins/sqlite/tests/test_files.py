@@ -103,18 +103,16 @@ async def test_any_path_is_the_one_file_read_and_written(tmp_path: Path, name: s
 # -- a failed open ends: no connection thread keeps the process alive -----------------
 
 OPEN = """
-import asyncio, sqlite3, sys
+import asyncio, sys
 import aiosqlite
 from threadline_sqlite import SQLiteConfig
 from threadline_sqlite.storage import SQLiteStorage
 
 if sys.argv[2] == "reader-fails":  # every connection after the first (the writer's) fails
     connect, made = aiosqlite.connect, []
-    def failing(*args, **kwargs):
-        made.append(args)
-        if len(made) > 1:
-            raise sqlite3.OperationalError("unable to open database file")
-        return connect(*args, **kwargs)
+    def failing(target, **kwargs):
+        made.append(target)
+        return connect(target if len(made) == 1 else "/no/such/folder/db", **kwargs)
     aiosqlite.connect = failing
 asyncio.run(SQLiteStorage(SQLiteConfig(path=sys.argv[1])).open())
 """

@@ -205,6 +205,39 @@ async def test_a_database_locked_past_the_timeout_is_a_clear_error(db_path: Path
         await storage.close()
 
 
+async def test_a_damaged_database_is_a_clear_error_that_changes_nothing(db_path: Path) -> None:
+    storage = SQLiteStorage(SQLiteConfig(path=db_path))
+    await storage.open()
+    session = await storage.create_session(SessionRecord())
+    await storage.append_messages("default", session.id, [message(session, n, "x" * 2000) for n in range(1, 201)])
+    await storage.close()
+    damaged = bytearray(db_path.read_bytes())  # noqa: ASYNC240
+    page = len(damaged) // 2 // 4096 * 4096
+    damaged[page : page + 3 * 4096] = b"\x5a" * 3 * 4096  # a disk that lost three pages of messages
+    db_path.write_bytes(bytes(damaged))  # noqa: ASYNC240
+    damaged_storage = SQLiteStorage(SQLiteConfig(path=db_path))
+    with pytest.raises(StorageUnavailable, match=r"is not a SQLite database \(or is damaged\): .*malformed"):
+        await damaged_storage.open()
+        try:
+            await damaged_storage.get_messages("default", session.id)
+        finally:
+            await damaged_storage.close()
+    assert db_path.read_bytes() == damaged  # noqa: ASYNC240
+
+
+async def test_another_sqlite_error_names_the_database_and_says_what_sqlite_said(db_path: Path) -> None:
+    storage = SQLiteStorage(SQLiteConfig(path=db_path))
+    await storage.open()
+    try:
+        session = await storage.create_session(SessionRecord())
+        with sqlite3.connect(db_path) as other:
+            other.execute("DROP TABLE messages")  # done by another tool, behind the storage's back
+        with pytest.raises(StorageUnavailable, match=f"^SQLite database {db_path}: no such table: messages$"):
+            await storage.get_messages("default", session.id)
+    finally:
+        await storage.close()
+
+
 async def test_a_database_from_a_newer_version_is_refused_untouched(db_path: Path) -> None:
     storage = SQLiteStorage(SQLiteConfig(path=db_path))
     await storage.open()

@@ -230,16 +230,15 @@ class SQLiteStorage:
         """SQLite's errors as threadline's, saying what to do."""
         if isinstance(exc, ThreadlineError) or not isinstance(exc, sqlite3.Error):
             return exc
-        text = str(exc)
-        if "locked" in text or "busy" in text:
+        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF  # the primary code of an extended one
+        if code == sqlite3.SQLITE_BUSY:
             return StorageUnavailable(
                 f"SQLite database {self.path} is locked by another connection; waited "
                 f"{self.config.busy_timeout:g}s (raise [storage] busy_timeout to wait longer)"
             )
-        if "not a database" in text or "malformed" in text:
+        text = str(exc)
+        if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
             return StorageUnavailable(f"{self.path} is not a SQLite database (or is damaged): {text}")
-        if "unable to open" in text or "readonly" in text:
-            return StorageUnavailable(f"cannot open SQLite database {self.path}: {text}")
         return StorageUnavailable(f"SQLite database {self.path}: {text}")
 
     @property
