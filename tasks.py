@@ -62,6 +62,11 @@ def mutate(rest: list[str]) -> None:
     runs = [start_mutmut(ROOT / name, rest) for name in MUTATED]
     if any(process.wait() for process in runs):
         sys.exit("mutmut failed: see its output above")
+    print_scores()
+
+
+def print_scores() -> None:
+    """Each mutated module's score, from the verdicts mutmut keeps in each package's mutants/."""
     scores: dict[str, Counter[str]] = {}
     for package in (ROOT / name for name in MUTATED):
         results = subprocess.run(

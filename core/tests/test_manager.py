@@ -738,3 +738,124 @@ async def test_import_skips_blank_lines_anywhere(manager: SessionManager, tmp_pa
         assert await fresh.import_jsonl(path) == len(lines) == 4
         assert [m.text for m in await (await fresh.get_session(first.id)).history()] == ["hi", "hi"]
         assert (await fresh.get_session(second.id)).record.message_count == 0
+
+
+async def test_an_unset_variable_in_a_number_setting_waits_for_the_providers_first_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NOPE_DELAY", raising=False)
+    path = tmp_path / "threadline.toml"
+    path.write_text('[storage]\nbackend = "memory"\n[providers.echo]\nchunk_delay = "${NOPE_DELAY}"\n')
+    async with SessionManager.from_config(path) as manager:
+        session = await manager.create_session()  # listing, export and the like need no provider
+        with pytest.raises(threadline.ConfigError, match="environment variable NOPE_DELAY is not set"):
+            await session.send("hi", provider="echo")
+
+
+async def test_settings_nobody_registered_lists_the_names_that_are() -> None:
+    @attrs.frozen
+    class Nothing:
+        pass
+
+    class Audit:
+        @threadline.hookimpl
+        def threadline_register_settings(self, register: Any) -> None:
+            register("audit", Nothing)
+            register("metrics", Nothing)
+
+    async with SessionManager(storage=MemoryStorage(), plugins=[Audit()]) as manager:
+        with pytest.raises(threadline.PluginError) as caught:
+            manager.settings("audti")
+    assert str(caught.value) == "no plugin registered settings named 'audti'; registered: audit, metrics"
+
+
+async def test_naming_an_unregistered_tool_lists_the_registered_ones(manager: SessionManager) -> None:
+    with pytest.raises(ToolError) as caught:
+        await manager.create_session(tools=["nope"])
+    assert str(caught.value) == "no tool named 'nope'; registered tools: none"
+
+    @threadline.tool
+    def lookup(order: str) -> str:
+        """Look an order up."""
+        return order
+
+    @threadline.tool
+    def cancel(order: str) -> str:
+        """Cancel an order."""
+        return order
+
+    await manager.create_session(tools=[lookup, cancel])
+    with pytest.raises(ToolError) as caught:
+        await manager.create_session(tools=["nope"])
+    assert str(caught.value) == "no tool named 'nope'; registered tools: cancel, lookup"
+
+
+async def test_a_session_read_again_shows_what_another_writer_changed(manager: SessionManager) -> None:
+    session = await manager.create_session()
+    await manager.storage.update_session(attrs.evolve(session.record, title="renamed elsewhere"))
+    again = await manager.get_session(session.id)
+    assert again.record.title == "renamed elsewhere"
+
+
+async def test_sessions_are_listed_page_by_page(manager: SessionManager) -> None:
+    created = {(await manager.create_session()).id for _ in range(5)}
+    first = await manager.list_sessions(limit=2)
+    second = await manager.list_sessions(limit=2, cursor=first.next_cursor)
+    third = await manager.list_sessions(limit=2, cursor=second.next_cursor)
+    pages = [first.items, second.items, third.items]
+    assert [len(page) for page in pages] == [2, 2, 1] and third.next_cursor is None
+    assert {s.id for page in pages for s in page} == created
+
+
+async def test_an_unknown_template_names_the_key_and_the_templates_there(tmp_path: Path) -> None:
+    path = tmp_path / "threadline.toml"
+    path.write_text('[storage]\nbackend = "memory"\n')
+    async with SessionManager.from_config(path) as manager:
+        with pytest.raises(ConfigError) as caught:
+            await manager.create_session(template="sales")
+    assert caught.value.key == "template"
+    none = "none (add [templates.<name>] to the config)"
+    assert str(caught.value).endswith(f"template: no template named 'sales'; templates: {none}")
+    path.write_text('[storage]\nbackend = "memory"\n[templates.support]\n[templates.billing]\n')
+    async with SessionManager.from_config(path) as manager:
+        with pytest.raises(ConfigError) as caught:
+            await manager.create_session(template="sales")
+    assert str(caught.value).endswith("no template named 'sales'; templates: billing, support")
+
+
+async def test_a_template_and_the_call_give_metadata_together() -> None:
+    config = Config(templates={"support": Template(metadata={"team": "care", "tier": 1})})
+    async with SessionManager(config, storage=MemoryStorage()) as manager:
+        session = await manager.create_session(template="support", metadata={"tier": 2, "ticket": "T-9"})
+    assert session.record.metadata == {"team": "care", "tier": 2, "ticket": "T-9"}
+
+
+def test_settings_of_a_middleware_the_chain_leaves_out_name_the_file_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "threadline.toml"
+    path.write_text('[storage]\nbackend = "memory"\n[middleware.redact]\nmask = "*"\n')
+    with pytest.raises(ConfigError) as caught:
+        SessionManager.from_config(path)
+    assert (caught.value.file, caught.value.key) == (str(path), "middleware.redact")
+    assert str(caught.value).startswith(f"{path}: middleware.redact: settings for middleware 'redact', which chain")
+
+
+async def test_a_tool_given_to_the_manager_and_by_a_plugin_names_both() -> None:
+    @threadline.tool(name="lookup")
+    def from_plugin(order: str) -> str:
+        """Look an order up."""
+        return order
+
+    @threadline.tool(name="lookup")
+    def given(order: str) -> str:
+        """Another lookup."""
+        return order
+
+    class Tools:
+        @threadline.hookimpl
+        def threadline_register_tools(self, register: Any) -> None:
+            register(from_plugin)
+
+    with pytest.raises(threadline.PluginError) as caught:
+        SessionManager(storage=MemoryStorage(), plugins=[Tools()], tools=[given])
+    assert "'lookup' is registered by two plugins" in str(caught.value)
+    assert str(caught.value).endswith("and 'SessionManager(tools=...)'")

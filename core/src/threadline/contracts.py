@@ -95,10 +95,10 @@ class Storage(Protocol):
     async def append_messages(self, tenant: str, session_id: str, messages: Sequence[Message]) -> None:
         """Store ``messages`` after the session's last one, atomically: all or none. Their
         ``seq`` must be ``message_count + 1``, ``+ 2``, ... in order, and their ``session_id``
-        ``session_id``, else ``StorageConflict`` and nothing is written: a gap, a repeat, or
-        a seq another writer took first. Then the session's ``message_count`` grows by their
-        number, its ``usage`` by the sum of theirs (``None`` adds nothing) and its
-        ``updated_at`` is now. An unknown session is ``SessionNotFound``.
+        ``session_id``, else ``StorageConflict`` (for seqs, saying ``got [the seqs given]``)
+        and nothing is written: a gap, a repeat, or a seq another writer took first. Then the
+        session's ``message_count`` grows by their number, its ``usage`` by the sum of theirs
+        (``None`` adds nothing) and its ``updated_at`` is now. An unknown session is ``SessionNotFound``.
 
         Cancelled while in flight, it lets the ``CancelledError`` out only once the write has
         committed or been given up for good: a write still under way in a thread or a server

@@ -413,7 +413,9 @@ Event = TextDelta | ToolCallDelta | Done
 # ---------------------------------------------------------------------------
 
 
-def _strict(cls: type, accepts: tuple[type, ...]) -> Any:
+# The hooks below are made when the converter is first built or first meets a type, then kept:
+# a mutation tool's switched mutants never reach them (test_model tests what they do).
+def _strict(cls: type, accepts: tuple[type, ...]) -> Any:  # pragma: no mutate block
     def structure(value: Any, _: Any) -> Any:
         if not isinstance(value, accepts) or (isinstance(value, bool) and bool not in accepts):
             raise TypeError(f"expected {cls.__name__}, got {type(value).__name__}")  # never the value: a secret
@@ -422,7 +424,7 @@ def _strict(cls: type, accepts: tuple[type, ...]) -> Any:
     return structure
 
 
-def _no_strings(cls: Any, conv: cattrs.Converter) -> Any:
+def _no_strings(cls: Any, conv: cattrs.Converter) -> Any:  # pragma: no mutate block
     """A sequence hook that refuses a string (which would otherwise become a list of letters)."""
     factory = (
         cattrs.cols.homogenous_tuple_structure_factory
@@ -456,7 +458,6 @@ def _aware_datetime(value: Any, _: Any) -> datetime:
     return when
 
 
-# Built once, at import: a mutation tool's switched mutants never reach it (test_model tests what it does).
 def _make_converter() -> cattrs.Converter:  # pragma: no mutate block
     conv = cattrs.Converter(forbid_extra_keys=True)
     for cls, accepts in ((str, (str,)), (int, (int,)), (float, (int, float)), (bool, (bool,))):
@@ -539,10 +540,7 @@ def load_record(line: str | bytes) -> Record:
     kind = data.pop("type", None)
     if not isinstance(kind, str) or kind not in _RECORD_TYPES:
         raise DataFormatError(f"record type {kind!r} is not one of {', '.join(_RECORD_TYPES)}")
-    try:
-        record: Record = load(data, _RECORD_TYPES[kind])
-    except RecursionError:
-        raise DataFormatError("nested too deeply") from None
+    record: Record = load(data, _RECORD_TYPES[kind])  # nesting is capped: see _check_depth
     _check_plausible(record)
     return record
 

@@ -3,6 +3,7 @@ when it is read-only; an open that fails ends cleanly."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import sqlite3
 import stat
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 from test_migrations import SCHEMAS, copy_old_database, records_read_now, records_read_then
 
-from threadline import Message, Role, SessionQuery, SessionRecord, StorageUnavailable, Text
+from threadline import DataFormatError, Message, Role, SessionQuery, SessionRecord, StorageUnavailable, Text
 from threadline_sqlite import SQLiteConfig
 from threadline_sqlite.schema import LATEST, READABLE_FROM
 from threadline_sqlite.storage import SQLiteStorage
@@ -209,6 +210,16 @@ async def test_read_only_true_opens_a_writable_database_without_writing(db_path:
             await storage.delete_session("default", "s1")
     finally:
         await storage.close()
+    assert db_path.read_bytes() == before  # noqa: ASYNC240
+
+
+async def test_read_only_true_on_a_newer_schema_names_the_file_and_writes_nothing(db_path: Path) -> None:
+    await write_one_session(db_path)
+    with closing(sqlite3.connect(db_path)) as db, db:
+        db.execute("UPDATE schema_version SET version = ?", (LATEST + 1,))
+    before = db_path.read_bytes()  # noqa: ASYNC240
+    with pytest.raises(DataFormatError, match=f"^{re.escape(str(db_path))} has schema version {LATEST + 1}, newer"):
+        await SQLiteStorage(SQLiteConfig(path=db_path, read_only=True)).open()
     assert db_path.read_bytes() == before  # noqa: ASYNC240
 
 

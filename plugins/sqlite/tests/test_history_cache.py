@@ -60,17 +60,29 @@ async def test_a_session_deleted_and_made_again_is_read_afresh(storage: SQLiteSt
     assert await texts(storage) == ["new", "new"]
 
 
-async def test_the_cache_holds_no_more_than_its_capacity(db_path: Path) -> None:
-    storage = SQLiteStorage(SQLiteConfig(path=db_path, history_cache=10))
+async def test_the_cache_holds_no_more_than_its_capacity_dropping_the_least_recent(db_path: Path) -> None:
+    storage = SQLiteStorage(SQLiteConfig(path=db_path, history_cache=8))
     await storage.open()
     try:
-        for index in range(5):
-            await storage.create_session(SessionRecord(id=f"s{index}"))
-            await storage.append_messages(
-                "default", f"s{index}", [Message(f"s{index}", seq, Role.USER, (Text("x"),)) for seq in range(1, 5)]
-            )
-            await storage.get_messages("default", f"s{index}")
-        assert storage._cache is not None and storage._cache._size <= 10
+        for name, count in (("s1", 4), ("s2", 4), ("s3", 4), ("big", 8)):
+            await storage.create_session(SessionRecord(id=name))
+            batch = [Message(name, seq, Role.USER, (Text("x"),)) for seq in range(1, count + 1)]
+            await storage.append_messages("default", name, batch)
+        cache = storage._cache
+        assert cache is not None
+
+        async def read(name: str) -> list[str]:
+            await storage.get_messages("default", name)
+            held = {key[1]: len(entry.messages) for key, entry in cache._entries.items()}
+            assert cache._size == sum(held.values()) <= 8
+            return list(held)
+
+        assert await read("s1") == ["s1"]
+        assert await read("s2") == ["s1", "s2"]  # 8 messages: exactly full
+        assert await read("s3") == ["s2", "s3"]  # s1, read longest ago, made room
+        await storage.append_messages("default", "s3", [Message("s3", 5, Role.USER, (Text("x"),))])
+        assert await read("s3") == ["s3"]  # 5 + 4 would not fit
+        assert await read("big") == ["big"]  # a history of exactly the capacity is kept
     finally:
         await storage.close()
 
@@ -167,3 +179,24 @@ async def test_last_0_is_no_messages_whether_or_not_the_history_is_cached(db_pat
             await storage.get_messages("default", "nope", last=0)
     finally:
         await storage.close()
+
+
+async def test_an_unchanged_history_is_read_from_the_database_once(storage: SQLiteStorage) -> None:
+    await started(storage, ["a", "b"])
+    statements: list[str] = []
+    for reader in storage._readers:
+        await reader.set_trace_callback(statements.append)
+
+    async def message_reads() -> list[str]:
+        read = [s for s in statements if "FROM messages" in s]
+        statements.clear()
+        return read
+
+    assert await texts(storage) == ["a", "b"]
+    assert len(await message_reads()) == 1
+    assert await texts(storage) == ["a", "b"]
+    assert await message_reads() == []  # the session's row said nothing changed
+    await storage.append_messages("default", "s1", [Message("s1", 3, Role.USER, (Text("c"),))])
+    assert await texts(storage) == ["a", "b", "c"]
+    (only_the_new,) = await message_reads()
+    assert "seq > 2" in only_the_new

@@ -179,8 +179,8 @@ class {{ cls }}Storage:
         - Each message's ``session_id`` must be ``session_id``, else ``StorageConflict``
           saying whose it is.
         - Their ``seq`` must run on from the session's ``message_count`` without a gap
-          (``message_count + 1``, ``+ 2``, ...), else ``StorageConflict`` and nothing is
-          written: a gap, a repeat, a seq already stored. This is how the second of two
+          (``message_count + 1``, ``+ 2``, ...), else ``StorageConflict`` saying "got [the
+          seqs given]", and nothing is written: a gap, a repeat, a seq already stored. This is how the second of two
           writers to one session finds out.
         - Then the session's ``message_count`` grows by their number, its ``usage`` by the
           sum of theirs (a message without usage adds nothing) and ``updated_at`` is now.
@@ -196,7 +196,7 @@ class {{ cls }}Storage:
         if [m.seq for m in messages] != expected:
             raise StorageConflict(
                 f"session {session_id!r} has {session.message_count} messages: the seqs appended must be "
-                f"{expected}, not {[m.seq for m in messages]}"
+                f"{expected}, got {[m.seq for m in messages]}"
             )
         self._messages[tenant, session_id].extend(messages)
         self._sessions[tenant, session_id] = attrs.evolve(

@@ -17,14 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
 import pytest
 
-from threadline.contracts import Storage
+from threadline.contracts import WAITER_SECONDS, Storage
 from threadline.errors import DataFormatError, SessionNotFound, StorageConflict
 from threadline.model import (
     File,
@@ -72,6 +72,14 @@ async def replay(records: list[Any]) -> AsyncIterator[Any]:
         yield record
 
 
+@contextlib.contextmanager
+def not_found(tenant: str, session_id: str) -> Iterator[None]:
+    """Expect ``SessionNotFound`` naming the session looked for and its tenant."""
+    with pytest.raises(SessionNotFound) as caught:
+        yield
+    assert (caught.value.tenant, caught.value.session_id) == (tenant, session_id)
+
+
 class StorageContract:
     """The storage contract. Every test gets a fresh ``storage`` from the subclass's fixture."""
 
@@ -100,11 +108,11 @@ class StorageContract:
         assert (await storage.get_session(session.tenant, session.id)).message_count == 0
 
     async def test_unknown_session_is_not_found(self, storage: Storage) -> None:
-        with pytest.raises(SessionNotFound):
+        with not_found("default", "nope"):
             await storage.get_session("default", "nope")
-        with pytest.raises(SessionNotFound):
+        with not_found("default", "nope"):
             await storage.delete_session("default", "nope")
-        with pytest.raises(SessionNotFound):
+        with not_found("default", "nope"):
             await storage.get_messages("default", "nope")
 
     async def test_duplicate_id_is_a_conflict(self, storage: Storage) -> None:
@@ -145,9 +153,9 @@ class StorageContract:
         await storage.append_messages(doomed.tenant, doomed.id, make_messages(doomed, ["x"]))
         await storage.append_messages(kept.tenant, kept.id, make_messages(kept, ["y"]))
         await storage.delete_session(doomed.tenant, doomed.id)
-        with pytest.raises(SessionNotFound):
+        with not_found(doomed.tenant, doomed.id):
             await storage.get_session(doomed.tenant, doomed.id)
-        with pytest.raises(SessionNotFound):
+        with not_found(doomed.tenant, doomed.id):
             await storage.get_messages(doomed.tenant, doomed.id)
         assert [m.text for m in await storage.get_messages(kept.tenant, kept.id)] == ["y"]
 
@@ -186,21 +194,29 @@ class StorageContract:
         second = Message(session.id, 2, Role.ASSISTANT, (Text("a"),), usage=Usage(3, 4, 1))
         third = Message(session.id, 3, Role.ASSISTANT, (Text("b"),), usage=Usage(1, 1))
         await storage.append_messages(session.tenant, session.id, [first, second])
+        await asyncio.sleep(0.01)  # past any storage's clock resolution
         await storage.append_messages(session.tenant, session.id, [third])
         stored = await storage.get_session(session.tenant, session.id)
         assert stored.message_count == 3
         assert stored.usage == Usage(4, 5, 1)
-        assert stored.updated_at >= session.updated_at
+        assert stored.updated_at > session.updated_at  # an append makes the session recent
 
     async def test_append_refuses_a_gap_or_a_repeat_and_writes_nothing(self, storage: Storage) -> None:
         session = await storage.create_session(make_session())
         await storage.append_messages(session.tenant, session.id, make_messages(session, ["1", "2"]))
         for seqs in ([2], [4], [3, 5], [3, 3], [1, 2, 3]):
             batch = [Message(session.id, seq, Role.USER, (Text(f"bad {seq}"),)) for seq in seqs]
-            with pytest.raises(StorageConflict):
+            with pytest.raises(StorageConflict, match=re.escape(f"got {seqs}")):  # says what it was given
                 await storage.append_messages(session.tenant, session.id, batch)
         assert [m.text for m in await storage.get_messages(session.tenant, session.id)] == ["1", "2"]
         assert (await storage.get_session(session.tenant, session.id)).message_count == 2
+
+    async def test_appending_no_messages_changes_nothing_stored(self, storage: Storage) -> None:
+        session = await storage.create_session(make_session())
+        await storage.append_messages(session.tenant, session.id, make_messages(session, ["1"]))
+        await storage.append_messages(session.tenant, session.id, [])
+        assert [m.text for m in await storage.get_messages(session.tenant, session.id)] == ["1"]
+        assert (await storage.get_session(session.tenant, session.id)).message_count == 1
 
     async def test_a_message_of_another_session_is_refused(self, storage: Storage) -> None:
         session = await storage.create_session(make_session())
@@ -224,14 +240,20 @@ class StorageContract:
         assert await storage.get_messages(session.tenant, session.id, last=0) == []
         assert len(await storage.get_messages(session.tenant, session.id, last=10**9)) == 10
 
-    async def test_a_cancelled_append_is_done_when_the_cancellation_arrives(self, storage: Storage) -> None:
-        """Committed or given up, but not still under way in a thread or on a server."""
+    @pytest.mark.parametrize("cancels", [1, 2], ids=["cancelled", "cancelled-twice"])
+    async def test_a_cancelled_append_is_done_when_the_cancellation_arrives(
+        self, storage: Storage, cancels: int
+    ) -> None:
+        """Committed or given up, but not still under way in a thread or on a server, however
+        often it is cancelled (Ctrl-C pressed twice)."""
         for delay in (0, 0.001, 0.005, 0.02):
             session = await storage.create_session(make_session())
             batch = [Message(session.id, seq, Role.USER, (Text(f"{seq} " + "x" * 20_000),)) for seq in range(1, 301)]
             task = asyncio.ensure_future(storage.append_messages(session.tenant, session.id, batch))
             await asyncio.sleep(delay)
-            task.cancel()
+            for _ in range(cancels):
+                task.cancel()
+                await asyncio.sleep(0)
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             seen = len(await storage.get_messages(session.tenant, session.id))
@@ -252,7 +274,7 @@ class StorageContract:
         assert await storage.take_turn(tenant, sid, "b", 30)
         other = await storage.create_session(make_session())
         assert await storage.take_turn(tenant, other.id, "a", 30)  # one lease per session
-        with pytest.raises(SessionNotFound):
+        with not_found(tenant, "no-such-session"):
             await storage.take_turn(tenant, "no-such-session", "a", 30)
 
     async def test_a_turn_lease_goes_to_who_waited_first(self, storage: Storage) -> None:
@@ -275,6 +297,17 @@ class StorageContract:
         assert not await storage.take_turn(session.tenant, session.id, "alive", 30)
         await asyncio.sleep(0.35)
         assert await storage.take_turn(session.tenant, session.id, "alive", 30)
+
+    async def test_a_waiter_that_stops_asking_loses_its_place(self, storage: Storage) -> None:
+        """A process that died while waiting for a turn keeps the others out only briefly."""
+        session = await storage.create_session(make_session())
+        tenant, sid = session.tenant, session.id
+        assert await storage.take_turn(tenant, sid, "busy", 30)
+        assert not await storage.take_turn(tenant, sid, "gone", 30)  # waits, then dies
+        await storage.end_turn(tenant, sid, "busy")
+        assert not await storage.take_turn(tenant, sid, "third", 30)  # the waiter's place is kept
+        await asyncio.sleep(WAITER_SECONDS + 0.2)
+        assert await storage.take_turn(tenant, sid, "third", 30)
 
     async def test_message_status_can_be_marked(self, storage: Storage) -> None:
         session = await storage.create_session(make_session())
@@ -373,14 +406,16 @@ class StorageContract:
     async def test_tenants_do_not_see_each_other(self, storage: Storage) -> None:
         mine = await storage.create_session(make_session(tenant="acme"))
         await storage.append_messages("acme", mine.id, make_messages(mine, ["secret"]))
-        with pytest.raises(SessionNotFound):
+        with not_found("globex", mine.id):
             await storage.get_session("globex", mine.id)
-        with pytest.raises(SessionNotFound):
+        with not_found("globex", mine.id):
             await storage.get_messages("globex", mine.id)
-        with pytest.raises(SessionNotFound):
+        with not_found("globex", mine.id):
             await storage.append_messages("globex", mine.id, make_messages(mine, ["x"], start=2))
-        with pytest.raises(SessionNotFound):
+        with not_found("globex", mine.id):
             await storage.delete_session("globex", mine.id)
+        with not_found("globex", mine.id):
+            await storage.update_session(attrs.evolve(mine, tenant="globex", title="taken over"))
         assert await all_pages(storage, SessionQuery(tenant="globex")) == []
         assert (await storage.delete_user("globex", "u1")).sessions == 0
         assert [m.text for m in await storage.get_messages("acme", mine.id)] == ["secret"]
@@ -402,7 +437,7 @@ class StorageContract:
         counts = await storage.delete_user("default", "leaver")
         assert (counts.sessions, counts.messages) == (3, 6)
         for session in gone:
-            with pytest.raises(SessionNotFound):
+            with not_found("default", session.id):
                 await storage.get_session("default", session.id)
         await storage.get_session("default", stays.id)
         await storage.get_session("elsewhere", other_tenant.id)
@@ -476,7 +511,7 @@ class StorageContract:
             await storage.import_records(replay([first]))
         with pytest.raises(DataFormatError, match=f"{re.escape(repr(third.id))} has seq 3"):
             await storage.import_records(replay([session, first, third]))
-        with pytest.raises(SessionNotFound):
+        with not_found("default", session.id):
             await storage.get_session("default", session.id)
 
     async def test_an_import_and_a_create_of_the_same_session_do_not_both_succeed(self, storage: Storage) -> None:
@@ -503,6 +538,6 @@ class StorageContract:
         records = [fresh, *make_messages(fresh, ["x"]), attrs.evolve(existing, title="clash")]
         with pytest.raises(StorageConflict):
             await storage.import_records(replay(records))
-        with pytest.raises(SessionNotFound):
+        with not_found("default", fresh.id):
             await storage.get_session("default", fresh.id)
         assert (await storage.get_session("default", existing.id)).title is None
