@@ -186,6 +186,14 @@ def test_config_check_names_the_bad_key(tmp_path: Path) -> None:
     assert "providers.echo" in user_error(threadline("config", "check", config=path))
 
 
+def test_config_check_says_where_a_nested_value_is_wrong_and_what_is_allowed_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[providers.echo]\nreplies = [{ text = "hi" }, { error = "timeout" }]\n')
+    allowed = "'auth', 'rate_limited', 'context_too_long', 'unavailable', 'bad_request', 'malformed', 'dropped'"
+    error = f"Error: {path}: providers.echo.replies[1].error: 'timeout' is not one of {allowed}\n"
+    assert user_error(threadline("config", "check", config=path)) == error
+
+
 def test_plugins_lists_builtins_with_distribution_and_hooks() -> None:
     out = ok(threadline("plugins", "--json"))
     plugins = {entry["name"]: entry for entry in map(json.loads, out.splitlines())}
