@@ -59,7 +59,8 @@ async def run_chat(
     """Chat until the user leaves. ``session_id`` resumes that session (an archived one is
     refused: :class:`~threadline.SessionArchived`); otherwise the first message sent creates
     one from ``template``, ``provider``, ``model`` and ``system_prompt``. ``provider`` and
-    ``model`` apply to every reply; their settings (``${VAR}`` included) are checked first.
+    ``model`` apply to every reply. What the first reply would find wrong is checked first
+    (:meth:`SessionManager.check_new_session`, :meth:`~SessionManager.check_provider`).
     ``command(*args)`` is the shell command that runs ``threadline *args`` (for the resume
     hint). Input that is not a terminal and had a message fail ends in a
     :class:`click.ClickException` (exit status 1) once it is all read."""
@@ -68,34 +69,20 @@ async def run_chat(
     )
     hint = functools.partial(announce, command=command, kept=manager.storage_backend != "memory")
     if session_id is None:
-        _check_new_session_options(manager, template, provider)
+        manager.check_new_session(template=template, provider=provider)
         conversation = Conversation(None, start, hint)
     else:
         session = await manager.get_session(session_id)
         record = session.record
         if record.status is SessionStatus.ARCHIVED:
             raise SessionArchived(record.id, record.tenant)
-        _check_settings(manager, provider or record.provider)
+        manager.check_provider(provider or record.provider)
         hint(session)
         conversation = Conversation(session, start, hint)
     terminal = sys.stdin.isatty() and sys.stdout.isatty()
     failed = await _converse(conversation, TerminalInput() if terminal else PipedInput(), provider, model, terminal)
     if failed and not terminal:
         raise click.ClickException(f"{failed} message{'s' if failed > 1 else ''} got no reply (errors above)")
-
-
-def _check_new_session_options(manager: SessionManager, template: str | None, provider: str | None) -> None:
-    """A template or provider that does not exist, or whose settings need an environment
-    variable that is not set, fails now, not at the first message."""
-    manager._check_provider(provider, "provider")
-    _check_settings(manager, provider or manager._template(template).provider or manager.default_provider)
-
-
-def _check_settings(manager: SessionManager, provider: str) -> None:
-    """The provider's settings can be resolved: an environment variable its table names and
-    that is not set is an error before the chat begins, not at its first message."""
-    if provider in manager.registry.providers:
-        manager._provider_settings(provider)
 
 
 class Conversation:
