@@ -197,6 +197,12 @@ def test_config_check_says_where_a_nested_value_is_wrong_and_what_is_allowed_in_
 @pytest.mark.parametrize(
     ("table", "chat", "error"),
     [
+        pytest.param(  # the provider would be whichever has its key set, which need not serve the model
+            '[defaults]\nmodel = "gpt-4.1"\n',
+            (),
+            "defaults.model: 'gpt-4.1' needs [defaults] provider: without one, new sessions go to whichever",
+            id="a default model without a default provider",
+        ),
         pytest.param(
             '[templates.support]\ntools = ["lookup_order"]\n',
             ("--template", "support"),

@@ -28,7 +28,7 @@ import click
 from threadline.cli import format_message, provider_model
 from threadline.config import user_data_dir
 from threadline.errors import RateLimited, SessionArchived, ThreadlineError
-from threadline.model import Event, SessionStatus, TextDelta, ToolCallDelta
+from threadline.model import Event, SessionRecord, SessionStatus, TextDelta, ToolCallDelta
 
 if TYPE_CHECKING:
     from prompt_toolkit import PromptSession
@@ -60,7 +60,8 @@ async def run_chat(
     refused: :class:`~threadline.SessionArchived`); otherwise the first message sent creates
     one from ``template``, ``provider``, ``model`` and ``system_prompt``. ``provider`` and
     ``model`` apply to every reply. What the first reply would find wrong is checked first
-    (:meth:`SessionManager.check_new_session`, :meth:`~SessionManager.check_provider`).
+    (:meth:`SessionManager.check_new_session`, :meth:`~SessionManager.check_provider`); a
+    resumed session given another ``provider`` and no ``model`` is told which model that is.
     ``command(*args)`` is the shell command that runs ``threadline *args`` (for the resume
     hint). Input that is not a terminal and had a message fail ends in a
     :class:`click.ClickException` (exit status 1) once it is all read."""
@@ -78,11 +79,22 @@ async def run_chat(
             raise SessionArchived(record.id, record.tenant)
         manager.check_provider(provider or record.provider)
         hint(session)
+        if provider not in (None, record.provider) and model is None:
+            click.echo(_switch_note(record, provider, manager.provider_default_model(provider)), err=True)
         conversation = Conversation(session, start, hint)
     terminal = sys.stdin.isatty() and sys.stdout.isatty()
     failed = await _converse(conversation, TerminalInput() if terminal else PipedInput(), provider, model, terminal)
     if failed and not terminal:
         raise click.ClickException(f"{failed} message{'s' if failed > 1 else ''} got no reply (errors above)")
+
+
+def _switch_note(record: SessionRecord, provider: str, default_model: str | None) -> str:
+    """The line that says a resumed session's replies come from another provider, and its model."""
+    model = f"{provider}/{default_model}" if default_model else f"{provider}'s default model"
+    return (
+        f"note: this session was on {provider_model(record)}; with --provider {provider} its replies come from "
+        f"{model}, the provider's default (--model picks another)"
+    )
 
 
 class Conversation:

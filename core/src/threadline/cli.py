@@ -36,7 +36,7 @@ DEFAULT_CONFIG = """\
 [defaults]
 # provider = "openai"     # unset: the first installed provider plugin whose API key is set
 #                         # (threadline-openai, -anthropic, -gemini), else the offline echo
-# model = "gpt-4.1-mini"
+# model = "gpt-4.1-mini"  # a model of that provider: needs provider set
 
 # [storage]
 # backend = "sqlite"      # default: sqlite when threadline-sqlite is installed, else memory
@@ -321,7 +321,12 @@ def _source(ctx: click.Context) -> str:
     help="Resume this session (`threadline sessions list` shows them).",
 )
 @click.option("--template", metavar="NAME", type=TEXT, help="Start from [templates.NAME] in the config.")
-@click.option("--provider", metavar="NAME", type=TEXT, help="Provider plugin to use (see `threadline plugins`).")
+@click.option(
+    "--provider",
+    metavar="NAME",
+    type=TEXT,
+    help="Provider plugin to use (see `threadline plugins`), with its default model unless --model names one.",
+)
 @click.option("--model", metavar="NAME", type=TEXT, help="Model to ask for.")
 @click.option("--system", "system_prompt", metavar="TEXT", type=TEXT, help="System prompt for a new session.")
 @functools.partial(_with_manager, start_line=True)

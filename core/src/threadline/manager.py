@@ -81,6 +81,7 @@ class SessionManager:
         #: the provider of sessions that name none: ``[defaults] provider``, else the first ready one
         self.default_provider = self.config.defaults.provider or self._ready_provider()
         self._check_provider(self.default_provider, "defaults.provider")
+        self._check_default_model()
         self._chain = Chain(
             [self._make_middleware(name) for name in self.config.middleware.chain],
             self._provider_complete,
@@ -203,6 +204,19 @@ class SessionManager:
                     return name
         return "echo"
 
+    def _check_default_model(self) -> None:
+        """``[defaults] model`` is a model of ``[defaults] provider``. Without that provider the
+        default is whichever provider has its key set, which may not serve the model: refused."""
+        defaults = self.config.defaults
+        if defaults.model is not None and defaults.provider is None:
+            raise ConfigError(
+                f"{defaults.model!r} needs [defaults] provider: without one, new sessions go to whichever "
+                f"provider has its API key set (now {self.default_provider}), which may not serve that model; "
+                "set provider too, or leave model out for the provider's own default_model",
+                file=self.config.path,
+                key="defaults.model",
+            )
+
     def _check_provider(self, name: str | None, key: str | None = None) -> None:
         """Provider ``name`` is installed (or was given as an object). ``key`` is the config key
         that names it, which the error names with the file; without one the name was an
@@ -261,6 +275,13 @@ class SessionManager:
         (``sessions list``, ``export``) work without its key."""
         self._check_provider(name)
         return self._plugin("providers", name, self.config.providers.get(name, {}), f"providers.{name}")
+
+    def provider_default_model(self, name: str) -> str | None:
+        """The model provider ``name`` is asked for when neither the call nor the session names
+        one: its ``default_model`` setting (``None`` when it has no such setting)."""
+        if name not in self.registry.providers:  # given as an object: no settings
+            return None
+        return getattr(self._provider_settings(name)[1], "default_model", None)
 
     async def _provider_complete(self, call: Call) -> Response:
         return await self.provider(call.provider).complete(call.request)
