@@ -94,7 +94,9 @@ def start_mutmut(package: Path, rest: list[str]) -> subprocess.Popen[bytes]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("chat", help="chat in the terminal (extra arguments go to `threadline chat`)")
+    commands.add_parser(  # no -h of its own: `chat --help` is `threadline chat --help`
+        "chat", add_help=False, help="chat in the terminal (extra arguments, --help too, go to `threadline chat`)"
+    )
     commands.add_parser(
         "test", help="run every test env: each package alone, lint, types, docs (extra arguments go to tox)"
     )

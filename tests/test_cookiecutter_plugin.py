@@ -78,14 +78,19 @@ def uv(*arguments: str) -> None:
 
 
 def render(where: Path, kind: str, variable: str | None = None, **answers: str) -> Path:
-    """The template rendered as a user renders it, THREADLINE_KERNEL set to ``variable``."""
+    """The template rendered as a user renders it, THREADLINE_KERNEL set to ``variable``; with
+    cookiecutter's own settings, not the user's, and its replay kept in ``where``, not in ~."""
     context = {"plugin_name": f"sample-{kind}", "kind": kind, "description": f"A sample {kind}.", **answers}
+    settings = {"replay_dir": str(where / "replay"), "cookiecutters_dir": str(where / "cookiecutters")}
     with pytest.MonkeyPatch.context() as patch:
         if variable is None:
             patch.delenv("THREADLINE_KERNEL", raising=False)
         else:
             patch.setenv("THREADLINE_KERNEL", variable)
-        return Path(cookiecutter(str(TEMPLATE), no_input=True, extra_context=context, output_dir=str(where)))
+        project = cookiecutter(
+            str(TEMPLATE), no_input=True, extra_context=context, output_dir=str(where), default_config=settings
+        )
+        return Path(project)
 
 
 @pytest.fixture(scope="module")
@@ -256,3 +261,17 @@ def test_a_kernel_path_that_is_not_the_kernel_is_refused(
     with pytest.raises(FailedHookException):
         render(tmp_path, "tools", threadline_kernel=kernel)
     assert says in capfd.readouterr().err
+
+
+def test_rendering_for_these_tests_leaves_the_home_folder_alone(tmp_path: Path) -> None:
+    """cookiecutter keeps a replay of every rendering in ~/.cookiecutter_replay/ unless told
+    otherwise: :func:`render`, run where HOME is an empty folder, leaves it empty."""
+    home = tmp_path / "home"
+    home.mkdir()
+    code = "import sys, pathlib, test_cookiecutter_plugin as t; t.render(pathlib.Path(sys.argv[1]), 'tools')"
+    env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(Path(__file__).parent)}
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    assert list(home.iterdir()) == []

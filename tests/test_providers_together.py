@@ -3,7 +3,10 @@ converts at every switch, and each provider's own data goes back to it and nowhe
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import re
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -94,3 +97,38 @@ async def test_one_conversation_moves_across_all_three(
     assert GEMINI_SIGNATURE not in json.dumps(last)
     assert last["messages"][5] == {"role": "assistant", "content": [{"type": "text", "text": "From Gemini."}]}
     assert last["system"] == "Be brief."
+
+
+async def run_threadline(config: Path, *args: str, stdin: str) -> tuple[int, str, str]:
+    """`threadline --config CONFIG ARGS`, with the fake APIs answering while it runs."""
+    env = {**os.environ, "XDG_CONFIG_HOME": str(config.parent), "XDG_DATA_HOME": str(config.parent)}
+    env.pop("THREADLINE_PLUGINS", None)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "threadline", "--config", str(config), *args, env=env,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(stdin.encode()), 60)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_a_chat_resumed_on_another_provider_says_which_model_its_replies_come_from(tmp_path: Path) -> None:
+    path = tmp_path / "threadline.toml"
+    async with FakeOpenAI() as openai:
+        path.write_text(
+            f'[defaults]\nprovider = "echo"\n[storage]\nbackend = "sqlite"\npath = "{tmp_path / "chats.db"}"\n'
+            f'[providers.openai]\napi_key = "sk-test"\nbase_url = "{openai.url}"\nmax_retries = 0\n'
+        )
+        status, _, err = await run_threadline(path, "chat", stdin="One\n")
+        assert status == 0, err
+        (session,) = re.findall(r"^session (\w+) \(echo\)", err, re.MULTILINE)
+
+        switched = ("chat", "--session", session, "--provider", "openai")
+        status, out, err = await run_threadline(path, *switched, stdin="Two\n")
+        assert (status, out) == (0, "Hello from the fake OpenAI API.\n"), err
+        note = "note: this session was on echo; with --provider openai its replies come from openai/gpt-4.1-mini"
+        assert f"{note}, the provider's default (--model picks another)" in err.splitlines()
+        assert sent(openai)["model"] == "gpt-4.1-mini"
+
+        status, _, err = await run_threadline(path, *switched, "--model", "gpt-4.1", stdin="Three\n")
+        assert status == 0 and "note:" not in err, err
+        assert sent(openai)["model"] == "gpt-4.1"

@@ -8,19 +8,7 @@ import pytest
 from threadline import SessionManager
 from threadline.builtins.echo import EchoProvider
 from threadline.builtins.memory import MemoryStorage
-from threadline.testing import EventRecorder
-
-
-@pytest.fixture(autouse=True)
-def isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test reads or writes the real user's config or data."""
-    home = tmp_path_factory.mktemp("home")
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
-    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
-    monkeypatch.delenv("THREADLINE_CONFIG", raising=False)
-    monkeypatch.delenv("THREADLINE_PLUGINS", raising=False)
-    monkeypatch.delenv("THREADLINE_TRACE_PLUGINS", raising=False)
+from threadline.testing import EventRecorder, isolated_user_dirs  # noqa: F401 (autouse: no real user dirs)
 
 
 @pytest.fixture

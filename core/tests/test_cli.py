@@ -186,6 +186,60 @@ def test_config_check_names_the_bad_key(tmp_path: Path) -> None:
     assert "providers.echo" in user_error(threadline("config", "check", config=path))
 
 
+def test_config_check_says_where_a_nested_value_is_wrong_and_what_is_allowed_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[providers.echo]\nreplies = [{ text = "hi" }, { error = "timeout" }]\n')
+    allowed = "'auth', 'rate_limited', 'context_too_long', 'unavailable', 'bad_request', 'malformed', 'dropped'"
+    error = f"Error: {path}: providers.echo.replies[1].error: 'timeout' is not one of {allowed}\n"
+    assert user_error(threadline("config", "check", config=path)) == error
+
+
+@pytest.mark.parametrize(
+    ("table", "chat", "error"),
+    [
+        pytest.param(  # the provider would be whichever has its key set, which need not serve the model
+            '[defaults]\nmodel = "gpt-4.1"\n',
+            (),
+            "defaults.model: 'gpt-4.1' needs [defaults] provider: without one, new sessions go to whichever",
+            id="a default model without a default provider",
+        ),
+        pytest.param(
+            '[templates.support]\ntools = ["lookup_order"]\n',
+            ("--template", "support"),
+            "templates.support.tools: no tool named 'lookup_order'; registered tools: none",
+            id="a template naming a tool nobody registered",
+        ),
+    ],
+)
+@pytest.mark.usefixtures("only_builtins")
+def test_config_check_and_the_chat_start_refuse_what_the_first_reply_would_fail_on(
+    tmp_path: Path, table: str, chat: tuple[str, ...], error: str
+) -> None:
+    path = tmp_path / "threadline.toml"
+    path.write_text(f'{table}[storage]\nbackend = "memory"\n')
+    assert f"{path}: {error}" in user_error(threadline("config", "check", config=path))
+    result = threadline("chat", *chat, stdin="hi\n", config=path)
+    assert f"{path}: {error}" in user_error(result) and result.stdout == ""
+    assert "session " not in result.stderr  # refused before the first message made a session
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--provider", "no provider plugin named 'nope'; installed: echo"),
+        ("--template", "no template named 'nope'; templates: none (add [templates.<name>] to the config)"),
+    ],
+)
+@pytest.mark.usefixtures("only_builtins")
+def test_a_typo_in_an_option_is_blamed_on_the_option_not_on_the_config_file(
+    config: Path, option: str, message: str
+) -> None:
+    result = threadline("chat", option, "nope", stdin="hi\n", config=config)
+    assert result.returncode == 2 and result.stdout == "", result.stderr
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert error == f"Error: Invalid value for '{option}': {message}"
+
+
 def test_plugins_lists_builtins_with_distribution_and_hooks() -> None:
     out = ok(threadline("plugins", "--json"))
     plugins = {entry["name"]: entry for entry in map(json.loads, out.splitlines())}

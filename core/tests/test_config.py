@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import attrs
 import pytest
@@ -67,6 +68,16 @@ def test_dollar_dollar_is_a_literal_dollar(tmp_path: Path) -> None:
         ("[middleware]\nchain = 'pii'\n", "middleware.chain"),
         ("[providers.echo]\napi_key = '${NO_SUCH_VAR_XYZ}'\n", "NO_SUCH_VAR_XYZ is not set"),
         ("[templates.t]\nprovider = 'ghost'\n", "templates.t.provider: no provider plugin named 'ghost'"),
+        ("[providers.echo]\nreplies = ['hi']\n", "providers.echo.replies[0]: expected a mapping, got str"),
+        (
+            "[providers.echo]\nreplies = [{ text = 'a', txt = 'b' }]\n",
+            "providers.echo.replies[0]: extra fields found (txt); the keys are: text, tool_calls, error, retry_after",
+        ),
+        (
+            "[providers.echo]\nreplies = [{ tool_calls = [{ name = 'f', args = {} }] }]\n",
+            "providers.echo.replies[0].tool_calls[0]: extra fields found (args); the keys are: name, arguments",
+        ),
+        ("[providers.echo]\nreplies = [{ error = 'late' }]\n", "providers.echo.replies[0].error: 'late' is not one of"),
     ],
 )
 def test_errors_name_the_file_the_key_and_what_would_be_right(tmp_path: Path, text: str, message: str) -> None:
@@ -75,6 +86,33 @@ def test_errors_name_the_file_the_key_and_what_would_be_right(tmp_path: Path, te
         SessionManager.from_config(path)
     assert str(raised.value).startswith(str(path))
     assert message in str(raised.value)
+
+
+@attrs.frozen
+class Speed:
+    mode: Literal["fast", "safe"] = "fast"
+    fallback: Literal["fast", "safe"] | None = None
+    gear: str = attrs.field(default="low", validator=attrs.validators.in_(["low", "high"]))
+    label: str = attrs.field(default="a", validator=attrs.validators.matches_re("[a-z]+"))
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"mode": "quick"}, "plugins.speed.mode: 'quick' is not one of 'fast', 'safe'"),
+        ({"mode": 1}, "plugins.speed.mode: 1 is not one of 'fast', 'safe'"),
+        ({"fallback": "Safe"}, "plugins.speed.fallback: 'Safe' is not one of 'fast', 'safe'"),
+        ({"mode": "x" * 30}, "plugins.speed.mode: a long str is not one of 'fast', 'safe'"),
+        ({"gear": "mid"}, "plugins.speed.gear: 'mid' is not one of 'low', 'high'"),
+        ({"label": "A1"}, "plugins.speed.label: 'label' must match regex '[a-z]+' ('A1' doesn't)"),
+    ],
+)
+def test_a_value_that_is_not_an_allowed_one_is_named_with_the_allowed_ones(
+    settings: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        Config(path="tl.toml").plugin_config(Speed, settings, "plugins.speed")
+    assert str(raised.value) == f"tl.toml: {message}"
 
 
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
@@ -112,7 +150,13 @@ def test_secrets_are_never_shown_in_a_repr() -> None:
 
 @pytest.mark.parametrize(
     "table",
-    [{"api_key": [SECRET]}, {"api_key": {"value": SECRET}}, {"chunk_size": "${TL_TEST_KEY}"}, {"latency": SECRET}],
+    [
+        {"api_key": [SECRET]},
+        {"api_key": {"value": SECRET}},
+        {"chunk_size": "${TL_TEST_KEY}"},
+        {"latency": SECRET},
+        {"replies": [{"error": "${TL_TEST_KEY}"}]},
+    ],
 )
 def test_config_errors_never_echo_the_value(table: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TL_TEST_KEY", SECRET)

@@ -14,7 +14,7 @@ import attrs
 import pytest
 
 import threadline
-from threadline import Config, ConfigError, SessionManager
+from threadline import AuthenticationError, Config, ConfigError, SessionManager
 from threadline.builtins.memory import MemoryStorage
 from threadline.plugin import ProviderConfig
 
@@ -200,3 +200,16 @@ def test_a_provider_whose_key_variable_is_unset_is_not_the_default(monkeypatch: 
         manager.provider("keyed")
     monkeypatch.setenv(UNSET, "sk-test")
     assert SessionManager(config, plugins=[Keyed()]).default_provider == "keyed"
+
+
+@pytest.mark.usefixtures("only_builtins")
+def test_a_default_provider_without_a_key_fails_the_check_chat_and_config_check_run() -> None:
+    config = Config.from_dict({"defaults": {"provider": "keyed"}}, file="tl.toml")
+    manager = SessionManager(config, plugins=[Keyed()])
+    with pytest.raises(AuthenticationError, match=r"^keyed: no API key: set api_key in \[providers.keyed\]$"):
+        manager.check()
+    with pytest.raises(AuthenticationError):
+        manager.check_new_session()
+    manager.check_new_session(provider="echo")  # a session on another provider is fine
+    own_server = {**config.providers, "keyed": {"base_url": "http://127.0.0.1:9/v1"}}
+    SessionManager(attrs.evolve(config, providers=own_server), plugins=[Keyed()]).check()

@@ -28,7 +28,7 @@ import click
 from threadline.cli import format_message, provider_model
 from threadline.config import user_data_dir
 from threadline.errors import RateLimited, SessionArchived, ThreadlineError
-from threadline.model import Event, SessionStatus, TextDelta, ToolCallDelta
+from threadline.model import Event, SessionRecord, SessionStatus, TextDelta, ToolCallDelta
 
 if TYPE_CHECKING:
     from prompt_toolkit import PromptSession
@@ -59,7 +59,9 @@ async def run_chat(
     """Chat until the user leaves. ``session_id`` resumes that session (an archived one is
     refused: :class:`~threadline.SessionArchived`); otherwise the first message sent creates
     one from ``template``, ``provider``, ``model`` and ``system_prompt``. ``provider`` and
-    ``model`` apply to every reply; their settings (``${VAR}`` included) are checked first.
+    ``model`` apply to every reply. What the first reply would find wrong is checked first
+    (:meth:`SessionManager.check_new_session`, :meth:`~SessionManager.check_provider`); a
+    resumed session given another ``provider`` and no ``model`` is told which model that is.
     ``command(*args)`` is the shell command that runs ``threadline *args`` (for the resume
     hint). Input that is not a terminal and had a message fail ends in a
     :class:`click.ClickException` (exit status 1) once it is all read."""
@@ -68,15 +70,17 @@ async def run_chat(
     )
     hint = functools.partial(announce, command=command, kept=manager.storage_backend != "memory")
     if session_id is None:
-        _check_new_session_options(manager, template, provider)
+        manager.check_new_session(template=template, provider=provider)
         conversation = Conversation(None, start, hint)
     else:
         session = await manager.get_session(session_id)
         record = session.record
         if record.status is SessionStatus.ARCHIVED:
             raise SessionArchived(record.id, record.tenant)
-        _check_settings(manager, provider or record.provider)
+        manager.check_provider(provider or record.provider)
         hint(session)
+        if provider not in (None, record.provider) and model is None:
+            click.echo(_switch_note(record, provider, manager.provider_default_model(provider)), err=True)
         conversation = Conversation(session, start, hint)
     terminal = sys.stdin.isatty() and sys.stdout.isatty()
     failed = await _converse(conversation, TerminalInput() if terminal else PipedInput(), provider, model, terminal)
@@ -84,18 +88,13 @@ async def run_chat(
         raise click.ClickException(f"{failed} message{'s' if failed > 1 else ''} got no reply (errors above)")
 
 
-def _check_new_session_options(manager: SessionManager, template: str | None, provider: str | None) -> None:
-    """A template or provider that does not exist, or whose settings need an environment
-    variable that is not set, fails now, not at the first message."""
-    manager._check_provider(provider, "provider")
-    _check_settings(manager, provider or manager._template(template).provider or manager.default_provider)
-
-
-def _check_settings(manager: SessionManager, provider: str) -> None:
-    """The provider's settings can be resolved: an environment variable its table names and
-    that is not set is an error before the chat begins, not at its first message."""
-    if provider in manager.registry.providers:
-        manager._provider_settings(provider)
+def _switch_note(record: SessionRecord, provider: str, default_model: str | None) -> str:
+    """The line that says a resumed session's replies come from another provider, and its model."""
+    model = f"{provider}/{default_model}" if default_model else f"{provider}'s default model"
+    return (
+        f"note: this session was on {provider_model(record)}; with --provider {provider} its replies come from "
+        f"{model}, the provider's default (--model picks another)"
+    )
 
 
 class Conversation:

@@ -21,7 +21,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import click
 
 from threadline.config import Config, read_disabled_plugins
-from threadline.errors import SessionNotFound, ThreadlineError
+from threadline.errors import ConfigError, SessionNotFound, ThreadlineError
 from threadline.plugins import PluginManager, get_plugin_manager
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ DEFAULT_CONFIG = """\
 [defaults]
 # provider = "openai"     # unset: the first installed provider plugin whose API key is set
 #                         # (threadline-openai, -anthropic, -gemini), else the offline echo
-# model = "gpt-4.1-mini"
+# model = "gpt-4.1-mini"  # a model of that provider: needs provider set
 
 # [storage]
 # backend = "sqlite"      # default: sqlite when threadline-sqlite is installed, else memory
@@ -258,12 +258,24 @@ def _with_manager(function: Callable[..., Awaitable[T]], *, start_line: bool = F
                     return await function(manager, *args, **kwargs)
                 except SessionNotFound as error:
                     raise click.ClickException(state.not_found(manager, error)) from None
+                except ConfigError as error:
+                    raise _blamed_on_its_option(error) from None
 
         return asyncio.run(body())
 
     command.__name__ = function.__name__
     command.__doc__ = function.__doc__
     return command
+
+
+def _blamed_on_its_option(error: ConfigError) -> Exception:
+    """A config error about a value the command line gave (a key but no file: ``provider``
+    from ``--provider``) as click's error for that option; any other as it is."""
+    ctx = click.get_current_context()
+    given = [p for p in ctx.command.params if p.name == error.key and ctx.params.get(p.name) is not None]
+    if error.file is not None or not given:
+        return error
+    return click.BadParameter(error.reason, ctx, given[0])
 
 
 @click.group(cls=_Group)
@@ -309,7 +321,12 @@ def _source(ctx: click.Context) -> str:
     help="Resume this session (`threadline sessions list` shows them).",
 )
 @click.option("--template", metavar="NAME", type=TEXT, help="Start from [templates.NAME] in the config.")
-@click.option("--provider", metavar="NAME", type=TEXT, help="Provider plugin to use (see `threadline plugins`).")
+@click.option(
+    "--provider",
+    metavar="NAME",
+    type=TEXT,
+    help="Provider plugin to use (see `threadline plugins`), with its default model unless --model names one.",
+)
 @click.option("--model", metavar="NAME", type=TEXT, help="Model to ask for.")
 @click.option("--system", "system_prompt", metavar="TEXT", type=TEXT, help="System prompt for a new session.")
 @functools.partial(_with_manager, start_line=True)
@@ -551,12 +568,13 @@ def config_group() -> None:
 @config_group.command()
 @click.pass_obj
 def check(state: _State) -> None:
-    """Check the config file in use: every section, plugin and key, and that the environment
-    variables its provider tables name are set."""
+    """Check the config file in use: every section, plugin and key; and what `threadline chat`
+    checks before it starts, for the default provider, each template and each provider table:
+    the environment variables the table names are set, an API key is set, the template's tools
+    are registered."""
     manager = state.manager(notice=False)
     config = manager.config
-    for name in config.providers:  # resolved here, as other commands do only when they call the provider
-        manager._provider_settings(name)
+    manager.check()
     click.echo(f"ok: {state.describe()}")
     click.echo(f"  storage: {manager.storage_backend}")
     click.echo(f"  providers: {', '.join(sorted(manager.registry.providers))} (default {manager.default_provider})")

@@ -223,12 +223,8 @@ def structure(value: Any, cls: Any, file: str | None, key: str) -> Any:
     try:
         return converter.structure(value, cls)
     except cattrs.BaseValidationError as exc:
-        message = describe_error(exc)[0]
-        what, _, where = message.partition(" @ ")
-        full_key = key + where.removeprefix("$")
-        if what.startswith("extra fields found") and attrs.has(cls):
-            what += f"; the keys are: {', '.join(a.name for a in attrs.fields(cls))}"
-        raise ConfigError(what, file=file, key=full_key) from None
+        problem = describe_error(exc)[0]
+        raise ConfigError(problem.what, file=file, key=key + problem.path) from None
     except (ValueError, TypeError) as exc:
         raise ConfigError(str(exc), file=file, key=key) from None
 

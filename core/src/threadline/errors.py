@@ -9,11 +9,13 @@ class ThreadlineError(Exception):
 
 
 class ConfigError(ThreadlineError):
-    """A config file or value is wrong. The message names the file, the key and what would be right."""
+    """A config file or value is wrong. The message names the file and the key (``file``,
+    ``key``; the key alone for a value passed in) and what would be right (``reason``)."""
 
     def __init__(self, message: str, *, file: str | None = None, key: str | None = None) -> None:
         self.file = file
         self.key = key
+        self.reason = message
         where = ": ".join(part for part in (file, key) if part)
         super().__init__(f"{where}: {message}" if where else message)
 

@@ -12,7 +12,7 @@ from typing import IO, Any
 
 from threadline.config import Config, Template
 from threadline.contracts import Provider, Storage
-from threadline.errors import ConfigError, DataFormatError, PluginError, ToolError
+from threadline.errors import AuthenticationError, ConfigError, DataFormatError, PluginError, ToolError
 from threadline.middleware import Call, Chain, Middleware
 from threadline.model import (
     DeletedCounts,
@@ -81,6 +81,7 @@ class SessionManager:
         #: the provider of sessions that name none: ``[defaults] provider``, else the first ready one
         self.default_provider = self.config.defaults.provider or self._ready_provider()
         self._check_provider(self.default_provider, "defaults.provider")
+        self._check_default_model()
         self._chain = Chain(
             [self._make_middleware(name) for name in self.config.middleware.chain],
             self._provider_complete,
@@ -203,12 +204,29 @@ class SessionManager:
                     return name
         return "echo"
 
-    def _check_provider(self, name: str | None, key: str) -> None:
+    def _check_default_model(self) -> None:
+        """``[defaults] model`` is a model of ``[defaults] provider``. Without that provider the
+        default is whichever provider has its key set, which may not serve the model: refused."""
+        defaults = self.config.defaults
+        if defaults.model is not None and defaults.provider is None:
+            raise ConfigError(
+                f"{defaults.model!r} needs [defaults] provider: without one, new sessions go to whichever "
+                f"provider has its API key set (now {self.default_provider}), which may not serve that model; "
+                "set provider too, or leave model out for the provider's own default_model",
+                file=self.config.path,
+                key="defaults.model",
+            )
+
+    def _check_provider(self, name: str | None, key: str | None = None) -> None:
+        """Provider ``name`` is installed (or was given as an object). ``key`` is the config key
+        that names it, which the error names with the file; without one the name was an
+        argument, ``provider``."""
         if name is not None and name not in self._providers and name not in self.registry.providers:
             installed = ", ".join(sorted({*self.registry.providers, *self._providers})) or "none"
-            raise ConfigError(
-                f"no provider plugin named {name!r}; installed: {installed}", file=self.config.path, key=key
-            )
+            message = f"no provider plugin named {name!r}; installed: {installed}"
+            if key is None:
+                raise ConfigError(message, key="provider")
+            raise ConfigError(message, file=self.config.path, key=key)
 
     def _plugin(
         self,
@@ -255,8 +273,15 @@ class SessionManager:
         resolved. Only here, when a provider is about to be used (or ``threadline config check``
         asks), is an unset variable in its table an error: commands that call no provider
         (``sessions list``, ``export``) work without its key."""
-        self._check_provider(name, "provider")
+        self._check_provider(name)
         return self._plugin("providers", name, self.config.providers.get(name, {}), f"providers.{name}")
+
+    def provider_default_model(self, name: str) -> str | None:
+        """The model provider ``name`` is asked for when neither the call nor the session names
+        one: its ``default_model`` setting (``None`` when it has no such setting)."""
+        if name not in self.registry.providers:  # given as an object: no settings
+            return None
+        return getattr(self._provider_settings(name)[1], "default_model", None)
 
     async def _provider_complete(self, call: Call) -> Response:
         return await self.provider(call.provider).complete(call.request)
@@ -274,9 +299,46 @@ class SessionManager:
             elif tool in self.registry.tools:
                 names.append(tool)
             else:
-                known = ", ".join(sorted(self.registry.tools)) or "none"
-                raise ToolError(f"no tool named {tool!r}; registered tools: {known}")
+                raise ToolError(self._no_tool(tool))
         return tuple(names)
+
+    def _no_tool(self, name: str) -> str:
+        return f"no tool named {name!r}; registered tools: {', '.join(sorted(self.registry.tools)) or 'none'}"
+
+    # -- checks: what a session's first reply would find wrong, found before ----
+
+    def check_provider(self, name: str) -> None:
+        """Provider ``name`` can be called: it is installed, every ``${VAR}`` of its
+        ``[providers.<name>]`` table is set, and it has an API key, or a ``base_url``
+        (:meth:`ProviderConfig.ready`). Raises what its first call would
+        (:class:`ConfigError`, :class:`AuthenticationError`), without calling it."""
+        if name in self._providers:  # given as an object, or made already
+            return
+        _, settings = self._provider_settings(name)
+        if isinstance(settings, ProviderConfig) and not settings.ready():
+            variables = " or ".join(settings.key_variables)
+            also = f" or the {variables} environment variable" if variables else ""
+            raise AuthenticationError(f"no API key: set api_key in [providers.{name}]{also}", provider=name)
+
+    def check_new_session(self, *, template: str | None = None, provider: str | None = None) -> None:
+        """What a session made by ``create_session(template=..., provider=...)`` would find
+        wrong by its first reply, found now: an unknown template or provider, a tool the
+        template names that nobody registered, a provider that cannot be called
+        (:meth:`check_provider`). ``threadline chat`` runs it before its first prompt."""
+        base = self._template(template)
+        for tool in base.tools:
+            if tool not in self.registry.tools:
+                raise ConfigError(self._no_tool(tool), file=self.config.path, key=f"templates.{template}.tools")
+        self.check_provider(provider or base.provider or self.default_provider)
+
+    def check(self) -> None:
+        """:meth:`check_new_session` for a session of each template and one of none, and
+        :meth:`check_provider` for each provider the config has a table for: every check
+        ``threadline chat`` makes before it starts, as ``threadline config check`` runs them."""
+        for template in (None, *self.config.templates):
+            self.check_new_session(template=template)
+        for name in self.config.providers:
+            self.check_provider(name)
 
     # -- sessions -----------------------------------------------------------
 
@@ -296,7 +358,7 @@ class SessionManager:
         """Create and store a session. Arguments override the template's, which override ``[defaults]``."""
         base = self._template(template)
         provider = provider or base.provider or self.default_provider
-        self._check_provider(provider, "provider")
+        self._check_provider(provider)
         record = SessionRecord(
             tenant=self._tenant(tenant),
             user_id=user_id,
@@ -317,7 +379,7 @@ class SessionManager:
             return Template()
         if name not in self.config.templates:
             known = ", ".join(sorted(self.config.templates)) or "none (add [templates.<name>] to the config)"
-            raise ConfigError(f"no template named {name!r}; templates: {known}", file=self.config.path, key="template")
+            raise ConfigError(f"no template named {name!r}; templates: {known}", key="template")
         return self.config.templates[name]
 
     async def _adopt(self, record: SessionRecord) -> Session:

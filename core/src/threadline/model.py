@@ -14,17 +14,20 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, NoReturn, TypeVar, cast, get_args, get_origin
+from typing import Any, Final, Literal, NoReturn, TypeVar, cast, get_args, get_origin
 
 import attrs
 import cattrs
 import cattrs.cols
 from attrs import field, frozen
+from cattrs.errors import AttributeValidationNote, ForbiddenExtraKeysError, IterableValidationNote
 from cattrs.strategies import configure_tagged_union
 
 from threadline.errors import DataFormatError, ProviderUnavailable
 
 FORMAT_VERSION: Final = 1
+#: the longest value (as Python writes it) an error repeats; a longer one may be a secret
+_SHOWN_LENGTH: Final = 20
 
 T = TypeVar("T")
 
@@ -441,6 +444,31 @@ def _no_strings(cls: Any, conv: cattrs.Converter) -> Any:  # pragma: no mutate b
     return structure
 
 
+def _not_one_of(value: Any, allowed: Iterable[Any]) -> str:
+    """What is wrong with ``value`` where only ``allowed`` values are: what it is, and them."""
+    shown = repr(value)
+    if len(shown) > _SHOWN_LENGTH:
+        shown = f"a long {type(value).__name__}"
+    return f"{shown} is not one of {', '.join(map(repr, allowed))}"
+
+
+def _is_literal(type_: Any) -> bool:
+    return get_origin(type_) is Literal
+
+
+def _literal(type_: Any) -> Any:
+    """A ``Literal`` hook: the value is one of the literal's, of its type (``1`` is not ``True``)."""
+    allowed = get_args(type_)
+
+    def structure(value: Any, _: Any) -> Any:
+        for option in allowed:
+            if value == option and type(value) is type(option):
+                return option
+        raise ValueError(_not_one_of(value, allowed))
+
+    return structure
+
+
 def _require_offset(name: str, when: datetime) -> None:
     """A session's times carry their UTC offset: one without cannot be ordered against the others."""
     if when.tzinfo is None:
@@ -469,6 +497,7 @@ def _make_converter() -> cattrs.Converter:  # pragma: no mutate block
     conv.register_structure_hook_factory(
         lambda t: cattrs.cols.is_sequence(t) and bool(get_args(t)), lambda t: _no_strings(t, conv)
     )
+    conv.register_structure_hook_factory(_is_literal, _literal)
     configure_tagged_union(Part, conv, tag_generator=lambda cls: PART_TAGS[cls], tag_name="type")
     part_classes = {tag: cls for cls, tag in PART_TAGS.items()}
 
@@ -485,15 +514,44 @@ def _make_converter() -> cattrs.Converter:  # pragma: no mutate block
 converter: Final = _make_converter()
 
 
-def _format_exception(exc: BaseException, type_: Any) -> str:
+@frozen
+class Problem:
+    """One thing wrong in data being structured: where, as a path from the top (``.replies[0].error``;
+    empty for the top itself), and what, saying what the value should be."""
+
+    path: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.what} @ ${self.path}"
+
+
+def describe_error(exc: BaseException, path: str = "") -> list[Problem]:
+    """Each problem in ``exc``, an error of the converter (which validates in detail)."""
+    if not isinstance(exc, cattrs.ClassValidationError | cattrs.IterableValidationError):
+        return [_problem(exc, path)]
+    with_notes, without = exc.group_exceptions()
+    found = [(inner, path + _step(note)) for inner, note in with_notes] + [(inner, path) for inner in without]
+    return [problem for inner, where in found for problem in describe_error(inner, where)]
+
+
+def _step(note: AttributeValidationNote | IterableValidationNote) -> str:
+    return f".{note.name}" if isinstance(note, AttributeValidationNote) else f"[{note.index!r}]"
+
+
+def _problem(exc: BaseException, path: str) -> Problem:
+    if isinstance(exc, ValueError) and len(exc.args) == 4 and isinstance(exc.args[1], attrs.Attribute):
+        message, attribute, allowed, value = exc.args  # an attrs validator's: in_ gives the allowed values
+        what = _not_one_of(value, allowed) if isinstance(allowed, Iterable) else message
+        return Problem(f"{path}.{attribute.name}", what)
+    if isinstance(exc, ForbiddenExtraKeysError) and attrs.has(exc.cl):
+        keys = ", ".join(a.name for a in attrs.fields(exc.cl))
+        return Problem(path, f"extra fields found ({', '.join(sorted(exc.extra_fields))}); the keys are: {keys}")
+    if isinstance(exc, AttributeError) and exc.name in ("keys", "items"):  # a record or mapping was expected
+        return Problem(path, f"expected a mapping, got {type(exc.obj).__name__}")
     if type(exc) in (ValueError, TypeError) and str(exc):
-        return str(exc)
-    return cattrs.v.format_exception(exc, type_)
-
-
-def describe_error(exc: cattrs.BaseValidationError) -> list[str]:
-    """Each problem cattrs found, as ``"what @ $.path"``, saying what the value should be."""
-    return cattrs.transform_error(exc, format_exception=_format_exception)
+        return Problem(path, str(exc))
+    return Problem(path, cattrs.v.format_exception(exc, None))
 
 
 def dump(value: Any) -> dict[str, Any]:
@@ -514,7 +572,7 @@ def load(data: Mapping[str, Any], cls: type[T]) -> T:
     try:
         return converter.structure(fields, cls)
     except cattrs.BaseValidationError as exc:
-        raise DataFormatError(f"not a valid {cls.__name__}: {'; '.join(describe_error(exc))}") from exc
+        raise DataFormatError(f"not a valid {cls.__name__}: {'; '.join(map(str, describe_error(exc)))}") from exc
     except (ValueError, TypeError) as exc:
         raise DataFormatError(f"not a valid {cls.__name__}: {exc}") from exc
 

@@ -126,7 +126,7 @@ class Session:
             wrong = ", ".join(sorted(set(changes) - _UPDATABLE))
             raise TypeError(f"cannot update {wrong}; updatable: {', '.join(sorted(_UPDATABLE))}")
         if "provider" in changes:
-            self._manager._check_provider(changes["provider"], "provider")
+            self._manager._check_provider(changes["provider"])
         if "tools" in changes:
             changes["tools"] = self._manager.resolve_tools(changes["tools"])
         return await self._write(changes)

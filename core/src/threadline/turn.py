@@ -60,7 +60,7 @@ def plan_turn(session: Session, provider: str | None, model: str | None, options
     when the provider is the session's own)."""
     stored = session._live.stored
     if provider is not None:
-        session._manager._check_provider(provider, "provider")
+        session._manager._check_provider(provider)
     chosen = provider or stored.provider
     return Turn(chosen, model or (stored.model if chosen == stored.provider else None), options)
 

@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from fake_anthropic import FakeAnthropic
 
+from threadline.testing import isolated_user_dirs  # noqa: F401 (autouse: no real user dirs)
 from threadline_anthropic import AnthropicConfig
 from threadline_anthropic.provider import AnthropicProvider
 

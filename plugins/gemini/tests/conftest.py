@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from fake_gemini import FakeGemini
 
+from threadline.testing import isolated_user_dirs  # noqa: F401 (autouse: no real user dirs)
 from threadline_gemini import GeminiConfig
 from threadline_gemini.provider import GeminiProvider
 

@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from fake_openai import FakeOpenAI
 
+from threadline.testing import isolated_user_dirs  # noqa: F401 (autouse: no real user dirs)
 from threadline_openai import OpenAIConfig
 from threadline_openai.provider import OpenAIProvider
 

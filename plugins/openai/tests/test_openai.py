@@ -4,6 +4,7 @@ the answer, and how failures come out."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -392,6 +393,28 @@ def test_importing_and_discovering_the_plugin_does_not_import_the_sdk() -> None:
     )
     result = subprocess.run([sys.executable, "-c", f"import json; {code}"], capture_output=True, text=True, check=True)
     assert json.loads(result.stdout) == []
+
+
+@pytest.mark.parametrize("command", [["config", "check"], ["chat"]])
+def test_openai_as_the_default_without_a_key_is_refused_by_config_check_and_before_the_chat(
+    tmp_path: Path, command: list[str]
+) -> None:
+    config = tmp_path / "threadline.toml"
+    config.write_text('[defaults]\nprovider = "openai"\n[storage]\nbackend = "memory"\n')
+    env = {name: value for name, value in os.environ.items() if name != "OPENAI_API_KEY"}
+    env |= {"THREADLINE_PLUGINS": "openai,echo,memory", "XDG_DATA_HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "threadline", "--config", str(config), *command],
+        input="Hi\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 1 and result.stdout == "", result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "Error: openai: no API key: set api_key in [providers.openai] or the OPENAI_API_KEY environment variable"
+    )
 
 
 async def test_with_a_key_in_the_environment_openai_is_the_default(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from threadline.testing import isolated_user_dirs  # noqa: F401 (autouse: no real user dirs)
 from threadline_sqlite import SQLiteConfig
 from threadline_sqlite.storage import SQLiteStorage
 

@@ -223,6 +223,16 @@ def test_the_next_page_command_keeps_every_option(tmp_path: Path) -> None:
     assert seen == ["s4", "s3", "s2", "s0"]
 
 
+def test_config_check_names_a_setting_that_is_not_one_of_the_allowed_values(tmp_path: Path) -> None:
+    config = tmp_path / "threadline.toml"
+    config.write_text('[storage]\nbackend = "sqlite"\nsynchronous = "normal"\n')
+    error = f"Error: {config}: storage.synchronous: 'normal' is not one of 'OFF', 'NORMAL', 'FULL', 'EXTRA'"
+    for command in (["config", "check"], ["chat"], ["sessions", "list"]):
+        result = threadline(tmp_path, "--config", str(config), *command, stdin="hi\n")
+        assert result.returncode == 1 and result.stdout == "", result.stderr
+        assert result.stderr.splitlines()[-1] == error
+
+
 # -- the memory notice ------------------------------------------------------------------------
 
 

@@ -2,7 +2,8 @@
 
 A storage plugin's tests subclass :class:`StorageContract` and give one fixture, ``storage``;
 a provider plugin's subclass :class:`ProviderContract` and give ``provider_harness``.
-Run them with pytest-asyncio in auto mode (``asyncio_mode = "auto"``).
+Run them with pytest-asyncio in auto mode (``asyncio_mode = "auto"``). Import
+:func:`isolated_user_dirs` into a ``conftest.py`` to keep the tests out of the user's folders.
 """
 
 from threadline.builtins.echo import Reply, ScriptedToolCall
@@ -15,6 +16,7 @@ from threadline.testing.provider_contract import (
 )
 from threadline.testing.recorder import EventRecorder
 from threadline.testing.storage_contract import StorageContract
+from threadline.testing.user_dirs import isolated_user_dirs
 
 __all__ = [
     "WEATHER",
@@ -25,5 +27,6 @@ __all__ = [
     "ScriptedToolCall",
     "StorageContract",
     "collect",
+    "isolated_user_dirs",
     "tool_conversation",
 ]
