@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 hookspec = pluggy.HookspecMarker("threadline")
 hookimpl = pluggy.HookimplMarker("threadline")
+"""Marks a function as a hook implementation: ``@threadline.hookimpl``, or
+``@threadline.hookimpl(tryfirst=True)`` and the other options of pluggy's marker."""
 
 
 # ---------------------------------------------------------------------------

@@ -161,6 +161,7 @@ class ToolResult:
 
 
 Part = Text | Image | File | ToolCall | ToolResult
+"""What a message is made of."""
 PART_TAGS: Final[Mapping[type, str]] = {
     Text: "text",
     Image: "image",
@@ -189,6 +190,8 @@ def as_parts(content: str | Part | list[Part] | tuple[Part, ...]) -> tuple[Part,
 
 
 class Role(enum.StrEnum):
+    """Who a message is from; ``tool`` messages hold the results of the tools the model called."""
+
     SYSTEM = "system"
     USER = "user"
     ASSISTANT = "assistant"
@@ -259,6 +262,7 @@ class Message:
 
     @property
     def tool_calls(self) -> list[ToolCall]:
+        """The tool calls among the parts."""
         return [p for p in self.parts if isinstance(p, ToolCall)]
 
 
@@ -309,6 +313,8 @@ class SessionQuery:
 
 @frozen
 class DeletedCounts:
+    """How many sessions, and messages in them, a deletion removed."""
+
     sessions: int
     messages: int
 
@@ -341,6 +347,9 @@ class ToolSpec:
 
 @frozen
 class CallOptions:
+    """A call's options: ``send``'s ``max_tokens``, ``temperature``, ``stop``, and its
+    ``options`` as ``extra``, merged into the provider's request body."""
+
     temperature: float | None = None
     max_tokens: int | None = field(default=None, validator=attrs.validators.optional(attrs.validators.ge(1)))
     stop: tuple[str, ...] = field(default=(), converter=_strings)
@@ -372,6 +381,8 @@ class Response:
 
 @frozen
 class TextDelta:
+    """A piece of the reply's text, as it streams."""
+
     text: str
 
 
@@ -406,6 +417,7 @@ class Done:
 
 
 Event = TextDelta | ToolCallDelta | Done
+"""What a stream yields."""
 
 
 # ---------------------------------------------------------------------------
