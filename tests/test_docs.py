@@ -1,13 +1,162 @@
-"""The docs stay true to the code: every hook is in the generated reference."""
+"""The docs stay true to the code.
+
+Every ```python block of the pages a reader copies from (README.md, each package's README,
+docs/*.md) runs as a program, offline: in an empty working directory, with a home of its own
+and no API key set, so only the echo provider answers and data lands in that directory or that
+home. When the page shows a ```toml config above the block, the last one is the block's
+./threadline.toml. On a provider plugin's page the block talks to a local server that speaks
+the provider's API (the fake of the plugin's own tests), which the provider's SDK is pointed
+at by its base-URL environment variable. Every ```toml block is a threadline.toml that
+`threadline config check` accepts, with the API keys it names set.
+
+A block that is not meant to run says so and why, alone on the line before it:
+``<!-- not run: a test module of your plugin: MyStorage and MyProvider are its classes -->``.
+Such a block must still be valid Python or TOML.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import importlib
+import os
+import re
 import runpy
+import sys
+import tomllib
+from asyncio.subprocess import PIPE
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-from threadline import hookspecs
+import attrs
+import pytest
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+from threadline import hookspecs
+from threadline.testing.wire_server import ScriptedAPI
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+PAGES = [
+    ROOT / "README.md",
+    ROOT / "core" / "README.md",
+    *sorted(ROOT.glob("plugins/*/README.md")),
+    *sorted(DOCS.rglob("*.md")),
+]
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+NOT_RUN = re.compile(r"^<!-- not run: (\S.*) -->$", re.MULTILINE)
+KEYS = {"OPENAI_API_KEY": "sk-docs", "ANTHROPIC_API_KEY": "sk-ant-docs", "GEMINI_API_KEY": "docs"}
+#: a provider plugin's page: the fake API of its tests, and the variable its SDK takes its URL from
+FAKE_APIS = {
+    "openai": ("fake_openai", "FakeOpenAI", "OPENAI_BASE_URL"),
+    "anthropic": ("fake_anthropic", "FakeAnthropic", "ANTHROPIC_BASE_URL"),
+    "gemini": ("fake_gemini", "FakeGemini", "GOOGLE_GEMINI_BASE_URL"),
+}
+
+
+@attrs.frozen
+class Block:
+    """One fenced code block of a page; ``config``: the last runnable config block above it."""
+
+    page: Path
+    line: int
+    language: str
+    code: str
+    not_run: str | None
+    config: str | None
+
+    def __str__(self) -> str:
+        return f"{self.page.relative_to(ROOT)}:{self.line}"
+
+
+def blocks(page: Path) -> Iterator[Block]:
+    text = page.read_text(encoding="utf-8")
+    config = None
+    for fence in FENCE.finditer(text):
+        language, code = fence.groups()
+        line = text.count("\n", 0, fence.start()) + 1
+        mark = NOT_RUN.fullmatch(text.splitlines()[line - 2]) if line > 1 else None
+        block = Block(page, line, language, code, mark and mark[1], config)
+        if language == "toml" and not block.not_run:
+            config = code
+        yield block
+
+
+ALL = [block for page in PAGES for block in blocks(page)]
+
+
+def examples(language: str, *, run: bool = True) -> list[pytest.param]:
+    chosen = [block for block in ALL if block.language == language and (block.not_run is None) == run]
+    return [pytest.param(block, id=str(block)) for block in chosen]
+
+
+def offline(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a new user on this machine: a home of their own, no threadline settings
+    and no provider's API key or URL (only the echo provider can answer)."""
+    ours = ("THREADLINE_", "XDG_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "GOOGLE_")
+    environment = {name: value for name, value in os.environ.items() if not name.startswith(ours)}
+    return {**environment, "HOME": str(home), "PYTHONDONTWRITEBYTECODE": "1", **extra}
+
+
+async def run(command: list[str], where: Path, **extra: str) -> tuple[int, str, str]:
+    """Run ``command`` in ``where`` as a new user would; its exit status, stdout and stderr."""
+    home = where / "home"
+    home.mkdir(exist_ok=True)
+    process = await asyncio.create_subprocess_exec(
+        *command, cwd=where, env=offline(home, **extra), stdout=PIPE, stderr=PIPE
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), 120)
+    except TimeoutError:
+        process.kill()
+        raise
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+@contextlib.asynccontextmanager
+async def provider_api(page: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ScriptedAPI | None]:
+    """On a provider plugin's page, the fake API of its tests, running; else None."""
+    if page.parent.parent != ROOT / "plugins" or page.parent.name not in FAKE_APIS:
+        yield None
+        return
+    module, name, _ = FAKE_APIS[page.parent.name]
+    monkeypatch.syspath_prepend(str(page.parent / "tests"))
+    async with getattr(importlib.import_module(module), name)() as api:
+        yield api
+
+
+@pytest.mark.parametrize("block", examples("python"))
+async def test_python_example_runs(block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "example.py").write_text(block.code, encoding="utf-8")
+    if block.config is not None:
+        (tmp_path / "threadline.toml").write_text(block.config, encoding="utf-8")
+    async with provider_api(block.page, monkeypatch) as api:
+        reach = {} if api is None else {FAKE_APIS[block.page.parent.name][2]: api.url, **KEYS}
+        status, out, err = await run([sys.executable, "example.py"], tmp_path, **reach)
+    assert status == 0, f"{block} failed:\n{out}\n{err}"
+    assert api is None or api.requests, f"{block} never called the provider's API"
+
+
+@pytest.mark.parametrize("block", examples("toml"))
+async def test_config_example_passes_config_check(block: Block, tmp_path: Path) -> None:
+    (tmp_path / "threadline.toml").write_text(block.code, encoding="utf-8")
+    status, out, err = await run([sys.executable, "-m", "threadline", "config", "check"], tmp_path, **KEYS)
+    assert status == 0, f"{block} is not a valid config:\n{err}"
+    assert out.startswith(f"ok: {tmp_path / 'threadline.toml'}")
+
+
+@pytest.mark.parametrize("block", examples("python", run=False) + examples("toml", run=False))
+def test_an_example_not_run_is_still_valid(block: Block) -> None:
+    if block.language == "python":
+        compile(block.code, str(block), "exec")
+    else:
+        tomllib.loads(block.code)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
+def test_every_not_run_mark_is_on_a_block(page: Path) -> None:
+    marks = len(NOT_RUN.findall(page.read_text(encoding="utf-8")))
+    assert marks == sum(block.not_run is not None for block in blocks(page)), f"{page}: a mark not right before a block"
 
 
 def test_every_hookspec_is_documented() -> None:

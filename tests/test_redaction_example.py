@@ -28,16 +28,17 @@ ADDRESSES = ("ann@example.com", "bob@example.org", "carol@example.net", "jürgen
 IN_SYSTEM_PROMPT = "ops@example.io"  # the application's own text: stored as given, never sent
 
 
-def example_code() -> str:
+def example() -> tuple[str, str]:
+    """The plugin's code, the python block after the marker, and the config table after it."""
     after = DOCS.read_text(encoding="utf-8").split(MARKER, 1)[1]
-    match = re.match(r"\s*```python\n(.*?)\n```", after, re.DOTALL)
-    assert match, f"no python block after the marker in {DOCS}"
-    return match.group(1)
+    match = re.match(r"\s*```python\n(.*?)\n```.*?```toml\n(.*?)```", after, re.DOTALL)
+    assert match, f"no python block, then toml block, after the marker in {DOCS}"
+    return match.group(1), match.group(2)
 
 
 def install_example(site: Path) -> None:
     """Install the docs' code as a distribution with a `threadline` entry point, as pip would."""
-    (site / "threadline_redact.py").write_text(example_code(), encoding="utf-8")
+    (site / "threadline_redact.py").write_text(example()[0], encoding="utf-8")
     info = site / "threadline_redact-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: threadline-redact\nVersion: 0.1\n")
@@ -79,9 +80,8 @@ async def test_no_address_gets_past_the_redaction_example(
         base_url = "{openai.url}"
         api = "{api}"
         max_retries = 0
-        [middleware]
-        chain = ["redact"]
     """)
+        + example()[1]
     )
     openai.script([
         Reply(tool_calls=(ScriptedToolCall("lookup_contact", {"name": "bob@example.org", "cc": ["jürgen@example.de"]}),)),  # noqa: E501
