@@ -30,6 +30,7 @@ from pathlib import Path
 
 import attrs
 import pytest
+from plugin_site import install_plugin
 
 from threadline import hookspecs
 from threadline.testing.wire_server import ScriptedAPI
@@ -97,15 +98,15 @@ def offline(home: Path, **extra: str) -> dict[str, str]:
     return {**environment, "HOME": str(home), "PYTHONDONTWRITEBYTECODE": "1", **extra}
 
 
-async def run(command: list[str], where: Path, **extra: str) -> tuple[int, str, str]:
+async def run(command: list[str], where: Path, stdin: bytes = b"", **extra: str) -> tuple[int, str, str]:
     """Run ``command`` in ``where`` as a new user would; its exit status, stdout and stderr."""
     home = where / "home"
     home.mkdir(exist_ok=True)
     process = await asyncio.create_subprocess_exec(
-        *command, cwd=where, env=offline(home, **extra), stdout=PIPE, stderr=PIPE
+        *command, cwd=where, env=offline(home, **extra), stdin=PIPE, stdout=PIPE, stderr=PIPE
     )
     try:
-        out, err = await asyncio.wait_for(process.communicate(), 120)
+        out, err = await asyncio.wait_for(process.communicate(stdin), 120)
     except TimeoutError:
         process.kill()
         raise
@@ -157,6 +158,29 @@ def test_an_example_not_run_is_still_valid(block: Block) -> None:
 def test_every_not_run_mark_is_on_a_block(page: Path) -> None:
     marks = len(NOT_RUN.findall(page.read_text(encoding="utf-8")))
     assert marks == sum(block.not_run is not None for block in blocks(page)), f"{page}: a mark not right before a block"
+
+
+async def test_the_tools_page_plugin_gives_the_chat_its_tool(tmp_path: Path) -> None:
+    """docs/tools.md's plugin, installed as its pyproject.toml says, and its template: the chat
+    started from the template calls the tool, and /history shows the call and its result."""
+    page = list(blocks(DOCS / "tools.md"))
+    project = tomllib.loads(next(block.code for block in page if "[project]" in block.code))["project"]
+    code = next(block.code for block in page if block.language == "python")
+    entry_points = project["entry-points"]["threadline"]
+    install_plugin(tmp_path / "site", project["name"], entry_points, dict.fromkeys(entry_points.values(), code))
+    config = next(block.code for block in page if "[templates." in block.code)
+    (tmp_path / "threadline.toml").write_text(config, encoding="utf-8")
+    template = next(iter(tomllib.loads(config)["templates"]))
+    site = {"PYTHONPATH": str(tmp_path / "site")}
+
+    status, _, err = await run([sys.executable, "-m", "threadline", "config", "check"], tmp_path, **site)
+    assert status == 0, err
+    chat = [sys.executable, "-m", "threadline", "chat", "--template", template]
+    status, out, err = await run(chat, tmp_path, b"What time is it in Lisbon?\n/history\n", **site)
+    assert status == 0, err
+    assert out.startswith("[calling time_in]tool results: ")
+    assert '2 assistant: [call time_in({"zone": "Europe/Lisbon"})]' in out
+    assert re.search(r"3 tool: \[result: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00\]", out), out
 
 
 def test_every_hookspec_is_documented() -> None:
