@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import itertools
 import os
 import re
 import runpy
@@ -29,10 +30,23 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import attrs
+import click
 import pytest
 from plugin_site import install_plugin
 
-from threadline import hookspecs
+import threadline.plugin
+from threadline import (
+    Defaults,
+    MiddlewareSection,
+    PluginsSection,
+    SessionManager,
+    StorageSection,
+    Template,
+    hookspecs,
+)
+from threadline.cli import cli
+from threadline.config import SECTIONS
+from threadline.plugin import ProviderConfig
 from threadline.testing.wire_server import ScriptedAPI
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,6 +195,122 @@ async def test_the_tools_page_plugin_gives_the_chat_its_tool(tmp_path: Path) -> 
     assert out.startswith("[calling time_in]tool results: ")
     assert '2 assistant: [call time_in({"zone": "Europe/Lisbon"})]' in out
     assert re.search(r"3 tool: \[result: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00\]", out), out
+
+
+def commands(group: click.Group = cli, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+    """The ``threadline`` command itself, for its own options, and each command it runs."""
+    if not path:
+        yield path, group
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from commands(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+def options(command: click.Command) -> set[str]:
+    return {name for param in command.params if isinstance(param, click.Option) for name in param.opts} | {"--help"}
+
+
+def command_rows() -> dict[tuple[str, ...], str]:
+    """The rows of docs/cli.md's command table, by the command's words (``threadline sessions
+    show ID``: sessions, show); a command's rows joined."""
+    rows: dict[tuple[str, ...], str] = {}
+    for row in re.finditer(r"^\| `threadline([^`]*)`.*$", (DOCS / "cli.md").read_text(), re.MULTILINE):
+        words = tuple(itertools.takewhile(re.compile("[a-z][a-z-]*").fullmatch, row[1].split()))
+        rows[words] = rows.get(words, "") + row[0]
+    return rows
+
+
+def test_the_cli_page_has_every_command_and_option() -> None:
+    rows = command_rows()
+    for path, command in commands():
+        assert path in rows, f"`threadline {' '.join(path)}` has no row in docs/cli.md"
+        for option in options(command) - {"--help"}:
+            if option.startswith("--"):
+                assert re.search(f"(?<![\\w-]){option}(?![\\w-])", rows[path]), f"{option} of {path} is not in its row"
+
+
+def test_the_cli_page_has_only_commands_and_options_the_program_has() -> None:
+    program = dict(commands())
+    for path, row in command_rows().items():
+        assert path in program, f"docs/cli.md: `threadline {' '.join(path)}` is no command"
+        named = set(re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", row))
+        assert named <= options(program[path]), f"docs/cli.md: no {named - options(program[path])} in {path}"
+
+
+def config_sections() -> dict[str, str]:
+    """docs/config.md's sections by heading (``[defaults]``, ``sqlite``, ...), each up to the next heading."""
+    parts = re.split(r"^#{2,3} (.+)$", (DOCS / "config.md").read_text(), flags=re.MULTILINE)
+    return {heading.strip("`"): body for heading, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+def keys_in(table: str) -> set[str]:
+    """The keys a section's table lists: the first cell of each row."""
+    return set(re.findall(r"^\| `(\w+)` \|", table, re.MULTILINE))
+
+
+def fields(config: type) -> set[str]:
+    return {field.name for field in attrs.fields(config)} - {"settings"}  # a section's plugin tables
+
+
+def test_the_config_page_lists_every_key_of_the_kernel() -> None:
+    sections = config_sections()
+    assert set(SECTIONS) == {match[1] for heading in sections if (match := re.match(r"\[(\w+)", heading))}
+    for heading, config in [
+        ("[defaults]", Defaults),
+        ("[storage]", StorageSection),
+        ("[middleware]", MiddlewareSection),
+        ("[templates.<name>]", Template),
+        ("[plugins]", PluginsSection),
+    ]:
+        assert keys_in(sections[heading]) == fields(config), f"docs/config.md, {heading}"
+
+
+def test_the_config_page_lists_every_key_of_each_installed_plugin() -> None:
+    sections, registry = config_sections(), SessionManager().registry
+    common = fields(ProviderConfig)
+    assert keys_in(sections["Every other provider"]) == common
+    for name, registration in registry.providers.items():
+        if issubclass(registration.config, ProviderConfig):
+            row = re.search(rf"^\| \[`{name}`\].*\| (.*) \|$", sections["Every other provider"], re.MULTILINE)
+            assert row, f"{name} has no row in docs/config.md, Every other provider"
+            assert set(re.findall(r"`(\w+)`", row[1])) == fields(registration.config) - common, name
+        else:
+            assert keys_in(sections[name]) == fields(registration.config), f"docs/config.md, {name}"
+    for name, registration in registry.storage.items():
+        assert keys_in(sections[name]) == fields(registration.config), f"docs/config.md, {name}"
+
+
+def test_the_api_reference_has_every_public_name() -> None:
+    """Each name of ``threadline`` and ``threadline.plugin`` is rendered on a page of docs/api/,
+    by a ``::: name`` line or in the members list of one."""
+    pages = "".join(page.read_text() for page in (DOCS / "api").glob("*.md"))
+    rendered = re.findall(r"^::: [\w.]*?(\w+)$", pages, re.MULTILINE)
+    members = re.findall(r"^ +- (\w+)$", pages, re.MULTILINE)
+    assert {*threadline.__all__, *threadline.plugin.__all__} - {*rendered, *members} == {"__version__"}
+
+
+def test_the_error_tree_is_the_hierarchy() -> None:
+    """docs/api/errors.md draws every error class of ``threadline``, each under its base class."""
+    tree = next(block.code for block in blocks(DOCS / "api" / "errors.md") if block.language == "text")
+    drawn: list[tuple[str, int]] = []  # each class and its depth, in the tree's order
+    for line in tree.splitlines():
+        name = line.lstrip("│├└─ ").split()[0]
+        depth = (len(line) - len(line.lstrip("│├└─ "))) // 4  # each level indents by four characters
+        if depth:
+            parent = next(above for above, level in reversed(drawn) if level == depth - 1)
+            assert getattr(threadline, parent) in getattr(threadline, name).__bases__, line
+        drawn.append((name, depth))
+    public = (getattr(threadline, name) for name in threadline.__all__)
+    errors = {error.__name__ for error in public if isinstance(error, type) and issubclass(error, BaseException)}
+    assert {name for name, _ in drawn} == errors
+
+
+def test_every_package_readme_is_in_the_site_navigation() -> None:
+    navigation = (ROOT / "mkdocs.yml").read_text()
+    for name, _ in runpy.run_path(str(DOCS / "readmes.py"))["readmes"]():
+        assert f": packages/{name}.md\n" in navigation, f"mkdocs.yml's nav has no packages/{name}.md"
 
 
 def test_every_hookspec_is_documented() -> None:
