@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 TOOLS = ["uv>=0.4", "tox>=4.20", "tox-uv>=1.11"]
-DOCS_TOOLS = ["mkdocs>=1.6", "mkdocstrings[python]>=1.0", "mkdocstrings-python>=2.0"]  # as tox.ini's docs env
+#: what builds the documentation site, as in tox.ini's docs env (ruff lays out the API reference's signatures)
+DOCS_TOOLS = ["mkdocs>=1.6", "mkdocstrings[python]>=1.0", "mkdocstrings-python>=2.0", "ruff>=0.6"]
 MUTATED = ["core", "plugins/sqlite"]  # each names what to mutate in [tool.mutmut] of its pyproject.toml
 
 
