@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 TOOLS = ["uv>=0.4", "tox>=4.20", "tox-uv>=1.11"]
+#: what builds the documentation site, as in tox.ini's docs env (ruff lays out the API reference's signatures)
+DOCS_TOOLS = ["mkdocs>=1.6", "mkdocstrings[python]>=1.0", "mkdocstrings-python>=2.0", "ruff>=0.6"]
 MUTATED = ["core", "plugins/sqlite"]  # each names what to mutate in [tool.mutmut] of its pyproject.toml
 
 
@@ -91,6 +93,14 @@ def start_mutmut(package: Path, rest: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([BIN / "mutmut", "run", *rest], cwd=package, env=env)
 
 
+def docs(rest: list[str]) -> None:
+    """Run mkdocs from .venv/ on this checkout's site: `serve` unless other arguments are given."""
+    ensure_venv()
+    run(BIN / "uv", "pip", "install", "--quiet", "--python", BIN / "python", *DOCS_TOOLS)
+    os.chdir(ROOT)
+    os.execv(BIN / "mkdocs", [str(BIN / "mkdocs"), *(rest or ["serve"])])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -102,6 +112,11 @@ def main() -> None:
     )
     commands.add_parser("install", help="install threadline and its plugins into .venv/ (editable)")
     commands.add_parser(
+        "docs",
+        help="serve the documentation site at http://127.0.0.1:8000 with mkdocs from .venv/ "
+        "(extra arguments go to mkdocs instead, e.g. build --strict)",
+    )
+    commands.add_parser(
         "mutate",
         help="mutation-test the kernel and the SQLite plugin with mutmut and print each module's score; "
         "slow, not run in CI (extra arguments go to `mutmut run`, e.g. --max-children 1)",
@@ -112,6 +127,8 @@ def main() -> None:
         run(BIN / "tox", "run", "--recreate", *rest)  # envs install the packages by path: rebuild them
     elif args.command == "mutate":
         mutate(rest)
+    elif args.command == "docs":
+        docs(rest)
     else:
         install()
         if args.command == "chat":

@@ -40,12 +40,12 @@ def render_hook(name: str) -> str:
     doc = re.sub(r"^:return:", "- returns:", doc, flags=re.MULTILINE)
     doc = re.sub(r"^\.\. code-block:: python\n\n((?:    .*\n?|\n)+)", _code_block, doc, flags=re.MULTILINE)
     doc = re.sub(r":(?:class|func|meth):`~?([\w.]+)`", r"`\1`", doc)
-    return f"## `{name}`\n\n```python\n{name}{signature}\n```\n\n{doc.strip()}\n"
+    return f"## `{name}`\n\n`{name}{signature}`\n\n{doc.strip()}\n"
 
 
 def _code_block(match: re.Match[str]) -> str:
     body = "\n".join(line[4:] for line in match.group(1).rstrip().splitlines())
-    return f"```python\n{body}\n```\n"
+    return f"<!-- not run: hook implementations, part of a plugin module -->\n```python\n{body}\n```\n"
 
 
 def render() -> str:

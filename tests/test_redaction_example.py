@@ -18,6 +18,7 @@ PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
 sys.path.insert(0, str(PLUGINS / "openai" / "tests"))
 
 from fake_openai import FakeOpenAI  # noqa: E402
+from plugin_site import install_plugin  # noqa: E402
 
 import threadline  # noqa: E402
 from threadline.testing import EventRecorder, Reply, ScriptedToolCall  # noqa: E402
@@ -28,20 +29,12 @@ ADDRESSES = ("ann@example.com", "bob@example.org", "carol@example.net", "jürgen
 IN_SYSTEM_PROMPT = "ops@example.io"  # the application's own text: stored as given, never sent
 
 
-def example_code() -> str:
+def example() -> tuple[str, str]:
+    """The plugin's code, the python block after the marker, and the config table after it."""
     after = DOCS.read_text(encoding="utf-8").split(MARKER, 1)[1]
-    match = re.match(r"\s*```python\n(.*?)\n```", after, re.DOTALL)
-    assert match, f"no python block after the marker in {DOCS}"
-    return match.group(1)
-
-
-def install_example(site: Path) -> None:
-    """Install the docs' code as a distribution with a `threadline` entry point, as pip would."""
-    (site / "threadline_redact.py").write_text(example_code(), encoding="utf-8")
-    info = site / "threadline_redact-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: threadline-redact\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[threadline]\nredact = threadline_redact\n")
+    match = re.match(r"\s*```python\n(.*?)\n```.*?```toml\n(.*?)```", after, re.DOTALL)
+    assert match, f"no python block, then toml block, after the marker in {DOCS}"
+    return match.group(1), match.group(2)
 
 
 @threadline.tool
@@ -61,8 +54,7 @@ async def test_no_address_gets_past_the_redaction_example(
     api: str, openai: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     site = tmp_path / "site"
-    site.mkdir()
-    install_example(site)
+    install_plugin(site, "threadline-redact", {"redact": "threadline_redact"}, {"threadline_redact": example()[0]})
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("THREADLINE_PLUGINS", "redact,openai,sqlite,echo")
     database = tmp_path / "threadline.db"
@@ -79,9 +71,8 @@ async def test_no_address_gets_past_the_redaction_example(
         base_url = "{openai.url}"
         api = "{api}"
         max_retries = 0
-        [middleware]
-        chain = ["redact"]
     """)
+        + example()[1]
     )
     openai.script([
         Reply(tool_calls=(ScriptedToolCall("lookup_contact", {"name": "bob@example.org", "cc": ["jürgen@example.de"]}),)),  # noqa: E501

@@ -127,6 +127,7 @@ class Config:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], *, file: str | None = None) -> Config:
+        """A config from the tables a TOML file holds, as a dict (``file`` names it in errors)."""
         unknown = set(raw) - set(SECTIONS)
         if unknown:
             raise ConfigError(f"unknown section {min(unknown)!r}; the sections are {', '.join(SECTIONS)}", file=file)

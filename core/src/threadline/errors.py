@@ -29,6 +29,8 @@ class DataFormatError(ThreadlineError):
 
 
 class SessionNotFound(ThreadlineError):
+    """The tenant has no session with that id (it never had, or it was deleted)."""
+
     def __init__(self, session_id: str, tenant: str) -> None:
         self.session_id = session_id
         self.tenant = tenant

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 hookspec = pluggy.HookspecMarker("threadline")
 hookimpl = pluggy.HookimplMarker("threadline")
+"""Marks a function as a hook implementation: ``@threadline.hookimpl``, or
+``@threadline.hookimpl(tryfirst=True)`` and the other options of pluggy's marker."""
 
 
 # ---------------------------------------------------------------------------
@@ -138,9 +140,9 @@ def threadline_register_commands(cli: click.Group) -> None:
     Called once when the CLI starts, before it parses its arguments.
 
     :param cli: the top-level :class:`click.Group`; add commands with ``@cli.command()``.
-        Decorate an async command body with :func:`threadline.cli.with_manager` to get the
-        ``SessionManager`` that the config the CLI was given assembles. Import
-        ``threadline.cli`` inside this hook: it is called only when the CLI starts.
+        Decorate an async command body with :func:`threadline.plugin.with_manager` to get the
+        ``SessionManager`` that the config the CLI was given assembles. Import it inside this
+        hook, which is called only when the CLI starts: it loads the CLI module.
     :return: nothing; what counts is what was registered.
     """
 

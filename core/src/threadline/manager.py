@@ -143,6 +143,7 @@ class SessionManager:
 
     @property
     def storage(self) -> Storage:
+        """The storage object, once the manager is open."""
         if self._storage is None or not self._open:
             raise RuntimeError("the SessionManager is not open; use `async with SessionManager(...) as tl:`")
         return self._storage
@@ -154,6 +155,7 @@ class SessionManager:
 
     @property
     def tenant(self) -> str:
+        """The tenant of calls that name none: ``[defaults] tenant``."""
         return self.config.defaults.tenant
 
     def _tenant(self, tenant: str | None) -> str:
@@ -355,7 +357,22 @@ class SessionManager:
         tools: Iterable[Tool | str] = (),
         metadata: Mapping[str, Any] | None = None,
     ) -> Session:
-        """Create and store a session. Arguments override the template's, which override ``[defaults]``."""
+        """Create and store a session. Arguments override the template's, which override ``[defaults]``.
+
+        :param provider: the provider plugin that answers it (``[defaults] provider``, else the
+            first provider plugin whose key is set, else ``echo``).
+        :param model: the model; unset, the template's, else ``[defaults] model`` when the provider
+            is ``[defaults] provider``, else the provider's ``default_model``.
+        :param system_prompt: the system prompt, sent with every call.
+        :param template: a ``[templates.<name>]`` of the config, whose values the other
+            arguments override.
+        :param user_id: whose session it is (listings filter by it; :meth:`delete_user` deletes by it).
+        :param tenant: the tenant; unset, ``[defaults] tenant``.
+        :param title: a title; unset, the start of the first message.
+        :param tools: tools the model may call: ``@threadline.tool`` functions, or the names of
+            tools a plugin or ``SessionManager(tools=...)`` registered.
+        :param metadata: your own JSON data, kept with the session.
+        """
         base = self._template(template)
         provider = provider or base.provider or self.default_provider
         self._check_provider(provider)
@@ -420,7 +437,9 @@ class SessionManager:
         return await self.storage.list_sessions(query)
 
     async def delete_user(self, user_id: str, *, tenant: str | None = None) -> DeletedCounts:
-        """Delete every session of ``user_id`` and their messages."""
+        """Delete every session of ``user_id`` in the tenant (unset: the configured one) and
+        their messages, in one go, and return how many of each. Nothing asks first: export
+        what you may need before (see the guide on deleting a user's data)."""
         return await self.storage.delete_user(self._tenant(tenant), user_id)
 
     # -- export and import --------------------------------------------------

@@ -19,7 +19,9 @@ from threadline.errors import PluginError
 from threadline.model import Event, Message, Request, Response, SessionRecord
 
 CompleteNext = Callable[["Call"], Awaitable[Response]]
+"""What ``Middleware.complete`` is given as ``next``: the rest of the chain, then the provider."""
 StreamNext = Callable[["Call"], AsyncIterator[Event]]
+"""What ``Middleware.stream`` is given as ``next``: the rest of the chain, then the provider."""
 
 
 @define
@@ -36,9 +38,13 @@ class Middleware:
     """Subclass and override ``complete``, ``stream`` or both; the defaults pass the call on."""
 
     async def complete(self, call: Call, next: CompleteNext) -> Response:
+        """A call for the whole reply (``Session.send``): pass ``call`` on with ``next``, or a
+        changed copy, and return the response, or a changed one."""
         return await next(call)
 
     def stream(self, call: Call, next: StreamNext) -> AsyncIterator[Event]:
+        """A streamed call (``Session.stream``): return the events of ``next(call)``, or an
+        async generator that changes them on their way."""
         return next(call)
 
     async def message(self, message: Message, session: SessionRecord) -> Message:

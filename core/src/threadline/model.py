@@ -164,6 +164,7 @@ class ToolResult:
 
 
 Part = Text | Image | File | ToolCall | ToolResult
+"""What a message is made of."""
 PART_TAGS: Final[Mapping[type, str]] = {
     Text: "text",
     Image: "image",
@@ -192,6 +193,8 @@ def as_parts(content: str | Part | list[Part] | tuple[Part, ...]) -> tuple[Part,
 
 
 class Role(enum.StrEnum):
+    """Who a message is from; ``tool`` messages hold the results of the tools the model called."""
+
     SYSTEM = "system"
     USER = "user"
     ASSISTANT = "assistant"
@@ -262,6 +265,7 @@ class Message:
 
     @property
     def tool_calls(self) -> list[ToolCall]:
+        """The tool calls among the parts."""
         return [p for p in self.parts if isinstance(p, ToolCall)]
 
 
@@ -312,6 +316,8 @@ class SessionQuery:
 
 @frozen
 class DeletedCounts:
+    """How many sessions, and messages in them, a deletion removed."""
+
     sessions: int
     messages: int
 
@@ -344,6 +350,9 @@ class ToolSpec:
 
 @frozen
 class CallOptions:
+    """A call's options: ``send``'s ``max_tokens``, ``temperature``, ``stop``, and its
+    ``options`` as ``extra``, merged into the provider's request body."""
+
     temperature: float | None = None
     max_tokens: int | None = field(default=None, validator=attrs.validators.optional(attrs.validators.ge(1)))
     stop: tuple[str, ...] = field(default=(), converter=_strings)
@@ -375,6 +384,8 @@ class Response:
 
 @frozen
 class TextDelta:
+    """A piece of the reply's text, as it streams."""
+
     text: str
 
 
@@ -409,6 +420,7 @@ class Done:
 
 
 Event = TextDelta | ToolCallDelta | Done
+"""What a stream yields."""
 
 
 # ---------------------------------------------------------------------------

@@ -45,18 +45,19 @@ __all__ = [
 ]
 
 PDF: Final = "application/pdf"
+"""The media type of a PDF ``File``."""
 
 
 @frozen(kw_only=True)
 class ProviderConfig:
     """The keys of every ``[providers.<name>]`` table.
 
-    :param api_key: the API key; when unset, the provider's usual environment variable.
-    :param base_url: where the API is (a proxy, a compatible server); unset: the provider's own.
-    :param timeout: seconds to wait for a reply before giving up (``ProviderUnavailable``).
-    :param max_retries: how many times the SDK itself retries a failed call (connection
+    :ivar api_key: the API key; when unset, the provider's usual environment variable.
+    :ivar base_url: where the API is (a proxy, a compatible server); unset: the provider's own.
+    :ivar timeout: seconds to wait for a reply before giving up (``ProviderUnavailable``).
+    :ivar max_retries: how many times the SDK itself retries a failed call (connection
         errors, 408/409/429/5xx) with backoff before the error reaches threadline.
-    :param default_model: the model when neither the call nor the session names one.
+    :ivar default_model: the model when neither the call nor the session names one.
     """
 
     #: the environment variables the provider's SDK reads its API key from

@@ -29,14 +29,21 @@ class Registration:
 
 
 class Register(Protocol):
+    """The ``register`` a provider, storage or middleware registration hook is given:
+    ``register(name, factory, config=ConfigClass)``."""
+
     def __call__(self, name: str, factory: Callable[[Any], Any], *, config: type = NoConfig) -> None: ...
 
 
 class RegisterTool(Protocol):
+    """The ``register`` of ``threadline_register_tools``: ``register(tool)``, a ``@threadline.tool``."""
+
     def __call__(self, tool: Tool) -> None: ...
 
 
 class RegisterSettings(Protocol):
+    """The ``register`` of ``threadline_register_settings``: ``register(name, ConfigClass)``."""
+
     def __call__(self, name: str, config: type) -> None: ...
 
 

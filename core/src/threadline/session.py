@@ -92,10 +92,12 @@ class Session:
 
     @property
     def id(self) -> str:
+        """The session's id: what ``SessionManager.get_session`` and ``threadline chat --session`` take."""
         return self.record.id
 
     @property
     def title(self) -> str | None:
+        """The title: given at creation or by :meth:`update`, else the start of the first message."""
         return self.record.title
 
     @property
@@ -114,6 +116,7 @@ class Session:
         return await self._storage.get_messages(self.record.tenant, self.id, last=limit)
 
     async def refresh(self) -> SessionRecord:
+        """Read the record again from the storage (another process may have changed it) and return it."""
         self._live.refresh(await self._storage.get_session(self.record.tenant, self.id))
         return self.record
 
@@ -194,8 +197,25 @@ class Session:
         """Send a user message and return the assistant's reply, stored.
 
         When the model calls tools, they run and the model is called again (up to
-        ``[defaults] max_tool_steps`` times). ``provider`` and ``model`` apply to this call only.
-        A failure or a cancellation is recorded exactly as for :meth:`stream`.
+        ``[defaults] max_tool_steps`` times). A failure or a cancellation is recorded exactly
+        as for :meth:`stream`.
+
+        :param content: the message: a string, or parts; attachments are parts, such as
+            ``[Text("What is in it?"), Image("image/png", data=png_bytes)]`` or a ``File``
+            (a PDF by bytes or URL). A model that cannot take one is refused with
+            ``BadRequest`` before any call.
+        :param provider: a provider for this call only (``update(provider=...)`` changes the
+            session's); the session's history goes along.
+        :param model: a model for this call only.
+        :param max_tokens: the longest reply, in tokens.
+        :param temperature: sampling temperature, as the provider reads it.
+        :param stop: sequences that end the reply.
+        :param options: more request parameters, merged into the provider's request body as
+            they are (``{"top_p": 0.9}``).
+        :raises SessionArchived: the session is archived.
+        :raises ProviderError: the provider failed (a subclass says how); the user message
+            stays stored, marked ``failed``.
+        :raises ToolError: the model was still calling tools after ``max_tool_steps``.
         """
         turn = plan_turn(self, provider, model, CallOptions(temperature, max_tokens, tuple(stop), options or {}))
         async with aclosing(run_turn(self, content, turn, streaming=False)) as events:
@@ -218,7 +238,8 @@ class Session:
         """Send a user message and yield the reply as it arrives: ``TextDelta`` and
         ``ToolCallDelta`` events, then one ``Done`` whose ``message`` is the stored reply.
 
-        Breaking off (or being cancelled) stores the reply as far as it got, marked incomplete.
+        The arguments, and the errors, are those of :meth:`send`. Breaking off (or being
+        cancelled) stores the reply as far as it got, marked incomplete.
         """
         turn = plan_turn(self, provider, model, CallOptions(temperature, max_tokens, tuple(stop), options or {}))
         return run_turn(self, content, turn, streaming=True)
