@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 from attrs import field, frozen
@@ -142,13 +143,30 @@ def transport_error(
     they are often connection errors too), a connection that failed or broke off
     (``broken``), a reply that is not JSON (``not_json``, and ``json.JSONDecodeError``).
     ``None`` for any other exception."""
+    where = _requested_url(exc)
     if isinstance(exc, timeouts):
-        return ProviderUnavailable(f"no reply within {timeout:g}s ([providers.{provider}] timeout)", provider=provider)
+        return ProviderUnavailable(
+            f"no reply from {where} within {timeout:g}s ([providers.{provider}] timeout)", provider=provider
+        )
     if isinstance(exc, broken):
-        return ProviderUnavailable(f"the connection to the API failed: {exc.__cause__ or exc}", provider=provider)
+        return ProviderUnavailable(f"the connection to {where} failed: {exc.__cause__ or exc}", provider=provider)
     if isinstance(exc, (*not_json, json.JSONDecodeError)):
         return ProviderUnavailable(f"the reply was not the JSON the API sends: {exc}", provider=provider)
     return None
+
+
+def _requested_url(exc: BaseException) -> str:
+    """Where the failed request went, as the SDK or its HTTP library recorded it, without its
+    query or user part (which may hold a key); ``the API`` when neither did."""
+    for error in (exc, exc.__cause__, exc.__context__):
+        try:
+            url = getattr(getattr(error, "request", None), "url", None)
+        except RuntimeError:  # httpx: an error raised without its request
+            continue
+        if url is not None:
+            parts = urlsplit(str(url))
+            return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+    return "the API"
 
 
 def check_attachments(

@@ -13,7 +13,11 @@ class TestMessagesAPI(ProviderContract):
     @pytest.fixture
     def provider_harness(self, fake_api: FakeAnthropic, make_provider: MakeProvider) -> ProviderHarness:
         return ProviderHarness(
-            make_provider(), model="claude-sonnet-4-6", script=fake_api.script, received=fake_api.last_body
+            make_provider(),
+            model="claude-sonnet-4-6",
+            script=fake_api.script,
+            received=fake_api.last_body,
+            at_url=lambda url: make_provider(base_url=url),
         )
 
 
@@ -28,4 +32,5 @@ class TestMessagesAPIThinking(ProviderContract):
             model="claude-sonnet-4-6",
             script=fake_api.script,
             received=fake_api.last_body,
+            at_url=lambda url: make_provider(thinking="adaptive", base_url=url),
         )

@@ -13,7 +13,11 @@ class TestGenerateContent(ProviderContract):
     @pytest.fixture
     def provider_harness(self, fake_api: FakeGemini, make_provider: MakeProvider) -> ProviderHarness:
         return ProviderHarness(
-            make_provider(), model="gemini-3.5-flash", script=fake_api.script, received=fake_api.last_body
+            make_provider(),
+            model="gemini-3.5-flash",
+            script=fake_api.script,
+            received=fake_api.last_body,
+            at_url=lambda url: make_provider(base_url=url),
         )
 
 
@@ -24,5 +28,9 @@ class TestGenerateContentSigned(ProviderContract):
     def provider_harness(self, fake_api: FakeGemini, make_provider: MakeProvider) -> ProviderHarness:
         fake_api.signatures = True
         return ProviderHarness(
-            make_provider(), model="gemini-3.5-flash", script=fake_api.script, received=fake_api.last_body
+            make_provider(),
+            model="gemini-3.5-flash",
+            script=fake_api.script,
+            received=fake_api.last_body,
+            at_url=lambda url: make_provider(base_url=url),
         )

@@ -13,7 +13,11 @@ class TestResponsesAPI(ProviderContract):
     @pytest.fixture
     def provider_harness(self, fake_api: FakeOpenAI, make_provider: MakeProvider) -> ProviderHarness:
         return ProviderHarness(
-            make_provider(api="responses"), model="gpt-4.1-mini", script=fake_api.script, received=fake_api.last_body
+            make_provider(api="responses"),
+            model="gpt-4.1-mini",
+            script=fake_api.script,
+            received=fake_api.last_body,
+            at_url=lambda url: make_provider(base_url=url),
         )
 
 
@@ -21,5 +25,9 @@ class TestChatCompletions(ProviderContract):
     @pytest.fixture
     def provider_harness(self, fake_api: FakeOpenAI, make_provider: MakeProvider) -> ProviderHarness:
         return ProviderHarness(
-            make_provider(api="chat"), model="gpt-4.1-mini", script=fake_api.script, received=fake_api.last_body
+            make_provider(api="chat"),
+            model="gpt-4.1-mini",
+            script=fake_api.script,
+            received=fake_api.last_body,
+            at_url=lambda url: make_provider(base_url=url),
         )

@@ -17,6 +17,7 @@ answer the next calls with the given replies::
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import AsyncIterable, Callable, Sequence
 
 import pytest
@@ -58,6 +59,9 @@ class ProviderHarness:
     #: what the backend received last, as text (the HTTP body, or a repr): the contract checks
     #: that what a provider must send (tool results) reaches it
     received: Callable[[], str]
+    #: for a provider that speaks HTTP: the same provider at another base URL, for the
+    #: contract's unreachable server (``None``: not an HTTP provider; that test is skipped)
+    at_url: Callable[[str], Provider] | None = None
 
 
 def user(text: str, seq: int = 1) -> Message:
@@ -189,6 +193,24 @@ class ProviderContract:
         received = "".join(e.text for e in seen if isinstance(e, TextDelta))
         assert received and text.startswith(received) and received != text
         assert not any(isinstance(e, Done) for e in seen)
+
+    async def test_a_server_that_cannot_be_reached_is_named_without_credentials(
+        self, provider_harness: ProviderHarness
+    ) -> None:
+        """The error says which URL failed, and never a password in it."""
+        if provider_harness.at_url is None:
+            pytest.skip("not an HTTP provider: the harness gives no at_url")
+        with socket.socket() as unused:  # a port nobody listens on
+            unused.bind(("127.0.0.1", 0))
+            port = unused.getsockname()[1]
+        provider = provider_harness.at_url(f"http://me:hunter2@127.0.0.1:{port}/api")
+        try:
+            with pytest.raises(errors.ProviderUnavailable) as caught:
+                await provider.complete(self.request(provider_harness))
+        finally:
+            await provider.close()
+        assert f"the connection to http://127.0.0.1:{port}/api/" in str(caught.value)
+        assert "hunter2" not in str(caught.value)
 
     async def test_stream_errors_map_onto_the_hierarchy(self, provider_harness: ProviderHarness) -> None:
         provider_harness.script([Reply(error="unavailable")])
