@@ -102,7 +102,8 @@ class Speed:
         ({"mode": "quick"}, "plugins.speed.mode: 'quick' is not one of 'fast', 'safe'"),
         ({"mode": 1}, "plugins.speed.mode: 1 is not one of 'fast', 'safe'"),
         ({"fallback": "Safe"}, "plugins.speed.fallback: 'Safe' is not one of 'fast', 'safe'"),
-        ({"mode": "x" * 30}, "plugins.speed.mode: a long str is not one of 'fast', 'safe'"),
+        ({"mode": "x" * 18}, f"plugins.speed.mode: '{'x' * 18}' is not one of 'fast', 'safe'"),  # 20 characters
+        ({"mode": "x" * 19}, "plugins.speed.mode: a long str is not one of 'fast', 'safe'"),  # 21: may be a key
         ({"gear": "mid"}, "plugins.speed.gear: 'mid' is not one of 'low', 'high'"),
         ({"label": "A1"}, "plugins.speed.label: 'label' must match regex '[a-z]+' ('A1' doesn't)"),
     ],

@@ -8,7 +8,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import pytest
@@ -213,3 +213,40 @@ def test_a_default_provider_without_a_key_fails_the_check_chat_and_config_check_
     manager.check_new_session(provider="echo")  # a session on another provider is fine
     own_server = {**config.providers, "keyed": {"base_url": "http://127.0.0.1:9/v1"}}
     SessionManager(attrs.evolve(config, providers=own_server), plugins=[Keyed()]).check()
+
+
+@attrs.frozen(kw_only=True)
+class EnvKeyedConfig(ProviderConfig):
+    key_variables: ClassVar[tuple[str, ...]] = ("KEYED_API_KEY", "KEYED_TOKEN")
+    default_model: str = "keyed-1"
+
+
+class EnvKeyed:
+    @threadline.hookimpl
+    def threadline_register_providers(self, register: Any) -> None:
+        register("keyed", lambda config: None, config=EnvKeyedConfig)
+
+
+@pytest.mark.usefixtures("only_builtins")
+def test_a_missing_key_names_the_environment_variables_that_would_hold_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in EnvKeyedConfig.key_variables:
+        monkeypatch.delenv(name, raising=False)
+    manager = SessionManager(Config.from_dict({"defaults": {"provider": "keyed"}}), plugins=[EnvKeyed()])
+    with pytest.raises(AuthenticationError) as caught:
+        manager.check()
+    assert str(caught.value) == (
+        "keyed: no API key: set api_key in [providers.keyed] or the KEYED_API_KEY or KEYED_TOKEN environment variable"
+    )
+    monkeypatch.setenv("KEYED_TOKEN", "t")
+    manager.check()
+
+
+@pytest.mark.usefixtures("only_builtins")
+def test_the_check_finds_a_template_tool_nobody_registered() -> None:
+    templates = {"plain": {}, "support": {"tools": ["lookup"]}}
+    manager = SessionManager(Config.from_dict({"templates": templates}, file="tl.toml"))
+    manager.check_new_session(template="plain")
+    with pytest.raises(ConfigError) as caught:
+        manager.check()
+    assert (caught.value.file, caught.value.key) == ("tl.toml", "templates.support.tools")
+    assert str(caught.value) == "tl.toml: templates.support.tools: no tool named 'lookup'; registered tools: none"

@@ -859,3 +859,24 @@ async def test_a_tool_given_to_the_manager_and_by_a_plugin_names_both() -> None:
         SessionManager(storage=MemoryStorage(), plugins=[Tools()], tools=[given])
     assert "'lookup' is registered by two plugins" in str(caught.value)
     assert str(caught.value).endswith("and 'SessionManager(tools=...)'")
+
+
+async def test_a_storage_plugin_is_made_with_the_settings_of_its_table(tmp_path: Path) -> None:
+    @attrs.frozen
+    class ShelfConfig:
+        shelf: str = "default"
+
+    class Shelf(MemoryStorage):
+        def __init__(self, config: ShelfConfig) -> None:
+            super().__init__()
+            self.config = config
+
+    class ShelfPlugin:
+        @threadline.hookimpl
+        def threadline_register_storage(self, register: Any) -> None:
+            register("shelf", Shelf, config=ShelfConfig)
+
+    path = tmp_path / "threadline.toml"
+    path.write_text('[storage]\nbackend = "shelf"\nshelf = "top"\n')
+    async with SessionManager.from_config(path, plugins=[ShelfPlugin()]) as manager:
+        assert isinstance(manager.storage, Shelf) and manager.storage.config == ShelfConfig("top")

@@ -468,7 +468,7 @@ def _is_literal(type_: Any) -> bool:
     return get_origin(type_) is Literal
 
 
-def _literal(type_: Any) -> Any:
+def _literal(type_: Any) -> Any:  # pragma: no mutate block (a hook the converter keeps: see _strict)
     """A ``Literal`` hook: the value is one of the literal's, of its type (``1`` is not ``True``)."""
     allowed = get_args(type_)
 
