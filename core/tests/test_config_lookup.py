@@ -182,12 +182,20 @@ class KeyedConfig(ProviderConfig):
     default_model: str = "keyed-1"
 
 
+@attrs.frozen(kw_only=True)
+class EnvKeyedConfig(KeyedConfig):
+    key_variables: ClassVar[tuple[str, ...]] = ("KEYED_API_KEY", "KEYED_TOKEN")
+
+
 class Keyed:
     """A provider plugin whose table holds its API key, as `api_key = "${OPENAI_API_KEY}"`."""
 
+    def __init__(self, config: type[KeyedConfig] = KeyedConfig) -> None:
+        self.config = config
+
     @threadline.hookimpl
     def threadline_register_providers(self, register: Any) -> None:
-        register("keyed", lambda config: None, config=KeyedConfig)
+        register("keyed", lambda config: None, config=self.config)
 
 
 @pytest.mark.usefixtures("only_builtins")
@@ -215,23 +223,11 @@ def test_a_default_provider_without_a_key_fails_the_check_chat_and_config_check_
     SessionManager(attrs.evolve(config, providers=own_server), plugins=[Keyed()]).check()
 
 
-@attrs.frozen(kw_only=True)
-class EnvKeyedConfig(ProviderConfig):
-    key_variables: ClassVar[tuple[str, ...]] = ("KEYED_API_KEY", "KEYED_TOKEN")
-    default_model: str = "keyed-1"
-
-
-class EnvKeyed:
-    @threadline.hookimpl
-    def threadline_register_providers(self, register: Any) -> None:
-        register("keyed", lambda config: None, config=EnvKeyedConfig)
-
-
 @pytest.mark.usefixtures("only_builtins")
 def test_a_missing_key_names_the_environment_variables_that_would_hold_it(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in EnvKeyedConfig.key_variables:
         monkeypatch.delenv(name, raising=False)
-    manager = SessionManager(Config.from_dict({"defaults": {"provider": "keyed"}}), plugins=[EnvKeyed()])
+    manager = SessionManager(Config.from_dict({"defaults": {"provider": "keyed"}}), plugins=[Keyed(EnvKeyedConfig)])
     with pytest.raises(AuthenticationError) as caught:
         manager.check()
     assert str(caught.value) == (
