@@ -64,7 +64,7 @@ async def test_the_cache_holds_no_more_than_its_capacity_dropping_the_least_rece
     storage = SQLiteStorage(SQLiteConfig(path=db_path, history_cache=8))
     await storage.open()
     try:
-        for name, count in (("s1", 4), ("s2", 4), ("s3", 4), ("big", 8)):
+        for name, count in (("s1", 4), ("s2", 3), ("s3", 4), ("big", 8)):
             await storage.create_session(SessionRecord(id=name))
             batch = [Message(name, seq, Role.USER, (Text("x"),)) for seq in range(1, count + 1)]
             await storage.append_messages("default", name, batch)
@@ -78,10 +78,10 @@ async def test_the_cache_holds_no_more_than_its_capacity_dropping_the_least_rece
             return list(held)
 
         assert await read("s1") == ["s1"]
-        assert await read("s2") == ["s1", "s2"]  # 8 messages: exactly full
+        assert await read("s2") == ["s1", "s2"]
         assert await read("s3") == ["s2", "s3"]  # s1, read longest ago, made room
         await storage.append_messages("default", "s3", [Message("s3", 5, Role.USER, (Text("x"),))])
-        assert await read("s3") == ["s3"]  # 5 + 4 would not fit
+        assert await read("s3") == ["s2", "s3"]  # 3 + 5: exactly full
         assert await read("big") == ["big"]  # a history of exactly the capacity is kept
     finally:
         await storage.close()
