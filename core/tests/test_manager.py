@@ -880,3 +880,46 @@ async def test_a_storage_plugin_is_made_with_the_settings_of_its_table(tmp_path:
     path.write_text('[storage]\nbackend = "shelf"\nshelf = "top"\n')
     async with SessionManager.from_config(path, plugins=[ShelfPlugin()]) as manager:
         assert isinstance(manager.storage, Shelf) and manager.storage.config == ShelfConfig("top")
+
+
+async def test_startup_and_shutdown_hooks_get_the_manager() -> None:
+    seen: list[tuple[str, Any]] = []
+
+    class Lifecycle:
+        @threadline.hookimpl
+        def threadline_startup(self, manager: SessionManager) -> None:
+            seen.append(("startup", manager))
+
+        @threadline.hookimpl
+        def threadline_shutdown(self, manager: SessionManager) -> None:
+            seen.append(("shutdown", manager))
+
+    manager = SessionManager(storage=MemoryStorage(), plugins=[Lifecycle()])
+    async with manager:
+        pass
+    assert seen == [("startup", manager), ("shutdown", manager)]
+
+
+async def test_an_unknown_provider_is_refused_before_anything_is_stored(manager: SessionManager) -> None:
+    with pytest.raises(ConfigError) as caught:
+        await manager.create_session(provider="nope")
+    assert str(caught.value).startswith("provider: no provider plugin named 'nope'; installed: ")
+    assert "echo" in str(caught.value).rpartition("installed: ")[2].split(", ")
+    assert (await manager.list_sessions()).items == ()
+    with pytest.raises(ConfigError, match=r"^provider: no provider plugin named 'nope'"):
+        manager.provider("nope")
+
+
+async def test_the_default_model_goes_only_to_the_default_provider() -> None:
+    config = Config.from_dict({"defaults": {"provider": "echo", "model": "echo-2"}})
+    async with SessionManager(config, storage=MemoryStorage(), providers={"other": EchoProvider()}) as manager:
+        assert (await manager.create_session()).record.model == "echo-2"
+        assert (await manager.create_session(provider="other")).record.model is None
+
+
+def test_a_default_model_without_a_default_provider_is_refused() -> None:
+    config = Config.from_dict({"defaults": {"model": "gpt-4.1"}}, file="tl.toml")
+    with pytest.raises(ConfigError) as caught:
+        SessionManager(config, storage=MemoryStorage())
+    assert (caught.value.file, caught.value.key) == ("tl.toml", "defaults.model")
+    assert str(caught.value).startswith("tl.toml: defaults.model: 'gpt-4.1' needs [defaults] provider: without one")

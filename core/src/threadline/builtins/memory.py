@@ -114,7 +114,7 @@ class MemoryStorage:
     async def end_turn(self, tenant: str, session_id: str, holder: str) -> None:
         lease = self._leases.get((tenant, session_id))
         if lease is not None and lease.holder == holder:
-            self._leases[tenant, session_id] = attrs.evolve(lease, holder=None, until=0.0)
+            self._leases[tenant, session_id] = attrs.evolve(lease, holder=None)  # free, whatever until says
 
     async def set_message_status(
         self, tenant: str, session_id: str, seq: int, status: str, error: str | None = None

@@ -463,6 +463,17 @@ class StorageContract:
         empty = await storage.create_session(make_session())
         assert await collect(storage.export_records("default")) == [empty]
 
+    async def test_a_session_deleted_during_an_export_does_not_break_it(self, storage: Storage) -> None:
+        first, second = [await storage.create_session(make_session()) for _ in range(2)]
+        for session in (first, second):
+            await storage.append_messages(session.tenant, session.id, make_messages(session, ["q", "a"]))
+        exported: list[Any] = []
+        async for record in storage.export_records("default"):
+            exported.append(record)
+            if isinstance(record, SessionRecord):  # each deleted once it is exported, while the export goes on
+                await storage.delete_session(record.tenant, record.id)
+        assert {r.id for r in exported if isinstance(r, SessionRecord)} == {first.id, second.id}
+
     async def test_export_of_all_tenants(self, storage: Storage) -> None:
         await storage.create_session(make_session(tenant="a"))
         await storage.create_session(make_session(tenant="b"))
