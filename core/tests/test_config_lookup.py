@@ -160,12 +160,31 @@ async def test_a_manager_resolves_a_provider_table_at_the_providers_first_use(mo
         assert reply.text == "hi" and reply.model == "echo-from-env"
 
 
+async def test_an_unset_variable_in_a_list_waits_for_the_first_use_and_names_its_place(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(UNSET, raising=False)
+    replies = [{"text": "fine"}, {"text": f"${{{UNSET}}}"}]
+    config = Config.from_dict({"providers": {"echo": {"replies": replies}}}, file="tl.toml")
+    async with SessionManager(config, storage=MemoryStorage()) as manager:
+        session = await manager.create_session(provider="echo")
+        with pytest.raises(ConfigError) as caught:
+            await session.send("hi")
+    assert str(caught.value) == (
+        f"tl.toml: providers.echo.replies[1].text: environment variable {UNSET} is not set "
+        f"(set it, or write ${{{UNSET}:-default}} for a fallback)"
+    )
+
+
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ({"chunk": f"${{{UNSET}}}"}, f"{UNSET} is not set"),  # reported first, as before
-        ({"chunk_size": 0, "default_model": f"${{{UNSET}}}"}, f"{UNSET} is not set"),
-        ({"chunk_size": "big"}, "providers.echo.chunk_size: expected int"),
+        ({"chunk": f"${{{UNSET}}}"}, f"^tl.toml: providers.echo.chunk: environment variable {UNSET} is not set"),
+        (
+            {"chunk_size": 0, "default_model": f"${{{UNSET}}}"},  # reported first, as before
+            f"^tl.toml: providers.echo.default_model: environment variable {UNSET} is not set",
+        ),
+        ({"chunk_size": "big"}, "^tl.toml: providers.echo.chunk_size: expected int"),
     ],
 )
 @pytest.mark.usefixtures("only_builtins")

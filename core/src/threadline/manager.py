@@ -192,7 +192,6 @@ class SessionManager:
             )
         for name, template in config.templates.items():
             self._check_provider(template.provider, f"templates.{name}.provider")
-        self._check_provider(config.defaults.provider, "defaults.provider")
 
     def _ready_provider(self) -> str:
         """The first provider plugin, by name, whose API key is set or that has a ``base_url``
