@@ -29,6 +29,7 @@ from threadline.providers import (
     retry_after,
     send_body,
     translating,
+    transport_error,
 )
 from threadline.testing.wire_server import HTTPReply, ReceivedRequest, WireServer, sse
 
@@ -302,3 +303,35 @@ async def test_with_no_default_provider_the_first_with_a_key_is_used(
     async with SessionManager(Config.from_dict(config), storage=MemoryStorage(), plugins=[Acme()]) as manager:
         assert manager.default_provider == default
         assert (await manager.create_session()).record.provider == default
+
+
+class _Request:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+
+class _Broken(Exception):
+    """A connection error as the SDKs raise one: the request it was for attached."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__("All connection attempts failed")
+        self.request = _Request(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://me:sk-secret@proxy.example:8443/v1/chat?key=sk-secret&x=1", "https://proxy.example:8443/v1/chat"),
+        ("http://127.0.0.1:11434/v1/responses", "http://127.0.0.1:11434/v1/responses"),
+    ],
+)
+def test_a_failed_connection_names_the_url_without_its_user_or_query(url: str, shown: str) -> None:
+    error = transport_error(_Broken(url), "p", timeout=5, timeouts=(), broken=(_Broken,))
+    assert str(error) == f"p: the connection to {shown} failed: All connection attempts failed"
+    stalled = transport_error(_Broken(url), "p", timeout=5, timeouts=(_Broken,), broken=())
+    assert str(stalled) == f"p: no reply from {shown} within 5s ([providers.p] timeout)"
+
+
+def test_a_failed_connection_without_its_request_names_the_api() -> None:
+    error = transport_error(ConnectionError("refused"), "p", timeout=5, timeouts=(), broken=(ConnectionError,))
+    assert str(error) == "p: the connection to the API failed: refused"

@@ -98,7 +98,8 @@ class Storage(Protocol):
         ``session_id``, else ``StorageConflict`` (for seqs, saying ``got [the seqs given]``)
         and nothing is written: a gap, a repeat, or a seq another writer took first. Then the
         session's ``message_count`` grows by their number, its ``usage`` by the sum of theirs
-        (``None`` adds nothing) and its ``updated_at`` is now. An unknown session is ``SessionNotFound``.
+        (``None`` adds nothing) and its ``updated_at`` is now; appending nothing changes
+        nothing. An unknown session is ``SessionNotFound``.
 
         Cancelled while in flight, it lets the ``CancelledError`` out only once the write has
         committed or been given up for good: a write still under way in a thread or a server
@@ -141,7 +142,8 @@ class Storage(Protocol):
 
     def export_records(self, tenant: str | None = None) -> AsyncIterator[SessionRecord | Message]:
         """Every session of ``tenant`` (``None``: of all tenants), each followed by its messages
-        in ``seq`` order, streamed: what ``import_records`` reads."""
+        in ``seq`` order, streamed: what ``import_records`` reads. Each session comes whole, as
+        it was when the export began, though it be changed or deleted while the export goes on."""
 
     async def import_records(self, records: AsyncIterable[SessionRecord | Message]) -> int:
         """Store what ``export_records`` gave, all or nothing; return how many records it read.

@@ -63,6 +63,9 @@ class ProviderConfig:
 
     #: the environment variables the provider's SDK reads its API key from
     key_variables: ClassVar[tuple[str, ...]] = ()
+    #: whether its SDK needs a key even at another ``base_url`` (a proxy of the provider's
+    #: own API): ``False`` for one that talks to keyless compatible servers
+    key_even_with_base_url: ClassVar[bool] = False
 
     api_key: str | None = field(default=None, repr=False)  # never shown
     base_url: str | None = None
@@ -72,8 +75,11 @@ class ProviderConfig:
 
     def ready(self) -> bool:
         """Whether the provider can be used as it is: its key is set, here or in the
-        environment, or it talks to a server of the user's own (``base_url``)."""
-        return bool(self.api_key or self.base_url or any(os.environ.get(name) for name in self.key_variables))
+        environment, or it talks to a server of the user's own (``base_url``) that needs
+        none. ``threadline config check``, the chat's start and the choice of the default
+        provider ask it; a provider that signs in some other way overrides it."""
+        keyless_server = self.base_url is not None and not self.key_even_with_base_url
+        return bool(self.api_key or keyless_server or any(os.environ.get(name) for name in self.key_variables))
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:

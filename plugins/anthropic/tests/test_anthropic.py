@@ -329,3 +329,19 @@ def test_importing_and_discovering_the_plugin_does_not_import_the_sdk() -> None:
     )
     result = subprocess.run([sys.executable, "-c", f"import json; {code}"], capture_output=True, text=True, check=True)
     assert json.loads(result.stdout) == []
+
+
+def test_a_base_url_without_a_key_is_refused_by_the_check_as_by_the_first_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its SDK will not start without a key, even for a proxy: the check says so first."""
+    monkeypatch.setenv("THREADLINE_PLUGINS", "anthropic,echo,memory")
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    providers = {"anthropic": {"base_url": "http://127.0.0.1:9"}}
+    manager = threadline.SessionManager(
+        threadline.Config.from_dict({"defaults": {"provider": "anthropic"}, "providers": providers})
+    )
+    with pytest.raises(threadline.AuthenticationError, match="no API key"):
+        manager.check()
+    with pytest.raises(threadline.AuthenticationError, match="no API key"):
+        manager.provider("anthropic")

@@ -17,7 +17,7 @@ class TestResponsesAPI(ProviderContract):
             model="gpt-4.1-mini",
             script=fake_api.script,
             received=fake_api.last_body,
-            at_url=lambda url: make_provider(base_url=url),
+            at_url=lambda url: make_provider(api="responses", base_url=url),
         )
 
 
@@ -29,5 +29,5 @@ class TestChatCompletions(ProviderContract):
             model="gpt-4.1-mini",
             script=fake_api.script,
             received=fake_api.last_body,
-            at_url=lambda url: make_provider(base_url=url),
+            at_url=lambda url: make_provider(api="chat", base_url=url),
         )

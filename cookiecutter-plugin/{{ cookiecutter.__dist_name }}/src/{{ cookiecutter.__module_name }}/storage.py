@@ -190,6 +190,8 @@ class {{ cls }}Storage:
         - Appends to many sessions at once all land.
         """
         session = self._get(tenant, session_id)
+        if not messages:  # appending nothing changes nothing, updated_at included
+            return
         if stray := next((m for m in messages if m.session_id != session_id), None):
             raise StorageConflict(f"message {stray.id!r} belongs to session {stray.session_id!r}, not {session_id!r}")
         expected = list(range(session.message_count + 1, session.message_count + 1 + len(messages)))
@@ -262,11 +264,15 @@ class {{ cls }}Storage:
     async def export_records(self, tenant: str | None = None) -> AsyncIterator[SessionRecord | Message]:
         """Every session of ``tenant`` (``None``: of all tenants), each followed by its
         messages in seq order, as a stream: what ``import_records`` reads."""
-        for key, session in list(self._sessions.items()):
-            if tenant is None or key[0] == tenant:
-                yield session
-                for message in list(self._messages.get(key, ())):
-                    yield message
+        snapshot = [  # as it is now: what changes while the export goes on is not in it
+            (session, list(self._messages[key]))
+            for key, session in self._sessions.items()
+            if tenant is None or key[0] == tenant
+        ]
+        for session, messages in snapshot:
+            yield session
+            for message in messages:
+                yield message
 
     async def import_records(self, records: AsyncIterable[SessionRecord | Message]) -> int:
         """Store what an ``export_records`` gave (this storage's or another's), all or nothing;

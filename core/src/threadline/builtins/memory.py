@@ -90,6 +90,8 @@ class MemoryStorage:
 
     async def append_messages(self, tenant: str, session_id: str, messages: Sequence[Message]) -> None:
         session = self._get(tenant, session_id)
+        if not messages:
+            return
         if stray := next((m for m in messages if m.session_id != session_id), None):
             raise StorageConflict(f"message {stray.id!r} belongs to session {stray.session_id!r}, not {session_id!r}")
         expected = range(session.message_count + 1, session.message_count + 1 + len(messages))
@@ -141,11 +143,15 @@ class MemoryStorage:
         return DeletedCounts(len(keys), messages)
 
     async def export_records(self, tenant: str | None = None) -> AsyncIterator[SessionRecord | Message]:
-        for key, session in list(self._sessions.items()):
-            if tenant is None or key[0] == tenant:
-                yield session
-                for message in list(self._messages.get(key, ())):
-                    yield message
+        snapshot = [  # as it is now: what changes while the export goes on is not in it
+            (session, list(self._messages[key]))
+            for key, session in self._sessions.items()
+            if tenant is None or key[0] == tenant
+        ]
+        for session, messages in snapshot:
+            yield session
+            for message in messages:
+                yield message
 
     async def import_records(self, records: AsyncIterable[SessionRecord | Message]) -> int:
         """Read every record first, then add them in one step: writes made while a slow source

@@ -205,12 +205,13 @@ class ProviderContract:
             port = unused.getsockname()[1]
         provider = provider_harness.at_url(f"http://me:hunter2@127.0.0.1:{port}/api")
         try:
-            with pytest.raises(errors.ProviderUnavailable) as caught:
-                await provider.complete(self.request(provider_harness))
+            for call in (provider.complete, lambda request: collect(provider.stream(request))):
+                with pytest.raises(errors.ProviderUnavailable) as caught:
+                    await call(self.request(provider_harness))
+                assert f"the connection to http://127.0.0.1:{port}/api/" in str(caught.value)
+                assert "hunter2" not in str(caught.value)
         finally:
             await provider.close()
-        assert f"the connection to http://127.0.0.1:{port}/api/" in str(caught.value)
-        assert "hunter2" not in str(caught.value)
 
     async def test_stream_errors_map_onto_the_hierarchy(self, provider_harness: ProviderHarness) -> None:
         provider_harness.script([Reply(error="unavailable")])

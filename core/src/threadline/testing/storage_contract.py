@@ -214,9 +214,12 @@ class StorageContract:
     async def test_appending_no_messages_changes_nothing_stored(self, storage: Storage) -> None:
         session = await storage.create_session(make_session())
         await storage.append_messages(session.tenant, session.id, make_messages(session, ["1"]))
+        before = await storage.get_session(session.tenant, session.id)
         await storage.append_messages(session.tenant, session.id, [])
         assert [m.text for m in await storage.get_messages(session.tenant, session.id)] == ["1"]
-        assert (await storage.get_session(session.tenant, session.id)).message_count == 1
+        assert await storage.get_session(session.tenant, session.id) == before
+        with not_found(session.tenant, "nope"):
+            await storage.append_messages(session.tenant, "nope", [])
 
     async def test_a_message_of_another_session_is_refused(self, storage: Storage) -> None:
         session = await storage.create_session(make_session())
@@ -473,6 +476,9 @@ class StorageContract:
             if isinstance(record, SessionRecord):  # each deleted once it is exported, while the export goes on
                 await storage.delete_session(record.tenant, record.id)
         assert {r.id for r in exported if isinstance(r, SessionRecord)} == {first.id, second.id}
+        for index, record in enumerate(exported):  # each whole, as it was when the export began
+            if isinstance(record, SessionRecord):
+                assert [m.text for m in exported[index + 1 : index + 3]] == ["q", "a"]
 
     async def test_export_of_all_tenants(self, storage: Storage) -> None:
         await storage.create_session(make_session(tenant="a"))

@@ -37,6 +37,7 @@ class AnthropicConfig(ProviderConfig):
     """
 
     key_variables: ClassVar[tuple[str, ...]] = ("ANTHROPIC_API_KEY",)
+    key_even_with_base_url: ClassVar[bool] = True  # the SDK refuses to start without one
 
     default_model: str = "claude-sonnet-4-6"
     max_tokens: int = field(default=8192, validator=attrs.validators.ge(1))

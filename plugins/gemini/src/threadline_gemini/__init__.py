@@ -25,6 +25,7 @@ class GeminiConfig(ProviderConfig):
     ``default_model``)."""
 
     key_variables: ClassVar[tuple[str, ...]] = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    key_even_with_base_url: ClassVar[bool] = True  # the SDK refuses to start without one
 
     default_model: str = "gemini-3.5-flash"
 

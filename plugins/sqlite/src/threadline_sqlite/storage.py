@@ -367,6 +367,9 @@ class SQLiteStorage:
     # -- messages -------------------------------------------------------------
 
     async def append_messages(self, tenant: str, session_id: str, messages: Sequence[Message]) -> None:
+        if not messages:  # nothing to write: only whether the session exists to say
+            await _require_session(self._reader(), tenant, session_id)
+            return
         await self._write.batch(_Append(tenant, session_id, messages))
 
     def _append_statements(self, appends: Sequence[_Append]) -> list[tuple[str, Sequence[Any]]]:
