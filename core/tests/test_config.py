@@ -56,6 +56,7 @@ def test_dollar_dollar_is_a_literal_dollar(tmp_path: Path) -> None:
         ("[provider.echo]\n", "unknown section 'provider'; the sections are defaults, storage, providers"),
         ("[storage]\nbackend = 'postgres'\n", "storage.backend: no storage plugin named 'postgres'; installed: memory"),
         ("[providers.echo]\nchunk_size = 'big'\n", "providers.echo.chunk_size: expected int, got str"),
+        ("[providers.echo]\nlatency = inf\n", "providers.echo: latency must be a finite number, got inf"),
         (
             "[providers.echo]\nchunk = 3\n",
             "providers.echo: extra fields found (chunk); the keys are: replies, chunk_size",

@@ -265,3 +265,20 @@ def test_the_check_finds_a_template_tool_nobody_registered() -> None:
         manager.check()
     assert (caught.value.file, caught.value.key) == ("tl.toml", "templates.support.tools")
     assert str(caught.value) == "tl.toml: templates.support.tools: no tool named 'lookup'; registered tools: none"
+
+
+@pytest.mark.usefixtures("only_builtins")
+def test_with_every_provider_disabled_an_unknown_one_says_none_is_installed() -> None:
+    config = Config.from_dict({"defaults": {"provider": "nope"}, "plugins": {"disable": ["echo"]}}, file="tl.toml")
+    with pytest.raises(ConfigError) as caught:
+        SessionManager(config)
+    assert str(caught.value) == "tl.toml: defaults.provider: no provider plugin named 'nope'; installed: none"
+
+
+@pytest.mark.usefixtures("only_builtins")
+def test_a_storage_setting_its_plugin_does_not_take_names_the_storage_table() -> None:
+    config = Config.from_dict({"storage": {"backend": "memory", "shelf": "top"}}, file="tl.toml")
+    with pytest.raises(ConfigError) as caught:
+        SessionManager(config)
+    assert (caught.value.file, caught.value.key) == ("tl.toml", "storage")
+    assert "extra fields found (shelf)" in str(caught.value)

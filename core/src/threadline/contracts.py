@@ -63,9 +63,10 @@ class Storage(Protocol):
         """Write what is pending and release connections. Called once, when the manager closes."""
 
     async def create_session(self, session: SessionRecord) -> SessionRecord:
-        """Store a new session; return it as stored: ``session`` with ``message_count`` 0 and
-        ``usage`` ``Usage()``, whatever it says. An id that exists in the tenant is a
-        ``StorageConflict``, and the stored session stays as it was."""
+        """Store a new session; return it as stored: ``session`` with ``message_count`` 0,
+        ``usage`` ``Usage()`` and ``version`` 1, whatever it says. An id that exists in the
+        tenant is a ``StorageConflict`` saying ``session <id> exists already``, and the stored
+        session stays as it was."""
 
     async def get_session(self, tenant: str, session_id: str) -> SessionRecord:
         """The session as last stored, or ``SessionNotFound``."""

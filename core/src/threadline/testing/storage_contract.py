@@ -102,10 +102,10 @@ class StorageContract:
         assert await storage.get_session(session.tenant, session.id) == session
 
     async def test_create_stores_no_messages_whatever_the_record_says(self, storage: Storage) -> None:
-        session = make_session(message_count=7, usage=Usage(5, 5))
+        session = make_session(message_count=7, usage=Usage(5, 5), version=9)
         stored = await storage.create_session(session)
-        assert (stored.message_count, stored.usage) == (0, Usage())
-        assert (await storage.get_session(session.tenant, session.id)).message_count == 0
+        assert (stored.message_count, stored.usage, stored.version) == (0, Usage(), 1)
+        assert await storage.get_session(session.tenant, session.id) == stored
 
     async def test_unknown_session_is_not_found(self, storage: Storage) -> None:
         with not_found("default", "nope"):
@@ -117,7 +117,7 @@ class StorageContract:
 
     async def test_duplicate_id_is_a_conflict(self, storage: Storage) -> None:
         session = await storage.create_session(make_session())
-        with pytest.raises(StorageConflict):
+        with pytest.raises(StorageConflict, match=f"session {re.escape(repr(session.id))} exists already"):
             await storage.create_session(make_session(id=session.id, title="other"))
         assert (await storage.get_session(session.tenant, session.id)).title is None
 
