@@ -58,8 +58,8 @@ def test_dollar_dollar_is_a_literal_dollar(tmp_path: Path) -> None:
         ("[providers.echo]\nchunk_size = 'big'\n", "providers.echo.chunk_size: expected int, got str"),
         ("[providers.echo]\nlatency = inf\n", "providers.echo: latency must be a finite number, got inf"),
         (
-            "[providers.echo]\nchunk = 3\n",
-            "providers.echo: extra fields found (chunk); the keys are: replies, chunk_size",
+            "[providers.echo]\nchunk = 3\nsize = 4\n",
+            "providers.echo: extra fields found (chunk, size); the keys are: replies, chunk_size",
         ),
         ("[providers.nope]\n", "providers.nope: no providers plugin named 'nope'; installed: echo"),
         ("[defaults]\nprovider = 'gpt'\n", "defaults.provider: no provider plugin named 'gpt'; installed: echo"),

@@ -923,3 +923,10 @@ def test_a_default_model_without_a_default_provider_is_refused() -> None:
         SessionManager(config, storage=MemoryStorage())
     assert (caught.value.file, caught.value.key) == ("tl.toml", "defaults.model")
     assert str(caught.value).startswith("tl.toml: defaults.model: 'gpt-4.1' needs [defaults] provider: without one")
+
+
+def test_the_model_a_provider_is_asked_for_by_default() -> None:
+    config = Config.from_dict({"providers": {"echo": {"default_model": "echo-7"}}})
+    manager = SessionManager(config, storage=MemoryStorage(), providers={"mine": EchoProvider()})
+    assert manager.provider_default_model("echo") == "echo-7"
+    assert manager.provider_default_model("mine") is None  # an object: its settings are its own

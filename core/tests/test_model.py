@@ -353,6 +353,10 @@ BOTH_SOURCES = {"type": "image", "media_type": "image/png", "data": "eA==", "url
             "Message data has format version 2; this threadline reads version 1 (upgrade threadline to read it)",
         ),
         ({"v": "2"}, "Message data has format version '2'; this threadline reads version 1"),
+        (
+            {"parts": [{"type": "tool_call", "name": "x", "arguments": {}}]},
+            "not a valid Message: required field missing @ $.parts[0].id",
+        ),
     ],
 )
 def test_a_record_that_cannot_be_read_says_exactly_what_is_wrong(change: dict[str, object], error: str) -> None:

@@ -280,7 +280,7 @@ class SessionManager:
     def provider_default_model(self, name: str) -> str | None:
         """The model provider ``name`` is asked for when neither the call nor the session names
         one: its ``default_model`` setting (``None`` when it has no such setting)."""
-        if name not in self.registry.providers:  # given as an object: no settings
+        if name in self._providers or name not in self.registry.providers:  # given as an object: no settings
             return None
         return getattr(self._provider_settings(name)[1], "default_model", None)
 

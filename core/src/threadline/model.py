@@ -464,7 +464,7 @@ def _not_one_of(value: Any, allowed: Iterable[Any]) -> str:
     return f"{shown} is not one of {', '.join(map(repr, allowed))}"
 
 
-def _is_literal(type_: Any) -> bool:
+def _is_literal(type_: Any) -> bool:  # pragma: no mutate block (asked once per type, then kept)
     return get_origin(type_) is Literal
 
 
