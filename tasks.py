@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import venv
 from collections import Counter
 from pathlib import Path
@@ -62,9 +64,27 @@ def mutate(rest: list[str]) -> None:
     tested = [arg for name in MUTATED for arg in ("-e", f"{ROOT / name}[test]")]
     run(BIN / "uv", "pip", "install", "--quiet", "--python", BIN / "python", "mutmut>=3.8,<4", *tested)
     runs = [start_mutmut(ROOT / name, rest) for name in MUTATED]
-    if any(process.wait() for process in runs):
+    while any(process.poll() is None for process in runs):
+        stop_hung_mutants()
+        time.sleep(10)
+    if any(process.returncode for process in runs):
         sys.exit("mutmut failed: see its output above")
     print_scores()
+
+
+# mutmut stops a mutant's tests after a CPU-time limit, which a deadlocked test (a write that
+# never completes) never reaches; one of these sleeps forever. Seconds of wall time allowed:
+HUNG_AFTER = 240
+
+
+def stop_hung_mutants() -> None:
+    """Kill mutmut's workers (titled ``mutmut: <mutant>``) that have run past HUNG_AFTER: their
+    tests did not pass, which mutmut then counts as the mutant caught."""
+    processes = subprocess.run(["ps", "-eo", "pid=,etimes=,args="], capture_output=True, text=True).stdout
+    for line in processes.splitlines():
+        pid, seconds, title = line.split(maxsplit=2)
+        if title.startswith("mutmut: ") and int(seconds) > HUNG_AFTER:
+            os.kill(int(pid), signal.SIGKILL)
 
 
 def print_scores() -> None:
