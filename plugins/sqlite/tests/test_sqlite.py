@@ -206,6 +206,29 @@ async def test_a_database_locked_past_the_timeout_is_a_clear_error(db_path: Path
         await storage.close()
 
 
+async def test_a_group_of_appends_blocked_by_another_writer_all_fail_and_store_nothing(db_path: Path) -> None:
+    storage = SQLiteStorage(SQLiteConfig(path=db_path, busy_timeout=0.2))
+    await storage.open()
+    try:
+        sessions = [await storage.create_session(SessionRecord()) for _ in range(10)]
+        other = sqlite3.connect(db_path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        try:
+            results = await asyncio.gather(
+                *(storage.append_messages("default", s.id, [message(s, 1)]) for s in sessions),
+                return_exceptions=True,
+            )
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert all(isinstance(r, StorageUnavailable) and "locked by another connection" in str(r) for r in results)
+        for session in sessions:
+            assert (await storage.get_session("default", session.id)).message_count == 0
+            assert await storage.get_messages("default", session.id) == []
+    finally:
+        await storage.close()
+
+
 async def test_a_damaged_database_is_a_clear_error_that_changes_nothing(db_path: Path) -> None:
     storage = SQLiteStorage(SQLiteConfig(path=db_path))
     await storage.open()
