@@ -206,6 +206,20 @@ async def test_a_database_locked_past_the_timeout_is_a_clear_error(db_path: Path
         await storage.close()
 
 
+async def test_an_append_past_one_statements_parameter_limit_is_stored_whole(storage: SQLiteStorage) -> None:
+    """Over 4,000 rows the insert takes several statements, in one transaction."""
+    session = await storage.create_session(SessionRecord())
+    batch = [message(session, seq, f"m{seq}") for seq in range(1, 9_002)]
+    await storage.append_messages("default", session.id, batch)
+    assert await storage.get_messages("default", session.id) == batch
+    assert (await storage.get_session("default", session.id)).message_count == 9_001
+    others = [await storage.create_session(SessionRecord()) for _ in range(3)]
+    batches = [[message(other, seq) for seq in range(1, 2_501)] for other in others]  # grouped: 7,500 rows
+    await asyncio.gather(*(storage.append_messages("default", b[0].session_id, b) for b in batches))
+    for other, batch in zip(others, batches, strict=True):
+        assert await storage.get_messages("default", other.id) == batch
+
+
 async def test_a_group_of_appends_blocked_by_another_writer_all_fail_and_store_nothing(db_path: Path) -> None:
     storage = SQLiteStorage(SQLiteConfig(path=db_path, busy_timeout=0.2))
     await storage.open()
