@@ -246,7 +246,7 @@ class {{ cls }}Storage:
         """The session's messages with ``seq > after_seq``, oldest first; with ``last``, only
         the newest ``last`` of those. None: ``[]``. An unknown session: ``SessionNotFound``."""
         self._get(tenant, session_id)
-        messages = self._messages[tenant, session_id][after_seq:]
+        messages = self._messages[tenant, session_id][max(after_seq, 0) :]  # seq > -2 is every one
         return messages[max(len(messages) - last, 0) :] if last is not None else messages
 
     # -- users, export and import ---------------------------------------------

@@ -131,7 +131,7 @@ class MemoryStorage:
         self, tenant: str, session_id: str, *, after_seq: int = 0, last: int | None = None
     ) -> list[Message]:
         self._get(tenant, session_id)
-        messages = self._messages[tenant, session_id][after_seq:]
+        messages = self._messages[tenant, session_id][max(after_seq, 0) :]  # seq > -2 is every one
         return list(messages) if last is None else messages[max(len(messages) - last, 0) :]
 
     async def delete_user(self, tenant: str, user_id: str) -> DeletedCounts:

@@ -152,6 +152,7 @@ class StorageContract:
         kept = await storage.create_session(make_session())
         await storage.append_messages(doomed.tenant, doomed.id, make_messages(doomed, ["x"]))
         await storage.append_messages(kept.tenant, kept.id, make_messages(kept, ["y"]))
+        assert len(await storage.get_messages(doomed.tenant, doomed.id)) == 1  # read once: a cache may hold it
         await storage.delete_session(doomed.tenant, doomed.id)
         with not_found(doomed.tenant, doomed.id):
             await storage.get_session(doomed.tenant, doomed.id)
@@ -240,6 +241,7 @@ class StorageContract:
         both = await storage.get_messages(session.tenant, session.id, after_seq=2, last=2)
         assert [m.seq for m in both] == [9, 10]
         assert await storage.get_messages(session.tenant, session.id, after_seq=10) == []
+        assert len(await storage.get_messages(session.tenant, session.id, after_seq=-3)) == 10  # seq > -3: all
         assert await storage.get_messages(session.tenant, session.id, last=0) == []
         assert len(await storage.get_messages(session.tenant, session.id, last=10**9)) == 10
 
