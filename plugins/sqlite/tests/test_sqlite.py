@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,17 @@ CURSOR = make_cursor(SessionRecord(id="x"))
 
 def message(session: SessionRecord, seq: int, text: str = "hello") -> Message:
     return Message(session.id, seq, Role.USER, (Text(text),))
+
+
+@contextmanager
+def write_lock_held_elsewhere(db_path: Path) -> Iterator[None]:
+    """Another process holds the database's write lock for the block."""
+    with closing(sqlite3.connect(db_path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            other.execute("ROLLBACK")
 
 
 async def test_concurrent_appends_share_commits(storage: SQLiteStorage) -> None:
@@ -192,14 +204,9 @@ async def test_a_database_locked_past_the_timeout_is_a_clear_error(db_path: Path
     await storage.open()
     try:
         session = await storage.create_session(SessionRecord())
-        other = sqlite3.connect(db_path, isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
-        try:
-            with pytest.raises(StorageUnavailable, match=r"locked by another connection; waited 0\.2s"):
-                await storage.append_messages("default", session.id, [message(session, 1)])
-        finally:
-            other.execute("ROLLBACK")
-            other.close()
+        locked = r"locked by another connection; waited 0\.2s"
+        with write_lock_held_elsewhere(db_path), pytest.raises(StorageUnavailable, match=locked):
+            await storage.append_messages("default", session.id, [message(session, 1)])
         await storage.append_messages("default", session.id, [message(session, 1)])  # usable again
         assert (await storage.get_session("default", session.id)).message_count == 1
     finally:
@@ -225,16 +232,11 @@ async def test_a_group_of_appends_blocked_by_another_writer_all_fail_and_store_n
     await storage.open()
     try:
         sessions = [await storage.create_session(SessionRecord()) for _ in range(10)]
-        other = sqlite3.connect(db_path, isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
-        try:
+        with write_lock_held_elsewhere(db_path):
             results = await asyncio.gather(
                 *(storage.append_messages("default", s.id, [message(s, 1)]) for s in sessions),
                 return_exceptions=True,
             )
-        finally:
-            other.execute("ROLLBACK")
-            other.close()
         assert all(isinstance(r, StorageUnavailable) and "locked by another connection" in str(r) for r in results)
         for session in sessions:
             assert (await storage.get_session("default", session.id)).message_count == 0
