@@ -6,10 +6,10 @@ import pytest
 from conftest import MakeProvider
 from fake_anthropic import FakeAnthropic
 
-from threadline.testing import ProviderContract, ProviderHarness
+from threadline.testing import HTTPProviderContract, ProviderHarness
 
 
-class TestMessagesAPI(ProviderContract):
+class TestMessagesAPI(HTTPProviderContract):
     @pytest.fixture
     def provider_harness(self, fake_api: FakeAnthropic, make_provider: MakeProvider) -> ProviderHarness:
         return ProviderHarness(
@@ -21,7 +21,7 @@ class TestMessagesAPI(ProviderContract):
         )
 
 
-class TestMessagesAPIThinking(ProviderContract):
+class TestMessagesAPIThinking(HTTPProviderContract):
     """The same promises with extended thinking on: thinking blocks come first in every reply."""
 
     @pytest.fixture

@@ -6,10 +6,10 @@ import pytest
 from conftest import MakeProvider
 from fake_gemini import FakeGemini
 
-from threadline.testing import ProviderContract, ProviderHarness
+from threadline.testing import HTTPProviderContract, ProviderHarness
 
 
-class TestGenerateContent(ProviderContract):
+class TestGenerateContent(HTTPProviderContract):
     @pytest.fixture
     def provider_harness(self, fake_api: FakeGemini, make_provider: MakeProvider) -> ProviderHarness:
         return ProviderHarness(
@@ -21,7 +21,7 @@ class TestGenerateContent(ProviderContract):
         )
 
 
-class TestGenerateContentSigned(ProviderContract):
+class TestGenerateContentSigned(HTTPProviderContract):
     """The same promises when replies carry thought signatures, as thinking models' do."""
 
     @pytest.fixture

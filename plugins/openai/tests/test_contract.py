@@ -6,10 +6,10 @@ import pytest
 from conftest import MakeProvider
 from fake_openai import FakeOpenAI
 
-from threadline.testing import ProviderContract, ProviderHarness
+from threadline.testing import HTTPProviderContract, ProviderHarness
 
 
-class TestResponsesAPI(ProviderContract):
+class TestResponsesAPI(HTTPProviderContract):
     @pytest.fixture
     def provider_harness(self, fake_api: FakeOpenAI, make_provider: MakeProvider) -> ProviderHarness:
         return ProviderHarness(
@@ -21,7 +21,7 @@ class TestResponsesAPI(ProviderContract):
         )
 
 
-class TestChatCompletions(ProviderContract):
+class TestChatCompletions(HTTPProviderContract):
     @pytest.fixture
     def provider_harness(self, fake_api: FakeOpenAI, make_provider: MakeProvider) -> ProviderHarness:
         return ProviderHarness(

@@ -1,7 +1,8 @@
 """Contract suites and fakes for testing threadline plugins.
 
 A storage plugin's tests subclass :class:`StorageContract` and give one fixture, ``storage``;
-a provider plugin's subclass :class:`ProviderContract` and give ``provider_harness``.
+a provider plugin's subclass :class:`ProviderContract` (:class:`HTTPProviderContract` when it
+calls an HTTP API) and give ``provider_harness``.
 Run them with pytest-asyncio in auto mode (``asyncio_mode = "auto"``). Import
 :func:`isolated_user_dirs` into a ``conftest.py`` to keep the tests out of the user's folders.
 """
@@ -9,6 +10,7 @@ Run them with pytest-asyncio in auto mode (``asyncio_mode = "auto"``). Import
 from threadline.builtins.echo import Reply, ScriptedToolCall
 from threadline.testing.provider_contract import (
     WEATHER,
+    HTTPProviderContract,
     ProviderContract,
     ProviderHarness,
     collect,
@@ -21,6 +23,7 @@ from threadline.testing.user_dirs import isolated_user_dirs
 __all__ = [
     "WEATHER",
     "EventRecorder",
+    "HTTPProviderContract",
     "ProviderContract",
     "ProviderHarness",
     "Reply",

@@ -59,8 +59,8 @@ class ProviderHarness:
     #: what the backend received last, as text (the HTTP body, or a repr): the contract checks
     #: that what a provider must send (tool results) reaches it
     received: Callable[[], str]
-    #: for a provider that speaks HTTP: the same provider at another base URL, for the
-    #: contract's unreachable server (``None``: not an HTTP provider; that test is skipped)
+    #: for a provider that speaks HTTP: the same provider at another base URL, for
+    #: :class:`HTTPProviderContract`'s unreachable server
     at_url: Callable[[str], Provider] | None = None
 
 
@@ -194,12 +194,21 @@ class ProviderContract:
         assert received and text.startswith(received) and received != text
         assert not any(isinstance(e, Done) for e in seen)
 
+    async def test_stream_errors_map_onto_the_hierarchy(self, provider_harness: ProviderHarness) -> None:
+        provider_harness.script([Reply(error="unavailable")])
+        with pytest.raises(errors.ProviderUnavailable):
+            await collect(provider_harness.provider.stream(self.request(provider_harness)))
+
+
+class HTTPProviderContract(ProviderContract):
+    """The provider contract, and what a provider that calls an HTTP API promises besides.
+    Its harness gives ``at_url``."""
+
     async def test_a_server_that_cannot_be_reached_is_named_without_credentials(
         self, provider_harness: ProviderHarness
     ) -> None:
         """The error says which URL failed, and never a password in it."""
-        if provider_harness.at_url is None:
-            pytest.skip("not an HTTP provider: the harness gives no at_url")
+        assert provider_harness.at_url is not None, "an HTTP provider's harness gives at_url"
         with socket.socket() as unused:  # a port nobody listens on
             unused.bind(("127.0.0.1", 0))
             port = unused.getsockname()[1]
@@ -212,8 +221,3 @@ class ProviderContract:
                 assert "hunter2" not in str(caught.value)
         finally:
             await provider.close()
-
-    async def test_stream_errors_map_onto_the_hierarchy(self, provider_harness: ProviderHarness) -> None:
-        provider_harness.script([Reply(error="unavailable")])
-        with pytest.raises(errors.ProviderUnavailable):
-            await collect(provider_harness.provider.stream(self.request(provider_harness)))
