@@ -7,6 +7,7 @@ the command needs into it, then runs the command. Run `python tasks.py --help` f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -64,8 +65,9 @@ def mutate(rest: list[str]) -> None:
     tested = [arg for name in MUTATED for arg in ("-e", f"{ROOT / name}[test]")]
     run(BIN / "uv", "pip", "install", "--quiet", "--python", BIN / "python", "mutmut>=3.8,<4", *tested)
     runs = [start_mutmut(ROOT / name, rest) for name in MUTATED]
+    seen: dict[tuple[int, str], tuple[int, float]] = {}
     while any(process.poll() is None for process in runs):
-        stop_hung_mutants()
+        stop_hung_mutants(seen)
         time.sleep(10)
     if any(process.returncode for process in runs):
         sys.exit("mutmut failed: see its output above")
@@ -73,18 +75,38 @@ def mutate(rest: list[str]) -> None:
 
 
 # mutmut stops a mutant's tests after a CPU-time limit, which a deadlocked test (a write that
-# never completes) never reaches; one of these sleeps forever. Seconds of wall time allowed:
-HUNG_AFTER = 240
+# never completes) never reaches: it sleeps for ever. A worker whose processes have used no CPU
+# for this many seconds is deadlocked (no test idles that long):
+IDLE_AFTER = 60
 
 
-def stop_hung_mutants() -> None:
-    """Kill mutmut's workers (titled ``mutmut: <mutant>``) that have run past HUNG_AFTER: their
-    tests did not pass, which mutmut then counts as the mutant caught."""
-    processes = subprocess.run(["ps", "-eo", "pid=,etimes=,args="], capture_output=True, text=True).stdout
-    for line in processes.splitlines():
-        pid, seconds, title = line.split(maxsplit=2)
-        if title.startswith("mutmut: ") and int(seconds) > HUNG_AFTER:
-            os.kill(int(pid), signal.SIGKILL)
+def stop_hung_mutants(seen: dict[tuple[int, str], tuple[int, float]]) -> None:
+    """Kill mutmut's workers (titled ``mutmut: <mutant>``), and what they started, once they have
+    used no CPU for IDLE_AFTER seconds: their tests did not pass, which mutmut counts as the mutant
+    caught. ``seen`` maps each worker (pid and start time) to its CPU seconds and when they last grew."""
+    rows = subprocess.run(["ps", "-eo", "pid=,ppid=,times=,lstart=,args="], capture_output=True, text=True).stdout
+    children: dict[int, list[int]] = {}
+    cpu_seconds: dict[int, int] = {}
+    workers = []
+    for line in rows.splitlines():
+        number, parent, seconds, *started, title = line.split(maxsplit=8)
+        children.setdefault(int(parent), []).append(int(number))
+        cpu_seconds[int(number)] = int(seconds)
+        if title.startswith("mutmut: "):
+            workers.append((int(number), " ".join(started)))  # with its start time: a pid may be reused
+
+    def tree(pid: int) -> list[int]:
+        return [pid, *(descendant for child in children.get(pid, []) for descendant in tree(child))]
+
+    now = time.monotonic()
+    for worker in workers:
+        used = sum(cpu_seconds.get(pid, 0) for pid in tree(worker[0]))
+        last_used, since = seen.get(worker, (-1, now))
+        seen[worker] = (used, since if used == last_used else now)
+        if now - seen[worker][1] > IDLE_AFTER:
+            for pid in tree(worker[0]):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
 
 def print_scores() -> None:

@@ -922,7 +922,11 @@ def test_a_default_model_without_a_default_provider_is_refused() -> None:
     with pytest.raises(ConfigError) as caught:
         SessionManager(config, storage=MemoryStorage())
     assert (caught.value.file, caught.value.key) == ("tl.toml", "defaults.model")
-    assert str(caught.value).startswith("tl.toml: defaults.model: 'gpt-4.1' needs [defaults] provider: without one")
+    assert str(caught.value) == (
+        "tl.toml: defaults.model: 'gpt-4.1' needs [defaults] provider: without one, new sessions go to whichever "
+        "provider has its API key set (now echo), which may not serve that model; set provider too, or leave "
+        "model out for the provider's own default_model"
+    )
 
 
 def test_the_model_a_provider_is_asked_for_by_default() -> None:
@@ -930,3 +934,10 @@ def test_the_model_a_provider_is_asked_for_by_default() -> None:
     manager = SessionManager(config, storage=MemoryStorage(), providers={"mine": EchoProvider()})
     assert manager.provider_default_model("echo") == "echo-7"
     assert manager.provider_default_model("mine") is None  # an object: its settings are its own
+    assert manager.provider_default_model("ghost") is None  # not installed
+
+
+def test_a_provider_given_as_an_object_has_no_default_model_from_the_config() -> None:
+    config = Config.from_dict({"providers": {"echo": {"default_model": "echo-7"}}})
+    manager = SessionManager(config, storage=MemoryStorage(), providers={"echo": EchoProvider()})
+    assert manager.provider_default_model("echo") is None

@@ -357,6 +357,8 @@ BOTH_SOURCES = {"type": "image", "media_type": "image/png", "data": "eA==", "url
             {"parts": [{"type": "tool_call", "name": "x", "arguments": {}}]},
             "not a valid Message: required field missing @ $.parts[0].id",
         ),
+        ({"metadata": "x"}, "not a valid Message: expected a mapping, got str @ $.metadata"),
+        ({"usage": [1, 2]}, "not a valid Message: expected a mapping, got list @ $.usage"),
     ],
 )
 def test_a_record_that_cannot_be_read_says_exactly_what_is_wrong(change: dict[str, object], error: str) -> None:

@@ -91,11 +91,14 @@ async def test_reads_do_not_wait_behind_a_long_write(storage: SQLiteStorage) -> 
         await release.wait()  # the writer sits inside its transaction here
 
     importing = asyncio.create_task(storage.import_records(slow_import()))
-    await holding.wait()
-    read = await asyncio.wait_for(storage.get_messages("default", session.id), timeout=30)
-    assert [m.text for m in read] == ["before"]
-    assert not importing.done()
-    release.set()
+    await asyncio.wait([asyncio.ensure_future(holding.wait()), importing], return_when=asyncio.FIRST_COMPLETED)
+    assert not importing.done(), importing.exception()  # the import failed before it held the writer
+    try:
+        read = await asyncio.wait_for(storage.get_messages("default", session.id), timeout=30)
+        assert [m.text for m in read] == ["before"]
+        assert not importing.done()
+    finally:  # else a failed read leaves the writer, and so the storage's close, waiting for ever
+        release.set()
     assert await importing == 1
 
 
@@ -276,6 +279,13 @@ async def test_another_sqlite_error_names_the_database_and_says_what_sqlite_said
             await storage.get_messages("default", session.id)
     finally:
         await storage.close()
+
+
+def test_an_error_python_raises_itself_has_no_sqlite_code_and_is_reported_the_same(db_path: Path) -> None:
+    storage = SQLiteStorage(SQLiteConfig(path=db_path))
+    error = storage._translate(sqlite3.ProgrammingError("Cannot operate on a closed database."))
+    assert isinstance(error, StorageUnavailable)
+    assert str(error) == f"SQLite database {db_path}: Cannot operate on a closed database."
 
 
 async def test_a_cancelled_open_is_a_cancellation_and_leaves_the_file_usable(tmp_path: Path) -> None:
