@@ -10,7 +10,7 @@ import sys
 import pytest
 
 HEAVY = [
-    "openai", "anthropic", "google.genai", "httpx", "httpx2", "pydantic", "aiosqlite", "sqlite3",
+    "openai", "anthropic", "google.genai", "httpx", "httpx2", "pydantic", "aiosqlite", "sqlite3", "redis",
     "asyncio", "cattrs", "threadline.model",
 ]  # fmt: skip
 
@@ -30,5 +30,5 @@ def test_listing_with_every_plugin_installed_imports_nothing_heavy(argv: list[st
     assert run.returncode == 0, run.stderr
     if argv == ["plugins"]:  # every first-party plugin was loaded, not skipped
         loaded = {line.split()[0] for line in run.stdout.splitlines() if line.endswith(" loaded")}
-        assert {"sqlite", "openai", "anthropic", "gemini"} <= loaded
+        assert {"sqlite", "redis", "openai", "anthropic", "gemini"} <= loaded
     assert json.loads(run.stderr.splitlines()[-1]) == []

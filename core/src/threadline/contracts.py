@@ -154,7 +154,9 @@ class Storage(Protocol):
         ..., a ``DataFormatError``: either way nothing is imported."""
 
 
-WAITER_SECONDS = 1.0  # a process waiting for a turn keeps its place by asking again within this
+WAITER_SECONDS = 1.0
+"""Seconds a refused asker of ``take_turn`` stays first in line: it keeps its place by asking
+again within them (``next_lease`` applies it; a storage that applies the rule itself uses it)."""
 
 
 @frozen

@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from threadline.cli import with_manager
     from threadline.config import finite, user_data_dir
-    from threadline.contracts import Provider, Storage, TurnLease, make_cursor, next_lease, read_cursor
+    from threadline.contracts import (
+        WAITER_SECONDS,
+        Provider,
+        Storage,
+        TurnLease,
+        make_cursor,
+        next_lease,
+        read_cursor,
+    )
     from threadline.errors import (
         AuthenticationError,
         BadCursor,
@@ -96,7 +104,7 @@ if TYPE_CHECKING:
 _MODULES = {
     "threadline.cli": "with_manager",
     "threadline.config": "finite user_data_dir",
-    "threadline.contracts": "Provider Storage TurnLease make_cursor next_lease read_cursor",
+    "threadline.contracts": "Provider Storage TurnLease WAITER_SECONDS make_cursor next_lease read_cursor",
     "threadline.errors": (
         "AuthenticationError BadCursor BadRequest ConfigError ContextTooLong DataFormatError "
         "PluginError ProviderError ProviderUnavailable RateLimited SessionNotFound "
@@ -145,7 +153,7 @@ __all__ = [  # noqa: RUF022 -- grouped by what a plugin does, sorted within a gr
     "FrozenDict", "dump_parts", "dump_record", "dumps", "load", "load_parts", "load_record", "make_cursor",
     "new_id", "read_cursor", "unchecked_constructor", "user_data_dir", "utcnow",
     # storage: the turn lease's rule
-    "TurnLease", "next_lease",
+    "TurnLease", "WAITER_SECONDS", "next_lease",
     # config classes
     "finite",
     # the data model

@@ -1,0 +1,72 @@
+"""threadline-redis: sessions on Redis, shared by every process and machine that reaches it.
+
+This module only registers the plugin; ``redis`` is imported when a storage is made.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
+
+import attrs
+from attrs import field, frozen
+
+from threadline.plugin import finite, hookimpl
+
+if TYPE_CHECKING:
+    from threadline.plugin import Register
+    from threadline_redis.storage import RedisStorage
+
+__all__ = ["RedisConfig", "make_storage", "shown_url"]
+
+
+def shown_url(url: str) -> str:
+    """``url`` as it may be shown: without its password (or user), query or fragment."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc += f":{port}" if port is not None else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _no_braces(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if "{" in value or "}" in value:
+        raise ValueError(f"{attribute.name} cannot hold {{ or }}: Redis Cluster reads the tenant's hash tag from them")
+
+
+def _redis_url(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"{attribute.name} must be a redis://, rediss:// or unix:// URL, got {shown_url(value)!r}")
+
+
+@frozen
+class RedisConfig:
+    """``[storage]`` settings when ``backend = "redis"``.
+
+    :param url: the server, as redis-py's ``from_url`` takes it (``rediss://`` for TLS); a
+        password in it is never shown (``${REDIS_PASSWORD}`` keeps it out of the file).
+    :param prefix: every key threadline writes starts with it: several applications (or
+        tests) share one database by using different prefixes.
+    :param max_connections: most connections open at once in the pool.
+    :param socket_timeout: seconds to wait for the server's answer before failing.
+    """
+
+    url: str = field(default="redis://127.0.0.1:6379/0", validator=_redis_url, repr=shown_url)
+    prefix: str = field(default="threadline:", validator=_no_braces)
+    max_connections: int = field(default=64, validator=attrs.validators.ge(1))
+    socket_timeout: float = field(default=5.0, validator=[attrs.validators.gt(0), finite])
+
+
+def make_storage(config: RedisConfig) -> RedisStorage:
+    from threadline_redis.storage import RedisStorage
+
+    return RedisStorage(config)
+
+
+@hookimpl
+def threadline_register_storage(register: Register) -> None:
+    register("redis", make_storage, config=RedisConfig)

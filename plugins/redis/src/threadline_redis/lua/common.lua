@@ -1,0 +1,45 @@
+-- Shared by every script (prepended to each). A tenant's keys all start with its base,
+-- PREFIX{TENANT}, so that on Redis Cluster every key a script touches is in one slot:
+--   BASE s:ID   the session: a hash (see FIELDS)        BASE m:ID  its messages, a list
+--   BASE x:ID   status changes of messages, by seq      BASE l:ID  its turn lease, a hash
+--   BASE i:all, BASE i:s:STATUS, BASE i:u:USER          listings: sorted sets by updated_us
+
+local FIELDS = {'r', 'c', 'n', 'v', 'u', 'ti', 'to', 'tc', 'cost'}
+
+local function int(x)  -- a Lua number as Redis takes it: tostring would round past 14 digits
+  return string.format('%.0f', x)
+end
+
+local function push(key, values, first)  -- in chunks: unpack has a limit
+  for i = first, #values, 1000 do
+    redis.call('RPUSH', key, unpack(values, i, math.min(i + 999, #values)))
+  end
+end
+
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+local function index_keys(base, user, status)
+  local keys = {base .. 'i:all', base .. 'i:s:' .. status}
+  if user then keys[3] = base .. 'i:u:' .. user end
+  return keys
+end
+
+local function index(base, id, user, status, updated_us)
+  for _, key in ipairs(index_keys(base, user, status)) do redis.call('ZADD', key, int(updated_us), id) end
+end
+
+local function unindex(base, id, user, status)
+  for _, key in ipairs(index_keys(base, user, status)) do redis.call('ZREM', key, id) end
+end
+
+-- Remove a session and everything of it; its message count, or false if there is none.
+local function delete_session(base, id)
+  local session = redis.call('HMGET', base .. 's:' .. id, 'n', 'uid', 'st')
+  if not session[1] then return false end
+  unindex(base, id, session[2], session[3])
+  redis.call('DEL', base .. 's:' .. id, base .. 'm:' .. id, base .. 'x:' .. id, base .. 'l:' .. id)
+  return tonumber(session[1])
+end

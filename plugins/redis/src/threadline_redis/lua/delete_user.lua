@@ -1,0 +1,8 @@
+-- Delete every session of a user. KEYS[1] the user's listing. ARGV: base.
+-- Returns {sessions, messages}.
+local sessions, messages = 0, 0
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local count = delete_session(ARGV[1], id)
+  if count then sessions, messages = sessions + 1, messages + count end
+end
+return {sessions, messages}

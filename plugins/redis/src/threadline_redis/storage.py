@@ -1,0 +1,487 @@
+"""The ``redis`` storage: each write is one Lua script, atomic on the server, so that any
+number of processes and machines share sessions without locks of their own.
+
+Every key of a tenant starts with ``PREFIX{TENANT}`` (lua/common.lua has the layout): on
+Redis Cluster all of a tenant's keys hash to one slot, so each script runs there unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from importlib.resources import files
+from typing import Any, TypeVar, cast
+
+import attrs
+import redis.asyncio as redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
+
+from threadline.plugin import (
+    WAITER_SECONDS,
+    DataFormatError,
+    DeletedCounts,
+    Message,
+    MessageStatus,
+    SessionNotFound,
+    SessionPage,
+    SessionQuery,
+    SessionRecord,
+    StorageConflict,
+    StorageUnavailable,
+    Usage,
+    dump_record,
+    load_record,
+    make_cursor,
+    read_cursor,
+)
+from threadline_redis import RedisConfig, shown_url
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: the key layout this code writes; a database written by a newer one is refused
+SCHEMA_VERSION = 1
+#: ZRANGE ... BYSCORE REV came in 6.2
+MINIMUM_REDIS = (6, 2)
+SCRIPTS = (
+    *("put_session", "update_session", "delete", "delete_user", "list"),
+    *("append", "read", "set_status", "take_turn", "end_turn"),
+)
+
+
+#: the session hash's fields a record is made from, as lua/common.lua lists them
+FIELDS = ["r", "c", "n", "v", "u", "ti", "to", "tc", "cost"]
+
+
+def to_us(moment: datetime) -> int:
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def from_us(us: int | bytes) -> datetime:
+    return EPOCH + timedelta(microseconds=int(us))
+
+
+def tag(tenant: str) -> str:
+    """``tenant`` as it may stand between the braces of a hash tag."""
+    return tenant.replace("%", "%25").replace("}", "%7D")
+
+
+def untag(text: str) -> str:
+    return text.replace("%7D", "}").replace("%25", "%")
+
+
+def glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def _load_scripts(client: redis.Redis) -> dict[str, AsyncScript]:
+    folder = files("threadline_redis") / "lua"
+    common = (folder / "common.lua").read_text()
+    return {name: client.register_script(common + (folder / f"{name}.lua").read_text()) for name in SCRIPTS}
+
+
+async def _settled(task: asyncio.Future[Any]) -> None:
+    """Wait for ``task`` to finish, through any cancellation of the waiter."""
+    while not task.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait([task])
+
+
+async def _whole(work: Awaitable[T]) -> T:
+    """``work``, which a cancellation does not cut short: sent to the server, a script runs to
+    its end, so the caller learns of the cancellation only once its outcome is settled."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await _settled(task)
+        raise
+
+
+def _usage(tokens: Sequence[bytes | None]) -> Usage:
+    inputs, outputs, cached, cost = tokens
+    return Usage(int(inputs or 0), int(outputs or 0), int(cached or 0), None if cost is None else float(cost))
+
+
+def _session(fields: Sequence[bytes | None]) -> SessionRecord:
+    """A session from its hash's FIELDS (lua/common.lua)."""
+    record, created_at, count, version, updated_us, *usage = fields
+    assert record is not None and created_at is not None and count is not None and version is not None
+    assert updated_us is not None
+    session = load_record(record)
+    if not isinstance(session, SessionRecord):
+        raise DataFormatError(f"expected a session record, got {type(session).__name__}")
+    return attrs.evolve(
+        session,
+        created_at=datetime.fromisoformat(created_at.decode()),
+        updated_at=from_us(updated_us),
+        version=int(version),
+        message_count=int(count),
+        usage=_usage(usage),
+    )
+
+
+def _message(data: bytes, change: bytes | None) -> Message:
+    message = load_record(data)
+    if not isinstance(message, Message):
+        raise DataFormatError(f"expected a message record, got {type(message).__name__}")
+    if change is None:
+        return message
+    status, error = change.decode().split("\n", 1)
+    return attrs.evolve(message, status=MessageStatus(status), error=error[1:] if error else None)
+
+
+def _change(status: str, error: str | None) -> str:
+    """A status change as the x: hash keeps it: the status, a newline, then "" for no error or
+    "=" and the error."""
+    return f"{MessageStatus(status).value}\n{'' if error is None else '=' + error}"
+
+
+class RedisStorage:
+    """Sessions and messages on a Redis server. Passes the full ``StorageContract``."""
+
+    def __init__(self, config: RedisConfig) -> None:
+        self.config = config
+        self._client: redis.Redis | None = None
+        self._scripts: dict[str, AsyncScript] = {}
+
+    def __repr__(self) -> str:
+        return f"RedisStorage({shown_url(self.config.url)!r}, prefix={self.config.prefix!r})"
+
+    # -- opening and closing ------------------------------------------------
+
+    async def open(self) -> None:
+        client = redis.Redis.from_url(
+            self.config.url,
+            max_connections=self.config.max_connections,
+            socket_timeout=self.config.socket_timeout,
+            socket_connect_timeout=self.config.socket_timeout,
+        )
+        try:
+            with self._translated():
+                await self._check_server(client)
+        except BaseException:
+            await client.aclose()
+            raise
+        self._client = client
+        self._scripts = _load_scripts(client)
+
+    async def _check_server(self, client: redis.Redis) -> None:
+        info = await client.info("server")
+        version = tuple(int(n) for n in str(info["redis_version"]).split(".")[:2])
+        if version < MINIMUM_REDIS:
+            raise StorageUnavailable(
+                f"Redis at {shown_url(self.config.url)} is version {info['redis_version']}; "
+                f"threadline-redis needs {'.'.join(map(str, MINIMUM_REDIS))} or newer"
+            )
+        key = f"{self.config.prefix}schema"
+        await client.set(key, SCHEMA_VERSION, nx=True)
+        found = int(await client.get(key) or 0)
+        if found > SCHEMA_VERSION:
+            raise StorageUnavailable(
+                f"the threadline data under prefix {self.config.prefix!r} at {shown_url(self.config.url)} has "
+                f"key layout {found}; this threadline-redis knows up to {SCHEMA_VERSION} (upgrade threadline-redis)"
+            )
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    @contextlib.contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except RedisError as exc:
+            raise StorageUnavailable(f"Redis at {shown_url(self.config.url)}: {exc}") from None
+
+    async def _call(self, script: str, key: str, *args: str | int | bytes) -> Any:
+        if self._client is None:
+            raise RuntimeError("the Redis storage is not open; call open() first")
+        with self._translated():
+            return await self._scripts[script](keys=[key], args=list(args))
+
+    async def _write(self, script: str, key: str, *args: str | int | bytes) -> Any:
+        return await _whole(self._call(script, key, *args))
+
+    # -- keys -----------------------------------------------------------------
+
+    def _base(self, tenant: str) -> str:
+        return f"{self.config.prefix}{{{tag(tenant)}}}"
+
+    def _session_key(self, tenant: str, session_id: str) -> tuple[str, str]:
+        """The session's hash key and the base and id its script is given."""
+        base = self._base(tenant)
+        return f"{base}s:{session_id}", base
+
+    # -- sessions -------------------------------------------------------------
+
+    async def create_session(self, session: SessionRecord) -> SessionRecord:
+        stored = attrs.evolve(session, message_count=0, usage=Usage(), version=1)
+        if not await self._put(stored, []):
+            raise StorageConflict(f"session {session.id!r} exists already")
+        return stored
+
+    async def _put(self, session: SessionRecord, messages: Sequence[Message]) -> bool:
+        key, base = self._session_key(session.tenant, session.id)
+        usage = session.usage
+        stored: int = await self._write(
+            "put_session",
+            key,
+            base,
+            session.id,
+            dump_record(session),
+            session.created_at.isoformat(),
+            session.version,
+            to_us(session.updated_at),
+            session.user_id or "",
+            "0" if session.user_id is None else "1",
+            session.status.value,
+            session.message_count,
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cached_tokens,
+            "" if usage.cost is None else repr(usage.cost),
+            *(dump_record(m) for m in messages),
+        )
+        return bool(stored)
+
+    async def get_session(self, tenant: str, session_id: str) -> SessionRecord:
+        if self._client is None:
+            raise RuntimeError("the Redis storage is not open; call open() first")
+        key, _ = self._session_key(tenant, session_id)
+        with self._translated():
+            fields = cast("list[bytes | None]", await self._client.hmget(key, FIELDS))  # not decoded: bytes
+        if fields[0] is None:
+            raise SessionNotFound(session_id, tenant)
+        return self._decoded(tenant, session_id, fields)
+
+    def _decoded(self, tenant: str, session_id: str, fields: Sequence[bytes | None]) -> SessionRecord:
+        try:
+            return _session(fields)
+        except (ValueError, TypeError, AssertionError, DataFormatError) as exc:
+            raise DataFormatError(f"session {session_id!r} of tenant {tenant!r} is damaged in Redis: {exc}") from None
+
+    async def update_session(self, session: SessionRecord) -> SessionRecord:
+        key, base = self._session_key(session.tenant, session.id)
+        reply = await self._write(
+            "update_session",
+            key,
+            base,
+            session.id,
+            session.version,
+            dump_record(session),
+            session.user_id or "",
+            "0" if session.user_id is None else "1",
+            session.status.value,
+        )
+        if reply[0] == 0:
+            raise SessionNotFound(session.id, session.tenant)
+        if reply[0] == 1:
+            raise StorageConflict(f"session {session.id!r} is at version {int(reply[1])}, not {session.version}")
+        return self._decoded(session.tenant, session.id, reply[1:])
+
+    async def delete_session(self, tenant: str, session_id: str) -> None:
+        key, base = self._session_key(tenant, session_id)
+        if await self._write("delete", key, base, session_id) < 0:
+            raise SessionNotFound(session_id, tenant)
+
+    async def list_sessions(self, query: SessionQuery) -> SessionPage:
+        base = self._base(query.tenant)
+        status = query.status.value if query.status is not None else ""
+        if query.user_id is not None:
+            index = f"{base}i:u:{query.user_id}"
+        elif status:
+            index, status = f"{base}i:s:{status}", ""
+        else:
+            index = f"{base}i:all"
+        cursor_score, cursor_id = "", ""
+        highest = "+inf"
+        if query.updated_before is not None:
+            highest = f"({to_us(query.updated_before)}"
+        if query.cursor:
+            updated_at, cursor_id = read_cursor(query.cursor)
+            cursor_score = str(to_us(updated_at))
+            if query.updated_before is None or to_us(updated_at) < to_us(query.updated_before):
+                highest = cursor_score
+        lowest = "-inf" if query.updated_after is None else f"({to_us(query.updated_after)}"
+        rows = await self._call("list", index, base, highest, lowest, cursor_score, cursor_id, status, query.limit + 1)
+        items = self._listed(query.tenant, rows[: query.limit])
+        return SessionPage(items, make_cursor(items[-1]) if len(rows) > query.limit and items else None)
+
+    def _listed(self, tenant: str, rows: Sequence[Sequence[bytes | None]]) -> tuple[SessionRecord, ...]:
+        """The sessions of a listing; a damaged one is left out (and logged), not the listing."""
+        sessions = []
+        for row in rows:
+            try:
+                sessions.append(_session(row))
+            except (ValueError, TypeError, AssertionError, DataFormatError) as exc:
+                log.error("a session of tenant %r is damaged in Redis and was left out of a listing: %s", tenant, exc)
+        return tuple(sessions)
+
+    async def delete_user(self, tenant: str, user_id: str) -> DeletedCounts:
+        base = self._base(tenant)
+        sessions, messages = await self._write("delete_user", f"{base}i:u:{user_id}", base)
+        return DeletedCounts(int(sessions), int(messages))
+
+    # -- messages -------------------------------------------------------------
+
+    async def append_messages(self, tenant: str, session_id: str, messages: Sequence[Message]) -> None:
+        stray = next((m for m in messages if m.session_id != session_id), None)
+        if not messages or stray is not None:
+            await self.get_session(tenant, session_id)  # SessionNotFound comes first
+            if stray is not None:
+                raise StorageConflict(
+                    f"message {stray.id!r} belongs to session {stray.session_id!r}, not {session_id!r}"
+                )
+            return
+        key, base = self._session_key(tenant, session_id)
+        seqs = [m.seq for m in messages]
+        in_order = seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+        usage = sum((m.usage for m in messages if m.usage), Usage())
+        costs = ["" if m.usage is None or m.usage.cost is None else repr(m.usage.cost) for m in messages]
+        reply = await self._write(
+            "append",
+            key,
+            base,
+            session_id,
+            seqs[0] if in_order else -1,  # out of order: the script only reports the count
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cached_tokens,
+            len(messages),
+            *costs,
+            *(dump_record(m) for m in messages),
+        )
+        if reply[0] == 0:
+            raise SessionNotFound(session_id, tenant)
+        if reply[0] == 1:
+            count = int(reply[1])
+            expected = list(range(count + 1, count + 1 + len(messages)))
+            raise StorageConflict(
+                f"session {session_id!r} has {count} messages; appended seqs must be {expected}, got {seqs}"
+            )
+
+    async def set_message_status(
+        self, tenant: str, session_id: str, seq: int, status: str, error: str | None = None
+    ) -> None:
+        key, base = self._session_key(tenant, session_id)
+        outcome = await self._write("set_status", key, base, session_id, seq, _change(status, error))
+        if outcome == 0:
+            raise SessionNotFound(session_id, tenant)
+        if outcome == 1:
+            raise StorageConflict(f"session {session_id!r} has no message {seq}")
+
+    async def get_messages(
+        self, tenant: str, session_id: str, *, after_seq: int = 0, last: int | None = None
+    ) -> list[Message]:
+        if last is not None and last <= 0:
+            await self.get_session(tenant, session_id)
+            return []
+        _, messages = await self._read_whole(tenant, session_id, max(after_seq, 0), last)
+        return messages
+
+    async def _read_whole(
+        self, tenant: str, session_id: str, after_seq: int, last: int | None
+    ) -> tuple[SessionRecord, list[Message]]:
+        key, base = self._session_key(tenant, session_id)
+        reply = await self._call("read", key, base, session_id, after_seq, "" if last is None else last)
+        if not reply:
+            raise SessionNotFound(session_id, tenant)
+        fields, flat_changes, first, *data = reply
+        changes = dict(zip(flat_changes[::2], flat_changes[1::2], strict=True))
+        try:
+            messages = [_message(d, changes.get(str(first + i).encode())) for i, d in enumerate(data)]
+        except (ValueError, TypeError, DataFormatError) as exc:
+            raise DataFormatError(
+                f"a message of session {session_id!r} of tenant {tenant!r} is damaged in Redis: {exc}"
+            ) from None
+        return self._decoded(tenant, session_id, fields), messages
+
+    # -- turn leases ----------------------------------------------------------
+
+    async def take_turn(self, tenant: str, session_id: str, holder: str, seconds: float) -> bool:
+        key, base = self._session_key(tenant, session_id)
+        taken = await self._write("take_turn", key, base, session_id, holder, repr(seconds), repr(WAITER_SECONDS))
+        if taken < 0:
+            raise SessionNotFound(session_id, tenant)
+        return bool(taken)
+
+    async def end_turn(self, tenant: str, session_id: str, holder: str) -> None:
+        key, base = self._session_key(tenant, session_id)
+        await self._write("end_turn", key, base, session_id, holder)
+
+    # -- export and import ----------------------------------------------------
+
+    async def _tenants(self) -> list[str]:
+        assert self._client is not None
+        pattern = f"{glob_escape(self.config.prefix)}{{*}}i:all"
+        start = len(self.config.prefix) + 1
+        with self._translated():
+            keys = [key.decode() async for key in self._client.scan_iter(match=pattern, count=1000)]
+        return sorted(untag(key[start : -len("}i:all")]) for key in keys)
+
+    async def export_records(self, tenant: str | None = None) -> AsyncIterator[SessionRecord | Message]:
+        """Each session is read whole, with its messages, in one step; one deleted before the
+        export reaches it is left out (Redis keeps no snapshot of the whole database)."""
+        if self._client is None:
+            raise RuntimeError("the Redis storage is not open; call open() first")
+        for name in [tenant] if tenant is not None else await self._tenants():
+            with self._translated():
+                listed = cast("list[bytes]", await self._client.zrange(f"{self._base(name)}i:all", 0, -1))
+            ids = sorted(i.decode() for i in listed)
+            for session_id in ids:
+                try:
+                    session, messages = await self._read_whole(name, session_id, 0, None)
+                except SessionNotFound:
+                    continue
+                yield session
+                for message in messages:
+                    yield message
+
+    async def import_records(self, records: AsyncIterable[SessionRecord | Message]) -> int:
+        """Each session is stored with its messages in one step; if any fails, those stored
+        before it are removed again, so that nothing is imported."""
+        stored: list[SessionRecord] = []
+        try:
+            return await self._import(records, stored)
+        except BaseException:
+            await _whole(self._remove(stored))
+            raise
+
+    async def _import(self, records: AsyncIterable[SessionRecord | Message], stored: list[SessionRecord]) -> int:
+        count = 0
+        current: SessionRecord | None = None
+        messages: list[Message] = []
+        async for record in records:
+            count += 1
+            if isinstance(record, SessionRecord):
+                if current is not None:
+                    await self._import_one(current, messages, stored)
+                current, messages = record, []
+            elif current is None or record.session_id != current.id:
+                raise DataFormatError(f"message {record.id!r} does not follow its session {record.session_id!r}")
+            elif record.seq != len(messages) + 1:
+                raise DataFormatError(f"message {record.id!r} has seq {record.seq}; seqs must run 1, 2, 3, ...")
+            else:
+                messages.append(record)
+        if current is not None:
+            await self._import_one(current, messages, stored)
+        return count
+
+    async def _import_one(self, session: SessionRecord, messages: list[Message], stored: list[SessionRecord]) -> None:
+        usage = sum((m.usage for m in messages if m.usage), Usage())
+        whole = attrs.evolve(session, message_count=len(messages), usage=usage)
+        if not await self._put(whole, messages):
+            raise StorageConflict(f"session {session.id!r} exists already; nothing was imported")
+        stored.append(whole)
+
+    async def _remove(self, sessions: list[SessionRecord]) -> None:
+        for session in sessions:
+            key, base = self._session_key(session.tenant, session.id)
+            await self._call("delete", key, base, session.id)

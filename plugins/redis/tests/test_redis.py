@@ -1,0 +1,182 @@
+"""What threadline-redis promises beyond the storage contract: its keys, its errors, its secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+from redis.crc import key_slot
+
+from threadline import Message, Role, SessionQuery, SessionRecord, StorageUnavailable, Text
+from threadline.plugin import DataFormatError
+from threadline_redis import RedisConfig
+from threadline_redis.storage import SCHEMA_VERSION, RedisStorage
+
+
+def keys_under(url: str, prefix: str) -> list[bytes]:
+    client = redis.Redis.from_url(url)
+    try:
+        return sorted(client.scan_iter(match=f"{prefix}*", count=1000))
+    finally:
+        client.close()
+
+
+def message(session: SessionRecord, seq: int, text: str = "hello") -> Message:
+    return Message(session.id, seq, Role.USER if seq % 2 else Role.ASSISTANT, (Text(text),))
+
+
+async def test_every_key_is_under_the_prefix_and_a_deleted_session_leaves_none(
+    storage: RedisStorage, redis_url: str, prefix: str
+) -> None:
+    session = await storage.create_session(SessionRecord(user_id="ann"))
+    await storage.append_messages("default", session.id, [message(session, 1), message(session, 2)])
+    await storage.set_message_status("default", session.id, 1, "failed", "boom")
+    assert await storage.take_turn("default", session.id, "me", 30)
+    written = keys_under(redis_url, prefix)
+    assert len(written) > 4 and all(key.startswith(prefix.encode()) for key in written)
+    await storage.delete_session("default", session.id)
+    assert keys_under(redis_url, prefix) == [f"{prefix}schema".encode()]
+
+
+@pytest.mark.parametrize("tenant", ["default", "a}b", "{x}", "100%", "c*?[d]", "ünï:cödé"])
+async def test_all_keys_of_a_tenant_are_in_one_cluster_slot(
+    storage: RedisStorage, redis_url: str, prefix: str, tenant: str
+) -> None:
+    sessions = [await storage.create_session(SessionRecord(tenant=tenant, user_id=f"u{n}")) for n in range(3)]
+    for session in sessions:
+        await storage.append_messages(tenant, session.id, [message(session, 1)])
+        await storage.set_message_status(tenant, session.id, 1, "failed")
+        await storage.take_turn(tenant, session.id, "me", 30)
+    tenant_keys = [key for key in keys_under(redis_url, prefix) if key != f"{prefix}schema".encode()]
+    assert len(tenant_keys) == 3 * 4 + 2 + 3  # 4 per session; all, active; a listing per user
+    assert len({key_slot(key) for key in tenant_keys}) == 1
+    assert [r.tenant for r in await collect_sessions(storage)] == [tenant] * 3
+
+
+async def collect_sessions(storage: RedisStorage) -> list[SessionRecord]:
+    return [r async for r in storage.export_records(None) if isinstance(r, SessionRecord)]
+
+
+async def test_tenants_with_any_characters_are_exported_and_kept_apart(storage: RedisStorage) -> None:
+    tenants = ["a}b", "a", "a%7Db", "*", "{"]
+    for tenant in tenants:
+        await storage.create_session(SessionRecord(tenant=tenant, id="same"))
+    assert sorted(r.tenant for r in await collect_sessions(storage)) == sorted(tenants)
+    for tenant in tenants:
+        assert [s.tenant for s in (await storage.list_sessions(SessionQuery(tenant=tenant))).items] == [tenant]
+
+
+async def test_an_append_of_thousands_of_messages_is_stored_whole(storage: RedisStorage) -> None:
+    session = await storage.create_session(SessionRecord())
+    batch = [message(session, n, str(n)) for n in range(1, 10_002)]
+    await storage.append_messages("default", session.id, batch)
+    stored = await storage.get_messages("default", session.id)
+    assert [m.text for m in stored] == [str(n) for n in range(1, 10_002)]
+    assert (await storage.get_session("default", session.id)).message_count == 10_001
+
+
+def test_the_password_is_never_shown() -> None:
+    config = RedisConfig(url="redis://:sk-secret@127.0.0.1:1/0")
+    assert "sk-secret" not in repr(config)
+    assert "sk-secret" not in repr(RedisStorage(config))
+    with pytest.raises(ValueError) as caught:
+        RedisConfig(url="http://me:sk-secret@host/0")
+    assert "sk-secret" not in str(caught.value) and "redis://" in str(caught.value)
+
+
+async def test_an_unreachable_server_is_a_clear_error_without_the_password() -> None:
+    storage = RedisStorage(RedisConfig(url="redis://me:sk-secret@127.0.0.1:1/0", socket_timeout=2))
+    with pytest.raises(StorageUnavailable) as caught:
+        await storage.open()
+    assert str(caught.value).startswith("Redis at redis://127.0.0.1:1/0: ")
+    assert "sk-secret" not in str(caught.value)
+
+
+async def test_data_of_a_newer_key_layout_is_refused_and_left_alone(redis_url: str, prefix: str) -> None:
+    client = redis.asyncio.Redis.from_url(redis_url)
+    await client.set(f"{prefix}schema", SCHEMA_VERSION + 1)
+    await client.aclose()
+    storage = RedisStorage(RedisConfig(url=redis_url, prefix=prefix))
+    with pytest.raises(StorageUnavailable, match=r"has key layout 2; this threadline-redis knows up to 1 \(upgrade"):
+        await storage.open()
+    assert keys_under(redis_url, prefix) == [f"{prefix}schema".encode()]
+
+
+async def test_a_damaged_session_is_left_out_of_listings_and_named_when_read(
+    storage: RedisStorage, redis_url: str, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = await storage.create_session(SessionRecord(id="good"))
+    await storage.create_session(SessionRecord(id="bad"))
+    client = redis.asyncio.Redis.from_url(redis_url)
+    await client.hset(f"{prefix}{{default}}s:bad", "r", b"\xff not json")
+    await client.aclose()
+    assert (await storage.list_sessions(SessionQuery())).items == (good,)
+    assert "damaged in Redis" in caplog.text
+    with pytest.raises(DataFormatError, match=r"^session 'bad' of tenant 'default' is damaged in Redis: "):
+        await storage.get_session("default", "bad")
+
+
+async def test_two_storages_with_their_own_prefixes_do_not_see_each_other(
+    storage: RedisStorage, redis_url: str, new_prefix: Callable[[], str]
+) -> None:
+    other = RedisStorage(RedisConfig(url=redis_url, prefix=new_prefix()))
+    await other.open()
+    try:
+        await other.create_session(SessionRecord(id="theirs"))
+        await storage.create_session(SessionRecord(id="mine"))
+        assert [s.id for s in (await storage.list_sessions(SessionQuery())).items] == ["mine"]
+        assert [s.id for s in (await other.list_sessions(SessionQuery())).items] == ["theirs"]
+    finally:
+        await other.close()
+
+
+def test_a_chat_persists_and_another_process_lists_it(redis_url: str, prefix: str, tmp_path: Path) -> None:
+    config = tmp_path / "threadline.toml"
+    config.write_text(f'[storage]\nbackend = "redis"\nurl = "{redis_url}"\nprefix = "{prefix}"\n')
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path)}
+
+    def threadline_command(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "threadline", "--config", str(config), *args]
+        return subprocess.run(command, input=stdin, capture_output=True, text=True, env=env, timeout=60)
+
+    chat = threadline_command("chat", stdin="My name is Ann.\n")
+    assert chat.returncode == 0, chat.stderr
+    (session_id,) = re.findall(r"--session (\w+)", chat.stderr)
+    listed = threadline_command("sessions", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert session_id in listed.stdout and "My name is Ann." in listed.stdout and "2 msgs" in listed.stdout
+
+
+async def test_scripts_are_loaded_again_after_the_server_forgets_them(own_redis: str) -> None:
+    storage = RedisStorage(RedisConfig(url=own_redis))
+    await storage.open()
+    try:
+        session = await storage.create_session(SessionRecord())
+        await storage.append_messages("default", session.id, [message(session, 1)])
+        client = redis.asyncio.Redis.from_url(own_redis)
+        await client.script_flush()  # as a restart of the server does
+        await client.aclose()
+        await storage.append_messages("default", session.id, [message(session, 2)])
+        assert [m.seq for m in await storage.get_messages("default", session.id)] == [1, 2]
+    finally:
+        await storage.close()
+
+
+async def test_a_cancelled_append_lets_the_cancellation_out_only_once_it_is_stored(storage: RedisStorage) -> None:
+    session = await storage.create_session(SessionRecord())
+    batch = [message(session, n, "x" * 1000) for n in range(1, 5001)]
+    task = asyncio.ensure_future(storage.append_messages("default", session.id, batch))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    stored = await storage.get_session("default", session.id)
+    assert stored.message_count in (0, 5000)
+    assert len(await storage.get_messages("default", session.id)) == stored.message_count
