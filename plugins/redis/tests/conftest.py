@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -63,23 +64,33 @@ async def storage(redis_url: str, prefix: str) -> AsyncIterator[RedisStorage]:
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A free loopback port whose cluster bus port (10,000 above it) is free too."""
+    while True:
+        port = random.randrange(20_000, 40_000)
+        with socket.socket() as probe, socket.socket() as bus:
+            try:
+                probe.bind(("127.0.0.1", port))
+                bus.bind(("127.0.0.1", port + 10_000))
+            except OSError:
+                continue
+            return port
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[str]:
-    """A Redis server of this test's own, on a free loopback port, stopped by pid after it:
-    for what would disturb the machine's shared server (flushing scripts, restarts)."""
+def redis_server_binary() -> str:
     binary = shutil.which("redis-server")
     if binary is None:
         if os.environ.get("CI"):
             pytest.fail("redis-server is not installed")
         pytest.skip("redis-server is not installed")
+    return binary
+
+
+def start_server(folder: Path, *options: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A redis-server of the tests' own on a free loopback port, answering; and its URL."""
     port = free_port()
+    folder.mkdir(parents=True, exist_ok=True)
     server = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", tmp_path],
+        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", folder, *options],
         stdout=subprocess.DEVNULL,
     )
     url = f"redis://127.0.0.1:{port}/0"
@@ -95,6 +106,42 @@ def own_redis(tmp_path: Path) -> Iterator[str]:
                 raise
             time.sleep(0.05)
     client.close()
+    return server, url
+
+
+def stop(servers: list[subprocess.Popen[bytes]]) -> None:
+    for server in servers:
+        server.kill()
+        server.wait()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[str]:
+    """A Redis server of this test's own, stopped by pid after it: for what would disturb the
+    machine's shared server (flushing scripts, restarts)."""
+    server, url = start_server(tmp_path / "redis", "--appendonly", "no")
     yield url
-    server.kill()
-    server.wait()
+    stop([server])
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis Cluster of three masters of the tests' own; the URL of one of its nodes."""
+    folder = tmp_path_factory.mktemp("cluster")
+    nodes = [start_server(folder / str(n), "--cluster-enabled", "yes", "--appendonly", "no") for n in range(3)]
+    servers = [server for server, _ in nodes]
+    try:
+        addresses = [url.removeprefix("redis://").removesuffix("/0") for _, url in nodes]
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        client = redis.Redis.from_url(nodes[0][1])
+        deadline = time.monotonic() + 30
+        while client.cluster("info")["cluster_state"] != "ok":
+            assert time.monotonic() < deadline, "the cluster did not come up"
+            time.sleep(0.1)
+        client.close()
+        yield nodes[0][1]
+    finally:
+        stop(servers)

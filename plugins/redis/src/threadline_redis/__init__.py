@@ -53,12 +53,15 @@ class RedisConfig:
         tests) share one database by using different prefixes.
     :param max_connections: most connections open at once in the pool.
     :param socket_timeout: seconds to wait for the server's answer before failing.
+    :param cluster: ``url`` is a node of a Redis Cluster: the client finds the others, and
+        sends each script to the node that holds its tenant's slot.
     """
 
     url: str = field(default="redis://127.0.0.1:6379/0", validator=_redis_url, repr=shown_url)
     prefix: str = field(default="threadline:", validator=_no_braces)
     max_connections: int = field(default=64, validator=attrs.validators.ge(1))
     socket_timeout: float = field(default=5.0, validator=[attrs.validators.gt(0), finite])
+    cluster: bool = False
 
 
 def make_storage(config: RedisConfig) -> RedisStorage:

@@ -17,6 +17,7 @@ from typing import Any, TypeVar, cast
 
 import attrs
 import redis.asyncio as redis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
@@ -79,7 +80,7 @@ def glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
-def _load_scripts(client: redis.Redis) -> dict[str, AsyncScript]:
+def _load_scripts(client: redis.Redis | RedisCluster) -> dict[str, AsyncScript]:
     folder = files("threadline_redis") / "lua"
     common = (folder / "common.lua").read_text()
     return {name: client.register_script(common + (folder / f"{name}.lua").read_text()) for name in SCRIPTS}
@@ -101,6 +102,10 @@ async def _whole(work: Awaitable[T]) -> T:
     except asyncio.CancelledError:
         await _settled(task)
         raise
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in str(text).split(".")[:2])
 
 
 def _usage(tokens: Sequence[bytes | None]) -> Usage:
@@ -147,7 +152,7 @@ class RedisStorage:
 
     def __init__(self, config: RedisConfig) -> None:
         self.config = config
-        self._client: redis.Redis | None = None
+        self._client: redis.Redis | RedisCluster | None = None
         self._scripts: dict[str, AsyncScript] = {}
 
     def __repr__(self) -> str:
@@ -156,12 +161,7 @@ class RedisStorage:
     # -- opening and closing ------------------------------------------------
 
     async def open(self) -> None:
-        client = redis.Redis.from_url(
-            self.config.url,
-            max_connections=self.config.max_connections,
-            socket_timeout=self.config.socket_timeout,
-            socket_connect_timeout=self.config.socket_timeout,
-        )
+        client = self._new_client()
         try:
             with self._translated():
                 await self._check_server(client)
@@ -171,9 +171,19 @@ class RedisStorage:
         self._client = client
         self._scripts = _load_scripts(client)
 
-    async def _check_server(self, client: redis.Redis) -> None:
-        info = await client.info("server")
-        version = tuple(int(n) for n in str(info["redis_version"]).split(".")[:2])
+    def _new_client(self) -> redis.Redis | RedisCluster:
+        options: dict[str, Any] = {
+            "max_connections": self.config.max_connections,
+            "socket_timeout": self.config.socket_timeout,
+            "socket_connect_timeout": self.config.socket_timeout,
+        }
+        if self.config.cluster:
+            return RedisCluster.from_url(self.config.url, **options)
+        return redis.Redis.from_url(self.config.url, **options)
+
+    async def _check_server(self, client: redis.Redis | RedisCluster) -> None:
+        info = await client.info("server")  # on a cluster, one node's: nodes run one version
+        version = _version(info["redis_version"])
         if version < MINIMUM_REDIS:
             raise StorageUnavailable(
                 f"Redis at {shown_url(self.config.url)} is version {info['redis_version']}; "
