@@ -1,9 +1,6 @@
 from __future__ import annotations
 
 import os
-import random
-import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -12,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from servers import start_server, stop
 
 from threadline.testing import isolated_user_dirs  # noqa: F401 (autouse: no real user dirs)
 from threadline_redis import RedisConfig
@@ -61,58 +59,6 @@ async def storage(redis_url: str, prefix: str) -> AsyncIterator[RedisStorage]:
     await storage.open()
     yield storage
     await storage.close()
-
-
-def free_port() -> int:
-    """A free loopback port whose cluster bus port (10,000 above it) is free too."""
-    while True:
-        port = random.randrange(20_000, 40_000)
-        with socket.socket() as probe, socket.socket() as bus:
-            try:
-                probe.bind(("127.0.0.1", port))
-                bus.bind(("127.0.0.1", port + 10_000))
-            except OSError:
-                continue
-            return port
-
-
-def redis_server_binary() -> str:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is not installed")
-        pytest.skip("redis-server is not installed")
-    return binary
-
-
-def start_server(folder: Path, *options: str) -> tuple[subprocess.Popen[bytes], str]:
-    """A redis-server of the tests' own on a free loopback port, answering; and its URL."""
-    port = free_port()
-    folder.mkdir(parents=True, exist_ok=True)
-    server = subprocess.Popen(
-        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", folder, *options],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                raise
-            time.sleep(0.05)
-    client.close()
-    return server, url
-
-
-def stop(servers: list[subprocess.Popen[bytes]]) -> None:
-    for server in servers:
-        server.kill()
-        server.wait()
 
 
 @pytest.fixture
