@@ -3,6 +3,7 @@ and no batch is stored in part, even when a writer is killed with SIGKILL mid-fl
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
@@ -11,11 +12,12 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+import attrs
 import pytest
 
 import threadline
-from threadline import SessionRecord
-from threadline_redis import RedisConfig
+from threadline import SessionRecord, SessionStatus
+from threadline_redis import RedisConfig, StorageEvent
 from threadline_redis.storage import RedisStorage
 
 HERE = Path(__file__).parent
@@ -119,3 +121,37 @@ async def test_a_turn_lease_whose_holder_was_killed_runs_out(redis_url: str, pre
     async with threadline.SessionManager(storage=RedisStorage(RedisConfig(url=redis_url, prefix=prefix))) as manager:
         session = await manager.get_session(session_id)
         assert (await session.send("still here")).text == "still here"
+
+
+async def test_a_process_hears_of_what_another_process_changes(
+    storage: RedisStorage, redis_url: str, prefix: str
+) -> None:
+    heard: list[StorageEvent] = []
+
+    async def listen(tenant: str | None) -> None:
+        async for event in storage.events(tenant):
+            heard.append(event)
+            if event.kind == "deleted":
+                return
+
+    listener = asyncio.create_task(listen(None))
+    await asyncio.sleep(0.2)  # subscribed: pub/sub tells only who listens
+    (session_id,) = await make_sessions(redis_url, prefix, 1)
+    sender = helper("sender.py", redis_url, prefix, session_id, "a", "2")
+    _, err = await asyncio.to_thread(sender.communicate, timeout=120)
+    assert sender.returncode == 0, err
+    session = await storage.get_session("default", session_id)
+    await storage.update_session(attrs.evolve(session, status=SessionStatus.ARCHIVED))
+    await storage.delete_session("default", session_id)
+    await asyncio.wait_for(listener, timeout=10)
+    assert [(e.kind, e.message_count, e.status) for e in heard] == [
+        ("created", 0, "active"),
+        ("appended", 1, None),
+        ("updated", None, "active"),  # the first message became its title
+        ("appended", 2, None),
+        ("appended", 3, None),
+        ("appended", 4, None),
+        ("updated", None, "archived"),
+        ("deleted", None, None),
+    ]
+    assert {(e.tenant, e.session_id) for e in heard} == {("default", session_id)}

@@ -16,7 +16,7 @@ from redis.crc import key_slot
 
 from threadline import Message, Role, SessionQuery, SessionRecord, StorageUnavailable, Text
 from threadline.plugin import DataFormatError
-from threadline_redis import RedisConfig
+from threadline_redis import RedisConfig, StorageEvent
 from threadline_redis.storage import SCHEMA_VERSION, RedisStorage
 
 
@@ -180,3 +180,38 @@ async def test_a_cancelled_append_lets_the_cancellation_out_only_once_it_is_stor
     stored = await storage.get_session("default", session.id)
     assert stored.message_count in (0, 5000)
     assert len(await storage.get_messages("default", session.id)) == stored.message_count
+
+
+async def first_events(storage: RedisStorage, tenant: str | None, count: int) -> list[StorageEvent]:
+    heard = []
+    async for event in storage.events(tenant):
+        heard.append(event)
+        if len(heard) == count:
+            return heard
+    raise AssertionError("the events ended")
+
+
+async def test_events_of_one_tenant_leave_out_the_others(storage: RedisStorage) -> None:
+    listener = asyncio.create_task(first_events(storage, "a}b", 2))
+    await asyncio.sleep(0.2)
+    await storage.create_session(SessionRecord(tenant="other", id="theirs"))
+    await storage.create_session(SessionRecord(tenant="a}b", id="mine"))
+    await storage.delete_session("a}b", "mine")
+    heard = await asyncio.wait_for(listener, timeout=10)
+    assert [(e.kind, e.tenant, e.session_id) for e in heard] == [("created", "a}b", "mine"), ("deleted", "a}b", "mine")]
+
+
+async def test_on_a_cluster_one_node_hears_the_events_of_every_tenant(redis_cluster: str, prefix: str) -> None:
+    storage = RedisStorage(RedisConfig(url=redis_cluster, prefix=prefix, cluster=True))
+    await storage.open()
+    try:
+        tenants = [f"t{n}" for n in range(12)]  # their slots spread over the three nodes
+        assert len({key_slot(f"{prefix}{{{t}}}s:x".encode()) * 3 // 16384 for t in tenants}) == 3
+        listener = asyncio.create_task(first_events(storage, None, len(tenants)))
+        await asyncio.sleep(0.2)
+        for tenant in tenants:
+            await storage.create_session(SessionRecord(tenant=tenant))
+        heard = await asyncio.wait_for(listener, timeout=10)
+        assert sorted(e.tenant for e in heard) == sorted(tenants)
+    finally:
+        await storage.close()

@@ -40,6 +40,7 @@ from threadline.plugin import (
     read_cursor,
 )
 from threadline_redis import RedisConfig, shown_url
+from threadline_redis.events import StorageEvent, read_event
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -425,6 +426,32 @@ class RedisStorage:
     async def end_turn(self, tenant: str, session_id: str, holder: str) -> None:
         key, base = self._session_key(tenant, session_id)
         await self._write("end_turn", key, base, session_id, holder)
+
+    # -- events ---------------------------------------------------------------
+
+    async def events(self, tenant: str | None = None) -> AsyncIterator[StorageEvent]:
+        """Every change to the sessions of ``tenant`` (``None``: of every tenant) made by any
+        process from now on, as it happens, until the caller stops iterating; see
+        :mod:`threadline_redis.events` for what a listener may miss. On Redis Cluster any
+        node hears every tenant's events."""
+        start = len(self.config.prefix) + 1
+        listener = redis.Redis.from_url(self.config.url, socket_connect_timeout=self.config.socket_timeout)
+        pubsub = listener.pubsub(ignore_subscribe_messages=True)
+        try:
+            with self._translated():
+                if tenant is None:
+                    await pubsub.psubscribe(f"{glob_escape(self.config.prefix)}{{*}}events")
+                else:
+                    await pubsub.subscribe(f"{self._base(tenant)}events")
+            while True:
+                with self._translated():
+                    delivered = await pubsub.get_message(timeout=None)
+                if delivered is not None:
+                    channel = delivered["channel"].decode()
+                    yield read_event(untag(channel[start : -len("}events")]), delivered["data"])
+        finally:
+            await pubsub.aclose()
+            await listener.aclose()
 
     # -- export and import ----------------------------------------------------
 

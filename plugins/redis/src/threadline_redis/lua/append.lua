@@ -20,4 +20,5 @@ redis.call('HINCRBY', KEYS[1], 'to', ARGV[5])
 redis.call('HINCRBY', KEYS[1], 'tc', ARGV[6])
 if cost then redis.call('HSET', KEYS[1], 'cost', string.format('%.17g', cost)) end
 index(base, id, session[3], session[4], updated_us)
+publish(base, 'appended', id, {message_count = count + k})
 return {2}

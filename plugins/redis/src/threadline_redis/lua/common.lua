@@ -3,6 +3,7 @@
 --   BASE s:ID   the session: a hash (see FIELDS)        BASE m:ID  its messages, a list
 --   BASE x:ID   status changes of messages, by seq      BASE l:ID  its turn lease, a hash
 --   BASE i:all, BASE i:s:STATUS, BASE i:u:USER          listings: sorted sets by updated_us
+-- and each change is published on the channel BASE events (threadline_redis.events reads it).
 
 local FIELDS = {'r', 'c', 'n', 'v', 'u', 'ti', 'to', 'tc', 'cost'}
 
@@ -35,11 +36,18 @@ local function unindex(base, id, user, status)
   for _, key in ipairs(index_keys(base, user, status)) do redis.call('ZREM', key, id) end
 end
 
+local function publish(base, kind, id, fields)
+  fields = fields or {}
+  fields.kind, fields.session_id = kind, id
+  redis.call('PUBLISH', base .. 'events', cjson.encode(fields))
+end
+
 -- Remove a session and everything of it; its message count, or false if there is none.
 local function delete_session(base, id)
   local session = redis.call('HMGET', base .. 's:' .. id, 'n', 'uid', 'st')
   if not session[1] then return false end
   unindex(base, id, session[2], session[3])
   redis.call('DEL', base .. 's:' .. id, base .. 'm:' .. id, base .. 'x:' .. id, base .. 'l:' .. id)
+  publish(base, 'deleted', id)
   return tonumber(session[1])
 end

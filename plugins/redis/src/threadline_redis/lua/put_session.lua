@@ -11,4 +11,5 @@ if ARGV[14] ~= '' then redis.call('HSET', KEYS[1], 'cost', ARGV[14]) end
 if user then redis.call('HSET', KEYS[1], 'uid', user) end
 push(base .. 'm:' .. id, ARGV, 15)
 index(base, id, user, ARGV[9], tonumber(ARGV[6]))
+publish(base, 'created', id, {message_count = tonumber(ARGV[10]), status = ARGV[9]})
 return 1

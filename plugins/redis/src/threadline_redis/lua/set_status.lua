@@ -5,4 +5,5 @@ if not count then return 0 end
 local seq = tonumber(ARGV[3])
 if seq < 1 or seq > tonumber(count) then return 1 end
 redis.call('HSET', ARGV[1] .. 'x:' .. ARGV[2], ARGV[3], ARGV[4])
+publish(ARGV[1], 'message_status', ARGV[2], {seq = seq})
 return 2
