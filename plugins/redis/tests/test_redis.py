@@ -14,7 +14,17 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from threadline import Message, Role, SessionQuery, SessionRecord, StorageUnavailable, Text
+from threadline import (
+    DeletedCounts,
+    Message,
+    Role,
+    SessionNotFound,
+    SessionQuery,
+    SessionRecord,
+    SessionStatus,
+    StorageUnavailable,
+    Text,
+)
 from threadline.plugin import DataFormatError
 from threadline_redis import RedisConfig, StorageEvent
 from threadline_redis.storage import SCHEMA_VERSION, RedisStorage
@@ -213,5 +223,32 @@ async def test_on_a_cluster_one_node_hears_the_events_of_every_tenant(redis_clus
             await storage.create_session(SessionRecord(tenant=tenant))
         heard = await asyncio.wait_for(listener, timeout=10)
         assert sorted(e.tenant for e in heard) == sorted(tenants)
+    finally:
+        await storage.close()
+
+
+async def test_with_a_ttl_idle_sessions_expire_and_active_ones_stay(
+    redis_url: str, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    storage = RedisStorage(RedisConfig(url=redis_url, prefix=prefix, ttl=1.0))
+    await storage.open()
+    try:
+        idle = await storage.create_session(SessionRecord(user_id="ann"))
+        active = await storage.create_session(SessionRecord(user_id="ann"))
+        for session in (idle, active):
+            await storage.append_messages("default", session.id, [message(session, 1)])
+            await storage.set_message_status("default", session.id, 1, "failed")
+            assert await storage.take_turn("default", session.id, "me", 30)
+        for seq in range(2, 5):  # the active one is written every 0.4 s, the idle one not at all
+            await asyncio.sleep(0.4)
+            await storage.append_messages("default", active.id, [message(active, seq)])
+        with pytest.raises(SessionNotFound):
+            await storage.get_session("default", idle.id)
+        assert (await storage.get_session("default", active.id)).message_count == 4
+        assert [s.id for s in (await storage.list_sessions(SessionQuery(user_id="ann"))).items] == [active.id]
+        assert [s.id for s in (await storage.list_sessions(SessionQuery())).items] == [active.id]
+        assert await storage.delete_user("default", "ann") == DeletedCounts(1, 4)
+        await storage.list_sessions(SessionQuery(status=SessionStatus.ACTIVE))  # meets the last stale entry
+        assert keys_under(redis_url, prefix) == [f"{prefix}schema".encode()]  # nothing of them is left
     finally:
         await storage.close()

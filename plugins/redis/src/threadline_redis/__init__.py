@@ -54,6 +54,8 @@ class RedisConfig:
         tests) share one database by using different prefixes.
     :param max_connections: most connections open at once in the pool.
     :param socket_timeout: seconds to wait for the server's answer before failing.
+    :param ttl: seconds a session is kept after its last change (a message, an update, a
+        turn); ``None`` (the default) keeps sessions until they are deleted.
     :param cluster: ``url`` is a node of a Redis Cluster: the client finds the others, and
         sends each script to the node that holds its tenant's slot.
     """
@@ -62,6 +64,7 @@ class RedisConfig:
     prefix: str = field(default="threadline:", validator=_no_braces)
     max_connections: int = field(default=64, validator=attrs.validators.ge(1))
     socket_timeout: float = field(default=5.0, validator=[attrs.validators.gt(0), finite])
+    ttl: float | None = field(default=None, validator=attrs.validators.optional([attrs.validators.gt(0), finite]))
     cluster: bool = False
 
 

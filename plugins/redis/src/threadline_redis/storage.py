@@ -142,7 +142,7 @@ def _message(data: bytes, change: bytes | None) -> Message:
     return attrs.evolve(message, status=MessageStatus(status), error=error[1:] if error else None)
 
 
-def _change(status: str, error: str | None) -> str:
+def _status_change(status: str, error: str | None) -> str:
     """A status change as the x: hash keeps it: the status, a newline, then "" for no error or
     "=" and the error."""
     return f"{MessageStatus(status).value}\n{'' if error is None else '=' + error}"
@@ -220,6 +220,12 @@ class RedisStorage:
     async def _write(self, script: str, key: str, *args: str | int | bytes) -> Any:
         return await _whole(self._call(script, key, *args))
 
+    async def _change(self, script: str, tenant: str, session_id: str, *args: str | int | bytes) -> Any:
+        """Run a script that changes the session, which keeps it ``ttl`` longer."""
+        key, base = self._session_key(tenant, session_id)
+        ttl = "" if self.config.ttl is None else round(self.config.ttl * 1000)
+        return await self._write(script, key, base, session_id, ttl, *args)
+
     # -- keys -----------------------------------------------------------------
 
     def _base(self, tenant: str) -> str:
@@ -239,12 +245,10 @@ class RedisStorage:
         return stored
 
     async def _put(self, session: SessionRecord, messages: Sequence[Message]) -> bool:
-        key, base = self._session_key(session.tenant, session.id)
         usage = session.usage
-        stored: int = await self._write(
+        stored: int = await self._change(
             "put_session",
-            key,
-            base,
+            session.tenant,
             session.id,
             dump_record(session),
             session.created_at.isoformat(),
@@ -279,11 +283,9 @@ class RedisStorage:
             raise DataFormatError(f"session {session_id!r} of tenant {tenant!r} is damaged in Redis: {exc}") from None
 
     async def update_session(self, session: SessionRecord) -> SessionRecord:
-        key, base = self._session_key(session.tenant, session.id)
-        reply = await self._write(
+        reply = await self._change(
             "update_session",
-            key,
-            base,
+            session.tenant,
             session.id,
             session.version,
             dump_record(session),
@@ -351,15 +353,13 @@ class RedisStorage:
                     f"message {stray.id!r} belongs to session {stray.session_id!r}, not {session_id!r}"
                 )
             return
-        key, base = self._session_key(tenant, session_id)
         seqs = [m.seq for m in messages]
         in_order = seqs == list(range(seqs[0], seqs[0] + len(seqs)))
         usage = sum((m.usage for m in messages if m.usage), Usage())
         costs = ["" if m.usage is None or m.usage.cost is None else repr(m.usage.cost) for m in messages]
-        reply = await self._write(
+        reply = await self._change(
             "append",
-            key,
-            base,
+            tenant,
             session_id,
             seqs[0] if in_order else -1,  # out of order: the script only reports the count
             usage.input_tokens,
@@ -381,8 +381,7 @@ class RedisStorage:
     async def set_message_status(
         self, tenant: str, session_id: str, seq: int, status: str, error: str | None = None
     ) -> None:
-        key, base = self._session_key(tenant, session_id)
-        outcome = await self._write("set_status", key, base, session_id, seq, _change(status, error))
+        outcome = await self._change("set_status", tenant, session_id, seq, _status_change(status, error))
         if outcome == 0:
             raise SessionNotFound(session_id, tenant)
         if outcome == 1:
@@ -417,8 +416,7 @@ class RedisStorage:
     # -- turn leases ----------------------------------------------------------
 
     async def take_turn(self, tenant: str, session_id: str, holder: str, seconds: float) -> bool:
-        key, base = self._session_key(tenant, session_id)
-        taken = await self._write("take_turn", key, base, session_id, holder, repr(seconds), repr(WAITER_SECONDS))
+        taken = await self._change("take_turn", tenant, session_id, holder, repr(seconds), repr(WAITER_SECONDS))
         if taken < 0:
             raise SessionNotFound(session_id, tenant)
         return bool(taken)

@@ -36,6 +36,18 @@ local function unindex(base, id, user, status)
   for _, key in ipairs(index_keys(base, user, status)) do redis.call('ZREM', key, id) end
 end
 
+-- A script that changes a session takes the session's idle lifetime in milliseconds ('' for
+-- none) as ARGV[3], and takes it out, so that its own arguments keep their places.
+local function take_ttl()
+  return table.remove(ARGV, 3)
+end
+
+-- Keep the session's keys for ttl more milliseconds from now (sliding expiry).
+local function touch(base, id, ttl)
+  if ttl == '' then return end
+  for _, kind in ipairs({'s:', 'm:', 'x:', 'l:'}) do redis.call('PEXPIRE', base .. kind .. id, ttl) end
+end
+
 local function publish(base, kind, id, fields)
   fields = fields or {}
   fields.kind, fields.session_id = kind, id

@@ -5,4 +5,5 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local count = delete_session(ARGV[1], id)
   if count then sessions, messages = sessions + 1, messages + count end
 end
+redis.call('DEL', KEYS[1])  -- left with the entries of sessions that expired (ttl)
 return {sessions, messages}

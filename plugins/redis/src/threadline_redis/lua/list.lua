@@ -14,19 +14,23 @@ end
 
 local page, offset, batch = {}, 0, math.max(wanted * 2, 64)
 while #page < wanted do
+  local gone = 0
   local found = redis.call('ZRANGE', KEYS[1], max, min, 'BYSCORE', 'REV', 'LIMIT', offset, batch, 'WITHSCORES')
   if #found == 0 then break end
   for i = 1, #found, 2 do
     local id = found[i]
     if cursor_id == '' or tonumber(found[i + 1]) ~= tonumber(cursor_score) or below(id, cursor_id) then
       local session = redis.call('HMGET', base .. 's:' .. id, 'st', unpack(FIELDS))
-      if session[2] and (status == '' or session[1] == status) then
+      if not session[2] then  -- expired (ttl): its listing entries go as they are met
+        redis.call('ZREM', KEYS[1], id)
+        gone = gone + 1
+      elseif status == '' or session[1] == status then
         table.remove(session, 1)
         page[#page + 1] = session
         if #page == wanted then break end
       end
     end
   end
-  offset = offset + batch
+  offset = offset + batch - gone
 end
 return page

@@ -1,8 +1,8 @@
 -- Store a new session with its messages (create: none; import: all of them), or return 0
--- if its id exists. KEYS[1] its hash. ARGV: base, id, record, created_at, version,
+-- if its id exists. KEYS[1] its hash. ARGV: base, id, (ttl,) record, created_at, version,
 -- updated_us, user ('' with has_user '0'), has_user, status, message count, input, output,
 -- cached tokens, cost ('' for none), then the messages.
-local base, id = ARGV[1], ARGV[2]
+local base, id, ttl = ARGV[1], ARGV[2], take_ttl()
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local user = ARGV[8] == '1' and ARGV[7] or false
 redis.call('HSET', KEYS[1], 'r', ARGV[3], 'c', ARGV[4], 'v', ARGV[5], 'u', ARGV[6], 'st', ARGV[9],
@@ -11,5 +11,6 @@ if ARGV[14] ~= '' then redis.call('HSET', KEYS[1], 'cost', ARGV[14]) end
 if user then redis.call('HSET', KEYS[1], 'uid', user) end
 push(base .. 'm:' .. id, ARGV, 15)
 index(base, id, user, ARGV[9], tonumber(ARGV[6]))
+touch(base, id, ttl)
 publish(base, 'created', id, {message_count = tonumber(ARGV[10]), status = ARGV[9]})
 return 1
