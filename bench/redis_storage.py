@@ -286,8 +286,11 @@ async def w5_listing(store: Ours, sessions: int, users: int) -> dict[str, float]
     """Pages of 20 through a large store: the first page, the page after a deep cursor, one user's."""
     storage = store.storage
     records = [SessionRecord(user_id=f"u{index % users}") for index in range(sessions)]
-    for start in range(0, sessions, 200):  # concurrently, so that filling is quick
-        await asyncio.gather(*(storage.create_session(r) for r in records[start : start + 200]))
+    # Concurrently, so that filling is quick; no more at once than RedisConfig.max_connections
+    # (64 by default): up to commit e66658d, a call past them failed ("Too many connections").
+    batch = min(200, storage.config.max_connections)
+    for start in range(0, sessions, batch):
+        await asyncio.gather(*(storage.create_session(r) for r in records[start : start + batch]))
     deep = (await storage.list_sessions(SessionQuery(limit=1000))).next_cursor
     for _ in range(sessions // 1000 // 2):
         deep = (await storage.list_sessions(SessionQuery(limit=1000, cursor=deep))).next_cursor

@@ -16,7 +16,7 @@ import attrs
 import pytest
 
 import threadline
-from threadline import SessionRecord, SessionStatus
+from threadline import SessionQuery, SessionRecord, SessionStatus
 from threadline_redis import RedisConfig, StorageEvent
 from threadline_redis.storage import RedisStorage
 
@@ -155,3 +155,23 @@ async def test_a_process_hears_of_what_another_process_changes(
         ("deleted", None, None),
     ]
     assert {(e.tenant, e.session_id) for e in heard} == {("default", session_id)}
+
+
+async def test_ten_thousand_sessions_made_by_three_processes_are_all_listed_once(
+    storage: RedisStorage, redis_url: str, prefix: str
+) -> None:
+    fillers = [helper("filler.py", redis_url, prefix, name, "3334") for name in ("a", "b", "c")]
+    for filler in fillers:
+        out, err = await asyncio.to_thread(filler.communicate, timeout=300)
+        assert filler.returncode == 0 and out.strip() == "made 3334", err
+    listed: list[str] = []
+    query = SessionQuery(limit=500)
+    while True:
+        page = await storage.list_sessions(query)
+        listed += [s.id for s in page.items]
+        if page.next_cursor is None:
+            break
+        query = attrs.evolve(query, cursor=page.next_cursor)
+    assert len(listed) == len(set(listed)) == 3 * 3334
+    one_user = (await storage.list_sessions(SessionQuery(user_id="u7", limit=1000))).items
+    assert len(one_user) == 3 * 67 and all(s.message_count == 2 for s in one_user)

@@ -252,3 +252,14 @@ async def test_with_a_ttl_idle_sessions_expire_and_active_ones_stay(
         assert keys_under(redis_url, prefix) == [f"{prefix}schema".encode()]  # nothing of them is left
     finally:
         await storage.close()
+
+
+async def test_more_calls_at_once_than_connections_wait_their_turn(redis_url: str, prefix: str) -> None:
+    storage = RedisStorage(RedisConfig(url=redis_url, prefix=prefix, max_connections=2))
+    await storage.open()
+    try:
+        sessions = await asyncio.gather(*(storage.create_session(SessionRecord()) for _ in range(50)))
+        await asyncio.gather(*(storage.append_messages("default", s.id, [message(s, 1)]) for s in sessions))
+        assert {(await storage.get_session("default", s.id)).message_count for s in sessions} == {1}
+    finally:
+        await storage.close()

@@ -155,6 +155,7 @@ class RedisStorage:
         self.config = config
         self._client: redis.Redis | RedisCluster | None = None
         self._scripts: dict[str, AsyncScript] = {}
+        self._slots = asyncio.Semaphore(config.max_connections)
 
     def __repr__(self) -> str:
         return f"RedisStorage({shown_url(self.config.url)!r}, prefix={self.config.prefix!r})"
@@ -211,10 +212,18 @@ class RedisStorage:
         except RedisError as exc:
             raise StorageUnavailable(f"Redis at {shown_url(self.config.url)}: {exc}") from None
 
-    async def _call(self, script: str, key: str, *args: str | int | bytes) -> Any:
+    @contextlib.asynccontextmanager
+    async def _command(self) -> AsyncIterator[redis.Redis | RedisCluster]:
+        """The client, for one command at a time per connection of the pool: past
+        ``max_connections`` commands wait their turn here, where redis-py would fail them."""
         if self._client is None:
             raise RuntimeError("the Redis storage is not open; call open() first")
-        with self._translated():
+        async with self._slots:
+            with self._translated():
+                yield self._client
+
+    async def _call(self, script: str, key: str, *args: str | int | bytes) -> Any:
+        async with self._command():
             return await self._scripts[script](keys=[key], args=list(args))
 
     async def _write(self, script: str, key: str, *args: str | int | bytes) -> Any:
@@ -267,11 +276,9 @@ class RedisStorage:
         return bool(stored)
 
     async def get_session(self, tenant: str, session_id: str) -> SessionRecord:
-        if self._client is None:
-            raise RuntimeError("the Redis storage is not open; call open() first")
         key, _ = self._session_key(tenant, session_id)
-        with self._translated():
-            fields = cast("list[bytes | None]", await self._client.hmget(key, FIELDS))  # not decoded: bytes
+        async with self._command() as client:
+            fields = cast("list[bytes | None]", await client.hmget(key, FIELDS))  # not decoded: bytes
         if fields[0] is None:
             raise SessionNotFound(session_id, tenant)
         return self._decoded(tenant, session_id, fields)
@@ -454,21 +461,18 @@ class RedisStorage:
     # -- export and import ----------------------------------------------------
 
     async def _tenants(self) -> list[str]:
-        assert self._client is not None
         pattern = f"{glob_escape(self.config.prefix)}{{*}}i:all"
         start = len(self.config.prefix) + 1
-        with self._translated():
-            keys = [key.decode() async for key in self._client.scan_iter(match=pattern, count=1000)]
+        async with self._command() as client:
+            keys = [key.decode() async for key in client.scan_iter(match=pattern, count=1000)]
         return sorted(untag(key[start : -len("}i:all")]) for key in keys)
 
     async def export_records(self, tenant: str | None = None) -> AsyncIterator[SessionRecord | Message]:
         """Each session is read whole, with its messages, in one step; one deleted before the
         export reaches it is left out (Redis keeps no snapshot of the whole database)."""
-        if self._client is None:
-            raise RuntimeError("the Redis storage is not open; call open() first")
         for name in [tenant] if tenant is not None else await self._tenants():
-            with self._translated():
-                listed = cast("list[bytes]", await self._client.zrange(f"{self._base(name)}i:all", 0, -1))
+            async with self._command() as client:
+                listed = cast("list[bytes]", await client.zrange(f"{self._base(name)}i:all", 0, -1))
             ids = sorted(i.decode() for i in listed)
             for session_id in ids:
                 try:
