@@ -27,6 +27,7 @@ async def test_a_restart_of_the_server_under_load_loses_nothing_acknowledged(tmp
     async def write() -> None:
         n = 0
         while not stopping.is_set():
+            n += 1  # a new text each try: one that failed may have been stored, its answer lost
             try:
                 count = (await storage.get_session("default", session.id)).message_count
                 text = f"m{n}"
@@ -34,7 +35,6 @@ async def test_a_restart_of_the_server_under_load_loses_nothing_acknowledged(tmp
                     "default", session.id, [Message(session.id, count + 1, Role.USER, (Text(text),))]
                 )
                 acked.append(text)
-                n += 1
             except StorageConflict:
                 continue  # its last append was stored, but the answer was lost with the server
             except StorageUnavailable:
