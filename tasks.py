@@ -120,9 +120,15 @@ def print_scores() -> None:
             name, _, status = line.strip().rpartition(": ")
             scores.setdefault(name.rsplit(".", 1)[0], Counter())[status] += 1
     for module, counts in [*sorted(scores.items()), ("overall", sum(scores.values(), Counter()))]:
+        caught = sum(counts[status] for status in CAUGHT)
         others = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()) if status != "killed")
-        score = 100 * counts["killed"] / max(counts.total(), 1)
-        print(f"{module:40} {counts['killed']:5}/{counts.total():<5} killed {score:5.1f}%  {others}")
+        score = 100 * caught / max(counts.total(), 1)
+        print(f"{module:40} {caught:5}/{counts.total():<5} caught {score:5.1f}%  {others}")
+
+
+# A mutant is caught when its tests did not pass: one failed (killed), ran out of CPU time
+# (timeout), or hung and was killed by stop_hung_mutants (which mutmut reports as a segfault).
+CAUGHT = ("killed", "timeout", "segfault")
 
 
 def start_mutmut(package: Path, rest: list[str]) -> subprocess.Popen[bytes]:

@@ -937,6 +937,19 @@ def test_the_model_a_provider_is_asked_for_by_default() -> None:
     assert manager.provider_default_model("ghost") is None  # not installed
 
 
+class Plain:
+    """A provider plugin registered without a settings class."""
+
+    @threadline.hookimpl
+    def threadline_register_providers(self, register: Any) -> None:
+        register("plain", lambda config: EchoProvider())
+
+
+def test_a_provider_without_settings_has_no_default_model() -> None:
+    manager = SessionManager(storage=MemoryStorage(), plugins=[Plain()])
+    assert manager.provider_default_model("plain") is None
+
+
 def test_a_provider_given_as_an_object_has_no_default_model_from_the_config() -> None:
     config = Config.from_dict({"providers": {"echo": {"default_model": "echo-7"}}})
     manager = SessionManager(config, storage=MemoryStorage(), providers={"echo": EchoProvider()})
