@@ -74,20 +74,24 @@ def own_redis(tmp_path: Path) -> Iterator[str]:
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A Redis Cluster of three masters of the tests' own; the URL of one of its nodes."""
     folder = tmp_path_factory.mktemp("cluster")
-    nodes = [start_server(folder / str(n), "--cluster-enabled", "yes", "--appendonly", "no") for n in range(3)]
-    servers = [server for server, _ in nodes]
+    servers: list[subprocess.Popen[bytes]] = []
+    nodes: list[str] = []
     try:
-        addresses = [url.removeprefix("redis://").removesuffix("/0") for _, url in nodes]
+        for n in range(3):
+            server, url = start_server(folder / str(n), "--cluster-enabled", "yes", "--appendonly", "no")
+            servers.append(server)
+            nodes.append(url)
+        addresses = [url.removeprefix("redis://").removesuffix("/0") for url in nodes]
         subprocess.run(
             ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
             check=True, capture_output=True, timeout=60,
         )  # fmt: skip
-        client = redis.Redis.from_url(nodes[0][1])
+        client = redis.Redis.from_url(nodes[0])
         deadline = time.monotonic() + 30
         while client.cluster("info")["cluster_state"] != "ok":
             assert time.monotonic() < deadline, "the cluster did not come up"
             time.sleep(0.1)
         client.close()
-        yield nodes[0][1]
+        yield nodes[0]
     finally:
         stop(servers)
