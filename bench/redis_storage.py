@@ -4,8 +4,9 @@ Baseline: raw redis.asyncio written the way a careful user would: one RPUSH per 
 a JSON object (session_id, seq, role, content, created_at) to a list per session, LRANGE
 0 -1 and json.loads of each into a dict; its own client (connection pool), as each
 contender has. The peer, run when installed, is the OpenAI Agents SDK's RedisSession
-(`pip install "openai-agents[redis]"`), one session object per conversation on a shared
-client.
+(`pip install "openai-agents[redis]"`), one session object per conversation, all on one
+client of its own. The run first prints the server's version and redis-py's reply parser:
+hiredis (C) when the `hiredis` package is installed, else redis-py's own, in Python.
 
 Every key this bench writes is under a prefix of its own, bench-<random hex>:, deleted at
 the end (SCAN MATCH prefix* then DEL); it never flushes the server, which may be shared.

@@ -65,6 +65,14 @@ async def test_concurrent_appends_share_commits(storage: SQLiteStorage) -> None:
         assert (await storage.get_session("default", session.id)).message_count == 20
 
 
+async def test_an_append_alone_is_one_commit_however_many_statements_it_takes(storage: SQLiteStorage) -> None:
+    session = await storage.create_session(SessionRecord())
+    for seqs in ([1], range(2, 4), range(4, 9_005)):  # the last past one statement's parameter limit
+        commits_before = storage._write.commits
+        await storage.append_messages("default", session.id, [message(session, seq) for seq in seqs])
+        assert storage._write.commits - commits_before == 1
+
+
 async def test_a_conflicting_append_fails_alone_in_its_group(storage: SQLiteStorage) -> None:
     sessions = [await storage.create_session(SessionRecord()) for _ in range(5)]
     commits_before = storage._write.commits

@@ -623,9 +623,9 @@ async def _store_lease(db: aiosqlite.Connection, tenant: str, session_id: str, l
 
 
 def _check_numbering(append: _Append) -> None:
-    """A batch must number its messages consecutively, all for the session it names."""
+    """A batch (never empty) must number its messages consecutively, all for the session it names."""
     messages = append.messages
-    first = messages[0].seq if messages else 1
+    first = messages[0].seq
     for offset, message in enumerate(messages):
         if message.session_id != append.session_id:
             raise StorageConflict(
