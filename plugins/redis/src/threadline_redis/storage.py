@@ -41,6 +41,7 @@ from threadline.plugin import (
 )
 from threadline_redis import RedisConfig, shown_url
 from threadline_redis.events import StorageEvent, read_event
+from threadline_redis.messages import decode, encode
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -132,14 +133,22 @@ def _session(fields: Sequence[bytes | None]) -> SessionRecord:
     )
 
 
-def _message(data: bytes, change: bytes | None) -> Message:
-    message = load_record(data)
-    if not isinstance(message, Message):
-        raise DataFormatError(f"expected a message record, got {type(message).__name__}")
+def _message(session_id: str, data: bytes, change: bytes | None) -> Message:
     if change is None:
-        return message
+        return decode(session_id, data, None, None)
     status, error = change.decode().split("\n", 1)
-    return attrs.evolve(message, status=MessageStatus(status), error=error[1:] if error else None)
+    return decode(session_id, data, MessageStatus(status), error[1:] if error else None)
+
+
+def _usage_argument(messages: Sequence[Message]) -> str:
+    """What append.lua adds to the session's usage: '' for nothing, else the token sums and
+    then each message's cost, in order."""
+    usages = [m.usage for m in messages if m.usage is not None]
+    if not usages:
+        return ""
+    total = sum(usages, Usage())
+    costs = [repr(u.cost) for u in usages if u.cost is not None]
+    return " ".join([str(total.input_tokens), str(total.output_tokens), str(total.cached_tokens), *costs])
 
 
 def _status_change(status: str, error: str | None) -> str:
@@ -205,12 +214,15 @@ class RedisStorage:
             await self._client.aclose()
             self._client = None
 
+    def _unavailable(self, exc: RedisError) -> StorageUnavailable:
+        return StorageUnavailable(f"Redis at {shown_url(self.config.url)}: {exc}")
+
     @contextlib.contextmanager
     def _translated(self) -> Iterator[None]:
         try:
             yield
         except RedisError as exc:
-            raise StorageUnavailable(f"Redis at {shown_url(self.config.url)}: {exc}") from None
+            raise self._unavailable(exc) from None
 
     @contextlib.asynccontextmanager
     async def _command(self) -> AsyncIterator[redis.Redis | RedisCluster]:
@@ -223,8 +235,13 @@ class RedisStorage:
                 yield self._client
 
     async def _call(self, script: str, key: str, *args: str | int | bytes) -> Any:
-        async with self._command():
-            return await self._scripts[script](keys=[key], args=list(args))
+        if self._client is None:
+            raise RuntimeError("the Redis storage is not open; call open() first")
+        async with self._slots:  # as _command does, without its context manager: the hot path
+            try:
+                return await self._scripts[script](keys=[key], args=args)
+            except RedisError as exc:
+                raise self._unavailable(exc) from None
 
     async def _write(self, script: str, key: str, *args: str | int | bytes) -> Any:
         return await _whole(self._call(script, key, *args))
@@ -271,7 +288,7 @@ class RedisStorage:
             usage.output_tokens,
             usage.cached_tokens,
             "" if usage.cost is None else repr(usage.cost),
-            *(dump_record(m) for m in messages),
+            *(encode(m) for m in messages),
         )
         return bool(stored)
 
@@ -362,19 +379,13 @@ class RedisStorage:
             return
         seqs = [m.seq for m in messages]
         in_order = seqs == list(range(seqs[0], seqs[0] + len(seqs)))
-        usage = sum((m.usage for m in messages if m.usage), Usage())
-        costs = ["" if m.usage is None or m.usage.cost is None else repr(m.usage.cost) for m in messages]
         reply = await self._change(
             "append",
             tenant,
             session_id,
             seqs[0] if in_order else -1,  # out of order: the script only reports the count
-            usage.input_tokens,
-            usage.output_tokens,
-            usage.cached_tokens,
-            len(messages),
-            *costs,
-            *(dump_record(m) for m in messages),
+            _usage_argument(messages),
+            *(encode(m) for m in messages),
         )
         if reply[0] == 0:
             raise SessionNotFound(session_id, tenant)
@@ -400,12 +411,14 @@ class RedisStorage:
         if last is not None and last <= 0:
             await self.get_session(tenant, session_id)
             return []
-        _, messages = await self._read_whole(tenant, session_id, max(after_seq, 0), last)
+        _, messages = await self._read(tenant, session_id, max(after_seq, 0), last)
         return messages
 
-    async def _read_whole(
+    async def _read(
         self, tenant: str, session_id: str, after_seq: int, last: int | None
-    ) -> tuple[SessionRecord, list[Message]]:
+    ) -> tuple[Sequence[bytes | None], list[Message]]:
+        """The session's hash FIELDS, undecoded, and the range of its messages, as they were
+        at one moment."""
         key, base = self._session_key(tenant, session_id)
         reply = await self._call("read", key, base, session_id, after_seq, "" if last is None else last)
         if not reply:
@@ -413,12 +426,12 @@ class RedisStorage:
         fields, flat_changes, first, *data = reply
         changes = dict(zip(flat_changes[::2], flat_changes[1::2], strict=True))
         try:
-            messages = [_message(d, changes.get(str(first + i).encode())) for i, d in enumerate(data)]
-        except (ValueError, TypeError, DataFormatError) as exc:
+            messages = [_message(session_id, d, changes.get(str(first + i).encode())) for i, d in enumerate(data)]
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, DataFormatError) as exc:
             raise DataFormatError(
-                f"a message of session {session_id!r} of tenant {tenant!r} is damaged in Redis: {exc}"
+                f"a message of session {session_id!r} of tenant {tenant!r} is damaged in Redis: {exc!r}"
             ) from None
-        return self._decoded(tenant, session_id, fields), messages
+        return fields, messages
 
     # -- turn leases ----------------------------------------------------------
 
@@ -476,10 +489,10 @@ class RedisStorage:
             ids = sorted(i.decode() for i in listed)
             for session_id in ids:
                 try:
-                    session, messages = await self._read_whole(name, session_id, 0, None)
+                    fields, messages = await self._read(name, session_id, 0, None)
                 except SessionNotFound:
                     continue
-                yield session
+                yield self._decoded(name, session_id, fields)
                 for message in messages:
                     yield message
 
