@@ -77,7 +77,7 @@ def mutate(rest: list[str]) -> None:
 # mutmut stops a mutant's tests after a CPU-time limit, which a deadlocked test (a write that
 # never completes) never reaches: it sleeps for ever. A worker whose processes have used no CPU
 # for this many seconds is deadlocked (no test idles that long):
-IDLE_AFTER = 60
+IDLE_AFTER = 30
 
 
 def stop_hung_mutants(seen: dict[tuple[int, str], tuple[int, float]]) -> None:
