@@ -7,7 +7,9 @@ the command needs into it, then runs the command. Run `python tasks.py --help` f
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -131,6 +133,55 @@ def print_scores() -> None:
 CAUGHT = ("killed", "timeout", "segfault")
 
 
+def mutate_rest(package: Path, tests: list[str]) -> None:
+    """Check the mutants of ``package`` that a stopped ``mutmut run`` left unchecked, each
+    against ``tests`` only (quicker than every test that reaches it, so a survivor here may
+    be one the whole suite catches: the score is a lower bound), two at a time, with the
+    package's current tests; write each verdict where mutmut keeps its own, then print the
+    scores. A mutant's tests that stop using CPU (REST_IDLE_AFTER) hung: caught."""
+    shutil.copytree(package / "tests", package / "mutants" / "tests", dirs_exist_ok=True)
+    metas = sorted((package / "mutants" / "src").rglob("*.py.meta"))
+    verdicts = {path: json.loads(path.read_text()) for path in metas}
+    todo = [(path, name) for path, data in verdicts.items() for name, code in data["exit_code_by_key"].items()]
+    todo = [(path, name) for path, name in todo if verdicts[path]["exit_code_by_key"][name] is None]
+    env = {**os.environ, "PYTHONPATH": str(package / "mutants" / "src")}
+
+    def check(name: str) -> int:
+        command = [str(BIN / "python"), "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--rootdir=.", *tests]
+        process = subprocess.Popen(
+            command, cwd=package / "mutants", env={**env, "MUTANT_UNDER_TEST": name},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        started = since = time.monotonic()
+        used = 0.0
+        while process.poll() is None:
+            time.sleep(1)
+            if _cpu_seconds(process.pid) - used >= 0.1:  # working (a hung loop's timers use less)
+                used, since = _cpu_seconds(process.pid), time.monotonic()
+            if time.monotonic() - since > REST_IDLE_AFTER or time.monotonic() - started > 600:
+                process.kill()  # hung: mutmut's verdict for that is "segfault", caught
+        return process.wait()
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        for done, ((path, name), code) in enumerate(zip(todo, pool.map(check, (n for _, n in todo)), strict=True), 1):
+            verdicts[path]["exit_code_by_key"][name] = code
+            path.write_text(json.dumps(verdicts[path]))
+            print(f"{done}/{len(todo)} {name}: {'survived' if code == 0 else 'caught'}", flush=True)
+    print_scores()
+
+
+REST_IDLE_AFTER = 15  # seconds with under 0.1 s of CPU: a hung run (none of the tests given idles so long)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time used so far by process ``pid`` (Linux's /proc; 0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def start_mutmut(package: Path, rest: list[str]) -> subprocess.Popen[bytes]:
     shutil.rmtree(package / "mutants", ignore_errors=True)  # cached verdicts would outlive changed tests
     # mutmut puts mutants/src first on its own sys.path; PYTHONPATH does it for the processes tests start.
@@ -169,12 +220,19 @@ def main() -> None:
         help="mutation-test the kernel and the SQLite plugin with mutmut and print each module's score; "
         "slow, not run in CI (extra arguments go to `mutmut run`, e.g. --max-children 1)",
     )
+    commands.add_parser(
+        "mutate-rest",
+        help="after a stopped `mutate`: check what it left unchecked in one package against the tests given, "
+        "e.g. `mutate-rest plugins/sqlite tests/test_contract.py` (a lower bound: see tasks.py)",
+    )
     args, rest = parser.parse_known_args()
     if args.command == "test":
         ensure_venv()
         run(BIN / "tox", "run", "--recreate", *rest)  # envs install the packages by path: rebuild them
     elif args.command == "mutate":
         mutate(rest)
+    elif args.command == "mutate-rest":
+        mutate_rest(ROOT / rest[0], rest[1:])
     elif args.command == "docs":
         docs(rest)
     else:
