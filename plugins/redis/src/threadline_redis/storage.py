@@ -415,12 +415,14 @@ class RedisStorage:
         return messages
 
     async def _read(
-        self, tenant: str, session_id: str, after_seq: int, last: int | None
+        self, tenant: str, session_id: str, after_seq: int, last: int | None, *, with_session: bool = False
     ) -> tuple[Sequence[bytes | None], list[Message]]:
-        """The session's hash FIELDS, undecoded, and the range of its messages, as they were
-        at one moment."""
+        """A range of the session's messages and, ``with_session``, its hash's FIELDS
+        (undecoded; else none), as they were at one moment."""
         key, base = self._session_key(tenant, session_id)
-        reply = await self._call("read", key, base, session_id, after_seq, "" if last is None else last)
+        reply = await self._call(
+            "read", key, base, session_id, after_seq, "" if last is None else last, "1" if with_session else ""
+        )
         if not reply:
             raise SessionNotFound(session_id, tenant)
         fields, flat_changes, first, *data = reply
@@ -489,7 +491,7 @@ class RedisStorage:
             ids = sorted(i.decode() for i in listed)
             for session_id in ids:
                 try:
-                    fields, messages = await self._read(name, session_id, 0, None)
+                    fields, messages = await self._read(name, session_id, 0, None, with_session=True)
                 except SessionNotFound:
                     continue
                 yield self._decoded(name, session_id, fields)
