@@ -7,9 +7,11 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 
+import attrs
 import pytest
 import redis
 from redis.crc import key_slot
@@ -24,8 +26,9 @@ from threadline import (
     SessionStatus,
     StorageUnavailable,
     Text,
+    Usage,
 )
-from threadline.plugin import DataFormatError
+from threadline.plugin import DataFormatError, utcnow
 from threadline_redis import RedisConfig, StorageEvent
 from threadline_redis.storage import SCHEMA_VERSION, RedisStorage
 
@@ -263,3 +266,129 @@ async def test_more_calls_at_once_than_connections_wait_their_turn(redis_url: st
         assert {(await storage.get_session("default", s.id)).message_count for s in sessions} == {1}
     finally:
         await storage.close()
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://:Zm9v/YmFy+c2VjcmV0@127.0.0.1:1/0", "redis://default:p#ss-c2VjcmV0@127.0.0.1:1/0"]
+)
+async def test_a_password_with_url_characters_in_it_is_never_shown(url: str) -> None:
+    config = RedisConfig(url=url, socket_timeout=2)
+    assert "c2VjcmV0" not in repr(config)
+    with pytest.raises(StorageUnavailable) as caught:
+        await RedisStorage(config).open()
+    assert "c2VjcmV0" not in str(caught.value) and "Zm9v" not in str(caught.value)
+    assert str(caught.value).startswith(("Redis at redis://127.0.0.1:1/0: ", "Redis URL redis://127.0.0.1:1/0 "))
+
+
+def test_the_url_query_cannot_set_what_the_table_sets() -> None:
+    with pytest.raises(ValueError, match=r"^set max_connections as a key of this table, not in the URL's query$"):
+        RedisConfig(url="redis://:sk@127.0.0.1:6379/0?max_connections=2")
+    with pytest.raises(ValueError, match=r"^ttl must be from 0\.001 to 1e9 seconds"):
+        RedisConfig(ttl=1e16)
+
+
+async def test_with_a_ttl_an_id_made_again_by_another_user_is_theirs_alone(redis_url: str, prefix: str) -> None:
+    storage = RedisStorage(RedisConfig(url=redis_url, prefix=prefix, ttl=0.5))
+    await storage.open()
+    try:
+        alices = await storage.create_session(SessionRecord(id="support", user_id="alice"))
+        await storage.append_messages("default", "support", [message(alices, 1, "my card is 4111")])
+        await asyncio.sleep(0.8)  # alice's session expires; bob's is made with the same id
+        await storage.create_session(SessionRecord(id="support", user_id="bob", status=SessionStatus.ARCHIVED))
+        assert (await storage.list_sessions(SessionQuery(user_id="alice"))).items == ()
+        assert (await storage.list_sessions(SessionQuery(status=SessionStatus.ACTIVE))).items == ()
+        assert await storage.delete_user("default", "alice") == DeletedCounts(0, 0)
+        assert await storage.get_messages("default", "support") == []
+        assert (await storage.get_session("default", "support")).user_id == "bob"
+    finally:
+        await storage.close()
+
+
+async def test_sessions_the_kernel_allows_stay_readable(storage: RedisStorage) -> None:
+    refunded = await storage.create_session(SessionRecord(id="refunded"))
+    reply = attrs.evolve(message(refunded, 1), usage=Usage(cost=-0.25))  # a refund
+    await storage.append_messages("default", "refunded", [reply])
+    renamed = await storage.update_session(attrs.evolve(await storage.get_session("default", "refunded"), title="x"))
+    assert renamed.usage.cost == -0.25
+    ahead = utcnow() + timedelta(days=2)  # a client whose clock runs ahead
+    await storage.create_session(SessionRecord(id="ahead", created_at=ahead, updated_at=ahead))
+    assert [s.id for s in (await storage.list_sessions(SessionQuery())).items] == ["ahead", "refunded"]
+
+
+async def test_a_listing_of_ids_with_equal_times_pages_through_each_once(storage: RedisStorage) -> None:
+    moment = utcnow()
+    ids = ["", ":", "z}", "é"]
+    for session_id in ids:
+        await storage.create_session(SessionRecord(id=session_id, created_at=moment, updated_at=moment))
+    listed, query = [], SessionQuery(limit=1)
+    for _ in range(10):
+        page = await storage.list_sessions(query)
+        listed += [s.id for s in page.items]
+        if page.next_cursor is None:
+            break
+        query = attrs.evolve(query, cursor=page.next_cursor)
+    assert listed == sorted(ids, reverse=True)
+
+
+async def test_an_id_that_looks_like_a_listing_key_makes_no_tenant(storage: RedisStorage) -> None:
+    await storage.create_session(SessionRecord(tenant="t", id="x}i:all"))
+    assert [(r.tenant, r.id) for r in await collect_sessions(storage)] == [("t", "x}i:all")]
+
+
+async def test_an_import_cancelled_while_a_session_is_stored_leaves_nothing(storage: RedisStorage) -> None:
+    big = SessionRecord(id="big")
+    records = [big, *(message(big, n, "x" * 200) for n in range(1, 20_001))]
+    read_all = asyncio.Event()
+
+    async def source() -> AsyncIterator[SessionRecord | Message]:
+        for record in records:
+            yield record
+        read_all.set()  # the import now sends the session's one write: cancelled while it is under way
+
+    importing = asyncio.ensure_future(storage.import_records(source()))
+    await read_all.wait()
+    importing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await importing
+    with pytest.raises(SessionNotFound):
+        await storage.get_session("default", "big")
+
+
+async def test_a_message_on_the_events_channel_that_is_no_event_is_left_out(storage: RedisStorage) -> None:
+    listener = asyncio.create_task(first_events(storage, "default", 1))
+    await asyncio.sleep(0.2)
+    client = redis.asyncio.Redis.from_url(storage.config.url)
+    await client.publish(f"{storage.config.prefix}{{default}}events", b"\xff not json")
+    await client.aclose()
+    await storage.create_session(SessionRecord(id="after"))
+    assert [(e.kind, e.session_id) for e in await asyncio.wait_for(listener, timeout=10)] == [("created", "after")]
+
+
+async def test_a_user_who_may_not_publish_still_writes(own_redis: str) -> None:
+    admin = redis.asyncio.Redis.from_url(own_redis)
+    await admin.execute_command("ACL", "SETUSER", "app", "on", ">pw", "~*", "+@all", "resetchannels")
+    await admin.aclose()
+    storage = RedisStorage(RedisConfig(url=own_redis.replace("redis://", "redis://app:pw@")))
+    await storage.open()
+    try:
+        session = await storage.create_session(SessionRecord())
+        await storage.append_messages("default", session.id, [message(session, 1)])
+        assert (await storage.get_session("default", session.id)).message_count == 1
+    finally:
+        await storage.close()
+
+
+async def test_a_key_of_another_kind_under_the_prefix_is_damage_not_an_outage(storage: RedisStorage) -> None:
+    session = await storage.create_session(SessionRecord(id="s"))
+    await storage.append_messages("default", "s", [message(session, 1)])
+    client = redis.asyncio.Redis.from_url(storage.config.url)
+    await client.delete(f"{storage.config.prefix}{{default}}m:s")
+    await client.set(f"{storage.config.prefix}{{default}}m:s", "not a list")
+    await client.aclose()
+    with pytest.raises(DataFormatError, match="is damaged: a key holds another kind of value"):
+        await storage.get_messages("default", "s")
+
+
+async def test_cluster_mode_against_a_single_server_is_a_clear_error(own_redis: str) -> None:
+    with pytest.raises(StorageUnavailable, match=r"^Redis at redis://127\.0\.0\.1:"):
+        await RedisStorage(RedisConfig(url=own_redis, cluster=True, socket_timeout=2)).open()

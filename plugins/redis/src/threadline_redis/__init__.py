@@ -6,7 +6,7 @@ This module only registers the plugin; ``redis`` is imported when a storage is m
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import attrs
 from attrs import field, frozen
@@ -23,7 +23,8 @@ __all__ = ["RedisConfig", "StorageEvent", "make_storage", "shown_url"]
 
 def shown_url(url: str) -> str:
     """``url`` as it may be shown: without its password (or user), query or fragment."""
-    parts = urlsplit(url)
+    scheme, _, rest = url.partition("://")
+    parts = urlsplit(f"{scheme}://{rest.rpartition('@')[2]}")  # a password may hold /, # or ?: never parsed
     host = parts.hostname or ""
     netloc = f"[{host}]" if ":" in host else host
     try:
@@ -39,9 +40,16 @@ def _no_braces(_instance: object, attribute: attrs.Attribute[str], value: str) -
         raise ValueError(f"{attribute.name} cannot hold {{ or }}: Redis Cluster reads the tenant's hash tag from them")
 
 
+#: settings of this table that redis-py would also take from the URL's query, silently winning
+_SETTINGS_IN_QUERY = {"max_connections", "socket_timeout", "socket_connect_timeout"}
+
+
 def _redis_url(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
     if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
         raise ValueError(f"{attribute.name} must be a redis://, rediss:// or unix:// URL, got {shown_url(value)!r}")
+    query = urlsplit(value.rpartition("@")[2]).query
+    if clash := sorted(_SETTINGS_IN_QUERY & set(parse_qs(query))):
+        raise ValueError(f"set {', '.join(clash)} as a key of this table, not in the URL's query")
 
 
 @frozen
@@ -64,8 +72,13 @@ class RedisConfig:
     prefix: str = field(default="threadline:", validator=_no_braces)
     max_connections: int = field(default=64, validator=attrs.validators.ge(1))
     socket_timeout: float = field(default=5.0, validator=[attrs.validators.gt(0), finite])
-    ttl: float | None = field(default=None, validator=attrs.validators.optional([attrs.validators.gt(0), finite]))
+    ttl: float | None = field(default=None, validator=[finite, lambda _s, _a, ttl: _check_ttl(ttl)])
     cluster: bool = False
+
+
+def _check_ttl(ttl: float | None) -> None:
+    if ttl is not None and not 0.001 <= ttl <= 1e9:
+        raise ValueError(f"ttl must be from 0.001 to 1e9 seconds, or left out for none, got {ttl}")
 
 
 def make_storage(config: RedisConfig) -> RedisStorage:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ import attrs
 import redis.asyncio as redis
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from threadline.plugin import (
     WAITER_SECONDS,
@@ -35,7 +36,7 @@ from threadline.plugin import (
     StorageUnavailable,
     Usage,
     dump_record,
-    load_record,
+    load,
     make_cursor,
     read_cursor,
 )
@@ -116,21 +117,18 @@ def _usage(tokens: Sequence[bytes | None]) -> Usage:
 
 
 def _session(fields: Sequence[bytes | None]) -> SessionRecord:
-    """A session from its hash's FIELDS (lua/common.lua)."""
+    """A session from its hash's FIELDS (lua/common.lua), read as SQLite reads its rows: with
+    the record's own checks, not those for data from outside (``load_record``'s)."""
     record, created_at, count, version, updated_us, *usage = fields
-    assert record is not None and created_at is not None and count is not None and version is not None
-    assert updated_us is not None
-    session = load_record(record)
-    if not isinstance(session, SessionRecord):
-        raise DataFormatError(f"expected a session record, got {type(session).__name__}")
-    return attrs.evolve(
-        session,
-        created_at=datetime.fromisoformat(created_at.decode()),
-        updated_at=from_us(updated_us),
-        version=int(version),
-        message_count=int(count),
-        usage=_usage(usage),
-    )
+    if record is None or created_at is None or count is None or version is None or updated_us is None:
+        raise DataFormatError("its hash lacks a field")
+    data = json.loads(record)
+    data.pop("type", None)
+    data.update(
+        created_at=created_at.decode(), updated_at=from_us(updated_us).isoformat(), version=int(version),
+        message_count=int(count), usage=attrs.asdict(_usage(usage)),
+    )  # fmt: skip
+    return load(data, SessionRecord)
 
 
 def _message(session_id: str, data: bytes, change: bytes | None) -> Message:
@@ -172,7 +170,13 @@ class RedisStorage:
     # -- opening and closing ------------------------------------------------
 
     async def open(self) -> None:
-        client = self._new_client()
+        try:
+            client = self._new_client()
+        except (ValueError, TypeError):  # their text may hold a piece of the password: not shown
+            raise StorageUnavailable(
+                f"Redis URL {shown_url(self.config.url)} is not one redis-py can use: check its form "
+                "(a password with /, #, ?, @ or % in it must be percent-encoded) and its query options"
+            ) from None
         try:
             with self._translated():
                 await self._check_server(client)
@@ -214,14 +218,19 @@ class RedisStorage:
             await self._client.aclose()
             self._client = None
 
-    def _unavailable(self, exc: RedisError) -> StorageUnavailable:
+    def _unavailable(self, exc: RedisError | RedisClusterException) -> StorageUnavailable | DataFormatError:
+        if isinstance(exc, ResponseError) and "WRONGTYPE" in str(exc):
+            return DataFormatError(
+                f"threadline's data under prefix {self.config.prefix!r} at {shown_url(self.config.url)} is damaged: "
+                "a key holds another kind of value than threadline wrote there"
+            )
         return StorageUnavailable(f"Redis at {shown_url(self.config.url)}: {exc}")
 
     @contextlib.contextmanager
     def _translated(self) -> Iterator[None]:
         try:
             yield
-        except RedisError as exc:
+        except (RedisError, RedisClusterException) as exc:
             raise self._unavailable(exc) from None
 
     @contextlib.asynccontextmanager
@@ -240,7 +249,7 @@ class RedisStorage:
         async with self._slots:  # as _command does, without its context manager: the hot path
             try:
                 return await self._scripts[script](keys=[key], args=args)
-            except RedisError as exc:
+            except (RedisError, RedisClusterException) as exc:
                 raise self._unavailable(exc) from None
 
     async def _write(self, script: str, key: str, *args: str | int | bytes) -> Any:
@@ -303,8 +312,8 @@ class RedisStorage:
     def _decoded(self, tenant: str, session_id: str, fields: Sequence[bytes | None]) -> SessionRecord:
         try:
             return _session(fields)
-        except (ValueError, TypeError, AssertionError, DataFormatError) as exc:
-            raise DataFormatError(f"session {session_id!r} of tenant {tenant!r} is damaged in Redis: {exc}") from None
+        except (ValueError, TypeError, KeyError, DataFormatError) as exc:
+            raise DataFormatError(f"session {session_id!r} of tenant {tenant!r} is damaged in Redis: {exc!r}") from None
 
     async def update_session(self, session: SessionRecord) -> SessionRecord:
         reply = await self._change(
@@ -331,10 +340,11 @@ class RedisStorage:
     async def list_sessions(self, query: SessionQuery) -> SessionPage:
         base = self._base(query.tenant)
         status = query.status.value if query.status is not None else ""
+        of_user, of_status = "", ""
         if query.user_id is not None:
-            index = f"{base}i:u:{query.user_id}"
+            index, of_user = f"{base}i:u:{query.user_id}", query.user_id
         elif status:
-            index, status = f"{base}i:s:{status}", ""
+            index, of_status, status = f"{base}i:s:{status}", status, ""
         else:
             index = f"{base}i:all"
         cursor_score, cursor_id = "", ""
@@ -347,23 +357,30 @@ class RedisStorage:
             if query.updated_before is None or to_us(updated_at) < to_us(query.updated_before):
                 highest = cursor_score
         lowest = "-inf" if query.updated_after is None else f"({to_us(query.updated_after)}"
-        rows = await self._call("list", index, base, highest, lowest, cursor_score, cursor_id, status, query.limit + 1)
-        items = self._listed(query.tenant, rows[: query.limit])
-        return SessionPage(items, make_cursor(items[-1]) if len(rows) > query.limit and items else None)
+        rows = await self._call(
+            "list", index, base, highest, lowest, cursor_score, cursor_id, of_user, of_status, status, query.limit + 1
+        )
+        page = rows[: query.limit]
+        if len(rows) <= query.limit:
+            return SessionPage(self._listed(query.tenant, page), None)
+        last_id, last_updated_us = page[-1][0].decode(), page[-1][5]  # a damaged last one still continues
+        cursor = make_cursor(SessionRecord(id=last_id, updated_at=from_us(last_updated_us)))
+        return SessionPage(self._listed(query.tenant, page), cursor)
 
     def _listed(self, tenant: str, rows: Sequence[Sequence[bytes | None]]) -> tuple[SessionRecord, ...]:
         """The sessions of a listing; a damaged one is left out (and logged), not the listing."""
         sessions = []
-        for row in rows:
+        for session_id, *fields in rows:
             try:
-                sessions.append(_session(row))
-            except (ValueError, TypeError, AssertionError, DataFormatError) as exc:
-                log.error("a session of tenant %r is damaged in Redis and was left out of a listing: %s", tenant, exc)
+                sessions.append(_session(fields))
+            except (ValueError, TypeError, KeyError, DataFormatError) as exc:
+                log.error("session %r of tenant %r is damaged in Redis and was left out of a listing: %s",
+                          session_id, tenant, exc)  # fmt: skip
         return tuple(sessions)
 
     async def delete_user(self, tenant: str, user_id: str) -> DeletedCounts:
         base = self._base(tenant)
-        sessions, messages = await self._write("delete_user", f"{base}i:u:{user_id}", base)
+        sessions, messages = await self._write("delete_user", f"{base}i:u:{user_id}", base, user_id)
         return DeletedCounts(int(sessions), int(messages))
 
     # -- messages -------------------------------------------------------------
@@ -467,8 +484,13 @@ class RedisStorage:
                 with self._translated():
                     delivered = await pubsub.get_message(timeout=None)
                 if delivered is not None:
-                    channel = delivered["channel"].decode()
-                    yield read_event(untag(channel[start : -len("}events")]), delivered["data"])
+                    tenant_tag = delivered["channel"].decode()[start : -len("}events")]
+                    try:
+                        event = read_event(untag(tenant_tag), delivered["data"])
+                    except (ValueError, TypeError, KeyError) as exc:
+                        log.warning("left out a message on the events channel that is not an event: %r", exc)
+                        continue
+                    yield event
         finally:
             await pubsub.aclose()
             await listener.aclose()
@@ -477,10 +499,10 @@ class RedisStorage:
 
     async def _tenants(self) -> list[str]:
         pattern = f"{glob_escape(self.config.prefix)}{{*}}i:all"
-        start = len(self.config.prefix) + 1
         async with self._command() as client:
-            keys = [key.decode() async for key in client.scan_iter(match=pattern, count=1000)]
-        return sorted(untag(key[start : -len("}i:all")]) for key in keys)
+            keys = {key.decode() async for key in client.scan_iter(match=pattern, count=1000)}  # SCAN may repeat
+        tags = (key[len(self.config.prefix) + 1 :].partition("}") for key in keys)
+        return sorted(untag(tenant) for tenant, _, rest in tags if rest == "i:all")  # not a session id's "}i:all"
 
     async def export_records(self, tenant: str | None = None) -> AsyncIterator[SessionRecord | Message]:
         """Each session is read whole, with its messages, in one step; one deleted before the
@@ -531,9 +553,17 @@ class RedisStorage:
     async def _import_one(self, session: SessionRecord, messages: list[Message], stored: list[SessionRecord]) -> None:
         usage = sum((m.usage for m in messages if m.usage), Usage())
         whole = attrs.evolve(session, message_count=len(messages), usage=usage)
-        if not await self._put(whole, messages):
+        put = asyncio.ensure_future(self._put(whole, messages))
+        try:
+            await asyncio.shield(put)
+        except asyncio.CancelledError:  # stored or not? Known once it settles: then it can be undone
+            await _settled(put)
+            raise
+        finally:
+            if put.done() and not put.cancelled() and put.exception() is None and put.result():
+                stored.append(whole)
+        if not put.result():
             raise StorageConflict(f"session {session.id!r} exists already; nothing was imported")
-        stored.append(whole)
 
     async def _remove(self, sessions: list[SessionRecord]) -> None:
         for session in sessions:

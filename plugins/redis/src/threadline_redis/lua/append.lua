@@ -22,6 +22,6 @@ else
   if cost then redis.call('HSET', KEYS[1], 'cost', string.format('%.17g', cost)) end
 end
 index(base, id, session[3], session[4], updated_us)
-touch(base, id, ttl)
+touch(base, id, ttl, session[3], session[4])
 publish(base, 'appended', id, {message_count = count + k})
 return {2}

@@ -42,16 +42,23 @@ local function take_ttl()
   return table.remove(ARGV, 3)
 end
 
--- Keep the session's keys for ttl more milliseconds from now (sliding expiry).
-local function touch(base, id, ttl)
-  if ttl == '' then return end
-  for _, kind in ipairs({'s:', 'm:', 'x:', 'l:'}) do redis.call('PEXPIRE', base .. kind .. id, ttl) end
+-- Keep the session's keys, and the listings it is in, for ttl more milliseconds from now
+-- (sliding expiry: a listing goes once every session in it has). Without a ttl, keys that
+-- had one (set by a process whose config had a ttl) keep theirs no longer.
+local function touch(base, id, ttl, user, status)
+  local keys = index_keys(base, user, status)
+  for _, kind in ipairs({'s:', 'm:', 'x:', 'l:'}) do keys[#keys + 1] = base .. kind .. id end
+  if ttl ~= '' then
+    for _, key in ipairs(keys) do redis.call('PEXPIRE', key, ttl) end
+  elseif redis.call('PTTL', base .. 's:' .. id) >= 0 then
+    for _, key in ipairs(keys) do redis.call('PERSIST', key) end
+  end
 end
 
 local function publish(base, kind, id, fields)
   fields = fields or {}
   fields.kind, fields.session_id = kind, id
-  redis.call('PUBLISH', base .. 'events', cjson.encode(fields))
+  redis.pcall('PUBLISH', base .. 'events', cjson.encode(fields))  -- the write stands even if this fails
 end
 
 -- Remove a session and everything of it; its message count, or false if there is none.

@@ -1,8 +1,10 @@
 -- One page of a listing, walking one sorted set newest first. KEYS[1] the sorted set.
 -- ARGV: base, max score, min score (ZRANGE's forms: '+inf', '(123', ...), the cursor's
--- score and id ('' for none: skip those at that score whose id is not below it), a status
--- to keep ('' for any), how many to return. Returns {FIELDS, ...} per session.
-local base, max, min, cursor_score, cursor_id, status, wanted = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
+-- score and id (score '' for no cursor; else skip those at that score whose id is not
+-- below it), the user or status whose listing this is ('' for the whole tenant's), a
+-- status to keep ('' for any), how many to return. Returns {id, FIELDS...} per session.
+local base, max, min, cursor_score, cursor_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local of_user, of_status, status, wanted = ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9])
 
 local function below(a, b)  -- byte order, as Python orders str ids (Lua's < follows the locale)
   for i = 1, math.min(#a, #b) do
@@ -12,6 +14,12 @@ local function below(a, b)  -- byte order, as Python orders str ids (Lua's < fol
   return #a < #b
 end
 
+-- An entry is stale when its session expired (ttl), or expired and was made again by
+-- another user or in another status: it goes as it is met.
+local function stale(session)
+  return not session[3] or (of_user ~= '' and session[1] ~= of_user) or (of_status ~= '' and session[2] ~= of_status)
+end
+
 local page, offset, batch = {}, 0, math.max(wanted * 2, 64)
 while #page < wanted do
   local gone = 0
@@ -19,13 +27,14 @@ while #page < wanted do
   if #found == 0 then break end
   for i = 1, #found, 2 do
     local id = found[i]
-    if cursor_id == '' or tonumber(found[i + 1]) ~= tonumber(cursor_score) or below(id, cursor_id) then
-      local session = redis.call('HMGET', base .. 's:' .. id, 'st', unpack(FIELDS))
-      if not session[2] then  -- expired (ttl): its listing entries go as they are met
+    if cursor_score == '' or tonumber(found[i + 1]) ~= tonumber(cursor_score) or below(id, cursor_id) then
+      local session = redis.call('HMGET', base .. 's:' .. id, 'uid', 'st', unpack(FIELDS))
+      if stale(session) then
         redis.call('ZREM', KEYS[1], id)
         gone = gone + 1
-      elseif status == '' or session[1] == status then
-        table.remove(session, 1)
+      elseif status == '' or session[2] == status then
+        session[1] = id  -- {uid, st, FIELDS...} becomes {id, FIELDS...}
+        table.remove(session, 2)
         page[#page + 1] = session
         if #page == wanted then break end
       end

@@ -4,6 +4,7 @@
 -- cached tokens, cost ('' for none), then the messages.
 local base, id, ttl = ARGV[1], ARGV[2], take_ttl()
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('DEL', base .. 'm:' .. id, base .. 'x:' .. id, base .. 'l:' .. id)  -- of one that expired
 local user = ARGV[8] == '1' and ARGV[7] or false
 redis.call('HSET', KEYS[1], 'r', ARGV[3], 'c', ARGV[4], 'v', ARGV[5], 'u', ARGV[6], 'st', ARGV[9],
   'n', ARGV[10], 'ti', ARGV[11], 'to', ARGV[12], 'tc', ARGV[13])
@@ -11,6 +12,6 @@ if ARGV[14] ~= '' then redis.call('HSET', KEYS[1], 'cost', ARGV[14]) end
 if user then redis.call('HSET', KEYS[1], 'uid', user) end
 push(base .. 'm:' .. id, ARGV, 15)
 index(base, id, user, ARGV[9], tonumber(ARGV[6]))
-touch(base, id, ttl)
+touch(base, id, ttl, user, ARGV[9])
 publish(base, 'created', id, {message_count = tonumber(ARGV[10]), status = ARGV[9]})
 return 1

@@ -2,7 +2,8 @@
 -- session's hash. ARGV: base, id, (ttl,) holder, seconds, waiter seconds. Returns -1 if there is
 -- no such session, 1 if the holder has the lease, else 0.
 local ttl = take_ttl()
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local session = redis.call('HMGET', KEYS[1], 'uid', 'st')
+if not session[2] then return -1 end
 local key, me, seconds = ARGV[1] .. 'l:' .. ARGV[2], ARGV[3], tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -21,5 +22,5 @@ elseif (not holder or until_ <= now) and not other_waiting then
 elseif not other_waiting then
   redis.call('HSET', key, 'waiter', me, 'waiter_until', seconds_at(now + tonumber(ARGV[5])))
 end
-touch(ARGV[1], ARGV[2], ttl)
+touch(ARGV[1], ARGV[2], ttl, session[1], session[2])
 return taken

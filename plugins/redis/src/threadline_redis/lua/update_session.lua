@@ -11,7 +11,7 @@ unindex(base, id, current[3], current[4])
 redis.call('HSET', KEYS[1], 'r', ARGV[4], 'v', int(tonumber(current[1]) + 1), 'u', int(updated_us), 'st', ARGV[7])
 if user then redis.call('HSET', KEYS[1], 'uid', user) else redis.call('HDEL', KEYS[1], 'uid') end
 index(base, id, user, ARGV[7], updated_us)
-touch(base, id, ttl)
+touch(base, id, ttl, user, ARGV[7])
 publish(base, 'updated', id, {status = ARGV[7]})
 local stored = redis.call('HMGET', KEYS[1], unpack(FIELDS))
 table.insert(stored, 1, 2)
