@@ -90,10 +90,13 @@ def _load_scripts(client: redis.Redis | RedisCluster) -> dict[str, AsyncScript]:
 
 
 async def _settled(task: asyncio.Future[Any]) -> None:
-    """Wait for ``task`` to finish, through any cancellation of the waiter."""
+    """Wait for ``task`` to finish, through any cancellation of the waiter; its error, if any,
+    is the caller's to look at (and not logged as never retrieved)."""
     while not task.done():
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()
 
 
 async def _whole(work: Awaitable[T]) -> T:
