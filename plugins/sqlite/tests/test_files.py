@@ -182,7 +182,10 @@ async def test_a_read_only_database_is_read_and_left_untouched(tmp_path: Path, r
             (listed,) = (await storage.list_sessions(SessionQuery())).items
             assert (listed.id, listed.title, listed.message_count) == ("s1", "kept", 3)
             assert [record async for record in storage.export_records()][1:] == written
-            with pytest.raises(StorageUnavailable, match="read-only"):
+            reason = {"file": "the file is not writable", "folder": "its folder is not writable"}[
+                "file" if read_only in ("file", "both") else "folder"
+            ]
+            with pytest.raises(StorageUnavailable, match=rf"is open read-only \({reason}\); nothing can be written$"):
                 await storage.append_messages("default", "s1", messages("s1", 4)[3:])
             with pytest.raises(StorageUnavailable, match="read-only"):
                 await storage.create_session(SessionRecord(id="s2"))
@@ -250,3 +253,22 @@ async def test_an_old_read_only_database_is_read_as_it_is_or_says_it_needs_a_mig
             finally:
                 await storage.close()
     assert files_under(db_path.parent) == before
+
+
+async def test_missing_folders_on_the_way_to_the_database_are_made(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "c" / "threadline.db"
+    storage = SQLiteStorage(SQLiteConfig(path=path))
+    await storage.open()
+    await storage.close()
+    assert path.is_file()
+
+
+async def test_an_sqlite_too_old_is_a_clear_error(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.31.1")
+    with pytest.raises(StorageUnavailable) as caught:
+        await SQLiteStorage(SQLiteConfig(path=db_path)).open()
+    assert str(caught.value) == (
+        "threadline-sqlite needs SQLite 3.38 or newer (JSON functions, DROP COLUMN); this Python has 3.31.1"
+    )
+    assert not db_path.exists()  # noqa: ASYNC240

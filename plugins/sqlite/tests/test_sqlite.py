@@ -73,6 +73,18 @@ async def test_an_append_alone_is_one_commit_however_many_statements_it_takes(st
         assert storage._write.commits - commits_before == 1
 
 
+async def test_max_batch_caps_the_writes_a_transaction_holds(db_path: Path) -> None:
+    storage = SQLiteStorage(SQLiteConfig(path=db_path, max_batch=2))
+    await storage.open()
+    try:
+        sessions = [await storage.create_session(SessionRecord()) for _ in range(10)]
+        commits_before = storage._write.commits
+        await asyncio.gather(*(storage.append_messages("default", s.id, [message(s, 1)]) for s in sessions))
+        assert storage._write.commits - commits_before >= 5  # ten appends, at most two a transaction
+    finally:
+        await storage.close()
+
+
 async def test_a_conflicting_append_fails_alone_in_its_group(storage: SQLiteStorage) -> None:
     sessions = [await storage.create_session(SessionRecord()) for _ in range(5)]
     commits_before = storage._write.commits
