@@ -156,8 +156,8 @@ def mutate_rest(package: Path, tests: list[str]) -> None:
         used = 0.0
         while process.poll() is None:
             time.sleep(1)
-            if _cpu_seconds(process.pid) - used >= 0.1:  # working (a hung loop's timers use less)
-                used, since = _cpu_seconds(process.pid), time.monotonic()
+            if (now_used := _cpu_seconds(process.pid)) - used >= 0.1:  # working (a hung loop's timers use less)
+                used, since = now_used, time.monotonic()
             if time.monotonic() - since > REST_IDLE_AFTER or time.monotonic() - started > 600:
                 process.kill()  # hung: mutmut's verdict for that is "segfault", caught
         return process.wait()
@@ -174,12 +174,23 @@ REST_IDLE_AFTER = 15  # seconds with under 0.1 s of CPU: a hung run (none of the
 
 
 def _cpu_seconds(pid: int) -> float:
-    """CPU time used so far by process ``pid`` (Linux's /proc; 0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    """CPU time used so far by process ``pid`` and the processes it started, those still
+    running and those it waited for (Linux's /proc): a test's subprocess works for it."""
+    children: dict[int, list[int]] = {}
+    used: dict[int, int] = {}
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # gone meanwhile
+        number = int(stat_file.parent.name)
+        children.setdefault(int(fields[1]), []).append(number)
+        used[number] = sum(int(ticks) for ticks in fields[11:15])  # utime, stime, cutime, cstime
+
+    def tree(number: int) -> int:
+        return used.get(number, 0) + sum(tree(child) for child in children.get(number, []))
+
+    return tree(pid) / os.sysconf("SC_CLK_TCK")
 
 
 def start_mutmut(package: Path, rest: list[str]) -> subprocess.Popen[bytes]:
