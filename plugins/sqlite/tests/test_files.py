@@ -272,3 +272,16 @@ async def test_an_sqlite_too_old_is_a_clear_error(db_path: Path, monkeypatch: py
         "threadline-sqlite needs SQLite 3.38 or newer (JSON functions, DROP COLUMN); this Python has 3.31.1"
     )
     assert not db_path.exists()  # noqa: ASYNC240
+
+
+async def test_a_newer_schema_is_refused_naming_the_file_and_what_to_do(db_path: Path) -> None:
+    with closing(sqlite3.connect(db_path)) as db:
+        db.executescript(
+            f"CREATE TABLE schema_version (version INTEGER); INSERT INTO schema_version VALUES ({LATEST + 1})"
+        )
+    with pytest.raises(DataFormatError) as caught:
+        await SQLiteStorage(SQLiteConfig(path=db_path)).open()
+    assert str(caught.value) == (
+        f"{db_path} has schema version {LATEST + 1}, newer than this threadline-sqlite reads ({LATEST}); "
+        "upgrade threadline-sqlite to open it"
+    )
