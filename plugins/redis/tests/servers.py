@@ -48,17 +48,27 @@ def start_server(folder: Path, *options: str, port: int | None = None) -> tuple[
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
     deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
+    try:
+        while not answers(client):
             if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                raise
+                raise RuntimeError(f"redis-server on port {port} did not come up")
             time.sleep(0.05)
-    client.close()
+    except BaseException:
+        stop([server])
+        raise
+    finally:
+        client.close()
     return server, url
+
+
+def answers(client: redis.Redis) -> bool:
+    try:
+        client.ping()
+    except (redis.AuthenticationError, redis.ResponseError):  # up, and asks for a password
+        return True
+    except redis.ConnectionError:
+        return False
+    return True
 
 
 def stop(servers: list[subprocess.Popen[bytes]]) -> None:

@@ -60,7 +60,8 @@ class RedisConfig:
         password in it is never shown (``${REDIS_PASSWORD}`` keeps it out of the file).
     :param prefix: every key threadline writes starts with it: several applications (or
         tests) share one database by using different prefixes.
-    :param max_connections: most connections open at once in the pool.
+    :param max_connections: most connections open at once (on a cluster, to each node); on
+        one server, one of them carries every write, pipelined.
     :param socket_timeout: seconds to wait for the server's answer before failing.
     :param ttl: seconds a session is kept after its last change (a message, an update, a
         turn); ``None`` (the default) keeps sessions until they are deleted.
@@ -70,7 +71,7 @@ class RedisConfig:
 
     url: str = field(default="redis://127.0.0.1:6379/0", validator=_redis_url, repr=shown_url)
     prefix: str = field(default="threadline:", validator=_no_braces)
-    max_connections: int = field(default=64, validator=attrs.validators.ge(1))
+    max_connections: int = field(default=64, validator=attrs.validators.ge(2))
     socket_timeout: float = field(default=5.0, validator=[attrs.validators.gt(0), finite])
     ttl: float | None = field(default=None, validator=[finite, lambda _s, _a, ttl: _check_ttl(ttl)])
     cluster: bool = False

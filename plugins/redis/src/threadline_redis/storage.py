@@ -11,10 +11,10 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import attrs
 import redis.asyncio as redis
@@ -43,9 +43,9 @@ from threadline.plugin import (
 from threadline_redis import RedisConfig, shown_url
 from threadline_redis.events import StorageEvent, read_event
 from threadline_redis.messages import decode, encode
+from threadline_redis.writes import ClusterPipeline, OwnConnection, Writes, settled, whole
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: the key layout this code writes; a database written by a newer one is refused
@@ -87,27 +87,6 @@ def _load_scripts(client: redis.Redis | RedisCluster) -> dict[str, AsyncScript]:
     folder = files("threadline_redis") / "lua"
     common = (folder / "common.lua").read_text()
     return {name: client.register_script(common + (folder / f"{name}.lua").read_text()) for name in SCRIPTS}
-
-
-async def _settled(task: asyncio.Future[Any]) -> None:
-    """Wait for ``task`` to finish, through any cancellation of the waiter; its error, if any,
-    is the caller's to look at (and not logged as never retrieved)."""
-    while not task.done():
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait([task])
-    if not task.cancelled():
-        task.exception()
-
-
-async def _whole(work: Awaitable[T]) -> T:
-    """``work``, which a cancellation does not cut short: sent to the server, a script runs to
-    its end, so the caller learns of the cancellation only once its outcome is settled."""
-    task = asyncio.ensure_future(work)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await _settled(task)
-        raise
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -165,7 +144,9 @@ class RedisStorage:
         self.config = config
         self._client: redis.Redis | RedisCluster | None = None
         self._scripts: dict[str, AsyncScript] = {}
-        self._slots = asyncio.Semaphore(config.max_connections)
+        self._writes: Writes | None = None
+        #: the pool's connections, bar the one the writes take on a single server
+        self._slots = asyncio.Semaphore(config.max_connections - (not config.cluster))
 
     def __repr__(self) -> str:
         return f"RedisStorage({shown_url(self.config.url)!r}, prefix={self.config.prefix!r})"
@@ -188,6 +169,15 @@ class RedisStorage:
             raise
         self._client = client
         self._scripts = _load_scripts(client)
+        self._writes = Writes(self._transport(client))
+
+    def _transport(self, client: redis.Redis | RedisCluster) -> OwnConnection | ClusterPipeline:
+        if isinstance(client, RedisCluster):
+            return ClusterPipeline(client)
+        pool = client.connection_pool
+        # its own timeout, for a whole batch: redis-py's would start a task for every send
+        connection = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
+        return OwnConnection(connection, self.config.socket_timeout)
 
     def _new_client(self) -> redis.Redis | RedisCluster:
         options: dict[str, Any] = {
@@ -217,6 +207,9 @@ class RedisStorage:
             )
 
     async def close(self) -> None:
+        if self._writes is not None:
+            await self._writes.close()
+            self._writes = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -256,7 +249,13 @@ class RedisStorage:
                 raise self._unavailable(exc) from None
 
     async def _write(self, script: str, key: str, *args: str | int | bytes) -> Any:
-        return await _whole(self._call(script, key, *args))
+        """Run a script that writes: pipelined with the other writes (threadline_redis.writes)."""
+        if self._writes is None:
+            raise RuntimeError("the Redis storage is not open; call open() first")
+        try:
+            return await self._writes.run(self._scripts[script], key, args)
+        except (RedisError, RedisClusterException) as exc:
+            raise self._unavailable(exc) from None
 
     async def _change(self, script: str, tenant: str, session_id: str, *args: str | int | bytes) -> Any:
         """Run a script that changes the session, which keeps it ``ttl`` longer."""
@@ -530,7 +529,7 @@ class RedisStorage:
         try:
             return await self._import(records, stored)
         except BaseException:
-            await _whole(self._remove(stored))
+            await whole(self._remove(stored))
             raise
 
     async def _import(self, records: AsyncIterable[SessionRecord | Message], stored: list[SessionRecord]) -> int:
@@ -560,7 +559,7 @@ class RedisStorage:
         try:
             await asyncio.shield(put)
         except asyncio.CancelledError:  # stored or not? Known once it settles: then it can be undone
-            await _settled(put)
+            await settled(put)
             raise
         finally:
             if put.done() and not put.cancelled() and put.exception() is None and put.result():
@@ -571,4 +570,4 @@ class RedisStorage:
     async def _remove(self, sessions: list[SessionRecord]) -> None:
         for session in sessions:
             key, base = self._session_key(session.tenant, session.id)
-            await self._call("delete", key, base, session.id)
+            await self._write("delete", key, base, session.id)

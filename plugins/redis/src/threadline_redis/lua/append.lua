@@ -4,7 +4,7 @@
 -- in order (added one by one, as Usage adds them).
 -- Returns {0} if there is no such session, {1, count} if the seq is not the next, else {2}.
 local base, id, ttl = ARGV[1], ARGV[2], take_ttl()
-local session = redis.call('HMGET', KEYS[1], 'n', 'u', 'uid', 'st', 'ti', 'to', 'tc', 'cost')
+local session = redis.call('HMGET', KEYS[1], 'n', 'u', 'uid', 'st')
 if not session[1] then return {0} end
 local count = tonumber(session[1])
 if tonumber(ARGV[3]) ~= count + 1 then return {1, count} end
@@ -14,11 +14,12 @@ local updated_us = math.max(now_us(), tonumber(session[2]))
 if ARGV[4] == '' then
   redis.call('HSET', KEYS[1], 'n', int(count + k), 'u', int(updated_us))
 else
-  local numbers, cost = {}, session[8] and tonumber(session[8])
+  local usage = redis.call('HMGET', KEYS[1], 'ti', 'to', 'tc', 'cost')
+  local numbers, cost = {}, usage[4] and tonumber(usage[4])
   for number in string.gmatch(ARGV[4], '%S+') do numbers[#numbers + 1] = tonumber(number) end
   for i = 4, #numbers do cost = (cost or 0) + numbers[i] end
-  redis.call('HSET', KEYS[1], 'n', int(count + k), 'u', int(updated_us), 'ti', int(tonumber(session[5]) + numbers[1]),
-    'to', int(tonumber(session[6]) + numbers[2]), 'tc', int(tonumber(session[7]) + numbers[3]))
+  redis.call('HSET', KEYS[1], 'n', int(count + k), 'u', int(updated_us), 'ti', int(tonumber(usage[1]) + numbers[1]),
+    'to', int(tonumber(usage[2]) + numbers[2]), 'tc', int(tonumber(usage[3]) + numbers[3]))
   if cost then redis.call('HSET', KEYS[1], 'cost', string.format('%.17g', cost)) end
 end
 index(base, id, session[3], session[4], updated_us)

@@ -46,12 +46,11 @@ end
 -- (sliding expiry: a listing goes once every session in it has). Without a ttl, keys that
 -- had one (set by a process whose config had a ttl) keep theirs no longer.
 local function touch(base, id, ttl, user, status)
+  if ttl == '' and redis.call('PTTL', base .. 's:' .. id) < 0 then return end
   local keys = index_keys(base, user, status)
   for _, kind in ipairs({'s:', 'm:', 'x:', 'l:'}) do keys[#keys + 1] = base .. kind .. id end
-  if ttl ~= '' then
-    for _, key in ipairs(keys) do redis.call('PEXPIRE', key, ttl) end
-  elseif redis.call('PTTL', base .. 's:' .. id) >= 0 then
-    for _, key in ipairs(keys) do redis.call('PERSIST', key) end
+  for _, key in ipairs(keys) do
+    if ttl == '' then redis.call('PERSIST', key) else redis.call('PEXPIRE', key, ttl) end
   end
 end
 

@@ -1,0 +1,265 @@
+"""Writes, pipelined: the scripts that change sessions go to the server in batches, all that
+callers asked for while the previous batch was on the wire in one round trip, in the order
+they were asked for. Redis runs each script whole; a batch is not a transaction.
+
+On one server the batches travel over a connection of their own, which skips redis-py's
+per-command pool checks; on Redis Cluster over redis-py's cluster pipeline, which sends
+each script to the node of its slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+from attrs import define, field
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import AbstractConnection
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
+from redis.utils import HIREDIS_AVAILABLE
+
+T = TypeVar("T")
+
+#: what a batch's command can end in besides a reply: the error the caller gets
+Failure = RedisError | RedisClusterException
+
+
+@define(eq=False)
+class _Request:
+    script: AsyncScript
+    key: str
+    args: Sequence[str | int | bytes]
+    reply: asyncio.Future[Any]
+    #: NOSCRIPT came back: the server lost its scripts (a restart, SCRIPT FLUSH), so the
+    #: script's whole text goes with it (EVAL caches it again for the EVALSHAs after)
+    whole: bool = False
+    #: done once the batch it went in has its replies
+    settled: asyncio.Future[None] | None = field(default=None)
+
+    def command(self) -> tuple[Any, ...]:
+        script = self.script.script if self.whole else self.script.sha
+        return ("EVAL" if self.whole else "EVALSHA", script, 1, self.key, *self.args)
+
+
+class Transport(Protocol):
+    async def send(self, commands: list[tuple[str | int | bytes, ...]]) -> list[Any]:
+        """A reply for each command, or the ``Failure`` it ended in, in order. Cancelled, it
+        lets the cancellation out only once it is settled which commands ran."""
+
+    async def close(self) -> None: ...
+
+
+class Writes:
+    """The write queue of one storage.
+
+    A caller that finds no batch on the wire sends its own script at once, from its own task,
+    the quickest way; those that come while a batch is on the wire wait in the queue, which
+    a task of the queue's own sends as the next batch."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+        self._queue: list[_Request] = []
+        #: a batch is on the wire: a caller's own, or the flusher's
+        self._busy = False
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def run(self, script: AsyncScript, key: str, args: Sequence[str | int | bytes]) -> Any:
+        """``script``'s reply, or the ``Failure`` it ended in, raised. A cancelled caller
+        learns of its cancellation only once it is settled whether the script ran."""
+        whole = False
+        if not self._busy:
+            self._busy = True
+            try:
+                [reply] = await self._transport.send([("EVALSHA", script.sha, 1, key, *args)])
+            finally:
+                self._next()
+            if not isinstance(reply, NoScriptError):
+                return _outcome(reply)
+            whole = True
+        return await self._queued(_Request(script, key, args, asyncio.get_running_loop().create_future(), whole))
+
+    async def _queued(self, request: _Request) -> Any:
+        """``request``'s reply, once a batch of the queue carried it: at once if it would have
+        to wait for no other."""
+        self._queue.append(request)
+        if not self._busy:
+            self._busy = True
+            self._next()
+        try:
+            return await request.reply
+        except asyncio.CancelledError:
+            if request.settled is not None:
+                await settled(request.settled)
+            else:  # still waiting its turn: it never will
+                self._queue.remove(request)
+            raise
+
+    def _next(self) -> None:
+        """After a batch: send the queue, if anything waits in it."""
+        if self._queue:
+            self._flusher = asyncio.ensure_future(self._flush())
+        else:
+            self._busy = False
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                done = asyncio.get_running_loop().create_future()
+                for request in batch:
+                    request.settled = done
+                try:
+                    replies = await self._transport.send([r.command() for r in batch])
+                except BaseException as exc:  # cancelled with the loop: no reply will come
+                    batch += self._queue
+                    self._queue = []
+                    replies = [RedisConnectionError(f"the write was cut off ({exc!r})")] * len(batch)
+                    raise
+                finally:
+                    self._answer(batch, replies)
+                    done.set_result(None)
+        finally:
+            self._busy, self._flusher = False, None
+
+    def _answer(self, batch: list[_Request], replies: list[Any]) -> None:
+        for request, reply in zip(batch, replies, strict=True):
+            if request.reply.done():  # its caller was cancelled; it waited for this batch
+                continue
+            if isinstance(reply, NoScriptError) and not request.whole:
+                request.whole, request.settled = True, None
+                self._queue.append(request)
+            elif isinstance(reply, Exception):
+                request.reply.set_exception(reply)
+            else:
+                request.reply.set_result(reply)
+
+    async def close(self) -> None:
+        """Once the queue's writes have their replies, close the transport."""
+        if self._flusher is not None:
+            await settled(self._flusher)
+        await self._transport.close()
+
+
+def _outcome(reply: Any) -> Any:
+    if isinstance(reply, Exception):
+        raise reply
+    return reply
+
+
+async def settled(future: asyncio.Future[Any]) -> None:
+    """Wait for ``future`` to finish, through any cancellation of the waiter; its error, if
+    any, is the caller's to look at (and not logged as never retrieved)."""
+    while not future.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait([future])
+    if not future.cancelled():
+        future.exception()
+
+
+async def whole(work: Awaitable[T]) -> T:
+    """``work``, which a cancellation does not cut short: the caller learns of the
+    cancellation only once ``work`` is done."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await settled(task)
+        raise
+
+
+#: asyncio's default high-water mark of a transport's write buffer: a write no larger, to
+#: an empty buffer, is taken whole at once, so no cancellation can cut it
+_BUFFER = 64 * 1024
+
+
+class OwnConnection:
+    """Batches over one connection, which is opened again after it fails.
+
+    Each reply is waited for ``timeout`` seconds at most, as ``socket_timeout`` sets for the
+    pool's connections (timed here, where redis-py would start a task for every write)."""
+
+    def __init__(self, connection: AbstractConnection, timeout: float) -> None:
+        self._connection = connection
+        self._timeout = timeout
+        self._pack: Callable[[list[tuple[Any, ...]]], list[bytes]] = connection.pack_commands
+        if HIREDIS_AVAILABLE:  # redis-py encodes each argument in Python before handing them to it
+            from hiredis import pack_command
+
+            self._pack = lambda commands: [pack_command(command) for command in commands]
+
+    async def send(self, commands: list[tuple[str | int | bytes, ...]]) -> list[Any]:
+        connection = self._connection
+        try:
+            if not connection.is_connected:
+                await connection.connect()  # type: ignore[no-untyped-call]  # cancelled, it closes again: nothing was sent
+            packed = self._pack(commands)
+            if sum(map(len, packed)) > _BUFFER:  # the write could wait for room, and be cut there
+                return await whole(self._exchange(packed, len(commands)))
+            await connection.send_packed_command(packed, check_health=False)
+        except (RedisError, OSError, TimeoutError) as exc:
+            return await self._lost(exc, len(commands))
+        replies: list[Any] = []
+        try:
+            await self._read(replies, len(commands))
+        except asyncio.CancelledError:  # the parser keeps what it has: read the rest, then go
+            await settled(asyncio.ensure_future(self._read(replies, len(commands))))
+            raise
+        return replies
+
+    async def _exchange(self, packed: list[bytes], count: int) -> list[Any]:
+        replies: list[Any] = []
+        try:
+            await self._connection.send_packed_command(packed, check_health=False)
+        except (RedisError, OSError, TimeoutError) as exc:
+            return await self._lost(exc, count)
+        await self._read(replies, count)
+        return replies
+
+    async def _read(self, replies: list[Any], count: int) -> None:
+        """Read replies until there are ``count``; cancelled, it can be called again to go on."""
+        connection = self._connection
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout_at(loop.time() + self._timeout) as deadline:
+                while len(replies) < count:
+                    if replies:
+                        deadline.reschedule(loop.time() + self._timeout)
+                    try:
+                        replies.append(await connection.read_response(disconnect_on_error=False))
+                    except ResponseError as exc:  # a reply that is an error: the others follow
+                        replies.append(exc)
+        except (RedisError, OSError, TimeoutError) as exc:
+            replies.extend(await self._lost(exc, count - len(replies)))
+
+    async def _lost(self, exc: BaseException, count: int) -> list[Failure]:
+        """The connection failed: closed, so the next batch opens it anew; each of ``count``
+        commands failed with ``exc``, whether they ran or not unknown."""
+        await self._connection.disconnect(nowait=True)
+        lost = exc if isinstance(exc, RedisError) else RedisConnectionError(f"{type(exc).__name__}: {exc}")
+        return [lost] * count
+
+    async def close(self) -> None:
+        await self._connection.disconnect()
+
+
+class ClusterPipeline:
+    """Batches over redis-py's cluster pipeline: each script to its slot's node."""
+
+    def __init__(self, client: RedisCluster) -> None:
+        self._client = client
+
+    async def send(self, commands: list[tuple[str | int | bytes, ...]]) -> list[Any]:
+        pipeline = self._client.pipeline()
+        for command in commands:
+            pipeline.execute_command(*command)
+        try:
+            return await whole(pipeline.execute(raise_on_error=False))
+        except (RedisError, RedisClusterException) as exc:
+            return [exc] * len(commands)
+
+    async def close(self) -> None:
+        """The client's pools are closed with it."""
