@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         ThreadlineError,
         ToolError,
     )
+    from threadline.history_cache import HistoryCache
     from threadline.hookspecs import hookimpl
     from threadline.middleware import Call, CompleteNext, Middleware, StreamNext
     from threadline.model import (
@@ -110,6 +111,7 @@ _MODULES = {
         "PluginError ProviderError ProviderUnavailable RateLimited SessionNotFound "
         "StorageConflict StorageError StorageUnavailable ThreadlineError ToolError"
     ),
+    "threadline.history_cache": "HistoryCache",
     "threadline.hookspecs": "hookimpl",
     "threadline.middleware": "Call CompleteNext Middleware StreamNext",
     "threadline.model": (
@@ -152,6 +154,8 @@ __all__ = [  # noqa: RUF022 -- grouped by what a plugin does, sorted within a gr
     # storage: cursors, JSON of parts and records, fast rebuild of stored rows
     "FrozenDict", "dump_parts", "dump_record", "dumps", "load", "load_parts", "load_record", "make_cursor",
     "new_id", "read_cursor", "unchecked_constructor", "user_data_dir", "utcnow",
+    # storage: decoded histories kept between reads
+    "HistoryCache",
     # storage: the turn lease's rule
     "TurnLease", "WAITER_SECONDS", "next_lease",
     # config classes

@@ -55,7 +55,7 @@ async def test_every_key_is_under_the_prefix_and_a_deleted_session_leaves_none(
     written = keys_under(redis_url, prefix)
     assert len(written) > 4 and all(key.startswith(prefix.encode()) for key in written)
     await storage.delete_session("default", session.id)
-    assert keys_under(redis_url, prefix) == [f"{prefix}schema".encode()]
+    assert keys_under(redis_url, prefix) == [f"{prefix}schema".encode(), f"{prefix}{{default}}rv".encode()]
 
 
 @pytest.mark.parametrize("tenant", ["default", "a}b", "{x}", "100%", "c*?[d]", "ünï:cödé"])
@@ -68,7 +68,7 @@ async def test_all_keys_of_a_tenant_are_in_one_cluster_slot(
         await storage.set_message_status(tenant, session.id, 1, "failed")
         await storage.take_turn(tenant, session.id, "me", 30)
     tenant_keys = [key for key in keys_under(redis_url, prefix) if key != f"{prefix}schema".encode()]
-    assert len(tenant_keys) == 3 * 4 + 2 + 3  # 4 per session; all, active; a listing per user
+    assert len(tenant_keys) == 3 * 4 + 2 + 3 + 1  # 4 per session; all, active; one per user; revisions
     assert len({key_slot(key) for key in tenant_keys}) == 1
     assert [r.tenant for r in await collect_sessions(storage)] == [tenant] * 3
 
@@ -117,7 +117,7 @@ async def test_data_of_a_newer_key_layout_is_refused_and_left_alone(redis_url: s
     await client.set(f"{prefix}schema", SCHEMA_VERSION + 1)
     await client.aclose()
     storage = RedisStorage(RedisConfig(url=redis_url, prefix=prefix))
-    with pytest.raises(StorageUnavailable, match=r"has key layout 2; this threadline-redis knows up to 1 \(upgrade"):
+    with pytest.raises(StorageUnavailable, match=r"has key layout 3; this threadline-redis knows up to 2 \(upgrade"):
         await storage.open()
     assert keys_under(redis_url, prefix) == [f"{prefix}schema".encode()]
 
@@ -252,7 +252,8 @@ async def test_with_a_ttl_idle_sessions_expire_and_active_ones_stay(
         assert [s.id for s in (await storage.list_sessions(SessionQuery())).items] == [active.id]
         assert await storage.delete_user("default", "ann") == DeletedCounts(1, 4)
         await storage.list_sessions(SessionQuery(status=SessionStatus.ACTIVE))  # meets the last stale entry
-        assert keys_under(redis_url, prefix) == [f"{prefix}schema".encode()]  # nothing of them is left
+        left = [f"{prefix}schema".encode(), f"{prefix}{{default}}rv".encode()]  # the tenant's revision counter
+        assert keys_under(redis_url, prefix) == left  # nothing of the sessions is left
     finally:
         await storage.close()
 
@@ -392,3 +393,35 @@ async def test_a_key_of_another_kind_under_the_prefix_is_damage_not_an_outage(st
 async def test_cluster_mode_against_a_single_server_is_a_clear_error(own_redis: str) -> None:
     with pytest.raises(StorageUnavailable, match=r"^Redis at redis://127\.0\.0\.1:"):
         await RedisStorage(RedisConfig(url=own_redis, cluster=True, socket_timeout=2)).open()
+
+
+async def test_a_user_with_the_rights_the_readme_lists_can_do_everything(own_redis: str) -> None:
+    admin = redis.asyncio.Redis.from_url(own_redis)
+    rights = ["~app:*", "&app:*", "+@read", "+@write", "+@scripting", "+@pubsub", "+info", "+time"]
+    await admin.execute_command("ACL", "SETUSER", "app", "on", ">pw", "resetchannels", *rights)
+    await admin.aclose()
+    storage = RedisStorage(RedisConfig(url=own_redis.replace("redis://", "redis://app:pw@"), prefix="app:", ttl=60))
+    await storage.open()
+    try:
+        heard = asyncio.ensure_future(first_events(storage, "default", 1))
+        await asyncio.sleep(0.2)  # subscribed
+        session = await storage.create_session(SessionRecord(user_id="ann"))
+        assert (await heard)[0].kind == "created"
+        await storage.append_messages("default", session.id, [message(session, 1), message(session, 2)])
+        await storage.set_message_status("default", session.id, 2, "failed", "boom")
+        assert await storage.take_turn("default", session.id, "me", 30)
+        await storage.end_turn("default", session.id, "me")
+        await storage.update_session(attrs.evolve(await storage.get_session("default", session.id), title="t"))
+        assert [m.seq for m in await storage.get_messages("default", session.id, last=1)] == [2]
+        assert [s.id for s in (await storage.list_sessions(SessionQuery(user_id="ann"))).items] == [session.id]
+        exported = [r async for r in storage.export_records()]
+        await storage.delete_session("default", session.id)
+        assert await storage.import_records(replay(exported)) == 3
+        assert await storage.delete_user("default", "ann") == DeletedCounts(1, 2)
+    finally:
+        await storage.close()
+
+
+async def replay(records: list[object]) -> AsyncIterator[object]:
+    for record in records:
+        yield record

@@ -1,7 +1,8 @@
 """Contract suites and fakes for testing threadline plugins.
 
-A storage plugin's tests subclass :class:`StorageContract` and give one fixture, ``storage``;
-a provider plugin's subclass :class:`ProviderContract` (:class:`HTTPProviderContract` when it
+A storage plugin's tests subclass :class:`StorageContract` and give one fixture, ``storage``
+(one that several processes share subclasses :class:`SharedStorageContract` too, and gives
+``other`` as well); a provider plugin's subclass :class:`ProviderContract` (:class:`HTTPProviderContract` when it
 calls an HTTP API) and give ``provider_harness``.
 Run them with pytest-asyncio in auto mode (``asyncio_mode = "auto"``). Import
 :func:`isolated_user_dirs` into a ``conftest.py`` to keep the tests out of the user's folders.
@@ -17,6 +18,7 @@ from threadline.testing.provider_contract import (
     tool_conversation,
 )
 from threadline.testing.recorder import EventRecorder
+from threadline.testing.shared_storage_contract import SharedStorageContract
 from threadline.testing.storage_contract import StorageContract
 from threadline.testing.user_dirs import isolated_user_dirs
 
@@ -28,6 +30,7 @@ __all__ = [
     "ProviderHarness",
     "Reply",
     "ScriptedToolCall",
+    "SharedStorageContract",
     "StorageContract",
     "collect",
     "isolated_user_dirs",

@@ -67,6 +67,9 @@ class RedisConfig:
         turn); ``None`` (the default) keeps sessions until they are deleted.
     :param cluster: ``url`` is a node of a Redis Cluster: the client finds the others, and
         sends each script to the node that holds its tenant's slot.
+    :param history_cache: decoded messages kept in memory for histories read again (0: off);
+        a cached history is reused only while the server says nothing in it changed, and
+        then only the messages added since are read.
     """
 
     url: str = field(default="redis://127.0.0.1:6379/0", validator=_redis_url, repr=shown_url)
@@ -75,6 +78,7 @@ class RedisConfig:
     socket_timeout: float = field(default=5.0, validator=[attrs.validators.gt(0), finite])
     ttl: float | None = field(default=None, validator=[finite, lambda _s, _a, ttl: _check_ttl(ttl)])
     cluster: bool = False
+    history_cache: int = field(default=20_000, validator=attrs.validators.ge(0))
 
 
 def _check_ttl(ttl: float | None) -> None:

@@ -9,6 +9,7 @@ object of what a message rarely has (error, provider, model, usage, metadata).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -55,10 +56,28 @@ def _extra(message: Message) -> dict[str, Any] | None:
     return extra or None
 
 
-def decode(session_id: str, data: bytes, status: MessageStatus | None, error: str | None) -> Message:
-    """The message :func:`encode` wrote, with ``status`` and ``error`` instead of its own when
-    its status was changed since."""
-    message_id, seq, role, own_status, created_at, body, extra = json.loads(data)
+def decode_all(session_id: str, data: Sequence[bytes], changes: dict[bytes, bytes]) -> list[Message]:
+    """The messages :func:`encode` wrote, each with its status and error from ``changes`` (of
+    the session's ``x:`` hash: seq -> change) if its status was changed since.
+
+    They are parsed as one JSON array: a third of the time of parsing each alone."""
+    rows = json.loads(b"[" + b",".join(data) + b"]")
+    if len(rows) != len(data):
+        raise ValueError(f"{len(data)} stored messages parse as {len(rows)}")
+    return [_decoded(session_id, row, changes.get(str(row[1]).encode())) for row in rows]
+
+
+def _decoded(session_id: str, row: list[Any], change: bytes | None) -> Message:
+    if change is None:
+        return _message(session_id, row, None, None)
+    status, error = change.decode().split("\n", 1)
+    return _message(session_id, row, MessageStatus(status), error[1:] if error else None)
+
+
+def _message(session_id: str, row: list[Any], status: MessageStatus | None, error: str | None) -> Message:
+    """The message :func:`encode` wrote, parsed, with ``status`` and ``error`` instead of its
+    own when its status was changed since."""
+    message_id, seq, role, own_status, created_at, body, extra = row
     if type(body) is str:
         parts: tuple[Any, ...] = (_new_text(text=body, provider_data=_NO_DATA),)
     else:

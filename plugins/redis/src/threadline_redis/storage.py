@@ -18,6 +18,7 @@ from typing import Any, cast
 
 import attrs
 import redis.asyncio as redis
+from attrs import frozen
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
@@ -26,6 +27,7 @@ from threadline.plugin import (
     WAITER_SECONDS,
     DataFormatError,
     DeletedCounts,
+    HistoryCache,
     Message,
     MessageStatus,
     SessionNotFound,
@@ -42,19 +44,20 @@ from threadline.plugin import (
 )
 from threadline_redis import RedisConfig, shown_url
 from threadline_redis.events import StorageEvent, read_event
-from threadline_redis.messages import decode, encode
-from threadline_redis.writes import ClusterPipeline, OwnConnection, Writes, settled, whole
+from threadline_redis.messages import decode_all, encode
+from threadline_redis.script_queue import ClusterPipeline, OwnConnection, ScriptQueue, settled, whole
 
 log = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-#: the key layout this code writes; a database written by a newer one is refused
-SCHEMA_VERSION = 1
+#: the key layout this code writes; a database written by a newer one is refused, an older
+#: one brought up to it (2: each session has a revision, 'rv', for the history cache)
+SCHEMA_VERSION = 2
 #: ZRANGE ... BYSCORE REV came in 6.2
 MINIMUM_REDIS = (6, 2)
 SCRIPTS = (
     *("put_session", "update_session", "delete", "delete_user", "list"),
-    *("append", "read", "set_status", "take_turn", "end_turn"),
+    *("append", "read", "set_status", "take_turn", "end_turn", "revisions"),
 )
 
 
@@ -113,13 +116,6 @@ def _session(fields: Sequence[bytes | None]) -> SessionRecord:
     return load(data, SessionRecord)
 
 
-def _message(session_id: str, data: bytes, change: bytes | None) -> Message:
-    if change is None:
-        return decode(session_id, data, None, None)
-    status, error = change.decode().split("\n", 1)
-    return decode(session_id, data, MessageStatus(status), error[1:] if error else None)
-
-
 def _usage_argument(messages: Sequence[Message]) -> str:
     """What append.lua adds to the session's usage: '' for nothing, else the token sums and
     then each message's cost, in order."""
@@ -137,6 +133,18 @@ def _status_change(status: str, error: str | None) -> str:
     return f"{MessageStatus(status).value}\n{'' if error is None else '=' + error}"
 
 
+@frozen
+class _Read:
+    """What lua/read.lua answered: the session's count and revision (``None`` if it has
+    none), its FIELDS (if asked for), and its messages from ``first`` on."""
+
+    count: int
+    revision: int | None
+    fields: Sequence[bytes | None]
+    first: int
+    messages: list[Message]
+
+
 class RedisStorage:
     """Sessions and messages on a Redis server. Passes the full ``StorageContract``."""
 
@@ -144,8 +152,9 @@ class RedisStorage:
         self.config = config
         self._client: redis.Redis | RedisCluster | None = None
         self._scripts: dict[str, AsyncScript] = {}
-        self._writes: Writes | None = None
-        #: the pool's connections, bar the one the writes take on a single server
+        self._queue: ScriptQueue | None = None
+        self._cache = HistoryCache(config.history_cache) if config.history_cache else None
+        #: the pool's connections, bar the one the scripts take on a single server
         self._slots = asyncio.Semaphore(config.max_connections - (not config.cluster))
 
     def __repr__(self) -> str:
@@ -163,13 +172,19 @@ class RedisStorage:
             ) from None
         try:
             with self._translated():
-                await self._check_server(client)
+                layout = await self._check_server(client)
         except BaseException:
             await client.aclose()
             raise
         self._client = client
         self._scripts = _load_scripts(client)
-        self._writes = Writes(self._transport(client))
+        self._queue = ScriptQueue(self._transport(client))
+        if layout < SCHEMA_VERSION:
+            try:
+                await self._upgrade(layout)
+            except BaseException:
+                await self.close()
+                raise
 
     def _transport(self, client: redis.Redis | RedisCluster) -> OwnConnection | ClusterPipeline:
         if isinstance(client, RedisCluster):
@@ -189,7 +204,8 @@ class RedisStorage:
             return RedisCluster.from_url(self.config.url, **options)
         return redis.Redis.from_url(self.config.url, **options)
 
-    async def _check_server(self, client: redis.Redis | RedisCluster) -> None:
+    async def _check_server(self, client: redis.Redis | RedisCluster) -> int:
+        """The key layout of the data under the prefix (a new prefix is given this code's)."""
         info = await client.info("server")  # on a cluster, one node's: nodes run one version
         version = _version(info["redis_version"])
         if version < MINIMUM_REDIS:
@@ -205,11 +221,30 @@ class RedisStorage:
                 f"the threadline data under prefix {self.config.prefix!r} at {shown_url(self.config.url)} has "
                 f"key layout {found}; this threadline-redis knows up to {SCHEMA_VERSION} (upgrade threadline-redis)"
             )
+        return found
+
+    async def _upgrade(self, layout: int) -> None:
+        """Bring data of key layout ``layout`` up to this code's, in steps each safe to run
+        again (by another process opening at the same time, or after a failed try)."""
+        log.warning("upgrading threadline data under prefix %r from key layout %d to %d",
+                    self.config.prefix, layout, SCHEMA_VERSION)  # fmt: skip
+        if layout < 2:
+            for tenant in await self._tenants():
+                await self._give_revisions(tenant)
+        async with self._command() as client:
+            await client.set(f"{self.config.prefix}schema", SCHEMA_VERSION)
+
+    async def _give_revisions(self, tenant: str) -> None:
+        listing = f"{self._base(tenant)}i:all"
+        async with self._command() as client:
+            ids = cast("list[bytes]", await client.zrange(listing, 0, -1))
+        for start in range(0, len(ids), 1000):
+            await self._script("revisions", listing, self._base(tenant), *ids[start : start + 1000])
 
     async def close(self) -> None:
-        if self._writes is not None:
-            await self._writes.close()
-            self._writes = None
+        if self._queue is not None:
+            await self._queue.close()
+            self._queue = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -239,21 +274,12 @@ class RedisStorage:
             with self._translated():
                 yield self._client
 
-    async def _call(self, script: str, key: str, *args: str | int | bytes) -> Any:
-        if self._client is None:
-            raise RuntimeError("the Redis storage is not open; call open() first")
-        async with self._slots:  # as _command does, without its context manager: the hot path
-            try:
-                return await self._scripts[script](keys=[key], args=args)
-            except (RedisError, RedisClusterException) as exc:
-                raise self._unavailable(exc) from None
-
-    async def _write(self, script: str, key: str, *args: str | int | bytes) -> Any:
-        """Run a script that writes: pipelined with the other writes (threadline_redis.writes)."""
-        if self._writes is None:
+    async def _script(self, script: str, key: str, *args: str | int | bytes) -> Any:
+        """Run one of the Lua scripts, pipelined with the others (threadline_redis.script_queue)."""
+        if self._queue is None:
             raise RuntimeError("the Redis storage is not open; call open() first")
         try:
-            return await self._writes.run(self._scripts[script], key, args)
+            return await self._queue.run(self._scripts[script], key, args)
         except (RedisError, RedisClusterException) as exc:
             raise self._unavailable(exc) from None
 
@@ -261,7 +287,7 @@ class RedisStorage:
         """Run a script that changes the session, which keeps it ``ttl`` longer."""
         key, base = self._session_key(tenant, session_id)
         ttl = "" if self.config.ttl is None else round(self.config.ttl * 1000)
-        return await self._write(script, key, base, session_id, ttl, *args)
+        return await self._script(script, key, base, session_id, ttl, *args)
 
     # -- keys -----------------------------------------------------------------
 
@@ -336,7 +362,7 @@ class RedisStorage:
 
     async def delete_session(self, tenant: str, session_id: str) -> None:
         key, base = self._session_key(tenant, session_id)
-        if await self._write("delete", key, base, session_id) < 0:
+        if await self._script("delete", key, base, session_id) < 0:
             raise SessionNotFound(session_id, tenant)
 
     async def list_sessions(self, query: SessionQuery) -> SessionPage:
@@ -359,7 +385,7 @@ class RedisStorage:
             if query.updated_before is None or to_us(updated_at) < to_us(query.updated_before):
                 highest = cursor_score
         lowest = "-inf" if query.updated_after is None else f"({to_us(query.updated_after)}"
-        rows = await self._call(
+        rows = await self._script(
             "list", index, base, highest, lowest, cursor_score, cursor_id, of_user, of_status, status, query.limit + 1
         )
         page = rows[: query.limit]
@@ -382,7 +408,7 @@ class RedisStorage:
 
     async def delete_user(self, tenant: str, user_id: str) -> DeletedCounts:
         base = self._base(tenant)
-        sessions, messages = await self._write("delete_user", f"{base}i:u:{user_id}", base, user_id)
+        sessions, messages = await self._script("delete_user", f"{base}i:u:{user_id}", base, user_id)
         return DeletedCounts(int(sessions), int(messages))
 
     # -- messages -------------------------------------------------------------
@@ -430,29 +456,54 @@ class RedisStorage:
         if last is not None and last <= 0:
             await self.get_session(tenant, session_id)
             return []
-        _, messages = await self._read(tenant, session_id, max(after_seq, 0), last)
-        return messages
+        after_seq = max(after_seq, 0)
+        key = (tenant, session_id)
+        held = self._cache.peek(key) if self._cache is not None else None
+        if self._cache is None or (held is None and (after_seq or last is not None)):
+            return (await self._read(tenant, session_id, after_seq, last)).messages
+        revision, cached = held or (None, [])
+        try:
+            read = await self._read(tenant, session_id, len(cached), None, known=revision)
+        except SessionNotFound:
+            self._cache.drop(key)
+            raise
+        history = cached + read.messages if read.first == len(cached) + 1 else read.messages
+        if read.revision is None:  # written before sessions had revisions: not cached
+            self._cache.drop(key)
+        elif read.messages or read.revision != revision:
+            self._cache.put(key, read.revision, history)
+        selected = history[after_seq:]  # a copy: callers may change their list
+        return selected[-last:] if last is not None else selected
 
     async def _read(
-        self, tenant: str, session_id: str, after_seq: int, last: int | None, *, with_session: bool = False
-    ) -> tuple[Sequence[bytes | None], list[Message]]:
-        """A range of the session's messages and, ``with_session``, its hash's FIELDS
-        (undecoded; else none), as they were at one moment."""
+        self,
+        tenant: str,
+        session_id: str,
+        after: int,
+        last: int | None,
+        *,
+        with_session: bool = False,
+        known: int | None = None,
+    ) -> _Read:
+        """The session's messages after the first ``after`` (the ``last`` of them, if given)
+        as they were at one moment (lua/read.lua). With ``known``, the revision of a history
+        of ``after`` messages the caller holds: only those after it, unless it is stale."""
         key, base = self._session_key(tenant, session_id)
-        reply = await self._call(
-            "read", key, base, session_id, after_seq, "" if last is None else last, "1" if with_session else ""
-        )
+        reply = await self._script(
+            "read", key, base, session_id, after, "" if last is None else last, "1" if with_session else "",
+            "" if known is None else known,
+        )  # fmt: skip
         if not reply:
             raise SessionNotFound(session_id, tenant)
-        fields, flat_changes, first, *data = reply
+        count, revision, fields, flat_changes, first, *data = reply
         changes = dict(zip(flat_changes[::2], flat_changes[1::2], strict=True))
         try:
-            messages = [_message(session_id, d, changes.get(str(first + i).encode())) for i, d in enumerate(data)]
+            messages = decode_all(session_id, data, changes)
         except (ValueError, TypeError, KeyError, IndexError, AttributeError, DataFormatError) as exc:
             raise DataFormatError(
                 f"a message of session {session_id!r} of tenant {tenant!r} is damaged in Redis: {exc!r}"
             ) from None
-        return fields, messages
+        return _Read(int(count), None if revision is None else int(revision), fields, first, messages)
 
     # -- turn leases ----------------------------------------------------------
 
@@ -464,7 +515,7 @@ class RedisStorage:
 
     async def end_turn(self, tenant: str, session_id: str, holder: str) -> None:
         key, base = self._session_key(tenant, session_id)
-        await self._write("end_turn", key, base, session_id, holder)
+        await self._script("end_turn", key, base, session_id, holder)
 
     # -- events ---------------------------------------------------------------
 
@@ -515,11 +566,11 @@ class RedisStorage:
             ids = sorted(i.decode() for i in listed)
             for session_id in ids:
                 try:
-                    fields, messages = await self._read(name, session_id, 0, None, with_session=True)
+                    read = await self._read(name, session_id, 0, None, with_session=True)
                 except SessionNotFound:
                     continue
-                yield self._decoded(name, session_id, fields)
-                for message in messages:
+                yield self._decoded(name, session_id, read.fields)
+                for message in read.messages:
                     yield message
 
     async def import_records(self, records: AsyncIterable[SessionRecord | Message]) -> int:
@@ -570,4 +621,4 @@ class RedisStorage:
     async def _remove(self, sessions: list[SessionRecord]) -> None:
         for session in sessions:
             key, base = self._session_key(session.tenant, session.id)
-            await self._write("delete", key, base, session.id)
+            await self._script("delete", key, base, session.id)

@@ -24,6 +24,7 @@ from threadline.plugin import (
     DataFormatError,
     DeletedCounts,
     FrozenDict,
+    HistoryCache,
     Message,
     MessageStatus,
     SessionNotFound,
@@ -49,7 +50,6 @@ from threadline.plugin import (
 )
 from threadline_sqlite import SQLiteConfig
 from threadline_sqlite.group_commit import GroupCommit
-from threadline_sqlite.history_cache import HistoryCache
 from threadline_sqlite.schema import (
     LATEST,
     NOW_US,

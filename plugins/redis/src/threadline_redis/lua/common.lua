@@ -3,6 +3,9 @@
 --   BASE s:ID   the session: a hash (see FIELDS)        BASE m:ID  its messages, a list
 --   BASE x:ID   status changes of messages, by seq      BASE l:ID  its turn lease, a hash
 --   BASE i:all, BASE i:s:STATUS, BASE i:u:USER          listings: sorted sets by updated_us
+--   BASE rv     the tenant's revision counter: a session's 'rv' field takes its next value
+--               when the session is made and when a message's status changes (never
+--               expires, so that a session made again never repeats a revision)
 -- and each change is published on the channel BASE events (threadline_redis.events reads it).
 
 local FIELDS = {'r', 'c', 'n', 'v', 'u', 'ti', 'to', 'tc', 'cost'}

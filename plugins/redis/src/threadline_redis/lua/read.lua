@@ -1,15 +1,21 @@
--- A range of a session's messages, read at one moment. KEYS[1] its hash. ARGV: base, id,
--- after_seq, last ('' for all), and '1' to have the session's FIELDS too, else ''.
--- Returns {} if there is no such session, else {FIELDS (or {}), status changes (seq,
--- change, ...), first seq, messages...}.
-local base, id = ARGV[1], ARGV[2]
-local count = redis.call('HGET', KEYS[1], 'n')
+-- Messages of a session, read at one moment. KEYS[1] its hash. ARGV: base, id, after (how
+-- many to skip), last ('' for all after those), '1' to have the session's FIELDS, else '',
+-- and the revision of a history the caller holds ('' for none; then after is its length).
+-- Returns {} if there is no such session; else {count, revision (false if it has none),
+-- FIELDS or {}, status changes (seq, change, ...), the first message's seq, messages...}.
+-- A caller whose history is at the session's revision gets the messages after it and no
+-- status changes (it has them all); one whose history is stale gets all of them again.
+local base, id, known = ARGV[1], ARGV[2], ARGV[6]
+local count, revision = unpack(redis.call('HMGET', KEYS[1], 'n', 'rv'))
 if not count then return {} end
 count = tonumber(count)
-local start = tonumber(ARGV[3])
+local start, changes = tonumber(ARGV[3]), {}
+local stale = known ~= '' and (known ~= revision or start > count)
+if stale then start = 0 end
+if known == '' or stale then changes = redis.call('HGETALL', base .. 'x:' .. id) end
 if ARGV[4] ~= '' then start = math.max(start, count - tonumber(ARGV[4])) end
 local session = ARGV[5] == '1' and redis.call('HMGET', KEYS[1], unpack(FIELDS)) or {}
-local reply = {session, redis.call('HGETALL', base .. 'x:' .. id), start + 1}
+local reply = {count, revision, session, changes, start + 1}
 if start < count then
   for _, message in ipairs(redis.call('LRANGE', base .. 'm:' .. id, start, count - 1)) do
     reply[#reply + 1] = message

@@ -1,6 +1,11 @@
-"""Decoded histories of recently read sessions, reused while the session's row says that
-nothing in them changed. Messages are immutable once stored except for their status, and
-every status change bumps the session's ``messages_rev``; appends raise its count."""
+"""Decoded histories of recently read sessions, for storage plugins: a history is reused
+while the store says nothing in it changed.
+
+Messages are immutable once stored except for their status, so a store keeps, with each
+session, a revision that every status change moves (and that a session deleted and made
+again does not repeat); appends only raise its count. A history cached at revision R with N
+messages is then still right while the session is at revision R: only messages after N are
+new. threadline-sqlite and threadline-redis both read through it."""
 
 from __future__ import annotations
 
@@ -29,6 +34,14 @@ class HistoryCache:
 
     def __contains__(self, key: Key) -> bool:
         return key in self._entries
+
+    def peek(self, key: Key) -> tuple[int, list[Message]] | None:
+        """The revision and messages cached for ``key``, for the store to check, or ``None``."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        self._entries.move_to_end(key)
+        return entry.revision, entry.messages
 
     def get(self, key: Key, revision: int, count: int) -> list[Message] | None:
         """The cached messages if still valid: same revision, and no more than ``count``."""

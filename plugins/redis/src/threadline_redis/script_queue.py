@@ -1,6 +1,7 @@
-"""Writes, pipelined: the scripts that change sessions go to the server in batches, all that
-callers asked for while the previous batch was on the wire in one round trip, in the order
-they were asked for. Redis runs each script whole; a batch is not a transaction.
+"""Scripts, pipelined: the Lua scripts a storage runs (every write, and the reads of messages
+and listings) go to the server in batches, all that callers asked for while the previous
+batch was on the wire in one round trip, in the order they were asked for. Redis runs each
+script whole; a batch is not a transaction.
 
 On one server the batches travel over a connection of their own, which skips redis-py's
 per-command pool checks; on Redis Cluster over redis-py's cluster pipeline, which sends
@@ -53,8 +54,8 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
-class Writes:
-    """The write queue of one storage.
+class ScriptQueue:
+    """The script queue of one storage.
 
     A caller that finds no batch on the wire sends its own script at once, from its own task,
     the quickest way; those that come while a batch is on the wire wait in the queue, which
@@ -117,7 +118,7 @@ class Writes:
                 except BaseException as exc:  # cancelled with the loop: no reply will come
                     batch += self._queue
                     self._queue = []
-                    replies = [RedisConnectionError(f"the write was cut off ({exc!r})")] * len(batch)
+                    replies = [RedisConnectionError(f"the batch was cut off ({exc!r})")] * len(batch)
                     raise
                 finally:
                     self._answer(batch, replies)
@@ -138,7 +139,7 @@ class Writes:
                 request.reply.set_result(reply)
 
     async def close(self) -> None:
-        """Once the queue's writes have their replies, close the transport."""
+        """Once the queued scripts have their replies, close the transport."""
         if self._flusher is not None:
             await settled(self._flusher)
         await self._transport.close()
