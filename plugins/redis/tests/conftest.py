@@ -1,15 +1,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
-from servers import start_server, stop
+from servers import start_cluster, start_server, stop
 
 from threadline.testing import isolated_user_dirs  # noqa: F401 (autouse: no real user dirs)
 from threadline_redis import RedisConfig
@@ -73,25 +71,6 @@ def own_redis(tmp_path: Path) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A Redis Cluster of three masters of the tests' own; the URL of one of its nodes."""
-    folder = tmp_path_factory.mktemp("cluster")
-    servers: list[subprocess.Popen[bytes]] = []
-    nodes: list[str] = []
-    try:
-        for n in range(3):
-            server, url = start_server(folder / str(n), "--cluster-enabled", "yes", "--appendonly", "no")
-            servers.append(server)
-            nodes.append(url)
-        addresses = [url.removeprefix("redis://").removesuffix("/0") for url in nodes]
-        subprocess.run(
-            ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
-        client = redis.Redis.from_url(nodes[0])
-        deadline = time.monotonic() + 30
-        while client.cluster("info")["cluster_state"] != "ok":
-            assert time.monotonic() < deadline, "the cluster did not come up"
-            time.sleep(0.1)
-        client.close()
-        yield nodes[0]
-    finally:
-        stop(servers)
+    servers, nodes = start_cluster(tmp_path_factory.mktemp("cluster"), 3, 0)
+    yield nodes[0]
+    stop(servers)

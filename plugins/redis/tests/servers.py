@@ -75,3 +75,51 @@ def stop(servers: list[subprocess.Popen[bytes]]) -> None:
     for server in servers:
         server.kill()
         server.wait()
+
+
+def start_cluster(
+    folder: Path, masters: int, replicas: int, *options: str
+) -> tuple[list[subprocess.Popen[bytes]], list[str]]:
+    """A Redis Cluster of the tests' own: ``masters`` masters with ``replicas`` replicas each;
+    its servers and their URLs, answering and with every slot served."""
+    servers: list[subprocess.Popen[bytes]] = []
+    nodes: list[str] = []
+    try:
+        for n in range(masters * (1 + replicas)):
+            server, url = start_server(folder / str(n), "--cluster-enabled", "yes", "--appendonly", "no", *options)
+            servers.append(server)
+            nodes.append(url)
+        addresses = [url.removeprefix("redis://").removesuffix("/0") for url in nodes]
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", str(replicas), "--cluster-yes"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        wait_for_cluster(nodes)
+    except BaseException:
+        stop(servers)
+        raise
+    return servers, nodes
+
+
+def wait_for_cluster(nodes: list[str], timeout: float = 30) -> None:
+    """Until every node of ``nodes`` says the cluster is ok, and each master's replicas are
+    online (with them all its writes)."""
+    deadline = time.monotonic() + timeout
+    for url in nodes:
+        client = redis.Redis.from_url(url)
+        try:
+            while not cluster_ready(client):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the cluster did not come up")
+                time.sleep(0.1)
+        finally:
+            client.close()
+
+
+def cluster_ready(client: redis.Redis) -> bool:
+    if client.cluster("info")["cluster_state"] != "ok":
+        return False
+    replication = client.info("replication")
+    if replication["role"] != "master":
+        return bool(replication["master_link_status"] == "up")
+    return all(replication[f"slave{n}"]["state"] == "online" for n in range(int(replication["connected_slaves"])))

@@ -67,6 +67,10 @@ class RedisConfig:
         turn); ``None`` (the default) keeps sessions until they are deleted.
     :param cluster: ``url`` is a node of a Redis Cluster: the client finds the others, and
         sends each script to the node that holds its tenant's slot.
+    :param replicas: a write is acknowledged only once this many replicas of its master have
+        it (Redis's WAIT, for half of ``socket_timeout`` at most; fewer confirming fail the
+        write with ``StorageUnavailable``, though the master has it): with 1 or more, a
+        failover to a replica loses no acknowledged write. 0 (the default): writes do not wait.
     :param history_cache: decoded messages kept in memory for histories read again (0: off);
         a cached history is reused only while the server says nothing in it changed, and
         then only the messages added since are read.
@@ -79,6 +83,7 @@ class RedisConfig:
     ttl: float | None = field(default=None, validator=[finite, lambda _s, _a, ttl: _check_ttl(ttl)])
     cluster: bool = False
     history_cache: int = field(default=20_000, validator=attrs.validators.ge(0))
+    replicas: int = field(default=0, validator=attrs.validators.ge(0))
 
 
 def _check_ttl(ttl: float | None) -> None:

@@ -15,8 +15,8 @@ import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from attrs import define, field
-from redis.asyncio.cluster import RedisCluster
+from attrs import define, field, frozen
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -29,11 +29,25 @@ T = TypeVar("T")
 Failure = RedisError | RedisClusterException
 
 
+@frozen
+class Command:
+    """A script's call as it goes on the wire, the key it runs on, and whether it writes."""
+
+    args: tuple[Any, ...]
+    key: str
+    writes: bool
+
+
+class NotReplicated(RedisError):
+    """A write the server ran, but fewer replicas than asked for confirmed having it."""
+
+
 @define(eq=False)
 class _Request:
     script: AsyncScript
     key: str
     args: Sequence[str | int | bytes]
+    writes: bool
     reply: asyncio.Future[Any]
     #: NOSCRIPT came back: the server lost its scripts (a restart, SCRIPT FLUSH), so the
     #: script's whole text goes with it (EVAL caches it again for the EVALSHAs after)
@@ -41,13 +55,13 @@ class _Request:
     #: done once the batch it went in has its replies
     settled: asyncio.Future[None] | None = field(default=None)
 
-    def command(self) -> tuple[Any, ...]:
+    def command(self) -> Command:
         script = self.script.script if self.whole else self.script.sha
-        return ("EVAL" if self.whole else "EVALSHA", script, 1, self.key, *self.args)
+        return Command(("EVAL" if self.whole else "EVALSHA", script, 1, self.key, *self.args), self.key, self.writes)
 
 
 class Transport(Protocol):
-    async def send(self, commands: list[tuple[str | int | bytes, ...]]) -> list[Any]:
+    async def send(self, commands: list[Command]) -> list[Any]:
         """A reply for each command, or the ``Failure`` it ended in, in order. Cancelled, it
         lets the cancellation out only once it is settled which commands ran."""
 
@@ -68,20 +82,21 @@ class ScriptQueue:
         self._busy = False
         self._flusher: asyncio.Task[None] | None = None
 
-    async def run(self, script: AsyncScript, key: str, args: Sequence[str | int | bytes]) -> Any:
+    async def run(self, script: AsyncScript, key: str, args: Sequence[str | int | bytes], *, writes: bool) -> Any:
         """``script``'s reply, or the ``Failure`` it ended in, raised. A cancelled caller
         learns of its cancellation only once it is settled whether the script ran."""
         whole = False
         if not self._busy:
             self._busy = True
             try:
-                [reply] = await self._transport.send([("EVALSHA", script.sha, 1, key, *args)])
+                [reply] = await self._transport.send([Command(("EVALSHA", script.sha, 1, key, *args), key, writes)])
             finally:
                 self._next()
             if not isinstance(reply, NoScriptError):
                 return _outcome(reply)
             whole = True
-        return await self._queued(_Request(script, key, args, asyncio.get_running_loop().create_future(), whole))
+        future = asyncio.get_running_loop().create_future()
+        return await self._queued(_Request(script, key, args, writes, future, whole))
 
     async def _queued(self, request: _Request) -> Any:
         """``request``'s reply, once a batch of the queue carried it: at once if it would have
@@ -95,7 +110,7 @@ class ScriptQueue:
         except asyncio.CancelledError:
             if request.settled is not None:
                 await settled(request.settled)
-            else:  # still waiting its turn: it never will
+            elif request in self._queue:  # still waiting its turn: it never will
                 self._queue.remove(request)
             raise
 
@@ -116,6 +131,8 @@ class ScriptQueue:
                 try:
                     replies = await self._transport.send([r.command() for r in batch])
                 except BaseException as exc:  # cancelled with the loop: no reply will come
+                    for request in self._queue:
+                        request.settled = done
                     batch += self._queue
                     self._queue = []
                     replies = [RedisConnectionError(f"the batch was cut off ({exc!r})")] * len(batch)
@@ -177,22 +194,60 @@ async def whole(work: Awaitable[T]) -> T:
 _BUFFER = 64 * 1024
 
 
+@frozen
+class Replicas:
+    """Writes wait (WAIT) until ``count`` replicas have them, ``seconds`` at most; one that
+    fewer confirm fails with :class:`NotReplicated`. ``count`` 0: writes do not wait."""
+
+    count: int
+    seconds: float
+
+    def wait(self) -> tuple[Any, ...]:
+        return ("WAIT", self.count, max(1, round(self.seconds * 1000)))
+
+    def confirmed(self, commands: list[Command], replies: list[Any], waits: dict[str, Any]) -> list[Any]:
+        """``replies``, each of a write whose key's WAIT (``waits``: key -> its reply) fell
+        short made a ``NotReplicated``."""
+        return [
+            (command.writes and not isinstance(reply, Exception) and self._short(waits[command.key])) or reply
+            for command, reply in zip(commands, replies, strict=True)
+        ]
+
+    def _short(self, reply: Any) -> NotReplicated | None:
+        if isinstance(reply, int) and reply >= self.count:
+            return None
+        had = reply if isinstance(reply, int) else f"none answered ({reply})"
+        return NotReplicated(
+            f"written on the master, but {self.count} replicas were asked to confirm it within "
+            f"{self.seconds:g} s and {had} did: a failover now could lose it"
+        )
+
+
 class OwnConnection:
     """Batches over one connection, which is opened again after it fails.
 
     Each reply is waited for ``timeout`` seconds at most, as ``socket_timeout`` sets for the
     pool's connections (timed here, where redis-py would start a task for every write)."""
 
-    def __init__(self, connection: AbstractConnection, timeout: float) -> None:
+    def __init__(self, connection: AbstractConnection, timeout: float, replicas: Replicas) -> None:
         self._connection = connection
         self._timeout = timeout
+        self._replicas = replicas
         self._pack: Callable[[list[tuple[Any, ...]]], list[bytes]] = connection.pack_commands
         if HIREDIS_AVAILABLE:  # redis-py encodes each argument in Python before handing them to it
             from hiredis import pack_command
 
             self._pack = lambda commands: [pack_command(command) for command in commands]
 
-    async def send(self, commands: list[tuple[str | int | bytes, ...]]) -> list[Any]:
+    async def send(self, commands: list[Command]) -> list[Any]:
+        wire = [command.args for command in commands]
+        if not (self._replicas.count and any(command.writes for command in commands)):
+            return await self._send(wire)
+        replies = await self._send([*wire, self._replicas.wait()])  # it covers every write before it
+        waits = dict.fromkeys((command.key for command in commands), replies.pop())
+        return self._replicas.confirmed(commands, replies, waits)
+
+    async def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         connection = self._connection
         try:
             if not connection.is_connected:
@@ -248,19 +303,42 @@ class OwnConnection:
 
 
 class ClusterPipeline:
-    """Batches over redis-py's cluster pipeline: each script to its slot's node."""
+    """Batches over redis-py's cluster pipeline: each script to its slot's node, and a WAIT
+    after a node's writes."""
 
-    def __init__(self, client: RedisCluster) -> None:
+    def __init__(self, client: RedisCluster, replicas: Replicas) -> None:
         self._client = client
+        self._replicas = replicas
 
-    async def send(self, commands: list[tuple[str | int | bytes, ...]]) -> list[Any]:
+    async def send(self, commands: list[Command]) -> list[Any]:
         pipeline = self._client.pipeline()
         for command in commands:
-            pipeline.execute_command(*command)
+            pipeline.execute_command(*command.args)
+        nodes: dict[str, ClusterNode] = {}
+        if self._replicas.count:
+            for command in commands:
+                if command.writes and (node := self._client.get_node_from_key(command.key)) is not None:
+                    nodes.setdefault(node.name, node)
+            for node in nodes.values():
+                pipeline.execute_command(*self._replicas.wait(), target_nodes=node)
         try:
-            return await whole(pipeline.execute(raise_on_error=False))
+            replies = [_answered(r) for r in await whole(pipeline.execute(raise_on_error=False))]
         except (RedisError, RedisClusterException) as exc:
             return [exc] * len(commands)
+        if not nodes:
+            return replies
+        by_node = dict(zip(nodes, replies[len(commands) :], strict=True))
+        waits = {}
+        for command in commands:
+            if command.writes and (node := self._client.get_node_from_key(command.key)) is not None:
+                waits[command.key] = by_node[node.name]
+        return self._replicas.confirmed(commands, replies[: len(commands)], waits)
 
     async def close(self) -> None:
         """The client's pools are closed with it."""
+
+
+def _answered(reply: Any) -> Any:
+    """``reply``; none at all (every script returns something) if redis-py's cluster pipeline
+    lost the command to a node that failed, and then a failure."""
+    return RedisConnectionError("the command got no reply: its node failed") if reply is None else reply

@@ -45,7 +45,7 @@ from threadline.plugin import (
 from threadline_redis import RedisConfig, shown_url
 from threadline_redis.events import StorageEvent, read_event
 from threadline_redis.messages import decode_all, encode
-from threadline_redis.script_queue import ClusterPipeline, OwnConnection, ScriptQueue, settled, whole
+from threadline_redis.script_queue import ClusterPipeline, OwnConnection, Replicas, ScriptQueue, settled, whole
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SCHEMA_VERSION = 2
 #: ZRANGE ... BYSCORE REV came in 6.2
 MINIMUM_REDIS = (6, 2)
+#: the scripts that only read: they do not wait for replicas
+READS = frozenset({"read", "list"})
 SCRIPTS = (
     *("put_session", "update_session", "delete", "delete_user", "list"),
     *("append", "read", "set_status", "take_turn", "end_turn", "revisions"),
@@ -187,12 +189,13 @@ class RedisStorage:
                 raise
 
     def _transport(self, client: redis.Redis | RedisCluster) -> OwnConnection | ClusterPipeline:
+        replicas = Replicas(self.config.replicas, self.config.socket_timeout / 2)
         if isinstance(client, RedisCluster):
-            return ClusterPipeline(client)
+            return ClusterPipeline(client, replicas)
         pool = client.connection_pool
         # its own timeout, for a whole batch: redis-py's would start a task for every send
         connection = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
-        return OwnConnection(connection, self.config.socket_timeout)
+        return OwnConnection(connection, self.config.socket_timeout, replicas)
 
     def _new_client(self) -> redis.Redis | RedisCluster:
         options: dict[str, Any] = {
@@ -279,7 +282,7 @@ class RedisStorage:
         if self._queue is None:
             raise RuntimeError("the Redis storage is not open; call open() first")
         try:
-            return await self._queue.run(self._scripts[script], key, args)
+            return await self._queue.run(self._scripts[script], key, args, writes=script not in READS)
         except (RedisError, RedisClusterException) as exc:
             raise self._unavailable(exc) from None
 
