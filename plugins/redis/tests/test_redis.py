@@ -15,6 +15,7 @@ import attrs
 import pytest
 import redis
 from redis.crc import key_slot
+from servers import start_server, stop
 
 from threadline import (
     DeletedCounts,
@@ -58,7 +59,7 @@ async def test_every_key_is_under_the_prefix_and_a_deleted_session_leaves_none(
     assert keys_under(redis_url, prefix) == [f"{prefix}schema".encode(), f"{prefix}{{default}}rv".encode()]
 
 
-@pytest.mark.parametrize("tenant", ["default", "a}b", "{x}", "100%", "c*?[d]", "ünï:cödé"])
+@pytest.mark.parametrize("tenant", ["default", "", "%", "a}b", "{x}", "100%", "c*?[d]", "ünï:cödé"])
 async def test_all_keys_of_a_tenant_are_in_one_cluster_slot(
     storage: RedisStorage, redis_url: str, prefix: str, tenant: str
 ) -> None:
@@ -425,3 +426,36 @@ async def test_a_user_with_the_rights_the_readme_lists_can_do_everything(own_red
 async def replay(records: list[object]) -> AsyncIterator[object]:
     for record in records:
         yield record
+
+
+async def test_the_empty_tenant_of_key_layout_1_is_found_after_the_upgrade(redis_url: str, prefix: str) -> None:
+    storage = RedisStorage(RedisConfig(url=redis_url, prefix=prefix))
+    await storage.open()
+    session = await storage.create_session(SessionRecord(tenant=""))
+    await storage.append_messages("", session.id, [message(session, 1)])
+    await storage.close()
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(match=f"{prefix}{{%}}*"):  # where layout 1 put the tenant ""
+        client.rename(key, key.replace(b"{%}", b"{}"))
+    client.hdel(f"{prefix}{{}}s:{session.id}", "rv")
+    client.set(f"{prefix}schema", 1)
+    client.close()
+    await storage.open()
+    try:
+        assert [m.seq for m in await storage.get_messages("", session.id)] == [1]
+        assert [s.id for s in (await storage.list_sessions(SessionQuery(tenant=""))).items] == [session.id]
+        assert not [key for key in keys_under(redis_url, prefix) if b"{}" in key]
+    finally:
+        await storage.close()
+
+
+@pytest.mark.parametrize("given", ["", ":wrong@"], ids=["none", "wrong"])
+async def test_a_missing_or_wrong_password_says_where_the_password_goes(tmp_path: Path, given: str) -> None:
+    server, url = start_server(tmp_path / "redis", "--requirepass", "c2VjcmV0")
+    try:
+        storage = RedisStorage(RedisConfig(url=url.replace("redis://", f"redis://{given}")))
+        with pytest.raises(StorageUnavailable, match=r"refused the login .*redis://:PASSWORD@host:port/db") as caught:
+            await storage.open()
+        assert "wrong" not in str(caught.value)
+    finally:
+        stop([server])

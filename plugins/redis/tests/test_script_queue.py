@@ -14,6 +14,7 @@ import redis
 
 from threadline import Message, Role, SessionRecord, StorageConflict, StorageUnavailable, Text
 from threadline_redis import RedisConfig
+from threadline_redis.script_queue import _pack
 from threadline_redis.storage import RedisStorage
 
 
@@ -130,3 +131,12 @@ async def test_a_batch_whose_scripts_the_server_forgot_runs_each_once(own_redis:
         assert [await count(storage, s.id) for s in sessions] == [1] * 20
     finally:
         await storage.close()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("EVALSHA", "f" * 40, 1, "k:{ü}s:1", "", 0, -7, "ünïcödé ✓", b"\x00\xff bytes"), ("EVAL", "return 1", 0)],
+)
+def test_the_packer_without_hiredis_packs_as_redis_py_does(command: tuple[object, ...]) -> None:
+    connection = redis.asyncio.Connection()
+    assert b"".join(_pack([command, command])) == b"".join(connection.pack_commands([command, command]))

@@ -21,7 +21,7 @@ import redis.asyncio as redis
 from attrs import frozen
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisClusterException, RedisError, ResponseError
+from redis.exceptions import AuthenticationError, RedisClusterException, RedisError, ResponseError
 
 from threadline.plugin import (
     WAITER_SECONDS,
@@ -76,12 +76,13 @@ def from_us(us: int | bytes) -> datetime:
 
 
 def tag(tenant: str) -> str:
-    """``tenant`` as it may stand between the braces of a hash tag."""
-    return tenant.replace("%", "%25").replace("}", "%7D")
+    """``tenant`` as it may stand between the braces of a hash tag: never empty, as Redis
+    Cluster hashes a key with an empty tag whole."""
+    return tenant.replace("%", "%25").replace("}", "%7D") or "%"
 
 
 def untag(text: str) -> str:
-    return text.replace("%7D", "}").replace("%25", "%")
+    return "" if text == "%" else text.replace("%7D", "}").replace("%25", "%")
 
 
 def glob_escape(text: str) -> str:
@@ -92,6 +93,11 @@ def _load_scripts(client: redis.Redis | RedisCluster) -> dict[str, AsyncScript]:
     folder = files("threadline_redis") / "lua"
     common = (folder / "common.lua").read_text()
     return {name: client.register_script(common + (folder / f"{name}.lua").read_text()) for name in SCRIPTS}
+
+
+def _asks_for_password(exc: RedisError | RedisClusterException) -> bool:
+    """A server that wants a password and got none answers NOAUTH, or refuses redis-py's HELLO."""
+    return "NOAUTH" in str(exc) or "HELLO must be called with the client already authenticated" in str(exc)
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -232,10 +238,19 @@ class RedisStorage:
         log.warning("upgrading threadline data under prefix %r from key layout %d to %d",
                     self.config.prefix, layout, SCHEMA_VERSION)  # fmt: skip
         if layout < 2:
+            await self._retag_empty_tenant()
             for tenant in await self._tenants():
                 await self._give_revisions(tenant)
         async with self._command() as client:
             await client.set(f"{self.config.prefix}schema", SCHEMA_VERSION)
+
+    async def _retag_empty_tenant(self) -> None:
+        """Layout 1 tagged the tenant "" as ``{}``, which Redis Cluster does not take as a tag."""
+        old = f"{self.config.prefix}{{}}"
+        async with self._command() as client:
+            keys = [key.decode() async for key in client.scan_iter(match=f"{glob_escape(old)}*", count=1000)]
+            for key in set(keys):
+                await client.renamenx(key, self._base("") + key[len(old) :])
 
     async def _give_revisions(self, tenant: str) -> None:
         listing = f"{self._base(tenant)}i:all"
@@ -257,6 +272,11 @@ class RedisStorage:
             return DataFormatError(
                 f"threadline's data under prefix {self.config.prefix!r} at {shown_url(self.config.url)} is damaged: "
                 "a key holds another kind of value than threadline wrote there"
+            )
+        if isinstance(exc, AuthenticationError) or _asks_for_password(exc):
+            return StorageUnavailable(
+                f"Redis at {shown_url(self.config.url)} refused the login ({exc}): give the password in the URL, "
+                "redis://:PASSWORD@host:port/db, or redis://USER:PASSWORD@host:port/db for an ACL user"
             )
         return StorageUnavailable(f"Redis at {shown_url(self.config.url)}: {exc}")
 
