@@ -117,9 +117,24 @@ def wait_for_cluster(nodes: list[str], timeout: float = 30) -> None:
 
 
 def cluster_ready(client: redis.Redis) -> bool:
-    if client.cluster("info")["cluster_state"] != "ok":
-        return False
+    return client.cluster("info")["cluster_state"] == "ok" and replicas_online(client)
+
+
+def replicas_online(client: redis.Redis) -> bool:
+    """A replica's link to its master is up; a master's replicas are all online."""
     replication = client.info("replication")
     if replication["role"] != "master":
         return bool(replication["master_link_status"] == "up")
     return all(replication[f"slave{n}"]["state"] == "online" for n in range(int(replication["connected_slaves"])))
+
+
+def wait_for_replica(master_url: str, timeout: float = 30) -> None:
+    client = redis.Redis.from_url(master_url)
+    deadline = time.monotonic() + timeout
+    try:
+        while not (client.info("replication")["connected_slaves"] and replicas_online(client)):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the replica did not come online")
+            time.sleep(0.05)
+    finally:
+        client.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from servers import start_cluster, start_server, stop
+from servers import start_cluster, start_server, stop, wait_for_replica
 
 from threadline import Message, Role, SessionRecord, StorageConflict, StorageUnavailable, Text
 from threadline_redis import RedisConfig
@@ -174,6 +174,7 @@ async def test_with_a_replica_writes_wait_for_it_and_it_has_them(tmp_path: Path)
     master, url = start_server(tmp_path / "master")
     replica, replica_url = start_server(tmp_path / "replica", "--replicaof", "127.0.0.1", url.rsplit(":", 1)[1][:-2])
     try:
+        wait_for_replica(url)
         storage = RedisStorage(RedisConfig(url=url, replicas=1))
         await storage.open()
         session = await storage.create_session(SessionRecord())

@@ -4,11 +4,13 @@ the cluster), reads only what is new, and data of key layout 1 is brought up to 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 import redis
 
+from threadline import SessionRecord
 from threadline.testing import SharedStorageContract
 from threadline.testing.shared_storage_contract import SESSION, messages, started, texts
 from threadline_redis import RedisConfig
@@ -85,3 +87,49 @@ async def test_data_of_key_layout_1_is_given_revisions_and_then_cached(redis_url
     finally:
         await storage.close()
         client.close()
+
+
+async def test_a_history_held_through_a_rollback_of_the_data_is_read_again(redis_url: str, prefix: str) -> None:
+    """A restart from a snapshot, or a failover that lost writes, rolls the session back; the
+    changes made after it must not be taken for the lost ones the held history saw."""
+    storage = await opened(RedisConfig(url=redis_url, prefix=prefix))
+    other = await opened(RedisConfig(url=redis_url, prefix=prefix, history_cache=0))
+    client = redis.Redis.from_url(redis_url)
+    try:
+        await started(storage, ["a", "b"])
+        keys = [f"{prefix}{{default}}{kind}" for kind in (f"s:{SESSION}", f"x:{SESSION}", "rv")]
+        snapshot = {key: client.dump(key) for key in keys}
+        await other.set_message_status("default", SESSION, 1, "failed")
+        assert [m.status.value for m in await storage.get_messages("default", SESSION)] == ["failed", "ok"]
+        for key, value in snapshot.items():  # back to before the status change
+            client.delete(key)
+            if value is not None:
+                client.restore(key, 0, value)
+        await other.set_message_status("default", SESSION, 2, "failed")
+        assert [m.status.value for m in await storage.get_messages("default", SESSION)] == ["ok", "failed"]
+    finally:
+        client.close()
+        await storage.close()
+        await other.close()
+
+
+async def test_two_processes_opening_data_of_layout_1_at_once_both_upgrade_it(redis_url: str, prefix: str) -> None:
+    storage = await opened(RedisConfig(url=redis_url, prefix=prefix))
+    sessions = [await storage.create_session(SessionRecord(tenant=tenant)) for tenant in ("", "", "t")]
+    await storage.close()
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(match=f"{prefix}{{%}}*"):  # where layout 1 put the tenant ""
+        client.rename(key, key.replace(b"{%}", b"{}"))
+    client.set(f"{prefix}schema", 1)
+    client.close()
+    first, second = (
+        RedisStorage(RedisConfig(url=redis_url, prefix=prefix)),
+        RedisStorage(RedisConfig(url=redis_url, prefix=prefix)),
+    )
+    await asyncio.gather(first.open(), second.open())
+    try:
+        for session in sessions:
+            assert (await second.get_session(session.tenant, session.id)).id == session.id
+    finally:
+        await first.close()
+        await second.close()

@@ -7,10 +7,14 @@ A server of the test's own is paused (CLIENT PAUSE ... WRITE) to hold writes on 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis
+from servers import start_server, stop
 
 from threadline import Message, Role, SessionRecord, StorageConflict, StorageUnavailable, Text
 from threadline_redis import RedisConfig
@@ -140,3 +144,52 @@ async def test_a_batch_whose_scripts_the_server_forgot_runs_each_once(own_redis:
 def test_the_packer_without_hiredis_packs_as_redis_py_does(command: tuple[object, ...]) -> None:
     connection = redis.asyncio.Connection()
     assert b"".join(_pack([command, command])) == b"".join(connection.pack_commands([command, command]))
+
+
+async def test_close_waits_for_the_scripts_on_the_wire_and_queued_and_leaves_no_connection(own_redis: str) -> None:
+    storage = RedisStorage(RedisConfig(url=own_redis))
+    await storage.open()
+    sessions = [await storage.create_session(SessionRecord()) for _ in range(3)]
+    await storage.append_messages("default", sessions[2].id, [message(sessions[2].id, 1)])  # loads the script
+    pause_writes(own_redis, 300)
+    appends = [
+        asyncio.ensure_future(storage.append_messages("default", s.id, [message(s.id, 1)])) for s in sessions[:2]
+    ]  # the first on the wire, the second queued
+    await asyncio.sleep(0.05)
+    await storage.close()
+    assert await asyncio.gather(*appends) == [None, None]
+    with pytest.raises(RuntimeError, match="not open"):
+        await storage.append_messages("default", sessions[0].id, [message(sessions[0].id, 2)])
+    admin = redis.Redis.from_url(own_redis)
+    assert len(admin.client_list()) == 1  # its own
+    admin.close()
+
+
+async def test_a_connection_the_server_closed_while_idle_is_opened_again_before_a_script(tmp_path: Path) -> None:
+    server, url = start_server(tmp_path / "redis", "--timeout", "1")  # it closes clients idle 1 s
+    try:
+        storage = RedisStorage(RedisConfig(url=url))
+        await storage.open()
+        session = await storage.create_session(SessionRecord())
+        await asyncio.sleep(2.5)
+        await storage.append_messages("default", session.id, [message(session.id, 1)])
+        assert await count(storage, session.id) == 1
+        await storage.close()
+    finally:
+        stop([server])
+
+
+async def test_a_large_write_the_server_does_not_take_fails_after_the_socket_timeout(tmp_path: Path) -> None:
+    server, url = start_server(tmp_path / "redis")
+    storage = RedisStorage(RedisConfig(url=url, socket_timeout=1))
+    try:
+        await storage.open()
+        session = await storage.create_session(SessionRecord())
+        os.kill(server.pid, signal.SIGSTOP)  # it takes nothing in: the write waits for room
+        big = Message(session.id, 1, Role.USER, (Text("x" * 40_000_000),))
+        with pytest.raises(StorageUnavailable):
+            await asyncio.wait_for(storage.append_messages("default", session.id, [big]), timeout=10)
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+        await storage.close()
+        stop([server])

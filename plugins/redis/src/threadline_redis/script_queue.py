@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from attrs import define, field, frozen
-from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -80,14 +80,20 @@ class ScriptQueue:
         self._queue: list[_Request] = []
         #: a batch is on the wire: a caller's own, or the flusher's
         self._busy = False
+        #: set while no batch is on the wire and none waits
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._flusher: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def run(self, script: AsyncScript, key: str, args: Sequence[str | int | bytes], *, writes: bool) -> Any:
         """``script``'s reply, or the ``Failure`` it ended in, raised. A cancelled caller
         learns of its cancellation only once it is settled whether the script ran."""
+        if self._closed:
+            raise RuntimeError("the Redis storage is closed")
         whole = False
         if not self._busy:
-            self._busy = True
+            self._start()
             try:
                 [reply] = await self._transport.send([Command(("EVALSHA", script.sha, 1, key, *args), key, writes)])
             finally:
@@ -103,7 +109,7 @@ class ScriptQueue:
         to wait for no other."""
         self._queue.append(request)
         if not self._busy:
-            self._busy = True
+            self._start()
             self._next()
         try:
             return await request.reply
@@ -114,12 +120,17 @@ class ScriptQueue:
                 self._queue.remove(request)
             raise
 
+    def _start(self) -> None:
+        self._busy = True
+        self._idle.clear()
+
     def _next(self) -> None:
         """After a batch: send the queue, if anything waits in it."""
         if self._queue:
             self._flusher = asyncio.ensure_future(self._flush())
         else:
             self._busy = False
+            self._idle.set()
 
     async def _flush(self) -> None:
         try:
@@ -142,6 +153,7 @@ class ScriptQueue:
                     done.set_result(None)
         finally:
             self._busy, self._flusher = False, None
+            self._idle.set()
 
     def _answer(self, batch: list[_Request], replies: list[Any]) -> None:
         for request, reply in zip(batch, replies, strict=True):
@@ -156,9 +168,10 @@ class ScriptQueue:
                 request.reply.set_result(reply)
 
     async def close(self) -> None:
-        """Once the queued scripts have their replies, close the transport."""
-        if self._flusher is not None:
-            await settled(self._flusher)
+        """Take no more scripts; once those on the wire and queued have their replies, close
+        the transport."""
+        self._closed = True
+        await self._idle.wait()
         await self._transport.close()
 
 
@@ -263,8 +276,11 @@ class OwnConnection:
     async def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         connection = self._connection
         try:
+            if connection.is_connected:
+                await self._drop_if_closed()
             if not connection.is_connected:
-                await connection.connect()  # type: ignore[no-untyped-call]  # cancelled, it closes again: nothing was sent
+                async with asyncio.timeout(self._timeout):  # its handshake too: this connection has no socket_timeout
+                    await connection.connect()  # type: ignore[no-untyped-call]  # cancelled, it closes again: nothing sent
             packed = self._pack(commands)
             if sum(map(len, packed)) > _BUFFER:  # the write could wait for room, and be cut there
                 return await whole(self._exchange(packed, len(commands)))
@@ -279,10 +295,24 @@ class OwnConnection:
             raise
         return replies
 
+    async def _drop_if_closed(self) -> None:
+        """Close the connection if the server closed its end since the last batch (its idle
+        ``timeout``, a restart, a dropped NAT entry), or anything is waiting to be read on it:
+        a script sent into it would fail though it never ran. It costs no system call."""
+        connection = self._connection
+        check = getattr(connection, "can_read", None) or connection.can_read_destructive  # redis-py < 8
+        try:
+            stale = await check()
+        except (RedisError, OSError):
+            stale = True
+        if stale:
+            await connection.disconnect(nowait=True)
+
     async def _exchange(self, packed: list[bytes], count: int) -> list[Any]:
         replies: list[Any] = []
         try:
-            await self._connection.send_packed_command(packed, check_health=False)
+            async with asyncio.timeout(self._timeout):  # a server that takes nothing in fails it
+                await self._connection.send_packed_command(packed, check_health=False)
         except (RedisError, OSError, TimeoutError) as exc:
             return await self._lost(exc, count)
         await self._read(replies, count)
@@ -327,24 +357,20 @@ class ClusterPipeline:
         pipeline = self._client.pipeline()
         for command in commands:
             pipeline.execute_command(*command.args)
-        nodes: dict[str, ClusterNode] = {}
-        if self._replicas.count:
-            for command in commands:
-                if command.writes and (node := self._client.get_node_from_key(command.key)) is not None:
-                    nodes.setdefault(node.name, node)
-            for node in nodes.values():
-                pipeline.execute_command(*self._replicas.wait(), target_nodes=node)
+        # each write's node as it is now: a write redirected to another (a failover, a slot
+        # moved) is confirmed by this one's WAIT, which then fails or falls short
+        node_of = {c.key: self._client.get_node_from_key(c.key) for c in commands if c.writes and self._replicas.count}
+        nodes = {node.name: node for node in node_of.values() if node is not None}
+        for node in nodes.values():
+            pipeline.execute_command(*self._replicas.wait(), target_nodes=node)
         try:
             replies = [_answered(r) for r in await whole(pipeline.execute(raise_on_error=False))]
         except (RedisError, RedisClusterException) as exc:
             return [exc] * len(commands)
-        if not nodes:
+        if not node_of:
             return replies
         by_node = dict(zip(nodes, replies[len(commands) :], strict=True))
-        waits = {}
-        for command in commands:
-            if command.writes and (node := self._client.get_node_from_key(command.key)) is not None:
-                waits[command.key] = by_node[node.name]
+        waits = {key: None if node is None else by_node[node.name] for key, node in node_of.items()}
         return self._replicas.confirmed(commands, replies[: len(commands)], waits)
 
     async def close(self) -> None:

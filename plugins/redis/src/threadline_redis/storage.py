@@ -55,6 +55,9 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SCHEMA_VERSION = 2
 #: ZRANGE ... BYSCORE REV came in 6.2
 MINIMUM_REDIS = (6, 2)
+_RAISE_LAYOUT = (
+    "if tonumber(redis.call('GET', KEYS[1]) or 0) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end"
+)
 #: the scripts that only read: they do not wait for replicas
 READS = frozenset({"read", "list"})
 SCRIPTS = (
@@ -241,16 +244,22 @@ class RedisStorage:
             await self._retag_empty_tenant()
             for tenant in await self._tenants():
                 await self._give_revisions(tenant)
-        async with self._command() as client:
-            await client.set(f"{self.config.prefix}schema", SCHEMA_VERSION)
+        async with self._command() as client:  # unless a newer layout is there already
+            await client.eval(_RAISE_LAYOUT, 1, f"{self.config.prefix}schema", SCHEMA_VERSION)
 
     async def _retag_empty_tenant(self) -> None:
-        """Layout 1 tagged the tenant "" as ``{}``, which Redis Cluster does not take as a tag."""
+        """Layout 1 tagged the tenant "" as ``{}``, which Redis Cluster does not take as a tag:
+        each such key is copied to its new name (DUMP and RESTORE: the two names may be in
+        different slots) and deleted; one another process moved meanwhile is passed over."""
         old = f"{self.config.prefix}{{}}"
         async with self._command() as client:
-            keys = [key.decode() async for key in client.scan_iter(match=f"{glob_escape(old)}*", count=1000)]
-            for key in set(keys):
-                await client.renamenx(key, self._base("") + key[len(old) :])
+            keys = {key async for key in client.scan_iter(match=f"{glob_escape(old)}*", count=1000)}
+            for key in keys:
+                value, ttl = await client.dump(key), await client.pttl(key)
+                if value is not None:
+                    with contextlib.suppress(ResponseError):  # BUSYKEY: another process copied it
+                        await client.restore(self._base("") + key.decode()[len(old) :], max(ttl, 0), value)
+                    await client.delete(key)
 
     async def _give_revisions(self, tenant: str) -> None:
         listing = f"{self._base(tenant)}i:all"
@@ -261,8 +270,8 @@ class RedisStorage:
 
     async def close(self) -> None:
         if self._queue is not None:
-            await self._queue.close()
-            self._queue = None
+            queue, self._queue = self._queue, None  # no new script starts: "not open"
+            await queue.close()
         if self._client is not None:
             await self._client.aclose()
             self._client = None

@@ -3,9 +3,7 @@
 --   BASE s:ID   the session: a hash (see FIELDS)        BASE m:ID  its messages, a list
 --   BASE x:ID   status changes of messages, by seq      BASE l:ID  its turn lease, a hash
 --   BASE i:all, BASE i:s:STATUS, BASE i:u:USER          listings: sorted sets by updated_us
---   BASE rv     the tenant's revision counter: a session's 'rv' field takes its next value
---               when the session is made and when a message's status changes (never
---               expires, so that a session made again never repeats a revision)
+--   BASE rv     the tenant's revision counter (see revision below)
 -- and each change is published on the channel BASE events (threadline_redis.events reads it).
 
 local FIELDS = {'r', 'c', 'n', 'v', 'u', 'ti', 'to', 'tc', 'cost'}
@@ -23,6 +21,14 @@ end
 local function now_us()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+-- A new revision for a session's 'rv' field, set when the session is made and when a
+-- message's status changes: the server's time in microseconds and the last three digits of
+-- the tenant's counter. Never the same twice, even after the data is rolled back (a restart
+-- from a snapshot, a failover that lost writes), which rolls the counter back with it.
+local function revision(base)
+  return string.format('%.0f%03d', now_us(), redis.call('INCR', base .. 'rv') % 1000)
 end
 
 local function index_keys(base, user, status)

@@ -10,7 +10,7 @@ redis.call('HSET', KEYS[1], 'r', ARGV[3], 'c', ARGV[4], 'v', ARGV[5], 'u', ARGV[
   'n', ARGV[10], 'ti', ARGV[11], 'to', ARGV[12], 'tc', ARGV[13])
 if ARGV[14] ~= '' then redis.call('HSET', KEYS[1], 'cost', ARGV[14]) end
 if user then redis.call('HSET', KEYS[1], 'uid', user) end
-redis.call('HSET', KEYS[1], 'rv', redis.call('INCR', base .. 'rv'))
+redis.call('HSET', KEYS[1], 'rv', revision(base))
 push(base .. 'm:' .. id, ARGV, 15)
 index(base, id, user, ARGV[9], tonumber(ARGV[6]))
 touch(base, id, ttl, user, ARGV[9])

@@ -4,7 +4,7 @@ local base = ARGV[1]
 for i = 2, #ARGV do
   local key = base .. 's:' .. ARGV[i]
   if redis.call('EXISTS', key) == 1 and redis.call('HEXISTS', key, 'rv') == 0 then
-    redis.call('HSET', key, 'rv', redis.call('INCR', base .. 'rv'))
+    redis.call('HSET', key, 'rv', revision(base))
   end
 end
 return 0

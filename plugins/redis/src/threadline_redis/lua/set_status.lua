@@ -7,7 +7,7 @@ if not count then return 0 end
 local seq = tonumber(ARGV[3])
 if seq < 1 or seq > tonumber(count) then return 1 end
 redis.call('HSET', ARGV[1] .. 'x:' .. ARGV[2], ARGV[3], ARGV[4])
-redis.call('HSET', KEYS[1], 'rv', redis.call('INCR', ARGV[1] .. 'rv'))
+redis.call('HSET', KEYS[1], 'rv', revision(ARGV[1]))
 touch(ARGV[1], ARGV[2], ttl, session[2], session[3])
 publish(ARGV[1], 'message_status', ARGV[2], {seq = seq})
 return 2
