@@ -29,7 +29,7 @@ T = TypeVar("T")
 Failure = RedisError | RedisClusterException
 
 
-@frozen
+@define
 class Command:
     """A script's call as it goes on the wire, the key it runs on, and whether it writes."""
 
@@ -202,6 +202,9 @@ async def whole(work: Awaitable[T]) -> T:
         raise
 
 
+#: seconds without a batch after which the connection is checked before the next: less than
+#: any restart of the server takes, so a script is never sent into a connection it closed
+_IDLE = 0.05
 #: asyncio's default high-water mark of a transport's write buffer: a write no larger, to
 #: an empty buffer, is taken whole at once, so no cancellation can cut it
 _BUFFER = 64 * 1024
@@ -259,6 +262,8 @@ class OwnConnection:
         self._connection = connection
         self._timeout = timeout
         self._replicas = replicas
+        #: the loop's time when the last batch was answered
+        self._used = 0.0
         self._pack: Callable[[list[tuple[Any, ...]]], list[bytes]] = _pack
         if HIREDIS_AVAILABLE:
             from hiredis import pack_command
@@ -276,7 +281,7 @@ class OwnConnection:
     async def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         connection = self._connection
         try:
-            if connection.is_connected:
+            if connection.is_connected and asyncio.get_running_loop().time() - self._used > _IDLE:
                 await self._drop_if_closed()
             if not connection.is_connected:
                 async with asyncio.timeout(self._timeout):  # its handshake too: this connection has no socket_timeout
@@ -293,6 +298,7 @@ class OwnConnection:
         except asyncio.CancelledError:  # the parser keeps what it has: read the rest, then go
             await settled(asyncio.ensure_future(self._read(replies, len(commands))))
             raise
+        self._used = asyncio.get_running_loop().time()
         return replies
 
     async def _drop_if_closed(self) -> None:

@@ -464,10 +464,10 @@ class RedisStorage:
             _usage_argument(messages),
             *(encode(m) for m in messages),
         )
-        if reply[0] == 0:
+        if reply == -1:
             raise SessionNotFound(session_id, tenant)
-        if reply[0] == 1:
-            count = int(reply[1])
+        if reply >= 0:
+            count = reply
             expected = list(range(count + 1, count + 1 + len(messages)))
             raise StorageConflict(
                 f"session {session_id!r} has {count} messages; appended seqs must be {expected}, got {seqs}"

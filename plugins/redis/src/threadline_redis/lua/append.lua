@@ -2,12 +2,13 @@
 -- ARGV: base, id, (ttl,) first seq, usage, then the messages. usage is '' when no message
 -- has any, else "input output cached" (their sums) and then each message's cost, if any,
 -- in order (added one by one, as Usage adds them).
--- Returns {0} if there is no such session, {1, count} if the seq is not the next, else {2}.
+-- Returns -1 if there is no such session, its message count if the seq is not the next,
+-- else -2 (a number, not a table: the quickest reply to read).
 local base, id, ttl = ARGV[1], ARGV[2], take_ttl()
 local session = redis.call('HMGET', KEYS[1], 'n', 'u', 'uid', 'st')
-if not session[1] then return {0} end
+if not session[1] then return -1 end
 local count = tonumber(session[1])
-if tonumber(ARGV[3]) ~= count + 1 then return {1, count} end
+if tonumber(ARGV[3]) ~= count + 1 then return count end
 local k = #ARGV - 4
 push(base .. 'm:' .. id, ARGV, 5)
 local updated_us = math.max(now_us(), tonumber(session[2]))
@@ -25,4 +26,4 @@ end
 index(base, id, session[3], session[4], updated_us)
 touch(base, id, ttl, session[3], session[4])
 publish(base, 'appended', id, {message_count = count + k})
-return {2}
+return -2
