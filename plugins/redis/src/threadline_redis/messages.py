@@ -30,6 +30,8 @@ _new_text = unchecked_constructor(Text)
 _new_usage = unchecked_constructor(Usage)
 _NO_DATA: Final = FrozenDict()  # the empty metadata and provider_data of most messages, shared
 _ROLES: Final = {role.value: role for role in Role}
+#: made once: json.dumps with these options makes a new encoder for every call
+_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _STATUSES: Final = {status.value: status for status in MessageStatus}
 
 
@@ -38,7 +40,7 @@ def encode(message: Message) -> str:
     plain = len(parts) == 1 and type(parts[0]) is Text and not parts[0].provider_data
     body = parts[0].text if plain else {"parts": dump_parts(parts)}  # type: ignore[union-attr]
     fields = [message.id, message.seq, message.role.value, message.status.value, message.created_at.isoformat()]
-    return json.dumps([*fields, body, _extra(message)], ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode([*fields, body, _extra(message)])
 
 
 def _extra(message: Message) -> dict[str, Any] | None:
