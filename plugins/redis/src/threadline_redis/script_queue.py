@@ -21,6 +21,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.utils import HIREDIS_AVAILABLE
 
 T = TypeVar("T")
@@ -264,6 +265,9 @@ class OwnConnection:
         self._replicas = replicas
         #: the loop's time when the last batch was answered
         self._used = 0.0
+        #: the read in progress took too long: its connection is being closed, by this task
+        self._expired = False
+        self._closing: asyncio.Future[None] | None = None
         self._pack: Callable[[list[tuple[Any, ...]]], list[bytes]] = _pack
         if HIREDIS_AVAILABLE:
             from hiredis import pack_command
@@ -325,20 +329,32 @@ class OwnConnection:
         return replies
 
     async def _read(self, replies: list[Any], count: int) -> None:
-        """Read replies until there are ``count``; cancelled, it can be called again to go on."""
+        """Read replies until there are ``count``; cancelled, it can be called again to go on.
+
+        A reply that takes longer than the timeout closes the connection (a timer, cheaper
+        than ``asyncio.timeout``'s cancellation of the task), which ends the read."""
         connection = self._connection
         loop = asyncio.get_running_loop()
+        timer = loop.call_at(loop.time() + self._timeout, self._expire)
         try:
-            async with asyncio.timeout_at(loop.time() + self._timeout) as deadline:
-                while len(replies) < count:
-                    if replies:
-                        deadline.reschedule(loop.time() + self._timeout)
-                    try:
-                        replies.append(await connection.read_response(disconnect_on_error=False))
-                    except ResponseError as exc:  # a reply that is an error: the others follow
-                        replies.append(exc)
-        except (RedisError, OSError, TimeoutError) as exc:
-            replies.extend(await self._lost(exc, count - len(replies)))
+            while len(replies) < count:
+                if replies:
+                    timer.cancel()
+                    timer = loop.call_at(loop.time() + self._timeout, self._expire)
+                try:
+                    replies.append(await connection.read_response(disconnect_on_error=False))
+                except ResponseError as exc:  # a reply that is an error: the others follow
+                    replies.append(exc)
+        except (RedisError, OSError) as exc:
+            lost = RedisTimeoutError(f"Timeout: no reply within {self._timeout:g} s") if self._expired else exc
+            replies.extend(await self._lost(lost, count - len(replies)))
+        finally:
+            timer.cancel()
+            self._expired = False
+
+    def _expire(self) -> None:
+        self._expired = True
+        self._closing = asyncio.ensure_future(self._connection.disconnect(nowait=True))
 
     async def _lost(self, exc: BaseException, count: int) -> list[Failure]:
         """The connection failed: closed, so the next batch opens it anew; each of ``count``
