@@ -84,6 +84,7 @@ class ScriptQueue:
         #: set while no batch is on the wire and none waits
         self._idle = asyncio.Event()
         self._idle.set()
+        #: the task sending the queue, held here: the loop keeps only a weak reference to it
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
 
