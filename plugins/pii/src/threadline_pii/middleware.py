@@ -1,0 +1,86 @@
+"""The ``pii`` middleware: values the config names are masked in every message before it is
+stored (scope ``storage``) and in every request before it is sent (scope ``provider``):
+text, tool-call arguments, tool results and the system prompt."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import attrs
+
+from threadline.plugin import (
+    Call,
+    CompleteNext,
+    Event,
+    Message,
+    Middleware,
+    Part,
+    Response,
+    SessionRecord,
+    StreamNext,
+    Text,
+    ToolCall,
+    ToolResult,
+)
+from threadline_pii import PIIConfig
+from threadline_pii.entities import BUILTIN, Entity, custom, find
+
+
+class PIIMiddleware(Middleware):
+    def __init__(self, config: PIIConfig) -> None:
+        self.config = config
+        self.entities: list[Entity] = [BUILTIN[name] for name in BUILTIN if name in config.entities]
+        self.entities += [custom(entry.name, entry.pattern) for entry in config.custom]
+
+    def redact(self, text: str) -> str:
+        """``text`` with each value found replaced by its kind, ``[EMAIL]``."""
+        found = find(text, self.entities)
+        if not found:
+            return text
+        pieces, at = [], 0
+        for value in found:
+            pieces += [text[at : value.start], f"[{value.entity.upper()}]"]
+            at = value.end
+        pieces.append(text[at:])
+        return "".join(pieces)
+
+    def redact_value(self, value: Any) -> Any:
+        """A JSON value with each of its strings redacted (tool arguments and results)."""
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, dict):
+            return {key: self.redact_value(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.redact_value(item) for item in value]
+        return value
+
+    def redact_part(self, part: Part) -> Part:
+        if isinstance(part, Text):
+            return attrs.evolve(part, text=self.redact(part.text))
+        if isinstance(part, ToolCall):
+            return attrs.evolve(part, arguments=self.redact_value(dict(part.arguments)))
+        if isinstance(part, ToolResult):
+            return attrs.evolve(part, content=self.redact_value(part.content))
+        return part
+
+    def redact_message(self, message: Message) -> Message:
+        parts = tuple(self.redact_part(part) for part in message.parts)
+        return message if parts == message.parts else attrs.evolve(message, parts=parts)
+
+    def redact_call(self, call: Call) -> Call:
+        if "provider" not in self.config.scope:
+            return call
+        request = call.request
+        system_prompt = None if request.system_prompt is None else self.redact(request.system_prompt)
+        messages = tuple(self.redact_message(message) for message in request.messages)
+        return attrs.evolve(call, request=attrs.evolve(request, system_prompt=system_prompt, messages=messages))
+
+    async def message(self, message: Message, session: SessionRecord) -> Message:
+        return self.redact_message(message) if "storage" in self.config.scope else message
+
+    async def complete(self, call: Call, next: CompleteNext) -> Response:
+        return await next(self.redact_call(call))
+
+    def stream(self, call: Call, next: StreamNext) -> AsyncIterator[Event]:
+        return next(self.redact_call(call))

@@ -1,0 +1,85 @@
+"""The builtin detector finds each kind of value, checksums and forms checked, and leaves
+alone what only looks like one: an order number, a date, a version."""
+
+from __future__ import annotations
+
+import pytest
+
+from threadline_pii import ENTITIES
+from threadline_pii.entities import BUILTIN, custom, find, iban, luhn
+
+
+def found(text: str) -> list[tuple[str, str]]:
+    return [(f.entity, text[f.start : f.end]) for f in find(text, BUILTIN.values())]
+
+
+@pytest.mark.parametrize(
+    ("entity", "value"),
+    [
+        ("email", "ann.lee@example.com"),
+        ("email", "o'brien+tag@mail.example.co.uk".replace("'", "")),
+        ("phone", "+44 20 7946 0958"),
+        ("phone", "+14155550123"),
+        ("phone", "(555) 123-4567"),
+        ("phone", "555-123-4567"),
+        ("phone", "020 7946 0958"),
+        ("credit_card", "4111 1111 1111 1111"),
+        ("credit_card", "5500-0000-0000-0004"),
+        ("credit_card", "378282246310005"),
+        ("iban", "GB82 WEST 1234 5698 7654 32"),
+        ("iban", "DE89370400440532013000"),
+        ("us_ssn", "123-45-6789"),
+        ("ip", "192.168.1.20"),
+        ("ip", "2001:db8::1"),
+        ("ip", "2001:0db8:85a3:0000:0000:8a2e:0370:7334"),
+        ("api_key", "sk-proj-abcdefghijklmnopqrstuvwx0123"),
+        ("api_key", "AKIAIOSFODNN7EXAMPLE"),
+        ("api_key", "ghp_" + "a1" * 18),
+        ("api_key", "xoxb-1234567890-abcdefghij"),
+        ("api_key", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"),
+    ],
+)
+def test_each_kind_of_value_is_found_whole_in_a_sentence(entity: str, value: str) -> None:
+    assert found(f"Here it is: {value}. Thanks!") == [(entity, value)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "order 4111 1111 1111 1112",  # 16 digits failing Luhn
+        "order id 1234567890123456",
+        "IBAN-like GB82 WEST 1234 5698 7654 33",  # mod 97 fails
+        "ssn-like 000-12-3456 and 666-12-3456 and 900-12-3456 and 123-00-4567",
+        "on 2024-01-15 at 10:30",
+        "version 1.2.3.4567 and 300.1.1.1",
+        "call extension 1234",
+        "sk-short and AKIA123",
+        "user@localhost",
+    ],
+)
+def test_what_only_looks_like_a_value_is_left_alone(text: str) -> None:
+    assert found(text) == []
+
+
+def test_overlapping_values_go_to_the_first_then_the_longer() -> None:
+    text = "card 4111-1111-1111-1111 and 123-45-6789"
+    assert found(text) == [("credit_card", "4111-1111-1111-1111"), ("us_ssn", "123-45-6789")]
+
+
+def test_a_custom_pattern_is_found_beside_the_builtin_ones() -> None:
+    order = custom("order_id", r"ORD-\d{8}")
+    text = "order ORD-12345678 for ann@example.com"
+    assert [(f.entity, text[f.start : f.end]) for f in find(text, [*BUILTIN.values(), order])] == [
+        ("order_id", "ORD-12345678"),
+        ("email", "ann@example.com"),
+    ]
+
+
+def test_the_checksums_are_the_standard_ones() -> None:
+    assert luhn("79927398713") is False  # 11 digits: too short for a card
+    assert luhn("4012888888881881") and not luhn("4012888888881882")
+    assert iban("NL91ABNA0417164300") and not iban("NL91ABNA0417164301")
+
+
+def test_the_config_names_every_builtin_entity_in_the_order_they_win() -> None:
+    assert tuple(BUILTIN) == ENTITIES

@@ -1,0 +1,107 @@
+"""Through a real SessionManager, SQLite on disk and the offline echo provider: no value
+reaches the provider's request or the database file, in any scope the config names."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import threadline
+from threadline import ConfigError, Message, Role, Text, ToolCall, ToolResult
+from threadline.plugin import Call, Request, Response, SessionRecord
+from threadline_pii import CustomEntity, PIIConfig
+from threadline_pii.middleware import PIIMiddleware
+
+SECRET = "Mail ann.lee@example.com, card 4111 1111 1111 1111, key sk-abcdefghijklmnopqrstuvwx"
+MASKED = "Mail [EMAIL], card [CREDIT_CARD], key [API_KEY]"
+
+
+def test_text_tool_arguments_and_tool_results_are_masked() -> None:
+    pii = PIIMiddleware(PIIConfig())
+    message = Message(
+        "s",
+        1,
+        Role.ASSISTANT,
+        (Text(SECRET), ToolCall("c1", "lookup", {"who": "ann.lee@example.com", "n": 3, "tags": ["+14155550123"]})),
+    )
+    masked = pii.redact_message(message)
+    assert masked.parts[0] == Text(MASKED)
+    assert masked.parts[1].arguments == {"who": "[EMAIL]", "n": 3, "tags": ["[PHONE]"]}
+    result = pii.redact_part(ToolResult("c1", {"ip": "10.0.0.7", "ok": True}))
+    assert result == ToolResult("c1", {"ip": "[IP]", "ok": True})
+
+
+class Recorder:
+    """A provider stand-in at the end of the chain: what it was sent."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+
+    async def __call__(self, call: Call) -> Response:
+        self.calls.append(call)
+        return Response((Text("ok"),))
+
+
+@pytest.mark.parametrize(
+    ("scope", "sent", "stored"),
+    [
+        (("provider", "storage"), MASKED, MASKED),
+        (("provider",), MASKED, SECRET),
+        (("storage",), SECRET, MASKED),
+    ],
+)
+async def test_each_scope_masks_where_it_says(scope: tuple[str, ...], sent: str, stored: str) -> None:
+    pii = PIIMiddleware(PIIConfig(scope=scope))  # type: ignore[arg-type]
+    session = SessionRecord(id="s")
+    recorder = Recorder()
+    request = Request(model=None, messages=(Message("s", 1, Role.USER, (Text(SECRET),)),), system_prompt=SECRET)
+    await pii.complete(Call(session, "echo", request), recorder)
+    assert recorder.calls[0].request.system_prompt == sent
+    assert recorder.calls[0].request.messages[0].text == sent
+    assert (await pii.message(Message("s", 1, Role.USER, (Text(SECRET),)), session)).text == stored
+
+
+async def test_a_conversation_leaves_no_value_in_the_database_file(tmp_path: Path) -> None:
+    database = tmp_path / "threadline.db"
+    config = threadline.Config.from_dict(
+        {
+            "storage": {"backend": "sqlite", "path": str(database)},
+            "middleware": {"chain": ["pii"], "pii": {"custom": [{"name": "order_id", "pattern": r"ORD-\d{8}"}]}},
+        }
+    )
+    async with threadline.SessionManager(config) as manager:
+        session = await manager.create_session(provider="echo")
+        reply = await session.send(f"{SECRET}, order ORD-12345678")
+        assert "ann.lee@example.com" not in reply.text  # echo repeats what it was sent
+        assert "[ORDER_ID]" in reply.text
+        stored = [m.text for m in await session.history()]
+    assert all("4111" not in text and "@example" not in text for text in stored)
+    raw = b"".join(path.read_bytes() for path in sorted(tmp_path.iterdir()))  # noqa: ASYNC240 (the -wal too)
+    for value in (b"ann.lee@example.com", b"4111 1111 1111 1111", b"sk-abcdefghijklmnopqrstuvwx", b"ORD-12345678"):
+        assert value not in raw
+
+
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        ({"entities": ["email", "passport"]}, "unknown entities ['passport']"),
+        ({"scope": ["disk"]}, "'disk' is not one of 'provider', 'storage'"),
+        ({"scope": []}, 'scope must name "provider", "storage" or both'),
+        ({"action": "shred"}, "action"),
+        ({"custom": [{"name": "order", "pattern": "ORD-("}]}, "is not a regular expression"),
+        ({"custom": [{"name": "order", "pattern": "x*"}]}, "matches the empty text"),
+    ],
+)
+async def test_a_bad_setting_is_a_config_error_that_says_what_is_wrong(settings: dict[str, Any], says: str) -> None:
+    config = threadline.Config.from_dict({"middleware": {"chain": ["pii"], "pii": settings}})
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        async with threadline.SessionManager(config):
+            pass
+
+
+def test_custom_entity_names_are_lower_case_words() -> None:
+    with pytest.raises(ValueError):
+        CustomEntity("Order ID", r"ORD-\d+")
