@@ -556,3 +556,52 @@ async def test_a_cancel_after_a_conflict_leaves_the_other_writers_message_alone(
             await task
         (theirs,) = await session.history()
         assert (theirs.text, theirs.status) == ("theirs", MessageStatus.OK)
+
+
+# -- the session stage ---------------------------------------------------------------------
+
+
+class MaskSession(Middleware):
+    """Masks addresses in what a session record holds: its system prompt, title, metadata."""
+
+    def __init__(self) -> None:
+        self.seen: list[str | None] = []
+
+    async def session(self, session: SessionRecord) -> SessionRecord:
+        self.seen.append(session.title)
+        prompt = None if session.system_prompt is None else EMAIL.sub("[EMAIL]", session.system_prompt)
+        metadata = {k: EMAIL.sub("[EMAIL]", v) if isinstance(v, str) else v for k, v in session.metadata.items()}
+        title = None if session.title is None else EMAIL.sub("[EMAIL]", session.title)
+        return attrs.evolve(session, system_prompt=prompt, metadata=metadata, title=title)
+
+
+async def test_the_session_stage_sees_every_record_before_it_is_stored() -> None:
+    stage = MaskSession()
+    config, plugin = chain_of(("mask", stage))
+    storage = MemoryStorage()
+    async with SessionManager(config, storage=storage, plugins=[plugin]) as tl:
+        session = await tl.create_session(system_prompt="Serve ann@example.com", metadata={"owner": "bo@example.org"})
+        stored = await storage.get_session(session.record.tenant, session.id)
+        assert (stored.system_prompt, stored.metadata["owner"]) == ("Serve [EMAIL]", "[EMAIL]")
+        await session.update(title="about cy@example.net")
+        assert (await storage.get_session(session.record.tenant, session.id)).title == "about [EMAIL]"
+        await session.send("hi")
+        echo = tl.provider("echo")
+        assert isinstance(echo, EchoProvider) and echo.requests[-1].system_prompt == "Serve [EMAIL]"
+        fork = await session.fork()
+        await fork.update(system_prompt="now dee@example.com")
+        assert (await storage.get_session(fork.record.tenant, fork.id)).system_prompt == "now [EMAIL]"
+    assert "about cy@example.net" in stage.seen  # create, update, fork and update all passed it
+
+
+async def test_a_session_stage_that_returns_no_record_is_a_plugin_error() -> None:
+    class Broken(Middleware):
+        async def session(self, session: SessionRecord) -> SessionRecord:
+            return session.id  # type: ignore[return-value]
+
+    config, plugin = chain_of(("broken", Broken()))
+    async with SessionManager(config, storage=MemoryStorage(), plugins=[plugin]) as tl:
+        with pytest.raises(
+            PluginError, match=r"Broken\.session returned str; a session stage returns the SessionRecord"
+        ):
+            await tl.create_session()

@@ -388,7 +388,7 @@ class SessionManager:
             tools=self.resolve_tools([*base.tools, *tools]),
             metadata={**base.metadata, **(metadata or {})},
         )
-        return await self._adopt(await self.storage.create_session(record))
+        return await self._adopt(await self.storage.create_session(await self._chain.session_stage(record)))
 
     def _template(self, name: str | None) -> Template:
         if name is None:

@@ -6,7 +6,9 @@ The first middleware named sees the call first and the reply last (an onion)::
 
 Before any message is stored (the user's, the reply, tool results, a reply cut off), it
 passes every middleware's :meth:`Middleware.message` in the order the chain names them: the
-message stage, where redaction, tagging, field encryption and moderation live.
+message stage, where redaction, tagging, field encryption and moderation live. Before a
+session's record is stored (made, changed, forked), it passes every :meth:`Middleware.session`
+the same way: the session stage, for what the record holds (system prompt, title, metadata).
 """
 
 from __future__ import annotations
@@ -59,6 +61,14 @@ class Middleware:
         """
         return message
 
+    async def session(self, session: SessionRecord) -> SessionRecord:
+        """The session stage: called with every session record about to be stored (a session
+        made, one whose title, system prompt, metadata or other fields changed, a fork), in
+        chain order; return it, or a changed copy (``attrs.evolve(session, title=...)``), to
+        store instead. What is stored is what later requests send as the system prompt.
+        """
+        return session
+
 
 class Chain:
     """Middleware composed around a terminal ``complete`` and ``stream`` (the provider call),
@@ -70,7 +80,8 @@ class Chain:
         for layer in reversed(middleware):
             self.complete = _wrap_complete(layer, self.complete)
             self.stream = _wrap_stream(layer, self.stream)
-        self.stages = [layer.message for layer in middleware if _has_stage(layer)]
+        self.stages = [layer.message for layer in middleware if _overrides(layer, "message")]
+        self.session_stages = [layer.session for layer in middleware if _overrides(layer, "session")]
 
     async def stage(self, message: Message, session: SessionRecord) -> Message:
         """``message`` after every middleware's message stage, in chain order."""
@@ -84,9 +95,21 @@ class Chain:
             message = changed
         return message
 
+    async def session_stage(self, session: SessionRecord) -> SessionRecord:
+        """``session`` after every middleware's session stage, in chain order."""
+        for stage in self.session_stages:
+            changed = await stage(session)
+            if not isinstance(changed, SessionRecord):
+                raise PluginError(
+                    f"{getattr(stage, '__qualname__', stage)} returned {type(changed).__name__}; "
+                    "a session stage returns the SessionRecord to store"
+                )
+            session = changed
+        return session
 
-def _has_stage(layer: object) -> bool:
-    return getattr(type(layer), "message", Middleware.message) is not Middleware.message
+
+def _overrides(layer: object, method: str) -> bool:
+    return getattr(type(layer), method, None) is not getattr(Middleware, method)
 
 
 def _wrap_complete(layer: Middleware, next: CompleteNext) -> CompleteNext:

@@ -138,7 +138,8 @@ class Session:
         """Store ``changes`` on the newest record, re-reading it when another writer got there first."""
         for _ in range(_CONFLICT_RETRIES):
             try:
-                self._live.store(await self._storage.update_session(attrs.evolve(self.record, **changes)))
+                staged = await self._manager._chain.session_stage(attrs.evolve(self.record, **changes))
+                self._live.store(await self._storage.update_session(staged))
                 return self.record
             except StorageConflict:
                 await self.refresh()
@@ -174,7 +175,7 @@ class Session:
             metadata={**source.metadata, "forked_from": source.id},
             provider_state={},
         )
-        stored = await self._storage.create_session(record)
+        stored = await self._storage.create_session(await self._manager._chain.session_stage(record))
         fork = await self._manager._adopt(stored)
         copies = [attrs.evolve(m, id=new_id(), session_id=stored.id) for m in history]
         if copies:

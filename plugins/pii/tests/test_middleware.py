@@ -69,18 +69,31 @@ async def test_a_conversation_leaves_no_value_in_the_database_file(tmp_path: Pat
     config = threadline.Config.from_dict(
         {
             "storage": {"backend": "sqlite", "path": str(database)},
-            "middleware": {"chain": ["pii"], "pii": {"custom": [{"name": "order_id", "pattern": r"ORD-\d{8}"}]}},
+            "middleware": {
+                "chain": ["pii"],
+                "pii": {"custom": [{"name": "order_id", "pattern": r"ORD-\d{8}"}], "metadata": ["contact"]},
+            },
         }
     )
     async with threadline.SessionManager(config) as manager:
-        session = await manager.create_session(provider="echo")
+        session = await manager.create_session(
+            provider="echo",
+            system_prompt="Serve ann.lee@example.com well.",
+            title="Ann at +14155550123",
+            metadata={"contact": "ann.lee@example.com", "plan": "gold"},
+        )
+        assert (session.record.title, session.record.metadata) == (
+            "Ann at [PHONE]",
+            {"contact": "[EMAIL]", "plan": "gold"},
+        )
         reply = await session.send(f"{SECRET}, order ORD-12345678")
         assert "ann.lee@example.com" not in reply.text  # echo repeats what it was sent
         assert "[ORDER_ID]" in reply.text
         stored = [m.text for m in await session.history()]
     assert all("4111" not in text and "@example" not in text for text in stored)
     raw = b"".join(path.read_bytes() for path in sorted(tmp_path.iterdir()))  # noqa: ASYNC240 (the -wal too)
-    for value in (b"ann.lee@example.com", b"4111 1111 1111 1111", b"sk-abcdefghijklmnopqrstuvwx", b"ORD-12345678"):
+    for value in (b"ann.lee@example.com", b"4111 1111 1111 1111", b"sk-abcdefghijklmnopqrstuvwx", b"ORD-12345678",
+                  b"+14155550123"):  # fmt: skip
         assert value not in raw
 
 

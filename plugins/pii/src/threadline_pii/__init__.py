@@ -65,14 +65,17 @@ class PIIConfig:
     :param custom: kinds of value of your own, each a name and a regular expression.
     :param action: ``"mask"``: each value is replaced by its kind, ``[EMAIL]``.
     :param scope: where values must not go: ``"provider"`` (every request, the system prompt
-        included), ``"storage"`` (every message before it is stored, so also every later
-        request, the title and the hooks), or both (the default).
+        included), ``"storage"`` (every message and session record before it is stored, so
+        also every later request, the title and the hooks), or both (the default).
+    :param metadata: keys of session and message metadata whose values are masked too (in
+        storage: metadata is not sent to providers).
     """
 
     entities: tuple[str, ...] = field(default=ENTITIES, converter=tuple, validator=_known_entities)
     custom: tuple[CustomEntity, ...] = field(default=(), converter=tuple)
     action: Literal["mask"] = field(default="mask", validator=attrs.validators.in_(("mask",)))
     scope: tuple[Scope, ...] = field(default=("provider", "storage"), converter=tuple, validator=_scope)
+    metadata: tuple[str, ...] = field(default=(), converter=tuple)
 
 
 def make_middleware(config: PIIConfig) -> PIIMiddleware:

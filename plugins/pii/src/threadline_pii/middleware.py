@@ -1,10 +1,11 @@
-"""The ``pii`` middleware: values the config names are masked in every message before it is
-stored (scope ``storage``) and in every request before it is sent (scope ``provider``):
-text, tool-call arguments, tool results and the system prompt."""
+"""The ``pii`` middleware: values the config names are masked in every message and session
+record before it is stored (scope ``storage``) and in every request before it is sent (scope
+``provider``): text, tool-call arguments, tool results, the system prompt, the title and the
+metadata values the config lists."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import attrs
@@ -64,9 +65,25 @@ class PIIMiddleware(Middleware):
             return attrs.evolve(part, content=self.redact_value(part.content))
         return part
 
+    def redact_metadata(self, metadata: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            key: self.redact_value(value) if key in self.config.metadata else value for key, value in metadata.items()
+        }
+
     def redact_message(self, message: Message) -> Message:
         parts = tuple(self.redact_part(part) for part in message.parts)
-        return message if parts == message.parts else attrs.evolve(message, parts=parts)
+        metadata = self.redact_metadata(message.metadata)
+        if parts == message.parts and metadata == message.metadata:
+            return message
+        return attrs.evolve(message, parts=parts, metadata=metadata)
+
+    def redact_session(self, session: SessionRecord) -> SessionRecord:
+        return attrs.evolve(
+            session,
+            system_prompt=None if session.system_prompt is None else self.redact(session.system_prompt),
+            title=None if session.title is None else self.redact(session.title),
+            metadata=self.redact_metadata(session.metadata),
+        )
 
     def redact_call(self, call: Call) -> Call:
         if "provider" not in self.config.scope:
@@ -78,6 +95,9 @@ class PIIMiddleware(Middleware):
 
     async def message(self, message: Message, session: SessionRecord) -> Message:
         return self.redact_message(message) if "storage" in self.config.scope else message
+
+    async def session(self, session: SessionRecord) -> SessionRecord:
+        return self.redact_session(session) if "storage" in self.config.scope else session
 
     async def complete(self, call: Call, next: CompleteNext) -> Response:
         return await next(self.redact_call(call))
