@@ -12,6 +12,7 @@ import pytest
 import threadline
 from threadline import ConfigError, Message, Role, Text, ToolCall, ToolResult
 from threadline.plugin import Call, Request, Response, SessionRecord
+from threadline.testing import Reply
 from threadline_pii import CustomEntity, PIIConfig
 from threadline_pii.middleware import PIIMiddleware
 
@@ -103,7 +104,7 @@ async def test_a_conversation_leaves_no_value_in_the_database_file(tmp_path: Pat
         ({"entities": ["email", "passport"]}, "unknown entities ['passport']"),
         ({"scope": ["disk"]}, "'disk' is not one of 'provider', 'storage'"),
         ({"scope": []}, 'scope must name "provider", "storage" or both'),
-        ({"action": "shred"}, "action"),
+        ({"action": "shred"}, "'shred' is not one of 'mask', 'block'"),
         ({"custom": [{"name": "order", "pattern": "ORD-("}]}, "is not a regular expression"),
         ({"custom": [{"name": "order", "pattern": "x*"}]}, "matches the empty text"),
     ],
@@ -118,3 +119,27 @@ async def test_a_bad_setting_is_a_config_error_that_says_what_is_wrong(settings:
 def test_custom_entity_names_are_lower_case_words() -> None:
     with pytest.raises(ValueError):
         CustomEntity("Order ID", r"ORD-\d+")
+
+
+def blocking() -> threadline.Config:
+    return threadline.Config.from_dict({"middleware": {"chain": ["pii"], "pii": {"action": "block"}}})
+
+
+async def test_block_refuses_a_user_message_naming_its_kinds_and_stores_and_sends_nothing() -> None:
+    async with threadline.SessionManager(blocking()) as manager:
+        session = await manager.create_session(provider="echo")
+        echo = manager.provider("echo")
+        with pytest.raises(threadline.BadRequest, match=r"message refused: .*\(credit_card, email\)") as refused:
+            await session.send("card 4111 1111 1111 1111, mail ann.lee@example.com")
+        assert "4111" not in str(refused.value) and "ann.lee" not in str(refused.value)
+        assert await session.history() == [] and echo.requests == []  # type: ignore[attr-defined]
+        echo.script([Reply(text="call me on +14155550123")])  # type: ignore[attr-defined]
+        reply = await session.send("hello")
+        assert reply.text == "call me on [PHONE]"  # a reply is masked, not refused
+
+
+async def test_block_refuses_a_session_whose_system_prompt_holds_a_value() -> None:
+    async with threadline.SessionManager(blocking()) as manager:
+        with pytest.raises(threadline.BadRequest, match=r"session refused: .*\(phone\)"):
+            await manager.create_session(provider="echo", system_prompt="Escalate to +44 20 7946 0958")
+        assert (await manager.list_sessions()).items == ()

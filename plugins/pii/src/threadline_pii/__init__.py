@@ -63,7 +63,9 @@ class PIIConfig:
         ``phone``, ``credit_card`` (Luhn-checked), ``iban`` (mod-97-checked), ``us_ssn``,
         ``ip`` (v4 and v6) and ``api_key`` (OpenAI, Anthropic, AWS, GitHub and Slack keys, JWTs).
     :param custom: kinds of value of your own, each a name and a regular expression.
-    :param action: ``"mask"``: each value is replaced by its kind, ``[EMAIL]``.
+    :param action: ``"mask"``: each value is replaced by its kind, ``[EMAIL]``; ``"block"``: a
+        user message or a session record holding one is refused (``BadRequest`` naming its
+        kinds, nothing stored or sent), and replies and tool results are masked.
     :param scope: where values must not go: ``"provider"`` (every request, the system prompt
         included), ``"storage"`` (every message and session record before it is stored, so
         also every later request, the title and the hooks), or both (the default).
@@ -73,7 +75,7 @@ class PIIConfig:
 
     entities: tuple[str, ...] = field(default=ENTITIES, converter=tuple, validator=_known_entities)
     custom: tuple[CustomEntity, ...] = field(default=(), converter=tuple)
-    action: Literal["mask"] = field(default="mask", validator=attrs.validators.in_(("mask",)))
+    action: Literal["mask", "block"] = "mask"
     scope: tuple[Scope, ...] = field(default=("provider", "storage"), converter=tuple, validator=_scope)
     metadata: tuple[str, ...] = field(default=(), converter=tuple)
 

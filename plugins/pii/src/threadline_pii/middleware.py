@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 
 from threadline.plugin import (
+    BadRequest,
     Call,
     CompleteNext,
     Event,
@@ -18,6 +19,7 @@ from threadline.plugin import (
     Middleware,
     Part,
     Response,
+    Role,
     SessionRecord,
     StreamNext,
     Text,
@@ -93,14 +95,47 @@ class PIIMiddleware(Middleware):
         messages = tuple(self.redact_message(message) for message in request.messages)
         return attrs.evolve(call, request=attrs.evolve(request, system_prompt=system_prompt, messages=messages))
 
+    def refuse_if_found(self, what: str, texts: list[str]) -> None:
+        """With ``action = "block"``: refuse ``what`` if any of ``texts`` holds a value."""
+        kinds = sorted({value.entity for text in texts for value in find(text, self.entities)})
+        if self.config.action == "block" and kinds:
+            raise BadRequest(
+                f"{what} refused: it contains personal data ({', '.join(kinds)}); "
+                'remove it and try again (threadline-pii, action = "block")',
+                provider="pii",
+            )
+
     async def message(self, message: Message, session: SessionRecord) -> Message:
+        if message.role is Role.USER:
+            self.refuse_if_found("message", [message.text, *_strings(self.listed_metadata(message.metadata))])
         return self.redact_message(message) if "storage" in self.config.scope else message
 
     async def session(self, session: SessionRecord) -> SessionRecord:
+        self.refuse_if_found(
+            "session",
+            [session.system_prompt or "", session.title or "", *_strings(self.listed_metadata(session.metadata))],
+        )
         return self.redact_session(session) if "storage" in self.config.scope else session
+
+    def listed_metadata(self, metadata: Mapping[str, Any]) -> list[Any]:
+        """The values of the metadata keys the config lists, which are checked and masked."""
+        return [value for key, value in metadata.items() if key in self.config.metadata]
 
     async def complete(self, call: Call, next: CompleteNext) -> Response:
         return await next(self.redact_call(call))
 
     def stream(self, call: Call, next: StreamNext) -> AsyncIterator[Event]:
         return next(self.redact_call(call))
+
+
+def _strings(values: list[Any]) -> list[str]:
+    """The strings in JSON ``values``, nested ones too."""
+    found: list[str] = []
+    for value in values:
+        if isinstance(value, str):
+            found.append(value)
+        elif isinstance(value, dict):
+            found += _strings(list(value.values()))
+        elif isinstance(value, list | tuple):
+            found += _strings(list(value))
+    return found
