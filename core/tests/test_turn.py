@@ -605,3 +605,23 @@ async def test_a_session_stage_that_returns_no_record_is_a_plugin_error() -> Non
             PluginError, match=r"Broken\.session returned str; a session stage returns the SessionRecord"
         ):
             await tl.create_session()
+
+
+async def test_middleware_that_is_not_a_subclass_has_no_stages_and_still_wraps_calls() -> None:
+    class Duck:  # complete and stream only, as a plugin may write it
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def complete(self, call: Any, next: Any) -> Any:
+            self.calls += 1
+            return await next(call)
+
+        def stream(self, call: Any, next: Any) -> Any:
+            return next(call)
+
+    duck = Duck()
+    config, plugin = chain_of(("duck", duck))  # type: ignore[arg-type]
+    async with SessionManager(config, storage=MemoryStorage(), plugins=[plugin]) as tl:
+        session = await tl.create_session(system_prompt="plain")
+        assert (await session.send("hi")).text == "hi"
+    assert duck.calls == 1

@@ -109,7 +109,7 @@ class Chain:
 
 
 def _overrides(layer: object, method: str) -> bool:
-    return getattr(type(layer), method, None) is not getattr(Middleware, method)
+    return getattr(type(layer), method, getattr(Middleware, method)) is not getattr(Middleware, method)
 
 
 def _wrap_complete(layer: Middleware, next: CompleteNext) -> CompleteNext:

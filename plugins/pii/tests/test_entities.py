@@ -37,6 +37,11 @@ def found(text: str) -> list[tuple[str, str]]:
         ("api_key", "ghp_" + "a1" * 18),
         ("api_key", "xoxb-1234567890-abcdefghij"),
         ("api_key", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"),
+        ("api_key", "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc"),
+        ("email", "ann.o'neil@example.com"),
+        ("phone", "1-800-555-1234"),
+        ("phone", "555 123 4567"),
+        ("iban", "de89 3704 0044 0532 0130 00"),
     ],
 )
 def test_each_kind_of_value_is_found_whole_in_a_sentence(entity: str, value: str) -> None:
@@ -55,6 +60,12 @@ def test_each_kind_of_value_is_found_whole_in_a_sentence(entity: str, value: str
         "call extension 1234",
         "sk-short and AKIA123",
         "user@localhost",
+        "icon@2x.png and logo@3x.jpg",
+        "created_at_ms=1718000000006",  # passes Luhn, but no card starts so
+        "order 0123-4567-8901 and ref 01/2024 1234",
+        "tracking 9400 1000 0000 0000 0000 00",
+        "score +12 345 678",
+        "a[::2] b[1::2] c[::] ratio 1:2::3:4",
     ],
 )
 def test_what_only_looks_like_a_value_is_left_alone(text: str) -> None:
@@ -83,3 +94,23 @@ def test_the_checksums_are_the_standard_ones() -> None:
 
 def test_the_config_names_every_builtin_entity_in_the_order_they_win() -> None:
     assert tuple(BUILTIN) == ENTITIES
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("IBAN DE89 3704 0044 0532 0130 00 BIC COBADEFFXXX", "DE89 3704 0044 0532 0130 00"),
+        ("pay DE89370400440532013000 EUR", "DE89370400440532013000"),
+        ("card 4111 1111 1111 1111 123", "4111 1111 1111 1111"),
+        ("mapped ::ffff:192.168.1.1", "192.168.1.1"),
+    ],
+)
+def test_a_value_followed_by_more_of_its_characters_is_found_whole_and_alone(text: str, value: str) -> None:
+    assert [v for _, v in found(text)] == [value]
+
+
+@pytest.mark.parametrize("run", ["eyJ-", "aaa@", "1 ", "::1", "de89 "])
+def test_a_long_run_of_a_pattern_s_characters_holds_no_value(run: str) -> None:
+    """100 KB made to make a pattern backtrack: none is found in it (and a pattern that
+    went back over it from every start, as the JWT one did, took seconds)."""
+    assert find(run * (100_000 // len(run)), BUILTIN.values()) == []

@@ -138,8 +138,9 @@ async def test_block_refuses_a_user_message_naming_its_kinds_and_stores_and_send
         assert reply.text == "call me on [PHONE]"  # a reply is masked, not refused
 
 
-async def test_block_refuses_a_session_whose_system_prompt_holds_a_value() -> None:
+async def test_block_masks_a_session_record_and_the_session_still_works() -> None:
     async with threadline.SessionManager(blocking()) as manager:
-        with pytest.raises(threadline.BadRequest, match=r"session refused: .*\(phone\)"):
-            await manager.create_session(provider="echo", system_prompt="Escalate to +44 20 7946 0958")
-        assert (await manager.list_sessions()).items == ()
+        session = await manager.create_session(provider="echo", system_prompt="Escalate to +44 20 7946 0958")
+        assert session.record.system_prompt == "Escalate to [PHONE]"
+        assert (await session.send("hello")).text == "hello"  # its title and state are written again
+        await session.archive()

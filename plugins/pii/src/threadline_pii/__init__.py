@@ -64,8 +64,8 @@ class PIIConfig:
         ``ip`` (v4 and v6) and ``api_key`` (OpenAI, Anthropic, AWS, GitHub and Slack keys, JWTs).
     :param custom: kinds of value of your own, each a name and a regular expression.
     :param action: ``"mask"``: each value is replaced by its kind, ``[EMAIL]``; ``"block"``: a
-        user message or a session record holding one is refused (``BadRequest`` naming its
-        kinds, nothing stored or sent), and replies and tool results are masked.
+        user message holding one is refused (``BadRequest`` naming its kinds, nothing stored
+        or sent), and everything else (replies, tool results, session records) is masked.
     :param scope: where values must not go: ``"provider"`` (every request, the system prompt
         included), ``"storage"`` (every message and session record before it is stored, so
         also every later request, the title and the hooks), or both (the default).

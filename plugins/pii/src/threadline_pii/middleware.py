@@ -53,7 +53,7 @@ class PIIMiddleware(Middleware):
         if isinstance(value, str):
             return self.redact(value)
         if isinstance(value, dict):
-            return {key: self.redact_value(item) for key, item in value.items()}
+            return {self.redact(str(key)): self.redact_value(item) for key, item in value.items()}
         if isinstance(value, list | tuple):
             return [self.redact_value(item) for item in value]
         return value
@@ -111,10 +111,9 @@ class PIIMiddleware(Middleware):
         return self.redact_message(message) if "storage" in self.config.scope else message
 
     async def session(self, session: SessionRecord) -> SessionRecord:
-        self.refuse_if_found(
-            "session",
-            [session.system_prompt or "", session.title or "", *_strings(self.listed_metadata(session.metadata))],
-        )
+        """Masked, whatever the action: a session is written again at every turn (its title,
+        its provider state), and refusing those writes would lock a session that holds a
+        value from before."""
         return self.redact_session(session) if "storage" in self.config.scope else session
 
     def listed_metadata(self, metadata: Mapping[str, Any]) -> list[Any]:
