@@ -97,8 +97,10 @@ class PIIMiddleware(Middleware):
 
     def refuse_if_found(self, what: str, texts: list[str]) -> None:
         """With ``action = "block"``: refuse ``what`` if any of ``texts`` holds a value."""
+        if self.config.action != "block":
+            return
         kinds = sorted({value.entity for text in texts for value in find(text, self.entities)})
-        if self.config.action == "block" and kinds:
+        if kinds:
             raise BadRequest(
                 f"{what} refused: it contains personal data ({', '.join(kinds)}); "
                 'remove it and try again (threadline-pii, action = "block")',
