@@ -50,6 +50,7 @@ from threadline.model import (
     load_parts,
     load_record,
     loads,
+    message_extra,
     unchecked_constructor,
 )
 
@@ -458,3 +459,15 @@ def test_assembler_keeps_the_whole_calls_after_a_cut_off_one_in_a_partial_reply(
     assembler.add(ToolCallDelta(0, "c0", "weather", '{"ci'))
     assembler.add(ToolCallDelta(1, "c1", "time", "{}"))
     assert assembler.parts(complete=False) == (ToolCall("c1", "time", {}),)
+
+
+def test_message_extra_holds_what_a_message_rarely_has_and_nothing_else() -> None:
+    plain = Message("s", 1, Role.USER, (Text("hi"),))
+    assert message_extra(plain) is None
+    rich = attrs.evolve(
+        plain, error="cut off", provider="openai", model="m1", usage=Usage(3, 4, 1, 0.5), metadata={"k": [1]}
+    )
+    assert message_extra(rich) == {
+        "error": "cut off", "provider": "openai", "model": "m1", "usage": [3, 4, 1, 0.5], "metadata": {"k": [1]},
+    }  # fmt: skip
+    assert message_extra(attrs.evolve(plain, usage=Usage())) == {"usage": [0, 0, 0, None]}

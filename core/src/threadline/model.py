@@ -649,6 +649,24 @@ def dump_parts(parts: tuple[Part, ...]) -> str:
     return json.dumps({"v": FORMAT_VERSION, "parts": items}, ensure_ascii=False, separators=(",", ":"))
 
 
+def message_extra(message: Message) -> dict[str, Any] | None:
+    """What a message rarely has, for a storage plugin to keep beside the fields every
+    message has: ``error``, ``provider``, ``model``, ``usage`` (``[input, output, cached,
+    cost]``) and ``metadata``, those it has; ``None`` when it has none of them."""
+    extra: dict[str, Any] = {}
+    if message.error is not None:
+        extra["error"] = message.error
+    if message.provider is not None:
+        extra["provider"] = message.provider
+    if message.model is not None:
+        extra["model"] = message.model
+    if (usage := message.usage) is not None:
+        extra["usage"] = [usage.input_tokens, usage.output_tokens, usage.cached_tokens, usage.cost]
+    if message.metadata:
+        extra["metadata"] = dict(message.metadata)
+    return extra or None
+
+
 def load_parts(text: str | bytes) -> tuple[Part, ...]:
     """Read what :func:`dump_parts` wrote."""
     data = _json_object(text, "parts")

@@ -79,6 +79,7 @@ if TYPE_CHECKING:
         load,
         load_parts,
         load_record,
+        message_extra,
         new_id,
         unchecked_constructor,
         utcnow,
@@ -118,7 +119,7 @@ _MODULES = {
         "Capabilities DeletedCounts Done Event File FrozenDict Image Message MessageStatus "
         "Part Request Response Role SessionPage SessionQuery SessionRecord SessionStatus Text "
         "TextDelta ToolCall ToolCallDelta ToolResult ToolSpec Usage dump_parts dump_record dumps "
-        "load load_parts load_record new_id unchecked_constructor utcnow"
+        "load load_parts load_record message_extra new_id unchecked_constructor utcnow"
     ),
     "threadline.plugins": "critical",
     "threadline.providers": (
@@ -153,7 +154,7 @@ __all__ = [  # noqa: RUF022 -- grouped by what a plugin does, sorted within a gr
     "error_object", "read_stream", "retry_after", "send_body", "translating", "transport_error",
     # storage: cursors, JSON of parts and records, fast rebuild of stored rows
     "FrozenDict", "dump_parts", "dump_record", "dumps", "load", "load_parts", "load_record", "make_cursor",
-    "new_id", "read_cursor", "unchecked_constructor", "user_data_dir", "utcnow",
+    "message_extra", "new_id", "read_cursor", "unchecked_constructor", "user_data_dir", "utcnow",
     # storage: decoded histories kept between reads
     "HistoryCache",
     # storage: the turn lease's rule

@@ -22,6 +22,7 @@ from threadline.plugin import (
     Usage,
     dump_parts,
     load_parts,
+    message_extra,
     unchecked_constructor,
 )
 
@@ -40,22 +41,7 @@ def encode(message: Message) -> str:
     plain = len(parts) == 1 and type(parts[0]) is Text and not parts[0].provider_data
     body = parts[0].text if plain else {"parts": dump_parts(parts)}  # type: ignore[union-attr]
     fields = [message.id, message.seq, message.role.value, message.status.value, message.created_at.isoformat()]
-    return _ENCODER.encode([*fields, body, _extra(message)])
-
-
-def _extra(message: Message) -> dict[str, Any] | None:
-    extra: dict[str, Any] = {}
-    if message.error is not None:
-        extra["error"] = message.error
-    if message.provider is not None:
-        extra["provider"] = message.provider
-    if message.model is not None:
-        extra["model"] = message.model
-    if (usage := message.usage) is not None:
-        extra["usage"] = [usage.input_tokens, usage.output_tokens, usage.cached_tokens, usage.cost]
-    if message.metadata:
-        extra["metadata"] = dict(message.metadata)
-    return extra or None
+    return _ENCODER.encode([*fields, body, message_extra(message)])
 
 
 def decode_all(session_id: str, data: Sequence[bytes], changes: dict[bytes, bytes]) -> list[Message]:

@@ -57,8 +57,15 @@ class _Request:
     settled: asyncio.Future[None] | None = field(default=None)
 
     def command(self) -> Command:
-        script = self.script.script if self.whole else self.script.sha
-        return Command(("EVAL" if self.whole else "EVALSHA", script, 1, self.key, *self.args), self.key, self.writes)
+        return _command(self.script, self.key, self.args, self.writes, whole=self.whole)
+
+
+def _command(
+    script: AsyncScript, key: str, args: Sequence[str | int | bytes], writes: bool, *, whole: bool = False
+) -> Command:
+    """``script`` by its SHA, or (``whole``) by its text, which the server caches again."""
+    call = ("EVAL", script.script) if whole else ("EVALSHA", script.sha)
+    return Command((*call, 1, key, *args), key, writes)
 
 
 class Transport(Protocol):
@@ -97,7 +104,7 @@ class ScriptQueue:
         if not self._busy:
             self._start()
             try:
-                [reply] = await self._transport.send([Command(("EVALSHA", script.sha, 1, key, *args), key, writes)])
+                [reply] = await self._transport.send([_command(script, key, args, writes)])
             finally:
                 self._next()
             if not isinstance(reply, NoScriptError):

@@ -43,6 +43,7 @@ from threadline.plugin import (
     load,
     load_parts,
     make_cursor,
+    message_extra,
     next_lease,
     read_cursor,
     unchecked_constructor,
@@ -700,18 +701,8 @@ def _message_row(tenant: str, message: Message) -> tuple[Any, ...]:
 
 def _extra(message: Message) -> str | None:
     """What a message rarely has, as JSON; ``None`` when it has none of it."""
-    extra: dict[str, Any] = {}
-    if message.error is not None:
-        extra["error"] = message.error
-    if message.provider is not None:
-        extra["provider"] = message.provider
-    if message.model is not None:
-        extra["model"] = message.model
-    if (usage := message.usage) is not None:
-        extra["usage"] = [usage.input_tokens, usage.output_tokens, usage.cached_tokens, usage.cost]
-    if message.metadata:
-        extra["metadata"] = dict(message.metadata)
-    return json.dumps(extra, ensure_ascii=False, separators=(",", ":")) if extra else None
+    extra = message_extra(message)
+    return None if extra is None else json.dumps(extra, ensure_ascii=False, separators=(",", ":"))
 
 
 # kind -> (role, status, whether the body is parts JSON): see schema.ROLE_CODES
