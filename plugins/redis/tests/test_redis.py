@@ -459,3 +459,19 @@ async def test_a_missing_or_wrong_password_says_where_the_password_goes(tmp_path
         assert "wrong" not in str(caught.value)
     finally:
         stop([server])
+
+
+@pytest.mark.parametrize(("field", "call"), [("rv", "read"), ("n", "read"), ("n", "append"), ("u", "append")])
+async def test_a_session_field_of_another_kind_is_damage_named_not_an_outage(
+    storage: RedisStorage, redis_url: str, prefix: str, field: str, call: str
+) -> None:
+    session = await storage.create_session(SessionRecord())
+    await storage.append_messages("default", session.id, [message(session, 1)])
+    client = redis.Redis.from_url(redis_url)
+    client.hset(f"{prefix}{{default}}s:{session.id}", field, "garbage")
+    client.close()
+    with pytest.raises(DataFormatError, match="damaged"):
+        if call == "read":
+            await storage.get_messages("default", session.id)
+        else:
+            await storage.append_messages("default", session.id, [message(session, 2)])

@@ -277,6 +277,11 @@ class RedisStorage:
             self._client = None
 
     def _unavailable(self, exc: RedisError | RedisClusterException) -> StorageUnavailable | DataFormatError:
+        if isinstance(exc, ResponseError) and str(exc).startswith("DAMAGED"):  # lua/common.lua's stored()
+            return DataFormatError(
+                f"threadline's data under prefix {self.config.prefix!r} at {shown_url(self.config.url)} is damaged: "
+                f"{str(exc).removeprefix('DAMAGED ').split(' script:')[0]}"
+            )
         if isinstance(exc, ResponseError) and "WRONGTYPE" in str(exc):
             return DataFormatError(
                 f"threadline's data under prefix {self.config.prefix!r} at {shown_url(self.config.url)} is damaged: "
@@ -528,14 +533,14 @@ class RedisStorage:
         if not reply:
             raise SessionNotFound(session_id, tenant)
         count, revision, fields, flat_changes, first, *data = reply
-        changes = dict(zip(flat_changes[::2], flat_changes[1::2], strict=True))
         try:
+            changes = dict(zip(flat_changes[::2], flat_changes[1::2], strict=True))
             messages = decode_all(session_id, data, changes)
+            return _Read(int(count), None if revision is None else int(revision), fields, first, messages)
         except (ValueError, TypeError, KeyError, IndexError, AttributeError, DataFormatError) as exc:
             raise DataFormatError(
                 f"a message of session {session_id!r} of tenant {tenant!r} is damaged in Redis: {exc!r}"
             ) from None
-        return _Read(int(count), None if revision is None else int(revision), fields, first, messages)
 
     # -- turn leases ----------------------------------------------------------
 

@@ -12,6 +12,14 @@ local function int(x)  -- a Lua number as Redis takes it: tostring would round p
   return string.format('%.0f', x)
 end
 
+-- A number that a session's hash holds (its FIELDS). A value threadline did not write there
+-- is damage, answered as such (the storage raises DataFormatError), not as a Lua error.
+local function stored(value, field)
+  local number = tonumber(value)
+  if not number then error({err = 'DAMAGED the session field ' .. field .. ' holds ' .. tostring(value)}) end
+  return number
+end
+
 local function push(key, values, first)  -- in chunks: unpack has a limit
   for i = first, #values, 1000 do
     redis.call('RPUSH', key, unpack(values, i, math.min(i + 999, #values)))
@@ -76,5 +84,5 @@ local function delete_session(base, id)
   unindex(base, id, session[2], session[3])
   redis.call('DEL', base .. 's:' .. id, base .. 'm:' .. id, base .. 'x:' .. id, base .. 'l:' .. id)
   publish(base, 'deleted', id)
-  return tonumber(session[1])
+  return stored(session[1], 'n')
 end

@@ -8,7 +8,7 @@
 local base, id, known = ARGV[1], ARGV[2], ARGV[6]
 local count, revision = unpack(redis.call('HMGET', KEYS[1], 'n', 'rv'))
 if not count then return {} end
-count = tonumber(count)
+count = stored(count, 'n')
 local start, changes = tonumber(ARGV[3]), {}
 local stale = known ~= '' and (known ~= revision or start > count)
 if stale then start = 0 end

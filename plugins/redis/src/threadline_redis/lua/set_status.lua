@@ -5,7 +5,7 @@ local session = redis.call('HMGET', KEYS[1], 'n', 'uid', 'st')
 local count = session[1]
 if not count then return 0 end
 local seq = tonumber(ARGV[3])
-if seq < 1 or seq > tonumber(count) then return 1 end
+if seq < 1 or seq > stored(count, 'n') then return 1 end
 redis.call('HSET', ARGV[1] .. 'x:' .. ARGV[2], ARGV[3], ARGV[4])
 redis.call('HSET', KEYS[1], 'rv', revision(ARGV[1]))
 touch(ARGV[1], ARGV[2], ttl, session[2], session[3])

@@ -5,10 +5,10 @@ local base, id, ttl = ARGV[1], ARGV[2], take_ttl()
 local current = redis.call('HMGET', KEYS[1], 'v', 'u', 'uid', 'st')
 if not current[1] then return {0} end
 if current[1] ~= ARGV[3] then return {1, current[1]} end
-local updated_us = math.max(now_us(), tonumber(current[2]))  -- never earlier than before
+local updated_us = math.max(now_us(), stored(current[2], 'u'))  -- never earlier than before
 local user = ARGV[6] == '1' and ARGV[5] or false
 unindex(base, id, current[3], current[4])
-redis.call('HSET', KEYS[1], 'r', ARGV[4], 'v', int(tonumber(current[1]) + 1), 'u', int(updated_us), 'st', ARGV[7])
+redis.call('HSET', KEYS[1], 'r', ARGV[4], 'v', int(stored(current[1], 'v') + 1), 'u', int(updated_us), 'st', ARGV[7])
 if user then redis.call('HSET', KEYS[1], 'uid', user) else redis.call('HDEL', KEYS[1], 'uid') end
 index(base, id, user, ARGV[7], updated_us)
 touch(base, id, ttl, user, ARGV[7])
