@@ -32,7 +32,7 @@ from threadline.contracts import Provider
 from threadline.testing import Reply
 
 ROOT = Path(__file__).resolve().parent.parent
-for plugin in ("openai", "anthropic", "gemini"):
+for plugin in ("anthropic", "gemini"):
     sys.path.insert(0, str(ROOT / "plugins" / plugin / "tests"))
 
 CHUNK = 4
@@ -54,10 +54,10 @@ class Kind:
 
 def openai_kind(api: str) -> Kind:
     import openai
-    from fake_openai import FakeOpenAI
 
     from threadline_openai import OpenAIConfig
     from threadline_openai.provider import OpenAIProvider
+    from threadline_openai.testing import FakeOpenAI
 
     def client(url: str) -> Any:
         return openai.AsyncOpenAI(api_key="sk-test", base_url=url, max_retries=0)

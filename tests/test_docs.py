@@ -62,7 +62,7 @@ NOT_RUN = re.compile(r"^<!-- not run: (\S.*) -->$", re.MULTILINE)
 KEYS = {"OPENAI_API_KEY": "sk-docs", "ANTHROPIC_API_KEY": "sk-ant-docs", "GEMINI_API_KEY": "docs"}
 #: a provider plugin's page: the fake API of its tests, and the variable its SDK takes its URL from
 FAKE_APIS = {
-    "openai": ("fake_openai", "FakeOpenAI", "OPENAI_BASE_URL"),
+    "openai": ("threadline_openai.testing", "FakeOpenAI", "OPENAI_BASE_URL"),
     "anthropic": ("fake_anthropic", "FakeAnthropic", "ANTHROPIC_BASE_URL"),
     "gemini": ("fake_gemini", "FakeGemini", "GOOGLE_GEMINI_BASE_URL"),
 }

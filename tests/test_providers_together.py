@@ -15,17 +15,17 @@ from typing import Any
 import pytest
 
 PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
-for plugin in ("openai", "anthropic", "gemini"):
+for plugin in ("anthropic", "gemini"):
     sys.path.insert(0, str(PLUGINS / plugin / "tests"))
 
 from fake_anthropic import SIGNATURE as ANTHROPIC_SIGNATURE  # noqa: E402
 from fake_anthropic import FakeAnthropic  # noqa: E402
 from fake_gemini import SIGNATURE as GEMINI_SIGNATURE  # noqa: E402
 from fake_gemini import FakeGemini  # noqa: E402
-from fake_openai import FakeOpenAI  # noqa: E402
 
 import threadline  # noqa: E402
 from threadline.testing import Reply  # noqa: E402
+from threadline_openai.testing import FakeOpenAI  # noqa: E402
 
 
 @pytest.fixture

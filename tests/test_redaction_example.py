@@ -6,22 +6,17 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from plugin_site import install_plugin
 
-PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
-sys.path.insert(0, str(PLUGINS / "openai" / "tests"))
-
-from fake_openai import FakeOpenAI  # noqa: E402
-from plugin_site import install_plugin  # noqa: E402
-
-import threadline  # noqa: E402
-from threadline.testing import EventRecorder, Reply, ScriptedToolCall  # noqa: E402
+import threadline
+from threadline.testing import EventRecorder, Reply, ScriptedToolCall
+from threadline_openai.testing import FakeOpenAI
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "plugins.md"
 MARKER = "<!-- redaction example: tests/test_redaction_example.py runs this block -->"

@@ -4,6 +4,7 @@ sees every message before it is stored; the manager opens and closes exception-s
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -625,3 +626,73 @@ async def test_middleware_that_is_not_a_subclass_has_no_stages_and_still_wraps_c
         session = await tl.create_session(system_prompt="plain")
         assert (await session.send("hi")).text == "hi"
     assert duck.calls == 1
+
+
+# -- what tools are given ------------------------------------------------------------------
+
+
+async def test_a_tool_is_given_its_arguments_as_the_chain_returned_them_not_as_stored() -> None:
+    given: list[str] = []
+
+    @threadline.tool
+    def write_to(address: str) -> str:
+        """Write to an address."""
+        given.append(address)
+        return "sent"
+
+    config, plugin = chain_of(("mask", MaskEmails()))
+    async with SessionManager(config, storage=MemoryStorage(), plugins=[plugin], tools=[write_to]) as tl:
+        session = await tl.create_session(tools=["write_to"])
+        echo = tl.provider("echo")
+        assert isinstance(echo, EchoProvider)
+        echo.script([Reply(tool_calls=(ScriptedToolCall("write_to", {"address": "bob@example.com"}),))])
+        await session.send("go")
+        _, call, _, _ = await session.history()
+    assert given == ["bob@example.com"]
+    assert call.tool_calls[0].arguments == {"address": "[EMAIL]"}
+
+
+# -- the export stage ----------------------------------------------------------------------
+
+
+class DropSecrets(Middleware):
+    """Takes the metadata key ``secret`` out of every exported record."""
+
+    async def export(self, record: SessionRecord | Message) -> SessionRecord | Message:
+        metadata = {k: v for k, v in record.metadata.items() if k != "secret"}
+        return attrs.evolve(record, metadata=metadata)
+
+
+async def test_the_export_stage_sees_every_exported_record_and_raw_skips_it() -> None:
+    stage = DropSecrets()
+
+    class Keep(Middleware):
+        async def message(self, message: Message, session: SessionRecord) -> Message:
+            return attrs.evolve(message, metadata={"secret": "s3", "kept": 1})
+
+    config, plugin = chain_of(("keep", Keep()), ("drop", stage))
+    storage = MemoryStorage()
+    async with SessionManager(config, storage=storage, plugins=[plugin]) as tl:
+        assert tl.middleware[1] is stage and len(tl.middleware) == 2
+        session = await tl.create_session(metadata={"secret": "s1", "kept": 2})
+        await session.send("hi")
+        staged, raw = io.StringIO(), io.StringIO()
+        assert await tl.export_jsonl(staged) == await tl.export_jsonl(raw, raw=True) == 3
+    assert staged.getvalue().count('"kept"') == raw.getvalue().count('"kept"') == 3
+    assert '"secret"' not in staged.getvalue() and raw.getvalue().count('"secret"') == 3
+    stored = await storage.get_messages("default", session.id)
+    assert all(m.metadata["secret"] == "s3" for m in stored)  # what is stored stays
+
+
+async def test_an_export_stage_that_returns_another_kind_of_record_is_a_plugin_error() -> None:
+    class Broken(Middleware):
+        async def export(self, record: SessionRecord | Message) -> SessionRecord | Message:
+            return record.id  # type: ignore[return-value]
+
+    config, plugin = chain_of(("broken", Broken()))
+    async with SessionManager(config, storage=MemoryStorage(), plugins=[plugin]) as tl:
+        await tl.create_session()
+        with pytest.raises(
+            PluginError, match=r"Broken\.export returned str; an export stage returns the SessionRecord"
+        ):
+            await tl.export_jsonl(io.StringIO())

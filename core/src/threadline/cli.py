@@ -501,11 +501,17 @@ async def delete(manager: SessionManager, session_id: str, yes: bool) -> None:
 )
 @click.option("--tenant", metavar="NAME", type=TEXT, help="This tenant's sessions [default: the configured tenant].")
 @click.option("--all-tenants", is_flag=True, help="Every tenant's sessions.")
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="The records as stored: without the middleware's export stage, which takes out what "
+    "must stay on this storage (threadline-pii's pseudonym maps).",
+)
 @with_manager
-async def export(manager: SessionManager, output: str, tenant: str | None, all_tenants: bool) -> None:
+async def export(manager: SessionManager, output: str, tenant: str | None, all_tenants: bool, raw: bool) -> None:
     """Export sessions and messages as JSON lines."""
     with _whole_file(output) as out:
-        count = await manager.export_jsonl(out, tenant=tenant, all_tenants=all_tenants)
+        count = await manager.export_jsonl(out, tenant=tenant, all_tenants=all_tenants, raw=raw)
     click.echo(f"exported {count} records", err=True)
 
 

@@ -142,6 +142,12 @@ class SessionManager:
             self._made_providers.clear()
 
     @property
+    def middleware(self) -> tuple[Middleware, ...]:
+        """The middleware ``[middleware] chain`` names, made, in its order: how a plugin's
+        ``threadline_startup`` finds its own (to give it the storage, say)."""
+        return self._chain.layers
+
+    @property
     def storage(self) -> Storage:
         """The storage object, once the manager is open."""
         if self._storage is None or not self._open:
@@ -443,14 +449,19 @@ class SessionManager:
 
     # -- export and import --------------------------------------------------
 
-    async def export_jsonl(self, out: IO[str], *, tenant: str | None = None, all_tenants: bool = False) -> int:
+    async def export_jsonl(
+        self, out: IO[str], *, tenant: str | None = None, all_tenants: bool = False, raw: bool = False
+    ) -> int:
         """Write every session of ``tenant`` (default: the configured one; every tenant's with
-        ``all_tenants=True``) and its messages as JSON lines; return the count."""
+        ``all_tenants=True``) and its messages as JSON lines; return the count. Each record
+        passes the middleware's export stage (:meth:`Middleware.export`), which may take out
+        what must stay on this storage; ``raw=True`` writes the records as stored."""
         if all_tenants and tenant is not None:
             raise ConfigError("name a tenant or ask for all tenants, not both")
         count = 0
+        staged = self._chain.export_stages and not raw
         async for record in self.storage.export_records(None if all_tenants else self._tenant(tenant)):
-            out.write(dump_record(record) + "\n")
+            out.write(dump_record(await self._chain.export_stage(record) if staged else record) + "\n")
             count += 1
         return count
 

@@ -9,6 +9,8 @@ passes every middleware's :meth:`Middleware.message` in the order the chain name
 message stage, where redaction, tagging, field encryption and moderation live. Before a
 session's record is stored (made, changed, forked), it passes every :meth:`Middleware.session`
 the same way: the session stage, for what the record holds (system prompt, title, metadata).
+Each record an export writes passes every :meth:`Middleware.export`: the export stage, where
+what must stay on this storage (keys, pseudonym maps) is taken out.
 """
 
 from __future__ import annotations
@@ -69,12 +71,22 @@ class Middleware:
         """
         return session
 
+    async def export(self, record: SessionRecord | Message) -> SessionRecord | Message:
+        """The export stage: called, in chain order, with every session record and message
+        :meth:`~threadline.SessionManager.export_jsonl` writes (``threadline sessions
+        export``), unless it is asked for the records as stored (``raw=True``, ``--raw``);
+        return it, or a changed copy, to write instead. Take out here what must not leave
+        the storage, such as a pseudonym map; what is stored stays as it is.
+        """
+        return record
+
 
 class Chain:
     """Middleware composed around a terminal ``complete`` and ``stream`` (the provider call),
     plus the message stage of those that have one."""
 
     def __init__(self, middleware: Sequence[Middleware], complete: CompleteNext, stream: StreamNext) -> None:
+        self.layers = tuple(middleware)
         self.complete = complete
         self.stream = stream
         for layer in reversed(middleware):
@@ -82,6 +94,7 @@ class Chain:
             self.stream = _wrap_stream(layer, self.stream)
         self.stages = [layer.message for layer in middleware if _overrides(layer, "message")]
         self.session_stages = [layer.session for layer in middleware if _overrides(layer, "session")]
+        self.export_stages = [layer.export for layer in middleware if _overrides(layer, "export")]
 
     async def stage(self, message: Message, session: SessionRecord) -> Message:
         """``message`` after every middleware's message stage, in chain order."""
@@ -106,6 +119,18 @@ class Chain:
                 )
             session = changed
         return session
+
+    async def export_stage(self, record: SessionRecord | Message) -> SessionRecord | Message:
+        """``record`` after every middleware's export stage, in chain order."""
+        for stage in self.export_stages:
+            changed = await stage(record)
+            if type(changed) is not type(record):
+                raise PluginError(
+                    f"{getattr(stage, '__qualname__', stage)} returned {type(changed).__name__}; "
+                    f"an export stage returns the {type(record).__name__} to write"
+                )
+            record = changed
+        return record
 
 
 def _overrides(layer: object, method: str) -> bool:

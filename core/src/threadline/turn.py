@@ -114,7 +114,7 @@ async def run_turn(
                         message=reply,
                     )
                     break
-                await _run_tools(session, reply.tool_calls)
+                await _run_tools(session, _as_returned(reply.tool_calls, parts))
             else:
                 steps = manager.config.defaults.max_tool_steps
                 raise ToolError(f"the model was still calling tools after {steps} steps ([defaults] max_tool_steps)")
@@ -262,6 +262,14 @@ async def _store_reply(session: Session, parts: tuple[Part, ...], result: Respon
     if result.provider_state is not None and turn.provider == session._live.stored.provider:
         await session.update(provider_state=result.provider_state)
     return stored
+
+
+def _as_returned(stored: list[ToolCall], parts: tuple[Part, ...]) -> list[ToolCall]:
+    """The stored reply's tool calls as the chain returned them: the message stage decides
+    what is stored and which calls there are, not what a tool is given (a redacted or
+    encrypted argument is for the disk, the tool needs the value)."""
+    returned = {part.id: part for part in parts if isinstance(part, ToolCall)}
+    return [returned.get(call.id, call) for call in stored]
 
 
 async def _run_tools(session: Session, calls: list[ToolCall]) -> None:

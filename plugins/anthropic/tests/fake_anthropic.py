@@ -126,7 +126,7 @@ class MessageReply:
         if block["type"] == "text":
             opening, deltas = (
                 {"type": "text", "text": ""},
-                [{"type": "text_delta", "text": piece} for piece in pieces(block["text"], size)],
+                [{"type": "text_delta", "text": piece} for piece in self.api.text_pieces(block["text"])],
             )
         elif block["type"] == "thinking":
             opening = {"type": "thinking", "thinking": ""}

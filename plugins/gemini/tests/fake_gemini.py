@@ -16,7 +16,7 @@ from typing import Any
 from attrs import define, field
 
 from threadline.testing import Reply
-from threadline.testing.wire_server import HTTPReply, ReceivedRequest, ScriptedAPI, pieces, sse
+from threadline.testing.wire_server import HTTPReply, ReceivedRequest, ScriptedAPI, sse
 
 DEFAULT_TEXT = "Hello from the fake Gemini API."
 ROUTE = re.compile(r"/v1(?:beta)?/models/([^:/]+):(generateContent|streamGenerateContent)")
@@ -104,7 +104,7 @@ class ContentReply:
 
     def chunks(self) -> list[bytes]:
         out = (
-            [self.chunk([{"text": piece}]) for piece in pieces(self.reply.text, self.api.chunk_size)]
+            [self.chunk([{"text": piece}]) for piece in self.api.text_pieces(self.reply.text)]
             if self.reply.text
             else []
         )

@@ -4,11 +4,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from fake_openai import FakeOpenAI
 
 from threadline.testing import isolated_user_dirs  # noqa: F401 (autouse: no real user dirs)
 from threadline_openai import OpenAIConfig
 from threadline_openai.provider import OpenAIProvider
+from threadline_openai.testing import FakeOpenAI
 
 MakeProvider = Callable[..., OpenAIProvider]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from conftest import MakeProvider
-from fake_openai import FakeOpenAI
 
 from threadline.testing import HTTPProviderContract, ProviderHarness
+from threadline_openai.testing import FakeOpenAI
 
 
 class TestResponsesAPI(HTTPProviderContract):

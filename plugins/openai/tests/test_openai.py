@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from conftest import MakeProvider
-from fake_openai import FakeOpenAI
 
 import threadline
 from threadline import (
@@ -31,6 +30,7 @@ from threadline import (
 )
 from threadline.testing import WEATHER, Reply, ScriptedToolCall, collect, tool_conversation
 from threadline.testing.wire_server import HTTPReply, sse
+from threadline_openai.testing import FakeOpenAI
 
 HISTORY = tool_conversation("call_9")
 

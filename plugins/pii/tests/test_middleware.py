@@ -31,8 +31,8 @@ def test_text_tool_arguments_and_tool_results_are_masked() -> None:
     masked = pii.redact_message(message)
     assert masked.parts[0] == Text(MASKED)
     assert masked.parts[1].arguments == {"who": "[EMAIL]", "n": 3, "tags": ["[PHONE]"]}
-    result = pii.redact_part(ToolResult("c1", {"ip": "10.0.0.7", "ok": True}))
-    assert result == ToolResult("c1", {"ip": "[IP]", "ok": True})
+    result = pii.redact_message(Message("s", 2, Role.TOOL, (ToolResult("c1", {"ip": "10.0.0.7", "ok": True}),)))
+    assert result.parts == (ToolResult("c1", {"ip": "[IP]", "ok": True}),)
 
 
 class Recorder:
@@ -104,7 +104,7 @@ async def test_a_conversation_leaves_no_value_in_the_database_file(tmp_path: Pat
         ({"entities": ["email", "passport"]}, "unknown entities ['passport']"),
         ({"scope": ["disk"]}, "'disk' is not one of 'provider', 'storage'"),
         ({"scope": []}, 'scope must name "provider", "storage" or both'),
-        ({"action": "shred"}, "'shred' is not one of 'mask', 'block'"),
+        ({"action": "shred"}, "'shred' is not one of 'mask', 'pseudonymize', 'block'"),
         ({"custom": [{"name": "order", "pattern": "ORD-("}]}, "is not a regular expression"),
         ({"custom": [{"name": "order", "pattern": "x*"}]}, "matches the empty text"),
     ],

@@ -235,6 +235,11 @@ class ScriptedAPI:
         """The body of the last request, as text (a provider contract's ``received``)."""
         return self.requests[-1].body.decode("utf-8", "replace") if self.requests else ""
 
+    def text_pieces(self, text: str) -> list[str]:
+        """The pieces a streamed reply's text comes in: ``chunk_size`` characters each.
+        Override to stream as a model's tokenizer would (a word and its space)."""
+        return pieces(text, self.chunk_size)
+
     def script(self, replies: Iterable[Reply]) -> None:
         self.replies.extend(replies)
 

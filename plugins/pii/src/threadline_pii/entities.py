@@ -1,14 +1,17 @@
 """The personal data the builtin detector finds. Each entity is a pattern; those with a
 check digit (cards, IBANs) or a fixed form (SSNs, IP addresses) must also pass it, so that an
-order number or a date is left alone."""
+order number or a date is left alone.
+
+Patterns are compiled with ``regex`` rather than ``re`` for its partial matches: a stream is
+held back only from where a value could still be under way (:func:`open_from`)."""
 
 from __future__ import annotations
 
 import ipaddress
-import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from attrs import frozen
+import regex
+from attrs import Factory, field, frozen
 
 
 @frozen
@@ -26,7 +29,7 @@ def _digits(text: str) -> str:
 
 #: the first digits of the card schemes' numbers (Visa, Mastercard, Amex, Discover, Diners,
 #: JCB, UnionPay, Maestro): a 13-digit timestamp or an order id that passes Luhn is no card
-_CARD_PREFIX = re.compile(r"4|5[0-5]|2[2-7]|3[0-8]|6[0-9]")
+_CARD_PREFIX = regex.compile(r"4|5[0-5]|2[2-7]|3[0-8]|6[0-9]")
 
 
 def luhn(text: str) -> bool:
@@ -50,10 +53,34 @@ def _luhn_sum(digits: str) -> int:
     return total
 
 
+#: the length of each registered country's IBANs (the ISO 13616 registry); another
+#: country's may be from 15 to 34 characters
+_IBAN_LENGTHS = {
+    **dict.fromkeys(["NO"], 15),
+    **dict.fromkeys(["BE"], 16),
+    **dict.fromkeys(["DK", "FI", "FO", "GL", "NL"], 18),
+    **dict.fromkeys(["MK", "SI"], 19),
+    **dict.fromkeys(["AT", "BA", "EE", "KZ", "LT", "LU", "XK"], 20),
+    **dict.fromkeys(["CH", "HR", "LI", "LV"], 21),
+    **dict.fromkeys(["BG", "BH", "CR", "DE", "GB", "GE", "IE", "ME", "RS", "VA"], 22),
+    **dict.fromkeys(["AE", "GI", "IL", "IQ", "TL"], 23),
+    **dict.fromkeys(["AD", "CZ", "ES", "MD", "PK", "RO", "SA", "SE", "SK", "TN", "VG"], 24),
+    **dict.fromkeys(["PT", "ST"], 25),
+    **dict.fromkeys(["IS", "TR"], 26),
+    **dict.fromkeys(["FR", "GR", "IT", "MC", "MR", "SM"], 27),
+    **dict.fromkeys(["AL", "AZ", "BY", "CY", "DO", "GT", "HU", "LB", "PL", "SV"], 28),
+    **dict.fromkeys(["BR", "EG", "PS", "QA", "UA"], 29),
+    **dict.fromkeys(["JO", "KW", "MU"], 30),
+    **dict.fromkeys(["MT", "SC"], 31),
+    **dict.fromkeys(["LC"], 32),
+}
+
+
 def iban(text: str) -> bool:
-    """An IBAN whose mod-97 check (ISO 13616) comes out at 1."""
+    """An IBAN of its country's length whose mod-97 check (ISO 13616) comes out at 1."""
     compact = text.replace(" ", "").upper()
-    if not 15 <= len(compact) <= 34:
+    length = _IBAN_LENGTHS.get(compact[:2])
+    if not (len(compact) == length if length else 15 <= len(compact) <= 34):
         return False
     moved = compact[4:] + compact[:4]
     return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
@@ -93,18 +120,28 @@ def _always(_text: str) -> bool:
 @frozen
 class Entity:
     name: str
-    pattern: re.Pattern[str]
+    pattern: regex.Pattern[str]
     valid: Callable[[str], bool] = _always
     #: a match that fails ``valid`` may be the value and more (a card and its CVV): it is
     #: cut back at a space or dash, group by group, until it passes
     trim: bool = False
+    #: the pattern run to the end of the text: where it matches, whole or partly, a value
+    #: could still be under way (``+44 20 `` may go on as ``7946 0958``)
+    tail: regex.Pattern[str] = field(
+        default=Factory(
+            lambda self: regex.compile(rf"(?:{self.pattern.pattern})\Z", self.pattern.flags), takes_self=True
+        )
+    )
 
 
 def _entity(name: str, patterns: Sequence[str], valid: Callable[[str], bool] = _always, trim: bool = False) -> Entity:
-    return Entity(name, re.compile("|".join(f"(?:{p})" for p in patterns)), valid, trim)
+    return Entity(name, regex.compile("|".join(f"(?:{p})" for p in patterns)), valid, trim)
 
 
 _HEX4 = r"[0-9A-Fa-f]{1,4}"
+#: an IPv6 address is not part of a longer run of hex groups; a colon after it ends a clause
+_NOT_IN_HEX = r"(?<!\w)(?<![0-9A-Fa-f]:)"
+_NOT_ON_HEX = r"(?!\w|:[0-9A-Fa-f:])"
 
 #: in the order they win when two overlap: the more specific first
 BUILTIN: dict[str, Entity] = {
@@ -133,26 +170,38 @@ BUILTIN: dict[str, Entity] = {
             ],
         ),
         _entity("iban", [r"\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){11,30}\b"], iban, trim=True),
-        _entity("credit_card", [r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"], card, trim=True),
+        _entity(
+            "credit_card",
+            [  # written whole or in the groups cards print: 4-4-4-4 (to 19 digits), 4-6-5, 4-6-4
+                r"(?<![\w.-])\d{13,19}(?![\d-])",
+                r"(?<![\w.-])\d{4}(?P<a>[ -])\d{4}(?P=a)\d{4}(?P=a)\d{4}(?:(?P=a)\d{1,3})?(?![\d-])",
+                r"(?<![\w.-])\d{4}(?P<b>[ -])\d{6}(?P=b)\d{4,5}(?![\d-])",
+            ],
+            card,
+            trim=True,
+        ),
         _entity("us_ssn", [r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])"], us_ssn),
         _entity(
             "ip",
             [
                 r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)",
-                rf"(?<![\w:])(?:{_HEX4}:){{7}}{_HEX4}(?![\w:])",
-                rf"(?<![\w:])(?:(?:{_HEX4}:){{1,6}}|:):(?:{_HEX4}(?::{_HEX4}){{0,5}})?(?![\w:])(?!\.\d)",
+                rf"{_NOT_IN_HEX}(?:{_HEX4}:){{7}}{_HEX4}{_NOT_ON_HEX}",
+                rf"{_NOT_IN_HEX}(?:(?:{_HEX4}:){{1,6}}|:):(?:{_HEX4}(?::{_HEX4}){{0,5}})?{_NOT_ON_HEX}(?!\.\d)",
             ],
             ip,
         ),
         _entity(
             "phone",
             [
-                r"(?<![\w+])\+[1-9]\d{0,2}(?:[ .-]?\(?\d{1,4}\)?){2,5}(?![\w-])",  # E.164, spaced or not
-                r"(?<![\w(])\(\d{3}\)[ .-]?\d{3}[ .-]\d{4}(?![\w-])",  # (555) 123-4567
+                # E.164, spaced or not, but not the start of an IPv6 address
+                r"(?<![\w+])\+[1-9]\d{0,2}(?:[ .-]?\(?\d{1,4}\)?){2,5}(?![\w-]|:[0-9A-Fa-f])",
+                r"(?<!\w)\(\d{3}\)[ .-]?\d{3}[ .-]\d{4}(?![\w-])",  # (555) 123-4567
                 r"(?<![\w.-])(?:1[ .-])?\d{3}([.-]|\s)\d{3}\1\d{4}(?![\w-])(?!\.\d)",  # 555-123-4567, 1-800-...
-                r"(?<![\w.-])0\d{2,4}[ /]\d{3,4} ?\d{3,4}(?![\w-])(?!\.\d)",  # 020 7946 0958, 030/1234567
+                # 020 7946 0958, 030/1234567, but not the last groups of a 4-4-4-4 number
+                r"(?<![\w.-])(?!(?<=\d{4}[ -])\d{4}[ -]\d{4}[ -]\d{4}\b)0\d{2,4}[ /]\d{3,4} ?\d{3,4}(?![\w-])(?!\.\d)",
             ],
             phone,
+            trim=True,
         ),
     )
 }
@@ -160,31 +209,59 @@ BUILTIN: dict[str, Entity] = {
 
 def custom(name: str, pattern: str) -> Entity:
     """An entity of the config's ``[[middleware.pii.custom]]``: any match of ``pattern``."""
-    return Entity(name, re.compile(pattern))
+    return Entity(name, regex.compile(pattern))
 
 
-def _valid_end(entity: Entity, text: str, start: int, end: int) -> int:
-    """Where the valid value that ``text[start:end]`` begins with ends (``start``: none): the
-    match, or it cut at a space or dash from its end, as a card followed by its CVV or an
-    IBAN by the next word would have to be."""
-    cuts = (i for i in range(end - 1, start, -1) if text[i] in " -") if entity.trim else ()
-    for cut in [end, *cuts][:8]:
-        if entity.valid(text[start:cut].rstrip(" -")):
-            return len(text[:cut].rstrip(" -"))
-    return start
+def _valid_span(entity: Entity, text: str, match: regex.Match[str]) -> tuple[int, int] | None:
+    """The valid value in ``match``, if any: the match itself or, for an entity that trims,
+    one that starts at a later group of it (a card after a room number) and ends at an
+    earlier one (a card followed by its CVV, an IBAN by the next word)."""
+    if not entity.trim:
+        return match.span() if entity.valid(match[0]) else None
+    groups = [i for i in range(match.start() + 1, match.end()) if text[i - 1] in " -" and text[i] not in " -"]
+    for first in [match.start(), *groups[:3]]:
+        longest = match if first == match.start() else entity.pattern.match(text, first)
+        if longest is None:
+            continue
+        cuts = [i for i in range(longest.end() - 1, first, -1) if text[i] in " -"]
+        for cut in [longest.end(), *cuts[:7]]:
+            value = text[first:cut].rstrip(" -")
+            if entity.valid(value):
+                return first, first + len(value)
+    return None
 
 
-def find(text: str, entities: Iterable[Entity]) -> list[Found]:
-    """The values of ``entities`` in ``text``, in order, none overlapping another: where two
-    do, the one that starts first wins, then the longer, then the entity named first."""
+def _spans(entity: Entity, text: str, pos: int) -> Iterator[tuple[int, int]]:
+    """Where the valid values of ``entity`` are in ``text`` from ``pos``; after one cut short
+    (an IBAN that a word followed), the search goes on from its end, not the match's."""
+    while (match := entity.pattern.search(text, pos)) is not None:
+        span = _valid_span(entity, text, match)
+        if span is not None:
+            yield span
+        pos = max(span[1] if span is not None else match.end(), match.start() + 1)
+
+
+def find(text: str, entities: Sequence[Entity], pos: int = 0, more: Iterable[Found] = ()) -> list[Found]:
+    """The values of ``entities`` in ``text`` (from ``pos``: what comes before is only looked
+    at, as a match's surroundings), and ``more`` found otherwise, in order, none overlapping
+    another: where two do, the one that starts first wins, then the longer, then the entity
+    named first (``more`` last)."""
     candidates = [
-        (match.start(), -(end - match.start()), rank, Found(entity.name, match.start(), end))
+        (start, start - end, rank, Found(entity.name, start, end))
         for rank, entity in enumerate(entities)
-        for match in entity.pattern.finditer(text)
-        if (end := _valid_end(entity, text, match.start(), match.end())) > match.start()
+        for start, end in _spans(entity, text, pos)
     ]
+    candidates += [(found.start, found.start - found.end, len(entities), found) for found in more]
     found: list[Found] = []
     for *_, candidate in sorted(candidates, key=lambda c: c[:3]):
         if not found or candidate.start >= found[-1].end:
             found.append(candidate)
     return found
+
+
+def open_from(text: str, entities: Iterable[Entity], pos: int = 0) -> int:
+    """Where, in ``text`` from ``pos``, the first value starts that more text could still make
+    or change (``ann.lee@exa``, ``+44 20 ``, or a plain word, which an ``@`` could make an
+    address); ``len(text)`` when none could."""
+    starts = (entity.tail.search(text, pos, partial=True) for entity in entities)
+    return min((match.start() for match in starts if match is not None), default=len(text))

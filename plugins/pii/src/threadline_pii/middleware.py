@@ -1,12 +1,14 @@
-"""The ``pii`` middleware: values the config names are masked in every message and session
-record before it is stored (scope ``storage``) and in every request before it is sent (scope
-``provider``): text, tool-call arguments, tool results, the system prompt, the title and the
-metadata values the config lists."""
+"""The ``pii`` middleware: values the config names are masked, or replaced by pseudonyms, in
+every message and session record before it is stored (scope ``storage``) and in every request
+before it is sent (scope ``provider``): text, tool-call arguments, tool results, the system
+prompt, the title and the metadata values the config lists. Streams are rewritten as they go,
+holding back only what could still be part of a value."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -14,20 +16,37 @@ from threadline.plugin import (
     BadRequest,
     Call,
     CompleteNext,
+    Done,
     Event,
     Message,
     Middleware,
-    Part,
+    PluginError,
     Response,
     Role,
     SessionRecord,
+    Storage,
     StreamNext,
-    Text,
-    ToolCall,
-    ToolResult,
+    TextDelta,
+    ToolCallDelta,
 )
 from threadline_pii import PIIConfig
-from threadline_pii.entities import BUILTIN, Entity, custom, find
+from threadline_pii.entities import BUILTIN, Entity, Found, custom, find, open_from
+from threadline_pii.holdback import Holdback
+from threadline_pii.pseudonyms import METADATA_KEY, Pseudonyms, token_open_from
+from threadline_pii.rewrite import rewrite_message, rewrite_metadata, rewrite_part
+
+if TYPE_CHECKING:
+    from threadline_pii.presidio import PresidioDetector
+
+#: what a value found becomes: ``(entity, value) -> replacement``
+Replacement = Callable[[str, str], str]
+
+#: sessions whose pseudonyms a middleware keeps at hand, the most recently used
+SESSIONS_KEPT = 1024
+
+
+def mask(entity: str, _value: str) -> str:
+    return f"[{entity.upper()}]"
 
 
 class PIIMiddleware(Middleware):
@@ -35,108 +54,239 @@ class PIIMiddleware(Middleware):
         self.config = config
         self.entities: list[Entity] = [BUILTIN[name] for name in BUILTIN if name in config.entities]
         self.entities += [custom(entry.name, entry.pattern) for entry in config.custom]
+        self.storing = "storage" in config.scope
+        self.presidio: PresidioDetector | None = None
+        if config.detector == "presidio":
+            from threadline_pii.presidio import PresidioDetector
+
+            self.presidio = PresidioDetector(config.presidio)
+        #: given by ``threadline_startup``: pseudonymize reads the tokens a session has
+        self.storage: Storage | None = None
+        self.sessions: OrderedDict[tuple[str, str], Pseudonyms] = OrderedDict()
+
+    # -- finding and replacing --------------------------------------------------------
+
+    def find(self, text: str, pos: int = 0) -> list[Found]:
+        """The values in ``text`` from ``pos``, in order, none overlapping another."""
+        return find(text, self.entities, pos, self.presidio.find(text, pos) if self.presidio else ())
+
+    def open_from(self, text: str, pos: int) -> int:
+        """Where a value that more text could still make or change may start."""
+        start = open_from(text, self.entities, pos)
+        return min(start, self.presidio.open_from(text, pos)) if self.presidio else start
+
+    def replace(self, text: str, replacement: Replacement) -> str:
+        """``text`` with each value found replaced."""
+        return _spliced(text, 0, len(text), self.find(text), replacement)
 
     def redact(self, text: str) -> str:
         """``text`` with each value found replaced by its kind, ``[EMAIL]``."""
-        found = find(text, self.entities)
-        if not found:
-            return text
-        pieces, at = [], 0
-        for value in found:
-            pieces += [text[at : value.start], f"[{value.entity.upper()}]"]
-            at = value.end
-        pieces.append(text[at:])
-        return "".join(pieces)
-
-    def redact_value(self, value: Any) -> Any:
-        """A JSON value with each of its strings redacted (tool arguments and results)."""
-        if isinstance(value, str):
-            return self.redact(value)
-        if isinstance(value, dict):
-            return {self.redact(str(key)): self.redact_value(item) for key, item in value.items()}
-        if isinstance(value, list | tuple):
-            return [self.redact_value(item) for item in value]
-        return value
-
-    def redact_part(self, part: Part) -> Part:
-        if isinstance(part, Text):
-            return attrs.evolve(part, text=self.redact(part.text))
-        if isinstance(part, ToolCall):
-            return attrs.evolve(part, arguments=self.redact_value(dict(part.arguments)))
-        if isinstance(part, ToolResult):
-            return attrs.evolve(part, content=self.redact_value(part.content))
-        return part
-
-    def redact_metadata(self, metadata: Mapping[str, Any]) -> dict[str, Any]:
-        return {
-            key: self.redact_value(value) if key in self.config.metadata else value for key, value in metadata.items()
-        }
+        return self.replace(text, mask)
 
     def redact_message(self, message: Message) -> Message:
-        parts = tuple(self.redact_part(part) for part in message.parts)
-        metadata = self.redact_metadata(message.metadata)
-        if parts == message.parts and metadata == message.metadata:
-            return message
-        return attrs.evolve(message, parts=parts, metadata=metadata)
+        return rewrite_message(message, self.config.metadata, self.redact)
 
     def redact_session(self, session: SessionRecord) -> SessionRecord:
         return attrs.evolve(
             session,
             system_prompt=None if session.system_prompt is None else self.redact(session.system_prompt),
             title=None if session.title is None else self.redact(session.title),
-            metadata=self.redact_metadata(session.metadata),
+            metadata=rewrite_metadata(session.metadata, self.config.metadata, self.redact),
         )
 
-    def redact_call(self, call: Call) -> Call:
-        if "provider" not in self.config.scope:
-            return call
-        request = call.request
-        system_prompt = None if request.system_prompt is None else self.redact(request.system_prompt)
-        messages = tuple(self.redact_message(message) for message in request.messages)
-        return attrs.evolve(call, request=attrs.evolve(request, system_prompt=system_prompt, messages=messages))
+    def refuse_if_found(self, message: Message) -> None:
+        """With ``action = "block"``: refuse a user's ``message`` that holds a value."""
+        texts = [message.text]
 
-    def refuse_if_found(self, what: str, texts: list[str]) -> None:
-        """With ``action = "block"``: refuse ``what`` if any of ``texts`` holds a value."""
-        if self.config.action != "block":
-            return
-        kinds = sorted({value.entity for text in texts for value in find(text, self.entities)})
+        def collect(text: str) -> str:
+            texts.append(text)
+            return text
+
+        rewrite_metadata(message.metadata, self.config.metadata, collect)
+        kinds = sorted({value.entity for text in texts for value in self.find(text)})
         if kinds:
             raise BadRequest(
-                f"{what} refused: it contains personal data ({', '.join(kinds)}); "
+                f"message refused: it contains personal data ({', '.join(kinds)}); "
                 'remove it and try again (threadline-pii, action = "block")',
                 provider="pii",
             )
 
+    # -- the stages ---------------------------------------------------------------------
+
     async def message(self, message: Message, session: SessionRecord) -> Message:
-        if message.role is Role.USER:
-            self.refuse_if_found("message", [message.text, *_strings(self.listed_metadata(message.metadata))])
-        return self.redact_message(message) if "storage" in self.config.scope else message
+        if self.config.action == "block" and message.role is Role.USER:
+            self.refuse_if_found(message)
+        if self.config.action == "pseudonymize":
+            return await self.pseudonymize(message, session)
+        return self.redact_message(message) if self.storing else message
+
+    async def pseudonymize(self, message: Message, session: SessionRecord) -> Message:
+        """``message`` with each value replaced by its token (scope ``storage``), and the
+        tokens it brings in kept in its metadata, whatever the scope."""
+        draft = (await self.pseudonyms(session, message.seq)).draft()
+        brought: dict[str, str] = {}
+
+        def token(entity: str, value: str) -> str:
+            return draft.token(entity, value, brought)
+
+        tokened = rewrite_message(message, self.config.metadata, lambda text: self.replace(text, token))
+        kept = tokened if self.storing else message
+        if not brought:
+            return kept
+        metadata = {**kept.metadata, METADATA_KEY: {**kept.metadata.get(METADATA_KEY, {}), **brought}}
+        return attrs.evolve(kept, metadata=metadata)
+
+    async def pseudonyms(self, session: SessionRecord, seq: int) -> Pseudonyms:
+        """The tokens of the session's messages before ``seq``, read from the storage as far
+        as this middleware has not read them yet."""
+        if self.storage is None:
+            raise PluginError(
+                'threadline-pii: action = "pseudonymize" reads a session\'s tokens from its storage, '
+                "which a SessionManager gives the middleware when it opens; use it through one"
+            )
+        key = (session.tenant, session.id)
+        known = self.sessions.pop(key, None)
+        if known is None or known.seen >= seq:  # new here, or the session went back (rolled back, renumbered)
+            known = Pseudonyms()
+        if known.seen < seq - 1:
+            for stored in await self.storage.get_messages(session.tenant, session.id, after_seq=known.seen):
+                if stored.seq < seq:
+                    known.learn(stored)
+        self.sessions[key] = known
+        if len(self.sessions) > SESSIONS_KEPT:
+            self.sessions.popitem(last=False)
+        return known
 
     async def session(self, session: SessionRecord) -> SessionRecord:
         """Masked, whatever the action: a session is written again at every turn (its title,
         its provider state), and refusing those writes would lock a session that holds a
-        value from before."""
-        return self.redact_session(session) if "storage" in self.config.scope else session
+        value from before; a record has no messages to keep pseudonyms in."""
+        return self.redact_session(session) if self.storing else session
 
-    def listed_metadata(self, metadata: Mapping[str, Any]) -> list[Any]:
-        """The values of the metadata keys the config lists, which are checked and masked."""
-        return [value for key, value in metadata.items() if key in self.config.metadata]
+    async def export(self, record: SessionRecord | Message) -> SessionRecord | Message:
+        """Without the pseudonym map: the values themselves stay on this storage."""
+        return _without_map(record) if isinstance(record, Message) else record
+
+    # -- calls --------------------------------------------------------------------------
+
+    def outgoing(self, call: Call) -> tuple[Call, Pseudonyms | None]:
+        """The call as the provider may see it (scope ``provider``), and with pseudonymize,
+        the tokens of its history, to restore in the reply."""
+        known = Pseudonyms.of(call.request.messages) if self.config.action == "pseudonymize" else None
+        if "provider" not in self.config.scope:
+            return call, known
+        rewrite = self.redact if known is None else self.tokens_of(known)
+        request = call.request
+        prompt = None if request.system_prompt is None else self.redact(request.system_prompt)
+        messages = tuple(_without_map(rewrite_message(message, (), rewrite)) for message in request.messages)
+        return attrs.evolve(call, request=attrs.evolve(request, system_prompt=prompt, messages=messages)), known
+
+    def tokens_of(self, known: Pseudonyms) -> Callable[[str], str]:
+        """A text's values replaced by their tokens, and masked where they have none (a value
+        stored before pseudonymize was chosen)."""
+
+        def token(entity: str, value: str) -> str:
+            return known.known(entity, value) or mask(entity, value)
+
+        return lambda text: self.replace(text, token)
 
     async def complete(self, call: Call, next: CompleteNext) -> Response:
-        return await next(self.redact_call(call))
+        sent, known = self.outgoing(call)
+        response = await next(sent)
+        if known is None:
+            return response
+        return attrs.evolve(response, parts=tuple(rewrite_part(part, known.restore) for part in response.parts))
 
     def stream(self, call: Call, next: StreamNext) -> AsyncIterator[Event]:
-        return next(self.redact_call(call))
+        sent, known = self.outgoing(call)
+        if known is not None:
+            return self.restored(next(sent), known)
+        if self.storing:
+            return self.masked(next(sent))
+        return next(sent)
+
+    def mask_split(self, text: str, start: int, final: bool) -> tuple[str, int]:
+        """The masked text from ``start`` as far as no value could still be under way."""
+        found = self.find(text, start)
+        cut = len(text) if final else self.open_from(text, start)
+        for value in reversed(found):
+            if value.start < cut < value.end:
+                cut = value.start
+        return _spliced(text, start, cut, [value for value in found if value.end <= cut], mask), cut
+
+    async def masked(self, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
+        """The stream with its text masked as it goes (what the stored reply will say)."""
+        text = Holdback(self.mask_split)
+        async with _closing(events):
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    if ready := text.feed(event.text):
+                        yield TextDelta(ready)
+                elif isinstance(event, Done):
+                    if rest := text.end():
+                        yield TextDelta(rest)
+                    yield attrs.evolve(event, parts=tuple(rewrite_part(part, self.redact) for part in event.parts))
+                else:
+                    yield event
+
+    async def restored(self, events: AsyncIterator[Event], known: Pseudonyms) -> AsyncIterator[Event]:
+        """The stream with each token the model wrote replaced by its value as it goes, in
+        text and in tool calls' arguments, a token split across pieces too."""
+        text = Holdback(_restore_split(known, quote=False))
+        arguments: dict[int, Holdback] = {}
+        async with _closing(events):
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    if ready := text.feed(event.text):
+                        yield TextDelta(ready)
+                elif isinstance(event, ToolCallDelta):
+                    held = arguments.setdefault(event.index, Holdback(_restore_split(known, quote=True)))
+                    yield attrs.evolve(event, arguments=held.feed(event.arguments))
+                else:
+                    if rest := text.end():
+                        yield TextDelta(rest)
+                    for index, held in arguments.items():
+                        if rest := held.end():
+                            yield ToolCallDelta(index, arguments=rest)
+                    yield attrs.evolve(event, parts=tuple(rewrite_part(part, known.restore) for part in event.parts))
 
 
-def _strings(values: list[Any]) -> list[str]:
-    """The strings in JSON ``values``, nested ones too."""
-    found: list[str] = []
-    for value in values:
-        if isinstance(value, str):
-            found.append(value)
-        elif isinstance(value, dict):
-            found += _strings(list(value.values()))
-        elif isinstance(value, list | tuple):
-            found += _strings(list(value))
-    return found
+def _spliced(text: str, start: int, end: int, found: list[Found], replacement: Replacement) -> str:
+    """``text[start:end]`` with each of ``found`` (which lie in it, in order) replaced."""
+    if not found:
+        return text[start:end]
+    pieces, at = [], start
+    for value in found:
+        pieces += [text[at : value.start], replacement(value.entity, text[value.start : value.end])]
+        at = value.end
+    pieces.append(text[at:end])
+    return "".join(pieces)
+
+
+def _restore_split(known: Pseudonyms, quote: bool) -> Callable[[str, int, bool], tuple[str, int]]:
+    def split(text: str, start: int, final: bool) -> tuple[str, int]:
+        cut = len(text) if final else token_open_from(text, start)
+        return known.restore(text[start:cut], quote), cut
+
+    return split
+
+
+def _without_map(message: Message) -> Message:
+    if METADATA_KEY not in message.metadata:
+        return message
+    return attrs.evolve(message, metadata={k: v for k, v in message.metadata.items() if k != METADATA_KEY})
+
+
+class _closing:
+    """Closes a stream that is left before its end (the caller broke off, an error)."""
+
+    def __init__(self, events: AsyncIterator[Any]) -> None:
+        self.events = events
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        aclose = getattr(self.events, "aclose", None)
+        if aclose is not None:
+            await aclose()

@@ -1,8 +1,15 @@
-"""An OpenAI API on 127.0.0.1 for the tests: ``POST /v1/chat/completions`` and
-``POST /v1/responses``, as JSON or as SSE streams, shaped like the API reference's own
-examples. It plays scripted ``Reply``s (text, tool calls, errors), splits streamed text and
-tool-call arguments into many small chunks, keeps stored responses for
-``previous_response_id``, and records every request."""
+"""An OpenAI API on 127.0.0.1 for tests, this plugin's and yours: ``POST
+/v1/chat/completions`` and ``POST /v1/responses``, as JSON or as SSE streams, shaped like the
+API reference's own examples. It plays scripted ``Reply``s (text, tool calls, errors), splits
+streamed text and tool-call arguments into many small chunks, keeps stored responses for
+``previous_response_id``, and records every request::
+
+    async with FakeOpenAI() as api:       # [providers.openai] base_url = api.url
+        api.script([Reply(text="Hi")])
+        ...
+        assert "ann@example.com" not in api.requests[-1].body.decode()
+
+It needs the kernel's test helpers: ``pip install "threadline[testing]"``."""
 
 from __future__ import annotations
 
@@ -66,6 +73,9 @@ ERRORS: dict[str, tuple[int, dict[str, Any]]] = {
         },
     ),
 }
+
+
+__all__ = ["FakeOpenAI"]
 
 
 @define
@@ -182,7 +192,7 @@ class ChatReply:
     def chunks(self) -> list[bytes]:
         out = [self.chunk({"role": "assistant", "content": "", "refusal": None})]
         if self.reply.text:
-            out += [self.chunk({"content": piece}) for piece in pieces(self.reply.text, self.api.chunk_size)]
+            out += [self.chunk({"content": piece}) for piece in self.api.text_pieces(self.reply.text)]
         for index, (call_id, name, arguments) in enumerate(self.calls):
             head = {"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
             out.append(self.chunk({"tool_calls": [head]}))
@@ -314,7 +324,7 @@ class ResponsesReply:
                         delta=piece,
                         logprobs=[],
                     )
-                    for piece in pieces(text, self.api.chunk_size)
+                    for piece in self.api.text_pieces(text)
                 ]
                 out.append(
                     event(

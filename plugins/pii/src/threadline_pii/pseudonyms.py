@@ -1,0 +1,101 @@
+"""A session's pseudonyms: each value stands in the conversation as a numbered token of its
+kind, ``<EMAIL_1>``, the same one every time it comes back.
+
+The map from tokens to values is kept in the metadata (``threadline_pii``) of the message
+that first held each value: stored with it in the same write, copied by a fork, deleted with
+the session, and taken out of exports by the export stage."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+
+import regex
+from attrs import Factory, define, evolve
+
+from threadline.plugin import Message
+
+#: the message metadata key that holds the tokens a message brought in, ``{token: value}``
+METADATA_KEY = "threadline_pii"
+
+TOKEN = regex.compile(r"<([A-Z][A-Z0-9_]*)_([1-9][0-9]*)>")
+
+
+@define
+class Pseudonyms:
+    values: dict[str, str] = Factory(dict)
+    tokens: dict[tuple[str, str], str] = Factory(dict)
+    #: the highest number of each kind so far
+    counts: dict[str, int] = Factory(dict)
+    #: the ``seq`` of the last message read
+    seen: int = 0
+
+    @classmethod
+    def of(cls, messages: Iterable[Message]) -> Pseudonyms:
+        pseudonyms = cls()
+        for message in messages:
+            pseudonyms.learn(message)
+        return pseudonyms
+
+    def learn(self, message: Message) -> None:
+        """Take in the tokens ``message`` brought in."""
+        brought = message.metadata.get(METADATA_KEY)
+        if isinstance(brought, Mapping):
+            for token, value in brought.items():
+                self.add(token, value)
+        self.seen = max(self.seen, message.seq)
+
+    def add(self, token: str, value: object) -> None:
+        """``token`` stands for ``value``; the first message to say so wins (a map damaged by
+        hand, or a token numbered twice by two writers at once, cannot make one mean two)."""
+        match = TOKEN.fullmatch(token)
+        if match is None or not isinstance(value, str) or token in self.values:
+            return
+        kind, number = match[1], int(match[2])
+        self.values[token] = value
+        self.tokens.setdefault((kind, value), token)
+        self.counts[kind] = max(self.counts.get(kind, 0), number)
+
+    def draft(self) -> Pseudonyms:
+        """A copy to number a new message's values on: until that message is stored, its
+        tokens are not the session's."""
+        return evolve(self, values=dict(self.values), tokens=dict(self.tokens), counts=dict(self.counts))
+
+    def token(self, kind: str, value: str, brought: dict[str, str]) -> str:
+        """``value``'s token, a new one (added to ``brought``) if it has none yet."""
+        kind = kind.upper()
+        token = self.tokens.get((kind, value))
+        if token is None:
+            token = f"<{kind}_{self.counts.get(kind, 0) + 1}>"
+            self.add(token, value)
+            brought[token] = value
+        return token
+
+    def known(self, kind: str, value: str) -> str | None:
+        return self.tokens.get((kind.upper(), value))
+
+    def restore(self, text: str, quote: bool = False) -> str:
+        """``text`` with each token it knows replaced by its value (JSON-escaped with
+        ``quote``, for a tool call's arguments as they stream)."""
+        if "<" not in text:
+            return text
+        return TOKEN.sub(lambda match: self._value(match[0], quote), text)
+
+    def _value(self, token: str, quote: bool) -> str:
+        value = self.values.get(token)
+        if value is None:
+            return token
+        return _json_string(value) if quote else value
+
+
+def _json_string(value: str) -> str:
+    return json.dumps(value)[1:-1]
+
+
+def token_open_from(text: str, pos: int) -> int:
+    """Where, in ``text`` from ``pos``, a token starts that the text ends in the middle of
+    (``<EMAI``); ``len(text)`` when none."""
+    for match in TOKEN.finditer(text, pos, partial=True):
+        if match.partial:
+            return match.start()
+    return len(text)

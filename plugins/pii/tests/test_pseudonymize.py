@@ -1,0 +1,119 @@
+"""action = "pseudonymize", through a real SessionManager, SQLite on disk and the offline echo
+provider (which repeats what it was sent, tokens included): the provider sees only tokens,
+the user sees the values, and a session resumed in a new manager keeps its tokens."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import threadline
+from threadline import Message, Role, TextDelta
+from threadline.plugin import PluginError, SessionRecord
+from threadline.testing import Reply, ScriptedToolCall
+from threadline_pii import PIIConfig, reveal
+from threadline_pii.middleware import PIIMiddleware
+from threadline_pii.pseudonyms import METADATA_KEY
+
+ANN, BO, PHONE = "ann.lee@example.com", "bo@example.org", "+14155550123"
+
+
+def config(database: Path, **pii: Any) -> threadline.Config:
+    return threadline.Config.from_dict(
+        {
+            "storage": {"backend": "sqlite", "path": str(database)},
+            "middleware": {"chain": ["pii"], "pii": {"action": "pseudonymize", **pii}},
+        }
+    )
+
+
+async def streamed(session: threadline.Session, text: str) -> str:
+    return "".join([event.text async for event in session.stream(text) if isinstance(event, TextDelta)])
+
+
+def sent(manager: threadline.SessionManager) -> str:
+    return repr(manager.provider("echo").requests)  # type: ignore[attr-defined]
+
+
+async def test_the_provider_sees_tokens_the_user_sees_values_and_a_resumed_session_keeps_them(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "threadline.db"
+    async with threadline.SessionManager(config(database)) as manager:
+        session = await manager.create_session(provider="echo")
+        shown = await streamed(session, f"Mail {ANN} or call {PHONE}")
+        assert shown == f"Mail {ANN} or call {PHONE}"  # echo repeated the tokens; they were put back
+        assert ANN not in sent(manager) and PHONE not in sent(manager) and "<EMAIL_1>" in sent(manager)
+        user, reply = await session.history()
+        assert user.text == reply.text == "Mail <EMAIL_1> or call <PHONE_1>"
+        assert user.metadata[METADATA_KEY] == {"<EMAIL_1>": ANN, "<PHONE_1>": PHONE}
+        assert METADATA_KEY not in reply.metadata  # it brought in no new value
+        assert [m.text for m in await reveal(session)] == [shown, shown]
+        session_id = session.id
+    async with threadline.SessionManager(config(database)) as manager:
+        session = await manager.get_session(session_id)
+        reply = await session.send(f"again {ANN}, and {BO}")
+        assert reply.text == "again <EMAIL_1>, and <EMAIL_2>"  # as stored; reveal() gives what was said
+        assert (await reveal(session, [reply]))[0].text == f"again {ANN}, and {BO}"
+        assert ANN not in sent(manager) and BO not in sent(manager)
+
+
+@threadline.tool
+def send_mail(to: str) -> str:
+    """Send a mail; say who else got it."""
+    return f"sent to {to}; copied to {BO}"
+
+
+async def test_a_tool_is_given_values_and_its_result_is_pseudonymized(tmp_path: Path) -> None:
+    async with threadline.SessionManager(config(tmp_path / "t.db"), tools=[send_mail]) as manager:
+        session = await manager.create_session(provider="echo", tools=["send_mail"])
+        echo = manager.provider("echo")
+        echo.script([Reply(tool_calls=(ScriptedToolCall("send_mail", {"to": "<EMAIL_1>"}),))])  # type: ignore[attr-defined]
+        await session.send(f"write to {ANN}")
+        _, call, result, _ = await session.history()
+        assert call.tool_calls[0].arguments == {"to": "<EMAIL_1>"}
+        assert result.parts[0].content == "sent to <EMAIL_1>; copied to <EMAIL_2>"  # type: ignore[union-attr]
+        assert result.metadata[METADATA_KEY] == {"<EMAIL_2>": BO}
+        assert ANN not in sent(manager) and BO not in sent(manager)
+
+
+async def test_a_fork_keeps_its_tokens_and_export_leaves_the_map_out_unless_raw(tmp_path: Path) -> None:
+    async with threadline.SessionManager(config(tmp_path / "t.db")) as manager:
+        session = await manager.create_session(provider="echo")
+        await session.send(f"hi {ANN}")
+        fork = await session.fork()
+        assert (await fork.send(f"{BO} and {ANN}")).text == "<EMAIL_2> and <EMAIL_1>"
+        exported, raw = io.StringIO(), io.StringIO()
+        await manager.export_jsonl(exported)
+        await manager.export_jsonl(raw, raw=True)
+    assert ANN not in exported.getvalue() and BO not in exported.getvalue()
+    assert "<EMAIL_1>" in exported.getvalue()
+    maps = [json.loads(line)["metadata"].get(METADATA_KEY) for line in raw.getvalue().splitlines()]
+    assert maps.count({"<EMAIL_1>": ANN}) == 2 and {"<EMAIL_2>": BO} in maps  # the fork copied its own
+
+
+async def test_with_scope_provider_the_storage_keeps_values_and_the_provider_gets_tokens(tmp_path: Path) -> None:
+    async with threadline.SessionManager(config(tmp_path / "t.db", scope=["provider"])) as manager:
+        session = await manager.create_session(provider="echo", system_prompt=f"Escalate to {PHONE}")
+        reply = await session.send(f"mail {ANN}")
+        assert reply.text == f"mail {ANN}"  # the tokens echoed back were put back
+        assert "<EMAIL_1>" in sent(manager) and ANN not in sent(manager) and PHONE not in sent(manager)
+        user, _ = await session.history()
+        assert user.text == f"mail {ANN}" and user.metadata[METADATA_KEY] == {"<EMAIL_1>": ANN}
+
+
+async def test_a_session_record_is_masked_not_pseudonymized(tmp_path: Path) -> None:
+    async with threadline.SessionManager(config(tmp_path / "t.db")) as manager:
+        session = await manager.create_session(provider="echo", system_prompt=f"Escalate to {PHONE}")
+        await session.send(f"about {ANN}")
+        assert (session.record.system_prompt, session.record.title) == ("Escalate to [PHONE]", "about <EMAIL_1>")
+
+
+async def test_pseudonymize_outside_a_manager_says_what_it_needs() -> None:
+    pii = PIIMiddleware(PIIConfig(action="pseudonymize"))
+    with pytest.raises(PluginError, match="reads a session's tokens from its storage"):
+        await pii.message(Message("s", 1, Role.USER, ("hi",)), SessionRecord(id="s"))  # type: ignore[arg-type]
