@@ -628,10 +628,27 @@ async def test_middleware_that_is_not_a_subclass_has_no_stages_and_still_wraps_c
     assert duck.calls == 1
 
 
+async def test_the_stage_sees_the_seq_a_message_is_stored_with_when_turns_wait_for_each_other() -> None:
+    seen: list[int] = []
+
+    class Seqs(Middleware):
+        async def message(self, message: Message, session: SessionRecord) -> Message:
+            seen.append(message.seq)
+            return message
+
+    config, plugin = chain_of(("seqs", Seqs()))
+    async with SessionManager(config, storage=MemoryStorage(), plugins=[plugin]) as tl:
+        session = await tl.create_session()
+        await asyncio.gather(session.send("one"), session.send("two"), session.send("three"))
+        stored = [m.seq for m in await session.history()]
+    assert seen == stored == [1, 2, 3, 4, 5, 6]
+
+
 # -- what tools are given ------------------------------------------------------------------
 
 
-async def test_a_tool_is_given_its_arguments_as_the_chain_returned_them_not_as_stored() -> None:
+@pytest.mark.parametrize("how", ["send", "stream"])
+async def test_a_tool_is_given_its_arguments_as_the_chain_returned_them_not_as_stored(how: str) -> None:
     given: list[str] = []
 
     @threadline.tool
@@ -646,7 +663,7 @@ async def test_a_tool_is_given_its_arguments_as_the_chain_returned_them_not_as_s
         echo = tl.provider("echo")
         assert isinstance(echo, EchoProvider)
         echo.script([Reply(tool_calls=(ScriptedToolCall("write_to", {"address": "bob@example.com"}),))])
-        await session.send("go")
+        await drive(session, how, "go")
         _, call, _, _ = await session.history()
     assert given == ["bob@example.com"]
     assert call.tool_calls[0].arguments == {"address": "[EMAIL]"}

@@ -428,18 +428,21 @@ def provider_model(record: SessionRecord) -> str:
 
 @sessions.command()
 @click.argument("session_id", type=SESSION_ID)
-@click.option("--json", "as_json", is_flag=True, help="The session and its messages as JSON lines.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="The session and its messages as JSON lines, as an export writes them."
+)
+@click.option("--raw", is_flag=True, help="With --json: the records as stored, as `export --raw` writes them.")
 @with_manager
-async def show(manager: SessionManager, session_id: str, as_json: bool) -> None:
+async def show(manager: SessionManager, session_id: str, as_json: bool, raw: bool) -> None:
     """Show a session and its messages."""
     from threadline.model import dump_record
 
     session = await manager.get_session(session_id)
     messages = await session.history()
     if as_json:
-        click.echo(dump_record(session.record))
-        for message in messages:
-            click.echo(dump_record(message))
+        records: list[SessionRecord | Message] = [session.record, *messages]
+        for record in records:
+            click.echo(dump_record(await manager.exported(record, raw=raw)))
         return
     click.echo(_format_summary(session.record))
     for message in messages:
@@ -505,7 +508,7 @@ async def delete(manager: SessionManager, session_id: str, yes: bool) -> None:
     "--raw",
     is_flag=True,
     help="The records as stored: without the middleware's export stage, which takes out what "
-    "must stay on this storage (threadline-pii's pseudonym maps).",
+    "must stay on this storage (a plugin's keys, pseudonym maps). For a move to another storage.",
 )
 @with_manager
 async def export(manager: SessionManager, output: str, tenant: str | None, all_tenants: bool, raw: bool) -> None:

@@ -459,11 +459,17 @@ class SessionManager:
         if all_tenants and tenant is not None:
             raise ConfigError("name a tenant or ask for all tenants, not both")
         count = 0
-        staged = self._chain.export_stages and not raw
         async for record in self.storage.export_records(None if all_tenants else self._tenant(tenant)):
-            out.write(dump_record(await self._chain.export_stage(record) if staged else record) + "\n")
+            out.write(dump_record(await self.exported(record, raw=raw)) + "\n")
             count += 1
         return count
+
+    async def exported(self, record: SessionRecord | Message, *, raw: bool = False) -> SessionRecord | Message:
+        """``record`` as an export writes it: after the middleware's export stage
+        (:meth:`Middleware.export`), or as stored with ``raw=True``."""
+        if raw or not self._chain.export_stages:
+            return record
+        return await self._chain.export_stage(record)
 
     async def import_jsonl(self, path: str | os.PathLike[str]) -> int:
         """Import a file :meth:`export_jsonl` wrote: all of it, or, if any line is bad, none of it

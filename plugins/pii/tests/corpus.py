@@ -125,9 +125,10 @@ def us_ssn(rng: random.Random) -> str:
 
 
 def ip(rng: random.Random) -> str:
-    if rng.random() < 0.6:
-        return ".".join(str(rng.randint(1, 254)) for _ in range(4))
-    groups = [f"{rng.randint(0x100, 0xFFFF):x}" for _ in range(8)]
+    if rng.random() < 0.6:  # a host's: not loopback (127) nor multicast (224 and up)
+        first = rng.choice([n for n in range(1, 224) if n != 127])
+        return ".".join([str(first), *(str(rng.randint(1, 254)) for _ in range(3))])
+    groups = [f"{rng.randint(0x2000, 0x3FFF):x}"] + [f"{rng.randint(0x100, 0xFFFF):x}" for _ in range(7)]  # global
     if rng.random() < 0.5:
         return ":".join(groups)
     return f"2001:db8::{groups[0]}:{groups[1]}"

@@ -6,6 +6,7 @@ and tool results alike."""
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from pathlib import Path
 
@@ -76,15 +77,19 @@ def replies(turn: int, sample: Sample) -> list[Reply]:
     return [Reply(tool_calls=(ScriptedToolCall("lookup", {"who": sample.seeded[0].value}),)), text]
 
 
-async def test_no_seeded_value_reaches_a_request_or_the_database_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("action", ["mask", "pseudonymize"])
+async def test_no_seeded_value_reaches_a_request_or_the_database_file(tmp_path: Path, action: str) -> None:
+    """With pseudonymize the database keeps the values, in the pseudonym maps alone: the
+    export, which leaves the maps out, is what holds none."""
     async with FakeOpenAI(chunk_size=3) as api:
         config = threadline.Config.from_dict(
             {
                 "storage": {"backend": "sqlite", "path": str(tmp_path / "threadline.db")},
                 "providers": {"openai": {"api": "chat", "base_url": api.url, "api_key": "sk-test", "max_retries": 0}},
-                "middleware": {"chain": ["pii"], "pii": {"scope": ["provider", "storage"]}},
+                "middleware": {"chain": ["pii"], "pii": {"scope": ["provider", "storage"], "action": action}},
             }
         )
+        exported = io.StringIO()
         async with threadline.SessionManager(config, tools=[lookup]) as manager:
             for number in range(SESSIONS):
                 session = await manager.create_session(provider="openai", tools=["lookup"])
@@ -96,9 +101,11 @@ async def test_no_seeded_value_reaches_a_request_or_the_database_file(tmp_path: 
                     else:
                         async for _ in session.stream(sample.text):
                             pass
+            await manager.export_jsonl(exported)
     assert len(api.requests) == SESSIONS * sum(len(replies(turn, CORPUS[0])) for turn in range(TURNS))
     bodies = b"\n".join(request.body for request in api.requests)
-    stored = b"".join(path.read_bytes() for path in sorted(tmp_path.iterdir()))  # noqa: ASYNC240 (the -wal too)
+    files = b"".join(path.read_bytes() for path in sorted(tmp_path.iterdir()))  # noqa: ASYNC240 (the -wal too)
+    stored = files if action == "mask" else exported.getvalue().encode()
     assert stored and (tmp_path / "threadline.db").exists()
     values = {value.value.encode() for sample in CORPUS for value in sample.seeded if value.entity}
     assert len(values) > 1500

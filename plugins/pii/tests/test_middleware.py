@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 import threadline
@@ -33,6 +34,17 @@ def test_text_tool_arguments_and_tool_results_are_masked() -> None:
     assert masked.parts[1].arguments == {"who": "[EMAIL]", "n": 3, "tags": ["[PHONE]"]}
     result = pii.redact_message(Message("s", 2, Role.TOOL, (ToolResult("c1", {"ip": "10.0.0.7", "ok": True}),)))
     assert result.parts == (ToolResult("c1", {"ip": "[IP]", "ok": True}),)
+
+
+def test_numbers_keys_errors_and_text_split_across_parts_are_masked_too() -> None:
+    pii = PIIMiddleware(PIIConfig())
+    call = ToolCall("c1", "charge", {"card": 4111111111111111, "n": 3, "ann@x.io": "yes", "bo@y.io": "no"})
+    masked = pii.redact_message(Message("s", 1, Role.ASSISTANT, (call,)))
+    assert masked.parts[0].arguments == {"card": "[CREDIT_CARD]", "n": 3, "[EMAIL]": "yes", "[EMAIL] 2": "no"}
+    split = Message("s", 1, Role.USER, (Text("card 4111 1111 "), Text("1111 1111, mail ann@"), Text("x.io")))
+    assert pii.redact_message(split).parts == (Text("card [CREDIT_CARD], mail [EMAIL]"),)
+    failed = Message("s", 2, Role.ASSISTANT, (Text("half"),), status="incomplete", error="bad input 'ann@x.io'")
+    assert pii.redact_message(failed).error == "bad input '[EMAIL]'"
 
 
 class Recorder:
@@ -144,3 +156,13 @@ async def test_block_masks_a_session_record_and_the_session_still_works() -> Non
         assert session.record.system_prompt == "Escalate to [PHONE]"
         assert (await session.send("hello")).text == "hello"  # its title and state are written again
         await session.archive()
+
+
+async def test_a_message_changed_after_the_stage_is_read_again_before_it_is_sent() -> None:
+    pii = PIIMiddleware(PIIConfig())
+    session = SessionRecord(id="s")
+    staged = await pii.message(Message("s", 1, Role.USER, (Text("mail ann@x.io"),)), session)
+    changed = attrs.evolve(staged, parts=(Text("mail ann@x.io, or bo@y.io"),))  # by a middleware after pii
+    recorder = Recorder()
+    await pii.complete(Call(session, "echo", Request(model=None, messages=(changed,))), recorder)
+    assert recorder.calls[0].request.messages[0].text == "mail [EMAIL], or [EMAIL]"

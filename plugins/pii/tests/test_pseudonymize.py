@@ -4,15 +4,18 @@ the user sees the values, and a session resumed in a new manager keeps its token
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import threadline
-from threadline import Message, Role, TextDelta
+from threadline import Message, Role, Text, TextDelta
 from threadline.plugin import PluginError, SessionRecord
 from threadline.testing import Reply, ScriptedToolCall
 from threadline_pii import PIIConfig, reveal
@@ -116,4 +119,92 @@ async def test_a_session_record_is_masked_not_pseudonymized(tmp_path: Path) -> N
 async def test_pseudonymize_outside_a_manager_says_what_it_needs() -> None:
     pii = PIIMiddleware(PIIConfig(action="pseudonymize"))
     with pytest.raises(PluginError, match="reads a session's tokens from its storage"):
-        await pii.message(Message("s", 1, Role.USER, ("hi",)), SessionRecord(id="s"))  # type: ignore[arg-type]
+        await pii.message(Message("s", 1, Role.USER, (Text(f"mail {ANN}"),)), SessionRecord(id="s"))
+
+
+async def test_turns_that_wait_for_each_other_number_their_values_apart(tmp_path: Path) -> None:
+    async with threadline.SessionManager(config(tmp_path / "t.db")) as manager:
+        session = await manager.create_session(provider="echo")
+        await asyncio.gather(session.send(f"mail {ANN}"), session.send(f"mail {BO}"), session.send(f"mail {ANN}"))
+        users = [m for m in await session.history() if m.role is Role.USER]
+        assert sorted(m.text for m in users) == ["mail <EMAIL_1>", "mail <EMAIL_1>", "mail <EMAIL_2>"]
+        assert {m.text: m.text for m in await reveal(session, users)}.keys() == {f"mail {ANN}", f"mail {BO}"}
+
+
+async def test_a_value_first_seen_in_a_failed_turn_keeps_its_token(tmp_path: Path) -> None:
+    async with threadline.SessionManager(config(tmp_path / "t.db", scope=["provider"])) as manager:
+        session = await manager.create_session(provider="echo")
+        manager.provider("echo").script([Reply(error="unavailable")])  # type: ignore[attr-defined]
+        with pytest.raises(threadline.ProviderUnavailable):
+            await session.send(f"mail {ANN}")
+        assert (await session.send(f"again {ANN}")).text == f"again {ANN}"  # <EMAIL_1> was sent and put back
+        assert "<EMAIL_1>" in sent(manager) and ANN not in sent(manager)
+
+
+async def test_an_import_of_an_export_without_the_map_numbers_new_values_after_the_old(tmp_path: Path) -> None:
+    exported = tmp_path / "export.jsonl"
+    async with threadline.SessionManager(config(tmp_path / "one.db")) as manager:
+        session = await manager.create_session(provider="echo")
+        await session.send(f"mail {ANN}")
+        with exported.open("w") as out:
+            await manager.export_jsonl(out)
+    async with threadline.SessionManager(config(tmp_path / "two.db")) as manager:
+        await manager.import_jsonl(exported)
+        session = await manager.get_session(session.id)
+        assert (await session.send(f"and {BO}")).text == "and <EMAIL_2>"  # <EMAIL_1> is ann's, though unknown here
+        assert (await reveal(session))[-1].text == f"and {BO}"
+
+
+async def test_sessions_beyond_those_kept_at_hand_are_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("threadline_pii.middleware.SESSIONS_KEPT", 1)
+    async with threadline.SessionManager(config(tmp_path / "t.db")) as manager:
+        one, two = await manager.create_session(provider="echo"), await manager.create_session(provider="echo")
+        await one.send(f"mail {ANN}")
+        await two.send(f"mail {BO}")
+        assert (await one.send(f"{BO} or {ANN}")).text == "<EMAIL_2> or <EMAIL_1>"
+        pii = manager.middleware[0]
+        assert list(pii.sessions) == [("default", one.id)]  # type: ignore[attr-defined]
+        await one.delete()
+        assert list(pii.sessions) == []  # type: ignore[attr-defined]
+
+
+async def test_a_value_put_back_where_the_detector_would_miss_it_is_stored_as_its_token(tmp_path: Path) -> None:
+    async with threadline.SessionManager(config(tmp_path / "t.db")) as manager:
+        session = await manager.create_session(provider="echo")
+        await session.send(f"mail {ANN}")
+        manager.provider("echo").script([Reply(text="Noted: x<EMAIL_1>y, <EMAIL_1>-1")])  # type: ignore[attr-defined]
+        reply = await session.send("ok?")
+        assert reply.text == "Noted: x<EMAIL_1>y, <EMAIL_1>-1"  # as stored: no value, though glued to others
+        assert (await reveal(session, [reply]))[0].text == f"Noted: x{ANN}y, {ANN}-1"
+        await session.send("and?")
+        assert ANN not in sent(manager)
+
+
+def test_the_cli_shows_and_exports_a_session_without_its_map_unless_raw(tmp_path: Path) -> None:
+    (tmp_path / "threadline.toml").write_text(
+        f'[storage]\nbackend = "sqlite"\npath = "{tmp_path / "t.db"}"\n'
+        '[middleware]\nchain = ["pii"]\n[middleware.pii]\naction = "pseudonymize"\n'
+    )
+
+    def threadline_cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "threadline", *args], cwd=tmp_path, capture_output=True, text=True, check=True
+        )
+        return done.stdout
+
+    async def chat() -> str:
+        async with threadline.SessionManager.from_config(tmp_path / "threadline.toml") as manager:
+            session = await manager.create_session(provider="echo")
+            await session.send(f"mail {ANN}")
+            return session.id
+
+    session_id = asyncio.run(chat())
+    for shown in (threadline_cli("sessions", "show", session_id, "--json"), threadline_cli("sessions", "export")):
+        assert "<EMAIL_1>" in shown and ANN not in shown
+    for shown in (
+        threadline_cli("sessions", "show", session_id, "--json", "--raw"),
+        threadline_cli("sessions", "export", "--raw"),
+    ):
+        assert json.dumps({"threadline_pii": {"<EMAIL_1>": ANN}}, separators=(",", ":")) in shown

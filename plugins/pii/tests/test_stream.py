@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
+import threadline
 from threadline.plugin import (
     Call,
     Done,
@@ -38,8 +39,8 @@ VALUES = [
 ]
 
 
-def call(history: Sequence[Message] = ()) -> Call:
-    return Call(SessionRecord(id="s"), "echo", Request(model=None, messages=tuple(history)))
+def call() -> Call:
+    return Call(SessionRecord(id="s"), "echo", Request(model=None, messages=()))
 
 
 def provider(*events: Event) -> object:
@@ -52,9 +53,9 @@ def provider(*events: Event) -> object:
     return stream
 
 
-async def streamed(pii: PIIMiddleware, pieces: Sequence[str], history: Sequence[Message] = ()) -> list[Event]:
+async def streamed(pii: PIIMiddleware, pieces: Sequence[str]) -> list[Event]:
     events = [TextDelta(piece) for piece in pieces] + [Done()]
-    return [event async for event in pii.stream(call(history), provider(*events))]  # type: ignore[arg-type]
+    return [event async for event in pii.stream(call(), provider(*events))]  # type: ignore[arg-type]
 
 
 def text_of(events: Sequence[Event]) -> str:
@@ -89,12 +90,23 @@ async def test_only_what_could_still_be_a_value_is_held_back() -> None:
     assert isinstance(events[-1], Done)
 
 
-async def test_the_stored_parts_of_a_stream_are_masked_too() -> None:
+async def test_the_text_of_a_streams_own_parts_is_masked_too_and_its_tool_calls_go_to_the_tool() -> None:
     pii = PIIMiddleware(PIIConfig())
-    events = [TextDelta("mail ann.lee@"), TextDelta("example.com"), Done(parts=(Text("mail ann.lee@example.com"),))]
+    write = ToolCall("c1", "write", {"to": "bo@example.org"})
+    parts = (Text("mail ann.lee@example.com"), write)
+    events = [TextDelta("mail ann.lee@"), TextDelta("example.com"), Done(parts=parts)]
     out = [event async for event in pii.stream(call(), provider(*events))]  # type: ignore[arg-type]
     assert text_of(out) == "mail [EMAIL]"
-    assert out[-1] == Done(parts=(Text("mail [EMAIL]"),))
+    assert out[-1] == Done(parts=(Text("mail [EMAIL]"), write))  # the stored call is masked by the stage
+
+
+async def test_a_run_too_long_to_hold_is_shown_as_too_long_never_in_part() -> None:
+    pii = PIIMiddleware(PIIConfig())
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJ" + "a" * 5000 + ".sig_nature"
+    text = f"Your token: {jwt} keep it safe."
+    events = await streamed(pii, [text[i : i + 20] for i in range(0, len(text), 20)])
+    assert text_of(events) == "Your token: [TOO_LONG] keep it safe."
+    assert pii.redact(text) == "Your token: [API_KEY] keep it safe."  # what is stored
 
 
 async def test_with_scope_provider_alone_the_stream_is_as_sent() -> None:
@@ -102,30 +114,38 @@ async def test_with_scope_provider_alone_the_stream_is_as_sent() -> None:
     assert text_of(await streamed(pii, ["mail ann.lee@", "example.com"])) == "mail ann.lee@example.com"
 
 
-def known(tokens: dict[str, str]) -> list[Message]:
-    """A history whose first message brought in ``tokens``."""
-    return [Message("s", 1, Role.USER, (Text("hi"),), metadata={METADATA_KEY: tokens})]
+async def pseudonymizing(tokens: dict[str, str]) -> PIIMiddleware:
+    """A pseudonymizing middleware whose session ``s`` has a stored message that brought in
+    ``tokens``."""
+    manager = threadline.SessionManager(threadline.Config.from_dict({"storage": {"backend": "memory"}}))
+    await manager.open()  # its memory storage goes when the test's last reference does
+    storage = manager.storage
+    await storage.create_session(SessionRecord(id="s"))
+    await storage.append_messages(
+        "default", "s", [Message("s", 1, Role.USER, ("hi",), metadata={METADATA_KEY: tokens})]
+    )
+    pii = PIIMiddleware(PIIConfig(action="pseudonymize"))
+    pii.storage = storage
+    return pii
 
 
 async def test_a_token_split_at_any_point_is_restored() -> None:
-    pii = PIIMiddleware(PIIConfig(action="pseudonymize"))
-    history = known({"<EMAIL_1>": "ann.lee@example.com", "<PHONE_12>": "+14155550123"})
+    pii = await pseudonymizing({"<EMAIL_1>": "ann.lee@example.com", "<PHONE_12>": "+14155550123"})
     text = "I wrote to <EMAIL_1> and called <PHONE_12>; <EMAIL_3> is unknown, a < b."
     want = "I wrote to ann.lee@example.com and called +14155550123; <EMAIL_3> is unknown, a < b."
     for split in range(len(text) + 1):
-        assert text_of(await streamed(pii, [text[:split], text[split:]], history)) == want, split
-    assert text_of(await streamed(pii, list(text), history)) == want
+        assert text_of(await streamed(pii, [text[:split], text[split:]])) == want, split
+    assert text_of(await streamed(pii, list(text))) == want
 
 
 async def test_plain_text_is_not_held_back_when_restoring() -> None:
-    pii = PIIMiddleware(PIIConfig(action="pseudonymize"))
-    events = await streamed(pii, ["Hello", " there <EM", "AIL_1> ok"], known({"<EMAIL_1>": "a@b.io"}))
+    pii = await pseudonymizing({"<EMAIL_1>": "a@b.io"})
+    events = await streamed(pii, ["Hello", " there <EM", "AIL_1> ok"])
     assert [e.text for e in events if isinstance(e, TextDelta)] == ["Hello", " there ", "a@b.io ok"]
 
 
 async def test_tokens_in_streamed_tool_call_arguments_are_restored_as_json() -> None:
-    pii = PIIMiddleware(PIIConfig(action="pseudonymize"))
-    history = known({"<EMAIL_1>": 'ann"lee"@example.com'})
+    pii = await pseudonymizing({"<EMAIL_1>": 'ann"lee"@example.com'})
     arguments = '{"to": "<EMAIL_1>", "cc": ["<EMAIL_1>"]}'
     for split in range(len(arguments) + 1):
         events = [
@@ -133,16 +153,23 @@ async def test_tokens_in_streamed_tool_call_arguments_are_restored_as_json() -> 
             ToolCallDelta(0, arguments=arguments[split:]),
             Done(),
         ]
-        out = [event async for event in pii.stream(call(history), provider(*events))]  # type: ignore[arg-type]
+        out = [event async for event in pii.stream(call(), provider(*events))]  # type: ignore[arg-type]
         sent = "".join(event.arguments for event in out if isinstance(event, ToolCallDelta))
         assert sent == '{"to": "ann\\"lee\\"@example.com", "cc": ["ann\\"lee\\"@example.com"]}', split
         assert out[0] == ToolCallDelta(0, id="c1", name="send", arguments=out[0].arguments)
 
 
+async def test_a_token_cut_off_at_the_end_of_a_tool_calls_arguments_is_let_out_as_it_came() -> None:
+    pii = await pseudonymizing({"<EMAIL_1>": "a@b.io"})
+    events = [ToolCallDelta(0, id="c1", name="send", arguments='{"to": "<EMAIL_1>", "x": "<EMAIL'), Done()]
+    out = [event async for event in pii.stream(call(), provider(*events))]  # type: ignore[arg-type]
+    assert [e.arguments for e in out if isinstance(e, ToolCallDelta)] == ['{"to": "a@b.io", "x": "', "<EMAIL"]
+
+
 async def test_a_done_events_own_parts_are_restored() -> None:
-    pii = PIIMiddleware(PIIConfig(action="pseudonymize"))
+    pii = await pseudonymizing({"<EMAIL_1>": "a@b.io"})
     parts = (Text("to <EMAIL_1>"), ToolCall("c1", "send", {"to": "<EMAIL_1>"}))
-    out = [event async for event in pii.stream(call(known({"<EMAIL_1>": "a@b.io"})), provider(Done(parts=parts)))]  # type: ignore[arg-type]
+    out = [event async for event in pii.stream(call(), provider(Done(parts=parts)))]  # type: ignore[arg-type]
     assert out == [Done(parts=(Text("to a@b.io"), ToolCall("c1", "send", {"to": "a@b.io"})))]
 
 
@@ -156,8 +183,8 @@ async def test_breaking_off_a_stream_closes_the_providers() -> None:
         finally:
             closed.append(True)
 
-    for action in ("mask", "pseudonymize"):
-        events = PIIMiddleware(PIIConfig(action=action)).stream(call(), stream)  # type: ignore[arg-type]
+    for pii in (PIIMiddleware(PIIConfig()), await pseudonymizing({})):
+        events = pii.stream(call(), stream)  # type: ignore[arg-type]
         async for _ in events:
             break
         await events.aclose()  # type: ignore[attr-defined]

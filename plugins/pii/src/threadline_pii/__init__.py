@@ -128,12 +128,23 @@ def threadline_register_middleware(register: Register) -> None:
 def threadline_startup(manager: SessionManager) -> None:
     """Give the manager's ``pii`` middleware its storage, where pseudonymize reads a session's
     tokens."""
+    for layer in _layers(manager):
+        layer.storage = manager.storage
+
+
+@hookimpl
+def threadline_session_deleted(session_id: str, manager: SessionManager) -> None:
+    """Forget the deleted session's tokens that the ``pii`` middleware kept at hand."""
+    for layer in _layers(manager):
+        layer.forget(session_id)
+
+
+def _layers(manager: SessionManager) -> list[PIIMiddleware]:
+    """The manager's ``pii`` middleware."""
     made = sys.modules.get("threadline_pii.middleware")  # not imported: this manager has none
     if made is None:
-        return
-    for layer in manager.middleware:
-        if isinstance(layer, made.PIIMiddleware):
-            layer.storage = manager.storage
+        return []
+    return [layer for layer in manager.middleware if isinstance(layer, made.PIIMiddleware)]
 
 
 async def reveal(session: Session, messages: Sequence[Message] | None = None) -> list[Message]:

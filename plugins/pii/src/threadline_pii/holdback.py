@@ -6,19 +6,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import regex
 from attrs import define
 
 #: characters already let out that a rewrite still sees, as a match's surroundings (``\b``,
 #: a lookbehind); none of them is let out again
 CONTEXT = 32
 
-#: a tail longer than this goes out as if the stream ended there: no value is this long, and
-#: holding more would make each piece cost more than the one before (a long base64 blob)
+#: a tail longer than this is not held any longer: no value is this long, and holding more
+#: would make each piece cost more than the one before (a long base64 blob)
 MAX_HOLD = 4096
+#: what a stream shows for a run without a space longer than that, which might be a value
+TOO_LONG = "[TOO_LONG]"
 
 #: ``(text, start, final)`` -> the rewritten ``text[start:cut]`` and ``cut``, where the text
 #: that must wait starts (with ``final``, the end: no more is coming)
 Split = Callable[[str, int, bool], tuple[str, int]]
+
+_LAST_RUN = regex.compile(r"\S*\Z")
 
 
 @define
@@ -27,13 +32,18 @@ class Holdback:
     #: the raw text let out last, up to ``CONTEXT`` characters of it
     context: str = ""
     held: str = ""
+    #: in a run that grew too long to hold: its pieces are dropped until a space ends it
+    dropping: bool = False
 
     def feed(self, piece: str) -> str:
         """``piece`` arrived: what of the stream can go out now, rewritten."""
+        if self.dropping:
+            piece = self._after_run(piece)
         text = self.context + self.held + piece
-        ready, cut = self.split(text, len(self.context), False)
+        start = len(self.context)
+        ready, cut = self.split(text, start, False)
         if len(text) - cut > MAX_HOLD:
-            ready, cut = self.split(text, len(self.context), True)
+            ready, cut = self._overflow(text, start)
         self.context, self.held = text[:cut][-CONTEXT:], text[cut:]
         return ready
 
@@ -42,3 +52,20 @@ class Holdback:
         ready, _ = self.split(self.context + self.held, len(self.context), True)
         self.context = self.held = ""
         return ready
+
+    def _overflow(self, text: str, start: int) -> tuple[str, int]:
+        """All of ``text`` let out: what comes before its last run rewritten as if the stream
+        ended there, the run itself, which may be a value cut short, as ``TOO_LONG``."""
+        run = _LAST_RUN.search(text, start)
+        run_start = run.start() if run is not None else len(text)
+        ready, _ = self.split(text[:run_start], start, True)
+        self.dropping = run_start < len(text)
+        return ready + (TOO_LONG if self.dropping else ""), len(text)
+
+    def _after_run(self, piece: str) -> str:
+        """What of ``piece`` follows the run being dropped."""
+        end = next((i for i, c in enumerate(piece) if c.isspace()), None)
+        if end is None:
+            return ""
+        self.dropping, self.context = False, ""
+        return piece[end:]

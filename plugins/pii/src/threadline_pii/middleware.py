@@ -20,12 +20,14 @@ from threadline.plugin import (
     Event,
     Message,
     Middleware,
+    Part,
     PluginError,
     Response,
     Role,
     SessionRecord,
     Storage,
     StreamNext,
+    Text,
     TextDelta,
     ToolCallDelta,
 )
@@ -43,6 +45,8 @@ Replacement = Callable[[str, str], str]
 
 #: sessions whose pseudonyms a middleware keeps at hand, the most recently used
 SESSIONS_KEPT = 1024
+#: messages whose form as sent a middleware keeps at hand, the most recently sent
+MESSAGES_KEPT = 10_000
 
 
 def mask(entity: str, _value: str) -> str:
@@ -63,12 +67,16 @@ class PIIMiddleware(Middleware):
         #: given by ``threadline_startup``: pseudonymize reads the tokens a session has
         self.storage: Storage | None = None
         self.sessions: OrderedDict[tuple[str, str], Pseudonyms] = OrderedDict()
+        #: by message id: its parts as stored, and as sent
+        self.sent: OrderedDict[str, tuple[tuple[Part, ...], tuple[Part, ...]]] = OrderedDict()
 
     # -- finding and replacing --------------------------------------------------------
 
-    def find(self, text: str, pos: int = 0) -> list[Found]:
-        """The values in ``text`` from ``pos``, in order, none overlapping another."""
-        return find(text, self.entities, pos, self.presidio.find(text, pos) if self.presidio else ())
+    def find(self, text: str, pos: int = 0, end: int | None = None) -> list[Found]:
+        """The values in ``text`` from ``pos``, in order, none overlapping another; Presidio
+        reads only up to ``end`` (in a stream, the clauses that have ended)."""
+        more = self.presidio.find(text[:end], pos) if self.presidio else ()
+        return find(text, self.entities, pos, more)
 
     def open_from(self, text: str, pos: int) -> int:
         """Where a value that more text could still make or change may start."""
@@ -94,19 +102,22 @@ class PIIMiddleware(Middleware):
             metadata=rewrite_metadata(session.metadata, self.config.metadata, self.redact),
         )
 
-    def refuse_if_found(self, message: Message) -> None:
-        """With ``action = "block"``: refuse a user's ``message`` that holds a value."""
-        texts = [message.text]
+    def kinds_in(self, message: Message) -> set[str]:
+        """The kinds of value ``message`` holds, anywhere a model or the disk sees."""
+        kinds: set[str] = set()
 
         def collect(text: str) -> str:
-            texts.append(text)
+            kinds.update(value.entity for value in self.find(text))
             return text
 
-        rewrite_metadata(message.metadata, self.config.metadata, collect)
-        kinds = sorted({value.entity for text in texts for value in self.find(text)})
-        if kinds:
+        rewrite_message(message, self.config.metadata, collect)
+        return kinds
+
+    def refuse_if_found(self, message: Message) -> None:
+        """With ``action = "block"``: refuse a user's ``message`` that holds a value."""
+        if kinds := self.kinds_in(message):
             raise BadRequest(
-                f"message refused: it contains personal data ({', '.join(kinds)}); "
+                f"message refused: it contains personal data ({', '.join(sorted(kinds))}); "
                 'remove it and try again (threadline-pii, action = "block")',
                 provider="pii",
             )
@@ -117,45 +128,53 @@ class PIIMiddleware(Middleware):
         if self.config.action == "block" and message.role is Role.USER:
             self.refuse_if_found(message)
         if self.config.action == "pseudonymize":
-            return await self.pseudonymize(message, session)
-        return self.redact_message(message) if self.storing else message
+            staged = await self.pseudonymize(message, session)
+        else:
+            staged = self.redact_message(message) if self.storing else message
+        if self.storing:  # as stored is as sent: the next request need not read it again
+            self.keep_sent(staged.id, staged.parts, staged.parts)
+        return staged
 
     async def pseudonymize(self, message: Message, session: SessionRecord) -> Message:
         """``message`` with each value replaced by its token (scope ``storage``), and the
         tokens it brings in kept in its metadata, whatever the scope."""
-        draft = (await self.pseudonyms(session, message.seq)).draft()
+        draft = (await self.pseudonyms(session)).draft()
         brought: dict[str, str] = {}
 
         def token(entity: str, value: str) -> str:
             return draft.token(entity, value, brought)
 
-        tokened = rewrite_message(message, self.config.metadata, lambda text: self.replace(text, token))
+        tokened = rewrite_message(
+            message, self.config.metadata, lambda text: self.replace(draft.retokenize(text), token)
+        )
         kept = tokened if self.storing else message
         if not brought:
             return kept
         metadata = {**kept.metadata, METADATA_KEY: {**kept.metadata.get(METADATA_KEY, {}), **brought}}
         return attrs.evolve(kept, metadata=metadata)
 
-    async def pseudonyms(self, session: SessionRecord, seq: int) -> Pseudonyms:
-        """The tokens of the session's messages before ``seq``, read from the storage as far
-        as this middleware has not read them yet."""
+    async def pseudonyms(self, session: SessionRecord) -> Pseudonyms:
+        """The tokens of the session's stored messages, read from the storage as far as this
+        middleware has not read them yet (a turn holds the session's lease: no other turn
+        stores messages meanwhile)."""
         if self.storage is None:
             raise PluginError(
                 'threadline-pii: action = "pseudonymize" reads a session\'s tokens from its storage, '
                 "which a SessionManager gives the middleware when it opens; use it through one"
             )
         key = (session.tenant, session.id)
-        known = self.sessions.pop(key, None)
-        if known is None or known.seen >= seq:  # new here, or the session went back (rolled back, renumbered)
-            known = Pseudonyms()
-        if known.seen < seq - 1:
-            for stored in await self.storage.get_messages(session.tenant, session.id, after_seq=known.seen):
-                if stored.seq < seq:
-                    known.learn(stored)
+        known = self.sessions.pop(key, None) or Pseudonyms()
+        for stored in await self.storage.get_messages(session.tenant, session.id, after_seq=known.seen):
+            known.learn(stored)
         self.sessions[key] = known
         if len(self.sessions) > SESSIONS_KEPT:
             self.sessions.popitem(last=False)
         return known
+
+    def forget(self, session_id: str) -> None:
+        """Drop what is kept at hand of a deleted session's tokens."""
+        for key in [key for key in self.sessions if key[1] == session_id]:
+            del self.sessions[key]
 
     async def session(self, session: SessionRecord) -> SessionRecord:
         """Masked, whatever the action: a session is written again at every turn (its title,
@@ -169,17 +188,31 @@ class PIIMiddleware(Middleware):
 
     # -- calls --------------------------------------------------------------------------
 
-    def outgoing(self, call: Call) -> tuple[Call, Pseudonyms | None]:
-        """The call as the provider may see it (scope ``provider``), and with pseudonymize,
-        the tokens of its history, to restore in the reply."""
-        known = Pseudonyms.of(call.request.messages) if self.config.action == "pseudonymize" else None
+    def outgoing(self, call: Call, known: Pseudonyms | None) -> Call:
+        """The call as the provider may see it (scope ``provider``): each value masked, or
+        replaced by its token when ``known`` (pseudonymize) has one."""
         if "provider" not in self.config.scope:
-            return call, known
+            return call
         rewrite = self.redact if known is None else self.tokens_of(known)
         request = call.request
         prompt = None if request.system_prompt is None else self.redact(request.system_prompt)
-        messages = tuple(_without_map(rewrite_message(message, (), rewrite)) for message in request.messages)
-        return attrs.evolve(call, request=attrs.evolve(request, system_prompt=prompt, messages=messages)), known
+        messages = tuple(self.as_sent(message, rewrite) for message in request.messages)
+        return attrs.evolve(call, request=attrs.evolve(request, system_prompt=prompt, messages=messages))
+
+    def as_sent(self, message: Message, rewrite: Callable[[str], str]) -> Message:
+        """``message`` as a provider may see it, its parts read once: every turn sends the
+        history again, and a stored message does not change (a value it has no token for
+        yet is masked, which it stays)."""
+        source, parts = self.sent.pop(message.id, ((), ()))
+        if source != message.parts:  # not read yet, or another middleware changed it after ours
+            source, parts = message.parts, rewrite_message(message, (), rewrite).parts
+        self.keep_sent(message.id, source, parts)
+        return attrs.evolve(_without_map(message), parts=parts)
+
+    def keep_sent(self, message_id: str, source: tuple[Part, ...], sent: tuple[Part, ...]) -> None:
+        self.sent[message_id] = (source, sent)
+        if len(self.sent) > MESSAGES_KEPT:
+            self.sent.popitem(last=False)
 
     def tokens_of(self, known: Pseudonyms) -> Callable[[str], str]:
         """A text's values replaced by their tokens, and masked where they have none (a value
@@ -188,67 +221,81 @@ class PIIMiddleware(Middleware):
         def token(entity: str, value: str) -> str:
             return known.known(entity, value) or mask(entity, value)
 
-        return lambda text: self.replace(text, token)
+        return lambda text: self.replace(known.retokenize(text), token)
 
     async def complete(self, call: Call, next: CompleteNext) -> Response:
-        sent, known = self.outgoing(call)
-        response = await next(sent)
-        if known is None:
-            return response
+        if self.config.action != "pseudonymize":
+            return await next(self.outgoing(call, None))
+        known = await self.pseudonyms(call.session)
+        response = await next(self.outgoing(call, known))
         return attrs.evolve(response, parts=tuple(rewrite_part(part, known.restore) for part in response.parts))
 
     def stream(self, call: Call, next: StreamNext) -> AsyncIterator[Event]:
-        sent, known = self.outgoing(call)
-        if known is not None:
-            return self.restored(next(sent), known)
-        if self.storing:
-            return self.masked(next(sent))
-        return next(sent)
+        if self.config.action == "pseudonymize":
+            return self.restored(call, next)
+        events = next(self.outgoing(call, None))
+        return self.masked(events) if self.storing else events
 
     def mask_split(self, text: str, start: int, final: bool) -> tuple[str, int]:
         """The masked text from ``start`` as far as no value could still be under way."""
-        found = self.find(text, start)
         cut = len(text) if final else self.open_from(text, start)
+        found = self.find(text, start, cut)
         for value in reversed(found):
             if value.start < cut < value.end:
                 cut = value.start
         return _spliced(text, start, cut, [value for value in found if value.end <= cut], mask), cut
 
-    async def masked(self, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
+    def masked(self, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
         """The stream with its text masked as it goes (what the stored reply will say)."""
-        text = Holdback(self.mask_split)
-        async with _closing(events):
-            async for event in events:
-                if isinstance(event, TextDelta):
-                    if ready := text.feed(event.text):
-                        yield TextDelta(ready)
-                elif isinstance(event, Done):
-                    if rest := text.end():
-                        yield TextDelta(rest)
-                    yield attrs.evolve(event, parts=tuple(rewrite_part(part, self.redact) for part in event.parts))
-                else:
-                    yield event
+        return _rewritten(events, Holdback(self.mask_split), None, self.masked_text)
 
-    async def restored(self, events: AsyncIterator[Event], known: Pseudonyms) -> AsyncIterator[Event]:
+    def masked_text(self, part: Part) -> Part:
+        """A part of a streamed reply as the stream shows it: text masked, a tool call as the
+        model wrote it (the tool is given it; the stored call is masked)."""
+        return rewrite_part(part, self.redact) if isinstance(part, Text) else part
+
+    async def restored(self, call: Call, next: StreamNext) -> AsyncIterator[Event]:
         """The stream with each token the model wrote replaced by its value as it goes, in
         text and in tool calls' arguments, a token split across pieces too."""
-        text = Holdback(_restore_split(known, quote=False))
-        arguments: dict[int, Holdback] = {}
+        known = await self.pseudonyms(call.session)
+        events = _rewritten(
+            next(self.outgoing(call, known)),
+            Holdback(_restore_split(known, quote=False)),
+            lambda: Holdback(_restore_split(known, quote=True)),
+            lambda part: rewrite_part(part, known.restore),
+        )
         async with _closing(events):
             async for event in events:
-                if isinstance(event, TextDelta):
-                    if ready := text.feed(event.text):
-                        yield TextDelta(ready)
-                elif isinstance(event, ToolCallDelta):
-                    held = arguments.setdefault(event.index, Holdback(_restore_split(known, quote=True)))
-                    yield attrs.evolve(event, arguments=held.feed(event.arguments))
-                else:
-                    if rest := text.end():
-                        yield TextDelta(rest)
-                    for index, held in arguments.items():
-                        if rest := held.end():
-                            yield ToolCallDelta(index, arguments=rest)
-                    yield attrs.evolve(event, parts=tuple(rewrite_part(part, known.restore) for part in event.parts))
+                yield event
+
+
+async def _rewritten(
+    events: AsyncIterator[Event],
+    text: Holdback,
+    arguments: Callable[[], Holdback] | None,
+    part: Callable[[Part], Part],
+) -> AsyncIterator[Event]:
+    """``events`` with their text passed through ``text``, each tool call's arguments
+    through a holdback of its own that ``arguments`` makes (``None``: as they come), and the
+    parts a ``Done`` brings through ``part``."""
+    held_arguments: dict[int, Holdback] = {}
+    async with _closing(events):
+        async for event in events:
+            if isinstance(event, TextDelta):
+                if ready := text.feed(event.text):
+                    yield TextDelta(ready)
+            elif isinstance(event, ToolCallDelta) and arguments is not None:
+                held = held_arguments.setdefault(event.index, arguments())
+                yield attrs.evolve(event, arguments=held.feed(event.arguments))
+            elif isinstance(event, Done):
+                if rest := text.end():
+                    yield TextDelta(rest)
+                for index, held in held_arguments.items():
+                    if rest := held.end():
+                        yield ToolCallDelta(index, arguments=rest)
+                yield attrs.evolve(event, parts=tuple(part(each) for each in event.parts))
+            else:
+                yield event
 
 
 def _spliced(text: str, start: int, end: int, found: list[Found], replacement: Replacement) -> str:

@@ -14,6 +14,7 @@ import regex
 from attrs import Factory, define, evolve
 
 from threadline.plugin import Message
+from threadline_pii.rewrite import rewrite_message
 
 #: the message metadata key that holds the tokens a message brought in, ``{token: value}``
 METADATA_KEY = "threadline_pii"
@@ -38,12 +39,20 @@ class Pseudonyms:
         return pseudonyms
 
     def learn(self, message: Message) -> None:
-        """Take in the tokens ``message`` brought in."""
+        """Take in the tokens ``message`` brought in, and count those it uses: an export
+        leaves the map out, and a session imported from one must not number a new value
+        with a token its text has already."""
         brought = message.metadata.get(METADATA_KEY)
         if isinstance(brought, Mapping):
             for token, value in brought.items():
                 self.add(token, value)
+        rewrite_message(message, (), self._count)
         self.seen = max(self.seen, message.seq)
+
+    def _count(self, text: str) -> str:
+        for match in TOKEN.finditer(text) if "<" in text else ():
+            self.counts[match[1]] = max(self.counts.get(match[1], 0), int(match[2]))
+        return text
 
     def add(self, token: str, value: object) -> None:
         """``token`` stands for ``value``; the first message to say so wins (a map damaged by
@@ -73,6 +82,16 @@ class Pseudonyms:
 
     def known(self, kind: str, value: str) -> str | None:
         return self.tokens.get((kind.upper(), value))
+
+    def retokenize(self, text: str) -> str:
+        """``text`` with each value that has a token replaced by it, wherever it stands: a
+        value put back in a reply stays hidden from the disk and the provider even where the
+        detector would not find it (``__<EMAIL_1>__`` restored is an address glued to
+        underscores)."""
+        for (_, value), token in sorted(self.tokens.items(), key=lambda item: -len(item[0][1])):
+            if value in text:
+                text = text.replace(value, token)
+        return text
 
     def restore(self, text: str, quote: bool = False) -> str:
         """``text`` with each token it knows replaced by its value (JSON-escaped with

@@ -15,14 +15,31 @@ Rewrite = Callable[[str], str]
 
 
 def rewrite_value(value: Any, rewrite: Rewrite) -> Any:
-    """A JSON value with each of its strings rewritten."""
+    """A JSON value with each of its strings rewritten, and each whole number that its
+    rewrite would change (a card number sent as a number) replaced by the rewritten string."""
     if isinstance(value, str):
         return rewrite(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        written = rewrite(str(value))
+        return value if written == str(value) else written
     if isinstance(value, Mapping):
-        return {rewrite(str(key)): rewrite_value(item, rewrite) for key, item in value.items()}
+        return _rewrite_keys({str(key): rewrite_value(item, rewrite) for key, item in value.items()}, rewrite)
     if isinstance(value, list | tuple):
         return [rewrite_value(item, rewrite) for item in value]
     return value
+
+
+def _rewrite_keys(table: dict[str, Any], rewrite: Rewrite) -> dict[str, Any]:
+    """``table`` with its keys rewritten; two that come out the same (two addresses, both
+    ``[EMAIL]``) are told apart by a number, so that neither value is lost."""
+    rewritten: dict[str, Any] = {}
+    for key, item in table.items():
+        new, number = rewrite(key), 1
+        while new in rewritten:
+            number += 1
+            new = f"{rewrite(key)} {number}"
+        rewritten[new] = item
+    return rewritten
 
 
 def rewrite_part(part: Part, rewrite: Rewrite) -> Part:
@@ -41,10 +58,30 @@ def rewrite_metadata(metadata: Mapping[str, Any], keys: Collection[str], rewrite
 
 
 def rewrite_message(message: Message, keys: Collection[str], rewrite: Rewrite) -> Message:
-    """``message`` with its parts and the metadata values of ``keys`` rewritten; itself when
-    nothing changed."""
-    parts = tuple(rewrite_part(part, rewrite) for part in message.parts)
+    """``message`` with its parts, its error and the metadata values of ``keys`` rewritten;
+    itself when nothing changed. Text parts next to each other are one text first: a value
+    may run from one into the next."""
+    parts = tuple(rewrite_part(part, rewrite) for part in _joined(message.parts))
     metadata = rewrite_metadata(message.metadata, keys, rewrite)
-    if parts == message.parts and metadata == message.metadata:
+    error = None if message.error is None else rewrite(message.error)
+    if parts == message.parts and metadata == message.metadata and error == message.error:
         return message
-    return attrs.evolve(message, parts=parts, metadata=metadata)
+    return attrs.evolve(message, parts=parts, metadata=metadata, error=error)
+
+
+def _joined(parts: tuple[Part, ...]) -> tuple[Part, ...]:
+    """``parts`` with each run of plain text parts (no ``provider_data``) made one."""
+    if sum(isinstance(part, Text) for part in parts) < 2:
+        return parts
+    joined: list[Part] = []
+    for part in parts:
+        previous = joined[-1] if joined else None
+        if _plain(part) and _plain(previous):
+            joined[-1] = Text(previous.text + part.text)  # type: ignore[union-attr]
+        else:
+            joined.append(part)
+    return tuple(joined)
+
+
+def _plain(part: Part | None) -> bool:
+    return isinstance(part, Text) and not part.provider_data
