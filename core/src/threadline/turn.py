@@ -209,7 +209,8 @@ def _user_message(session: Session, content: str | Part | Sequence[Part], turn: 
 
 async def _store_user(session: Session, message: Message) -> Message:
     """Stage and store the user's message; a refusal here stores nothing. It was numbered
-    before the turn waited for the one before: the stage sees the ``seq`` it will have."""
+    before the turn waited for the one before: the stage sees the ``seq`` it will have, as
+    far as this process knows (another's appends show as a conflict, which renumbers it)."""
     if message.seq != session._next_seq:
         message = attrs.evolve(message, seq=session._next_seq)
     staged = await _stage(session, message)

@@ -85,6 +85,8 @@ def test_what_only_looks_like_a_value_is_left_alone(text: str) -> None:
         ("Tel.030 1234567", "030 1234567"),
         ("Visa-4111-1111-1111-1111", "4111-1111-1111-1111"),
         ("card 4111 1111 1111 1111- expired", "4111 1111 1111 1111"),
+        ("login ann.lee@example.com:hunter2", "ann.lee@example.com"),
+        ("write ann.lee@example.com- thanks", "ann.lee@example.com"),
         ("no-break spaces 4111\u00a01111\u00a01111\u00a01111", "4111\u00a01111\u00a01111\u00a01111"),
         ("thin spaces +44\u202f20\u202f7946\u202f0958", "+44\u202f20\u202f7946\u202f0958"),
         ("Unicode hyphens 123\u201145\u20116789", "123\u201145\u20116789"),

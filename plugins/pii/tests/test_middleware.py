@@ -43,6 +43,8 @@ def test_numbers_keys_errors_and_text_split_across_parts_are_masked_too() -> Non
     assert masked.parts[0].arguments == {"card": "[CREDIT_CARD]", "n": 3, "[EMAIL]": "yes", "[EMAIL] 2": "no"}
     split = Message("s", 1, Role.USER, (Text("card 4111 1111 "), Text("1111 1111, mail ann@"), Text("x.io")))
     assert pii.redact_message(split).parts == (Text("card [CREDIT_CARD], mail [EMAIL]"),)
+    lines = Message("s", 1, Role.USER, (Text("Line one.\n"), Text("Line two, mail ann@x.io")))
+    assert pii.redact_message(lines).parts == (Text("Line one.\n"), Text("Line two, mail [EMAIL]"))
     failed = Message("s", 2, Role.ASSISTANT, (Text("half"),), status="incomplete", error="bad input 'ann@x.io'")
     assert pii.redact_message(failed).error == "bad input '[EMAIL]'"
 

@@ -20,7 +20,7 @@ from threadline.plugin import PluginError, SessionRecord
 from threadline.testing import Reply, ScriptedToolCall
 from threadline_pii import PIIConfig, reveal
 from threadline_pii.middleware import PIIMiddleware
-from threadline_pii.pseudonyms import METADATA_KEY
+from threadline_pii.pseudonyms import METADATA_KEY, Pseudonyms
 
 ANN, BO, PHONE = "ann.lee@example.com", "bo@example.org", "+14155550123"
 
@@ -168,18 +168,23 @@ async def test_sessions_beyond_those_kept_at_hand_are_read_again(
         assert list(pii.sessions) == [("default", one.id)]  # type: ignore[attr-defined]
         await one.delete()
         assert list(pii.sessions) == []  # type: ignore[attr-defined]
+        assert {session for session, _, _ in pii.sent.values()} == {two.id}  # type: ignore[attr-defined]
 
 
 async def test_a_value_put_back_where_the_detector_would_miss_it_is_stored_as_its_token(tmp_path: Path) -> None:
+    card = "4111 1111 1111 1111"
     async with threadline.SessionManager(config(tmp_path / "t.db")) as manager:
         session = await manager.create_session(provider="echo")
-        await session.send(f"mail {ANN}")
-        manager.provider("echo").script([Reply(text="Noted: x<EMAIL_1>y, <EMAIL_1>-1")])  # type: ignore[attr-defined]
+        await session.send(f"mail {ANN}, card {card}")
+        echo = manager.provider("echo")
+        echo.script([Reply(text="Noted: x<CREDIT_CARD_1>y, __<EMAIL_1>__, jim<EMAIL_1>")])  # type: ignore[attr-defined]
         reply = await session.send("ok?")
-        assert reply.text == "Noted: x<EMAIL_1>y, <EMAIL_1>-1"  # as stored: no value, though glued to others
-        assert (await reveal(session, [reply]))[0].text == f"Noted: x{ANN}y, {ANN}-1"
+        # a card glued to letters is no card to the detector; the address after "jim" is
+        # another one, which gets a token of its own
+        assert reply.text == "Noted: x<CREDIT_CARD_1>y, __<EMAIL_1>__, <EMAIL_2>"
+        assert (await reveal(session, [reply]))[0].text == f"Noted: x{card}y, __{ANN}__, jim{ANN}"
         await session.send("and?")
-        assert ANN not in sent(manager)
+        assert ANN not in sent(manager) and card not in sent(manager)
 
 
 def test_the_cli_shows_and_exports_a_session_without_its_map_unless_raw(tmp_path: Path) -> None:
@@ -208,3 +213,14 @@ def test_the_cli_shows_and_exports_a_session_without_its_map_unless_raw(tmp_path
         threadline_cli("sessions", "export", "--raw"),
     ):
         assert json.dumps({"threadline_pii": {"<EMAIL_1>": ANN}}, separators=(",", ":")) in shown
+
+
+def test_a_known_value_is_put_back_to_its_token_only_where_it_stands_alone() -> None:
+    known = Pseudonyms()
+    for token, value in {"<STATE_1>": "IL", "<EMAIL_1>": "bo@x.io", "<PERSON_1>": "Ann", "<IP_1>": "10.1.2.3"}.items():
+        known.add(token, value)
+    text = "mail <EMAIL_1>, jimbo@x.io and bo@x.io; the Annual report of Ann from IL; hosts 10.1.2.34, 10.1.2.3"
+    assert known.retokenize(text) == (
+        "mail <EMAIL_1>, jimbo@x.io and <EMAIL_1>; the Annual report of <PERSON_1> from <STATE_1>; "
+        "hosts 10.1.2.34, <IP_1>"
+    )

@@ -107,6 +107,9 @@ async def test_a_run_too_long_to_hold_is_shown_as_too_long_never_in_part() -> No
     events = await streamed(pii, [text[i : i + 20] for i in range(0, len(text), 20)])
     assert text_of(events) == "Your token: [TOO_LONG] keep it safe."
     assert pii.redact(text) == "Your token: [API_KEY] keep it safe."  # what is stored
+    long_key = "sk-" + "A" * 4106
+    events = await streamed(pii, [f"call +44 20 7946 0958_{long_key}", " ok"])
+    assert text_of(events) == "call [PHONE]_[TOO_LONG] ok"  # what was held goes, none of it shown
 
 
 async def test_with_scope_provider_alone_the_stream_is_as_sent() -> None:

@@ -201,7 +201,7 @@ BUILTIN: dict[str, Entity] = {
                 r"(?<![A-Za-z0-9.+%-])[A-Za-z0-9][\w.+%'-]{0,63}@(?![0-9]x\.)"
                 r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}"
                 # not an image's name at a pixel density (icon@2x.png), nor git's user@host:path
-                r"(?!(?:png|jpe?g|gif|svg|webp)(?![A-Za-z0-9]))[A-Za-z]{2,24}(?![A-Za-z0-9-]|:[^\s])"
+                r"(?!(?:png|jpe?g|gif|svg|webp)(?![A-Za-z0-9]))[A-Za-z]{2,24}(?![A-Za-z0-9]|-[A-Za-z0-9]|:[\w.~-]*/)"
             ],
         ),
         _entity(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import regex
 from attrs import define
 
 #: characters already let out that a rewrite still sees, as a match's surroundings (``\b``,
@@ -16,14 +15,13 @@ CONTEXT = 32
 #: a tail longer than this is not held any longer: no value is this long, and holding more
 #: would make each piece cost more than the one before (a long base64 blob)
 MAX_HOLD = 4096
-#: what a stream shows for a run without a space longer than that, which might be a value
+#: what a stream shows for what was held back longer than that, which might be a value; the
+#: run without a space it ends in is dropped to its end
 TOO_LONG = "[TOO_LONG]"
 
 #: ``(text, start, final)`` -> the rewritten ``text[start:cut]`` and ``cut``, where the text
 #: that must wait starts (with ``final``, the end: no more is coming)
 Split = Callable[[str, int, bool], tuple[str, int]]
-
-_LAST_RUN = regex.compile(r"\S*\Z")
 
 
 @define
@@ -42,8 +40,10 @@ class Holdback:
         text = self.context + self.held + piece
         start = len(self.context)
         ready, cut = self.split(text, start, False)
-        if len(text) - cut > MAX_HOLD:
-            ready, cut = self._overflow(text, start)
+        if len(text) - cut > MAX_HOLD:  # what waits may be a value cut short: none of it goes out
+            ready += TOO_LONG
+            self.dropping = not text[-1].isspace()
+            cut = len(text)
         self.context, self.held = text[:cut][-CONTEXT:], text[cut:]
         return ready
 
@@ -52,15 +52,6 @@ class Holdback:
         ready, _ = self.split(self.context + self.held, len(self.context), True)
         self.context = self.held = ""
         return ready
-
-    def _overflow(self, text: str, start: int) -> tuple[str, int]:
-        """All of ``text`` let out: what comes before its last run rewritten as if the stream
-        ended there, the run itself, which may be a value cut short, as ``TOO_LONG``."""
-        run = _LAST_RUN.search(text, start)
-        run_start = run.start() if run is not None else len(text)
-        ready, _ = self.split(text[:run_start], start, True)
-        self.dropping = run_start < len(text)
-        return ready + (TOO_LONG if self.dropping else ""), len(text)
 
     def _after_run(self, piece: str) -> str:
         """What of ``piece`` follows the run being dropped."""

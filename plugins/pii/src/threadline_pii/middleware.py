@@ -67,8 +67,8 @@ class PIIMiddleware(Middleware):
         #: given by ``threadline_startup``: pseudonymize reads the tokens a session has
         self.storage: Storage | None = None
         self.sessions: OrderedDict[tuple[str, str], Pseudonyms] = OrderedDict()
-        #: by message id: its parts as stored, and as sent
-        self.sent: OrderedDict[str, tuple[tuple[Part, ...], tuple[Part, ...]]] = OrderedDict()
+        #: by message id: its session, its parts as stored, and as sent
+        self.sent: OrderedDict[str, tuple[str, tuple[Part, ...], tuple[Part, ...]]] = OrderedDict()
 
     # -- finding and replacing --------------------------------------------------------
 
@@ -132,7 +132,7 @@ class PIIMiddleware(Middleware):
         else:
             staged = self.redact_message(message) if self.storing else message
         if self.storing:  # as stored is as sent: the next request need not read it again
-            self.keep_sent(staged.id, staged.parts, staged.parts)
+            self.keep_sent(staged, staged.parts, staged.parts)
         return staged
 
     async def pseudonymize(self, message: Message, session: SessionRecord) -> Message:
@@ -172,9 +172,11 @@ class PIIMiddleware(Middleware):
         return known
 
     def forget(self, session_id: str) -> None:
-        """Drop what is kept at hand of a deleted session's tokens."""
+        """Drop what is kept at hand of a deleted session: its tokens, its messages as sent."""
         for key in [key for key in self.sessions if key[1] == session_id]:
             del self.sessions[key]
+        for message_id in [key for key, (session, _, _) in self.sent.items() if session == session_id]:
+            del self.sent[message_id]
 
     async def session(self, session: SessionRecord) -> SessionRecord:
         """Masked, whatever the action: a session is written again at every turn (its title,
@@ -203,14 +205,14 @@ class PIIMiddleware(Middleware):
         """``message`` as a provider may see it, its parts read once: every turn sends the
         history again, and a stored message does not change (a value it has no token for
         yet is masked, which it stays)."""
-        source, parts = self.sent.pop(message.id, ((), ()))
+        _, source, parts = self.sent.pop(message.id, ("", (), ()))
         if source != message.parts:  # not read yet, or another middleware changed it after ours
             source, parts = message.parts, rewrite_message(message, (), rewrite).parts
-        self.keep_sent(message.id, source, parts)
+        self.keep_sent(message, source, parts)
         return attrs.evolve(_without_map(message), parts=parts)
 
-    def keep_sent(self, message_id: str, source: tuple[Part, ...], sent: tuple[Part, ...]) -> None:
-        self.sent[message_id] = (source, sent)
+    def keep_sent(self, message: Message, source: tuple[Part, ...], sent: tuple[Part, ...]) -> None:
+        self.sent[message.id] = (message.session_id, source, sent)
         if len(self.sent) > MESSAGES_KEPT:
             self.sent.popitem(last=False)
 

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable, Mapping
 
 import regex
-from attrs import Factory, define, evolve
+from attrs import Factory, define, evolve, field
 
 from threadline.plugin import Message
 from threadline_pii.rewrite import rewrite_message
@@ -30,6 +30,10 @@ class Pseudonyms:
     counts: dict[str, int] = Factory(dict)
     #: the ``seq`` of the last message read
     seen: int = 0
+    #: each value's token, the first it was given
+    by_value: dict[str, str] = Factory(dict)
+    #: the pattern of the known values, and how many it was made of
+    values_pattern: tuple[int, regex.Pattern[str]] | None = field(default=None, init=False, eq=False, repr=False)
 
     @classmethod
     def of(cls, messages: Iterable[Message]) -> Pseudonyms:
@@ -63,12 +67,19 @@ class Pseudonyms:
         kind, number = match[1], int(match[2])
         self.values[token] = value
         self.tokens.setdefault((kind, value), token)
+        self.by_value.setdefault(value, token)
         self.counts[kind] = max(self.counts.get(kind, 0), number)
 
     def draft(self) -> Pseudonyms:
         """A copy to number a new message's values on: until that message is stored, its
         tokens are not the session's."""
-        return evolve(self, values=dict(self.values), tokens=dict(self.tokens), counts=dict(self.counts))
+        return evolve(
+            self,
+            values=dict(self.values),
+            tokens=dict(self.tokens),
+            counts=dict(self.counts),
+            by_value=dict(self.by_value),
+        )
 
     def token(self, kind: str, value: str, brought: dict[str, str]) -> str:
         """``value``'s token, a new one (added to ``brought``) if it has none yet."""
@@ -84,14 +95,16 @@ class Pseudonyms:
         return self.tokens.get((kind.upper(), value))
 
     def retokenize(self, text: str) -> str:
-        """``text`` with each value that has a token replaced by it, wherever it stands: a
-        value put back in a reply stays hidden from the disk and the provider even where the
-        detector would not find it (``__<EMAIL_1>__`` restored is an address glued to
-        underscores)."""
-        for (_, value), token in sorted(self.tokens.items(), key=lambda item: -len(item[0][1])):
-            if value in text:
-                text = text.replace(value, token)
-        return text
+        """``text`` with each value that has a token replaced by it, wherever it stands but
+        inside a longer word or number: a value put back in a reply stays hidden from the
+        disk and the provider even where the detector would not find it (``__<EMAIL_1>__``
+        restored is an address glued to underscores), while ``bo@example.org`` is not taken
+        out of ``jimbo@example.org``, nor ``IL`` out of ``<EMAIL_1>``."""
+        if not self.by_value:
+            return text
+        if self.values_pattern is None or self.values_pattern[0] != len(self.by_value):
+            self.values_pattern = (len(self.by_value), _values_pattern(self.by_value))
+        return self.values_pattern[1].sub(lambda match: self.by_value.get(match[0], match[0]), text)
 
     def restore(self, text: str, quote: bool = False) -> str:
         """``text`` with each token it knows replaced by its value (JSON-escaped with
@@ -118,3 +131,21 @@ def token_open_from(text: str, pos: int) -> int:
         if match.partial:
             return match.start()
     return len(text)
+
+
+def _values_pattern(values: Iterable[str]) -> regex.Pattern[str]:
+    """The tokens, which stay as they are, or any of ``values``, the longest first, each not
+    run on from a letter or digit of its own kind at either end."""
+    alternatives = [_edged(value) for value in sorted(values, key=len, reverse=True)]
+    return regex.compile("|".join([TOKEN.pattern, *alternatives]))
+
+
+def _edged(value: str) -> str:
+    return f"{_not_run_on(value[0], '<')}{regex.escape(value)}{_not_run_on(value[-1], '>')}"
+
+
+def _not_run_on(edge: str, side: str) -> str:
+    kind = r"\d" if edge.isdecimal() else r"[^\W\d_]" if edge.isalpha() else None
+    if kind is None:
+        return ""
+    return f"(?<!{kind})" if side == "<" else f"(?!{kind})"

@@ -59,14 +59,27 @@ def rewrite_metadata(metadata: Mapping[str, Any], keys: Collection[str], rewrite
 
 def rewrite_message(message: Message, keys: Collection[str], rewrite: Rewrite) -> Message:
     """``message`` with its parts, its error and the metadata values of ``keys`` rewritten;
-    itself when nothing changed. Text parts next to each other are one text first: a value
-    may run from one into the next."""
-    parts = tuple(rewrite_part(part, rewrite) for part in _joined(message.parts))
+    itself when nothing changed. Where text parts next to each other read otherwise as one
+    text (a value runs from one into the next), they are made one."""
+    parts = _rewrite_parts(message.parts, rewrite)
     metadata = rewrite_metadata(message.metadata, keys, rewrite)
     error = None if message.error is None else rewrite(message.error)
     if parts == message.parts and metadata == message.metadata and error == message.error:
         return message
     return attrs.evolve(message, parts=parts, metadata=metadata, error=error)
+
+
+def _rewrite_parts(parts: tuple[Part, ...], rewrite: Rewrite) -> tuple[Part, ...]:
+    each = tuple(rewrite_part(part, rewrite) for part in parts)
+    joined = _joined(parts)
+    if joined == parts:
+        return each
+    whole = tuple(rewrite_part(part, rewrite) for part in joined)
+    return whole if _text(whole) != _text(each) else each
+
+
+def _text(parts: tuple[Part, ...]) -> str:
+    return "".join(part.text for part in parts if isinstance(part, Text))
 
 
 def _joined(parts: tuple[Part, ...]) -> tuple[Part, ...]:
