@@ -7,7 +7,7 @@ import os
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import IO, Any
 
 from threadline.config import Config, Template
@@ -142,10 +142,11 @@ class SessionManager:
             self._made_providers.clear()
 
     @property
-    def middleware(self) -> tuple[Middleware, ...]:
-        """The middleware ``[middleware] chain`` names, made, in its order: how a plugin's
-        ``threadline_startup`` finds its own (to give it the storage, say)."""
-        return self._chain.layers
+    def middleware(self) -> Mapping[str, Middleware]:
+        """The middleware ``[middleware] chain`` names, made, by name in its order: how a
+        plugin's ``threadline_startup`` finds its own (``manager.middleware.get("pii")``),
+        to give it the storage, say."""
+        return MappingProxyType(dict(zip(self.config.middleware.chain, self._chain.layers, strict=True)))
 
     @property
     def storage(self) -> Storage:

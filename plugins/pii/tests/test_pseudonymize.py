@@ -164,7 +164,7 @@ async def test_sessions_beyond_those_kept_at_hand_are_read_again(
         await one.send(f"mail {ANN}")
         await two.send(f"mail {BO}")
         assert (await one.send(f"{BO} or {ANN}")).text == "<EMAIL_2> or <EMAIL_1>"
-        pii = manager.middleware[0]
+        pii = manager.middleware["pii"]
         assert list(pii.sessions) == [("default", one.id)]  # type: ignore[attr-defined]
         await one.delete()
         assert list(pii.sessions) == []  # type: ignore[attr-defined]

@@ -6,8 +6,7 @@ This module only registers the middleware ``pii``; its work is in
 
 from __future__ import annotations
 
-import sys
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import attrs
 from attrs import field, frozen
@@ -128,23 +127,20 @@ def threadline_register_middleware(register: Register) -> None:
 def threadline_startup(manager: SessionManager) -> None:
     """Give the manager's ``pii`` middleware its storage, where pseudonymize reads a session's
     tokens."""
-    for layer in _layers(manager):
+    if (layer := _layer(manager)) is not None:
         layer.storage = manager.storage
 
 
 @hookimpl
 def threadline_session_deleted(session_id: str, manager: SessionManager) -> None:
     """Forget the deleted session's tokens that the ``pii`` middleware kept at hand."""
-    for layer in _layers(manager):
+    if (layer := _layer(manager)) is not None:
         layer.forget(session_id)
 
 
-def _layers(manager: SessionManager) -> list[PIIMiddleware]:
-    """The manager's ``pii`` middleware."""
-    made = sys.modules.get("threadline_pii.middleware")  # not imported: this manager has none
-    if made is None:
-        return []
-    return [layer for layer in manager.middleware if isinstance(layer, made.PIIMiddleware)]
+def _layer(manager: SessionManager) -> PIIMiddleware | None:
+    """The manager's ``pii`` middleware, if its chain names it."""
+    return cast("PIIMiddleware | None", manager.middleware.get("pii"))
 
 
 async def reveal(session: Session, messages: Sequence[Message] | None = None) -> list[Message]:

@@ -1,0 +1,73 @@
+"""threadline-metrics: Prometheus metrics of every model call.
+
+This module only registers the middleware ``metrics`` and the hooks that serve its
+``/metrics``; the instruments are in :mod:`threadline_metrics.instruments`, the timing in
+:mod:`threadline_metrics.middleware`. ``prometheus_client`` is imported only when a manager
+makes the middleware: discovering plugins stays light.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal, cast
+
+import attrs
+from attrs import field, frozen
+
+from threadline.plugin import critical, hookimpl
+
+if TYPE_CHECKING:
+    from threadline import SessionManager
+    from threadline.plugin import Register
+    from threadline_metrics.middleware import MetricsMiddleware
+
+__all__ = ["MetricsConfig", "make_middleware"]
+
+Label = Literal["tenant", "user_id"]
+
+
+@frozen
+class MetricsConfig:
+    """``[middleware.metrics]``.
+
+    :param port: serve ``/metrics`` on ``127.0.0.1:<port>`` from a background thread, with
+        this middleware's own registry; unset, the metrics go into ``prometheus_client``'s
+        default registry, which the host application serves.
+    :param labels: ``"tenant"``, ``"user_id"``: label each call's metrics by its session's
+        tenant or user too (off by default: one series per user can be many).
+    """
+
+    port: int | None = field(
+        default=None, validator=attrs.validators.optional([attrs.validators.ge(1), attrs.validators.le(65535)])
+    )
+    labels: tuple[Label, ...] = field(default=(), converter=tuple)
+
+
+def make_middleware(config: MetricsConfig) -> MetricsMiddleware:
+    from threadline_metrics.middleware import MetricsMiddleware
+
+    return MetricsMiddleware(config)
+
+
+@hookimpl
+def threadline_register_middleware(register: Register) -> None:
+    register("metrics", make_middleware, config=MetricsConfig)
+
+
+@hookimpl
+@critical
+def threadline_startup(manager: SessionManager) -> None:
+    """Serve the ``/metrics`` of the manager's ``metrics`` middleware that has a port; one
+    that cannot be served (the port is taken) fails the manager's opening."""
+    if (layer := _layer(manager)) is not None:
+        layer.serve()
+
+
+@hookimpl
+def threadline_shutdown(manager: SessionManager) -> None:
+    if (layer := _layer(manager)) is not None:
+        layer.stop_serving()
+
+
+def _layer(manager: SessionManager) -> MetricsMiddleware | None:
+    """The manager's ``metrics`` middleware, if its chain names it."""
+    return cast("MetricsMiddleware | None", manager.middleware.get("metrics"))

@@ -1,0 +1,89 @@
+"""The Prometheus instruments, named as the OpenTelemetry GenAI semantic conventions name
+them where they name one (v1.41: ``gen_ai.client.operation.duration`` is
+``gen_ai_client_operation_duration_seconds`` here), with the conventions' bucket
+boundaries. One set per registry: a second manager in a process counts into the first's."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from attrs import frozen
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+
+from threadline.plugin import ConfigError
+
+#: the semantic conventions' advice for durations (seconds) and token counts
+DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+TOKEN_BUCKETS = tuple(float(4**power) for power in range(14))  # 1, 4, 16, ... 67,108,864
+CHUNK_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5)
+
+CALL_LABELS = ("operation", "provider", "model", "status")
+
+
+@frozen
+class Instruments:
+    duration: Histogram
+    tokens: Histogram
+    requests: Counter
+    first_chunk: Histogram
+    per_chunk: Histogram
+
+    @classmethod
+    def make(cls, registry: CollectorRegistry, extra: Sequence[str]) -> Instruments:
+        labels = (*CALL_LABELS, *extra)
+        stream_labels = ("operation", "provider", "model", *extra)
+        return cls(
+            Histogram(
+                "gen_ai_client_operation_duration_seconds",
+                "Duration of a model call (gen_ai.client.operation.duration)",
+                labels,
+                registry=registry,
+                buckets=DURATION_BUCKETS,
+            ),
+            Histogram(
+                "gen_ai_client_token_usage",
+                "Tokens a model call used, by token_type input or output (gen_ai.client.token.usage)",
+                (*stream_labels, "token_type"),
+                registry=registry,
+                buckets=TOKEN_BUCKETS,
+            ),
+            Counter(
+                "threadline_requests",
+                "Model calls, by status ok or error and the error's class",
+                (*labels, "error"),
+                registry=registry,
+            ),
+            Histogram(
+                "gen_ai_client_operation_time_to_first_chunk_seconds",
+                "Time from a streamed call to its first chunk (gen_ai.client.operation.time_to_first_chunk)",
+                stream_labels,
+                registry=registry,
+                buckets=DURATION_BUCKETS,
+            ),
+            Histogram(
+                "gen_ai_client_operation_time_per_output_chunk_seconds",
+                "Time between the chunks of a streamed reply (gen_ai.client.operation.time_per_output_chunk)",
+                stream_labels,
+                registry=registry,
+                buckets=CHUNK_BUCKETS,
+            ),
+        )
+
+
+_MADE: dict[int, tuple[tuple[str, ...], Instruments]] = {}
+
+
+def instruments(registry: CollectorRegistry | None, extra: Sequence[str]) -> Instruments:
+    """The instruments in ``registry`` (``None``: the default one), made once: every
+    manager of a process that counts into it must label alike."""
+    registry = REGISTRY if registry is None else registry
+    made = _MADE.get(id(registry))
+    if made is None:
+        made = _MADE[id(registry)] = (tuple(extra), Instruments.make(registry, extra))
+    elif made[0] != tuple(extra):
+        raise ConfigError(
+            f"labels {list(extra)} differ from {list(made[0])}, which another manager of this process "
+            "counts into the same registry with; give both the same labels, or this one a port",
+            key="middleware.metrics.labels",
+        )
+    return made[1]

@@ -1,0 +1,117 @@
+"""The ``metrics`` middleware: each model call timed and counted as it passes, whole or
+streamed: its duration, its tokens, its status and error class, and for a stream the time
+to its first chunk and between chunks. First in the chain, it sees every call as the
+application made it, retries and failovers included."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator, Sequence
+from threading import Thread
+from typing import Any
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+from threadline.plugin import Call, CompleteNext, ConfigError, Done, Event, Middleware, Response, StreamNext, Usage
+from threadline_metrics import MetricsConfig
+from threadline_metrics.instruments import Instruments, instruments
+
+OPERATION = "chat"  # gen_ai.operation.name of every call a session makes
+
+
+class MetricsMiddleware(Middleware):
+    def __init__(self, config: MetricsConfig) -> None:
+        self.config = config
+        #: with a port, a registry of its own, which ``/metrics`` serves
+        self.registry = CollectorRegistry() if config.port is not None else None
+        self.instruments: Instruments = instruments(self.registry, config.labels)
+        self.server: Any = None
+        self.thread: Thread | None = None
+
+    def serve(self) -> None:
+        """Serve ``/metrics`` on 127.0.0.1 at the config's port, from a background thread."""
+        if self.config.port is not None and self.registry is not None and self.server is None:
+            try:
+                self.server, self.thread = start_http_server(self.config.port, addr="127.0.0.1", registry=self.registry)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot serve /metrics on 127.0.0.1:{self.config.port}: {exc.strerror or exc}; "
+                    "name a free port, or none to use prometheus_client's default registry",
+                    key="middleware.metrics.port",
+                ) from None
+
+    def stop_serving(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def labels(self, call: Call, model: str | None = None) -> dict[str, str]:
+        session = call.session
+        labels = {"operation": OPERATION, "provider": call.provider, "model": model or call.request.model or ""}
+        labels.update({name: str(getattr(session, name) or "") for name in self.config.labels})
+        return labels
+
+    def record(
+        self,
+        call: Call,
+        started: float,
+        model: str | None,
+        usage: Usage | None,
+        error: str,
+        arrivals: Sequence[float] = (),
+    ) -> None:
+        """One call's metrics; ``arrivals``: when each chunk of a stream came."""
+        labels = self.labels(call, model)
+        status = "error" if error else "ok"
+        self.instruments.duration.labels(**labels, status=status).observe(time.perf_counter() - started)
+        self.instruments.requests.labels(**labels, status=status, error=error).inc()
+        if usage is not None:
+            tokens = self.instruments.tokens
+            tokens.labels(**labels, token_type="input").observe(usage.input_tokens)
+            tokens.labels(**labels, token_type="output").observe(usage.output_tokens)
+        if arrivals:
+            self.instruments.first_chunk.labels(**labels).observe(arrivals[0] - started)
+            per_chunk = self.instruments.per_chunk.labels(**labels)
+            for before, after in itertools.pairwise(arrivals):
+                per_chunk.observe(after - before)
+
+    async def complete(self, call: Call, next: CompleteNext) -> Response:
+        started = time.perf_counter()
+        try:
+            response = await next(call)
+        except BaseException as exc:
+            self.record(call, started, None, None, _error(exc))
+            raise
+        self.record(call, started, response.model, response.usage, "")
+        return response
+
+    async def stream(self, call: Call, next: StreamNext) -> AsyncIterator[Event]:
+        """The events as they come; their timings are observed at the end, labelled by the
+        model that answered, as the whole call is."""
+        started = time.perf_counter()
+        arrivals: list[float] = []
+        done: Done | None = None
+        events = next(call)
+        try:
+            async for event in events:
+                if isinstance(event, Done):
+                    done = event
+                else:
+                    arrivals.append(time.perf_counter())
+                yield event
+        except BaseException as exc:
+            self.record(call, started, None, None, _error(exc), arrivals)
+            raise
+        finally:
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        self.record(call, started, done.model if done else None, done.usage if done else None, "", arrivals)
+
+
+def _error(exc: BaseException) -> str:
+    """An error's class, or ``cancelled`` for a call the caller left."""
+    return "cancelled" if isinstance(exc, asyncio.CancelledError | GeneratorExit) else type(exc).__name__

@@ -1,0 +1,171 @@
+"""Conversations on the offline echo provider through the ``metrics`` middleware, their
+``/metrics`` scraped over HTTP and read with prometheus_client's parser: exact counts,
+token sums, errors by class, stream timings."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import urllib.request
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+import threadline
+from threadline.testing import Reply
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def config(**metrics: Any) -> threadline.Config:
+    return threadline.Config.from_dict(
+        {"storage": {"backend": "memory"}, "middleware": {"chain": ["metrics"], "metrics": metrics}}
+    )
+
+
+async def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample ``/metrics`` serves, by name and labels."""
+
+    def get() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+            return str(reply.read().decode())
+
+    text = await asyncio.to_thread(get)
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+    """The sum of the samples named ``name`` whose labels include ``labels``."""
+    return sum(v for (n, ls), v in samples.items() if n == name and set(labels.items()) <= set(ls))
+
+
+async def test_calls_are_counted_timed_and_their_tokens_summed() -> None:
+    port = free_port()
+    async with threadline.SessionManager(config(port=port)) as manager:
+        session = await manager.create_session(provider="echo")
+        replies = [await session.send(text) for text in ("one two three", "four five")]
+        async for _ in session.stream("six seven eight nine"):
+            pass
+        streamed = (await session.history())[-1]
+        samples = await scrape(port)
+    ok = {"provider": "echo", "model": "echo-1", "operation": "chat"}
+    assert value(samples, "threadline_requests_total", **ok, status="ok", error="") == 3
+    assert value(samples, "gen_ai_client_operation_duration_seconds_count", **ok, status="ok") == 3
+    output = sum(reply.usage.output_tokens for reply in [*replies, streamed] if reply.usage)
+    inputs = sum(reply.usage.input_tokens for reply in [*replies, streamed] if reply.usage)
+    assert output > 0 and inputs > 0
+    assert value(samples, "gen_ai_client_token_usage_sum", **ok, token_type="output") == output
+    assert value(samples, "gen_ai_client_token_usage_sum", **ok, token_type="input") == inputs
+    assert value(samples, "gen_ai_client_operation_time_to_first_chunk_seconds_count", **ok) == 1
+    chunks = value(samples, "gen_ai_client_operation_time_per_output_chunk_seconds_count", **ok)
+    assert chunks >= 1  # every chunk after the first
+
+
+async def test_errors_are_counted_by_class_whole_or_streamed() -> None:
+    port = free_port()
+    async with threadline.SessionManager(config(port=port)) as manager:
+        session = await manager.create_session(provider="echo")
+        echo = manager.provider("echo")
+        echo.script([Reply(error="rate_limited"), Reply(error="unavailable"), Reply(error="dropped", text="a b c d")])  # type: ignore[attr-defined]
+        with pytest.raises(threadline.RateLimited):
+            await session.send("hi")
+        with pytest.raises(threadline.ProviderUnavailable):
+            await session.send("hi")
+        with pytest.raises(threadline.ProviderUnavailable):
+            async for _ in session.stream("hi"):
+                pass
+        samples = await scrape(port)
+    assert value(samples, "threadline_requests_total", status="error", error="RateLimited") == 1
+    assert value(samples, "threadline_requests_total", status="error", error="ProviderUnavailable") == 2
+    assert value(samples, "threadline_requests_total", status="ok") == 0
+    assert value(samples, "gen_ai_client_token_usage_count") == 0  # a failed call has no token counts
+
+
+async def test_a_stream_left_early_is_counted_as_cancelled() -> None:
+    port = free_port()
+    async with threadline.SessionManager(config(port=port)) as manager:
+        session = await manager.create_session(provider="echo")
+        events = session.stream("one two three four five six seven eight nine ten")
+        async for _ in events:
+            break
+        await events.aclose()  # type: ignore[attr-defined]
+        samples = await scrape(port)
+    assert value(samples, "threadline_requests_total", status="error", error="cancelled") == 1
+
+
+async def test_labels_by_tenant_and_user_when_asked() -> None:
+    port = free_port()
+    async with threadline.SessionManager(config(port=port, labels=["tenant", "user_id"])) as manager:
+        session = await manager.create_session(provider="echo", user_id="ann")
+        await session.send("hi")
+        samples = await scrape(port)
+    assert value(samples, "threadline_requests_total", tenant="default", user_id="ann", status="ok") == 1
+
+
+async def test_without_a_port_managers_count_into_the_default_registry() -> None:
+    from prometheus_client import REGISTRY
+
+    def requests() -> float:
+        return sum(
+            sample.value
+            for family in REGISTRY.collect()
+            if family.name == "threadline_requests"
+            for sample in family.samples
+            if sample.name == "threadline_requests_total" and sample.labels.get("status") == "ok"
+        )
+
+    before = requests()
+    for _ in range(2):  # a second manager reuses the instruments: no duplicate registration
+        async with threadline.SessionManager(config()) as manager:
+            await (await manager.create_session(provider="echo")).send("hi")
+    assert requests() == before + 2
+    with pytest.raises(threadline.ConfigError, match=r"middleware\.metrics\.labels: labels \['tenant'\] differ"):
+        threadline.SessionManager(config(labels=["tenant"]))
+
+
+def test_the_port_is_served_only_while_the_manager_is_open() -> None:
+    port = free_port()
+
+    async def run() -> None:
+        async with threadline.SessionManager(config(port=port)):
+            assert await scrape(port) is not None
+        with pytest.raises(OSError):
+            await scrape(port)
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("settings", "says"), [({"port": 0}, "port"), ({"labels": ["model"]}, "'model' is not one of 'tenant', 'user_id'")]
+)
+def test_a_bad_setting_is_a_config_error(settings: dict[str, Any], says: str) -> None:
+    with pytest.raises(threadline.ConfigError, match=says):
+        threadline.SessionManager(config(**settings))
+
+
+def test_discovering_plugins_does_not_import_prometheus_client() -> None:
+    code = "import sys, threadline_metrics; print('prometheus_client' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
+async def test_a_port_in_use_is_a_config_error_naming_it() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(
+            threadline.ConfigError, match=rf"middleware\.metrics\.port: cannot serve /metrics on 127\.0\.0\.1:{port}"
+        ):
+            async with threadline.SessionManager(config(port=port)):
+                pass
