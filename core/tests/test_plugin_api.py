@@ -90,7 +90,7 @@ def test_the_check_refuses_what_reaches_past_the_plugin_api(module: str, name: s
 # -- every import declared ---------------------------------------------------------------
 
 #: import names that differ from the name of the distribution that provides them
-DISTRIBUTIONS = {"google": "google-genai"}
+DISTRIBUTIONS = {"google": "google-genai", "opentelemetry": "opentelemetry-api"}
 
 
 def normalized(name: str) -> str:

@@ -154,9 +154,10 @@ def test_a_bad_setting_is_a_config_error(settings: dict[str, Any], says: str) ->
         threadline.SessionManager(config(**settings))
 
 
-def test_discovering_plugins_does_not_import_prometheus_client() -> None:
-    code = "import sys, threadline_metrics; print('prometheus_client' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+def test_discovering_plugins_imports_neither_prometheus_client_nor_opentelemetry() -> None:
+    code = "import sys, threadline_metrics; print(sorted({m.split('.')[0] for m in sys.modules}))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "prometheus_client" not in loaded and "opentelemetry" not in loaded and "threadline_metrics" in loaded
 
 
 async def test_a_port_in_use_is_a_config_error_naming_it() -> None:

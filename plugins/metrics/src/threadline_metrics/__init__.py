@@ -34,12 +34,16 @@ class MetricsConfig:
         default registry, which the host application serves.
     :param labels: ``"tenant"``, ``"user_id"``: label each call's metrics by its session's
         tenant or user too (off by default: one series per user can be many).
+    :param otel: also make an OpenTelemetry span of each call (``chat {model}``, with the
+        GenAI semantic conventions' attributes), through the global tracer provider, so that
+        the application's exporter receives them.
     """
 
     port: int | None = field(
         default=None, validator=attrs.validators.optional([attrs.validators.ge(1), attrs.validators.le(65535)])
     )
     labels: tuple[Label, ...] = field(default=(), converter=tuple)
+    otel: bool = False
 
 
 def make_middleware(config: MetricsConfig) -> MetricsMiddleware:

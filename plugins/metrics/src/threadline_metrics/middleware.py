@@ -29,6 +29,7 @@ class MetricsMiddleware(Middleware):
         self.instruments: Instruments = instruments(self.registry, config.labels)
         self.server: Any = None
         self.thread: Thread | None = None
+        self.spans = Spans() if config.otel else None
 
     def serve(self) -> None:
         """Serve ``/metrics`` on 127.0.0.1 at the config's port, from a background thread."""
@@ -80,18 +81,20 @@ class MetricsMiddleware(Middleware):
 
     async def complete(self, call: Call, next: CompleteNext) -> Response:
         started = time.perf_counter()
+        span = self.spans.start(call) if self.spans else None
         try:
             response = await next(call)
         except BaseException as exc:
-            self.record(call, started, None, None, _error(exc))
+            self.ended(call, started, span, None, exc)
             raise
-        self.record(call, started, response.model, response.usage, "")
+        self.ended(call, started, span, response)
         return response
 
     async def stream(self, call: Call, next: StreamNext) -> AsyncIterator[Event]:
         """The events as they come; their timings are observed at the end, labelled by the
         model that answered, as the whole call is."""
         started = time.perf_counter()
+        span = self.spans.start(call) if self.spans else None
         arrivals: list[float] = []
         done: Done | None = None
         events = next(call)
@@ -103,15 +106,69 @@ class MetricsMiddleware(Middleware):
                     arrivals.append(time.perf_counter())
                 yield event
         except BaseException as exc:
-            self.record(call, started, None, None, _error(exc), arrivals)
+            self.ended(call, started, span, None, exc, arrivals)
             raise
         finally:
             aclose = getattr(events, "aclose", None)
             if aclose is not None:
                 await aclose()
-        self.record(call, started, done.model if done else None, done.usage if done else None, "", arrivals)
+        self.ended(call, started, span, done, None, arrivals)
+
+    def ended(
+        self,
+        call: Call,
+        started: float,
+        span: Any,
+        reply: Response | Done | None,
+        exc: BaseException | None = None,
+        arrivals: Sequence[float] = (),
+    ) -> None:
+        """A call ended, with ``reply`` or ``exc``: its metrics, and its span ended."""
+        error = "" if exc is None else _error(exc)
+        model = reply.model if reply is not None else None
+        self.record(call, started, model, reply.usage if reply is not None else None, error, arrivals)
+        if span is not None and self.spans is not None:
+            self.spans.end(span, reply, error)
 
 
 def _error(exc: BaseException) -> str:
     """An error's class, or ``cancelled`` for a call the caller left."""
     return "cancelled" if isinstance(exc, asyncio.CancelledError | GeneratorExit) else type(exc).__name__
+
+
+class Spans:
+    """OpenTelemetry spans of model calls, by the GenAI semantic conventions: one per call,
+    ``chat {model}``, a client span, through the global tracer provider."""
+
+    def __init__(self) -> None:
+        from opentelemetry import trace
+
+        self.trace = trace
+        self.tracer = trace.get_tracer("threadline_metrics")
+
+    def start(self, call: Call) -> Any:
+        model = call.request.model
+        attributes: dict[str, str | int | float] = {
+            "gen_ai.operation.name": OPERATION,
+            "gen_ai.provider.name": call.provider,
+            **({"gen_ai.request.model": model} if model else {}),
+        }
+        options = call.request.options
+        if options.max_tokens is not None:
+            attributes["gen_ai.request.max_tokens"] = options.max_tokens
+        if options.temperature is not None:
+            attributes["gen_ai.request.temperature"] = options.temperature
+        name = f"{OPERATION} {model}" if model else OPERATION
+        return self.tracer.start_span(name, kind=self.trace.SpanKind.CLIENT, attributes=attributes)
+
+    def end(self, span: Any, reply: Response | Done | None, error: str) -> None:
+        if reply is not None:
+            if reply.model:
+                span.set_attribute("gen_ai.response.model", reply.model)
+            span.set_attribute("gen_ai.usage.input_tokens", reply.usage.input_tokens)
+            span.set_attribute("gen_ai.usage.output_tokens", reply.usage.output_tokens)
+            span.set_attribute("gen_ai.response.finish_reasons", [reply.finish_reason])
+        if error:
+            span.set_attribute("error.type", error)
+            span.set_status(self.trace.Status(self.trace.StatusCode.ERROR))
+        span.end()
