@@ -9,7 +9,6 @@ import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator, Sequence
-from threading import Thread
 from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -28,14 +27,13 @@ class MetricsMiddleware(Middleware):
         self.registry = CollectorRegistry() if config.port is not None else None
         self.instruments: Instruments = instruments(self.registry, config.labels)
         self.server: Any = None
-        self.thread: Thread | None = None
         self.spans = Spans() if config.otel else None
 
     def serve(self) -> None:
         """Serve ``/metrics`` on 127.0.0.1 at the config's port, from a background thread."""
         if self.config.port is not None and self.registry is not None and self.server is None:
             try:
-                self.server, self.thread = start_http_server(self.config.port, addr="127.0.0.1", registry=self.registry)
+                self.server, _ = start_http_server(self.config.port, addr="127.0.0.1", registry=self.registry)
             except OSError as exc:
                 raise ConfigError(
                     f"cannot serve /metrics on 127.0.0.1:{self.config.port}: {exc.strerror or exc}; "

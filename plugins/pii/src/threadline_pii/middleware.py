@@ -221,7 +221,7 @@ class PIIMiddleware(Middleware):
         stored before pseudonymize was chosen)."""
 
         def token(entity: str, value: str) -> str:
-            return known.known(entity, value) or mask(entity, value)
+            return known.known(value) or mask(entity, value)
 
         return lambda text: self.replace(known.retokenize(text), token)
 

@@ -25,12 +25,11 @@ TOKEN = regex.compile(r"<([A-Z][A-Z0-9_]*)_([1-9][0-9]*)>")
 @define
 class Pseudonyms:
     values: dict[str, str] = Factory(dict)
-    tokens: dict[tuple[str, str], str] = Factory(dict)
     #: the highest number of each kind so far
     counts: dict[str, int] = Factory(dict)
     #: the ``seq`` of the last message read
     seen: int = 0
-    #: each value's token, the first it was given
+    #: each value's token, the first it was given (whatever kind it was found as)
     by_value: dict[str, str] = Factory(dict)
     #: the pattern of the known values, and how many it was made of
     values_pattern: tuple[int, regex.Pattern[str]] | None = field(default=None, init=False, eq=False, repr=False)
@@ -66,7 +65,6 @@ class Pseudonyms:
             return
         kind, number = match[1], int(match[2])
         self.values[token] = value
-        self.tokens.setdefault((kind, value), token)
         self.by_value.setdefault(value, token)
         self.counts[kind] = max(self.counts.get(kind, 0), number)
 
@@ -76,7 +74,6 @@ class Pseudonyms:
         return evolve(
             self,
             values=dict(self.values),
-            tokens=dict(self.tokens),
             counts=dict(self.counts),
             by_value=dict(self.by_value),
         )
@@ -84,15 +81,15 @@ class Pseudonyms:
     def token(self, kind: str, value: str, brought: dict[str, str]) -> str:
         """``value``'s token, a new one (added to ``brought``) if it has none yet."""
         kind = kind.upper()
-        token = self.tokens.get((kind, value))
+        token = self.by_value.get(value)
         if token is None:
             token = f"<{kind}_{self.counts.get(kind, 0) + 1}>"
             self.add(token, value)
             brought[token] = value
         return token
 
-    def known(self, kind: str, value: str) -> str | None:
-        return self.tokens.get((kind.upper(), value))
+    def known(self, value: str) -> str | None:
+        return self.by_value.get(value)
 
     def retokenize(self, text: str) -> str:
         """``text`` with each value that has a token replaced by it, wherever it stands but
