@@ -4,9 +4,10 @@ sees every message before it is stored; the manager opens and closes exception-s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import attrs
@@ -28,11 +29,12 @@ from threadline import (
     Text,
     ToolCall,
     ToolResult,
+    Turn,
     hookimpl,
 )
 from threadline.builtins.echo import EchoConfig, EchoProvider, Reply, ScriptedToolCall
 from threadline.builtins.memory import MemoryStorage
-from threadline.middleware import CompleteNext, StreamNext
+from threadline.middleware import CompleteNext, StreamNext, ToolNext, TurnNext
 from threadline.testing import EventRecorder
 
 
@@ -713,3 +715,209 @@ async def test_an_export_stage_that_returns_another_kind_of_record_is_a_plugin_e
             PluginError, match=r"Broken\.export returned str; an export stage returns the SessionRecord"
         ):
             await tl.export_jsonl(io.StringIO())
+
+
+# -- the turn and tool stages ----------------------------------------------------------------
+
+
+class Watch(Middleware):
+    """Notes, under its name, each turn's start and end, what the turn's calls name as their
+    turn, and the tool runs it passes."""
+
+    def __init__(self, name: str, seen: list[Any]) -> None:
+        self.name, self.seen = name, seen
+
+    async def turn(self, turn: Turn, next: TurnNext) -> AsyncGenerator[Event, None]:
+        self.seen.append((self.name, "start", turn))
+        try:
+            async for event in next(turn):
+                yield event
+        except BaseException as exc:
+            self.seen.append((self.name, "failed", type(exc).__name__))
+            raise
+        self.seen.append((self.name, "end", event))
+
+    async def complete(self, call: Call, next: CompleteNext) -> Response:
+        self.seen.append((self.name, "call", call.turn))
+        return await next(call)
+
+    def stream(self, call: Call, next: StreamNext) -> AsyncIterator[Event]:
+        self.seen.append((self.name, "call", call.turn))
+        return next(call)
+
+    async def tool(self, call: ToolCall, turn: Turn, next: ToolNext) -> ToolResult:
+        self.seen.append((self.name, "tool", call.name, turn))
+        try:
+            return await next(call)
+        except Exception as exc:
+            self.seen.append((self.name, "tool raised", type(exc).__name__))
+            raise
+
+
+def echo_of(tl: SessionManager) -> EchoProvider:
+    echo = tl.provider("echo")
+    assert isinstance(echo, EchoProvider)
+    return echo
+
+
+@threadline.tool
+def lookup(key: str) -> str:
+    """Look a key up."""
+    if key == "missing":
+        raise KeyError(key)
+    return f"value of {key}"
+
+
+@pytest.mark.parametrize("how", ["send", "stream"])
+async def test_the_turn_stage_wraps_a_whole_turn_and_its_calls_name_it(how: str) -> None:
+    seen: list[Any] = []
+    config, plugin = chain_of(("outer", Watch("outer", seen)), ("inner", Watch("inner", seen)))
+    async with SessionManager(config, storage=MemoryStorage(), plugins=[plugin], tools=[lookup]) as tl:
+        session = await tl.create_session(tools=["lookup"])
+        echo_of(tl).script([Reply(tool_calls=(ScriptedToolCall("lookup", {"key": "k"}),))])
+        reply = await drive(session, how, "look k up")
+    turn = seen[0][2]
+    assert isinstance(turn, Turn)
+    assert (turn.content, turn.provider, turn.streaming) == ((Text("look k up"),), "echo", how == "stream")
+    assert turn.session.id == session.id
+    assert [entry[:2] for entry in seen] == [
+        ("outer", "start"), ("inner", "start"),
+        ("outer", "call"), ("inner", "call"),  # the model asks for the tool
+        ("outer", "tool"), ("inner", "tool"),
+        ("outer", "call"), ("inner", "call"),  # and answers with its result
+        ("inner", "end"), ("outer", "end"),
+    ]  # fmt: skip
+    assert all(entry[-1] is turn for entry in seen if entry[1] in ("start", "call", "tool"))
+    done = seen[-1][2]
+    assert isinstance(done, threadline.Done) and done.message == reply
+    assert reply.text == "tool results: value of k"
+
+
+async def test_a_turn_stage_can_change_the_turn() -> None:
+    class Upgrade(Middleware):
+        def turn(self, turn: Turn, next: TurnNext) -> AsyncGenerator[Event, None]:
+            return next(attrs.evolve(turn, model="echo-2"))
+
+    config, plugin = chain_of(("upgrade", Upgrade()))
+    async with SessionManager(config, storage=MemoryStorage(), plugins=[plugin]) as tl:
+        session = await tl.create_session()
+        reply = await session.send("hi")
+        assert [request.model for request in echo_of(tl).requests] == ["echo-2"]
+    assert reply.model == "echo-2"
+
+
+@pytest.mark.parametrize("how", ["send", "stream"])
+async def test_the_turn_stage_sees_a_turn_fail(how: str) -> None:
+    seen: list[Any] = []
+    config, plugin = chain_of(("watch", Watch("watch", seen)), ("refuse", Refuses(threadline.RateLimited("slow"))))
+    async with SessionManager(config, storage=MemoryStorage(), plugins=[plugin]) as tl:
+        session = await tl.create_session()
+        with pytest.raises(threadline.RateLimited):
+            await drive(session, how, "hi")
+    assert seen[-1] == ("watch", "failed", "RateLimited")
+
+
+async def test_the_turn_stage_sees_a_stream_the_caller_left() -> None:
+    seen: list[Any] = []
+    config, plugin = chain_of(("watch", Watch("watch", seen)))
+    async with SessionManager(config, storage=MemoryStorage(), plugins=[plugin]) as tl:
+        session = await tl.create_session()
+        async with contextlib.aclosing(session.stream("a long enough reply to come in pieces")) as events:
+            async for _ in events:
+                break
+        (_, reply) = await session.history()
+    assert seen[-1] == ("watch", "failed", "GeneratorExit")
+    assert reply.status is MessageStatus.INCOMPLETE
+
+
+async def test_a_tool_stage_can_refuse_a_tool_run_and_sees_what_a_tool_raises() -> None:
+    ran: list[str] = []
+
+    @threadline.tool
+    def delete_all(confirm: bool) -> str:
+        """Delete everything."""
+        ran.append("delete_all")
+        return "deleted"
+
+    class Guard(Middleware):
+        async def tool(self, call: ToolCall, turn: Turn, next: ToolNext) -> ToolResult:
+            if call.name == "delete_all":
+                return ToolResult(call.id, "not allowed here", is_error=True)
+            return await next(call)
+
+    seen: list[Any] = []
+    config, plugin = chain_of(("watch", Watch("watch", seen)), ("guard", Guard()))
+    async with SessionManager(config, storage=MemoryStorage(), plugins=[plugin], tools=[lookup, delete_all]) as tl:
+        session = await tl.create_session(tools=["lookup", "delete_all"])
+        calls = (
+            ScriptedToolCall("delete_all", {"confirm": True}),
+            ScriptedToolCall("lookup", {"key": "missing"}),
+            ScriptedToolCall("nowhere", {}),
+        )
+        echo_of(tl).script([Reply(tool_calls=calls)])
+        await session.send("clean up")
+        results = (await session.history())[2].parts
+    assert ran == []
+    assert [(r.content, r.is_error) for r in results if isinstance(r, ToolResult)] == [
+        ("not allowed here", True),
+        ("KeyError: 'missing'", True),
+        ("ToolError: no tool named 'nowhere'; this session's tools: lookup, delete_all", True),
+    ]
+    assert [entry[2] for entry in seen if entry[1] == "tool raised"] == ["KeyError", "ToolError"]
+
+
+class CountedStorage(Middleware):
+    """Counts each storage operation, by name, through a wrapper of the storage."""
+
+    def __init__(self, name: str, order: list[str]) -> None:
+        self.name, self.order = name, order
+        self.backend = ""
+
+    def wrap_storage(self, storage: threadline.Storage, backend: str) -> threadline.Storage:
+        self.backend = backend
+        layer = self
+
+        class Counting:
+            def __getattr__(self, operation: str) -> Any:
+                method = getattr(storage, operation)
+                if not callable(method) or operation in ("open", "close"):
+                    return method
+
+                def counted(*args: Any, **kwargs: Any) -> Any:
+                    layer.order.append(f"{layer.name}.{operation}")
+                    return method(*args, **kwargs)
+
+                return counted
+
+        return Counting()  # type: ignore[return-value]
+
+
+async def test_the_storage_stage_wraps_every_storage_operation_the_first_named_outermost(
+    tmp_path: Any,
+) -> None:
+    order: list[str] = []
+    outer, inner = CountedStorage("outer", order), CountedStorage("inner", order)
+    config, plugin = chain_of(("outer", outer), ("inner", inner))
+    async with SessionManager(config, storage=MemoryStorage(), plugins=[plugin]) as tl:
+        session = await tl.create_session()
+        await session.send("hi")
+    assert outer.backend == inner.backend == "MemoryStorage"
+    assert order[:2] == ["outer.create_session", "inner.create_session"]
+    assert {"outer.append_messages", "outer.take_turn", "outer.end_turn"} <= set(order)
+    assert order.count("outer.append_messages") == order.count("inner.append_messages") == 2
+
+    named = Config.from_dict({"middleware": {"chain": ["outer"]}, "storage": {"backend": "memory"}})
+    async with SessionManager(named, plugins=[plugin]) as tl:
+        await tl.create_session()
+    assert outer.backend == "memory"
+
+
+async def test_a_storage_stage_that_returns_nothing_is_a_plugin_error() -> None:
+    class Broken(Middleware):
+        def wrap_storage(self, storage: threadline.Storage, backend: str) -> threadline.Storage:
+            return None  # type: ignore[return-value]
+
+    config, plugin = chain_of(("broken", Broken()))
+    with pytest.raises(PluginError, match=r"Broken\.wrap_storage returned None; a storage stage returns the storage"):
+        async with SessionManager(config, storage=MemoryStorage(), plugins=[plugin]):
+            pass

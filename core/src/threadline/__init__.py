@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     )
     from threadline.hookspecs import hookimpl
     from threadline.manager import SessionManager
-    from threadline.middleware import Call, Middleware
+    from threadline.middleware import Call, Middleware, Turn
     from threadline.model import (
         CallOptions,
         Capabilities,
@@ -77,7 +77,7 @@ _MODULES = {
     ),
     "threadline.hookspecs": "hookimpl",
     "threadline.manager": "SessionManager",
-    "threadline.middleware": "Call Middleware",
+    "threadline.middleware": "Call Middleware Turn",
     "threadline.model": (
         "CallOptions Capabilities DeletedCounts Done Event File Image Message "
         "MessageStatus Part Request Response Role SessionPage SessionQuery SessionRecord "
@@ -121,6 +121,6 @@ __all__ = [
     "Request", "Response", "Role", "Session", "SessionArchived", "SessionManager", "SessionNotFound", "SessionPage",
     "SessionQuery", "SessionRecord", "SessionStatus", "Storage", "StorageConflict", "StorageError",
     "StorageSection", "StorageUnavailable", "StreamAssembler", "Template", "Text", "TextDelta",
-    "ThreadlineError", "Tool", "ToolCall", "ToolCallDelta", "ToolError", "ToolResult", "ToolSpec", "Usage",
+    "ThreadlineError", "Tool", "ToolCall", "ToolCallDelta", "ToolError", "ToolResult", "ToolSpec", "Turn", "Usage",
     "__version__", "critical", "get_plugin_manager", "hookimpl", "make_cursor", "read_cursor", "tool",
 ]  # fmt: skip

@@ -65,6 +65,8 @@ class SessionManager:
             self.registry.add_tool(tool, "SessionManager(tools=...)")
         self._providers: dict[str, Provider] = dict(providers or {})
         self._storage = storage
+        #: the storage as the middleware's storage stage gives it, once the manager is open
+        self._staged_storage: Storage | None = None
         self._storage_plugin = (  # looked up now: a wrong backend or setting fails here, not at open()
             None
             if storage is not None
@@ -117,6 +119,7 @@ class SessionManager:
             return
         async with AsyncExitStack() as stack:
             storage = self._storage = self._storage or self._make_storage()
+            self._staged_storage = self._chain.wrap_storage(storage, self._backend_name(storage))
             await storage.open()
             stack.push_async_callback(storage.close)
             stack.push_async_callback(self._close_providers)
@@ -151,9 +154,9 @@ class SessionManager:
     @property
     def storage(self) -> Storage:
         """The storage object, once the manager is open."""
-        if self._storage is None or not self._open:
+        if self._staged_storage is None or not self._open:
             raise RuntimeError("the SessionManager is not open; use `async with SessionManager(...) as tl:`")
-        return self._storage
+        return self._staged_storage
 
     @property
     def storage_backend(self) -> str:
@@ -255,6 +258,11 @@ class SessionManager:
             raise ConfigError(str(exc), file=self.config.path, key=name_key or key) from None
         check = self.config.check_plugin_config if lenient else self.config.plugin_config
         return registration.factory, check(registration.config, settings, key)
+
+    def _backend_name(self, storage: Storage) -> str:
+        """The name a storage stage is given: the backend's, or the class name of a storage
+        given to the manager."""
+        return self.storage_backend if self._storage_plugin is not None else type(storage).__name__
 
     def _make_storage(self) -> Storage:
         assert self._storage_plugin is not None  # looked up in __init__ whenever no storage was given

@@ -4,6 +4,10 @@ The first middleware named sees the call first and the reply last (an onion)::
 
     chain = ["retry", "metrics"]   # retry(metrics(provider))
 
+The same order wraps a whole turn (:meth:`Middleware.turn`: a ``send`` or ``stream``, model
+calls and tool runs included), each tool run (:meth:`Middleware.tool`), and the storage
+(:meth:`Middleware.wrap_storage`, once, when the manager opens).
+
 Before any message is stored (the user's, the reply, tool results, a reply cut off), it
 passes every middleware's :meth:`Middleware.message` in the order the chain names them: the
 message stage, where redaction, tagging, field encryption and moderation live. Before a
@@ -15,31 +19,57 @@ what must stay on this storage (keys, pseudonym maps) is taken out.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any
 
-from attrs import define
+from attrs import define, frozen
 
 from threadline.errors import PluginError
-from threadline.model import Event, Message, Request, Response, SessionRecord
+from threadline.model import CallOptions, Event, Message, Part, Request, Response, SessionRecord, ToolCall, ToolResult
+
+if TYPE_CHECKING:
+    from threadline.contracts import Storage
 
 CompleteNext = Callable[["Call"], Awaitable[Response]]
 """What ``Middleware.complete`` is given as ``next``: the rest of the chain, then the provider."""
 StreamNext = Callable[["Call"], AsyncIterator[Event]]
 """What ``Middleware.stream`` is given as ``next``: the rest of the chain, then the provider."""
+TurnNext = Callable[["Turn"], AsyncGenerator[Event, None]]
+"""What ``Middleware.turn`` is given as ``next``: the rest of the chain, then the turn itself."""
+ToolNext = Callable[[ToolCall], Awaitable[ToolResult]]
+"""What ``Middleware.tool`` is given as ``next``: the rest of the chain, then the tool."""
+
+
+@frozen(eq=False)
+class Turn:
+    """One ``send`` or ``stream`` as middleware sees it: the user's message in, the stored
+    reply out, model calls and tool runs in between. Each turn is its own object (equal only
+    to itself), so middleware can keep what it needs of a turn keyed by it; every
+    :class:`Call` of the turn names it."""
+
+    session: SessionRecord
+    provider: str
+    model: str | None
+    options: CallOptions
+    content: tuple[Part, ...]
+    streaming: bool
 
 
 @define
 class Call:
     """One provider call as middleware sees it. Middleware may replace ``request`` or
-    ``provider`` (``attrs.evolve(call, provider="backup")``) before passing it on."""
+    ``provider`` (``attrs.evolve(call, provider="backup")``) before passing it on. ``turn`` is
+    the turn the call is part of."""
 
     session: SessionRecord
     provider: str
     request: Request
+    turn: Turn | None = None
 
 
 class Middleware:
-    """Subclass and override ``complete``, ``stream`` or both; the defaults pass the call on."""
+    """Subclass and override what you need; the defaults pass everything on unchanged."""
 
     async def complete(self, call: Call, next: CompleteNext) -> Response:
         """A call for the whole reply (``Session.send``): pass ``call`` on with ``next``, or a
@@ -80,6 +110,37 @@ class Middleware:
         """
         return record
 
+    def turn(self, turn: Turn, next: TurnNext) -> AsyncGenerator[Event, None]:
+        """The turn stage: a whole ``send`` or ``stream``, from before its user message is
+        checked to after its reply is stored, tool runs and every model call included (each
+        of which also passes :meth:`complete` or :meth:`stream`). Return the events of
+        ``next(turn)`` (or of a changed copy, ``attrs.evolve(turn, model=...)``), or an async
+        generator of your own that watches or changes them. A ``send`` has one event, the final ``Done``
+        (its ``message`` the stored reply, its ``usage`` the whole turn's); a ``stream`` has
+        the deltas first. A turn that fails raises from ``next``'s events; one the caller
+        leaves closes them (``GeneratorExit``).
+        """
+        return next(turn)
+
+    async def tool(self, call: ToolCall, turn: Turn, next: ToolNext) -> ToolResult:
+        """The tool stage: one tool run of ``turn``, for the model's ``call``. Return
+        ``await next(call)`` (or of a changed copy), or a result of your own instead of
+        running it (``ToolResult(call.id, "not allowed", is_error=True)``). A tool that raises,
+        or a call of a tool the session does not have, raises here (a
+        :class:`~threadline.ToolError` for the latter); the kernel gives the model the
+        error as the result once it has passed every layer.
+        """
+        return await next(call)
+
+    def wrap_storage(self, storage: Storage, backend: str) -> Storage:
+        """The storage stage: called once, as the manager opens, with its storage (what
+        earlier stages returned) and the backend's name (``[storage] backend``; the class
+        name of a storage given to the manager); return it, or an object with the
+        :class:`~threadline.plugin.Storage` methods that calls it, to time or watch every
+        storage operation. The first middleware named wraps outermost.
+        """
+        return storage
+
 
 class Chain:
     """Middleware composed around a terminal ``complete`` and ``stream`` (the provider call),
@@ -90,8 +151,10 @@ class Chain:
         self.complete = complete
         self.stream = stream
         for layer in reversed(middleware):
-            self.complete = _wrap_complete(layer, self.complete)
-            self.stream = _wrap_stream(layer, self.stream)
+            self.complete = _wrap(layer.complete, self.complete)
+            self.stream = _wrap(layer.stream, self.stream)
+        self.turn_layers = [layer for layer in middleware if _overrides(layer, "turn")]
+        self.tool_layers = [layer for layer in middleware if _overrides(layer, "tool")]
         self.stages = [layer.message for layer in middleware if _overrides(layer, "message")]
         self.session_stages = [layer.session for layer in middleware if _overrides(layer, "session")]
         self.export_stages = [layer.export for layer in middleware if _overrides(layer, "export")]
@@ -132,20 +195,64 @@ class Chain:
             record = changed
         return record
 
+    def run_turn(self, turn: Turn, terminal: TurnNext) -> AsyncGenerator[Event, None]:
+        """The events of ``terminal(turn)`` through every turn stage."""
+        return _closing_turn(self.turn_layers, turn, terminal) if self.turn_layers else terminal(turn)
+
+    async def run_tool(self, call: ToolCall, turn: Turn, terminal: ToolNext) -> ToolResult:
+        """``terminal(call)`` through every tool stage."""
+        next = terminal
+        for layer in reversed(self.tool_layers):
+            next = _wrap(layer.tool, next, turn)
+        return await next(call)
+
+    def wrap_storage(self, storage: Storage, backend: str) -> Storage:
+        """``storage`` through every storage stage, the first named outermost."""
+        for layer in reversed(self.layers):
+            if not _overrides(layer, "wrap_storage"):
+                continue
+            storage = layer.wrap_storage(storage, backend)
+            if storage is None:
+                raise PluginError(
+                    f"{type(layer).__qualname__}.wrap_storage returned None; a storage stage returns the storage to use"
+                )
+        return storage
+
+
+async def _closing_turn(layers: Sequence[Middleware], turn: Turn, terminal: TurnNext) -> AsyncGenerator[Event, None]:
+    """The events of ``terminal(turn)`` through ``layers``' turn stages; at the end, each
+    stage's events are closed, outermost first, down to the turn's own: a stage that stops
+    at an error or a caller leaving (``async for`` closes nothing) leaves no turn open."""
+    opened: list[AsyncGenerator[Event, None]] = []
+
+    def tracked(next: TurnNext) -> TurnNext:
+        def started(turn: Turn) -> AsyncGenerator[Event, None]:
+            events = next(turn)
+            opened.append(events)
+            return events
+
+        return started
+
+    next = tracked(terminal)
+    for layer in reversed(layers):
+        next = tracked(_wrap(layer.turn, next))
+    try:
+        async for event in next(turn):
+            yield event
+    finally:
+        async with AsyncExitStack() as stack:  # each closed even when one before raised
+            for events in reversed(opened):
+                stack.push_async_callback(events.aclose)
+
 
 def _overrides(layer: object, method: str) -> bool:
     return getattr(type(layer), method, getattr(Middleware, method)) is not getattr(Middleware, method)
 
 
-def _wrap_complete(layer: Middleware, next: CompleteNext) -> CompleteNext:
-    async def complete(call: Call) -> Response:
-        return await layer.complete(call, next)
+def _wrap(method: Callable[..., Any], next: Callable[..., Any], *context: Any) -> Callable[..., Any]:
+    """``next`` wrapped in a layer's ``method``: ``method(argument, *context, next)``."""
 
-    return complete
+    def wrapped(argument: Any) -> Any:
+        return method(argument, *context, next)
 
-
-def _wrap_stream(layer: Middleware, next: StreamNext) -> StreamNext:
-    def stream(call: Call) -> AsyncIterator[Event]:
-        return layer.stream(call, next)
-
-    return stream
+    return wrapped

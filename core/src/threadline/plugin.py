@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     )
     from threadline.history_cache import HistoryCache
     from threadline.hookspecs import hookimpl
-    from threadline.middleware import Call, CompleteNext, Middleware, StreamNext
+    from threadline.middleware import Call, CompleteNext, Middleware, StreamNext, ToolNext, Turn, TurnNext
     from threadline.model import (
         Capabilities,
         DeletedCounts,
@@ -114,7 +114,7 @@ _MODULES = {
     ),
     "threadline.history_cache": "HistoryCache",
     "threadline.hookspecs": "hookimpl",
-    "threadline.middleware": "Call CompleteNext Middleware StreamNext",
+    "threadline.middleware": "Call CompleteNext Middleware StreamNext ToolNext Turn TurnNext",
     "threadline.model": (
         "Capabilities DeletedCounts Done Event File FrozenDict Image Message MessageStatus "
         "Part Request Response Role SessionPage SessionQuery SessionRecord SessionStatus Text "
@@ -148,7 +148,7 @@ __all__ = [  # noqa: RUF022 -- grouped by what a plugin does, sorted within a gr
     # hooks and registration
     "NoConfig", "Register", "RegisterSettings", "RegisterTool", "critical", "hookimpl",
     # contracts a plugin implements
-    "Call", "CompleteNext", "Middleware", "Provider", "Storage", "StreamNext",
+    "Call", "CompleteNext", "Middleware", "Provider", "Storage", "StreamNext", "ToolNext", "Turn", "TurnNext",
     # providers: shared config keys, errors, streams, attachments
     "PDF", "ProviderConfig", "StreamReader", "check_attachments", "data_url", "error_for_status",
     "error_object", "read_stream", "retry_after", "send_body", "translating", "transport_error",

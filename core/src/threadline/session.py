@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from threadline.errors import StorageConflict
+from threadline.errors import PluginError, StorageConflict
 from threadline.model import CallOptions, Done, Event, Message, Part, SessionRecord, SessionStatus, Usage, new_id
 from threadline.turn import plan_turn, run_turn
 
 if TYPE_CHECKING:
     from threadline.contracts import Storage
     from threadline.manager import SessionManager
+    from threadline.middleware import Turn
 
 _UPDATABLE = frozenset(
     {"title", "system_prompt", "provider", "model", "tools", "user_id", "metadata", "provider_state"}
@@ -218,12 +219,16 @@ class Session:
             stays stored, marked ``failed``.
         :raises ToolError: the model was still calling tools after ``max_tool_steps``.
         """
-        turn = plan_turn(self, provider, model, CallOptions(temperature, max_tokens, tuple(stop), options or {}))
-        async with aclosing(run_turn(self, content, turn, streaming=False)) as events:
-            async for event in events:
+        call_options = CallOptions(temperature, max_tokens, tuple(stop), options or {})
+        turn = plan_turn(self, content, provider, model, call_options, streaming=False)
+        reply = None
+        async with aclosing(self._manager._chain.run_turn(turn, self._run_turn)) as events:
+            async for event in events:  # to the end, so that every turn stage sees the turn end
                 if isinstance(event, Done) and event.message is not None:
-                    return event.message
-        raise AssertionError("a turn ends with a Done event that carries the stored reply")
+                    reply = event.message
+        if reply is None:
+            raise PluginError("a turn ended without a Done event that carries the stored reply; a turn stage lost it")
+        return reply
 
     def stream(
         self,
@@ -242,8 +247,12 @@ class Session:
         The arguments, and the errors, are those of :meth:`send`. Breaking off (or being
         cancelled) stores the reply as far as it got, marked incomplete.
         """
-        turn = plan_turn(self, provider, model, CallOptions(temperature, max_tokens, tuple(stop), options or {}))
-        return run_turn(self, content, turn, streaming=True)
+        call_options = CallOptions(temperature, max_tokens, tuple(stop), options or {})
+        turn = plan_turn(self, content, provider, model, call_options, streaming=True)
+        return self._manager._chain.run_turn(turn, self._run_turn)
+
+    def _run_turn(self, turn: Turn) -> AsyncGenerator[Event, None]:
+        return run_turn(self, turn)
 
     @property
     def _next_seq(self) -> int:

@@ -35,14 +35,11 @@ class Tool:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.function(*args, **kwargs)
 
-    async def run(self, call: ToolCall) -> ToolResult:
-        """Run the tool for ``call``. A tool that raises gives an error result the model reads."""
-        try:
-            result = self.function(**call.arguments)
-            if inspect.isawaitable(result):
-                result = await result
-        except Exception as exc:
-            return ToolResult(call.id, f"{type(exc).__name__}: {exc}", is_error=True)
+    async def call(self, call: ToolCall) -> ToolResult:
+        """Run the tool for ``call``: its result, as a string or JSON. What it raises is raised."""
+        result = self.function(**call.arguments)
+        if inspect.isawaitable(result):
+            result = await result
         return ToolResult(call.id, result if isinstance(result, str) else json.dumps(result, default=str))
 
 

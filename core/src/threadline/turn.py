@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from threadline.errors import ProviderError, SessionArchived, StorageConflict, ToolError
-from threadline.middleware import Call
+from threadline.middleware import Call, Turn
 from threadline.model import (
     CallOptions,
     Done,
@@ -46,29 +47,27 @@ LEASE_SECONDS = 30.0  # a turn's lease outlives a holder that died by this much 
 log = logging.getLogger("threadline.turn")
 
 
-@attrs.frozen
-class Turn:
-    """What one ``send`` or ``stream`` asked for."""
-
-    provider: str
-    model: str | None
-    options: CallOptions
-
-
-def plan_turn(session: Session, provider: str | None, model: str | None, options: CallOptions) -> Turn:
-    """The provider and model of a turn: the call's, else the session's (a model is kept only
-    when the provider is the session's own)."""
+def plan_turn(
+    session: Session,
+    content: str | Part | Sequence[Part],
+    provider: str | None,
+    model: str | None,
+    options: CallOptions,
+    *,
+    streaming: bool,
+) -> Turn:
+    """What a ``send`` or ``stream`` asks for. The provider and model are the call's, else the
+    session's (a model is kept only when the provider is the session's own)."""
     stored = session._live.stored
     if provider is not None:
         session._manager._check_provider(provider)
     chosen = provider or stored.provider
-    return Turn(chosen, model or (stored.model if chosen == stored.provider else None), options)
+    model = model or (stored.model if chosen == stored.provider else None)
+    return Turn(stored, chosen, model, options, as_parts(content), streaming)  # type: ignore[arg-type]
 
 
-async def run_turn(
-    session: Session, content: str | Part | Sequence[Part], turn: Turn, *, streaming: bool
-) -> AsyncGenerator[Event, None]:
-    """One turn's events: the reply's deltas when ``streaming``, then one ``Done`` whose
+async def run_turn(session: Session, turn: Turn) -> AsyncGenerator[Event, None]:
+    """One turn's events: the reply's deltas when it is streamed, then one ``Done`` whose
     ``message`` is the stored reply.
 
     Whatever ends the turn early (a provider or middleware error, a broken stream, a tool step
@@ -77,7 +76,7 @@ async def run_turn(
     :class:`~threadline.ProviderError` also goes to ``threadline_provider_error``.
     """
     manager = session._manager
-    message = _user_message(session, content, turn)  # refused here: no lock, no lease, nothing stored
+    message = _user_message(session, turn)  # refused here: no lock, no lease, nothing stored
     async with session._live.lock, _turn_lease(session):
         _refuse_archived(session)  # archived while this turn waited for the one before
         user = await _store_user(session, message)
@@ -89,7 +88,7 @@ async def run_turn(
             for _ in range(manager.config.defaults.max_tool_steps):
                 call = await _call(session, turn)
                 result: Response | Done
-                if streaming:
+                if turn.streaming:
                     events = manager._chain.stream(call)
                     try:
                         async for event in events:
@@ -114,7 +113,7 @@ async def run_turn(
                         message=reply,
                     )
                     break
-                await _run_tools(session, _as_returned(reply.tool_calls, parts))
+                await _run_tools(session, turn, _as_returned(reply.tool_calls, parts))
             else:
                 steps = manager.config.defaults.max_tool_steps
                 raise ToolError(f"the model was still calling tools after {steps} steps ([defaults] max_tool_steps)")
@@ -197,11 +196,11 @@ def _refuse_archived(session: Session) -> None:
         raise SessionArchived(stored.id, stored.tenant)
 
 
-def _user_message(session: Session, content: str | Part | Sequence[Part], turn: Turn) -> Message:
+def _user_message(session: Session, turn: Turn) -> Message:
     """The user's message, checked against what the model takes (and the session against
     being archived)."""
     _refuse_archived(session)
-    message = Message(session.id, session._next_seq, Role.USER, as_parts(content))  # type: ignore[arg-type]
+    message = Message(session.id, session._next_seq, Role.USER, turn.content)
     capabilities = session._manager.provider(turn.provider).capabilities(turn.model)
     check_attachments(capabilities, [message], model=turn.model, provider=turn.provider)
     return message
@@ -249,7 +248,7 @@ async def _call(session: Session, turn: Turn) -> Call:
     request = Request(
         turn.model, tuple(_replayable(live.history)), live.stored.system_prompt, specs, turn.options, state
     )
-    return Call(session.record, turn.provider, request)
+    return Call(session.record, turn.provider, request, turn)
 
 
 async def _store_reply(session: Session, parts: tuple[Part, ...], result: Response | Done, turn: Turn) -> Message:
@@ -276,19 +275,28 @@ def _as_returned(stored: list[ToolCall], parts: tuple[Part, ...]) -> list[ToolCa
     return [returned.get(call.id, call) for call in stored]
 
 
-async def _run_tools(session: Session, calls: list[ToolCall]) -> None:
-    results = await asyncio.gather(*(_run_tool(session, call) for call in calls))
+async def _run_tools(session: Session, turn: Turn, calls: list[ToolCall]) -> None:
+    results = await asyncio.gather(*(_run_tool(session, turn, call) for call in calls))
     message = Message(session.id, session._next_seq, Role.TOOL, results)
     await session._append([await _stage(session, message)])
 
 
-async def _run_tool(session: Session, call: ToolCall) -> ToolResult:
+async def _run_tool(session: Session, turn: Turn, call: ToolCall) -> ToolResult:
+    """``call``'s result through the middleware's tool stage; what raises there is the
+    result, as an error the model reads."""
+    try:
+        return await session._manager._chain.run_tool(call, turn, functools.partial(_call_tool, session))
+    except Exception as exc:
+        return ToolResult(call.id, f"{type(exc).__name__}: {exc}", is_error=True)
+
+
+async def _call_tool(session: Session, call: ToolCall) -> ToolResult:
     tools = session._manager.registry.tools
     allowed = session._live.stored.tools
     if call.name not in allowed or call.name not in tools:
         known = ", ".join(allowed) or "none"
-        return ToolResult(call.id, f"no tool named {call.name!r}; this session's tools: {known}", is_error=True)
-    return await tools[call.name].run(call)
+        raise ToolError(f"no tool named {call.name!r}; this session's tools: {known}")
+    return await tools[call.name].call(call)
 
 
 async def _fail(session: Session, user: Message, exc: BaseException, partial: StreamAssembler) -> None:

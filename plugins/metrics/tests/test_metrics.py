@@ -8,50 +8,16 @@ import asyncio
 import socket
 import subprocess
 import sys
-import urllib.request
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+from scraping import config, scrape, value
 
 import threadline
-from threadline.testing import Reply
+from threadline.testing import Reply, ScriptedToolCall
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def config(**metrics: Any) -> threadline.Config:
-    return threadline.Config.from_dict(
-        {"storage": {"backend": "memory"}, "middleware": {"chain": ["metrics"], "metrics": metrics}}
-    )
-
-
-async def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample ``/metrics`` serves, by name and labels."""
-
-    def get() -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-            return str(reply.read().decode())
-
-    text = await asyncio.to_thread(get)
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
-    """The sum of the samples named ``name`` whose labels include ``labels``."""
-    return sum(v for (n, ls), v in samples.items() if n == name and set(labels.items()) <= set(ls))
-
-
-async def test_calls_are_counted_timed_and_their_tokens_summed() -> None:
-    port = free_port()
+async def test_calls_are_counted_timed_and_their_tokens_summed(port: int) -> None:
     async with threadline.SessionManager(config(port=port)) as manager:
         session = await manager.create_session(provider="echo")
         replies = [await session.send(text) for text in ("one two three", "four five")]
@@ -72,8 +38,7 @@ async def test_calls_are_counted_timed_and_their_tokens_summed() -> None:
     assert chunks >= 1  # every chunk after the first
 
 
-async def test_errors_are_counted_by_class_whole_or_streamed() -> None:
-    port = free_port()
+async def test_errors_are_counted_by_class_whole_or_streamed(port: int) -> None:
     async with threadline.SessionManager(config(port=port)) as manager:
         session = await manager.create_session(provider="echo")
         echo = manager.provider("echo")
@@ -92,8 +57,7 @@ async def test_errors_are_counted_by_class_whole_or_streamed() -> None:
     assert value(samples, "gen_ai_client_token_usage_count") == 0  # a failed call has no token counts
 
 
-async def test_a_stream_left_early_is_counted_as_cancelled() -> None:
-    port = free_port()
+async def test_a_stream_left_early_is_counted_as_cancelled(port: int) -> None:
     async with threadline.SessionManager(config(port=port)) as manager:
         session = await manager.create_session(provider="echo")
         events = session.stream("one two three four five six seven eight nine ten")
@@ -104,8 +68,7 @@ async def test_a_stream_left_early_is_counted_as_cancelled() -> None:
     assert value(samples, "threadline_requests_total", status="error", error="cancelled") == 1
 
 
-async def test_labels_by_tenant_and_user_when_asked() -> None:
-    port = free_port()
+async def test_labels_by_tenant_and_user_when_asked(port: int) -> None:
     async with threadline.SessionManager(config(port=port, labels=["tenant", "user_id"])) as manager:
         session = await manager.create_session(provider="echo", user_id="ann")
         await session.send("hi")
@@ -134,8 +97,7 @@ async def test_without_a_port_managers_count_into_the_default_registry() -> None
         threadline.SessionManager(config(labels=["tenant"]))
 
 
-def test_the_port_is_served_only_while_the_manager_is_open() -> None:
-    port = free_port()
+def test_the_port_is_served_only_while_the_manager_is_open(port: int) -> None:
 
     async def run() -> None:
         async with threadline.SessionManager(config(port=port)):
@@ -170,3 +132,37 @@ async def test_a_port_in_use_is_a_config_error_naming_it() -> None:
         ):
             async with threadline.SessionManager(config(port=port)):
                 pass
+
+
+async def test_sessions_in_a_turn_are_a_gauge(port: int) -> None:
+    seen: list[float] = []
+
+    @threadline.tool
+    async def wait_a_little() -> str:
+        """Takes a moment."""
+        await asyncio.sleep(0.05)
+        samples = await scrape(port)
+        seen.append(value(samples, "threadline_sessions_active"))
+        return "done"
+
+    async with threadline.SessionManager(config(port=port), tools=[wait_a_little]) as manager:
+        sessions = [await manager.create_session(provider="echo", tools=["wait_a_little"]) for _ in range(2)]
+        for _ in sessions:
+            manager.provider("echo").script([Reply(tool_calls=(ScriptedToolCall("wait_a_little", {}),))])  # type: ignore[attr-defined]
+        await asyncio.gather(*(session.send("go") for session in sessions))
+        after = value(await scrape(port), "threadline_sessions_active")
+    assert seen == [2, 2] and after == 0
+
+
+async def test_every_storage_operation_is_timed_by_backend_and_operation(port: int) -> None:
+    async with threadline.SessionManager(config(port=port)) as manager:
+        session = await manager.create_session(provider="echo")
+        for text in ("one", "two", "three"):
+            await session.send(text)
+        await manager.get_session(session.id)
+        samples = await scrape(port)
+    timed = "threadline_storage_operation_duration_seconds_count"
+    assert value(samples, timed, backend="memory", operation="create_session") == 1
+    assert value(samples, timed, backend="memory", operation="append_messages") == 6  # each user message, each reply
+    assert value(samples, timed, backend="memory", operation="take_turn") == 3
+    assert value(samples, timed, backend="memory", operation="get_session") == 1

@@ -1,9 +1,11 @@
-"""threadline-metrics: Prometheus metrics of every model call.
+"""threadline-metrics: Prometheus metrics, OpenTelemetry spans and the cost of every model call.
 
-This module only registers the middleware ``metrics`` and the hooks that serve its
-``/metrics``; the instruments are in :mod:`threadline_metrics.instruments`, the timing in
-:mod:`threadline_metrics.middleware`. ``prometheus_client`` is imported only when a manager
-makes the middleware: discovering plugins stays light.
+This module only registers the middleware ``metrics``, the hooks that serve its ``/metrics``
+and the ``threadline usage`` command; the instruments are in
+:mod:`threadline_metrics.instruments`, the timing in :mod:`threadline_metrics.middleware`,
+the spans in :mod:`threadline_metrics.spans`, the prices in :mod:`threadline_metrics.prices`.
+``prometheus_client`` and ``opentelemetry`` are imported only when a manager makes the
+middleware: discovering plugins stays light.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ import attrs
 from attrs import field, frozen
 
 from threadline.plugin import critical, hookimpl
+from threadline_metrics.prices import Price
 
 if TYPE_CHECKING:
+    import click
+
     from threadline import SessionManager
     from threadline.plugin import Register
     from threadline_metrics.middleware import MetricsMiddleware
 
-__all__ = ["MetricsConfig", "make_middleware"]
+__all__ = ["MetricsConfig", "Price", "make_middleware"]
 
 Label = Literal["tenant", "user_id"]
 
@@ -34,9 +39,14 @@ class MetricsConfig:
         default registry, which the host application serves.
     :param labels: ``"tenant"``, ``"user_id"``: label each call's metrics by its session's
         tenant or user too (off by default: one series per user can be many).
-    :param otel: also make an OpenTelemetry span of each call (``chat {model}``, with the
-        GenAI semantic conventions' attributes), through the global tracer provider, so that
-        the application's exporter receives them.
+    :param otel: also make OpenTelemetry spans (of each turn, model call and tool run, with
+        the GenAI semantic conventions' names and attributes), through the global tracer
+        provider, so that the application's exporter receives them.
+    :param capture_content: with ``otel``, record the messages too (what each call sent and
+        got, tool arguments and results) on the spans. Off by default: they may hold what
+        must not leave the application.
+    :param prices: prices by provider and model (US dollars per million tokens), added to the
+        shipped table or replacing its rows: ``{"openai": {"gpt-x": Price(1.0, 4.0)}}``.
     """
 
     port: int | None = field(
@@ -44,6 +54,8 @@ class MetricsConfig:
     )
     labels: tuple[Label, ...] = field(default=(), converter=tuple)
     otel: bool = False
+    capture_content: bool = False
+    prices: dict[str, dict[str, Price]] = field(factory=dict)
 
 
 def make_middleware(config: MetricsConfig) -> MetricsMiddleware:
@@ -70,6 +82,14 @@ def threadline_startup(manager: SessionManager) -> None:
 def threadline_shutdown(manager: SessionManager) -> None:
     if (layer := _layer(manager)) is not None:
         layer.stop_serving()
+
+
+@hookimpl
+def threadline_register_commands(cli: click.Group) -> None:
+    from threadline_metrics.commands import grafana_dashboard, usage
+
+    cli.add_command(usage)
+    cli.add_command(grafana_dashboard)
 
 
 def _layer(manager: SessionManager) -> MetricsMiddleware | None:

@@ -8,14 +8,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from attrs import frozen
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from threadline.plugin import ConfigError
 
 #: the semantic conventions' advice for durations (seconds) and token counts
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 TOKEN_BUCKETS = tuple(float(4**power) for power in range(14))  # 1, 4, 16, ... 67,108,864
-CHUNK_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5)
+#: a storage operation takes from tens of microseconds (in memory) to a network round trip
+STORAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 CALL_LABELS = ("operation", "provider", "model", "status")
 
@@ -27,6 +28,9 @@ class Instruments:
     requests: Counter
     first_chunk: Histogram
     per_chunk: Histogram
+    cost: Counter
+    sessions: Gauge
+    storage: Histogram
 
     @classmethod
     def make(cls, registry: CollectorRegistry, extra: Sequence[str]) -> Instruments:
@@ -65,7 +69,21 @@ class Instruments:
                 "Time between the chunks of a streamed reply (gen_ai.client.operation.time_per_output_chunk)",
                 stream_labels,
                 registry=registry,
-                buckets=CHUNK_BUCKETS,
+                buckets=DURATION_BUCKETS,
+            ),
+            Counter(
+                "threadline_cost_usd",
+                "What model calls cost in US dollars, by the plugin's price table (0 for a model it has no price for)",
+                stream_labels,
+                registry=registry,
+            ),
+            Gauge("threadline_sessions_active", "Sessions with a turn under way in this process", registry=registry),
+            Histogram(
+                "threadline_storage_operation_duration_seconds",
+                "Duration of a storage operation, by backend and operation (append_messages, get_messages, ...)",
+                ("backend", "operation"),
+                registry=registry,
+                buckets=STORAGE_BUCKETS,
             ),
         )
 

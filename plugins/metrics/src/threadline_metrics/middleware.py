@@ -1,23 +1,49 @@
-"""The ``metrics`` middleware: each model call timed and counted as it passes, whole or
-streamed: its duration, its tokens, its status and error class, and for a stream the time
-to its first chunk and between chunks. First in the chain, it sees every call as the
-application made it, retries and failovers included."""
+"""The ``metrics`` middleware: each model call timed, counted and priced as it passes, whole
+or streamed (its duration, tokens, cost, status and error class; for a stream the time to
+its first chunk and between chunks); each turn and tool run a span when ``otel`` is on; the
+sessions in a turn; and, through its storage stage, every storage operation timed. First in
+the chain, it sees every call as the application made it, retries and failovers included."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import itertools
+import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
+import attrs
 from prometheus_client import CollectorRegistry, start_http_server
 
-from threadline.plugin import Call, CompleteNext, ConfigError, Done, Event, Middleware, Response, StreamNext, Usage
+from threadline import StreamAssembler
+from threadline.plugin import (
+    Call,
+    CompleteNext,
+    ConfigError,
+    Done,
+    Event,
+    Middleware,
+    Part,
+    Response,
+    Storage,
+    StreamNext,
+    ToolCall,
+    ToolNext,
+    ToolResult,
+    Turn,
+    TurnNext,
+    Usage,
+)
 from threadline_metrics import MetricsConfig
 from threadline_metrics.instruments import Instruments, instruments
+from threadline_metrics.prices import shipped
+from threadline_metrics.spans import OPERATION, Spans
+from threadline_metrics.storage import TimedStorage
 
-OPERATION = "chat"  # gen_ai.operation.name of every call a session makes
+log = logging.getLogger("threadline_metrics")
 
 
 class MetricsMiddleware(Middleware):
@@ -26,8 +52,15 @@ class MetricsMiddleware(Middleware):
         #: with a port, a registry of its own, which ``/metrics`` serves
         self.registry = CollectorRegistry() if config.port is not None else None
         self.instruments: Instruments = instruments(self.registry, config.labels)
+        self.prices = shipped().extended(config.prices)
+        #: the providers and models the price table has no price for, each warned of once
+        self.unpriced: set[tuple[str, str]] = set()
         self.server: Any = None
-        self.spans = Spans() if config.otel else None
+        self.spans = Spans(config.capture_content) if config.otel else None
+        #: the span of each turn under way, the parent of its calls' and tool runs' spans
+        self.turn_spans: dict[Turn, Any] = {}
+        #: the turns under way of each session in one
+        self.in_turn: collections.Counter[str] = collections.Counter()
 
     def serve(self) -> None:
         """Serve ``/metrics`` on 127.0.0.1 at the config's port, from a background thread."""
@@ -46,6 +79,57 @@ class MetricsMiddleware(Middleware):
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+
+    # -- the storage and turns ------------------------------------------------------------
+
+    def wrap_storage(self, storage: Storage, backend: str) -> Storage:
+        return TimedStorage(storage, backend, self.instruments.storage)
+
+    async def turn(self, turn: Turn, next: TurnNext) -> AsyncGenerator[Event, None]:
+        """The turn counted among the sessions in one while it runs, and its span."""
+        span = self.turn_spans[turn] = self.spans.start_turn(turn) if self.spans else None
+        self.entered(turn.session.id)
+        done: Done | None = None
+        error = ""
+        try:
+            async for event in next(turn):
+                if isinstance(event, Done):
+                    done = event
+                yield event
+        except BaseException as exc:
+            error = _error(exc)
+            raise
+        finally:
+            self.left(turn.session.id)
+            del self.turn_spans[turn]
+            if span is not None and self.spans is not None:
+                self.spans.end_call(span, done, error, done.message.parts if done and done.message else ())
+
+    def entered(self, session_id: str) -> None:
+        self.in_turn[session_id] += 1
+        if self.in_turn[session_id] == 1:
+            self.instruments.sessions.inc()
+
+    def left(self, session_id: str) -> None:
+        self.in_turn[session_id] -= 1
+        if not self.in_turn[session_id]:
+            del self.in_turn[session_id]
+            self.instruments.sessions.dec()
+
+    async def tool(self, call: ToolCall, turn: Turn, next: ToolNext) -> ToolResult:
+        if self.spans is None:
+            return await next(call)
+        span = self.spans.start_tool(call, turn, self.turn_spans.get(turn))
+        try:
+            with _current(span):
+                result = await next(call)
+        except BaseException as exc:
+            self.spans.end_tool(span, None, _error(exc))
+            raise
+        self.spans.end_tool(span, result, "")
+        return result
+
+    # -- model calls ----------------------------------------------------------------------
 
     def labels(self, call: Call, model: str | None = None) -> dict[str, str]:
         session = call.session
@@ -71,37 +155,66 @@ class MetricsMiddleware(Middleware):
             tokens = self.instruments.tokens
             tokens.labels(**labels, token_type="input").observe(usage.input_tokens)
             tokens.labels(**labels, token_type="output").observe(usage.output_tokens)
+            self.instruments.cost.labels(**labels).inc(usage.cost or 0.0)
         if arrivals:
             self.instruments.first_chunk.labels(**labels).observe(arrivals[0] - started)
             per_chunk = self.instruments.per_chunk.labels(**labels)
             for before, after in itertools.pairwise(arrivals):
                 per_chunk.observe(after - before)
 
+    def priced(self, call: Call, reply: Response | Done) -> Response | Done:
+        """``reply`` with its cost in its usage, when the provider did not say and the price
+        table knows the model: the stored reply keeps what it cost when it was made."""
+        usage = reply.usage
+        if usage.cost is not None:
+            return reply
+        cost = self.prices.cost(call.provider, usage, reply.model, call.request.model)
+        if cost is None:
+            self.warn_unpriced(call.provider, reply.model or call.request.model or "")
+            return reply
+        return attrs.evolve(reply, usage=attrs.evolve(usage, cost=cost))
+
+    def warn_unpriced(self, provider: str, model: str) -> None:
+        if (provider, model) not in self.unpriced:
+            self.unpriced.add((provider, model))
+            log.warning(
+                "no price for %s model %r in the price table (taken %s): its calls cost 0 in "
+                "threadline_cost_usd_total; add it to [middleware.metrics.prices.%s]",
+                provider,
+                model,
+                self.prices.taken,
+                provider,
+            )
+
     async def complete(self, call: Call, next: CompleteNext) -> Response:
         started = time.perf_counter()
-        span = self.spans.start(call) if self.spans else None
+        span = self.start_span(call)
         try:
-            response = await next(call)
+            with _current(span):
+                response = self.priced(call, await next(call))
         except BaseException as exc:
             self.ended(call, started, span, None, exc)
             raise
         self.ended(call, started, span, response)
-        return response
+        return response  # type: ignore[return-value]
 
     async def stream(self, call: Call, next: StreamNext) -> AsyncIterator[Event]:
         """The events as they come; their timings are observed at the end, labelled by the
         model that answered, as the whole call is."""
         started = time.perf_counter()
-        span = self.spans.start(call) if self.spans else None
+        span = self.start_span(call)
+        output = StreamAssembler() if span is not None and self.config.capture_content else None
         arrivals: list[float] = []
         done: Done | None = None
         events = next(call)
         try:
             async for event in events:
                 if isinstance(event, Done):
-                    done = event
+                    done = event = self.priced(call, event)  # type: ignore[assignment]
                 else:
                     arrivals.append(time.perf_counter())
+                if output is not None:
+                    output.add(event)
                 yield event
         except BaseException as exc:
             self.ended(call, started, span, None, exc, arrivals)
@@ -110,7 +223,12 @@ class MetricsMiddleware(Middleware):
             aclose = getattr(events, "aclose", None)
             if aclose is not None:
                 await aclose()
-        self.ended(call, started, span, done, None, arrivals)
+        self.ended(call, started, span, done, None, arrivals, output.parts() if output is not None else ())
+
+    def start_span(self, call: Call) -> Any:
+        if self.spans is None:
+            return None
+        return self.spans.start_call(call, self.turn_spans.get(call.turn) if call.turn is not None else None)
 
     def ended(
         self,
@@ -120,13 +238,14 @@ class MetricsMiddleware(Middleware):
         reply: Response | Done | None,
         exc: BaseException | None = None,
         arrivals: Sequence[float] = (),
+        parts: Sequence[Part] = (),
     ) -> None:
         """A call ended, with ``reply`` or ``exc``: its metrics, and its span ended."""
         error = "" if exc is None else _error(exc)
         model = reply.model if reply is not None else None
         self.record(call, started, model, reply.usage if reply is not None else None, error, arrivals)
         if span is not None and self.spans is not None:
-            self.spans.end(span, reply, error)
+            self.spans.end_call(span, reply, error, parts)
 
 
 def _error(exc: BaseException) -> str:
@@ -134,39 +253,11 @@ def _error(exc: BaseException) -> str:
     return "cancelled" if isinstance(exc, asyncio.CancelledError | GeneratorExit) else type(exc).__name__
 
 
-class Spans:
-    """OpenTelemetry spans of model calls, by the GenAI semantic conventions: one per call,
-    ``chat {model}``, a client span, through the global tracer provider."""
+def _current(span: Any) -> Any:
+    """Make ``span`` the current span while a call or tool runs (no yield in between), so that
+    what it calls (an HTTP client's instrumentation, a tool's own spans) nests under it."""
+    if span is None:
+        return contextlib.nullcontext()
+    from opentelemetry import trace
 
-    def __init__(self) -> None:
-        from opentelemetry import trace
-
-        self.trace = trace
-        self.tracer = trace.get_tracer("threadline_metrics")
-
-    def start(self, call: Call) -> Any:
-        model = call.request.model
-        attributes: dict[str, str | int | float] = {
-            "gen_ai.operation.name": OPERATION,
-            "gen_ai.provider.name": call.provider,
-            **({"gen_ai.request.model": model} if model else {}),
-        }
-        options = call.request.options
-        if options.max_tokens is not None:
-            attributes["gen_ai.request.max_tokens"] = options.max_tokens
-        if options.temperature is not None:
-            attributes["gen_ai.request.temperature"] = options.temperature
-        name = f"{OPERATION} {model}" if model else OPERATION
-        return self.tracer.start_span(name, kind=self.trace.SpanKind.CLIENT, attributes=attributes)
-
-    def end(self, span: Any, reply: Response | Done | None, error: str) -> None:
-        if reply is not None:
-            if reply.model:
-                span.set_attribute("gen_ai.response.model", reply.model)
-            span.set_attribute("gen_ai.usage.input_tokens", reply.usage.input_tokens)
-            span.set_attribute("gen_ai.usage.output_tokens", reply.usage.output_tokens)
-            span.set_attribute("gen_ai.response.finish_reasons", [reply.finish_reason])
-        if error:
-            span.set_attribute("error.type", error)
-            span.set_status(self.trace.Status(self.trace.StatusCode.ERROR))
-        span.end()
+    return trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False)
