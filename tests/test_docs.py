@@ -231,8 +231,15 @@ def test_the_cli_page_has_every_command_and_option() -> None:
                 assert re.search(f"(?<![\\w-]){option}(?![\\w-])", rows[path]), f"{option} of {path} is not in its row"
 
 
+def plugin_commands() -> dict[tuple[str, ...], click.Command]:
+    """The commands the installed plugins add (threadline-metrics' ``usage``, say)."""
+    group = click.Group()
+    threadline.get_plugin_manager().hook.threadline_register_commands(cli=group)
+    return {(name,): command for name, command in group.commands.items()}
+
+
 def test_the_cli_page_has_only_commands_and_options_the_program_has() -> None:
-    program = dict(commands())
+    program = dict(commands()) | plugin_commands()
     for path, row in command_rows().items():
         assert path in program, f"docs/cli.md: `threadline {' '.join(path)}` is no command"
         named = set(re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", row))

@@ -20,7 +20,6 @@ what must stay on this storage (keys, pseudonym maps) is taken out.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 from attrs import define, frozen
@@ -240,9 +239,20 @@ async def _closing_turn(layers: Sequence[Middleware], turn: Turn, terminal: Turn
         async for event in next(turn):
             yield event
     finally:
-        async with AsyncExitStack() as stack:  # each closed even when one before raised
-            for events in reversed(opened):
-                stack.push_async_callback(events.aclose)
+        await _close_each(opened)
+
+
+async def _close_each(opened: Sequence[AsyncGenerator[Event, None]]) -> None:
+    """Close each of ``opened`` in order, even when one before it raised; then raise the
+    first error."""
+    error: BaseException | None = None
+    for events in opened:
+        try:
+            await events.aclose()
+        except BaseException as exc:
+            error = error or exc
+    if error is not None:
+        raise error
 
 
 def _overrides(layer: object, method: str) -> bool:

@@ -6,8 +6,9 @@ boundaries. One set per registry: a second manager in a process counts into the 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from attrs import frozen
+from attrs import field, frozen
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from threadline.plugin import ConfigError
@@ -18,7 +19,21 @@ TOKEN_BUCKETS = tuple(float(4**power) for power in range(14))  # 1, 4, 16, ... 6
 #: a storage operation takes from tens of microseconds (in memory) to a network round trip
 STORAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
-CALL_LABELS = ("operation", "provider", "model", "status")
+#: the labels of every call's series, then the config's ``labels``, then what sets a series apart
+CALL_LABELS = ("operation", "provider", "model")
+
+
+@frozen
+class Series:
+    """The children of the instruments for one label set: what a call that went well observes."""
+
+    duration: Any
+    requests: Any
+    input_tokens: Any
+    output_tokens: Any
+    cost: Any
+    first_chunk: Any
+    per_chunk: Any
 
 
 @frozen
@@ -31,11 +46,29 @@ class Instruments:
     cost: Counter
     sessions: Gauge
     storage: Histogram
+    #: the series of a call that went well, by its labels' values, bound once
+    _series: dict[tuple[str, ...], Series] = field(factory=dict)
+
+    def series(self, values: tuple[str, ...]) -> Series:
+        """The series a call that went well observes, for its :data:`CALL_LABELS` and extra
+        labels' ``values``."""
+        series = self._series.get(values)
+        if series is None:
+            series = self._series[values] = Series(
+                self.duration.labels(*values, "ok"),
+                self.requests.labels(*values, "ok", ""),
+                self.tokens.labels(*values, "input"),
+                self.tokens.labels(*values, "output"),
+                self.cost.labels(*values),
+                self.first_chunk.labels(*values),
+                self.per_chunk.labels(*values),
+            )
+        return series
 
     @classmethod
     def make(cls, registry: CollectorRegistry, extra: Sequence[str]) -> Instruments:
-        labels = (*CALL_LABELS, *extra)
-        stream_labels = ("operation", "provider", "model", *extra)
+        stream_labels = (*CALL_LABELS, *extra)
+        labels = (*stream_labels, "status")
         return cls(
             Histogram(
                 "gen_ai_client_operation_duration_seconds",

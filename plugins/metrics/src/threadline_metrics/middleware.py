@@ -7,7 +7,6 @@ the chain, it sees every call as the application made it, retries and failovers 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import itertools
 import logging
@@ -59,8 +58,8 @@ class MetricsMiddleware(Middleware):
         self.spans = Spans(config.capture_content) if config.otel else None
         #: the span of each turn under way, the parent of its calls' and tool runs' spans
         self.turn_spans: dict[Turn, Any] = {}
-        #: the turns under way of each session in one
-        self.in_turn: collections.Counter[str] = collections.Counter()
+        #: how many turns of each session in a turn are under way (one, or more queued)
+        self.in_turn: dict[str, int] = {}
 
     def serve(self) -> None:
         """Serve ``/metrics`` on 127.0.0.1 at the config's port, from a background thread."""
@@ -87,33 +86,38 @@ class MetricsMiddleware(Middleware):
 
     async def turn(self, turn: Turn, next: TurnNext) -> AsyncGenerator[Event, None]:
         """The turn counted among the sessions in one while it runs, and its span."""
-        span = self.turn_spans[turn] = self.spans.start_turn(turn) if self.spans else None
-        self.entered(turn.session.id)
+        session_id, spans = turn.session.id, self.spans
+        span = spans.start_turn(turn) if spans is not None else None
+        if span is not None:
+            self.turn_spans[turn] = span
+        self.entered(session_id)
         done: Done | None = None
         error = ""
         try:
             async for event in next(turn):
-                if isinstance(event, Done):
+                if type(event) is Done:
                     done = event
                 yield event
         except BaseException as exc:
             error = _error(exc)
             raise
         finally:
-            self.left(turn.session.id)
-            del self.turn_spans[turn]
-            if span is not None and self.spans is not None:
-                self.spans.end_call(span, done, error, done.message.parts if done and done.message else ())
+            self.left(session_id)
+            if spans is not None and span is not None:
+                del self.turn_spans[turn]
+                spans.end_call(span, done, error, done.message.parts if done and done.message else ())
 
     def entered(self, session_id: str) -> None:
-        self.in_turn[session_id] += 1
-        if self.in_turn[session_id] == 1:
+        turns = self.in_turn.get(session_id, 0)
+        self.in_turn[session_id] = turns + 1
+        if not turns:
             self.instruments.sessions.inc()
 
     def left(self, session_id: str) -> None:
-        self.in_turn[session_id] -= 1
-        if not self.in_turn[session_id]:
-            del self.in_turn[session_id]
+        turns = self.in_turn.pop(session_id) - 1
+        if turns:
+            self.in_turn[session_id] = turns
+        else:
             self.instruments.sessions.dec()
 
     async def tool(self, call: ToolCall, turn: Turn, next: ToolNext) -> ToolResult:
@@ -131,11 +135,11 @@ class MetricsMiddleware(Middleware):
 
     # -- model calls ----------------------------------------------------------------------
 
-    def labels(self, call: Call, model: str | None = None) -> dict[str, str]:
+    def values(self, call: Call, model: str | None) -> tuple[str, ...]:
+        """The values of a call's labels: operation, provider, model, then the config's."""
         session = call.session
-        labels = {"operation": OPERATION, "provider": call.provider, "model": model or call.request.model or ""}
-        labels.update({name: str(getattr(session, name) or "") for name in self.config.labels})
-        return labels
+        extra = (str(getattr(session, name) or "") for name in self.config.labels)
+        return (OPERATION, call.provider, model or call.request.model or "", *extra)
 
     def record(
         self,
@@ -147,18 +151,23 @@ class MetricsMiddleware(Middleware):
         arrivals: Sequence[float] = (),
     ) -> None:
         """One call's metrics; ``arrivals``: when each chunk of a stream came."""
-        labels = self.labels(call, model)
-        status = "error" if error else "ok"
-        self.instruments.duration.labels(**labels, status=status).observe(time.perf_counter() - started)
-        self.instruments.requests.labels(**labels, status=status, error=error).inc()
-        if usage is not None:
-            tokens = self.instruments.tokens
-            tokens.labels(**labels, token_type="input").observe(usage.input_tokens)
-            tokens.labels(**labels, token_type="output").observe(usage.output_tokens)
-            self.instruments.cost.labels(**labels).inc(usage.cost or 0.0)
+        values, elapsed = self.values(call, model), time.perf_counter() - started
+        instruments = self.instruments
+        if error:  # a series of its own, and no tokens
+            instruments.duration.labels(*values, "error").observe(elapsed)
+            instruments.requests.labels(*values, "error", error).inc()
+            first_chunk, per_chunk = instruments.first_chunk.labels(*values), instruments.per_chunk.labels(*values)
+        else:
+            series = instruments.series(values)
+            series.duration.observe(elapsed)
+            series.requests.inc()
+            if usage is not None:
+                series.input_tokens.observe(usage.input_tokens)
+                series.output_tokens.observe(usage.output_tokens)
+                series.cost.inc(usage.cost or 0.0)
+            first_chunk, per_chunk = series.first_chunk, series.per_chunk
         if arrivals:
-            self.instruments.first_chunk.labels(**labels).observe(arrivals[0] - started)
-            per_chunk = self.instruments.per_chunk.labels(**labels)
+            first_chunk.observe(arrivals[0] - started)
             for before, after in itertools.pairwise(arrivals):
                 per_chunk.observe(after - before)
 
@@ -172,7 +181,7 @@ class MetricsMiddleware(Middleware):
         if cost is None:
             self.warn_unpriced(call.provider, reply.model or call.request.model or "")
             return reply
-        return attrs.evolve(reply, usage=attrs.evolve(usage, cost=cost))
+        return attrs.evolve(reply, usage=Usage(usage.input_tokens, usage.output_tokens, usage.cached_tokens, cost))
 
     def warn_unpriced(self, provider: str, model: str) -> None:
         if (provider, model) not in self.unpriced:

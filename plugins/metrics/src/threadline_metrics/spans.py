@@ -27,7 +27,6 @@ from threadline.plugin import (
     ToolCall,
     ToolResult,
     Turn,
-    Usage,
 )
 
 OPERATION = "chat"  # gen_ai.operation.name of every model call a session makes
@@ -84,39 +83,40 @@ class Spans:
     def end_call(self, span: Span, reply: Response | Done | None, error: str, parts: Sequence[Part] = ()) -> None:
         """End a model call's or a turn's span, with what it replied (``parts``, when the reply
         does not carry them) or the class of its error."""
+        attributes: Attributes = {}
         if reply is not None:
+            usage = reply.usage
             if reply.model:
-                span.set_attribute("gen_ai.response.model", reply.model)
-            _usage(span, reply.usage)
-            span.set_attribute("gen_ai.response.finish_reasons", [reply.finish_reason])
+                attributes["gen_ai.response.model"] = reply.model
+            attributes["gen_ai.usage.input_tokens"] = usage.input_tokens
+            attributes["gen_ai.usage.output_tokens"] = usage.output_tokens
+            if usage.cached_tokens:
+                attributes["gen_ai.usage.cache_read.input_tokens"] = usage.cached_tokens
+            attributes["gen_ai.response.finish_reasons"] = [reply.finish_reason]
             if self.capture_content:
                 output = {**_message_parts("assistant", parts or reply.parts), "finish_reason": reply.finish_reason}
-                span.set_attribute("gen_ai.output.messages", _json([output]))
-        _end(span, error)
+                attributes["gen_ai.output.messages"] = _json([output])
+        _end(span, attributes, error)
 
     def end_tool(self, span: Span, result: ToolResult | None, error: str) -> None:
+        attributes: Attributes = {}
         if result is not None and result.is_error and not error:
             error = "tool_error"  # a result that says it failed, from a stage that refused the run
         elif result is not None and self.capture_content:
-            span.set_attribute("gen_ai.tool.call.result", result.content)
-        _end(span, error)
+            attributes["gen_ai.tool.call.result"] = result.content
+        _end(span, attributes, error)
 
 
 def _context(parent: Span | None) -> Any:
     return trace.set_span_in_context(parent) if parent is not None else None
 
 
-def _usage(span: Span, usage: Usage) -> None:
-    span.set_attribute("gen_ai.usage.input_tokens", usage.input_tokens)
-    span.set_attribute("gen_ai.usage.output_tokens", usage.output_tokens)
-    if usage.cached_tokens:
-        span.set_attribute("gen_ai.usage.cache_read.input_tokens", usage.cached_tokens)
-
-
-def _end(span: Span, error: str) -> None:
+def _end(span: Span, attributes: Attributes, error: str) -> None:
     if error:
-        span.set_attribute("error.type", error)
+        attributes["error.type"] = error
         span.set_status(Status(StatusCode.ERROR))
+    if attributes:
+        span.set_attributes(attributes)
     span.end()
 
 
