@@ -116,7 +116,12 @@ async def test_a_bad_date_range_is_a_clear_error(tmp_path: Path) -> None:
         config = write_config(tmp_path / "threadline.toml", api, tmp_path / "chats.db", None)
         code, out, err = await usage_command(config, "--since", "2026-12-02", "--until", "2026-12-01")
         assert code == 2 and out == ""
-        assert "Invalid value for --until: 2026-12-01 is before --since 2026-12-02" in err
+        assert "Invalid value for --until: 2026-12-01 is before --since 2026-12-02; give a day on or after it" in err
         assert "Traceback" not in err
-        code, _, err = await usage_command(config, "--since", "yesterday")
-        assert code == 2 and "'yesterday' does not match the format '%Y-%m-%d'" in err
+        code, _, err = await usage_command(config, "--since", "2026-13-01")
+        assert code == 2 and "'2026-13-01' is not a day; give one as YYYY-MM-DD, such as 2026-12-01" in err
+        code, _, err = await usage_command(config, "--tenant", "")
+        assert code == 2 and "Invalid value for '--tenant': is empty; give a name, or leave the option out" in err
+        code, out, err = await usage_command(config, "--user", "nobody")
+        assert code == 0 and out == ""
+        assert "no model calls stored of user 'nobody' in tenant 'default' for these days" in err

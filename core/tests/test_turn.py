@@ -793,17 +793,44 @@ async def test_the_turn_stage_wraps_a_whole_turn_and_its_calls_name_it(how: str)
     assert reply.text == "tool results: value of k"
 
 
-async def test_a_turn_stage_can_change_the_turn() -> None:
+async def test_a_turn_stage_can_change_the_turn_which_keeps_its_id() -> None:
+    seen: list[Any] = []
+
     class Upgrade(Middleware):
         def turn(self, turn: Turn, next: TurnNext) -> AsyncGenerator[Event, None]:
+            seen.append(turn.id)
             return next(attrs.evolve(turn, model="echo-2"))
 
-    config, plugin = chain_of(("upgrade", Upgrade()))
+    config, plugin = chain_of(("upgrade", Upgrade()), ("watch", Watch("watch", seen)))
     async with SessionManager(config, storage=MemoryStorage(), plugins=[plugin]) as tl:
         session = await tl.create_session()
         reply = await session.send("hi")
         assert [request.model for request in echo_of(tl).requests] == ["echo-2"]
     assert reply.model == "echo-2"
+    first, (_, _, changed), (_, _, called) = seen[:3]
+    assert changed.model == "echo-2" and changed.id == first and called is changed
+
+
+async def test_a_stage_closed_with_its_turn_finds_the_turn_cleaned_up_first() -> None:
+    found: list[int] = []
+
+    class Late(Middleware):
+        async def turn(self, turn: Turn, next: TurnNext) -> AsyncGenerator[Event, None]:
+            try:
+                async for event in next(turn):
+                    yield event
+            finally:  # the caller left: the cut-off reply is stored and the lease given back by now
+                stored = await tl.storage.get_messages("default", turn.session.id)
+                found.append(len(stored))
+                found.append(await tl.storage.take_turn("default", turn.session.id, "another", 5.0))
+
+    config, plugin = chain_of(("late", Late()))
+    async with SessionManager(config, storage=MemoryStorage(), plugins=[plugin]) as tl:
+        session = await tl.create_session()
+        async with contextlib.aclosing(session.stream("a long enough reply to come in pieces")) as events:
+            async for _ in events:
+                break
+    assert found == [2, True]
 
 
 @pytest.mark.parametrize("how", ["send", "stream"])

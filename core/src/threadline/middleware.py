@@ -22,10 +22,21 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from attrs import define, frozen
+from attrs import define, field, frozen
 
 from threadline.errors import PluginError
-from threadline.model import CallOptions, Event, Message, Part, Request, Response, SessionRecord, ToolCall, ToolResult
+from threadline.model import (
+    CallOptions,
+    Event,
+    Message,
+    Part,
+    Request,
+    Response,
+    SessionRecord,
+    ToolCall,
+    ToolResult,
+    new_id,
+)
 
 if TYPE_CHECKING:
     from threadline.contracts import Storage
@@ -43,9 +54,10 @@ ToolNext = Callable[[ToolCall], Awaitable[ToolResult]]
 @frozen(eq=False)
 class Turn:
     """One ``send`` or ``stream`` as middleware sees it: the user's message in, the stored
-    reply out, model calls and tool runs in between. Each turn is its own object (equal only
-    to itself), so middleware can keep what it needs of a turn keyed by it; every
-    :class:`Call` of the turn names it."""
+    reply out, model calls and tool runs in between. Every :class:`Call` of the turn names
+    it; its ``id`` is its own and stays when a stage changes the turn
+    (``attrs.evolve(turn, model=...)``), so middleware keeps what it needs of a turn keyed
+    by ``turn.id``."""
 
     session: SessionRecord
     provider: str
@@ -53,6 +65,7 @@ class Turn:
     options: CallOptions
     content: tuple[Part, ...]
     streaming: bool
+    id: str = field(factory=new_id)
 
 
 @define
@@ -113,11 +126,15 @@ class Middleware:
         """The turn stage: a whole ``send`` or ``stream``, from before its user message is
         checked to after its reply is stored, tool runs and every model call included (each
         of which also passes :meth:`complete` or :meth:`stream`). Return the events of
-        ``next(turn)`` (or of a changed copy, ``attrs.evolve(turn, model=...)``), or an async
-        generator of your own that watches or changes them. A ``send`` has one event, the final ``Done``
-        (its ``message`` the stored reply, its ``usage`` the whole turn's); a ``stream`` has
-        the deltas first. A turn that fails raises from ``next``'s events; one the caller
-        leaves closes them (``GeneratorExit``).
+        ``next(turn)`` (or of a changed copy, ``attrs.evolve(turn, model=...)``), or an
+        async generator of your own that watches or changes them. A ``send`` has one event,
+        the final ``Done`` (its ``message`` the stored reply, its ``usage`` the whole
+        turn's); a ``stream`` has the deltas first. A turn that fails raises from ``next``'s
+        events; one the caller leaves closes them (``GeneratorExit``). When the turn ends,
+        the kernel closes each stage's events, innermost first (the turn's own cleanup, then
+        the stages'), so a stage that reads them to the end or gives up need not; one that
+        leaves them to call ``next`` again must close them first (``await events.aclose()``),
+        since the turn holds its session until it is closed.
         """
         return next(turn)
 
@@ -220,8 +237,9 @@ class Chain:
 
 async def _closing_turn(layers: Sequence[Middleware], turn: Turn, terminal: TurnNext) -> AsyncGenerator[Event, None]:
     """The events of ``terminal(turn)`` through ``layers``' turn stages; at the end, each
-    stage's events are closed, outermost first, down to the turn's own: a stage that stops
-    at an error or a caller leaving (``async for`` closes nothing) leaves no turn open."""
+    stage's events are closed, the turn's own first and the outermost stage's last: a stage
+    that stops at an error or a caller leaving (``async for`` closes nothing) leaves no turn
+    open, and sees the turn's cleanup done before its own."""
     opened: list[AsyncGenerator[Event, None]] = []
 
     def tracked(next: TurnNext) -> TurnNext:
@@ -239,7 +257,7 @@ async def _closing_turn(layers: Sequence[Middleware], turn: Turn, terminal: Turn
         async for event in next(turn):
             yield event
     finally:
-        await _close_each(opened)
+        await _close_each(opened[::-1])
 
 
 async def _close_each(opened: Sequence[AsyncGenerator[Event, None]]) -> None:

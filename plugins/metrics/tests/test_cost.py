@@ -143,8 +143,27 @@ async def test_a_price_in_the_config_adds_a_model_or_replaces_a_shipped_one() ->
         ({"input": 1}, "output"),
         ({"input": 1, "output": "free"}, "output"),
         ({"input": 1, "output": 1, "cahced": 1}, "cahced"),
+        ({"input": 1, "output": 1.7e308}, "output"),  # its cost would overflow to infinity
     ],
 )
 def test_a_bad_price_is_a_config_error_naming_its_key(row: dict[str, Any], says: str) -> None:
     with pytest.raises(threadline.ConfigError, match=rf"middleware\.metrics\.prices.*{says}"):
         threadline.SessionManager(config(prices={"openai": {"gpt-x": row}}))
+
+
+async def test_prices_for_a_provider_no_plugin_registers_are_warned_of(caplog: pytest.LogCaptureFixture) -> None:
+    prices = {"opneai": {"gpt-4.1": {"input": 1, "output": 2}}}
+    async with threadline.SessionManager(config(prices=prices)):
+        pass
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "threadline_metrics"]
+    assert "[middleware.metrics.prices.opneai]: no provider is called 'opneai' (installed: " in warning
+
+
+async def test_a_reply_from_a_model_without_a_price_is_not_charged_at_the_price_of_the_one_asked_for(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    prices = {"local": {"asked-for": {"input": 100.0, "output": 100.0}}}  # the reply names llama-local
+    async with threadline.SessionManager(config(prices=prices), plugins=[LocalPlugin()]) as manager:
+        reply = await (await manager.create_session(provider="local", model="asked-for")).send("hi")
+    assert reply.usage is not None and reply.usage.cost is None
+    assert any("no price for local model 'llama-local'" in r.getMessage() for r in caplog.records)

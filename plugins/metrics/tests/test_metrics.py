@@ -109,7 +109,14 @@ def test_the_port_is_served_only_while_the_manager_is_open(port: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("settings", "says"), [({"port": 0}, "port"), ({"labels": ["model"]}, "'model' is not one of 'tenant', 'user_id'")]
+    ("settings", "says"),
+    [
+        ({"port": 0}, "port"),
+        ({"labels": ["model"]}, "'model' is not one of 'tenant', 'user_id'"),
+        ({"labels": ["tenant", "tenant"]}, "labels names a label twice"),
+        ({"capture_content": True}, "capture_content records messages on the spans, which need otel = true"),
+        ({"prices": {"openai": {"": {"input": 1, "output": 1}}}}, 'has a model named ""'),
+    ],
 )
 def test_a_bad_setting_is_a_config_error(settings: dict[str, Any], says: str) -> None:
     with pytest.raises(threadline.ConfigError, match=says):
@@ -122,16 +129,39 @@ def test_discovering_plugins_imports_neither_prometheus_client_nor_opentelemetry
     assert "prometheus_client" not in loaded and "opentelemetry" not in loaded and "threadline_metrics" in loaded
 
 
-async def test_a_port_in_use_is_a_config_error_naming_it() -> None:
-    with socket.socket() as taken:
+async def test_a_port_another_process_holds_is_warned_of_and_the_manager_works(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with socket.socket() as taken:  # another worker of the application, or the application beside the CLI
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        with pytest.raises(
-            threadline.ConfigError, match=rf"middleware\.metrics\.port: cannot serve /metrics on 127\.0\.0\.1:{port}"
-        ):
-            async with threadline.SessionManager(config(port=port)):
-                pass
+        async with threadline.SessionManager(config(port=port)) as manager:
+            reply = await (await manager.create_session(provider="echo")).send("still works")
+    assert reply.text == "still works"
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "threadline_metrics"]
+    assert f"cannot serve /metrics on 127.0.0.1:{port} ([middleware.metrics] port)" in warning
+    assert "Give each process its own port" in warning
+
+
+async def test_managers_opened_one_after_another_each_serve_their_metrics(port: int) -> None:
+    for round in range(8):  # each registry is new: none takes on the instruments of one gone before
+        labels = ["tenant"] if round % 2 else []
+        async with threadline.SessionManager(config(port=port, labels=labels)) as manager:
+            await (await manager.create_session(provider="echo")).send("hi")
+            assert value(await scrape(port), "threadline_requests_total", status="ok") == 1
+
+
+async def test_a_failed_call_is_labelled_by_the_model_that_answered_those_that_named_none(port: int) -> None:
+    async with threadline.SessionManager(config(port=port)) as manager:
+        session = await manager.create_session(provider="echo")  # no model: the provider's default
+        await session.send("hi")
+        manager.provider("echo").script([Reply(error="rate_limited")])  # type: ignore[attr-defined]
+        with pytest.raises(threadline.RateLimited):
+            await session.send("again")
+        samples = await scrape(port)
+    assert value(samples, "threadline_requests_total", model="echo-1", status="ok") == 1
+    assert value(samples, "threadline_requests_total", model="echo-1", status="error", error="RateLimited") == 1
 
 
 async def test_sessions_in_a_turn_are_a_gauge(port: int) -> None:

@@ -6,8 +6,10 @@ exporter)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
+from typing import Any
 
+import attrs
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -15,6 +17,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import threadline
+from threadline.plugin import Event, Middleware, Turn, TurnNext, hookimpl
 from threadline.testing import Reply, ScriptedToolCall
 
 EXPORTER = InMemorySpanExporter()
@@ -185,3 +188,23 @@ async def test_no_span_unless_asked(spans: InMemorySpanExporter) -> None:
     async with threadline.SessionManager(config(otel=False)) as manager:
         await (await manager.create_session(provider="echo")).send("hi")
     assert spans.get_finished_spans() == ()
+
+
+async def test_a_turn_a_later_stage_changes_is_still_the_parent_of_its_calls(spans: InMemorySpanExporter) -> None:
+    class Upgrade(Middleware):
+        def turn(self, turn: Turn, next: TurnNext) -> AsyncGenerator[Event, None]:
+            return next(attrs.evolve(turn, model="echo-2"))
+
+    class Plugin:
+        @hookimpl
+        def threadline_register_middleware(self, register: Any) -> None:
+            register("upgrade", lambda _config: Upgrade())
+
+    config = threadline.Config.from_dict(
+        {"storage": {"backend": "memory"}, "middleware": {"chain": ["metrics", "upgrade"], "metrics": {"otel": True}}}
+    )
+    async with threadline.SessionManager(config, plugins=[Plugin()]) as manager:
+        await (await manager.create_session(provider="echo")).send("hi")
+    named = by_name(spans.get_finished_spans())
+    (turn,), (call,) = named["invoke_agent"], named["chat echo-2"]
+    assert parent_of(call) == turn.get_span_context().span_id

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
+from typing import Any
 
+import attrs
 import pytest
 
 import threadline
-from threadline.plugin import Message, Role, Text, Usage
+from threadline.plugin import Message, Middleware, Role, SessionPage, SessionQuery, Text, Usage, hookimpl
+from threadline_metrics import usage
 from threadline_metrics.prices import shipped
 from threadline_metrics.usage import Report, report
 
@@ -76,3 +79,50 @@ async def test_another_tenant_is_reported_when_named(manager: threadline.Session
     assert rows(await report(manager, ("user",), tenant="acme")) == {
         ("ann",): (1, 9, 9, 0, pytest.approx(MINI.cost(Usage(9, 9))))
     }
+
+
+class Sliding(Middleware):
+    """Between the first and second page of a listing, a turn in the session ``moved`` moves
+    it to the top of the list: before the cursor the listing goes on from."""
+
+    def __init__(self) -> None:
+        self.listings = 0
+        self.moved: str | None = None
+
+    def wrap_storage(self, storage: threadline.Storage, backend: str) -> threadline.Storage:
+        layer = self
+
+        class Moving:
+            async def list_sessions(self, query: SessionQuery) -> SessionPage:
+                layer.listings += 1
+                if layer.listings == 2 and layer.moved is not None:
+                    record = await storage.get_session("default", layer.moved)
+                    await storage.update_session(attrs.evolve(record, title="busy"))
+                return await storage.list_sessions(query)
+
+            def __getattr__(self, name: str) -> object:
+                return getattr(storage, name)
+
+        return Moving()  # type: ignore[return-value]
+
+
+async def test_a_session_that_moves_up_the_list_while_it_is_read_is_still_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(usage, "PAGE", 1)
+    sliding = Sliding()
+
+    class Plugin:
+        @hookimpl
+        def threadline_register_middleware(self, register: Any) -> None:
+            register("sliding", lambda _config: sliding)
+
+    config = threadline.Config.from_dict({"storage": {"backend": "memory"}, "middleware": {"chain": ["sliding"]}})
+    async with threadline.SessionManager(config, plugins=[Plugin()]) as manager:
+        storage = manager.storage
+        sessions = [await manager.create_session(provider="echo", user_id=name) for name in ("a", "b", "c")]
+        for session in sessions:
+            await storage.append_messages("default", session.id, [reply(session, 1, 1, Usage(10, 1), "gpt-4.1")])
+        sliding.moved = sessions[0].id  # listed last (least recent), and moved up after the first page
+        made = await report(manager, ("user",))
+    assert sorted(key for (key,) in made.rows) == ["a", "b", "c"]

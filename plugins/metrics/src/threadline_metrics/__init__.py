@@ -10,12 +10,13 @@ middleware: discovering plugins stays light.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Literal, cast
 
 import attrs
 from attrs import field, frozen
 
-from threadline.plugin import critical, hookimpl
+from threadline.plugin import hookimpl
 from threadline_metrics.prices import Price
 
 if TYPE_CHECKING:
@@ -28,6 +29,23 @@ if TYPE_CHECKING:
 __all__ = ["MetricsConfig", "Price", "make_middleware"]
 
 Label = Literal["tenant", "user_id"]
+log = logging.getLogger("threadline_metrics")
+
+
+def _each_once(_instance: object, _attribute: object, labels: tuple[str, ...]) -> None:
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"labels names a label twice: {list(labels)}; name each once")
+
+
+def _with_otel(instance: MetricsConfig, _attribute: object, capture: bool) -> None:
+    if capture and not instance.otel:
+        raise ValueError("capture_content records messages on the spans, which need otel = true; set both")
+
+
+def _named_models(_instance: object, _attribute: object, prices: dict[str, dict[str, Price]]) -> None:
+    for provider, models in prices.items():
+        if "" in models:
+            raise ValueError(f'prices.{provider} has a model named ""; name the model, or "*" for all of them')
 
 
 @frozen
@@ -36,7 +54,9 @@ class MetricsConfig:
 
     :param port: serve ``/metrics`` on ``127.0.0.1:<port>`` from a background thread, with
         this middleware's own registry; unset, the metrics go into ``prometheus_client``'s
-        default registry, which the host application serves.
+        default registry, which the host application serves. When the port is taken (by
+        another process on the same config), a warning says so and this manager's metrics
+        are not served.
     :param labels: ``"tenant"``, ``"user_id"``: label each call's metrics by its session's
         tenant or user too (off by default: one series per user can be many).
     :param otel: also make OpenTelemetry spans (of each turn, model call and tool run, with
@@ -52,10 +72,10 @@ class MetricsConfig:
     port: int | None = field(
         default=None, validator=attrs.validators.optional([attrs.validators.ge(1), attrs.validators.le(65535)])
     )
-    labels: tuple[Label, ...] = field(default=(), converter=tuple)
+    labels: tuple[Label, ...] = field(default=(), converter=tuple, validator=_each_once)
     otel: bool = False
-    capture_content: bool = False
-    prices: dict[str, dict[str, Price]] = field(factory=dict)
+    capture_content: bool = field(default=False, validator=_with_otel)
+    prices: dict[str, dict[str, Price]] = field(factory=dict, validator=_named_models)
 
 
 def make_middleware(config: MetricsConfig) -> MetricsMiddleware:
@@ -70,12 +90,18 @@ def threadline_register_middleware(register: Register) -> None:
 
 
 @hookimpl
-@critical
 def threadline_startup(manager: SessionManager) -> None:
-    """Serve the ``/metrics`` of the manager's ``metrics`` middleware that has a port; one
-    that cannot be served (the port is taken) fails the manager's opening."""
+    """Serve the ``/metrics`` of the manager's ``metrics`` middleware that has a port, and
+    warn of prices for providers no plugin registers (a misspelt name prices nothing)."""
     if (layer := _layer(manager)) is not None:
         layer.serve()
+        for provider in sorted(set(layer.config.prices) - set(manager.registry.providers)):
+            log.warning(
+                "[middleware.metrics.prices.%s]: no provider is called %r (installed: %s); its prices price nothing",
+                provider,
+                provider,
+                ", ".join(sorted(manager.registry.providers)),
+            )
 
 
 @hookimpl

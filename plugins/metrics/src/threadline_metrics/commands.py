@@ -5,8 +5,8 @@ run is imported when they run."""
 from __future__ import annotations
 
 import importlib.resources
-from datetime import datetime
-from typing import TYPE_CHECKING
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,13 +18,36 @@ if TYPE_CHECKING:
 GROUPS = ("day", "provider", "model", "user")
 
 
+class Day(click.ParamType[date]):
+    """A day as ``YYYY-MM-DD``."""
+
+    name = "day"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
+        if isinstance(value, date):
+            return value
+        try:
+            return datetime.strptime(str(value), "%Y-%m-%d").date()
+        except ValueError:
+            self.fail(f"{value!r} is not a day; give one as YYYY-MM-DD, such as 2026-12-01", param, ctx)
+
+
+class Name(click.ParamType[str]):
+    """A name that is not empty (an empty one would quietly mean the configured one, or nobody)."""
+
+    name = "name"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if not str(value).strip():
+            self.fail("is empty; give a name, or leave the option out", param, ctx)
+        return str(value)
+
+
 @click.command()
-@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), metavar="YYYY-MM-DD", help="From this day on (UTC).")
-@click.option(
-    "--until", type=click.DateTime(["%Y-%m-%d"]), metavar="YYYY-MM-DD", help="Up to this day, included (UTC)."
-)
-@click.option("--user", "user_id", metavar="ID", help="Only this user's sessions.")
-@click.option("--tenant", metavar="NAME", help="This tenant's sessions (default: the configured one).")
+@click.option("--since", type=Day(), metavar="YYYY-MM-DD", help="From this day on (UTC).")
+@click.option("--until", type=Day(), metavar="YYYY-MM-DD", help="Up to this day, included (UTC).")
+@click.option("--user", "user_id", type=Name(), metavar="ID", help="Only this user's sessions.")
+@click.option("--tenant", type=Name(), metavar="NAME", help="This tenant's sessions (default: the configured one).")
 @click.option(
     "--by",
     type=click.Choice(GROUPS),
@@ -35,8 +58,8 @@ GROUPS = ("day", "provider", "model", "user")
 @with_manager
 async def usage(
     manager: SessionManager,
-    since: datetime | None,
-    until: datetime | None,
+    since: date | None,
+    until: date | None,
     user_id: str | None,
     tenant: str | None,
     by: tuple[str, ...],
@@ -46,18 +69,22 @@ async def usage(
     and user. A reply's cost is what it stored (the metrics middleware stores it), else its
     tokens at the price table's prices (threadline-metrics' own, with
     [middleware.metrics.prices] over it); a model with no price costs 0 and is named on
-    stderr."""
+    stderr. Replies cut off before the provider counted their tokens are left out."""
     if since and until and until < since:
-        raise click.BadParameter(f"{until:%Y-%m-%d} is before --since {since:%Y-%m-%d}", param_hint="--until")
+        raise click.BadParameter(
+            f"{until} is before --since {since}; give a day on or after it, or leave one out", param_hint="--until"
+        )
     groups = tuple(group for group in GROUPS if group in by) or GROUPS
-    first, last = (when.date() if when else None for when in (since, until))
     from threadline_metrics.usage import print_report, report
 
-    made = await report(manager, groups, since=first, until=last, user_id=user_id, tenant=tenant)
+    made = await report(manager, groups, since=since, until=until, user_id=user_id, tenant=tenant)
+    if not made.rows and not as_json:
+        who = f" of user {user_id!r}" if user_id is not None else ""
+        click.echo(f"no model calls stored{who} in tenant {tenant or manager.tenant!r} for these days", err=True)
     print_report(made, as_json)
     for (provider, model), calls in sorted(made.unpriced.items()):
         click.echo(
-            f"no price for {provider} model {model!r} ({calls} calls, counted as 0); "
+            f"no price for {provider} model {model!r} ({calls} call{'s' if calls > 1 else ''}, counted as 0); "
             f"add it to [middleware.metrics.prices.{provider}]",
             err=True,
         )

@@ -5,6 +5,7 @@ boundaries. One set per registry: a second manager in a process counts into the 
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -121,16 +122,18 @@ class Instruments:
         )
 
 
-_MADE: dict[int, tuple[tuple[str, ...], Instruments]] = {}
+#: the instruments made in each registry, and the extra labels they were made with; a
+#: registry of a manager with a port goes when its manager does
+_MADE: weakref.WeakKeyDictionary[CollectorRegistry, tuple[tuple[str, ...], Instruments]] = weakref.WeakKeyDictionary()
 
 
 def instruments(registry: CollectorRegistry | None, extra: Sequence[str]) -> Instruments:
     """The instruments in ``registry`` (``None``: the default one), made once: every
     manager of a process that counts into it must label alike."""
     registry = REGISTRY if registry is None else registry
-    made = _MADE.get(id(registry))
+    made = _MADE.get(registry)
     if made is None:
-        made = _MADE[id(registry)] = (tuple(extra), Instruments.make(registry, extra))
+        made = _MADE[registry] = (tuple(extra), Instruments.make(registry, extra))
     elif made[0] != tuple(extra):
         raise ConfigError(
             f"labels {list(extra)} differ from {list(made[0])}, which another manager of this process "

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
@@ -21,7 +22,6 @@ from threadline import StreamAssembler
 from threadline.plugin import (
     Call,
     CompleteNext,
-    ConfigError,
     Done,
     Event,
     Middleware,
@@ -56,22 +56,30 @@ class MetricsMiddleware(Middleware):
         self.unpriced: set[tuple[str, str]] = set()
         self.server: Any = None
         self.spans = Spans(config.capture_content) if config.otel else None
-        #: the span of each turn under way, the parent of its calls' and tool runs' spans
-        self.turn_spans: dict[Turn, Any] = {}
+        #: the span of each turn under way, by the turn's id: the parent of its calls' and
+        #: tool runs' spans
+        self.turn_spans: dict[str, Any] = {}
+        #: the model that last answered each provider's calls that named none: what a failed
+        #: one is labelled by, as its successes are
+        self.answering: dict[str, str] = {}
         #: how many turns of each session in a turn are under way (one, or more queued)
         self.in_turn: dict[str, int] = {}
 
     def serve(self) -> None:
-        """Serve ``/metrics`` on 127.0.0.1 at the config's port, from a background thread."""
+        """Serve ``/metrics`` on 127.0.0.1 at the config's port, from a background thread; a
+        port another process holds (a second worker, the CLI beside the application) is
+        warned of, and the manager goes on without serving."""
         if self.config.port is not None and self.registry is not None and self.server is None:
             try:
                 self.server, _ = start_http_server(self.config.port, addr="127.0.0.1", registry=self.registry)
             except OSError as exc:
-                raise ConfigError(
-                    f"cannot serve /metrics on 127.0.0.1:{self.config.port}: {exc.strerror or exc}; "
-                    "name a free port, or none to use prometheus_client's default registry",
-                    key="middleware.metrics.port",
-                ) from None
+                log.warning(
+                    "cannot serve /metrics on 127.0.0.1:%s ([middleware.metrics] port): %s; this manager's "
+                    "metrics are not served. Give each process its own port, or none and serve "
+                    "prometheus_client's default registry from the application",
+                    self.config.port,
+                    exc.strerror or exc,
+                )
 
     def stop_serving(self) -> None:
         if self.server is not None:
@@ -89,7 +97,7 @@ class MetricsMiddleware(Middleware):
         session_id, spans = turn.session.id, self.spans
         span = spans.start_turn(turn) if spans is not None else None
         if span is not None:
-            self.turn_spans[turn] = span
+            self.turn_spans[turn.id] = span
         self.entered(session_id)
         done: Done | None = None
         error = ""
@@ -104,7 +112,8 @@ class MetricsMiddleware(Middleware):
         finally:
             self.left(session_id)
             if spans is not None and span is not None:
-                del self.turn_spans[turn]
+                if self.turn_spans.get(turn.id) is span:  # a stage before may run the turn again
+                    del self.turn_spans[turn.id]
                 spans.end_call(span, done, error, done.message.parts if done and done.message else ())
 
     def entered(self, session_id: str) -> None:
@@ -123,7 +132,7 @@ class MetricsMiddleware(Middleware):
     async def tool(self, call: ToolCall, turn: Turn, next: ToolNext) -> ToolResult:
         if self.spans is None:
             return await next(call)
-        span = self.spans.start_tool(call, turn, self.turn_spans.get(turn))
+        span = self.spans.start_tool(call, turn, self.turn_spans.get(turn.id))
         try:
             with _current(span):
                 result = await next(call)
@@ -136,10 +145,15 @@ class MetricsMiddleware(Middleware):
     # -- model calls ----------------------------------------------------------------------
 
     def values(self, call: Call, model: str | None) -> tuple[str, ...]:
-        """The values of a call's labels: operation, provider, model, then the config's."""
-        session = call.session
+        """The values of a call's labels: operation, provider, model (the one that answered,
+        else the one asked for, else the one that answered the last call that named none),
+        then the config's."""
+        session, provider = call.session, call.provider
+        if model and call.request.model is None:
+            self.answering[provider] = model
+        model = model or call.request.model or self.answering.get(provider, "")
         extra = (str(getattr(session, name) or "") for name in self.config.labels)
-        return (OPERATION, call.provider, model or call.request.model or "", *extra)
+        return (OPERATION, provider, model, *extra)
 
     def record(
         self,
@@ -177,9 +191,10 @@ class MetricsMiddleware(Middleware):
         usage = reply.usage
         if usage.cost is not None:
             return reply
-        cost = self.prices.cost(call.provider, usage, reply.model, call.request.model)
-        if cost is None:
-            self.warn_unpriced(call.provider, reply.model or call.request.model or "")
+        model = reply.model or call.request.model  # the one that answered is the one to pay
+        cost = self.prices.cost(call.provider, usage, model)
+        if cost is None or not math.isfinite(cost):
+            self.warn_unpriced(call.provider, model or "")
             return reply
         return attrs.evolve(reply, usage=Usage(usage.input_tokens, usage.output_tokens, usage.cached_tokens, cost))
 
@@ -237,7 +252,7 @@ class MetricsMiddleware(Middleware):
     def start_span(self, call: Call) -> Any:
         if self.spans is None:
             return None
-        return self.spans.start_call(call, self.turn_spans.get(call.turn) if call.turn is not None else None)
+        return self.spans.start_call(call, self.turn_spans.get(call.turn.id) if call.turn is not None else None)
 
     def ended(
         self,

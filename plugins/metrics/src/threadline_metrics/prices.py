@@ -21,7 +21,15 @@ if TYPE_CHECKING:
 #: a model's date or version suffix: -2025-04-14, -20250929, -001, -latest
 _VERSION = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8}|\d{3}|latest)$")
 _PER_TOKEN = 1e-6  # prices are per million tokens
-_PRICE: list[Any] = [attrs.validators.instance_of((int, float)), attrs.validators.ge(0), finite]
+#: the dearest price taken for real: above it, a price is surely a slip (and the cost of a
+#: call could overflow to infinity, which no storage can write)
+MOST = 1_000_000.0
+_PRICE: list[Any] = [
+    attrs.validators.instance_of((int, float)),
+    attrs.validators.ge(0),
+    attrs.validators.le(MOST),
+    finite,
+]
 
 
 @frozen
@@ -49,21 +57,21 @@ class PriceTable:
     prices: Mapping[str, Mapping[str, Price]]
     taken: str
 
-    def price(self, provider: str, *models: str | None) -> Price | None:
-        """The price of the first of ``models`` the table knows for ``provider`` (as named,
-        else without its date or version suffix), else the provider's ``"*"`` row."""
+    def price(self, provider: str, model: str | None) -> Price | None:
+        """The price of ``provider``'s ``model`` (as named, else without a ``models/`` prefix
+        and its date or version suffix), else the provider's ``"*"`` row."""
         table = self.prices.get(provider, {})
-        for name in _names(models):
+        for name in _names(model):
             if name in table:
                 return table[name]
         return table.get("*")
 
-    def cost(self, provider: str, usage: Usage, *models: str | None) -> float | None:
-        """What ``usage`` cost: as the provider reported it, else by the table's price of the
-        first of ``models`` it knows; ``None`` when it knows none of them."""
+    def cost(self, provider: str, usage: Usage, model: str | None) -> float | None:
+        """What ``usage`` cost: as the provider reported it, else at the table's price of
+        ``model``; ``None`` when the table has none."""
         if usage.cost is not None:
             return usage.cost
-        price = self.price(provider, *models)
+        price = self.price(provider, model)
         return None if price is None else price.cost(usage)
 
     def extended(self, prices: Mapping[str, Mapping[str, Price]]) -> PriceTable:
@@ -74,12 +82,12 @@ class PriceTable:
         return PriceTable(merged, self.taken)
 
 
-def _names(models: tuple[str | None, ...]) -> Iterator[str]:
-    for model in models:
-        if model:
-            name = model.removeprefix("models/")
-            yield name
-            yield _VERSION.sub("", name)
+def _names(model: str | None) -> Iterator[str]:
+    if model:
+        yield model
+        name = model.removeprefix("models/")
+        yield name
+        yield _VERSION.sub("", name)
 
 
 @functools.cache

@@ -4,12 +4,12 @@ by backend and operation, what the ``metrics`` middleware's storage stage gives 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from prometheus_client import Histogram
 
-from threadline.plugin import Storage
+from threadline.plugin import Message, SessionRecord, Storage
 
 #: the operations timed: every one of the Storage contract but opening, closing and the
 #: export stream (timed as a whole it would time its reader)
@@ -36,6 +36,17 @@ class TimedStorage:
         self._storage = storage
         for operation in OPERATIONS:
             setattr(self, operation, _timed(getattr(storage, operation), histogram.labels(backend, operation)))
+
+    # named here, not only through __getattr__: a runtime-checkable Protocol looks them up
+    # on the class (isinstance(storage, Storage) on Python 3.12 and later)
+    async def open(self) -> None:
+        await self._storage.open()
+
+    async def close(self) -> None:
+        await self._storage.close()
+
+    def export_records(self, tenant: str | None = None) -> AsyncIterator[SessionRecord | Message]:
+        return self._storage.export_records(tenant)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._storage, name)

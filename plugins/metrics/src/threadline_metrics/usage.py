@@ -7,14 +7,14 @@ from __future__ import annotations
 import collections
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 import attrs
 import click
 from attrs import define
 
-from threadline.plugin import Message, Role, SessionQuery, SessionRecord, Usage
+from threadline.plugin import Message, Role, SessionQuery, SessionRecord, Storage, Usage, utcnow
 from threadline_metrics import MetricsConfig
 from threadline_metrics.prices import PriceTable, shipped
 
@@ -72,7 +72,9 @@ async def report(
         day = message.created_at.astimezone(UTC).date()
         if (since and day < since) or (until and day > until):
             continue
-        used = message.usage or Usage()
+        if message.usage is None:  # cut off before the provider counted its tokens
+            continue
+        used = message.usage
         provider, model = message.provider or session.provider, message.model or session.model or ""
         cost = prices.cost(provider, used, model)
         if cost is None:
@@ -92,15 +94,28 @@ def _prices(manager: SessionManager) -> PriceTable:
 async def _replies(
     manager: SessionManager, tenant: str | None, user_id: str | None, after: datetime | None
 ) -> AsyncIterator[tuple[SessionRecord, Message]]:
-    """Every stored reply of the tenant's sessions (of ``user_id``) with activity after ``after``."""
-    storage = manager.storage
+    """Every reply stored before now in the tenant's sessions (of ``user_id``) with activity
+    after ``after``. Sessions are listed by their last activity: one that moves up the list
+    while the pages are read (a turn in it) is read when the list is taken again, of the
+    sessions active since the first."""
+    storage, started = manager.storage, utcnow()
     query = SessionQuery(tenant=tenant or manager.tenant, user_id=user_id, updated_after=after, limit=PAGE)
+    seen: set[str] = set()
+    for listing in (query, attrs.evolve(query, updated_after=started - timedelta(seconds=1))):
+        async for session in _sessions(storage, listing):
+            if session.id in seen:
+                continue
+            seen.add(session.id)
+            for message in await storage.get_messages(session.tenant, session.id):
+                if message.role is Role.ASSISTANT and message.created_at <= started:
+                    yield session, message
+
+
+async def _sessions(storage: Storage, query: SessionQuery) -> AsyncIterator[SessionRecord]:
     while True:
         page = await storage.list_sessions(query)
         for session in page.items:
-            for message in await storage.get_messages(session.tenant, session.id):
-                if message.role is Role.ASSISTANT:
-                    yield session, message
+            yield session
         if page.next_cursor is None:
             return
         query = attrs.evolve(query, cursor=page.next_cursor)
@@ -116,7 +131,6 @@ def print_report(made: Report, as_json: bool) -> None:
             click.echo(json.dumps(dict(zip((*made.groups, *NUMBERS), (*key, *row.numbers()), strict=True))))
         return
     if not rows:
-        click.echo("no model calls stored", err=True)
         return
     total = Row(
         sum(row.calls for _, row in rows),
