@@ -112,6 +112,7 @@ def test_the_port_is_served_only_while_the_manager_is_open(port: int) -> None:
     ("settings", "says"),
     [
         ({"port": 0}, "port"),
+        ({"prometheus": False, "port": 9464}, "port serves the Prometheus metrics, which prometheus = false turns off"),
         ({"labels": ["model"]}, "'model' is not one of 'tenant', 'user_id'"),
         ({"labels": ["tenant", "tenant"]}, "labels names a label twice"),
         ({"capture_content": True}, "capture_content records messages on the spans, which need otel = true"),
@@ -196,3 +197,23 @@ async def test_every_storage_operation_is_timed_by_backend_and_operation(port: i
     assert value(samples, timed, backend="memory", operation="append_messages") == 6  # each user message, each reply
     assert value(samples, timed, backend="memory", operation="take_turn") == 3
     assert value(samples, timed, backend="memory", operation="get_session") == 1
+
+
+async def test_with_prometheus_off_nothing_is_counted_but_replies_are_still_priced() -> None:
+    from prometheus_client import REGISTRY
+
+    def requests() -> float:
+        return (
+            REGISTRY.get_sample_value(
+                "threadline_requests_total",
+                {"operation": "chat", "provider": "echo", "model": "echo-1", "status": "ok", "error": ""},
+            )
+            or 0.0
+        )
+
+    before = requests()
+    async with threadline.SessionManager(config(prometheus=False)) as manager:
+        reply = await (await manager.create_session(provider="echo")).send("hi")
+        assert "TimedStorage" not in repr(manager.storage)  # nothing timed either
+    assert requests() == before
+    assert reply.usage is not None and reply.usage.cost == 0.0  # echo's price, from the table

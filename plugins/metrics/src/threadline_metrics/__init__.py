@@ -37,6 +37,11 @@ def _each_once(_instance: object, _attribute: object, labels: tuple[str, ...]) -
         raise ValueError(f"labels names a label twice: {list(labels)}; name each once")
 
 
+def _with_prometheus(instance: MetricsConfig, _attribute: object, port: int | None) -> None:
+    if port is not None and not instance.prometheus:
+        raise ValueError("port serves the Prometheus metrics, which prometheus = false turns off; set one")
+
+
 def _with_otel(instance: MetricsConfig, _attribute: object, capture: bool) -> None:
     if capture and not instance.otel:
         raise ValueError("capture_content records messages on the spans, which need otel = true; set both")
@@ -52,6 +57,8 @@ def _named_models(_instance: object, _attribute: object, prices: dict[str, dict[
 class MetricsConfig:
     """``[middleware.metrics]``.
 
+    :param prometheus: record the Prometheus metrics (``false``: only the spans, with
+        ``otel``, and each reply's cost).
     :param port: serve ``/metrics`` on ``127.0.0.1:<port>`` from a background thread, with
         this middleware's own registry; unset, the metrics go into ``prometheus_client``'s
         default registry, which the host application serves. When the port is taken (by
@@ -69,8 +76,10 @@ class MetricsConfig:
         shipped table or replacing its rows: ``{"openai": {"gpt-x": Price(1.0, 4.0)}}``.
     """
 
+    prometheus: bool = True
     port: int | None = field(
-        default=None, validator=attrs.validators.optional([attrs.validators.ge(1), attrs.validators.le(65535)])
+        default=None,
+        validator=attrs.validators.optional([attrs.validators.ge(1), attrs.validators.le(65535), _with_prometheus]),
     )
     labels: tuple[Label, ...] = field(default=(), converter=tuple, validator=_each_once)
     otel: bool = False

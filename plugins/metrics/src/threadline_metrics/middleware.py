@@ -37,7 +37,7 @@ from threadline.plugin import (
     Usage,
 )
 from threadline_metrics import MetricsConfig
-from threadline_metrics.instruments import Instruments, instruments
+from threadline_metrics.instruments import instruments
 from threadline_metrics.prices import shipped
 from threadline_metrics.spans import OPERATION, Spans
 from threadline_metrics.storage import TimedStorage
@@ -50,7 +50,8 @@ class MetricsMiddleware(Middleware):
         self.config = config
         #: with a port, a registry of its own, which ``/metrics`` serves
         self.registry = CollectorRegistry() if config.port is not None else None
-        self.instruments: Instruments = instruments(self.registry, config.labels)
+        #: none with ``prometheus = false``
+        self.instruments = instruments(self.registry, config.labels) if config.prometheus else None
         self.prices = shipped().extended(config.prices)
         #: the providers and models the price table has no price for, each warned of once
         self.unpriced: set[tuple[str, str]] = set()
@@ -90,7 +91,7 @@ class MetricsMiddleware(Middleware):
     # -- the storage and turns ------------------------------------------------------------
 
     def wrap_storage(self, storage: Storage, backend: str) -> Storage:
-        return TimedStorage(storage, backend, self.instruments.storage)
+        return storage if self.instruments is None else TimedStorage(storage, backend, self.instruments.storage)
 
     async def turn(self, turn: Turn, next: TurnNext) -> AsyncGenerator[Event, None]:
         """The turn counted among the sessions in one while it runs, and its span."""
@@ -119,14 +120,14 @@ class MetricsMiddleware(Middleware):
     def entered(self, session_id: str) -> None:
         turns = self.in_turn.get(session_id, 0)
         self.in_turn[session_id] = turns + 1
-        if not turns:
+        if not turns and self.instruments is not None:
             self.instruments.sessions.inc()
 
     def left(self, session_id: str) -> None:
         turns = self.in_turn.pop(session_id) - 1
         if turns:
             self.in_turn[session_id] = turns
-        else:
+        elif self.instruments is not None:
             self.instruments.sessions.dec()
 
     async def tool(self, call: ToolCall, turn: Turn, next: ToolNext) -> ToolResult:
@@ -165,8 +166,10 @@ class MetricsMiddleware(Middleware):
         arrivals: Sequence[float] = (),
     ) -> None:
         """One call's metrics; ``arrivals``: when each chunk of a stream came."""
-        values, elapsed = self.values(call, model), time.perf_counter() - started
         instruments = self.instruments
+        if instruments is None:
+            return
+        values, elapsed = self.values(call, model), time.perf_counter() - started
         if error:  # a series of its own, and no tokens
             instruments.duration.labels(*values, "error").observe(elapsed)
             instruments.requests.labels(*values, "error", error).inc()
