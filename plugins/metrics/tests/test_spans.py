@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import threadline
-from threadline.plugin import Event, Middleware, Turn, TurnNext, hookimpl
+from threadline.plugin import Call, Event, Middleware, Request, SessionRecord, Turn, TurnNext, hookimpl
 from threadline.testing import Reply, ScriptedToolCall
 
 EXPORTER = InMemorySpanExporter()
@@ -208,3 +208,12 @@ async def test_a_turn_a_later_stage_changes_is_still_the_parent_of_its_calls(spa
     named = by_name(spans.get_finished_spans())
     (turn,), (call,) = named["invoke_agent"], named["chat echo-2"]
     assert parent_of(call) == turn.get_span_context().span_id
+
+
+def test_gemini_is_named_as_the_conventions_name_it(spans: InMemorySpanExporter) -> None:
+    from threadline_metrics.spans import Spans
+
+    call = Call(SessionRecord(provider="gemini"), "gemini", Request("gemini-2.5-flash", ()))
+    Spans(capture_content=False).start_call(call, None).end()
+    (span,) = spans.get_finished_spans()
+    assert attributes(span)["gen_ai.provider.name"] == "gcp.gemini"

@@ -30,6 +30,8 @@ from threadline.plugin import (
 )
 
 OPERATION = "chat"  # gen_ai.operation.name of every model call a session makes
+#: gen_ai.provider.name of the threadline providers whose conventional name is not their own
+PROVIDER_NAMES = {"gemini": "gcp.gemini"}
 Attributes = dict[str, str | int | float | Sequence[str]]
 
 
@@ -42,7 +44,7 @@ class Spans:
         """A turn's span, a child of the span current where the turn began."""
         attributes: Attributes = {
             "gen_ai.operation.name": "invoke_agent",
-            "gen_ai.provider.name": turn.provider,
+            "gen_ai.provider.name": PROVIDER_NAMES.get(turn.provider, turn.provider),
             "gen_ai.conversation.id": turn.session.id,
             **({"gen_ai.request.model": turn.model} if turn.model else {}),
         }
@@ -52,7 +54,7 @@ class Spans:
         model = call.request.model
         attributes: Attributes = {
             "gen_ai.operation.name": OPERATION,
-            "gen_ai.provider.name": call.provider,
+            "gen_ai.provider.name": PROVIDER_NAMES.get(call.provider, call.provider),
             "gen_ai.conversation.id": call.session.id,
             **({"gen_ai.request.model": model} if model else {}),
         }
