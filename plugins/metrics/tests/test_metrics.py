@@ -153,13 +153,13 @@ async def test_managers_opened_one_after_another_each_serve_their_metrics(port: 
             assert value(await scrape(port), "threadline_requests_total", status="ok") == 1
 
 
-async def test_a_failed_call_is_labelled_by_the_model_that_answered_those_that_named_none(port: int) -> None:
+async def test_a_failed_call_is_labelled_by_the_model_the_provider_answers_with(port: int) -> None:
     async with threadline.SessionManager(config(port=port)) as manager:
         session = await manager.create_session(provider="echo")  # no model: the provider's default
-        await session.send("hi")
         manager.provider("echo").script([Reply(error="rate_limited")])  # type: ignore[attr-defined]
         with pytest.raises(threadline.RateLimited):
-            await session.send("again")
+            await session.send("before any call answered")
+        await session.send("hi")
         samples = await scrape(port)
     assert value(samples, "threadline_requests_total", model="echo-1", status="ok") == 1
     assert value(samples, "threadline_requests_total", model="echo-1", status="error", error="RateLimited") == 1

@@ -10,6 +10,7 @@ middleware: discovering plugins stays light.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Literal, cast
 
@@ -104,6 +105,7 @@ def threadline_startup(manager: SessionManager) -> None:
     warn of prices for providers no plugin registers (a misspelt name prices nothing)."""
     if (layer := _layer(manager)) is not None:
         layer.serve()
+        layer.learn_default_models(manager)
         for provider in sorted(set(layer.config.prices) - set(manager.registry.providers)):
             log.warning(
                 "[middleware.metrics.prices.%s]: no provider is called %r (installed: %s); its prices price nothing",
@@ -114,9 +116,9 @@ def threadline_startup(manager: SessionManager) -> None:
 
 
 @hookimpl
-def threadline_shutdown(manager: SessionManager) -> None:
+async def threadline_shutdown(manager: SessionManager) -> None:
     if (layer := _layer(manager)) is not None:
-        layer.stop_serving()
+        await asyncio.to_thread(layer.stop_serving)  # it waits for the server thread's next poll
 
 
 @hookimpl

@@ -85,7 +85,7 @@ async def usage(
     for (provider, model), calls in sorted(made.unpriced.items()):
         click.echo(
             f"no price for {provider} model {model!r} ({calls} call{'s' if calls > 1 else ''}, counted as 0); "
-            f"add it to [middleware.metrics.prices.{provider}]",
+            f"add it to [middleware.metrics.prices.{provider}] (with metrics in [middleware] chain)",
             err=True,
         )
 

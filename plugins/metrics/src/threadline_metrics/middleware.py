@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from prometheus_client import CollectorRegistry, start_http_server
@@ -42,6 +42,9 @@ from threadline_metrics.prices import shipped
 from threadline_metrics.spans import OPERATION, Spans
 from threadline_metrics.storage import TimedStorage
 
+if TYPE_CHECKING:
+    from threadline import SessionManager
+
 log = logging.getLogger("threadline_metrics")
 
 
@@ -60,8 +63,9 @@ class MetricsMiddleware(Middleware):
         #: the span of each turn under way, by the turn's id: the parent of its calls' and
         #: tool runs' spans
         self.turn_spans: dict[str, Any] = {}
-        #: the model that last answered each provider's calls that named none: what a failed
-        #: one is labelled by, as its successes are
+        #: the model each provider answers calls that name none with: its default model
+        #: (given at startup), then the one that last answered such a call; what a failed
+        #: call is labelled by, as its successes are
         self.answering: dict[str, str] = {}
         #: how many turns of each session in a turn are under way (one, or more queued)
         self.in_turn: dict[str, int] = {}
@@ -81,6 +85,13 @@ class MetricsMiddleware(Middleware):
                     self.config.port,
                     exc.strerror or exc,
                 )
+
+    def learn_default_models(self, manager: SessionManager) -> None:
+        """Each provider's default model, to label a call that names none and fails before
+        any has answered."""
+        for provider in manager.registry.providers:
+            if (model := manager.provider_default_model(provider)) is not None:
+                self.answering.setdefault(provider, model)
 
     def stop_serving(self) -> None:
         if self.server is not None:

@@ -26,9 +26,9 @@ _PER_TOKEN = 1e-6  # prices are per million tokens
 MOST = 1_000_000.0
 _PRICE: list[Any] = [
     attrs.validators.instance_of((int, float)),
+    finite,
     attrs.validators.ge(0),
     attrs.validators.le(MOST),
-    finite,
 ]
 
 
