@@ -10,7 +10,6 @@ middleware: discovering plugins stays light.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING, Literal, cast
 
@@ -118,6 +117,8 @@ def threadline_startup(manager: SessionManager) -> None:
 @hookimpl
 async def threadline_shutdown(manager: SessionManager) -> None:
     if (layer := _layer(manager)) is not None:
+        import asyncio  # here: discovering plugins imports no more than it must
+
         await asyncio.to_thread(layer.stop_serving)  # it waits for the server thread's next poll
 
 
