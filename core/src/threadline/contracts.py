@@ -11,7 +11,7 @@ from typing import Protocol, runtime_checkable
 import attrs
 from attrs import frozen
 
-from threadline.errors import BadCursor
+from threadline.errors import BadCursor, StorageConflict
 from threadline.model import (
     Capabilities,
     DeletedCounts,
@@ -22,6 +22,7 @@ from threadline.model import (
     SessionPage,
     SessionQuery,
     SessionRecord,
+    utcnow,
 )
 
 
@@ -186,6 +187,24 @@ def next_lease(lease: TurnLease | None, holder: str, now: float, seconds: float)
     if other_waiting:
         return False, lease
     return False, attrs.evolve(lease, waiter=holder, waiter_until=now + WAITER_SECONDS)
+
+
+def next_version(current: SessionRecord, session: SessionRecord) -> SessionRecord:
+    """The rule of ``Storage.update_session``, for a storage to apply: ``session`` as it is
+    to be stored over ``current``, the stored record. Refused (:class:`StorageConflict`)
+    unless ``session`` is at ``current``'s version; one version higher, ``updated_at`` now
+    (never earlier than before), and ``created_at``, ``message_count`` and ``usage`` as
+    stored, whatever ``session`` says."""
+    if current.version != session.version:
+        raise StorageConflict(f"session {session.id!r} is at version {current.version}, not {session.version}")
+    return attrs.evolve(
+        session,
+        version=current.version + 1,
+        updated_at=max(utcnow(), current.updated_at),
+        created_at=current.created_at,
+        message_count=current.message_count,
+        usage=current.usage,
+    )
 
 
 def make_cursor(session: SessionRecord) -> str:

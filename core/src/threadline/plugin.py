@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         TurnLease,
         make_cursor,
         next_lease,
+        next_version,
         read_cursor,
     )
     from threadline.errors import (
@@ -106,7 +107,9 @@ if TYPE_CHECKING:
 _MODULES = {
     "threadline.cli": "with_manager",
     "threadline.config": "finite user_data_dir",
-    "threadline.contracts": "Provider Storage TurnLease WAITER_SECONDS make_cursor next_lease read_cursor",
+    "threadline.contracts": (
+        "Provider Storage TurnLease WAITER_SECONDS make_cursor next_lease next_version read_cursor"
+    ),
     "threadline.errors": (
         "AuthenticationError BadCursor BadRequest ConfigError ContextTooLong DataFormatError "
         "PluginError ProviderError ProviderUnavailable RateLimited SessionNotFound "
@@ -157,8 +160,8 @@ __all__ = [  # noqa: RUF022 -- grouped by what a plugin does, sorted within a gr
     "message_extra", "new_id", "read_cursor", "unchecked_constructor", "user_data_dir", "utcnow",
     # storage: decoded histories kept between reads
     "HistoryCache",
-    # storage: the turn lease's rule
-    "TurnLease", "WAITER_SECONDS", "next_lease",
+    # storage: the turn lease's rule, and the update's
+    "TurnLease", "WAITER_SECONDS", "next_lease", "next_version",
     # config classes
     "finite",
     # the data model

@@ -239,7 +239,7 @@ def test_config_check_names_a_setting_that_is_not_one_of_the_allowed_values(tmp_
 def test_no_memory_notice_with_sqlite_and_the_right_one_when_sqlite_is_disabled(tmp_path: Path) -> None:
     assert "nothing will persist" not in threadline(tmp_path, "sessions", "list").stderr
     config = tmp_path / "off.toml"
-    config.write_text('[plugins]\ndisable = ["sqlite", "redis"]\n')  # redis: when it is installed too
+    config.write_text('[plugins]\ndisable = ["sqlite", "redis", "postgres"]\n')  # the others: when installed too
     notice = threadline(tmp_path, "--config", str(config), "sessions", "list").stderr
     assert f"nothing will persist: threadline-sqlite is installed but disabled: [plugins] disable in {config}" in notice
     assert "install threadline-sqlite" not in notice

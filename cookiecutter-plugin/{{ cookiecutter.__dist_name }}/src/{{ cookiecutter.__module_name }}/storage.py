@@ -40,6 +40,7 @@ from threadline.plugin import (
     load,
     make_cursor,
     next_lease,
+    next_version,
     read_cursor,
     utcnow,
 )
@@ -119,17 +120,7 @@ class {{ cls }}Storage:
           ``session`` says.
         - An unknown session (or another tenant's): ``SessionNotFound``.
         """
-        current = self._get(session.tenant, session.id)
-        if current.version != session.version:
-            raise StorageConflict(f"session {session.id!r} is at version {current.version}, not {session.version}")
-        stored = attrs.evolve(
-            session,
-            version=current.version + 1,
-            updated_at=max(utcnow(), current.updated_at),
-            created_at=current.created_at,
-            message_count=current.message_count,
-            usage=current.usage,
-        )
+        stored = next_version(self._get(session.tenant, session.id), session)
         self._sessions[session.tenant, session.id] = stored
         return stored
 

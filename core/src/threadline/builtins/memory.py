@@ -8,7 +8,7 @@ from datetime import datetime
 
 import attrs
 
-from threadline.contracts import TurnLease, make_cursor, next_lease, read_cursor
+from threadline.contracts import TurnLease, make_cursor, next_lease, next_version, read_cursor
 from threadline.errors import DataFormatError, SessionNotFound, StorageConflict
 from threadline.model import (
     DeletedCounts,
@@ -58,17 +58,7 @@ class MemoryStorage:
         return self._get(tenant, session_id)
 
     async def update_session(self, session: SessionRecord) -> SessionRecord:
-        current = self._get(session.tenant, session.id)
-        if current.version != session.version:
-            raise StorageConflict(f"session {session.id!r} is at version {current.version}, not {session.version}")
-        stored = attrs.evolve(
-            session,
-            version=current.version + 1,
-            updated_at=utcnow(),
-            message_count=current.message_count,
-            usage=current.usage,
-            created_at=current.created_at,
-        )
+        stored = next_version(self._get(session.tenant, session.id), session)
         self._sessions[session.tenant, session.id] = stored
         return stored
 

@@ -45,9 +45,9 @@ from threadline.plugin import (
     make_cursor,
     message_extra,
     next_lease,
+    next_version,
     read_cursor,
     unchecked_constructor,
-    utcnow,
 )
 from threadline_sqlite import SQLiteConfig
 from threadline_sqlite.group_commit import GroupCommit
@@ -295,17 +295,7 @@ class SQLiteStorage:
             )
             if not rows:
                 raise SessionNotFound(session.id, session.tenant)
-            current = _session_from_row(rows[0])
-            if current.version != session.version:
-                raise StorageConflict(f"session {session.id!r} is at version {current.version}, not {session.version}")
-            updated = attrs.evolve(
-                session,
-                version=current.version + 1,
-                updated_at=max(utcnow(), current.updated_at),
-                created_at=current.created_at,
-                message_count=current.message_count,
-                usage=current.usage,
-            )
+            updated = next_version(_session_from_row(rows[0]), session)
             await db.execute(
                 "UPDATE sessions SET user_id = ?, status = ?, updated_us = ?, version = ?, record = ? "
                 "WHERE tenant = ? AND id = ?",

@@ -1,0 +1,88 @@
+"""The tables and their forward migrations, run when a storage opens: each in one
+transaction, under an advisory lock, so that two processes opening at once migrate once."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from threadline.plugin import DataFormatError
+
+if TYPE_CHECKING:
+    import asyncpg
+
+# Each entry moves the schema from version i to i + 1; ``{s}`` is the schema's name. Never
+# edit a released entry: add one.
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    # 1: sessions, one row per message, turn leases. A session's counts and token totals are
+    # columns the append keeps; the record's other fields are its JSON, which PostgreSQL
+    # never looks inside. A message's rare fields (error, provider, model, usage,
+    # metadata) are one JSONB value, NULL for most rows.
+    (
+        """CREATE TABLE {s}.sessions (
+            tenant        text             NOT NULL,
+            id            text             NOT NULL,
+            user_id       text,
+            status        text             NOT NULL,
+            updated_at    timestamptz      NOT NULL,
+            version       integer          NOT NULL,
+            message_count integer          NOT NULL DEFAULT 0,
+            input_tokens  bigint           NOT NULL DEFAULT 0,
+            output_tokens bigint           NOT NULL DEFAULT 0,
+            cached_tokens bigint           NOT NULL DEFAULT 0,
+            cost          double precision,
+            record        text             NOT NULL,
+            PRIMARY KEY (tenant, id)
+        )""",
+        # each listing filter and cursor page is a seek on one of these
+        "CREATE INDEX sessions_by_activity ON {s}.sessions (tenant, updated_at DESC, id DESC)",
+        "CREATE INDEX sessions_by_user ON {s}.sessions (tenant, user_id, updated_at DESC, id DESC)",
+        "CREATE INDEX sessions_by_status ON {s}.sessions (tenant, status, updated_at DESC, id DESC)",
+        """CREATE TABLE {s}.messages (
+            tenant     text        NOT NULL,
+            session_id text        NOT NULL,
+            seq        integer     NOT NULL,
+            id         text        NOT NULL,
+            role       text        NOT NULL,
+            status     text        NOT NULL,
+            created_at timestamptz NOT NULL,
+            text       text,
+            parts      text,
+            extra      jsonb,
+            PRIMARY KEY (tenant, session_id, seq),
+            FOREIGN KEY (tenant, session_id) REFERENCES {s}.sessions (tenant, id) ON DELETE CASCADE
+        )""",
+        """CREATE TABLE {s}.turn_leases (
+            tenant       text             NOT NULL,
+            session_id   text             NOT NULL,
+            holder       text,
+            until        double precision NOT NULL DEFAULT 0,
+            waiter       text,
+            waiter_until double precision NOT NULL DEFAULT 0,
+            PRIMARY KEY (tenant, session_id),
+            FOREIGN KEY (tenant, session_id) REFERENCES {s}.sessions (tenant, id) ON DELETE CASCADE
+        )""",
+    ),
+)
+VERSION: Final = len(MIGRATIONS)
+
+
+async def migrate(connection: asyncpg.Connection, schema: str) -> int:
+    """Bring ``schema`` to :data:`VERSION`, making it when missing; return the version it
+    was at. A schema of a newer threadline-postgres is refused untouched."""
+    async with connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"threadline_postgres:{schema}")
+        await connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        await connection.execute(f"CREATE TABLE IF NOT EXISTS {schema}.schema_version (version integer NOT NULL)")
+        found = await connection.fetchval(f"SELECT max(version) FROM {schema}.schema_version") or 0
+        if found > VERSION:
+            raise DataFormatError(
+                f"schema {schema!r} is at version {found}, newer than this threadline-postgres knows ({VERSION}); "
+                "upgrade threadline-postgres, or use another schema"
+            )
+        for version in range(found, VERSION):
+            for statement in MIGRATIONS[version]:
+                await connection.execute(statement.format(s=schema))
+        if found < VERSION:
+            await connection.execute(f"DELETE FROM {schema}.schema_version")
+            await connection.execute(f"INSERT INTO {schema}.schema_version VALUES ($1)", VERSION)
+    return int(found)

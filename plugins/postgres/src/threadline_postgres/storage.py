@@ -1,0 +1,570 @@
+"""Sessions and messages in PostgreSQL, through an ``asyncpg`` pool. An append is one
+statement: the session's count moves on only when it is the count the messages follow, and
+the messages are inserted in the same statement, so that two writers never interleave and
+no lock is held between round trips."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final, ParamSpec, TypeVar
+from urllib.parse import urlsplit
+
+import asyncpg
+import attrs
+
+from threadline.plugin import (
+    DataFormatError,
+    DeletedCounts,
+    Message,
+    MessageStatus,
+    Role,
+    SessionNotFound,
+    SessionPage,
+    SessionQuery,
+    SessionRecord,
+    StorageConflict,
+    StorageUnavailable,
+    Text,
+    TurnLease,
+    Usage,
+    dump_parts,
+    dumps,
+    load,
+    load_parts,
+    make_cursor,
+    message_extra,
+    next_lease,
+    next_version,
+    read_cursor,
+    utcnow,
+)
+from threadline_postgres import PostgresConfig, redacted
+from threadline_postgres.schema import migrate
+
+SESSION_COLUMNS: Final = (
+    "tenant, id, user_id, status, updated_at, version, message_count, "
+    "input_tokens, output_tokens, cached_tokens, cost, record"
+)
+MESSAGE_COLUMNS: Final = "seq, id, role, status, created_at, text, parts, extra"
+P = ParamSpec("P")
+T = TypeVar("T")
+#: the errors that mean the server or the connection is gone, not the statement wrong
+_GONE = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # a connection whose server went away between two uses
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+)
+
+
+def _settled(write: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """A write that a cancellation does not leave under way on the server: it runs as a task
+    of its own, and the caller, cancelled (however often), waits for it to commit or give
+    up before the cancellation goes on."""
+
+    @functools.wraps(write)
+    async def settled(*args: P.args, **kwargs: P.kwargs) -> T:
+        task = asyncio.ensure_future(write(*args, **kwargs))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            while not task.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(task)
+            if not task.cancelled():
+                task.exception()  # retrieved: the caller's cancellation is what it raises
+            raise
+
+    return settled
+
+
+class PostgresStorage:
+    """The ``postgres`` backend."""
+
+    def __init__(self, config: PostgresConfig | None = None) -> None:
+        self.config = config or PostgresConfig()
+        self._pool: asyncpg.Pool | None = None
+        s = self.config.schema
+        self._sql = _Statements(s)
+
+    def __repr__(self) -> str:
+        return f"PostgresStorage({redacted(self.config.dsn)!r}, schema={self.config.schema!r})"
+
+    # -- opening ----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        config = self.config
+        settings = {
+            "statement_timeout": str(int(config.statement_timeout * 1000)),
+            "application_name": f"threadline {config.schema}",  # in pg_stat_activity
+        }
+        try:
+            self._pool = await asyncpg.create_pool(
+                config.dsn, min_size=config.min_size, max_size=config.max_size, server_settings=settings
+            )
+            async with self._pool.acquire() as connection:
+                await migrate(connection, config.schema)
+        except BaseException as exc:
+            if self._pool is not None:
+                await self._pool.close()
+                self._pool = None
+            raise self._translate(exc) from None
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    def _translate(self, exc: BaseException) -> BaseException:
+        """A driver's error as threadline's, never with the password in it."""
+        if isinstance(exc, _GONE):
+            where = redacted(self.config.dsn)
+            return StorageUnavailable(f"PostgreSQL at {where} is not reachable: {_without_password(exc, self)}")
+        if isinstance(exc, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError):
+            return StorageUnavailable(f"PostgreSQL at {redacted(self.config.dsn)} refused the login: {exc}")
+        if isinstance(exc, asyncpg.InvalidCatalogNameError):
+            return StorageUnavailable(f"PostgreSQL at {redacted(self.config.dsn)}: {exc}; create the database first")
+        return exc
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("the PostgreSQL storage is not open")
+        return self._pool
+
+    async def _run(self, method: str, *arguments: Any) -> Any:
+        """``method`` (``fetch``, ``fetchrow``, ``fetchval``, ``execute``) of a pooled connection."""
+        try:
+            async with self.pool.acquire() as connection:
+                try:
+                    return await getattr(connection, method)(*arguments)
+                except _GONE:
+                    connection.terminate()  # the pool opens a new one in its place
+                    raise
+        except _GONE as exc:
+            raise self._translate(exc) from None
+
+    # -- sessions -----------------------------------------------------------------------
+
+    @_settled
+    async def create_session(self, session: SessionRecord) -> SessionRecord:
+        stored = attrs.evolve(session, message_count=0, usage=Usage(), version=1)
+        try:
+            await self._run("execute", self._sql.insert_session, *_session_row(stored))
+        except asyncpg.UniqueViolationError:
+            raise StorageConflict(f"session {session.id!r} exists already in tenant {session.tenant!r}") from None
+        return stored
+
+    async def get_session(self, tenant: str, session_id: str) -> SessionRecord:
+        row = await self._run("fetchrow", self._sql.get_session, tenant, session_id)
+        if row is None:
+            raise SessionNotFound(session_id, tenant)
+        return _session_from_row(row)
+
+    @_settled
+    async def update_session(self, session: SessionRecord) -> SessionRecord:
+        async with self._transaction() as connection:
+            row = await connection.fetchrow(self._sql.get_session_for_update, session.tenant, session.id)
+            if row is None:
+                raise SessionNotFound(session.id, session.tenant)
+            updated = next_version(_session_from_row(row), session)
+            await connection.execute(
+                self._sql.update_session, updated.tenant, updated.id, updated.user_id, updated.status.value,
+                updated.updated_at, updated.version, dumps(updated),
+            )  # fmt: skip
+        return updated
+
+    @_settled
+    async def delete_session(self, tenant: str, session_id: str) -> None:
+        if await self._run("execute", self._sql.delete_session, tenant, session_id) == "DELETE 0":
+            raise SessionNotFound(session_id, tenant)
+
+    async def list_sessions(self, query: SessionQuery) -> SessionPage:
+        where: list[str] = ["tenant = $1"]
+        parameters: list[Any] = [query.tenant]
+
+        def condition(sql: str, value: Any) -> None:
+            parameters.append(value)
+            where.append(sql.replace("?", f"${len(parameters)}"))
+
+        if query.user_id is not None:
+            condition("user_id = ?", query.user_id)
+        if query.status is not None:
+            condition("status = ?", query.status.value)
+        if query.updated_after is not None:
+            condition("updated_at > ?", query.updated_after)
+        if query.updated_before is not None:
+            condition("updated_at < ?", query.updated_before)
+        if query.cursor:
+            updated_at, last_id = read_cursor(query.cursor)
+            condition("updated_at <= ?", updated_at)  # with the row value below: an index range
+            parameters.append(last_id)
+            where.append(f"(updated_at, id) < (${len(parameters) - 1}, ${len(parameters)})")
+        parameters.append(query.limit + 1)
+        rows = await self._run(
+            "fetch",
+            f"SELECT {SESSION_COLUMNS} FROM {self.config.schema}.sessions WHERE {' AND '.join(where)} "
+            f"ORDER BY updated_at DESC, id DESC LIMIT ${len(parameters)}",
+            *parameters,
+        )
+        items = tuple(_session_from_row(row) for row in rows[: query.limit])
+        return SessionPage(items, make_cursor(items[-1]) if len(rows) > query.limit else None)
+
+    @_settled
+    async def delete_user(self, tenant: str, user_id: str) -> DeletedCounts:
+        sessions, messages = await self._run("fetchrow", self._sql.delete_user, tenant, user_id)
+        return DeletedCounts(sessions, messages)
+
+    # -- messages -----------------------------------------------------------------------
+
+    @_settled
+    async def append_messages(self, tenant: str, session_id: str, messages: Sequence[Message]) -> None:
+        if not messages:  # nothing to write: only whether the session exists to say
+            await self._require_session(tenant, session_id)
+            return
+        _check_numbering(session_id, messages)
+        rows = [_message_row(m) for m in messages]
+        usage = _usage_sum(messages)
+        status = await self._run(
+            "execute",
+            self._sql.append,
+            tenant, session_id, len(messages), messages[0].seq - 1, utcnow(),
+            usage.input_tokens, usage.output_tokens, usage.cached_tokens, usage.cost,
+            *(list(column) for column in zip(*rows, strict=True)),
+        )  # fmt: skip
+        if status == "INSERT 0 0":
+            await self._refuse_append(tenant, session_id, messages)
+
+    async def _refuse_append(self, tenant: str, session_id: str, messages: Sequence[Message]) -> None:
+        count = await self._run("fetchval", self._sql.message_count, tenant, session_id)
+        if count is None:
+            raise SessionNotFound(session_id, tenant)
+        expected = list(range(count + 1, count + 1 + len(messages)))
+        raise StorageConflict(
+            f"session {session_id!r} has {count} messages; appended seqs must be {expected}, "
+            f"got {[m.seq for m in messages]}"
+        )
+
+    async def _require_session(self, tenant: str, session_id: str) -> None:
+        if await self._run("fetchval", self._sql.message_count, tenant, session_id) is None:
+            raise SessionNotFound(session_id, tenant)
+
+    async def get_messages(
+        self, tenant: str, session_id: str, *, after_seq: int = 0, last: int | None = None
+    ) -> list[Message]:
+        if last is not None and last <= 0:
+            await self._require_session(tenant, session_id)
+            return []
+        if last is None:
+            rows = await self._run("fetch", self._sql.messages_after, tenant, session_id, max(after_seq, 0))
+        else:
+            rows = await self._run("fetch", self._sql.messages_last, tenant, session_id, max(after_seq, 0), last)
+            rows.reverse()
+        if not rows:
+            await self._require_session(tenant, session_id)
+        return _messages_from_rows(session_id, rows)
+
+    @_settled
+    async def set_message_status(
+        self, tenant: str, session_id: str, seq: int, status: str, error: str | None = None
+    ) -> None:
+        marked = await self._run(
+            "execute", self._sql.set_status, tenant, session_id, seq, MessageStatus(status).value, error
+        )
+        if marked == "UPDATE 0":
+            await self._require_session(tenant, session_id)
+            raise StorageConflict(f"session {session_id!r} has no message {seq}")
+
+    # -- turn leases ----------------------------------------------------------------------
+
+    @_settled
+    async def take_turn(self, tenant: str, session_id: str, holder: str, seconds: float) -> bool:
+        async with self._transaction() as connection:
+            try:
+                await connection.execute(self._sql.make_lease, tenant, session_id)
+            except asyncpg.ForeignKeyViolationError:
+                raise SessionNotFound(session_id, tenant) from None
+            row = await connection.fetchrow(self._sql.lease_for_update, tenant, session_id)
+            lease = TurnLease(row["holder"], row["until"], row["waiter"], row["waiter_until"])
+            taken, after = next_lease(lease, holder, row["now"], seconds)
+            if after != lease:
+                await connection.execute(
+                    self._sql.store_lease, tenant, session_id, after.holder, after.until, after.waiter,
+                    after.waiter_until,
+                )  # fmt: skip
+        return taken
+
+    @_settled
+    async def end_turn(self, tenant: str, session_id: str, holder: str) -> None:
+        await self._run("execute", self._sql.end_turn, tenant, session_id, holder)
+
+    # -- export and import ----------------------------------------------------------------
+
+    async def export_records(self, tenant: str | None = None) -> AsyncIterator[SessionRecord | Message]:
+        """Every session and its messages, from one snapshot of the database."""
+        schema = self.config.schema
+        where, parameters = ("WHERE tenant = $1", [tenant]) if tenant is not None else ("", [])
+        try:
+            async with self.pool.acquire() as connection, connection.transaction(isolation="repeatable_read"):
+                sessions = connection.cursor(
+                    f"SELECT {SESSION_COLUMNS} FROM {schema}.sessions {where} ORDER BY tenant, id", *parameters
+                )
+                async for row in sessions:
+                    session = _session_from_row(row)
+                    yield session
+                    messages = await connection.fetch(self._sql.messages_after, session.tenant, session.id, 0)
+                    for message in _messages_from_rows(session.id, messages):
+                        yield message
+        except _GONE as exc:
+            raise self._translate(exc) from None
+
+    @_settled
+    async def import_records(self, records: AsyncIterable[SessionRecord | Message]) -> int:
+        """All of ``records`` in one transaction, or, when one is wrong, none."""
+        async with self._transaction() as connection:
+            return await _Importer(connection, self._sql).run(records)
+
+    # -- transactions ---------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection in a transaction, the driver's connection errors as threadline's."""
+        try:
+            async with self.pool.acquire() as connection:
+                try:
+                    async with connection.transaction():
+                        yield connection
+                except _GONE:
+                    connection.terminate()  # the pool opens a new one in its place
+                    raise
+        except _GONE as exc:
+            raise self._translate(exc) from None
+
+
+@attrs.define
+class _Importer:
+    """Inserts exported records in one transaction, a session with its messages at a time,
+    checking that messages follow their session in seq order."""
+
+    connection: asyncpg.Connection
+    sql: _Statements
+    current: SessionRecord | None = None
+    pending: list[Message] = attrs.Factory(list)
+
+    async def run(self, records: AsyncIterable[SessionRecord | Message]) -> int:
+        count = 0
+        async for record in records:
+            count += 1
+            if isinstance(record, SessionRecord):
+                await self._flush()
+                self.current = record
+            else:
+                self._message(record)
+        await self._flush()
+        return count
+
+    def _message(self, message: Message) -> None:
+        if self.current is None or message.session_id != self.current.id:
+            raise DataFormatError(f"message {message.id!r} does not follow its session {message.session_id!r}")
+        expected = len(self.pending) + 1
+        if message.seq != expected:
+            raise DataFormatError(f"message {message.id!r} has seq {message.seq}; expected {expected}")
+        self.pending.append(message)
+
+    async def _flush(self) -> None:
+        session, messages = self.current, self.pending
+        if session is None:
+            return
+        counted = attrs.evolve(session, message_count=len(messages), usage=_usage_sum(messages))
+        try:
+            await self.connection.execute(self.sql.insert_session, *_session_row(counted))
+        except asyncpg.UniqueViolationError:
+            raise StorageConflict(f"session {session.id!r} exists already; nothing was imported") from None
+        if messages:
+            await self.connection.executemany(
+                self.sql.insert_message, [(session.tenant, session.id, *_message_row(m)) for m in messages]
+            )
+        self.current, self.pending = None, []
+
+
+class _Statements:
+    """Every statement but the listing's, with the schema's name written in."""
+
+    def __init__(self, s: str) -> None:
+        self.insert_session = (
+            f"INSERT INTO {s}.sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        )
+        self.get_session = f"SELECT {SESSION_COLUMNS} FROM {s}.sessions WHERE tenant = $1 AND id = $2"
+        self.get_session_for_update = f"{self.get_session} FOR UPDATE"
+        self.update_session = (
+            f"UPDATE {s}.sessions SET user_id = $3, status = $4, updated_at = $5, version = $6, record = $7 "
+            "WHERE tenant = $1 AND id = $2"
+        )
+        self.delete_session = f"DELETE FROM {s}.sessions WHERE tenant = $1 AND id = $2"
+        self.delete_user = (
+            f"WITH gone AS (DELETE FROM {s}.sessions WHERE tenant = $1 AND user_id = $2 RETURNING message_count) "
+            "SELECT count(*)::int, coalesce(sum(message_count), 0)::int FROM gone"
+        )
+        self.message_count = f"SELECT message_count FROM {s}.sessions WHERE tenant = $1 AND id = $2"
+        # the session's count moves on only from the count the messages follow; the INSERT
+        # takes its rows only when it did: one statement, one round trip, no lock between
+        self.append = f"""WITH counted AS (
+                UPDATE {s}.sessions SET
+                    message_count = message_count + $3,
+                    updated_at = greatest($5, updated_at),
+                    input_tokens = input_tokens + $6,
+                    output_tokens = output_tokens + $7,
+                    cached_tokens = cached_tokens + $8,
+                    cost = CASE WHEN $9::float8 IS NULL THEN cost ELSE coalesce(cost, 0) + $9 END
+                WHERE tenant = $1 AND id = $2 AND message_count = $4
+                RETURNING 1
+            )
+            INSERT INTO {s}.messages (tenant, session_id, {MESSAGE_COLUMNS})
+            SELECT $1, $2, m.* FROM unnest(
+                $10::int[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::text[], $16::text[],
+                $17::jsonb[]
+            ) AS m WHERE EXISTS (SELECT 1 FROM counted)"""
+        self.insert_message = (
+            f"INSERT INTO {s}.messages (tenant, session_id, {MESSAGE_COLUMNS}) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        )
+        self.messages_after = (
+            f"SELECT {MESSAGE_COLUMNS} FROM {s}.messages WHERE tenant = $1 AND session_id = $2 AND seq > $3 "
+            "ORDER BY seq"
+        )
+        self.messages_last = (
+            f"SELECT {MESSAGE_COLUMNS} FROM {s}.messages WHERE tenant = $1 AND session_id = $2 AND seq > $3 "
+            "ORDER BY seq DESC LIMIT $4"
+        )
+        self.set_status = (
+            f"UPDATE {s}.messages SET status = $4, extra = nullif("
+            "(coalesce(extra, '{}'::jsonb) - 'error') || "
+            "CASE WHEN $5::text IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('error', $5::text) END, "
+            "'{}'::jsonb) WHERE tenant = $1 AND session_id = $2 AND seq = $3"
+        )
+        self.make_lease = f"INSERT INTO {s}.turn_leases (tenant, session_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+        self.lease_for_update = (
+            f"SELECT holder, until, waiter, waiter_until, extract(epoch FROM clock_timestamp())::float8 AS now "
+            f"FROM {s}.turn_leases WHERE tenant = $1 AND session_id = $2 FOR UPDATE"
+        )
+        self.store_lease = (
+            f"UPDATE {s}.turn_leases SET holder = $3, until = $4, waiter = $5, waiter_until = $6 "
+            "WHERE tenant = $1 AND session_id = $2"
+        )
+        self.end_turn = (
+            f"UPDATE {s}.turn_leases SET holder = NULL, until = 0 WHERE tenant = $1 AND session_id = $2 AND holder = $3"
+        )
+
+
+# -- rows ---------------------------------------------------------------------------------
+
+
+def _without_password(exc: BaseException, storage: PostgresStorage) -> str:
+    text = str(exc) or type(exc).__name__
+    password = _password(storage.config.dsn)
+    return text.replace(password, "***") if password else text
+
+
+def _password(dsn: str) -> str | None:
+    return urlsplit(dsn).password
+
+
+def _check_numbering(session_id: str, messages: Sequence[Message]) -> None:
+    first = messages[0].seq
+    for offset, message in enumerate(messages):
+        if message.session_id != session_id:
+            raise StorageConflict(
+                f"message {message.id!r} belongs to session {message.session_id!r}, not {session_id!r}"
+            )
+        if message.seq != first + offset:
+            raise StorageConflict(
+                f"appended messages must be numbered consecutively for {session_id!r}, got {[m.seq for m in messages]}"
+            )
+
+
+def _usage_sum(messages: Sequence[Message]) -> Usage:
+    total = Usage()
+    for message in messages:
+        if message.usage is not None:
+            total += message.usage
+    return total
+
+
+def _session_row(session: SessionRecord) -> tuple[Any, ...]:
+    usage = session.usage
+    return (
+        session.tenant, session.id, session.user_id, session.status.value, session.updated_at, session.version,
+        session.message_count, usage.input_tokens, usage.output_tokens, usage.cached_tokens, usage.cost,
+        dumps(session),
+    )  # fmt: skip
+
+
+def _session_from_row(row: Any) -> SessionRecord:
+    try:
+        data = json.loads(row["record"])
+        data.update(
+            updated_at=row["updated_at"].isoformat(),
+            version=row["version"],
+            message_count=row["message_count"],
+            usage={
+                "input_tokens": row["input_tokens"],
+                "output_tokens": row["output_tokens"],
+                "cached_tokens": row["cached_tokens"],
+                "cost": row["cost"],
+            },
+        )
+        return load(data, SessionRecord)
+    except (ValueError, KeyError, TypeError, AttributeError, DataFormatError) as exc:
+        raise DataFormatError(
+            f"session {row['id']!r} of tenant {row['tenant']!r} is damaged in the database: {exc}"
+        ) from None
+
+
+def _message_row(message: Message) -> tuple[Any, ...]:
+    parts = message.parts
+    plain = len(parts) == 1 and type(parts[0]) is Text and not parts[0].provider_data
+    extra = message_extra(message)
+    return (
+        message.seq, message.id, message.role.value, message.status.value, message.created_at,
+        parts[0].text if plain else None, None if plain else dump_parts(parts),  # type: ignore[union-attr]
+        None if extra is None else json.dumps(extra, ensure_ascii=False, separators=(",", ":")),
+    )  # fmt: skip
+
+
+def _messages_from_rows(session_id: str, rows: Sequence[Any]) -> list[Message]:
+    try:
+        return [_message_from_row(session_id, row) for row in rows]
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, DataFormatError) as exc:
+        raise DataFormatError(f"a message of session {session_id!r} is damaged in the database: {exc}") from None
+
+
+def _message_from_row(session_id: str, row: Any) -> Message:
+    seq, message_id, role, status, created_at, text, parts_json, extra_json = row
+    parts = (Text(text),) if parts_json is None else load_parts(parts_json)
+    extra = json.loads(extra_json) if extra_json is not None else {}
+    usage = extra.get("usage")
+    return Message(
+        session_id,
+        seq,
+        Role(role),
+        parts,
+        id=message_id,
+        created_at=_utc(created_at),
+        usage=None if usage is None else Usage(*usage),
+        status=MessageStatus(status),
+        error=extra.get("error"),
+        provider=extra.get("provider"),
+        model=extra.get("model"),
+        metadata=extra.get("metadata") or {},
+    )
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)

@@ -1,0 +1,130 @@
+"""What threadline-postgres adds to the contract: the password never shown, migrations (once
+when two processes open at once; a newer schema refused untouched), damaged rows named,
+connections killed under it, and a conversation through the SessionManager."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import asyncpg
+import pytest
+
+import threadline
+from threadline.plugin import DataFormatError, StorageUnavailable
+from threadline.testing.storage_contract import make_messages, make_session
+from threadline_postgres import PostgresConfig
+from threadline_postgres.schema import VERSION
+from threadline_postgres.storage import PostgresStorage
+
+
+async def test_the_password_is_never_shown() -> None:
+    config = PostgresConfig(dsn="postgresql://ann:s3cret-pw@127.0.0.1:1/threadline")
+    storage = PostgresStorage(config)
+    assert "s3cret-pw" not in repr(config) and "s3cret-pw" not in repr(storage)
+    assert "postgresql://ann:***@127.0.0.1:1/threadline" in repr(config)
+    with pytest.raises(StorageUnavailable) as caught:
+        await storage.open()
+    assert "s3cret-pw" not in str(caught.value) and "ann:***@127.0.0.1:1" in str(caught.value)
+
+
+def test_a_schema_that_is_not_a_plain_name_is_a_config_error() -> None:
+    config = threadline.Config.from_dict({"storage": {"backend": "postgres", "schema": "a; DROP TABLE x"}})
+    with pytest.raises(threadline.ConfigError, match=r"storage: schema 'a; DROP TABLE x' is not a plain name"):
+        threadline.SessionManager(config)
+
+
+async def test_two_storages_opening_at_once_migrate_once(postgres_dsn: str, schema: str) -> None:
+    storages = [PostgresStorage(PostgresConfig(dsn=postgres_dsn, schema=schema)) for _ in range(4)]
+    await asyncio.gather(*(storage.open() for storage in storages))
+    try:
+        versions = await storages[0].pool.fetch(f"SELECT version FROM {schema}.schema_version")
+        assert [row["version"] for row in versions] == [VERSION]
+    finally:
+        await asyncio.gather(*(storage.close() for storage in storages))
+
+
+async def test_a_newer_schema_is_refused_untouched(postgres_dsn: str, schema: str) -> None:
+    storage = PostgresStorage(PostgresConfig(dsn=postgres_dsn, schema=schema))
+    await storage.open()
+    session = await storage.create_session(make_session())
+    await storage.pool.execute(f"UPDATE {schema}.schema_version SET version = {VERSION + 1}")
+    await storage.close()
+    with pytest.raises(DataFormatError, match=rf"at version {VERSION + 1}, newer than this threadline-postgres knows"):
+        await storage.open()
+    connection = await asyncpg.connect(postgres_dsn)
+    try:
+        assert await connection.fetchval(f"SELECT count(*) FROM {schema}.sessions WHERE id = $1", session.id) == 1
+    finally:
+        await connection.close()
+
+
+async def test_a_damaged_row_is_named(storage: PostgresStorage, schema: str) -> None:
+    session = await storage.create_session(make_session())
+    await storage.append_messages(session.tenant, session.id, make_messages(session, ["a", "b"]))
+    await storage.pool.execute(f"UPDATE {schema}.sessions SET record = '{{not json' WHERE id = $1", session.id)
+    await storage.pool.execute(f"UPDATE {schema}.messages SET parts = $1, text = NULL", '[{"type": 7}]')
+    with pytest.raises(DataFormatError, match=rf"session {session.id!r} of tenant 'default' is damaged"):
+        await storage.get_session(session.tenant, session.id)
+    with pytest.raises(DataFormatError, match=rf"a message of session {session.id!r} is damaged"):
+        await storage.get_messages(session.tenant, session.id)
+
+
+async def test_killed_connections_fail_only_while_gone_and_lose_nothing(
+    postgres_dsn: str, new_schema: Callable[[], str]
+) -> None:
+    schema = new_schema()
+    storage = PostgresStorage(PostgresConfig(dsn=postgres_dsn, schema=schema, min_size=4, max_size=4))
+    await storage.open()
+    try:
+        session = await storage.create_session(make_session())
+        acknowledged: list[int] = []
+        failures = 0
+
+        async def write(seq: int) -> None:
+            nonlocal failures
+            messages = make_messages(session, [f"m{seq}"], start=seq)
+            for _ in range(20):
+                try:
+                    await storage.append_messages(session.tenant, session.id, messages)
+                except StorageUnavailable:
+                    failures += 1
+                    await asyncio.sleep(0.01)
+                    continue
+                acknowledged.append(seq)
+                return
+
+        admin = await asyncpg.connect(postgres_dsn)
+        try:
+            for seq in range(1, 61):
+                if seq % 20 == 10:  # every backend of this storage's pool, gone at once
+                    await admin.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+                        f"threadline {schema}",
+                    )
+                await write(seq)
+        finally:
+            await admin.close()
+        stored = await storage.get_messages(session.tenant, session.id)
+    finally:
+        await storage.close()
+    assert acknowledged == list(range(1, 61))  # each write went through, at most after a retry
+    assert [m.text for m in stored] == [f"m{seq}" for seq in range(1, 61)]
+    assert failures <= 3 * 4  # only while the killed connections were found out
+
+
+async def test_a_conversation_through_the_manager_is_kept(postgres_dsn: str, schema: str) -> None:
+    config = threadline.Config.from_dict(
+        {"storage": {"backend": "postgres", "dsn": postgres_dsn, "schema": schema}, "defaults": {"provider": "echo"}}
+    )
+    async with threadline.SessionManager(config) as manager:
+        session = await manager.create_session(user_id="ann")
+        await session.send("hello")
+        async for _ in session.stream("and again"):
+            pass
+    async with threadline.SessionManager(config) as manager:
+        again = await manager.get_session(session.id)
+        history = await again.history()
+        page = await manager.list_sessions(user_id="ann")
+    assert [m.text for m in history] == ["hello", "hello", "and again", "and again"]
+    assert [s.id for s in page.items] == [session.id] and page.items[0].message_count == 4
