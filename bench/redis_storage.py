@@ -26,18 +26,21 @@ import statistics
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.utils import HIREDIS_AVAILABLE
 from storage_workloads import (
+    ROUNDS,
     Store,
     alternating_loads,
+    installed,
     long_history,
     many_sessions,
     p,
+    ratio,
+    rounds_of,
     timed,
     w1_sequential_appends,
     w4_concurrent_appends,
@@ -251,13 +254,6 @@ async def w5_listing(store: Ours, sessions: int, users: int) -> dict[str, float]
     return results
 
 
-def installed(name: str) -> str:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "not installed"
-
-
 async def describe() -> None:
     async with redis.Redis.from_url(KEYS.url) as client:
         info = await client.info("server")
@@ -300,26 +296,16 @@ async def main(quick: bool, only: set[str]) -> None:
             print(f"deleted {left} keys left under {RUN}")
 
 
-ROUNDS = 7
-
-
-async def rounds_of(
+async def _rounds(
     contenders: dict[str, Maker], workload: Callable[..., Awaitable[float]], *args: Any
 ) -> dict[str, list[float]]:
-    """ROUNDS rounds, each running every contender once in turn, so that a busy moment of the
-    machine hits them all; each one's rate in each round."""
-    results: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(ROUNDS):
-        for name, make in contenders.items():
-            results[name].append((await run(name, make, workload, *args))[0])
-    return results
+    """Each contender's rate in each of the rounds, on a new store every time."""
 
+    async def once(name: str) -> float:
+        rate: float = (await run(name, contenders[name], workload, *args))[0]
+        return rate
 
-def ratio(rates: dict[str, list[float]], name: str, to: str = "baseline") -> float:
-    """The median of ``name``'s rate over ``to``'s, round by round: each pair ran moments
-    apart, so the machine's drift between rounds (it moves the baseline's own rate by a
-    third here) cancels out."""
-    return statistics.median(a / b for a, b in zip(rates[name], rates[to], strict=True))
+    return await rounds_of(contenders, once)
 
 
 def write_contenders() -> dict[str, Maker]:
@@ -330,7 +316,7 @@ def write_contenders() -> dict[str, Maker]:
 
 
 async def w1(scale: int) -> None:
-    rates = await rounds_of(write_contenders(), w1_sequential_appends, 2000 // scale)
+    rates = await _rounds(write_contenders(), w1_sequential_appends, 2000 // scale)
     base, ours = statistics.median(rates["baseline"]), statistics.median(rates["threadline"])
     print(f"W1 sequential appends ({ROUNDS} rounds, medians): threadline {ours:,.0f} msg/s, "
           f"baseline {base:,.0f} msg/s -> {ratio(rates, 'threadline'):.2f}x (target >= 0.7x)")  # fmt: skip
@@ -378,7 +364,7 @@ async def w3(scale: int) -> None:
 
 
 async def w4(scale: int) -> None:
-    rates = await rounds_of(write_contenders(), w4_concurrent_appends, 50, 100 // scale)
+    rates = await _rounds(write_contenders(), w4_concurrent_appends, 50, 100 // scale)
     base, ours = statistics.median(rates["baseline"]), statistics.median(rates["threadline"])
     print(f"W4 50 tasks appending ({ROUNDS} rounds, medians): threadline {ours:,.0f} msg/s, "
           f"baseline {base:,.0f} msg/s -> {ratio(rates, 'threadline'):.2f}x (target >= 0.8x)")  # fmt: skip

@@ -8,7 +8,8 @@ import asyncio
 import random
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 Store = Any  # each bench's Baseline | Ours | AgentsSDK
@@ -72,6 +73,35 @@ async def w4_concurrent_appends(store: Store, tasks: int, each: int) -> float:
     started = time.perf_counter()
     await asyncio.gather(*(fill(session) for session in ids))
     return tasks * each / (time.perf_counter() - started)
+
+
+ROUNDS = 7
+
+
+async def rounds_of(names: Iterable[str], once: Callable[[str], Awaitable[float]]) -> dict[str, list[float]]:
+    """ROUNDS rounds, each running every contender (``once(name)``: its rate) in turn, so that
+    a busy moment of the machine hits them all; each one's rate in each round."""
+    names = list(names)
+    results: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(ROUNDS):
+        for name in names:
+            results[name].append(await once(name))
+    return results
+
+
+def ratio(rates: dict[str, list[float]], name: str, to: str = "baseline") -> float:
+    """The median of ``name``'s rate over ``to``'s, round by round: each pair ran moments
+    apart, so the machine's drift between rounds (it moves the baseline's own rate by a
+    third here) cancels out."""
+    return statistics.median(a / b for a, b in zip(rates[name], rates[to], strict=True))
+
+
+def installed(name: str) -> str:
+    """A distribution's version, or ``not installed``."""
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
 
 
 def p(values: list[float], q: float) -> float:

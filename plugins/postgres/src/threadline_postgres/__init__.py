@@ -53,6 +53,9 @@ class PostgresConfig:
     :param max_size: connections the pool opens at most: how many operations run at once.
     :param statement_timeout: seconds a statement may run before the server stops it (0:
         no limit).
+    :param history_cache: decoded messages kept in memory for histories read again (0:
+        off); a cached history is reused only while the server says nothing in it changed,
+        and only the messages added since are read.
     """
 
     dsn: str = field(default="postgresql://127.0.0.1:5432/threadline", repr=False)
@@ -60,6 +63,7 @@ class PostgresConfig:
     min_size: int = field(default=2, validator=[attrs.validators.ge(0), attrs.validators.le(1000)])
     max_size: int = field(default=10, validator=[attrs.validators.ge(1), attrs.validators.le(1000)])
     statement_timeout: float = field(default=30.0, validator=[attrs.validators.ge(0), finite])
+    history_cache: int = field(default=20_000, validator=attrs.validators.ge(0))
 
     def __attrs_post_init__(self) -> None:
         if self.min_size > self.max_size:
@@ -68,7 +72,8 @@ class PostgresConfig:
     def __repr__(self) -> str:
         return (
             f"PostgresConfig(dsn={redacted(self.dsn)!r}, schema={self.schema!r}, min_size={self.min_size}, "
-            f"max_size={self.max_size}, statement_timeout={self.statement_timeout})"
+            f"max_size={self.max_size}, statement_timeout={self.statement_timeout}, "
+            f"history_cache={self.history_cache})"
         )
 
 

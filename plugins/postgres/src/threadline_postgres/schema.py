@@ -62,6 +62,14 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             FOREIGN KEY (tenant, session_id) REFERENCES {s}.sessions (tenant, id) ON DELETE CASCADE
         )""",
     ),
+    # 2: a revision of each session's messages, which every status change raises, for the
+    # decoded-history cache: a history read at revision R with N messages is still right
+    # while the session is at R (only messages after N are new). It starts at random, so a
+    # session deleted and made again under its id is never mistaken for the one before.
+    (
+        "ALTER TABLE {s}.sessions ADD COLUMN messages_rev bigint NOT NULL "
+        "DEFAULT floor(random() * 1000000000000)::bigint",
+    ),
 )
 VERSION: Final = len(MIGRATIONS)
 

@@ -10,7 +10,6 @@ import contextlib
 import functools
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any, Final, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
@@ -20,6 +19,8 @@ import attrs
 from threadline.plugin import (
     DataFormatError,
     DeletedCounts,
+    FrozenDict,
+    HistoryCache,
     Message,
     MessageStatus,
     Role,
@@ -41,6 +42,7 @@ from threadline.plugin import (
     next_lease,
     next_version,
     read_cursor,
+    unchecked_constructor,
     utcnow,
 )
 from threadline_postgres import PostgresConfig, redacted
@@ -51,6 +53,7 @@ SESSION_COLUMNS: Final = (
     "input_tokens, output_tokens, cached_tokens, cost, record"
 )
 MESSAGE_COLUMNS: Final = "seq, id, role, status, created_at, text, parts, extra"
+_COPY_ROWS: Final = 5_000  # messages an import copies in at a time
 P = ParamSpec("P")
 T = TypeVar("T")
 #: the errors that mean the server or the connection is gone, not the statement wrong
@@ -91,6 +94,8 @@ class PostgresStorage:
     def __init__(self, config: PostgresConfig | None = None) -> None:
         self.config = config or PostgresConfig()
         self._pool: asyncpg.Pool | None = None
+        history = self.config.history_cache
+        self._cache = HistoryCache(history) if history else None
         s = self.config.schema
         self._sql = _Statements(s)
 
@@ -187,12 +192,22 @@ class PostgresStorage:
             raise SessionNotFound(session_id, tenant)
 
     async def list_sessions(self, query: SessionQuery) -> SessionPage:
+        sql, parameters = self.listing(query)
+        rows = await self._run("fetch", sql, *parameters)
+        items = tuple(_session_from_row(row) for row in rows[: query.limit])
+        return SessionPage(items, make_cursor(items[-1]) if len(rows) > query.limit else None)
+
+    def listing(self, query: SessionQuery) -> tuple[str, list[Any]]:
+        """The statement of a listing and its parameters: one more row than a page, to know
+        whether another follows. Each filter is a seek on one of the sessions' indexes."""
         where: list[str] = ["tenant = $1"]
         parameters: list[Any] = [query.tenant]
 
-        def condition(sql: str, value: Any) -> None:
-            parameters.append(value)
-            where.append(sql.replace("?", f"${len(parameters)}"))
+        def condition(sql: str, *values: Any) -> None:
+            for value in values:
+                parameters.append(value)
+                sql = sql.replace("?", f"${len(parameters)}", 1)
+            where.append(sql)
 
         if query.user_id is not None:
             condition("user_id = ?", query.user_id)
@@ -204,18 +219,13 @@ class PostgresStorage:
             condition("updated_at < ?", query.updated_before)
         if query.cursor:
             updated_at, last_id = read_cursor(query.cursor)
-            condition("updated_at <= ?", updated_at)  # with the row value below: an index range
-            parameters.append(last_id)
-            where.append(f"(updated_at, id) < (${len(parameters) - 1}, ${len(parameters)})")
+            condition("(updated_at, id) < (?, ?)", updated_at, last_id)
         parameters.append(query.limit + 1)
-        rows = await self._run(
-            "fetch",
+        sql = (
             f"SELECT {SESSION_COLUMNS} FROM {self.config.schema}.sessions WHERE {' AND '.join(where)} "
-            f"ORDER BY updated_at DESC, id DESC LIMIT ${len(parameters)}",
-            *parameters,
+            f"ORDER BY updated_at DESC, id DESC LIMIT ${len(parameters)}"
         )
-        items = tuple(_session_from_row(row) for row in rows[: query.limit])
-        return SessionPage(items, make_cursor(items[-1]) if len(rows) > query.limit else None)
+        return sql, parameters
 
     @_settled
     async def delete_user(self, tenant: str, user_id: str) -> DeletedCounts:
@@ -262,10 +272,47 @@ class PostgresStorage:
         if last is not None and last <= 0:
             await self._require_session(tenant, session_id)
             return []
+        after_seq = max(after_seq, 0)
+        key = (tenant, session_id)
+        ranged = after_seq or last is not None
+        if self._cache is None or (key not in self._cache and ranged):
+            return await self._fetch_messages(tenant, session_id, after_seq, last)
+        if key not in self._cache:
+            return await self._fetch_and_cache(tenant, session_id)
+        row = await self._run("fetchrow", self._sql.revision, tenant, session_id)
+        if row is None:
+            self._cache.drop(key)
+            raise SessionNotFound(session_id, tenant)
+        count, revision = row
+        history = self._cache.get(key, revision, count)
+        if history is None:  # stale: a status changed, or the session was made again
+            if ranged:
+                self._cache.drop(key)
+                return await self._fetch_messages(tenant, session_id, after_seq, last)
+            return await self._fetch_and_cache(tenant, session_id)
+        if len(history) < count:
+            history = history + await self._fetch_messages(tenant, session_id, len(history), None)
+            self._cache.put(key, revision, history)
+        selected = history[after_seq:]  # a copy: callers may change their list
+        return selected[-last:] if last is not None else selected
+
+    async def _fetch_and_cache(self, tenant: str, session_id: str) -> list[Message]:
+        """The whole history and, read by the same statement, the revision it is valid for."""
+        assert self._cache is not None
+        rows = await self._run("fetch", self._sql.history_and_revision, tenant, session_id)
+        if not rows:
+            self._cache.drop((tenant, session_id))
+            raise SessionNotFound(session_id, tenant)
+        revision = rows[0]["messages_rev"]
+        history = _messages_from_rows(session_id, [row for row in rows if row["seq"] is not None])
+        self._cache.put((tenant, session_id), revision, history)
+        return list(history)
+
+    async def _fetch_messages(self, tenant: str, session_id: str, after_seq: int, last: int | None) -> list[Message]:
         if last is None:
-            rows = await self._run("fetch", self._sql.messages_after, tenant, session_id, max(after_seq, 0))
+            rows = await self._run("fetch", self._sql.messages_after, tenant, session_id, after_seq)
         else:
-            rows = await self._run("fetch", self._sql.messages_last, tenant, session_id, max(after_seq, 0), last)
+            rows = await self._run("fetch", self._sql.messages_last, tenant, session_id, after_seq, last)
             rows.reverse()
         if not rows:
             await self._require_session(tenant, session_id)
@@ -329,7 +376,7 @@ class PostgresStorage:
     async def import_records(self, records: AsyncIterable[SessionRecord | Message]) -> int:
         """All of ``records`` in one transaction, or, when one is wrong, none."""
         async with self._transaction() as connection:
-            return await _Importer(connection, self._sql).run(records)
+            return await _Importer(connection, self.config.schema).run(records)
 
     # -- transactions ---------------------------------------------------------------------
 
@@ -350,48 +397,70 @@ class PostgresStorage:
 
 @attrs.define
 class _Importer:
-    """Inserts exported records in one transaction, a session with its messages at a time,
-    checking that messages follow their session in seq order."""
+    """Copies exported records in (``COPY``), in the caller's transaction, checking that
+    messages follow their session in seq order; a session's counts are those of the
+    messages it brings."""
 
     connection: asyncpg.Connection
-    sql: _Statements
+    schema: str
     current: SessionRecord | None = None
-    pending: list[Message] = attrs.Factory(list)
+    messages: list[Message] = attrs.Factory(list)
+    session_rows: list[tuple[Any, ...]] = attrs.Factory(list)
+    message_rows: list[tuple[Any, ...]] = attrs.Factory(list)
 
     async def run(self, records: AsyncIterable[SessionRecord | Message]) -> int:
         count = 0
         async for record in records:
             count += 1
             if isinstance(record, SessionRecord):
-                await self._flush()
+                self._close_session()
                 self.current = record
+                if len(self.message_rows) >= _COPY_ROWS:
+                    await self._copy()
             else:
                 self._message(record)
-        await self._flush()
+        self._close_session()
+        await self._copy()
         return count
 
     def _message(self, message: Message) -> None:
         if self.current is None or message.session_id != self.current.id:
             raise DataFormatError(f"message {message.id!r} does not follow its session {message.session_id!r}")
-        expected = len(self.pending) + 1
+        expected = len(self.messages) + 1
         if message.seq != expected:
             raise DataFormatError(f"message {message.id!r} has seq {message.seq}; expected {expected}")
-        self.pending.append(message)
+        self.messages.append(message)
+        self.message_rows.append((self.current.tenant, self.current.id, *_message_row(message)))
 
-    async def _flush(self) -> None:
-        session, messages = self.current, self.pending
-        if session is None:
-            return
-        counted = attrs.evolve(session, message_count=len(messages), usage=_usage_sum(messages))
+    def _close_session(self) -> None:
+        session, messages = self.current, self.messages
+        if session is not None:
+            counted = attrs.evolve(session, message_count=len(messages), usage=_usage_sum(messages))
+            self.session_rows.append(_session_row(counted))
+        self.current, self.messages = None, []
+
+    async def _copy(self) -> None:
+        """The sessions so far, then their messages (which refer to them)."""
+        tenants, ids = [row[0] for row in self.session_rows], [row[1] for row in self.session_rows]
+        existing = await self.connection.fetchval(
+            f"SELECT s.id FROM {self.schema}.sessions s JOIN unnest($1::text[], $2::text[]) AS n(tenant, id) "
+            "ON s.tenant = n.tenant AND s.id = n.id LIMIT 1",
+            tenants,
+            ids,
+        )
+        if existing is not None:
+            raise StorageConflict(f"session {existing!r} exists already; nothing was imported")
         try:
-            await self.connection.execute(self.sql.insert_session, *_session_row(counted))
-        except asyncpg.UniqueViolationError:
-            raise StorageConflict(f"session {session.id!r} exists already; nothing was imported") from None
-        if messages:
-            await self.connection.executemany(
-                self.sql.insert_message, [(session.tenant, session.id, *_message_row(m)) for m in messages]
+            await self.connection.copy_records_to_table(
+                "sessions", schema_name=self.schema, columns=SESSION_COLUMNS.split(", "), records=self.session_rows
             )
-        self.current, self.pending = None, []
+        except asyncpg.UniqueViolationError as exc:
+            raise StorageConflict(f"a session exists already ({exc.detail}); nothing was imported") from None
+        await self.connection.copy_records_to_table(
+            "messages", schema_name=self.schema, columns=["tenant", "session_id", *MESSAGE_COLUMNS.split(", ")],
+            records=self.message_rows,
+        )  # fmt: skip
+        self.session_rows, self.message_rows = [], []
 
 
 class _Statements:
@@ -431,10 +500,6 @@ class _Statements:
                 $10::int[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::text[], $16::text[],
                 $17::jsonb[]
             ) AS m WHERE EXISTS (SELECT 1 FROM counted)"""
-        self.insert_message = (
-            f"INSERT INTO {s}.messages (tenant, session_id, {MESSAGE_COLUMNS}) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        )
         self.messages_after = (
             f"SELECT {MESSAGE_COLUMNS} FROM {s}.messages WHERE tenant = $1 AND session_id = $2 AND seq > $3 "
             "ORDER BY seq"
@@ -443,11 +508,22 @@ class _Statements:
             f"SELECT {MESSAGE_COLUMNS} FROM {s}.messages WHERE tenant = $1 AND session_id = $2 AND seq > $3 "
             "ORDER BY seq DESC LIMIT $4"
         )
+        # the session's revision moves with the status, in the same statement, so that no
+        # reader caches a history between the two
         self.set_status = (
+            f"WITH moved AS (UPDATE {s}.sessions SET messages_rev = messages_rev + 1 "
+            "WHERE tenant = $1 AND id = $2 AND EXISTS ("
+            f"SELECT 1 FROM {s}.messages WHERE tenant = $1 AND session_id = $2 AND seq = $3) RETURNING 1) "
             f"UPDATE {s}.messages SET status = $4, extra = nullif("
             "(coalesce(extra, '{}'::jsonb) - 'error') || "
             "CASE WHEN $5::text IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('error', $5::text) END, "
-            "'{}'::jsonb) WHERE tenant = $1 AND session_id = $2 AND seq = $3"
+            "'{}'::jsonb) WHERE tenant = $1 AND session_id = $2 AND seq = $3 AND EXISTS (SELECT 1 FROM moved)"
+        )
+        self.revision = f"SELECT message_count, messages_rev FROM {s}.sessions WHERE tenant = $1 AND id = $2"
+        self.history_and_revision = (
+            f"SELECT m.seq, m.id, m.role, m.status, m.created_at, m.text, m.parts, m.extra, s.messages_rev "
+            f"FROM {s}.sessions s LEFT JOIN {s}.messages m ON m.tenant = s.tenant AND m.session_id = s.id "
+            "WHERE s.tenant = $1 AND s.id = $2 ORDER BY m.seq"
         )
         self.make_lease = f"INSERT INTO {s}.turn_leases (tenant, session_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
         self.lease_for_update = (
@@ -545,26 +621,37 @@ def _messages_from_rows(session_id: str, rows: Sequence[Any]) -> list[Message]:
         raise DataFormatError(f"a message of session {session_id!r} is damaged in the database: {exc}") from None
 
 
+_new_message = unchecked_constructor(Message)
+_new_text = unchecked_constructor(Text)
+_new_usage = unchecked_constructor(Usage)
+_ROLES: Final = {role.value: role for role in Role}
+_STATUSES: Final = {status.value: status for status in MessageStatus}
+_NO_DATA: Final = FrozenDict()  # the empty metadata and provider_data of most rows, shared
+
+
 def _message_from_row(session_id: str, row: Any) -> Message:
-    seq, message_id, role, status, created_at, text, parts_json, extra_json = row
-    parts = (Text(text),) if parts_json is None else load_parts(parts_json)
+    """A stored row as a Message, built without re-running the checks it passed when stored."""
+    seq, message_id, role, status, created_at, text, parts_json, extra_json = row[:8]
+    parts = (_new_text(text=text, provider_data=_NO_DATA),) if parts_json is None else load_parts(parts_json)
     extra = json.loads(extra_json) if extra_json is not None else {}
     usage = extra.get("usage")
-    return Message(
-        session_id,
-        seq,
-        Role(role),
-        parts,
+    return _new_message(
+        session_id=session_id,
+        seq=seq,
+        role=_ROLES[role],
+        parts=parts,
         id=message_id,
-        created_at=_utc(created_at),
-        usage=None if usage is None else Usage(*usage),
-        status=MessageStatus(status),
+        created_at=created_at,  # asyncpg gives timestamptz in UTC
+        usage=None if usage is None else _usage(usage),
+        status=_STATUSES[status],
         error=extra.get("error"),
         provider=extra.get("provider"),
         model=extra.get("model"),
-        metadata=extra.get("metadata") or {},
+        metadata=extra.get("metadata") or _NO_DATA,
     )
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC)
+def _usage(stored: list[Any]) -> Usage:
+    """A message's usage as ``message_extra`` keeps it: ``[input, output, cached, cost]``."""
+    cost = stored[3] if len(stored) > 3 else None
+    return _new_usage(input_tokens=stored[0], output_tokens=stored[1], cached_tokens=stored[2], cost=cost)
