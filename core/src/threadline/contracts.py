@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 import attrs
 from attrs import frozen
 
-from threadline.errors import BadCursor, StorageConflict
+from threadline.errors import BadCursor, DataFormatError, StorageConflict
 from threadline.model import (
     Capabilities,
     DeletedCounts,
@@ -24,6 +25,9 @@ from threadline.model import (
     SessionRecord,
     utcnow,
 )
+
+Row = TypeVar("Row")
+log = logging.getLogger("threadline.storage")
 
 
 @runtime_checkable
@@ -205,6 +209,18 @@ def next_version(current: SessionRecord, session: SessionRecord) -> SessionRecor
         message_count=current.message_count,
         usage=current.usage,
     )
+
+
+def listed_sessions(rows: Iterable[Row], read: Callable[[Row], SessionRecord]) -> tuple[SessionRecord, ...]:
+    """The sessions of a listing's ``rows``, each read with ``read``: one that cannot be read
+    (:class:`DataFormatError`) is left out, and logged, rather than failing the listing."""
+    sessions = []
+    for row in rows:
+        try:
+            sessions.append(read(row))
+        except DataFormatError as exc:
+            log.warning("%s; left out of the listing", exc)
+    return tuple(sessions)
 
 
 def make_cursor(session: SessionRecord) -> str:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         Provider,
         Storage,
         TurnLease,
+        listed_sessions,
         make_cursor,
         next_lease,
         next_version,
@@ -108,7 +109,7 @@ _MODULES = {
     "threadline.cli": "with_manager",
     "threadline.config": "finite user_data_dir",
     "threadline.contracts": (
-        "Provider Storage TurnLease WAITER_SECONDS make_cursor next_lease next_version read_cursor"
+        "Provider Storage TurnLease WAITER_SECONDS listed_sessions make_cursor next_lease next_version read_cursor"
     ),
     "threadline.errors": (
         "AuthenticationError BadCursor BadRequest ConfigError ContextTooLong DataFormatError "
@@ -156,7 +157,8 @@ __all__ = [  # noqa: RUF022 -- grouped by what a plugin does, sorted within a gr
     "PDF", "ProviderConfig", "StreamReader", "check_attachments", "data_url", "error_for_status",
     "error_object", "read_stream", "retry_after", "send_body", "translating", "transport_error",
     # storage: cursors, JSON of parts and records, fast rebuild of stored rows
-    "FrozenDict", "dump_parts", "dump_record", "dumps", "load", "load_parts", "load_record", "make_cursor",
+    "FrozenDict", "dump_parts", "dump_record", "dumps", "listed_sessions", "load", "load_parts", "load_record",
+    "make_cursor",
     "message_extra", "new_id", "read_cursor", "unchecked_constructor", "user_data_dir", "utcnow",
     # storage: decoded histories kept between reads
     "HistoryCache",

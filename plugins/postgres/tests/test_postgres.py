@@ -13,11 +13,39 @@ import attrs
 import pytest
 
 import threadline
-from threadline.plugin import DataFormatError, SessionQuery, SessionRecord, SessionStatus, StorageUnavailable
+from threadline.plugin import (
+    DataFormatError,
+    Message,
+    Role,
+    SessionQuery,
+    SessionRecord,
+    SessionStatus,
+    StorageUnavailable,
+    Text,
+)
 from threadline.testing.storage_contract import make_messages, make_session
 from threadline_postgres import PostgresConfig
 from threadline_postgres.schema import MIGRATIONS, VERSION
 from threadline_postgres.storage import PostgresStorage
+
+
+@pytest.mark.parametrize("password", ["p@ss/w#rd?x", "pa ss:w0rd", "Xk9/a+b=="])
+async def test_a_password_that_is_not_percent_encoded_is_still_never_shown(password: str) -> None:
+    config = PostgresConfig(dsn=f"postgresql://ann:{password}@127.0.0.1:1/threadline")
+    storage = PostgresStorage(config)
+    assert password not in repr(config) and password not in repr(storage)
+    with pytest.raises(StorageUnavailable) as caught:
+        await storage.open()
+    shown = str(caught.value)
+    assert not any(piece in shown for piece in password.replace("/", " ").replace(":", " ").split() if len(piece) > 2)
+    assert "ann:***@" in shown
+
+
+def test_a_dsn_that_is_not_a_url_is_a_config_error() -> None:
+    config = threadline.Config.from_dict({"storage": {"backend": "postgres", "dsn": "host=db password=secret"}})
+    with pytest.raises(threadline.ConfigError, match=r"dsn must be a postgresql://user:password@host") as caught:
+        threadline.SessionManager(config)
+    assert "secret" not in str(caught.value)
 
 
 async def test_the_password_is_never_shown() -> None:
@@ -205,3 +233,84 @@ async def test_a_schema_of_the_first_version_is_migrated_and_keeps_its_sessions(
         assert first.status.value == "failed" and first.error == "no reply"
     finally:
         await storage.close()
+
+
+async def test_nul_characters_and_lone_surrogates_are_stored_as_they_are(storage: PostgresStorage) -> None:
+    odd = "pasted \x00 from a file \udc80 and on"
+    session = await storage.create_session(make_session(title=odd, metadata={"note": odd}))
+    messages = [
+        Message(session.id, 1, Role.USER, (Text(odd),), metadata={"raw": odd}),
+        Message(session.id, 2, Role.ASSISTANT, (Text("ok"), Text(odd)), error=odd),
+    ]
+    await storage.append_messages(session.tenant, session.id, messages)
+    await storage.set_message_status(session.tenant, session.id, 1, "failed", odd)
+    stored = await storage.get_messages(session.tenant, session.id)
+    assert stored[0].text == odd and stored[0].metadata == {"raw": odd} and stored[0].error == odd
+    assert stored[1] == messages[1]
+    assert (await storage.get_session(session.tenant, session.id)).title == odd
+
+
+@pytest.mark.parametrize("name", ["user", "select", "order"])
+async def test_a_schema_named_like_a_keyword_works(postgres_dsn: str, new_schema: Callable[[], str], name: str) -> None:
+    schema = name
+    connection = await asyncpg.connect(postgres_dsn)
+    try:
+        if await connection.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", schema):
+            pytest.skip(f"a schema {schema!r} exists on this server already; not ours to use")
+    finally:
+        await connection.close()
+    storage = PostgresStorage(PostgresConfig(dsn=postgres_dsn, schema=schema))
+    await storage.open()
+    try:
+        session = await storage.create_session(make_session())
+        await storage.append_messages(session.tenant, session.id, make_messages(session, ["a"]))
+        assert len(await storage.get_messages(session.tenant, session.id)) == 1
+    finally:
+        await storage.close()
+        connection = await asyncpg.connect(postgres_dsn)
+        await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await connection.close()
+
+
+def test_a_schema_named_like_a_system_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="not starting with a digit or pg_"):
+        PostgresConfig(schema="pg_threadline")
+
+
+async def test_a_statement_past_the_timeout_is_storage_unavailable(postgres_dsn: str, schema: str) -> None:
+    storage = PostgresStorage(PostgresConfig(dsn=postgres_dsn, schema=schema, statement_timeout=0.2))
+    await storage.open()
+    blocker = await asyncpg.connect(postgres_dsn)
+    try:
+        session = await storage.create_session(make_session())
+        transaction = blocker.transaction()
+        await transaction.start()
+        await blocker.execute(f"SELECT 1 FROM {schema}.sessions WHERE id = $1 FOR UPDATE", session.id)
+        with pytest.raises(StorageUnavailable, match=r"stopped a statement that ran past statement_timeout \(0.2 s\)"):
+            await storage.update_session(attrs.evolve(session, title="waits for the lock"))
+        await transaction.rollback()
+        assert (await storage.update_session(attrs.evolve(session, title="now"))).title == "now"
+    finally:
+        await blocker.close()
+        await storage.close()
+
+
+async def test_damaged_rows_are_named_and_a_listing_leaves_them_out(storage: PostgresStorage, schema: str) -> None:
+    kept, damaged, moved = [await storage.create_session(make_session()) for _ in range(3)]
+    await storage.append_messages(damaged.tenant, damaged.id, make_messages(damaged, ["a"]))
+    await storage.pool.execute(f"UPDATE {schema}.messages SET text = NULL WHERE session_id = $1", damaged.id)
+    await storage.pool.execute(
+        f"UPDATE {schema}.sessions SET record = (SELECT record FROM {schema}.sessions WHERE id = $1) WHERE id = $2",
+        kept.id,
+        moved.id,
+    )  # a record that names another session
+    with pytest.raises(DataFormatError, match=r"a message of session .* is damaged.*neither text nor parts"):
+        await storage.get_messages(damaged.tenant, damaged.id)
+    with pytest.raises(DataFormatError, match=rf"session {moved.id!r} of tenant 'default' is damaged"):
+        await storage.get_session(moved.tenant, moved.id)
+    listed = await storage.list_sessions(SessionQuery(limit=1))  # the damaged one logged by threadline.storage
+    every = [listed.items]
+    while listed.next_cursor:
+        listed = await storage.list_sessions(SessionQuery(limit=1, cursor=listed.next_cursor))
+        every.append(listed.items)
+    assert sorted(s.id for items in every for s in items) == sorted([kept.id, damaged.id])

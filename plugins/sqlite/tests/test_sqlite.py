@@ -430,7 +430,7 @@ async def test_a_damaged_row_is_a_clear_error_and_the_rest_still_reads(
         damaged_session = f"session {bad.id!r} of tenant 'default' is damaged in the database: "
         if where == "session":
             assert [s.id for s in listed.items] == [good.id]
-            (warning,) = [r.getMessage() for r in caplog.records if r.name == "threadline.sqlite"]
+            (warning,) = [r.getMessage() for r in caplog.records if r.name == "threadline.storage"]
             assert warning.startswith(damaged_session) and warning.endswith("; left out of the listing")
         else:
             assert {s.id for s in listed.items} == {good.id, bad.id}

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 from attrs import field, frozen
@@ -18,27 +17,43 @@ if TYPE_CHECKING:
     from threadline.plugin import Register
     from threadline_postgres.storage import PostgresStorage
 
-__all__ = ["PostgresConfig", "make_storage", "redacted"]
+__all__ = ["PostgresConfig", "make_storage", "password_of", "redacted"]
 
-#: a schema name threadline writes into its statements as it is: lower case, digits, _
+#: PostgreSQL's longest statement_timeout (its milliseconds are a 32-bit integer)
+MOST_SECONDS = 2_147_483.0
+#: a schema name threadline writes into its statements (quoted): lower case, digits, _
 SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
+#: the password of a URL DSN: all between the user's ``:`` and the last ``@`` before the host
+_URL_PASSWORD = re.compile(r"^(?P<start>[a-z]+://[^:/@]*):(?P<password>.*)@(?=[^@]*$)", re.DOTALL)
+
+
 def redacted(dsn: str) -> str:
-    """``dsn`` with its password, if any, as ``***``: what errors and logs may show."""
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return re.sub(r"(password\s*=\s*)\S+", r"\1***", dsn)  # a key=value DSN
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    """``dsn`` with its password, if any, as ``***``: what errors and logs may show. Read
+    as text, not parsed: a password with ``/``, ``#``, ``?`` or ``@`` that is not
+    percent-encoded is hidden too."""
+    return _URL_PASSWORD.sub(r"\g<start>:***@", dsn, count=1)
+
+
+def password_of(dsn: str) -> str | None:
+    """The password of ``dsn`` as written in it, to take out of a driver's error text."""
+    match = _URL_PASSWORD.match(dsn)
+    return match["password"] if match and match["password"] else None
+
+
+def _url(_instance: object, _attribute: object, dsn: str) -> None:
+    if not dsn.startswith(("postgresql://", "postgres://")):
+        raise ValueError(
+            "dsn must be a postgresql://user:password@host:port/database URL (asyncpg reads no key=value form)"
+        )
 
 
 def _schema_name(_instance: object, _attribute: object, schema: str) -> None:
-    if not SCHEMA_NAME.fullmatch(schema):
+    if not SCHEMA_NAME.fullmatch(schema) or schema.startswith("pg_"):
         raise ValueError(
             f"schema {schema!r} is not a plain name; use lower-case letters, digits and _ "
-            "(at most 63, not starting with a digit)"
+            "(at most 63, not starting with a digit or pg_)"
         )
 
 
@@ -46,8 +61,9 @@ def _schema_name(_instance: object, _attribute: object, schema: str) -> None:
 class PostgresConfig:
     """``[storage]`` settings when ``backend = "postgres"``.
 
-    :param dsn: the server, as a ``postgresql://user:password@host:port/database`` URL (or
-        ``key=value`` pairs); its password is never shown in a repr, an error or a log.
+    :param dsn: the server, as a ``postgresql://user:password@host:port/database`` URL
+        (percent-encode a password with ``/``, ``#``, ``?``, ``@`` or ``:`` in it); its
+        password is never shown in a repr, an error or a log.
     :param schema: the PostgreSQL schema threadline's tables live in, made when missing.
     :param min_size: connections the pool keeps open.
     :param max_size: connections the pool opens at most: how many operations run at once.
@@ -58,11 +74,13 @@ class PostgresConfig:
         and only the messages added since are read.
     """
 
-    dsn: str = field(default="postgresql://127.0.0.1:5432/threadline", repr=False)
+    dsn: str = field(default="postgresql://127.0.0.1:5432/threadline", repr=False, validator=_url)
     schema: str = field(default="threadline", validator=_schema_name)
     min_size: int = field(default=2, validator=[attrs.validators.ge(0), attrs.validators.le(1000)])
     max_size: int = field(default=10, validator=[attrs.validators.ge(1), attrs.validators.le(1000)])
-    statement_timeout: float = field(default=30.0, validator=[attrs.validators.ge(0), finite])
+    statement_timeout: float = field(
+        default=30.0, validator=[finite, attrs.validators.ge(0), attrs.validators.le(MOST_SECONDS)]
+    )
     history_cache: int = field(default=20_000, validator=attrs.validators.ge(0))
 
     def __attrs_post_init__(self) -> None:

@@ -10,7 +10,7 @@ from threadline.plugin import DataFormatError
 if TYPE_CHECKING:
     import asyncpg
 
-# Each entry moves the schema from version i to i + 1; ``{s}`` is the schema's name. Never
+# Each entry moves the schema from version i to i + 1; ``{s}`` is the schema's name, quoted. Never
 # edit a released entry: add one.
 MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     # 1: sessions, one row per message, turn leases. A session's counts and token totals are
@@ -70,6 +70,9 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "ALTER TABLE {s}.sessions ADD COLUMN messages_rev bigint NOT NULL "
         "DEFAULT floor(random() * 1000000000000)::bigint",
     ),
+    # 3: a message's rare fields are JSON text, as its parts are: JSONB cannot hold a NUL
+    # character or a lone surrogate, which a pasted text or a tool's output may have
+    ("ALTER TABLE {s}.messages ALTER COLUMN extra TYPE text USING extra::text",),
 )
 VERSION: Final = len(MIGRATIONS)
 
@@ -77,11 +80,12 @@ VERSION: Final = len(MIGRATIONS)
 async def migrate(connection: asyncpg.Connection, schema: str) -> int:
     """Bring ``schema`` to :data:`VERSION`, making it when missing; return the version it
     was at. A schema of a newer threadline-postgres is refused untouched."""
+    quoted = f'"{schema}"'  # a plain name (checked), quoted: a keyword is a name too
     async with connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"threadline_postgres:{schema}")
-        await connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        await connection.execute(f"CREATE TABLE IF NOT EXISTS {schema}.schema_version (version integer NOT NULL)")
-        found = await connection.fetchval(f"SELECT max(version) FROM {schema}.schema_version") or 0
+        await connection.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
+        await connection.execute(f"CREATE TABLE IF NOT EXISTS {quoted}.schema_version (version integer NOT NULL)")
+        found = await connection.fetchval(f"SELECT max(version) FROM {quoted}.schema_version") or 0
         if found > VERSION:
             raise DataFormatError(
                 f"schema {schema!r} is at version {found}, newer than this threadline-postgres knows ({VERSION}); "
@@ -89,8 +93,8 @@ async def migrate(connection: asyncpg.Connection, schema: str) -> int:
             )
         for version in range(found, VERSION):
             for statement in MIGRATIONS[version]:
-                await connection.execute(statement.format(s=schema))
+                await connection.execute(statement.format(s=quoted))
         if found < VERSION:
-            await connection.execute(f"DELETE FROM {schema}.schema_version")
-            await connection.execute(f"INSERT INTO {schema}.schema_version VALUES ($1)", VERSION)
+            await connection.execute(f"DELETE FROM {quoted}.schema_version")
+            await connection.execute(f"INSERT INTO {quoted}.schema_version VALUES ($1)", VERSION)
     return int(found)

@@ -9,9 +9,9 @@ import asyncio
 import contextlib
 import functools
 import json
+import re
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Final, ParamSpec, TypeVar
-from urllib.parse import urlsplit
 
 import asyncpg
 import attrs
@@ -35,6 +35,7 @@ from threadline.plugin import (
     Usage,
     dump_parts,
     dumps,
+    listed_sessions,
     load,
     load_parts,
     make_cursor,
@@ -45,7 +46,7 @@ from threadline.plugin import (
     unchecked_constructor,
     utcnow,
 )
-from threadline_postgres import PostgresConfig, redacted
+from threadline_postgres import PostgresConfig, password_of, redacted
 from threadline_postgres.schema import migrate
 
 SESSION_COLUMNS: Final = (
@@ -65,6 +66,7 @@ _GONE = (
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
 )
+_TRANSLATED = (*_GONE, asyncpg.QueryCanceledError)  # said again in threadline's words
 
 
 def _settled(write: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
@@ -96,8 +98,9 @@ class PostgresStorage:
         self._pool: asyncpg.Pool | None = None
         history = self.config.history_cache
         self._cache = HistoryCache(history) if history else None
-        s = self.config.schema
-        self._sql = _Statements(s)
+        #: the schema's name as statements write it: quoted (a keyword is a name too)
+        self.schema = f'"{self.config.schema}"'
+        self._sql = _Statements(self.schema)
 
     def __repr__(self) -> str:
         return f"PostgresStorage({redacted(self.config.dsn)!r}, schema={self.config.schema!r})"
@@ -107,7 +110,7 @@ class PostgresStorage:
     async def open(self) -> None:
         config = self.config
         settings = {
-            "statement_timeout": str(int(config.statement_timeout * 1000)),
+            "statement_timeout": str(max(1, round(config.statement_timeout * 1000)) if config.statement_timeout else 0),
             "application_name": f"threadline {config.schema}",  # in pg_stat_activity
         }
         try:
@@ -129,13 +132,23 @@ class PostgresStorage:
 
     def _translate(self, exc: BaseException) -> BaseException:
         """A driver's error as threadline's, never with the password in it."""
+        where = redacted(self.config.dsn)
         if isinstance(exc, _GONE):
-            where = redacted(self.config.dsn)
             return StorageUnavailable(f"PostgreSQL at {where} is not reachable: {_without_password(exc, self)}")
         if isinstance(exc, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError):
-            return StorageUnavailable(f"PostgreSQL at {redacted(self.config.dsn)} refused the login: {exc}")
+            return StorageUnavailable(f"PostgreSQL at {where} refused the login: {exc}")
         if isinstance(exc, asyncpg.InvalidCatalogNameError):
-            return StorageUnavailable(f"PostgreSQL at {redacted(self.config.dsn)}: {exc}; create the database first")
+            return StorageUnavailable(f"PostgreSQL at {where}: {exc}; create the database first")
+        if isinstance(exc, asyncpg.QueryCanceledError):
+            return StorageUnavailable(
+                f"PostgreSQL at {where} stopped a statement that ran past statement_timeout "
+                f"({self.config.statement_timeout:g} s): {exc}"
+            )
+        if isinstance(exc, ValueError | TypeError):  # asyncpg cannot read the DSN; its words may hold the password
+            return StorageUnavailable(
+                f"cannot read the dsn {where}: percent-encode a password with / # ? @ : or a space in it "
+                f"(as %2F %23 %3F %40 %3A %20)"
+            )
         return exc
 
     @property
@@ -151,10 +164,12 @@ class PostgresStorage:
                 try:
                     return await getattr(connection, method)(*arguments)
                 except _GONE:
-                    connection.terminate()  # the pool opens a new one in its place
+                    _drop(connection)
                     raise
-        except _GONE as exc:
+        except _TRANSLATED as exc:
             raise self._translate(exc) from None
+        except asyncpg.DataError as exc:
+            raise _unstorable(exc) from None
 
     # -- sessions -----------------------------------------------------------------------
 
@@ -182,7 +197,7 @@ class PostgresStorage:
             updated = next_version(_session_from_row(row), session)
             await connection.execute(
                 self._sql.update_session, updated.tenant, updated.id, updated.user_id, updated.status.value,
-                updated.updated_at, updated.version, dumps(updated),
+                updated.updated_at, updated.version, _storable(dumps(updated)),
             )  # fmt: skip
         return updated
 
@@ -194,8 +209,9 @@ class PostgresStorage:
     async def list_sessions(self, query: SessionQuery) -> SessionPage:
         sql, parameters = self.listing(query)
         rows = await self._run("fetch", sql, *parameters)
-        items = tuple(_session_from_row(row) for row in rows[: query.limit])
-        return SessionPage(items, make_cursor(items[-1]) if len(rows) > query.limit else None)
+        page = rows[: query.limit]
+        items = listed_sessions(page, _session_from_row)
+        return SessionPage(items, make_cursor(_listed(page[-1])) if len(rows) > query.limit else None)
 
     def listing(self, query: SessionQuery) -> tuple[str, list[Any]]:
         """The statement of a listing and its parameters: one more row than a page, to know
@@ -222,7 +238,7 @@ class PostgresStorage:
             condition("(updated_at, id) < (?, ?)", updated_at, last_id)
         parameters.append(query.limit + 1)
         sql = (
-            f"SELECT {SESSION_COLUMNS} FROM {self.config.schema}.sessions WHERE {' AND '.join(where)} "
+            f"SELECT {SESSION_COLUMNS} FROM {self.schema}.sessions WHERE {' AND '.join(where)} "
             f"ORDER BY updated_at DESC, id DESC LIMIT ${len(parameters)}"
         )
         return sql, parameters
@@ -322,12 +338,22 @@ class PostgresStorage:
     async def set_message_status(
         self, tenant: str, session_id: str, seq: int, status: str, error: str | None = None
     ) -> None:
-        marked = await self._run(
-            "execute", self._sql.set_status, tenant, session_id, seq, MessageStatus(status).value, error
-        )
-        if marked == "UPDATE 0":
-            await self._require_session(tenant, session_id)
-            raise StorageConflict(f"session {session_id!r} has no message {seq}")
+        """The status and error of message ``seq``, and the session's revision moved, in one
+        transaction, so that no reader caches a history between the two."""
+        status = MessageStatus(status).value
+        async with self._transaction() as connection:
+            row = await connection.fetchrow(self._sql.extra_for_update, tenant, session_id, seq)
+            if row is None:
+                if await connection.fetchval(self._sql.message_count, tenant, session_id) is None:
+                    raise SessionNotFound(session_id, tenant)
+                raise StorageConflict(f"session {session_id!r} has no message {seq}")
+            extra = json.loads(row["extra"]) if row["extra"] is not None else {}
+            extra.pop("error", None)
+            if error is not None:
+                extra["error"] = error
+            stored = _storable(json.dumps(extra, ensure_ascii=False, separators=(",", ":"))) if extra else None
+            await connection.execute(self._sql.set_status, tenant, session_id, seq, status, stored)
+            await connection.execute(self._sql.move_revision, tenant, session_id)
 
     # -- turn leases ----------------------------------------------------------------------
 
@@ -356,7 +382,7 @@ class PostgresStorage:
 
     async def export_records(self, tenant: str | None = None) -> AsyncIterator[SessionRecord | Message]:
         """Every session and its messages, from one snapshot of the database."""
-        schema = self.config.schema
+        schema = self.schema
         where, parameters = ("WHERE tenant = $1", [tenant]) if tenant is not None else ("", [])
         try:
             async with self.pool.acquire() as connection, connection.transaction(isolation="repeatable_read"):
@@ -376,7 +402,7 @@ class PostgresStorage:
     async def import_records(self, records: AsyncIterable[SessionRecord | Message]) -> int:
         """All of ``records`` in one transaction, or, when one is wrong, none."""
         async with self._transaction() as connection:
-            return await _Importer(connection, self.config.schema).run(records)
+            return await _Importer(connection, self.config.schema, self.schema).run(records)
 
     # -- transactions ---------------------------------------------------------------------
 
@@ -389,10 +415,12 @@ class PostgresStorage:
                     async with connection.transaction():
                         yield connection
                 except _GONE:
-                    connection.terminate()  # the pool opens a new one in its place
+                    _drop(connection)
                     raise
-        except _GONE as exc:
+        except _TRANSLATED as exc:
             raise self._translate(exc) from None
+        except asyncpg.DataError as exc:
+            raise _unstorable(exc) from None
 
 
 @attrs.define
@@ -403,6 +431,7 @@ class _Importer:
 
     connection: asyncpg.Connection
     schema: str
+    quoted: str
     current: SessionRecord | None = None
     messages: list[Message] = attrs.Factory(list)
     session_rows: list[tuple[Any, ...]] = attrs.Factory(list)
@@ -443,7 +472,7 @@ class _Importer:
         """The sessions so far, then their messages (which refer to them)."""
         tenants, ids = [row[0] for row in self.session_rows], [row[1] for row in self.session_rows]
         existing = await self.connection.fetchval(
-            f"SELECT s.id FROM {self.schema}.sessions s JOIN unnest($1::text[], $2::text[]) AS n(tenant, id) "
+            f"SELECT s.id FROM {self.quoted}.sessions s JOIN unnest($1::text[], $2::text[]) AS n(tenant, id) "
             "ON s.tenant = n.tenant AND s.id = n.id LIMIT 1",
             tenants,
             ids,
@@ -498,7 +527,7 @@ class _Statements:
             INSERT INTO {s}.messages (tenant, session_id, {MESSAGE_COLUMNS})
             SELECT $1, $2, m.* FROM unnest(
                 $10::int[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::text[], $16::text[],
-                $17::jsonb[]
+                $17::text[]
             ) AS m WHERE EXISTS (SELECT 1 FROM counted)"""
         self.messages_after = (
             f"SELECT {MESSAGE_COLUMNS} FROM {s}.messages WHERE tenant = $1 AND session_id = $2 AND seq > $3 "
@@ -508,17 +537,13 @@ class _Statements:
             f"SELECT {MESSAGE_COLUMNS} FROM {s}.messages WHERE tenant = $1 AND session_id = $2 AND seq > $3 "
             "ORDER BY seq DESC LIMIT $4"
         )
-        # the session's revision moves with the status, in the same statement, so that no
-        # reader caches a history between the two
-        self.set_status = (
-            f"WITH moved AS (UPDATE {s}.sessions SET messages_rev = messages_rev + 1 "
-            "WHERE tenant = $1 AND id = $2 AND EXISTS ("
-            f"SELECT 1 FROM {s}.messages WHERE tenant = $1 AND session_id = $2 AND seq = $3) RETURNING 1) "
-            f"UPDATE {s}.messages SET status = $4, extra = nullif("
-            "(coalesce(extra, '{}'::jsonb) - 'error') || "
-            "CASE WHEN $5::text IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('error', $5::text) END, "
-            "'{}'::jsonb) WHERE tenant = $1 AND session_id = $2 AND seq = $3 AND EXISTS (SELECT 1 FROM moved)"
+        self.extra_for_update = (
+            f"SELECT extra FROM {s}.messages WHERE tenant = $1 AND session_id = $2 AND seq = $3 FOR UPDATE"
         )
+        self.set_status = (
+            f"UPDATE {s}.messages SET status = $4, extra = $5 WHERE tenant = $1 AND session_id = $2 AND seq = $3"
+        )
+        self.move_revision = f"UPDATE {s}.sessions SET messages_rev = messages_rev + 1 WHERE tenant = $1 AND id = $2"
         self.revision = f"SELECT message_count, messages_rev FROM {s}.sessions WHERE tenant = $1 AND id = $2"
         self.history_and_revision = (
             f"SELECT m.seq, m.id, m.role, m.status, m.created_at, m.text, m.parts, m.extra, s.messages_rev "
@@ -542,14 +567,23 @@ class _Statements:
 # -- rows ---------------------------------------------------------------------------------
 
 
+def _unstorable(exc: asyncpg.DataError) -> DataFormatError:
+    return DataFormatError(
+        f"PostgreSQL cannot store this: {exc}; an id, a tenant or a user with a NUL character in it cannot be stored"
+    )
+
+
+def _drop(connection: Any) -> None:
+    """Close a connection whose server went away, so that the pool opens a new one in its
+    place (the pool may have let it go already)."""
+    with contextlib.suppress(asyncpg.InterfaceError):
+        connection.terminate()
+
+
 def _without_password(exc: BaseException, storage: PostgresStorage) -> str:
     text = str(exc) or type(exc).__name__
-    password = _password(storage.config.dsn)
+    password = password_of(storage.config.dsn)
     return text.replace(password, "***") if password else text
-
-
-def _password(dsn: str) -> str | None:
-    return urlsplit(dsn).password
 
 
 def _check_numbering(session_id: str, messages: Sequence[Message]) -> None:
@@ -578,7 +612,7 @@ def _session_row(session: SessionRecord) -> tuple[Any, ...]:
     return (
         session.tenant, session.id, session.user_id, session.status.value, session.updated_at, session.version,
         session.message_count, usage.input_tokens, usage.output_tokens, usage.cached_tokens, usage.cost,
-        dumps(session),
+        _storable(dumps(session)),
     )  # fmt: skip
 
 
@@ -596,21 +630,41 @@ def _session_from_row(row: Any) -> SessionRecord:
                 "cost": row["cost"],
             },
         )
-        return load(data, SessionRecord)
+        session = load(data, SessionRecord)
+        if (session.tenant, session.id) != (row["tenant"], row["id"]):
+            raise ValueError(f"its record names session {session.id!r} of tenant {session.tenant!r}")
+        return session
     except (ValueError, KeyError, TypeError, AttributeError, DataFormatError) as exc:
         raise DataFormatError(
             f"session {row['id']!r} of tenant {row['tenant']!r} is damaged in the database: {exc}"
         ) from None
 
 
+#: what a PostgreSQL text cannot hold: NUL, and a surrogate with no pair (not UTF-8)
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(json_text: str) -> str:
+    """JSON as PostgreSQL can store it: a NUL or a lone surrogate (only ever inside a JSON
+    string) written as its ``\\u`` escape, which reads back the same."""
+    return _UNSTORABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", json_text)
+
+
+def _listed(row: Any) -> SessionRecord:
+    """Where a listing goes on from: the last row's activity time and id, damaged or not."""
+    return SessionRecord(id=row["id"], tenant=row["tenant"], updated_at=row["updated_at"])
+
+
 def _message_row(message: Message) -> tuple[Any, ...]:
     parts = message.parts
     plain = len(parts) == 1 and type(parts[0]) is Text and not parts[0].provider_data
+    if plain and _UNSTORABLE.search(parts[0].text):  # type: ignore[union-attr]
+        plain = False  # kept as JSON, escaped
     extra = message_extra(message)
     return (
         message.seq, message.id, message.role.value, message.status.value, message.created_at,
-        parts[0].text if plain else None, None if plain else dump_parts(parts),  # type: ignore[union-attr]
-        None if extra is None else json.dumps(extra, ensure_ascii=False, separators=(",", ":")),
+        parts[0].text if plain else None, None if plain else _storable(dump_parts(parts)),  # type: ignore[union-attr]
+        None if extra is None else _storable(json.dumps(extra, ensure_ascii=False, separators=(",", ":"))),
     )  # fmt: skip
 
 
@@ -632,6 +686,8 @@ _NO_DATA: Final = FrozenDict()  # the empty metadata and provider_data of most r
 def _message_from_row(session_id: str, row: Any) -> Message:
     """A stored row as a Message, built without re-running the checks it passed when stored."""
     seq, message_id, role, status, created_at, text, parts_json, extra_json = row[:8]
+    if parts_json is None and text is None:
+        raise ValueError(f"message {seq} has neither text nor parts")
     parts = (_new_text(text=text, provider_data=_NO_DATA),) if parts_json is None else load_parts(parts_json)
     extra = json.loads(extra_json) if extra_json is not None else {}
     usage = extra.get("usage")

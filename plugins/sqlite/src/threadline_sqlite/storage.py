@@ -8,7 +8,6 @@ import contextlib
 import functools
 import itertools
 import json
-import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
@@ -40,6 +39,7 @@ from threadline.plugin import (
     Usage,
     dump_parts,
     dumps,
+    listed_sessions,
     load,
     load_parts,
     make_cursor,
@@ -62,8 +62,6 @@ from threadline_sqlite.schema import (
     migrate,
     readable_version,
 )
-
-log = logging.getLogger("threadline.sqlite")
 
 
 def _marks(count: int) -> str:
@@ -340,7 +338,7 @@ class SQLiteStorage:
             select = " UNION ALL ".join(f"{select} AND status = ?" for _ in SessionStatus)
             parameters = [value for status in SessionStatus for value in (*parameters, status.value)]
         rows = await self._read(f"{select} ORDER BY updated_us DESC, id DESC LIMIT ?", [*parameters, query.limit + 1])
-        items = _sessions_from_rows(rows[: query.limit])
+        items = listed_sessions(rows[: query.limit], _session_from_row)
         return SessionPage(items, make_cursor(items[-1]) if len(rows) > query.limit else None)
 
     async def delete_user(self, tenant: str, user_id: str) -> DeletedCounts:
@@ -655,17 +653,6 @@ def _session_from_row(row: Sequence[Any]) -> SessionRecord:
         return load(data, SessionRecord)
     except (ValueError, KeyError, IndexError, TypeError, AttributeError, DataFormatError) as exc:
         raise DataFormatError(f"session {row[1]!r} of tenant {row[0]!r} is damaged in the database: {exc}") from None
-
-
-def _sessions_from_rows(rows: Sequence[Sequence[Any]]) -> tuple[SessionRecord, ...]:
-    """The sessions of a listing; a damaged one is left out (and logged), not the listing."""
-    sessions = []
-    for row in rows:
-        try:
-            sessions.append(_session_from_row(row))
-        except DataFormatError as exc:
-            log.warning("%s; left out of the listing", exc)
-    return tuple(sessions)
 
 
 def _messages_from_rows(session_id: str, rows: Sequence[Sequence[Any]]) -> list[Message]:
