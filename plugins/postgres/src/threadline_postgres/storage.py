@@ -66,7 +66,8 @@ _GONE = (
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
 )
-_TRANSLATED = (*_GONE, asyncpg.QueryCanceledError)  # said again in threadline's words
+#: said again in threadline's words: the connection gone, a statement too long, a value unstorable
+_TRANSLATED = (*_GONE, asyncpg.QueryCanceledError, asyncpg.DataError)
 
 
 def _settled(write: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
@@ -144,6 +145,11 @@ class PostgresStorage:
                 f"PostgreSQL at {where} stopped a statement that ran past statement_timeout "
                 f"({self.config.statement_timeout:g} s): {exc}"
             )
+        if isinstance(exc, asyncpg.DataError):
+            return DataFormatError(
+                f"PostgreSQL cannot store this: {exc}; an id, a tenant or a user with a NUL character in it "
+                "cannot be stored"
+            )
         if isinstance(exc, ValueError | TypeError):  # asyncpg cannot read the DSN; its words may hold the password
             return StorageUnavailable(
                 f"cannot read the dsn {where}: percent-encode a password with / # ? @ : or a space in it "
@@ -168,8 +174,6 @@ class PostgresStorage:
                     raise
         except _TRANSLATED as exc:
             raise self._translate(exc) from None
-        except asyncpg.DataError as exc:
-            raise _unstorable(exc) from None
 
     # -- sessions -----------------------------------------------------------------------
 
@@ -419,8 +423,6 @@ class PostgresStorage:
                     raise
         except _TRANSLATED as exc:
             raise self._translate(exc) from None
-        except asyncpg.DataError as exc:
-            raise _unstorable(exc) from None
 
 
 @attrs.define
@@ -565,12 +567,6 @@ class _Statements:
 
 
 # -- rows ---------------------------------------------------------------------------------
-
-
-def _unstorable(exc: asyncpg.DataError) -> DataFormatError:
-    return DataFormatError(
-        f"PostgreSQL cannot store this: {exc}; an id, a tenant or a user with a NUL character in it cannot be stored"
-    )
 
 
 def _drop(connection: Any) -> None:
