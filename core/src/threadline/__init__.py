@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from threadline.backup import BackupHeader, backup_sessions, restore_sessions
     from threadline.config import Config, Defaults, MiddlewareSection, PluginsSection, StorageSection, Template
     from threadline.contracts import Provider, Storage, make_cursor, read_cursor
     from threadline.errors import (
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
         ConfigError,
         ContextTooLong,
         DataFormatError,
+        MigrationIncomplete,
         PluginError,
         ProviderError,
         ProviderUnavailable,
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from threadline.hookspecs import hookimpl
     from threadline.manager import SessionManager
     from threadline.middleware import Call, Middleware, Turn
+    from threadline.migrate import MigrationReport, migrate_sessions
     from threadline.model import (
         CallOptions,
         Capabilities,
@@ -64,20 +67,23 @@ if TYPE_CHECKING:
     from threadline.plugins import PluginManager, critical, get_plugin_manager
     from threadline.registry import NoConfig
     from threadline.session import Session
+    from threadline.tally import Tally
     from threadline.tools import Tool, tool
 
 #: where each public name lives: module -> names
 _MODULES = {
+    "threadline.backup": "BackupHeader backup_sessions restore_sessions",
     "threadline.config": "Config Defaults MiddlewareSection PluginsSection StorageSection Template",
     "threadline.contracts": "Provider Storage make_cursor read_cursor",
     "threadline.errors": (
         "AuthenticationError BadCursor BadRequest ConfigError ContextTooLong DataFormatError "
-        "PluginError ProviderError ProviderUnavailable RateLimited SessionArchived SessionNotFound "
+        "MigrationIncomplete PluginError ProviderError ProviderUnavailable RateLimited SessionArchived SessionNotFound "
         "StorageConflict StorageError StorageUnavailable ThreadlineError ToolError"
     ),
     "threadline.hookspecs": "hookimpl",
     "threadline.manager": "SessionManager",
     "threadline.middleware": "Call Middleware Turn",
+    "threadline.migrate": "MigrationReport migrate_sessions",
     "threadline.model": (
         "CallOptions Capabilities DeletedCounts Done Event File Image Message "
         "MessageStatus Part Request Response Role SessionPage SessionQuery SessionRecord "
@@ -87,6 +93,7 @@ _MODULES = {
     "threadline.plugins": "PluginManager critical get_plugin_manager",
     "threadline.registry": "NoConfig",
     "threadline.session": "Session",
+    "threadline.tally": "Tally",
     "threadline.tools": "Tool tool",
 }
 _EXPORTS = {name: module for module, names in _MODULES.items() for name in names.split()}
@@ -114,13 +121,15 @@ if not TYPE_CHECKING:  # so that type checkers see only the names imported above
 
 
 __all__ = [
-    "AuthenticationError", "BadCursor", "BadRequest", "Call", "CallOptions", "Capabilities", "Config",
+    "AuthenticationError", "BackupHeader", "BadCursor", "BadRequest", "Call", "CallOptions", "Capabilities", "Config",
     "ConfigError", "ContextTooLong", "DataFormatError", "Defaults", "DeletedCounts", "Done", "Event", "File", "Image",
-    "Message", "MessageStatus", "Middleware", "MiddlewareSection", "NoConfig", "Part", "PluginError",
+    "Message", "MessageStatus", "Middleware", "MiddlewareSection", "MigrationIncomplete", "MigrationReport",
+    "NoConfig", "Part", "PluginError",
     "PluginManager", "PluginsSection", "Provider", "ProviderError", "ProviderUnavailable", "RateLimited",
     "Request", "Response", "Role", "Session", "SessionArchived", "SessionManager", "SessionNotFound", "SessionPage",
     "SessionQuery", "SessionRecord", "SessionStatus", "Storage", "StorageConflict", "StorageError",
-    "StorageSection", "StorageUnavailable", "StreamAssembler", "Template", "Text", "TextDelta",
+    "StorageSection", "StorageUnavailable", "StreamAssembler", "Tally", "Template", "Text", "TextDelta",
     "ThreadlineError", "Tool", "ToolCall", "ToolCallDelta", "ToolError", "ToolResult", "ToolSpec", "Turn", "Usage",
-    "__version__", "critical", "get_plugin_manager", "hookimpl", "make_cursor", "read_cursor", "tool",
+    "__version__", "backup_sessions", "critical", "get_plugin_manager", "hookimpl", "make_cursor",
+    "migrate_sessions", "read_cursor", "restore_sessions", "tool",
 ]  # fmt: skip

@@ -26,6 +26,7 @@ from threadline.plugins import PluginManager, get_plugin_manager
 
 if TYPE_CHECKING:
     from threadline.manager import SessionManager
+    from threadline.migrate import MigrationReport
     from threadline.model import Message, SessionRecord
 
 T = TypeVar("T")
@@ -542,6 +543,172 @@ async def import_(manager: SessionManager, path: str) -> None:
     """Import a JSON-lines export: all of it, or nothing if any line is bad."""
     count = await manager.import_jsonl(path)
     click.echo(f"imported {count} records")
+
+
+@sessions.command()
+@click.argument("path", type=click.Path(dir_okay=False, writable=True))
+@click.option("--tenant", metavar="NAME", type=TEXT, help="Only this tenant's sessions [default: every tenant's].")
+@with_manager
+async def backup(manager: SessionManager, path: str, tenant: str | None) -> None:
+    """Back up the sessions and messages as stored, to one gzip-compressed file.
+
+    The file's first line says how many sessions and messages follow and their checksum;
+    `threadline sessions restore PATH` checks them. It appears under PATH only once whole.
+    A backup of one storage restores into any other."""
+    from threadline.backup import backup_sessions
+
+    header = await backup_sessions(manager.storage, path, tenant=tenant)
+    click.echo(f"backed up {header.describe()} to {path}")
+
+
+@sessions.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@with_manager
+async def restore(manager: SessionManager, path: str) -> None:
+    """Restore a backup that `threadline sessions backup` wrote: all of it, once its counts
+    and checksum are found to match, or nothing. A session the storage has already is not
+    overwritten: the restore stops, and nothing is restored."""
+    from threadline.backup import restore_sessions
+
+    header = await restore_sessions(manager.storage, path)
+    click.echo(f"restored {header.describe()} from {path}")
+
+
+# ---------------------------------------------------------------------------
+# migrate
+# ---------------------------------------------------------------------------
+
+
+class _Setting(_Text):
+    """``KEY=VALUE``: a storage setting given on the command line; the value read as TOML
+    when it is a TOML value (``5``, ``true``, ``"text"``), else as text."""
+
+    name = "key=value"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        import tomllib
+
+        key, sep, raw = super().convert(value, param, ctx).partition("=")
+        if not sep or not key.strip():
+            self.fail(f"{value!r} is not KEY=VALUE (path=chats.db, say)", param, ctx)
+        try:
+            return key.strip(), tomllib.loads(f"value = {raw}")["value"]
+        except tomllib.TOMLDecodeError:
+            return key.strip(), raw
+
+
+def _side_options(side: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """``--{side}``, ``--{side}-backend`` and ``--{side}-setting``: one side of a migration."""
+    storage = "the source" if side == "from" else "the target"
+
+    def add(function: Callable[..., T]) -> Callable[..., T]:
+        for option in reversed([
+            click.option(f"--{side}", f"{side}_config", metavar="CONFIG",
+                         type=click.Path(exists=True, dir_okay=False),
+                         help=f"Config file whose [storage] is {storage}."),
+            click.option(f"--{side}-backend", f"{side}_backend", metavar="NAME", type=TEXT,
+                         help=f"Storage backend of {storage}, instead of --{side} (see `threadline plugins`)."),
+            click.option(f"--{side}-setting", f"{side}_settings", metavar="KEY=VALUE", type=_Setting(),
+                         multiple=True, help=f"A [storage] setting of --{side}-backend; repeat for each."),
+        ]):  # fmt: skip
+            function = option(function)
+        return function
+
+    return add
+
+
+@cli.command()
+@_side_options("from")
+@_side_options("to")
+@click.option("--tenant", metavar="NAME", type=TEXT, help="Only this tenant's sessions [default: every tenant's].")
+def migrate(
+    from_config: str | None,
+    from_backend: str | None,
+    from_settings: tuple[tuple[str, Any], ...],
+    to_config: str | None,
+    to_backend: str | None,
+    to_settings: tuple[tuple[str, Any], ...],
+    tenant: str | None,
+) -> None:
+    """Copy every session and message from one storage to another, any backend to any other.
+
+    \b
+    threadline migrate --from old.toml --to new.toml
+    threadline migrate --from-backend sqlite --from-setting path=chats.db \\
+        --to-backend postgres --to-setting dsn=postgresql://db.internal/threadline
+
+    The records move as stored (no middleware runs). A progress bar shows sessions and messages
+    on a terminal. At the end the sessions are read back from the target, and their counts and
+    checksum compared with what was read. Interrupted, run it again: sessions the target has
+    already, the same, are skipped. A session the target has with other contents is not
+    overwritten: it is named, and the exit status is 1. The --config file is not used.
+    """
+    import asyncio
+
+    sides = [("from", from_config, from_backend, from_settings), ("to", to_config, to_backend, to_settings)]
+    for side in sides:  # both sides' options, before either storage is looked up
+        _check_side(*side)
+    source, target = (_migration_side(*side) for side in sides)
+    asyncio.run(_migrate(source, target, tenant))
+
+
+def _check_side(side: str, config_path: str | None, backend: str | None, settings: tuple[tuple[str, Any], ...]) -> None:
+    which = "the source" if side == "from" else "the target"
+    if config_path is None and backend is None:
+        raise click.UsageError(f"name {which} with --{side} CONFIG or --{side}-backend NAME")
+    if config_path is not None and backend is not None:
+        raise click.UsageError(f"name {which} with --{side} CONFIG or --{side}-backend NAME, not both")
+    if config_path is not None and settings:
+        raise click.UsageError(f"--{side}-setting goes with --{side}-backend; --{side} CONFIG has its settings")
+
+
+def _migration_side(
+    side: str, config_path: str | None, backend: str | None, settings: tuple[tuple[str, Any], ...]
+) -> tuple[SessionManager, str]:
+    """The manager of one side of a migration, holding only its storage, and how to name it."""
+    from threadline.manager import SessionManager
+
+    try:
+        if config_path is not None:
+            config = Config.load(config_path)
+        else:
+            config = Config.from_dict({"storage": {"backend": backend, **dict(settings)}})
+        storage_only = Config(storage=config.storage, plugins=config.plugins, path=config.path)
+        manager = SessionManager(storage_only, plugin_manager=get_plugin_manager(disable=config.plugins.disable))
+    except ConfigError as exc:
+        if exc.file is not None:
+            raise
+        option = f"--{side}-backend" if exc.key == "storage.backend" else f"--{side}-setting"
+        raise click.UsageError(f"{option}: {exc.reason}") from None
+    if manager.storage_backend == "memory":
+        raise click.UsageError(f"--{side}: the memory storage keeps nothing between runs; name a storage that persists")
+    return manager, f"{manager.storage_backend} ({config_path or f'--{side}-backend'})"
+
+
+async def _migrate(source: tuple[SessionManager, str], target: tuple[SessionManager, str], tenant: str | None) -> None:
+    from threadline.errors import MigrationIncomplete
+    from threadline.migrate import count_sessions, migrate_sessions
+    from threadline.progress import MigrationProgress
+
+    (source_manager, source_name), (target_manager, target_name) = source, target
+    async with source_manager as reading, target_manager as writing:
+        totals = None if tenant is None else await count_sessions(reading.storage, tenant)
+        try:
+            with MigrationProgress(totals) as progress:
+                report = await migrate_sessions(reading.storage, writing.storage, tenant=tenant, on_progress=progress)
+        except MigrationIncomplete as exc:
+            _say_migrated(exc.report, source_name, target_name)
+            raise
+    _say_migrated(report, source_name, target_name)
+
+
+def _say_migrated(report: MigrationReport, source: str, target: str) -> None:
+    click.echo(f"read {report.read.sessions:,} sessions, {report.read.messages:,} messages from {source}")
+    click.echo(
+        f"copied {report.copied.sessions:,} sessions, {report.copied.messages:,} messages to {target}; "
+        f"{report.already_there:,} sessions were there already"
+    )
+    click.echo(f"verified in the target: {report.verified.describe()}")
 
 
 # ---------------------------------------------------------------------------

@@ -3,6 +3,11 @@ catch ``threadline.RateLimited`` whichever provider they talk to."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from threadline.migrate import MigrationReport
+
 
 class ThreadlineError(Exception):
     """Base of every error threadline raises on purpose."""
@@ -115,3 +120,25 @@ class StorageConflict(StorageError):
 
 class StorageUnavailable(StorageError):
     """The storage backend could not be reached or opened."""
+
+
+class MigrationIncomplete(StorageError):
+    """A migration copied what it could, but some sessions differ in the target or what was
+    read back does not match what was read: ``report`` says which."""
+
+    def __init__(self, report: MigrationReport) -> None:
+        self.report = report
+        problems = []
+        if report.differing:
+            shown = ", ".join(f"{session_id!r} (tenant {tenant!r})" for tenant, session_id in report.differing[:5])
+            more = f" and {len(report.differing) - 5} more" if len(report.differing) > 5 else ""
+            problems.append(
+                f"the target has {len(report.differing)} of the sessions with other contents, not overwritten: "
+                f"{shown}{more}; delete them from the target and run again to copy them"
+            )
+        if report.verified != report.expected:
+            problems.append(
+                f"the target holds {report.verified.describe()} of what was read as "
+                f"{report.expected.describe()}; run the migration again to copy what is missing"
+            )
+        super().__init__("; ".join(problems))

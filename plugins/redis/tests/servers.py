@@ -3,7 +3,6 @@ the machine's shared server (flushing scripts, restarts, a cluster)."""
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import socket
@@ -11,8 +10,9 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
 import redis
+
+from threadline.testing import server_missing
 
 
 def free_port() -> int:
@@ -31,9 +31,7 @@ def free_port() -> int:
 def redis_server_binary() -> str:
     binary = shutil.which("redis-server")
     if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is not installed")
-        pytest.skip("redis-server is not installed")
+        server_missing("redis-server is not installed")
     return binary
 
 

@@ -18,6 +18,7 @@ from threadline.testing.provider_contract import (
     tool_conversation,
 )
 from threadline.testing.recorder import EventRecorder
+from threadline.testing.services import server_missing
 from threadline.testing.shared_storage_contract import SharedStorageContract
 from threadline.testing.storage_contract import StorageContract
 from threadline.testing.user_dirs import isolated_user_dirs
@@ -34,5 +35,6 @@ __all__ = [
     "StorageContract",
     "collect",
     "isolated_user_dirs",
+    "server_missing",
     "tool_conversation",
 ]

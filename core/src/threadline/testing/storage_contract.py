@@ -551,6 +551,21 @@ class StorageContract:
         kept = await storage.get_messages("default", clash.id)
         assert [m.text for m in kept] == ([] if loser is imported else ["x"])
 
+    async def test_an_import_whose_records_fail_part_way_writes_nothing(self, storage: Storage) -> None:
+        first, second = make_session(), make_session()
+
+        async def breaking_off() -> AsyncIterator[SessionRecord | Message]:
+            records: list[SessionRecord | Message] = [first, *make_messages(first, ["q", "a"]), second]
+            for record in records:
+                yield record
+            raise DataFormatError("the file broke off")  # as a restore does when a checksum is wrong
+
+        with pytest.raises(DataFormatError, match="broke off"):
+            await storage.import_records(breaking_off())
+        for session in (first, second):
+            with not_found("default", session.id):
+                await storage.get_session("default", session.id)
+
     async def test_import_is_all_or_nothing(self, storage: Storage) -> None:
         existing = await storage.create_session(make_session())
         fresh = make_session()

@@ -1,0 +1,143 @@
+"""A storage's sessions in one compressed file, checked when it is restored: what
+``threadline sessions backup`` and ``threadline sessions restore`` run.
+
+A backup is gzip-compressed JSON lines. The first line is the :class:`BackupHeader`: the
+counts and checksum (:class:`~threadline.tally.Tally`) of the records that follow, one per
+line as ``threadline sessions export`` writes them. The header is compressed on its own, as
+a gzip member ahead of the records' (``zcat`` and every gzip reader read the two as one
+text), so it is written once the records are, and read first.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import zlib
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Final
+
+from attrs import frozen
+
+from threadline.contracts import Storage
+from threadline.errors import DataFormatError, StorageConflict
+from threadline.model import Message, SessionRecord, dump_record, dumps, load_record, loads, utcnow
+from threadline.tally import Tally
+
+KIND: Final = "threadline-backup"
+
+
+@frozen
+class BackupHeader:
+    """The first line of a backup.
+
+    :ivar kind: always ``"threadline-backup"``: what the file is.
+    :ivar tenant: the tenant backed up; ``None``: every tenant.
+    :ivar sessions: how many sessions follow.
+    :ivar messages: how many messages follow.
+    :ivar checksum: :attr:`Tally.checksum` of the records that follow.
+    :ivar created_at: when the backup began.
+    """
+
+    kind: str
+    tenant: str | None
+    sessions: int
+    messages: int
+    checksum: str
+    created_at: datetime
+
+    def matches(self, tally: Tally) -> bool:
+        return (self.sessions, self.messages, self.checksum) == (tally.sessions, tally.messages, tally.checksum)
+
+    def describe(self) -> str:
+        return f"{self.sessions:,} sessions, {self.messages:,} messages, checksum {self.checksum}"
+
+
+async def backup_sessions(storage: Storage, path: str | os.PathLike[str], *, tenant: str | None = None) -> BackupHeader:
+    """Write every session of ``tenant`` (``None``: of every tenant) in ``storage`` and its
+    messages, as stored, to a backup at ``path``. The file appears under its name only once
+    it is whole: a backup that fails half way leaves nothing that looks like one."""
+    target = Path(path)
+    records, partial = (target.with_name(f".{target.name}.{os.getpid()}.{part}") for part in ("records", "partial"))
+    try:
+        began, tally = utcnow(), Tally()
+        with gzip.open(records, "wt", encoding="utf-8", compresslevel=6) as out:
+            async for record in storage.export_records(tenant):
+                tally.add(record)
+                out.write(dump_record(record) + "\n")
+        header = BackupHeader(KIND, tenant, tally.sessions, tally.messages, tally.checksum, began)
+        with partial.open("wb") as out, records.open("rb") as body:
+            out.write(gzip.compress((dumps(header) + "\n").encode("utf-8"), mtime=0))
+            shutil.copyfileobj(body, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, target)
+        return header
+    finally:
+        records.unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
+
+
+async def restore_sessions(storage: Storage, path: str | os.PathLike[str]) -> BackupHeader:
+    """Import the backup at ``path`` into ``storage``: all of it, once its records are found
+    to match its header, or nothing (a bad line, a count or checksum that does not match, a
+    session the storage has already)."""
+    name = os.fspath(path)
+    with _reading(name) as lines:
+        header = _header(name, lines)
+        try:
+            await storage.import_records(_checked_records(name, lines, header))
+        except StorageConflict as exc:
+            raise StorageConflict(f"{exc}: a restore adds sessions, it never overwrites one") from None
+    return header
+
+
+@contextmanager
+def _reading(name: str) -> Iterator[gzip.GzipFile]:
+    """The backup's decompressed lines; a file that is not gzip, or ends too soon, a
+    ``DataFormatError`` saying so."""
+    try:
+        with gzip.open(name, "rb") as lines:
+            yield lines
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise DataFormatError(f"{name} is not a whole backup ({exc}); nothing was restored") from None
+
+
+def _header(name: str, lines: gzip.GzipFile) -> BackupHeader:
+    first = lines.readline()
+    try:
+        header = loads(first, BackupHeader)
+    except DataFormatError as exc:
+        if b'"type":"session"' in first:
+            raise DataFormatError(
+                f"{name} is an export, not a backup: `threadline sessions import` reads it, uncompressed"
+            ) from None
+        raise DataFormatError(f"{name} does not begin with a threadline backup header: {exc}") from None
+    if header.kind != KIND:
+        raise DataFormatError(f"{name} does not begin with a threadline backup header (kind {header.kind!r})")
+    return header
+
+
+async def _checked_records(
+    name: str, lines: gzip.GzipFile, header: BackupHeader
+) -> AsyncIterator[SessionRecord | Message]:
+    """The backup's records; after the last, a ``DataFormatError`` instead of the end when
+    they do not match the header, so that the import writes none of them."""
+    tally = Tally()
+    for number, line in enumerate(lines, 2):
+        if not line.strip():
+            continue
+        try:
+            record = load_record(line)
+        except DataFormatError as exc:
+            raise DataFormatError(f"{name}, line {number}: {exc}; nothing was restored") from None
+        tally.add(record)
+        yield record
+    if not header.matches(tally):
+        raise DataFormatError(
+            f"{name} holds {tally.describe()}, but its header says {header.describe()}: "
+            "the backup is damaged; nothing was restored"
+        )

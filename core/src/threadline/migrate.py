@@ -1,0 +1,209 @@
+"""Copying every session and message from one storage to another, any backend to any other:
+what ``threadline migrate`` runs.
+
+Sessions are imported a batch at a time, each import all or nothing, so a migration that is
+interrupted leaves every session in the target whole or absent, and the next run skips those
+already there. A session the target has with other contents is left as it is and reported.
+At the end the copied sessions are read back from the target and their counts and checksum
+(:class:`~threadline.tally.Tally`) compared with what was read from the source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from typing import Literal
+
+from attrs import define, field, frozen
+
+from threadline.contracts import Storage
+from threadline.errors import MigrationIncomplete, SessionNotFound, StorageConflict
+from threadline.model import Message, SessionQuery, SessionRecord
+from threadline.tally import Tally
+
+#: records imported in one transaction (a session is never split: a batch may hold more)
+BATCH_RECORDS = 2_000
+
+
+@frozen
+class SessionBundle:
+    """A session and its messages, in ``seq`` order, as an export gives them."""
+
+    session: SessionRecord
+    messages: tuple[Message, ...]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.session.tenant, self.session.id
+
+    def records(self) -> list[SessionRecord | Message]:
+        return [self.session, *self.messages]
+
+
+@define
+class MigrationReport:
+    """What a migration did, updated as it goes (``on_progress`` sees it after each batch).
+
+    :ivar read: every session and message read from the source.
+    :ivar copied: those imported into the target by this run.
+    :ivar already_there: sessions the target had already with the same contents (an earlier
+        run copied them), left as they were.
+    :ivar differing: ``(tenant, id)`` of sessions the target has with other contents: not
+        overwritten, not verified.
+    :ivar expected: the copied and already-there sessions as read from the source.
+    :ivar verified: the same sessions as read back from the target at the end; a migration
+        succeeded when it equals ``expected`` and nothing differs (``ok``).
+    :ivar phase: ``"copying"``, then ``"verifying"``, then ``"done"``.
+    """
+
+    read: Tally = field(factory=Tally)
+    copied: Tally = field(factory=Tally)
+    already_there: int = 0
+    differing: list[tuple[str, str]] = field(factory=list)
+    expected: Tally = field(factory=Tally)
+    verified: Tally = field(factory=Tally)
+    phase: Literal["copying", "verifying", "done"] = "copying"
+    _expected_keys: set[tuple[str, str]] = field(factory=set, init=False, repr=False, eq=False)
+
+    @property
+    def ok(self) -> bool:
+        return not self.differing and self.verified == self.expected
+
+
+Progress = Callable[[MigrationReport], None]
+
+
+async def migrate_sessions(
+    source: Storage,
+    target: Storage,
+    *,
+    tenant: str | None = None,
+    on_progress: Progress | None = None,
+    batch_records: int = BATCH_RECORDS,
+) -> MigrationReport:
+    """Copy every session of ``tenant`` (``None``: of all tenants) and its messages from
+    ``source`` to ``target``, both open, as they were stored (records are not passed through
+    any middleware). Sessions the target has already with the same contents are skipped, so
+    a run that was interrupted is finished by running it again. Returns the report when every
+    session was copied and read back as read; else raises :class:`MigrationIncomplete`.
+    ``batch_records`` is how many records (sessions and messages) one import holds at most,
+    unless one session has more."""
+    report = MigrationReport()
+    batch: list[SessionBundle] = []
+    batched = 0
+    async for bundle in _bundles(source.export_records(tenant)):
+        for record in bundle.records():
+            report.read.add(record)
+        batch.append(bundle)
+        batched += len(bundle.messages) + 1
+        if batched >= batch_records:
+            await _copy(target, batch, report)
+            batch, batched = [], 0
+            _tell(on_progress, report)
+    await _copy(target, batch, report)
+    report.phase = "verifying"
+    _tell(on_progress, report)
+    await _verify(target, tenant, report, on_progress)
+    report.phase = "done"
+    _tell(on_progress, report)
+    if not report.ok:
+        raise MigrationIncomplete(report)
+    return report
+
+
+async def count_sessions(storage: Storage, tenant: str) -> tuple[int, int]:
+    """How many sessions ``tenant`` has in ``storage``, and messages in them, from its
+    listing (no message is read): the totals a progress bar counts towards."""
+    sessions = messages = 0
+    cursor = None
+    while True:
+        page = await storage.list_sessions(SessionQuery(tenant=tenant, limit=1000, cursor=cursor))
+        sessions += len(page.items)
+        messages += sum(record.message_count for record in page.items)
+        if page.next_cursor is None:
+            return sessions, messages
+        cursor = page.next_cursor
+
+
+async def _bundles(records: AsyncIterable[SessionRecord | Message]) -> AsyncIterator[SessionBundle]:
+    """The sessions of an export, each with its messages."""
+    session: SessionRecord | None = None
+    messages: list[Message] = []
+    async for record in records:
+        if isinstance(record, SessionRecord):
+            if session is not None:
+                yield SessionBundle(session, tuple(messages))
+            session, messages = record, []
+        else:
+            messages.append(record)
+    if session is not None:
+        yield SessionBundle(session, tuple(messages))
+
+
+async def _copy(target: Storage, batch: Sequence[SessionBundle], report: MigrationReport) -> None:
+    """Import ``batch`` in one go; when the target has some of its sessions already, each on
+    its own, skipping those it has the same and reporting those it has otherwise."""
+    if not batch:
+        return
+    try:
+        await target.import_records(_replay([r for bundle in batch for r in bundle.records()]))
+    except StorageConflict:
+        for bundle in batch:
+            await _copy_one(target, bundle, report)
+        return
+    for bundle in batch:
+        _copied(bundle, report)
+
+
+async def _copy_one(target: Storage, bundle: SessionBundle, report: MigrationReport) -> None:
+    try:
+        await target.import_records(_replay(bundle.records()))
+    except StorageConflict:
+        if await _same_in(target, bundle):
+            report.already_there += 1
+            _expect(bundle, report)
+        else:
+            report.differing.append(bundle.key)
+        return
+    _copied(bundle, report)
+
+
+def _copied(bundle: SessionBundle, report: MigrationReport) -> None:
+    for record in bundle.records():
+        report.copied.add(record)
+    _expect(bundle, report)
+
+
+def _expect(bundle: SessionBundle, report: MigrationReport) -> None:
+    report._expected_keys.add(bundle.key)
+    for record in bundle.records():
+        report.expected.add(record)
+
+
+async def _same_in(target: Storage, bundle: SessionBundle) -> bool:
+    tenant, session_id = bundle.key
+    try:
+        stored = await target.get_session(tenant, session_id)
+        messages = await target.get_messages(tenant, session_id)
+    except SessionNotFound:  # deleted since the import was refused
+        return False
+    return stored == bundle.session and tuple(messages) == bundle.messages
+
+
+async def _verify(target: Storage, tenant: str | None, report: MigrationReport, on_progress: Progress | None) -> None:
+    """Read the target's export back and tally the sessions this run expects there."""
+    async for bundle in _bundles(target.export_records(tenant)):
+        if bundle.key in report._expected_keys:
+            for record in bundle.records():
+                report.verified.add(record)
+            if report.verified.sessions % 500 == 0:
+                _tell(on_progress, report)
+
+
+async def _replay(records: Sequence[SessionRecord | Message]) -> AsyncIterator[SessionRecord | Message]:
+    for record in records:
+        yield record
+
+
+def _tell(on_progress: Progress | None, report: MigrationReport) -> None:
+    if on_progress is not None:
+        on_progress(report)

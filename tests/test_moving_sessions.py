@@ -1,0 +1,368 @@
+"""Sessions moved between every pair of installed storages, through the real backends: the
+machine's Redis and PostgreSQL servers (a key prefix and a schema of each test's own, removed
+after it) and SQLite files. `threadline migrate` and `threadline sessions backup`/`restore`
+as a user runs them, and an interrupted migration, killed mid-write, finished by a second."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import attrs
+import pytest
+import redis
+
+from threadline import (
+    Config,
+    File,
+    Image,
+    Message,
+    MessageStatus,
+    MigrationIncomplete,
+    Role,
+    SessionManager,
+    SessionRecord,
+    SessionStatus,
+    Storage,
+    Text,
+    ToolCall,
+    ToolResult,
+    Usage,
+    backup_sessions,
+    migrate_sessions,
+    restore_sessions,
+)
+from threadline.testing import server_missing
+
+REDIS_URL = os.environ.get("THREADLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+DSN_VARIABLE = "THREADLINE_TEST_POSTGRES_DSN"
+POSTGRES_DSN = os.environ.get(DSN_VARIABLE, "postgresql://postgres@127.0.0.1:5432/postgres")
+KINDS = ("memory", "sqlite", "redis", "postgres")
+PERSISTENT = ("sqlite", "redis", "postgres")
+
+StorageTable = Callable[[str], dict[str, Any]]
+
+
+@pytest.fixture
+def storage_table(tmp_path: Path) -> Iterator[StorageTable]:
+    """Makes the ``[storage]`` table of a new, empty store of a kind: a SQLite file, a Redis
+    key prefix or a PostgreSQL schema no other test uses, each removed after the test."""
+    prefixes: list[str] = []
+    schemas: list[str] = []
+
+    def make(kind: str) -> dict[str, Any]:
+        name = uuid.uuid4().hex[:16]
+        if kind == "sqlite":
+            return {"backend": "sqlite", "path": str(tmp_path / f"{name}.db")}
+        if kind == "redis":
+            _redis_reachable()
+            prefixes.append(f"threadline-test:{name}:")
+            return {"backend": "redis", "url": REDIS_URL, "prefix": prefixes[-1]}
+        if kind == "postgres":
+            _postgres_run()
+            schemas.append(f"threadline_test_{name}")
+            return {"backend": "postgres", "dsn": POSTGRES_DSN, "schema": schemas[-1]}
+        return {"backend": kind}
+
+    yield make
+    client = redis.Redis.from_url(REDIS_URL)
+    for prefix in prefixes:
+        for key in client.scan_iter(match=f"{prefix}*", count=1000):
+            client.delete(key)
+    client.close()
+    if schemas:
+        _postgres_run(*(f"DROP SCHEMA IF EXISTS {schema} CASCADE" for schema in schemas))
+
+
+def _redis_reachable() -> None:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        server_missing(f"no Redis server at {REDIS_URL} ({exc}); start one, or set THREADLINE_TEST_REDIS_URL")
+
+
+def _postgres_run(*statements: str) -> None:
+    """Run ``statements`` on the server (in a thread: a test's event loop may be running)."""
+
+    async def run() -> None:
+        connection = await asyncpg.connect(POSTGRES_DSN, timeout=3)
+        try:
+            for statement in statements:
+                await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    try:
+        with ThreadPoolExecutor(1) as thread:
+            thread.submit(asyncio.run, run()).result()
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+        server_missing(f"no PostgreSQL server at {POSTGRES_DSN} ({exc}); start one, or set {DSN_VARIABLE}")
+
+
+@asynccontextmanager
+async def opened(table: dict[str, Any]) -> AsyncIterator[Storage]:
+    """The storage a config with this ``[storage]`` table opens, as the CLI opens it."""
+    async with SessionManager(Config.from_dict({"storage": table})) as manager:
+        yield manager.storage
+
+
+async def fill(storage: Storage, sessions: int = 3) -> list[tuple[SessionRecord, list[Message]]]:
+    """Sessions in two tenants holding every kind of part and field, as stored."""
+    filled = []
+    for number, tenant in zip(range(sessions), itertools.cycle(["acme", "globex"]), strict=False):
+        record = await storage.create_session(
+            SessionRecord(provider="echo", tenant=tenant, user_id=f"user {number}", model="echo-1",
+                          system_prompt="Be brief.", metadata={"plan": {"tier": number, "tags": ["a", "ü"]}})
+        )  # fmt: skip
+        messages = conversation(record)
+        await storage.append_messages(tenant, record.id, messages)
+        await storage.set_message_status(tenant, record.id, 1, MessageStatus.FAILED.value, "timed out")
+        current = await storage.get_session(tenant, record.id)
+        stored = await storage.update_session(
+            attrs.evolve(current, title=f"chat {number} ✓", status=SessionStatus.ARCHIVED if number == 1 else None)
+            if number == 1
+            else attrs.evolve(current, title=f"chat {number} ✓")
+        )
+        filled.append((stored, await storage.get_messages(tenant, record.id)))
+    return filled
+
+
+def conversation(record: SessionRecord) -> list[Message]:
+    call = ToolCall("call_1", "weather", {"city": "Zürich", "days": [1, 2]}, provider_data={"sig": "x"})
+    return [
+        Message(record.id, 1, Role.USER, (Text("Weather? 🌦 \u2028 line"), Image("image/png", data=b"\x89PNG\x00"))),
+        Message(record.id, 2, Role.ASSISTANT, (call,), usage=Usage(10, 3, 1, 0.002), provider="echo", model="m"),
+        Message(record.id, 3, Role.TOOL, (ToolResult("call_1", "rain", is_error=False),)),
+        Message(record.id, 4, Role.USER, (File("application/pdf", url="https://example.com/a.pdf", name="a.pdf"),),
+                metadata={"client": {"ip": None}}),
+        Message(record.id, 5, Role.ASSISTANT, (Text("It rains."),), usage=Usage(20, 4),
+                status=MessageStatus.INCOMPLETE),
+    ]  # fmt: skip
+
+
+async def read_all(storage: Storage, tenant: str | None = None) -> dict[tuple[str, str], tuple[Any, ...]]:
+    """Every session in ``storage`` with its messages, by ``(tenant, id)``."""
+    found: dict[tuple[str, str], list[Any]] = {}
+    async for record in storage.export_records(tenant):
+        if isinstance(record, SessionRecord):
+            current = found[record.tenant, record.id] = [record]
+        else:
+            current.append(record)
+    return {key: tuple(records) for key, records in found.items()}
+
+
+def as_read(filled: list[tuple[SessionRecord, list[Message]]]) -> dict[tuple[str, str], tuple[Any, ...]]:
+    return {(record.tenant, record.id): (record, *messages) for record, messages in filled}
+
+
+# -- every pair -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("source_kind", "target_kind"), list(itertools.product(KINDS, KINDS)))
+async def test_a_migration_copies_every_session_whole_between_every_pair(
+    storage_table: StorageTable, source_kind: str, target_kind: str
+) -> None:
+    async with opened(storage_table(source_kind)) as source, opened(storage_table(target_kind)) as target:
+        filled = await fill(source)
+        report = await migrate_sessions(source, target)
+        assert await read_all(target) == as_read(filled)
+        assert (report.copied.sessions, report.copied.messages) == (3, 15)
+        assert report.verified == report.read == report.copied
+        again = await migrate_sessions(source, target)  # everything there already: nothing copied twice
+        assert (again.copied.sessions, again.already_there) == (0, 3)
+        assert await read_all(target) == as_read(filled)
+
+
+@pytest.mark.parametrize(("source_kind", "target_kind"), list(itertools.permutations(KINDS, 2)))
+async def test_an_interrupted_migration_is_finished_by_the_next(
+    storage_table: StorageTable, source_kind: str, target_kind: str
+) -> None:
+    async with opened(storage_table(source_kind)) as source, opened(storage_table(target_kind)) as target:
+        filled = as_read(await fill(source, sessions=12))
+        task = asyncio.create_task(
+            migrate_sessions(source, target, batch_records=12, on_progress=lambda _: task.cancel())
+        )
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        partial = await read_all(target)
+        assert 0 < len(partial) < len(filled)
+        assert all(filled[key] == records for key, records in partial.items())  # each whole, or absent
+        report = await migrate_sessions(source, target, batch_records=12)
+        assert (report.already_there, report.copied.sessions) == (len(partial), len(filled) - len(partial))
+        assert report.verified == report.read
+        assert await read_all(target) == filled
+
+
+@pytest.mark.parametrize(("source_kind", "target_kind"), [("sqlite", "postgres"), ("postgres", "redis")])
+async def test_a_session_the_target_has_otherwise_is_not_overwritten(
+    storage_table: StorageTable, source_kind: str, target_kind: str
+) -> None:
+    async with opened(storage_table(source_kind)) as source, opened(storage_table(target_kind)) as target:
+        filled = await fill(source)
+        clash, _ = filled[0]
+        await target.create_session(attrs.evolve(clash, title="someone else's"))
+        with pytest.raises(
+            MigrationIncomplete, match=rf"other contents, not overwritten: {clash.id!r} \(tenant 'acme'\)"
+        ) as caught:
+            await migrate_sessions(source, target)
+        assert caught.value.report.differing == [(clash.tenant, clash.id)]
+        assert (await target.get_session(clash.tenant, clash.id)).title == "someone else's"
+        assert await target.get_messages(clash.tenant, clash.id) == []
+        assert {key for key in await read_all(target) if key[1] != clash.id} == set(as_read(filled[1:]))
+
+
+@pytest.mark.parametrize("target_kind", PERSISTENT)
+async def test_a_migration_of_one_tenant_leaves_the_others(storage_table: StorageTable, target_kind: str) -> None:
+    async with opened(storage_table("sqlite")) as source, opened(storage_table(target_kind)) as target:
+        filled = await fill(source, sessions=4)
+        report = await migrate_sessions(source, target, tenant="globex")
+        assert report.read.sessions == 2
+        assert await read_all(target) == {key: v for key, v in as_read(filled).items() if key[0] == "globex"}
+
+
+# -- backups ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source_kind", "target_kind"),
+    [(kind, kind) for kind in KINDS] + list(zip(KINDS, KINDS[1:] + KINDS[:1], strict=True)),
+)
+async def test_a_backup_restores_into_every_backend(
+    storage_table: StorageTable, tmp_path: Path, source_kind: str, target_kind: str
+) -> None:
+    async with opened(storage_table(source_kind)) as source, opened(storage_table(target_kind)) as target:
+        filled = await fill(source)
+        written = await backup_sessions(source, tmp_path / "all.tlbackup.gz")
+        restored = await restore_sessions(target, tmp_path / "all.tlbackup.gz")
+        assert restored == written
+        assert (written.sessions, written.messages) == (3, 15)
+        assert await read_all(target) == as_read(filled)
+
+
+# -- the command line -------------------------------------------------------
+
+
+def threadline(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "threadline", *args], capture_output=True, text=True, timeout=120, check=False, **kwargs
+    )
+
+
+def side(option: str, table: dict[str, Any]) -> list[str]:
+    settings = [[f"--{option}-setting", f"{key}={value}"] for key, value in table.items() if key != "backend"]
+    return [f"--{option}-backend", table["backend"], *itertools.chain.from_iterable(settings)]
+
+
+@pytest.mark.parametrize(("source_kind", "target_kind"), list(itertools.permutations(PERSISTENT, 2)))
+def test_threadline_migrate_between_every_pair(storage_table: StorageTable, source_kind: str, target_kind: str) -> None:
+    source, target = storage_table(source_kind), storage_table(target_kind)
+
+    async def prepare() -> dict[tuple[str, str], tuple[Any, ...]]:
+        async with opened(source) as storage:
+            return as_read(await fill(storage))
+
+    filled = asyncio.run(prepare())
+    result = threadline("migrate", *side("from", source), *side("to", target))
+    assert result.returncode == 0, result.stderr
+    assert f"copied 3 sessions, 15 messages to {target_kind}" in result.stdout
+    assert "verified in the target: 3 sessions, 15 messages, checksum sha256-sum:" in result.stdout
+    assert POSTGRES_DSN.split("@")[0] not in result.stdout + result.stderr or "postgres" not in (
+        source_kind,
+        target_kind,
+    )
+
+    async def migrated() -> dict[tuple[str, str], tuple[Any, ...]]:
+        async with opened(target) as storage:
+            return await read_all(storage)
+
+    assert asyncio.run(migrated()) == filled
+    again = threadline("migrate", *side("from", source), *side("to", target))
+    assert "copied 0 sessions, 0 messages" in again.stdout and "3 sessions were there already" in again.stdout
+
+
+@pytest.mark.parametrize(
+    ("source_kind", "target_kind"), [("sqlite", "postgres"), ("postgres", "redis"), ("redis", "sqlite")]
+)
+def test_threadline_migrate_killed_mid_write_is_finished_by_the_next_run(
+    storage_table: StorageTable, source_kind: str, target_kind: str
+) -> None:
+    source, target = storage_table(source_kind), storage_table(target_kind)
+    sessions = 3_000
+
+    async def prepare() -> None:
+        async with opened(source) as storage:
+            records: list[SessionRecord | Message] = []
+            for number in range(sessions):
+                record = SessionRecord(provider="echo", tenant="acme", title=f"chat {number}")
+                records += [record, *(Message(record.id, seq, Role.USER, (Text(f"m{seq}"),)) for seq in (1, 2, 3))]
+
+            async def replay() -> AsyncIterator[SessionRecord | Message]:
+                for record in records:
+                    yield record
+
+            await storage.import_records(replay())
+
+    async def count() -> int:
+        async with opened(target) as storage:
+            return len(await read_all(storage))
+
+    asyncio.run(prepare())
+    command = [sys.executable, "-m", "threadline", "migrate", *side("from", source), *side("to", target)]
+    running = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        while (copied := asyncio.run(count())) == 0 and running.poll() is None:
+            time.sleep(0.01)
+        running.send_signal(signal.SIGKILL)
+    finally:
+        running.wait()
+    assert running.returncode == -signal.SIGKILL, "the migration ended before it could be killed"
+    assert 0 < copied < sessions
+    result = threadline("migrate", *side("from", source), *side("to", target))
+    assert result.returncode == 0, result.stderr
+    assert f"verified in the target: {sessions:,} sessions, {3 * sessions:,} messages" in result.stdout
+    assert asyncio.run(count()) == sessions
+
+
+def test_threadline_sessions_backup_then_restore_into_another_backend(
+    storage_table: StorageTable, tmp_path: Path
+) -> None:
+    source, target = storage_table("sqlite"), storage_table("postgres")
+    configs = {}
+    for name, table in (("source", source), ("target", target)):
+        configs[name] = tmp_path / f"{name}.toml"
+        configs[name].write_text(
+            "[storage]\n" + "".join(f'{key} = "{value}"\n' for key, value in table.items()), encoding="utf-8"
+        )
+
+    async def prepare() -> dict[tuple[str, str], tuple[Any, ...]]:
+        async with opened(source) as storage:
+            return as_read(await fill(storage))
+
+    filled = asyncio.run(prepare())
+    backup = tmp_path / "chats.tlbackup.gz"
+    written = threadline("--config", str(configs["source"]), "sessions", "backup", str(backup))
+    assert written.returncode == 0, written.stderr
+    assert "backed up 3 sessions, 15 messages, checksum sha256-sum:" in written.stdout
+    restored = threadline("--config", str(configs["target"]), "sessions", "restore", str(backup))
+    assert restored.returncode == 0, restored.stderr
+    assert restored.stdout.replace("restored", "backed up").replace(" from ", " to ") == written.stdout
+
+    async def read_target() -> dict[tuple[str, str], tuple[Any, ...]]:
+        async with opened(target) as storage:
+            return await read_all(storage)
+
+    assert asyncio.run(read_target()) == filled
+    twice = threadline("--config", str(configs["target"]), "sessions", "restore", str(backup))
+    assert twice.returncode == 1 and "exists already" in twice.stderr and "Traceback" not in twice.stderr
