@@ -52,8 +52,8 @@ DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 class Ours:
-    def __init__(self, dsn: str, schema: str, history_cache: int = 20_000) -> None:
-        config = PostgresConfig(dsn=dsn, schema=schema, max_size=60, history_cache=history_cache)
+    def __init__(self, dsn: str, schema: str, history_cache: int = 20_000, notify: bool = False) -> None:
+        config = PostgresConfig(dsn=dsn, schema=schema, max_size=60, history_cache=history_cache, notify=notify)
         self.storage = PostgresStorage(config)
 
     async def open(self) -> None:
@@ -147,6 +147,11 @@ def uncached(dsn: str, schema: str) -> Ours:
     return Ours(dsn, schema, history_cache=0)
 
 
+def notifying(dsn: str, schema: str) -> Ours:
+    """Writes that send events (``notify = true``): what LISTEN/NOTIFY costs."""
+    return Ours(dsn, schema, notify=True)
+
+
 def peer_installed() -> bool:
     try:
         import agents.extensions.memory.sqlalchemy_session  # noqa: F401
@@ -221,7 +226,7 @@ def contenders() -> dict[str, Maker]:
 
 
 async def w1(scale: int) -> None:
-    rates = await _rounds(contenders(), w1_sequential_appends, 2000 // scale)
+    rates = await _rounds({**contenders(), "threadline, notify on": notifying}, w1_sequential_appends, 2000 // scale)
     base, ours = statistics.median(rates["baseline"]), statistics.median(rates["threadline"])
     print(f"W1 sequential appends ({ROUNDS} rounds, medians): threadline {ours:,.0f} msg/s, "
           f"baseline {base:,.0f} msg/s -> {ratio(rates, 'threadline'):.2f}x (target >= 0.8x)")  # fmt: skip
@@ -243,7 +248,7 @@ async def loads(title: str, fill: Callable[[Store], Awaitable[list[str]]]) -> No
 
 
 async def w4(scale: int) -> None:
-    rates = await _rounds(contenders(), w4_concurrent_appends, 50, 100 // scale)
+    rates = await _rounds({**contenders(), "threadline, notify on": notifying}, w4_concurrent_appends, 50, 100 // scale)
     base, ours = statistics.median(rates["baseline"]), statistics.median(rates["threadline"])
     print(f"W4 50 tasks appending ({ROUNDS} rounds, medians): threadline {ours:,.0f} msg/s, "
           f"baseline {base:,.0f} msg/s -> {ratio(rates, 'threadline'):.2f}x (target >= 1x)")  # fmt: skip

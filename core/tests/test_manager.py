@@ -954,3 +954,10 @@ def test_a_provider_given_as_an_object_has_no_default_model_from_the_config() ->
     config = Config.from_dict({"providers": {"echo": {"default_model": "echo-7"}}})
     manager = SessionManager(config, storage=MemoryStorage(), providers={"echo": EchoProvider()})
     assert manager.provider_default_model("echo") is None
+
+
+async def test_events_of_a_storage_that_gives_none_are_a_config_error(manager: SessionManager) -> None:
+    with pytest.raises(ConfigError, match="the MemoryStorage storage gives no events across processes"):
+        manager.events()
+    with pytest.raises(ConfigError, match="name a tenant or ask for all tenants, not both"):
+        manager.events(tenant="a", all_tenants=True)

@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from threadline.plugins import PluginManager, critical, get_plugin_manager
     from threadline.registry import NoConfig
     from threadline.session import Session
+    from threadline.storage_events import StorageEvent
     from threadline.tally import Tally
     from threadline.tools import Tool, tool
 
@@ -93,6 +94,7 @@ _MODULES = {
     "threadline.plugins": "PluginManager critical get_plugin_manager",
     "threadline.registry": "NoConfig",
     "threadline.session": "Session",
+    "threadline.storage_events": "StorageEvent",
     "threadline.tally": "Tally",
     "threadline.tools": "Tool tool",
 }
@@ -128,7 +130,7 @@ __all__ = [
     "PluginManager", "PluginsSection", "Provider", "ProviderError", "ProviderUnavailable", "RateLimited",
     "Request", "Response", "Role", "Session", "SessionArchived", "SessionManager", "SessionNotFound", "SessionPage",
     "SessionQuery", "SessionRecord", "SessionStatus", "Storage", "StorageConflict", "StorageError",
-    "StorageSection", "StorageUnavailable", "StreamAssembler", "Tally", "Template", "Text", "TextDelta",
+    "StorageEvent", "StorageSection", "StorageUnavailable", "StreamAssembler", "Tally", "Template", "Text", "TextDelta",
     "ThreadlineError", "Tool", "ToolCall", "ToolCallDelta", "ToolError", "ToolResult", "ToolSpec", "Turn", "Usage",
     "__version__", "backup_sessions", "critical", "get_plugin_manager", "hookimpl", "make_cursor",
     "migrate_sessions", "read_cursor", "restore_sessions", "tool",

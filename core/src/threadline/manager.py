@@ -31,6 +31,7 @@ from threadline.plugins import PluginManager, get_plugin_manager
 from threadline.providers import ProviderConfig
 from threadline.registry import Registry
 from threadline.session import Session, _Live
+from threadline.storage_events import StorageEvent
 from threadline.tools import Tool
 
 
@@ -479,6 +480,28 @@ class SessionManager:
         if raw or not self._chain.export_stages:
             return record
         return await self._chain.export_stage(record)
+
+    def events(self, *, tenant: str | None = None, all_tenants: bool = False) -> AsyncIterator[StorageEvent]:
+        """What any process changes in the sessions of ``tenant`` (default: the configured
+        one; every tenant's with ``all_tenants=True``) from now on, as it happens, until the
+        caller stops iterating: the storage's :class:`StorageEvent` s, at most once each. Only
+        a storage that processes share gives them (``redis``; ``postgres``); another is a
+        ``ConfigError``."""
+        if all_tenants and tenant is not None:
+            raise ConfigError("name a tenant or ask for all tenants, not both")
+        self.storage  # noqa: B018 -- open, or the error that says to open it
+        backend = self._storage
+        assert backend is not None  # set by open()
+        events = getattr(backend, "events", None)  # the backend's: a storage stage need not pass it on
+        if events is None:
+            raise ConfigError(
+                f"the {self._backend_name(backend)} storage gives no events across processes; "
+                "threadline-redis and threadline-postgres do",
+                file=self.config.path,
+                key="storage.backend",
+            )
+        listening: AsyncIterator[StorageEvent] = events(None if all_tenants else self._tenant(tenant))
+        return listening
 
     async def import_jsonl(self, path: str | os.PathLike[str]) -> int:
         """Import a file :meth:`export_jsonl` wrote: all of it, or, if any line is bad, none of it

@@ -102,6 +102,7 @@ if TYPE_CHECKING:
         transport_error,
     )
     from threadline.registry import NoConfig, Register, RegisterSettings, RegisterTool
+    from threadline.storage_events import StorageEvent, read_event
     from threadline.tools import Tool, tool
 
 #: where each name lives: module -> names
@@ -131,6 +132,7 @@ _MODULES = {
         "error_object read_stream retry_after send_body translating transport_error"
     ),
     "threadline.registry": "NoConfig Register RegisterSettings RegisterTool",
+    "threadline.storage_events": "StorageEvent read_event",
     "threadline.tools": "Tool tool",
 }
 _EXPORTS = {name: module for module, names in _MODULES.items() for name in names.split()}
@@ -162,6 +164,8 @@ __all__ = [  # noqa: RUF022 -- grouped by what a plugin does, sorted within a gr
     "message_extra", "new_id", "read_cursor", "unchecked_constructor", "user_data_dir", "utcnow",
     # storage: decoded histories kept between reads
     "HistoryCache",
+    # storage: what other processes changed, as it happens
+    "StorageEvent", "read_event",
     # storage: the turn lease's rule, and the update's
     "TurnLease", "WAITER_SECONDS", "next_lease", "next_version",
     # config classes

@@ -16,8 +16,8 @@ import attrs
 import pytest
 
 import threadline
-from threadline import SessionQuery, SessionRecord, SessionStatus
-from threadline_redis import RedisConfig, StorageEvent
+from threadline import SessionQuery, SessionRecord, SessionStatus, StorageEvent
+from threadline_redis import RedisConfig
 from threadline_redis.storage import RedisStorage
 
 HERE = Path(__file__).parent

@@ -25,12 +25,13 @@ from threadline import (
     SessionQuery,
     SessionRecord,
     SessionStatus,
+    StorageEvent,
     StorageUnavailable,
     Text,
     Usage,
 )
 from threadline.plugin import DataFormatError, utcnow
-from threadline_redis import RedisConfig, StorageEvent
+from threadline_redis import RedisConfig
 from threadline_redis.storage import SCHEMA_VERSION, RedisStorage
 
 

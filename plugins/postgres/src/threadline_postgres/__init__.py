@@ -72,6 +72,10 @@ class PostgresConfig:
     :param history_cache: decoded messages kept in memory for histories read again (0:
         off); a cached history is reused only while the server says nothing in it changed,
         and only the messages added since are read.
+    :param notify: each change this process makes to a session is NOTIFYed, for the
+        ``events`` of any process listening on this schema (``StorageEvent``). Off by
+        default: PostgreSQL commits the writes that NOTIFY one at a time, so that 50
+        concurrent writers append a third as fast (bench/README.md).
     """
 
     dsn: str = field(default="postgresql://127.0.0.1:5432/threadline", repr=False, validator=_url)
@@ -82,6 +86,7 @@ class PostgresConfig:
         default=30.0, validator=[finite, attrs.validators.ge(0), attrs.validators.le(MOST_SECONDS)]
     )
     history_cache: int = field(default=20_000, validator=attrs.validators.ge(0))
+    notify: bool = False
 
     def __attrs_post_init__(self) -> None:
         if self.min_size > self.max_size:
@@ -91,7 +96,7 @@ class PostgresConfig:
         return (
             f"PostgresConfig(dsn={redacted(self.dsn)!r}, schema={self.schema!r}, min_size={self.min_size}, "
             f"max_size={self.max_size}, statement_timeout={self.statement_timeout}, "
-            f"history_cache={self.history_cache})"
+            f"history_cache={self.history_cache}, notify={self.notify})"
         )
 
 

@@ -3,6 +3,7 @@ transaction, under an advisory lock, so that two processes opening at once migra
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Final
 
 from threadline.plugin import DataFormatError
@@ -10,8 +11,8 @@ from threadline.plugin import DataFormatError
 if TYPE_CHECKING:
     import asyncpg
 
-# Each entry moves the schema from version i to i + 1; ``{s}`` is the schema's name, quoted. Never
-# edit a released entry: add one.
+# Each entry moves the schema from version i to i + 1; ``{s}`` is the schema's name, quoted, and
+# ``{c}`` its events channel (:func:`events_channel`). Never edit a released entry: add one.
 MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     # 1: sessions, one row per message, turn leases. A session's counts and token totals are
     # columns the append keeps; the record's other fields are its JSON, which PostgreSQL
@@ -73,8 +74,57 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     # 3: a message's rare fields are JSON text, as its parts are: JSONB cannot hold a NUL
     # character or a lone surrogate, which a pasted text or a tool's output may have
     ("ALTER TABLE {s}.messages ALTER COLUMN extra TYPE text USING extra::text",),
+    # 4: lifecycle events across processes: each change to a session, or to a message's
+    # status, NOTIFYs the schema's channel ({c}) with a StorageEvent's JSON when the writing
+    # connection has threadline.notify on (the notify setting). NOTIFY is sent at commit,
+    # and not at all on a rollback; one too long for NOTIFY (8,000 bytes) is not sent.
+    (
+        """CREATE FUNCTION {s}.notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            event text;
+        BEGIN
+            IF current_setting('threadline.notify', true) IS DISTINCT FROM 'on' THEN
+                RETURN NULL;
+            END IF;
+            IF TG_TABLE_NAME = 'messages' THEN
+                event := json_build_object('kind', 'message_status', 'tenant', NEW.tenant,
+                    'session_id', NEW.session_id, 'seq', NEW.seq);
+            ELSIF TG_OP = 'INSERT' THEN
+                event := json_build_object('kind', 'created', 'tenant', NEW.tenant, 'session_id', NEW.id,
+                    'message_count', NEW.message_count, 'status', NEW.status);
+            ELSIF TG_OP = 'DELETE' THEN
+                event := json_build_object('kind', 'deleted', 'tenant', OLD.tenant, 'session_id', OLD.id);
+            ELSIF NEW.message_count <> OLD.message_count THEN
+                event := json_build_object('kind', 'appended', 'tenant', NEW.tenant, 'session_id', NEW.id,
+                    'message_count', NEW.message_count);
+            ELSIF NEW.version <> OLD.version THEN
+                event := json_build_object('kind', 'updated', 'tenant', NEW.tenant, 'session_id', NEW.id,
+                    'status', NEW.status);
+            ELSE
+                RETURN NULL;  -- a revision moved with a message's status: that message's event says it
+            END IF;
+            IF octet_length(event) < 8000 THEN
+                PERFORM pg_notify(TG_ARGV[0], event);
+            END IF;
+            RETURN NULL;
+        END
+        $$""",
+        "CREATE TRIGGER sessions_notify AFTER INSERT OR UPDATE OR DELETE ON {s}.sessions "
+        "FOR EACH ROW EXECUTE FUNCTION {s}.notify_change('{c}')",
+        "CREATE TRIGGER messages_notify AFTER UPDATE OF status ON {s}.messages "
+        "FOR EACH ROW EXECUTE FUNCTION {s}.notify_change('{c}')",
+    ),
 )
 VERSION: Final = len(MIGRATIONS)
+
+
+def events_channel(schema: str) -> str:
+    """The channel a schema's changes are NOTIFYed on: ``<schema>_events``, the schema's
+    name shortened, with a hash of it, when that would pass PostgreSQL's 63 bytes."""
+    channel = f"{schema}_events"
+    if len(channel) <= 63:
+        return channel
+    return f"{schema[:40]}_{hashlib.sha256(schema.encode()).hexdigest()[:12]}_events"
 
 
 async def migrate(connection: asyncpg.Connection, schema: str) -> int:
@@ -93,7 +143,7 @@ async def migrate(connection: asyncpg.Connection, schema: str) -> int:
             )
         for version in range(found, VERSION):
             for statement in MIGRATIONS[version]:
-                await connection.execute(statement.format(s=quoted))
+                await connection.execute(statement.format(s=quoted, c=events_channel(schema)))
         if found < VERSION:
             await connection.execute(f"DELETE FROM {quoted}.schema_version")
             await connection.execute(f"INSERT INTO {quoted}.schema_version VALUES ($1)", VERSION)

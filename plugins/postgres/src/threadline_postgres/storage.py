@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import logging
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Final, ParamSpec, TypeVar
@@ -29,6 +30,7 @@ from threadline.plugin import (
     SessionQuery,
     SessionRecord,
     StorageConflict,
+    StorageEvent,
     StorageUnavailable,
     Text,
     TurnLease,
@@ -43,11 +45,12 @@ from threadline.plugin import (
     next_lease,
     next_version,
     read_cursor,
+    read_event,
     unchecked_constructor,
     utcnow,
 )
 from threadline_postgres import PostgresConfig, password_of, redacted
-from threadline_postgres.schema import migrate
+from threadline_postgres.schema import events_channel, migrate
 
 SESSION_COLUMNS: Final = (
     "tenant, id, user_id, status, updated_at, version, message_count, "
@@ -55,6 +58,7 @@ SESSION_COLUMNS: Final = (
 )
 MESSAGE_COLUMNS: Final = "seq, id, role, status, created_at, text, parts, extra"
 _COPY_ROWS: Final = 5_000  # messages an import copies in at a time
+log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 #: the errors that mean the server or the connection is gone, not the statement wrong
@@ -102,6 +106,8 @@ class PostgresStorage:
         #: the schema's name as statements write it: quoted (a keyword is a name too)
         self.schema = f'"{self.config.schema}"'
         self._sql = _Statements(self.schema)
+        #: the channel this schema's changes are NOTIFYed on
+        self.channel = events_channel(self.config.schema)
 
     def __repr__(self) -> str:
         return f"PostgresStorage({redacted(self.config.dsn)!r}, schema={self.config.schema!r})"
@@ -113,6 +119,7 @@ class PostgresStorage:
         settings = {
             "statement_timeout": str(max(1, round(config.statement_timeout * 1000)) if config.statement_timeout else 0),
             "application_name": f"threadline {config.schema}",  # in pg_stat_activity
+            "threadline.notify": "on" if config.notify else "off",  # read by the triggers of migration 4
         }
         try:
             self._pool = await asyncpg.create_pool(
@@ -381,6 +388,38 @@ class PostgresStorage:
     @_settled
     async def end_turn(self, tenant: str, session_id: str, holder: str) -> None:
         await self._run("execute", self._sql.end_turn, tenant, session_id, holder)
+
+    # -- events ---------------------------------------------------------------------------
+
+    async def events(self, tenant: str | None = None) -> AsyncIterator[StorageEvent]:
+        """Every change to the sessions of ``tenant`` (``None``: of every tenant) in this
+        schema, made from now on by any process whose writes notify (``notify = true``), as
+        it happens, until the caller stops iterating. It listens on a connection
+        of its own, outside the pool; that connection lost is ``StorageUnavailable``. See
+        :class:`threadline.StorageEvent` for what a listener may miss."""
+        if not self.config.notify:
+            log.warning("notify is off: this process's writes send no events; other processes' do with notify = true")
+        heard: asyncio.Queue[str | None] = asyncio.Queue()
+        try:
+            connection = await asyncpg.connect(
+                self.config.dsn, server_settings={"application_name": f"threadline events {self.config.schema}"}
+            )
+            connection.add_termination_listener(lambda _: heard.put_nowait(None))
+            await connection.add_listener(self.channel, lambda *delivered: heard.put_nowait(delivered[-1]))
+        except _TRANSLATED as exc:
+            raise self._translate(exc) from None
+        try:
+            while (payload := await heard.get()) is not None:
+                try:
+                    event = read_event(payload)
+                except DataFormatError as exc:
+                    log.warning("left out a notification on %s that is not an event: %s", self.channel, exc)
+                    continue
+                if tenant is None or event.tenant == tenant:
+                    yield event
+            raise StorageUnavailable(f"PostgreSQL at {redacted(self.config.dsn)} closed the events connection")
+        finally:
+            connection.terminate()
 
     # -- export and import ----------------------------------------------------------------
 

@@ -12,13 +12,12 @@ import attrs
 from attrs import field, frozen
 
 from threadline.plugin import finite, hookimpl
-from threadline_redis.events import StorageEvent
 
 if TYPE_CHECKING:
     from threadline.plugin import Register
     from threadline_redis.storage import RedisStorage
 
-__all__ = ["RedisConfig", "StorageEvent", "make_storage", "shown_url"]
+__all__ = ["RedisConfig", "make_storage", "shown_url"]
 
 
 def shown_url(url: str) -> str:

@@ -35,15 +35,16 @@ from threadline.plugin import (
     SessionQuery,
     SessionRecord,
     StorageConflict,
+    StorageEvent,
     StorageUnavailable,
     Usage,
     dump_record,
     load,
     make_cursor,
     read_cursor,
+    read_event,
 )
 from threadline_redis import RedisConfig, shown_url
-from threadline_redis.events import StorageEvent, read_event
 from threadline_redis.messages import decode_all, encode
 from threadline_redis.script_queue import ClusterPipeline, OwnConnection, Replicas, ScriptQueue, settled, whole
 
@@ -559,7 +560,7 @@ class RedisStorage:
     async def events(self, tenant: str | None = None) -> AsyncIterator[StorageEvent]:
         """Every change to the sessions of ``tenant`` (``None``: of every tenant) made by any
         process from now on, as it happens, until the caller stops iterating; see
-        :mod:`threadline_redis.events` for what a listener may miss. On Redis Cluster any
+        :class:`threadline.StorageEvent` for what a listener may miss. On Redis Cluster any
         node hears every tenant's events."""
         start = len(self.config.prefix) + 1
         listener = redis.Redis.from_url(self.config.url, socket_connect_timeout=self.config.socket_timeout)
@@ -576,8 +577,8 @@ class RedisStorage:
                 if delivered is not None:
                     tenant_tag = delivered["channel"].decode()[start : -len("}events")]
                     try:
-                        event = read_event(untag(tenant_tag), delivered["data"])
-                    except (ValueError, TypeError, KeyError) as exc:
+                        event = read_event(delivered["data"], untag(tenant_tag))
+                    except DataFormatError as exc:
                         log.warning("left out a message on the events channel that is not an event: %r", exc)
                         continue
                     yield event

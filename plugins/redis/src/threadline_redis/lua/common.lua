@@ -4,7 +4,7 @@
 --   BASE x:ID   status changes of messages, by seq      BASE l:ID  its turn lease, a hash
 --   BASE i:all, BASE i:s:STATUS, BASE i:u:USER          listings: sorted sets by updated_us
 --   BASE rv     the tenant's revision counter (see revision below)
--- and each change is published on the channel BASE events (threadline_redis.events reads it).
+-- and each change is published on the channel BASE events (RedisStorage.events reads it).
 
 local FIELDS = {'r', 'c', 'n', 'v', 'u', 'ti', 'to', 'tc', 'cost'}
 
