@@ -11,7 +11,7 @@ import functools
 import json
 import logging
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, Final, ParamSpec, TypeVar
 
 import asyncpg
@@ -74,16 +74,19 @@ _GONE = (
 _TRANSLATED = (*_GONE, asyncpg.QueryCanceledError, asyncpg.DataError)
 
 
-def _settled(write: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+def _settled(write: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
     """A write that a cancellation does not leave under way on the server: it runs as a task
     of its own, and the caller, cancelled (however often), waits for it to commit or give
     up before the cancellation goes on."""
 
     @functools.wraps(write)
     async def settled(*args: P.args, **kwargs: P.kwargs) -> T:
-        task = asyncio.ensure_future(write(*args, **kwargs))
+        loop = asyncio.get_running_loop()
+        task: asyncio.Task[T] = loop.create_task(write(*args, **kwargs))
+        done = loop.create_future()  # what the caller awaits: its cancellation stops here
+        task.add_done_callback(functools.partial(_wake, done))
         try:
-            return await asyncio.shield(task)
+            await done
         except asyncio.CancelledError:
             while not task.done():
                 with contextlib.suppress(asyncio.CancelledError):
@@ -91,8 +94,14 @@ def _settled(write: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
             if not task.cancelled():
                 task.exception()  # retrieved: the caller's cancellation is what it raises
             raise
+        return task.result()
 
     return settled
+
+
+def _wake(done: asyncio.Future[None], _task: object) -> None:
+    if not done.done():
+        done.set_result(None)
 
 
 class PostgresStorage:
@@ -267,14 +276,13 @@ class PostgresStorage:
             await self._require_session(tenant, session_id)
             return
         _check_numbering(session_id, messages)
-        rows = [_message_row(m) for m in messages]
+        columns = [list(column) for column in zip(*map(_message_row, messages), strict=True)]
         usage = _usage_sum(messages)
         status = await self._run(
             "execute",
             self._sql.append,
             tenant, session_id, len(messages), messages[0].seq - 1, utcnow(),
-            usage.input_tokens, usage.output_tokens, usage.cached_tokens, usage.cost,
-            *(list(column) for column in zip(*rows, strict=True)),
+            usage.input_tokens, usage.output_tokens, usage.cached_tokens, usage.cost, *columns,
         )  # fmt: skip
         if status == "INSERT 0 0":
             await self._refuse_append(tenant, session_id, messages)
@@ -634,8 +642,11 @@ def _check_numbering(session_id: str, messages: Sequence[Message]) -> None:
             )
 
 
+_NO_USAGE: Final = Usage()  # frozen: shared by every sum of messages without usage
+
+
 def _usage_sum(messages: Sequence[Message]) -> Usage:
-    total = Usage()
+    total = _NO_USAGE
     for message in messages:
         if message.usage is not None:
             total += message.usage
@@ -682,7 +693,14 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 def _storable(json_text: str) -> str:
     """JSON as PostgreSQL can store it: a NUL or a lone surrogate (only ever inside a JSON
     string) written as its ``\\u`` escape, which reads back the same."""
+    if _plain_storable(json_text):
+        return json_text
     return _UNSTORABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", json_text)
+
+
+def _plain_storable(text: str) -> bool:
+    """No NUL, no lone surrogate: ASCII told in C at once, other text by the pattern."""
+    return (text.isascii() and "\x00" not in text) or _UNSTORABLE.search(text) is None
 
 
 def _listed(row: Any) -> SessionRecord:
@@ -693,7 +711,7 @@ def _listed(row: Any) -> SessionRecord:
 def _message_row(message: Message) -> tuple[Any, ...]:
     parts = message.parts
     plain = len(parts) == 1 and type(parts[0]) is Text and not parts[0].provider_data
-    if plain and _UNSTORABLE.search(parts[0].text):  # type: ignore[union-attr]
+    if plain and not _plain_storable(parts[0].text):  # type: ignore[union-attr]
         plain = False  # kept as JSON, escaped
     extra = message_extra(message)
     return (
