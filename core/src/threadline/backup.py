@@ -66,8 +66,9 @@ async def backup_sessions(storage: Storage, path: str | os.PathLike[str], *, ten
         began, tally = utcnow(), Tally()
         with gzip.open(records, "wt", encoding="utf-8", compresslevel=6) as out:
             async for record in storage.export_records(tenant):
-                tally.add(record)
-                out.write(dump_record(record) + "\n")
+                line = dump_record(record)
+                tally.add(record, line.encode("utf-8", "surrogatepass"))
+                out.write(line + "\n")
         header = BackupHeader(KIND, tenant, tally.sessions, tally.messages, tally.checksum, began)
         with partial.open("wb") as out, records.open("rb") as body:
             out.write(gzip.compress((dumps(header) + "\n").encode("utf-8"), mtime=0))
@@ -134,7 +135,7 @@ async def _checked_records(
             record = load_record(line)
         except DataFormatError as exc:
             raise DataFormatError(f"{name}, line {number}: {exc}; nothing was restored") from None
-        tally.add(record)
+        tally.add(record, line.rstrip(b"\r\n"))
         yield record
     if not header.matches(tally):
         raise DataFormatError(

@@ -26,10 +26,15 @@ BATCH_RECORDS = 2_000
 
 @frozen
 class SessionBundle:
-    """A session and its messages, in ``seq`` order, as an export gives them."""
+    """A session and its messages, in ``seq`` order, as an export gives them, and their tally."""
 
     session: SessionRecord
     messages: tuple[Message, ...]
+    tally: Tally = field(eq=False)
+
+    @classmethod
+    def of(cls, session: SessionRecord, messages: list[Message]) -> SessionBundle:
+        return cls(session, tuple(messages), Tally.of([session, *messages]))
 
     @property
     def key(self) -> tuple[str, str]:
@@ -91,8 +96,7 @@ async def migrate_sessions(
     batch: list[SessionBundle] = []
     batched = 0
     async for bundle in _bundles(source.export_records(tenant)):
-        for record in bundle.records():
-            report.read.add(record)
+        report.read.merge(bundle.tally)
         batch.append(bundle)
         batched += len(bundle.messages) + 1
         if batched >= batch_records:
@@ -131,12 +135,12 @@ async def _bundles(records: AsyncIterable[SessionRecord | Message]) -> AsyncIter
     async for record in records:
         if isinstance(record, SessionRecord):
             if session is not None:
-                yield SessionBundle(session, tuple(messages))
+                yield SessionBundle.of(session, messages)
             session, messages = record, []
         else:
             messages.append(record)
     if session is not None:
-        yield SessionBundle(session, tuple(messages))
+        yield SessionBundle.of(session, messages)
 
 
 async def _copy(target: Storage, batch: Sequence[SessionBundle], report: MigrationReport) -> None:
@@ -168,15 +172,13 @@ async def _copy_one(target: Storage, bundle: SessionBundle, report: MigrationRep
 
 
 def _copied(bundle: SessionBundle, report: MigrationReport) -> None:
-    for record in bundle.records():
-        report.copied.add(record)
+    report.copied.merge(bundle.tally)
     _expect(bundle, report)
 
 
 def _expect(bundle: SessionBundle, report: MigrationReport) -> None:
     report._expected_keys.add(bundle.key)
-    for record in bundle.records():
-        report.expected.add(record)
+    report.expected.merge(bundle.tally)
 
 
 async def _same_in(target: Storage, bundle: SessionBundle) -> bool:
@@ -193,8 +195,7 @@ async def _verify(target: Storage, tenant: str | None, report: MigrationReport, 
     """Read the target's export back and tally the sessions this run expects there."""
     async for bundle in _bundles(target.export_records(tenant)):
         if bundle.key in report._expected_keys:
-            for record in bundle.records():
-                report.verified.add(record)
+            report.verified.merge(bundle.tally)
             if report.verified.sessions % 500 == 0:
                 _tell(on_progress, report)
 

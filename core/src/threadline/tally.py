@@ -4,11 +4,11 @@ them, in whatever order it gives them: what a migration and a backup are verifie
 from __future__ import annotations
 
 import hashlib
-import json
+from collections.abc import Iterable
 
 from attrs import define, field
 
-from threadline.model import Message, SessionRecord, dump
+from threadline.model import Message, SessionRecord, dump_record
 
 _MODULUS = 2**256
 
@@ -17,20 +17,36 @@ _MODULUS = 2**256
 class Tally:
     """How many sessions and messages, and a checksum of every field of each.
 
-    The checksum is the sum, modulo 2**256, of each record's SHA-256 over its JSON form with
-    sorted keys: a record lost, added, repeated or changed changes it; the order of the
-    records does not. It catches damage and mistakes, not a forgery made to match it."""
+    The checksum is the sum, modulo 2**256, of each record's SHA-256 over its line as an
+    export writes it (``dump_record``): a record lost, added, repeated or changed changes it;
+    the order of the records does not. It catches damage and mistakes, not a forgery made to
+    match it."""
 
     sessions: int = 0
     messages: int = 0
     digest_sum: int = field(default=0, repr=False)
 
-    def add(self, record: SessionRecord | Message) -> None:
+    def add(self, record: SessionRecord | Message, line: bytes | None = None) -> None:
+        """Count ``record``; ``line``: its export line, UTF-8, when it is at hand already."""
         if isinstance(record, SessionRecord):
             self.sessions += 1
         else:
             self.messages += 1
-        self.digest_sum = (self.digest_sum + _digest(record)) % _MODULUS
+        line = line if line is not None else dump_record(record).encode("utf-8", "surrogatepass")
+        self.digest_sum = (self.digest_sum + int.from_bytes(hashlib.sha256(line).digest(), "big")) % _MODULUS
+
+    def merge(self, other: Tally) -> None:
+        """Count ``other``'s records too."""
+        self.sessions += other.sessions
+        self.messages += other.messages
+        self.digest_sum = (self.digest_sum + other.digest_sum) % _MODULUS
+
+    @classmethod
+    def of(cls, records: Iterable[SessionRecord | Message]) -> Tally:
+        tally = cls()
+        for record in records:
+            tally.add(record)
+        return tally
 
     @property
     def checksum(self) -> str:
@@ -39,9 +55,3 @@ class Tally:
 
     def describe(self) -> str:
         return f"{self.sessions:,} sessions, {self.messages:,} messages, checksum {self.checksum}"
-
-
-def _digest(record: SessionRecord | Message) -> int:
-    kind = "session" if isinstance(record, SessionRecord) else "message"
-    text = json.dumps({"type": kind, **dump(record)}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return int.from_bytes(hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest(), "big")
