@@ -366,3 +366,70 @@ def test_threadline_sessions_backup_then_restore_into_another_backend(
     assert asyncio.run(read_target()) == filled
     twice = threadline("--config", str(configs["target"]), "sessions", "restore", str(backup))
     assert twice.returncode == 1 and "exists already" in twice.stderr and "Traceback" not in twice.stderr
+
+
+async def many(storage: Storage, sessions: int, tenant: str = "acme") -> None:
+    """``sessions`` sessions of three messages each, imported in one go."""
+
+    async def records() -> AsyncIterator[SessionRecord | Message]:
+        for number in range(sessions):
+            record = SessionRecord(provider="echo", tenant=tenant, title=f"chat {number}")
+            yield record
+            for seq in (1, 2, 3):
+                yield Message(record.id, seq, Role.USER, (Text(f"m{seq}"),))
+
+    await storage.import_records(records())
+
+
+@pytest.mark.parametrize("target_kind", ["sqlite", "postgres"])
+def test_ctrl_c_stops_a_restore_and_nothing_is_restored(
+    storage_table: StorageTable, tmp_path: Path, target_kind: str
+) -> None:
+    backup, target = tmp_path / "big.tlbackup.gz", storage_table(target_kind)
+
+    async def prepare() -> None:
+        async with opened({"backend": "memory"}) as storage:
+            await many(storage, 20_000)
+            await backup_sessions(storage, backup)
+
+    asyncio.run(prepare())
+    config = tmp_path / "target.toml"
+    config.write_text("[storage]\n" + "".join(f'{key} = "{value}"\n' for key, value in target.items()))
+    restoring = subprocess.Popen(
+        [sys.executable, "-m", "threadline", "--config", str(config), "sessions", "restore", str(backup)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(2.5)  # started, and reading the backup into the import
+    restoring.send_signal(signal.SIGINT)
+    out, err = restoring.communicate(timeout=60)
+    assert restoring.returncode == 130 and "interrupted" in err and "restored" not in out, (out, err)
+
+    async def left() -> dict[tuple[str, str], tuple[Any, ...]]:
+        async with opened(target) as storage:
+            return await read_all(storage)
+
+    assert asyncio.run(left()) == {}
+
+
+def test_a_session_postgres_cannot_store_is_left_out_and_the_rest_copied(storage_table: StorageTable) -> None:
+    source, target = storage_table("sqlite"), storage_table("postgres")
+
+    async def prepare() -> None:
+        async with opened(source) as storage:
+            await many(storage, 5)
+            await storage.create_session(SessionRecord(id="nul\x00id", tenant="acme"))
+
+    asyncio.run(prepare())
+    result = threadline("migrate", *side("from", source), *side("to", target))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert (
+        "the target cannot store it, not copied: 'nul\\x00id' (tenant 'acme'): PostgreSQL cannot store" in result.stdout
+    )
+    assert "copied 5 sessions, 15 messages" in result.stdout
+
+
+def test_a_source_with_no_sessions_is_an_error(storage_table: StorageTable, tmp_path: Path) -> None:
+    typo = tmp_path / "typo.db"
+    result = threadline("migrate", "--from-backend", "sqlite", "--from-setting", f"path={typo}",
+                        *side("to", storage_table("sqlite")))  # fmt: skip
+    assert result.returncode == 1 and "nothing to copy: sqlite (--from-backend) holds no sessions" in result.stderr

@@ -3,6 +3,7 @@ repository's tests/test_moving_sessions.py."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import os
 import subprocess
@@ -26,6 +27,7 @@ from threadline import (
     restore_sessions,
 )
 from threadline.builtins.memory import MemoryStorage
+from threadline.importing import stoppable_import
 from threadline.migrate import count_sessions
 from threadline.testing.storage_contract import collect, make_messages, make_session
 
@@ -242,3 +244,71 @@ def test_backup_and_restore_on_the_command_line(tmp_path: Path) -> None:
     path.write_bytes(b"not gzip")
     failed = threadline("sessions", "restore", str(path))
     assert failed.returncode == 1 and "is not a whole backup" in failed.stderr and "Traceback" not in failed.stderr
+
+
+# -- what a user may get wrong, and interruptions -----------------------------
+
+
+async def test_a_backup_never_writes_over_what_is_at_its_path_unless_told(tmp_path: Path) -> None:
+    storage = await filled_storage()
+    kept = tmp_path / "threadline.db"
+    kept.write_text("the database")
+    with pytest.raises(FileExistsError, match="a file is there already"):
+        await backup_sessions(storage, kept)
+    assert kept.read_text() == "the database"
+    await backup_sessions(storage, kept, replace=True)
+    assert gzip.decompress(kept.read_bytes()).startswith(b'{"v":1,"kind":"threadline-backup"')
+    (tmp_path / "link.gz").symlink_to(kept)
+    with pytest.raises(FileExistsError, match="not a file"):
+        await backup_sessions(storage, tmp_path / "link.gz", replace=True)
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        await backup_sessions(storage, tmp_path / "missing" / "all.gz")
+    assert sorted(os.listdir(tmp_path)) == ["link.gz", "threadline.db"]
+    assert kept.stat().st_mode & 0o777 == 0o600
+
+
+async def test_a_header_line_without_end_is_not_read_into_memory(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.gz"
+    path.write_bytes(gzip.compress(b" " * 200_000))
+    with pytest.raises(DataFormatError, match="does not begin with a threadline backup header"):
+        await restore_sessions(MemoryStorage(), path)
+
+
+async def test_a_cancelled_import_stops_reading_and_imports_nothing() -> None:
+    storage, read = MemoryStorage(), []
+
+    async def slow() -> AsyncIterator[SessionRecord | Message]:
+        for number in range(100):
+            session = make_session(title=f"chat {number}")
+            read.append(session)
+            yield session
+            await asyncio.sleep(0.01)
+
+    importing = asyncio.ensure_future(stoppable_import(storage, slow()))
+    await asyncio.sleep(0.1)
+    importing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await importing
+    assert 0 < len(read) < 100
+    assert await collect(storage.export_records(None)) == []
+
+
+async def test_a_session_the_target_cannot_store_is_named_and_the_rest_copied() -> None:
+    class Picky(MemoryStorage):
+        async def import_records(self, records: AsyncIterator[SessionRecord | Message]) -> int:
+            kept = [r async for r in records]
+            if any(isinstance(r, SessionRecord) and r.title == "chat 2" for r in kept):
+                raise DataFormatError("cannot store this")
+            return await super().import_records(_replay(kept))
+
+    with pytest.raises(MigrationIncomplete, match=r"could not store 1 of the sessions, left out: .*cannot store this"):
+        await migrate_sessions(await filled_storage(), target := Picky())
+    titles = {r.title for r in await collect(target.export_records(None)) if isinstance(r, SessionRecord)}
+    assert titles == {"chat 0", "chat 1", "chat 3"}
+
+
+async def test_a_batch_holds_at_most_its_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("threadline.migrate.BATCH_BYTES", 1000)
+    phases: list[str] = []
+    await migrate_sessions(await filled_storage(), MemoryStorage(), on_progress=lambda r: phases.append(r.phase))
+    assert phases.count("copying") == 4  # each session's lines pass 1,000 bytes: one batch each

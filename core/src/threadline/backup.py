@@ -10,6 +10,7 @@ text), so it is written once the records are, and read first.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import os
 import shutil
@@ -18,16 +19,19 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Final
+from typing import IO, Final
 
 from attrs import frozen
 
 from threadline.contracts import Storage
 from threadline.errors import DataFormatError, StorageConflict
+from threadline.importing import stoppable_import
 from threadline.model import Message, SessionRecord, dump_record, dumps, load_record, loads, utcnow
 from threadline.tally import Tally
 
 KIND: Final = "threadline-backup"
+#: a header is far shorter; more is not one (a file made to fill memory, say)
+HEADER_BYTES: Final = 64 * 1024
 
 
 @frozen
@@ -56,21 +60,25 @@ class BackupHeader:
         return f"{self.sessions:,} sessions, {self.messages:,} messages, checksum {self.checksum}"
 
 
-async def backup_sessions(storage: Storage, path: str | os.PathLike[str], *, tenant: str | None = None) -> BackupHeader:
+async def backup_sessions(
+    storage: Storage, path: str | os.PathLike[str], *, tenant: str | None = None, replace: bool = False
+) -> BackupHeader:
     """Write every session of ``tenant`` (``None``: of every tenant) in ``storage`` and its
-    messages, as stored, to a backup at ``path``. The file appears under its name only once
-    it is whole: a backup that fails half way leaves nothing that looks like one."""
-    target = Path(path)
+    messages, as stored, to a new backup at ``path``, readable by its owner alone. A file
+    there already is a ``FileExistsError`` unless ``replace`` (never anything but a file).
+    The file appears under its name only once it is whole: a backup that fails half way
+    leaves nothing that looks like one."""
+    target = _backup_target(Path(path), replace)
     records, partial = (target.with_name(f".{target.name}.{os.getpid()}.{part}") for part in ("records", "partial"))
     try:
         began, tally = utcnow(), Tally()
-        with gzip.open(records, "wt", encoding="utf-8", compresslevel=6) as out:
+        with _private(records) as raw, gzip.open(raw, "wt", encoding="utf-8", compresslevel=6) as out:
             async for record in storage.export_records(tenant):
                 line = dump_record(record)
                 tally.add(record, line.encode("utf-8", "surrogatepass"))
                 out.write(line + "\n")
         header = BackupHeader(KIND, tenant, tally.sessions, tally.messages, tally.checksum, began)
-        with partial.open("wb") as out, records.open("rb") as body:
+        with _private(partial) as out, records.open("rb") as body:
             out.write(gzip.compress((dumps(header) + "\n").encode("utf-8"), mtime=0))
             shutil.copyfileobj(body, out)
             out.flush()
@@ -82,6 +90,25 @@ async def backup_sessions(storage: Storage, path: str | os.PathLike[str], *, ten
         partial.unlink(missing_ok=True)
 
 
+def _backup_target(target: Path, replace: bool) -> Path:
+    """Where a backup may be written: a new file in a folder that exists, or, with
+    ``replace``, a file there already; never a folder, a link, a device or a pipe."""
+    if not target.name or target.name in (".", ".."):
+        raise IsADirectoryError(errno.EISDIR, "a backup needs a file name, not a folder", os.fspath(target))
+    if not target.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no such folder for the backup", os.fspath(target.parent))
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        raise FileExistsError(errno.EEXIST, "not a file, which a backup never writes over", os.fspath(target))
+    if target.exists() and not replace:
+        raise FileExistsError(errno.EEXIST, "a file is there already (--replace writes over it)", os.fspath(target))
+    return target
+
+
+def _private(path: Path) -> IO[bytes]:
+    """A new file at ``path`` that its owner alone may read (a backup holds every conversation)."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+
+
 async def restore_sessions(storage: Storage, path: str | os.PathLike[str]) -> BackupHeader:
     """Import the backup at ``path`` into ``storage``: all of it, once its records are found
     to match its header, or nothing (a bad line, a count or checksum that does not match, a
@@ -90,7 +117,7 @@ async def restore_sessions(storage: Storage, path: str | os.PathLike[str]) -> Ba
     with _reading(name) as lines:
         header = _header(name, lines)
         try:
-            await storage.import_records(_checked_records(name, lines, header))
+            await stoppable_import(storage, _checked_records(name, lines, header))
         except StorageConflict as exc:
             raise StorageConflict(f"{exc}: a restore adds sessions, it never overwrites one") from None
     return header
@@ -108,7 +135,9 @@ def _reading(name: str) -> Iterator[gzip.GzipFile]:
 
 
 def _header(name: str, lines: gzip.GzipFile) -> BackupHeader:
-    first = lines.readline()
+    first = lines.readline(HEADER_BYTES)
+    if not first.endswith(b"\n"):
+        raise DataFormatError(f"{name} does not begin with a threadline backup header (a line of JSON)")
     try:
         header = loads(first, BackupHeader)
     except DataFormatError as exc:

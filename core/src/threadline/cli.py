@@ -546,18 +546,20 @@ async def import_(manager: SessionManager, path: str) -> None:
 
 
 @sessions.command()
-@click.argument("path", type=click.Path(dir_okay=False, writable=True))
+@click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--tenant", metavar="NAME", type=TEXT, help="Only this tenant's sessions [default: every tenant's].")
+@click.option("--replace", is_flag=True, help="Write over a file at PATH (never over anything but a file).")
 @with_manager
-async def backup(manager: SessionManager, path: str, tenant: str | None) -> None:
-    """Back up the sessions and messages as stored, to one gzip-compressed file.
+async def backup(manager: SessionManager, path: str, tenant: str | None, replace: bool) -> None:
+    """Back up the sessions and messages as stored, to a new gzip-compressed file that its
+    owner alone may read.
 
     The file's first line says how many sessions and messages follow and their checksum;
     `threadline sessions restore PATH` checks them. It appears under PATH only once whole.
     A backup of one storage restores into any other."""
     from threadline.backup import backup_sessions
 
-    header = await backup_sessions(manager.storage, path, tenant=tenant)
+    header = await backup_sessions(manager.storage, path, tenant=tenant, replace=replace)
     click.echo(f"backed up {header.describe()} to {path}")
 
 
@@ -700,9 +702,16 @@ async def _migrate(source: tuple[SessionManager, str], target: tuple[SessionMana
             _say_migrated(exc.report, source_name, target_name)
             raise
     _say_migrated(report, source_name, target_name)
+    if not report.read.sessions:
+        of = f" of tenant {tenant!r}" if tenant is not None else ""
+        raise click.ClickException(f"nothing to copy: {source_name} holds no sessions{of}; is it the right source?")
 
 
 def _say_migrated(report: MigrationReport, source: str, target: str) -> None:
+    for tenant, session_id in report.differing:
+        click.echo(f"differs in the target, not copied: {session_id!r} (tenant {tenant!r})")
+    for tenant, session_id, why in report.refused:
+        click.echo(f"the target cannot store it, not copied: {session_id!r} (tenant {tenant!r}): {why}")
     click.echo(f"read {report.read.sessions:,} sessions, {report.read.messages:,} messages from {source}")
     click.echo(
         f"copied {report.copied.sessions:,} sessions, {report.copied.messages:,} messages to {target}; "

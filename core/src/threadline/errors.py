@@ -136,6 +136,13 @@ class MigrationIncomplete(StorageError):
                 f"the target has {len(report.differing)} of the sessions with other contents, not overwritten: "
                 f"{shown}{more}; delete them from the target and run again to copy them"
             )
+        if report.refused:
+            tenant, session_id, why = report.refused[0]
+            more = f" (and {len(report.refused) - 1} more)" if len(report.refused) > 1 else ""
+            problems.append(
+                f"the target could not store {len(report.refused)} of the sessions, left out: {session_id!r} "
+                f"(tenant {tenant!r}): {why}{more}"
+            )
         if report.verified != report.expected:
             problems.append(
                 f"the target holds {report.verified.describe()} of what was read as "

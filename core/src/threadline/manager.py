@@ -13,6 +13,7 @@ from typing import IO, Any
 from threadline.config import Config, Template
 from threadline.contracts import Provider, Storage
 from threadline.errors import AuthenticationError, ConfigError, DataFormatError, PluginError, ToolError
+from threadline.importing import stoppable_import
 from threadline.middleware import Call, Chain, Middleware
 from threadline.model import (
     DeletedCounts,
@@ -505,8 +506,9 @@ class SessionManager:
 
     async def import_jsonl(self, path: str | os.PathLike[str]) -> int:
         """Import a file :meth:`export_jsonl` wrote: all of it, or, if any line is bad, none of it
-        (the storage imports all or nothing; the error names the line)."""
-        return await self.storage.import_records(_read_records(path))
+        (the storage imports all or nothing; the error names the line). Cancelled, it stops
+        reading and the storage gives the import up."""
+        return await stoppable_import(self.storage, _read_records(path))
 
 
 async def _read_records(path: str | os.PathLike[str]) -> AsyncIterator[SessionRecord | Message]:

@@ -16,12 +16,14 @@ from typing import Literal
 from attrs import define, field, frozen
 
 from threadline.contracts import Storage
-from threadline.errors import MigrationIncomplete, SessionNotFound, StorageConflict
+from threadline.errors import DataFormatError, MigrationIncomplete, SessionNotFound, StorageConflict
 from threadline.model import Message, SessionQuery, SessionRecord
 from threadline.tally import Tally
 
 #: records imported in one transaction (a session is never split: a batch may hold more)
 BATCH_RECORDS = 2_000
+#: bytes of export lines at most in one batch, whatever their number (long messages, attachments)
+BATCH_BYTES = 16 * 2**20
 
 
 @frozen
@@ -54,6 +56,8 @@ class MigrationReport:
         run copied them), left as they were.
     :ivar differing: ``(tenant, id)`` of sessions the target has with other contents: not
         overwritten, not verified.
+    :ivar refused: ``(tenant, id, why)`` of sessions the target could not store (a
+        ``DataFormatError``: a value it cannot hold, messages out of order in the source).
     :ivar expected: the copied and already-there sessions as read from the source.
     :ivar verified: the same sessions as read back from the target at the end; a migration
         succeeded when it equals ``expected`` and nothing differs (``ok``).
@@ -64,6 +68,7 @@ class MigrationReport:
     copied: Tally = field(factory=Tally)
     already_there: int = 0
     differing: list[tuple[str, str]] = field(factory=list)
+    refused: list[tuple[str, str, str]] = field(factory=list)
     expected: Tally = field(factory=Tally)
     verified: Tally = field(factory=Tally)
     phase: Literal["copying", "verifying", "done"] = "copying"
@@ -71,7 +76,7 @@ class MigrationReport:
 
     @property
     def ok(self) -> bool:
-        return not self.differing and self.verified == self.expected
+        return not self.differing and not self.refused and self.verified == self.expected
 
 
 Progress = Callable[[MigrationReport], None]
@@ -91,17 +96,17 @@ async def migrate_sessions(
     a run that was interrupted is finished by running it again. Returns the report when every
     session was copied and read back as read; else raises :class:`MigrationIncomplete`.
     ``batch_records`` is how many records (sessions and messages) one import holds at most,
-    unless one session has more."""
+    and :data:`BATCH_BYTES` how many bytes, unless one session has more."""
     report = MigrationReport()
     batch: list[SessionBundle] = []
-    batched = 0
+    batched = Tally()
     async for bundle in _bundles(source.export_records(tenant)):
         report.read.merge(bundle.tally)
         batch.append(bundle)
-        batched += len(bundle.messages) + 1
-        if batched >= batch_records:
+        batched.merge(bundle.tally)
+        if batched.sessions + batched.messages >= batch_records or batched.size >= BATCH_BYTES:
             await _copy(target, batch, report)
-            batch, batched = [], 0
+            batch, batched = [], Tally()
             _tell(on_progress, report)
     await _copy(target, batch, report)
     report.phase = "verifying"
@@ -150,7 +155,7 @@ async def _copy(target: Storage, batch: Sequence[SessionBundle], report: Migrati
         return
     try:
         await target.import_records(_replay([r for bundle in batch for r in bundle.records()]))
-    except StorageConflict:
+    except (StorageConflict, DataFormatError):  # which session it was, each on its own says
         for bundle in batch:
             await _copy_one(target, bundle, report)
         return
@@ -161,6 +166,9 @@ async def _copy(target: Storage, batch: Sequence[SessionBundle], report: Migrati
 async def _copy_one(target: Storage, bundle: SessionBundle, report: MigrationReport) -> None:
     try:
         await target.import_records(_replay(bundle.records()))
+    except DataFormatError as exc:
+        report.refused.append((*bundle.key, str(exc)))
+        return
     except StorageConflict:
         if await _same_in(target, bundle):
             report.already_there += 1

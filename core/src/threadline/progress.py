@@ -17,13 +17,15 @@ class MigrationProgress:
     read back from the target."""
 
     def __init__(self, totals: tuple[int, int] | None) -> None:
+        console = Console(stderr=True)
         self._progress = Progress(
             TextColumn("{task.description:<22}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            console=Console(stderr=True),
+            console=console,
             transient=True,
+            disable=not console.is_terminal,
         )
         sessions, messages = totals or (None, None)
         self._sessions = self._progress.add_task("sessions read", total=sessions)

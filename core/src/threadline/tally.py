@@ -25,6 +25,8 @@ class Tally:
     sessions: int = 0
     messages: int = 0
     digest_sum: int = field(default=0, repr=False)
+    #: bytes of the records' export lines (not compared: the same records, written alike)
+    size: int = field(default=0, repr=False, eq=False)
 
     def add(self, record: SessionRecord | Message, line: bytes | None = None) -> None:
         """Count ``record``; ``line``: its export line, UTF-8, when it is at hand already."""
@@ -33,12 +35,14 @@ class Tally:
         else:
             self.messages += 1
         line = line if line is not None else dump_record(record).encode("utf-8", "surrogatepass")
+        self.size += len(line)
         self.digest_sum = (self.digest_sum + int.from_bytes(hashlib.sha256(line).digest(), "big")) % _MODULUS
 
     def merge(self, other: Tally) -> None:
         """Count ``other``'s records too."""
         self.sessions += other.sessions
         self.messages += other.messages
+        self.size += other.size
         self.digest_sum = (self.digest_sum + other.digest_sum) % _MODULUS
 
     @classmethod

@@ -58,6 +58,20 @@ async def test_the_password_is_never_shown() -> None:
     assert "s3cret-pw" not in str(caught.value) and "ann:***@127.0.0.1:1" in str(caught.value)
 
 
+@pytest.mark.parametrize("query", ["?password=s3cret-pw", "?sslmode=disable&password=s3cret-pw&user=ann"])
+async def test_a_password_given_as_a_parameter_is_never_shown(query: str) -> None:
+    storage = PostgresStorage(PostgresConfig(dsn=f"postgresql://ann@127.0.0.1:1/threadline{query}"))
+    with pytest.raises(StorageUnavailable) as caught:
+        await storage.open()
+    assert "s3cret-pw" not in repr(storage) + str(caught.value) and "password=***" in str(caught.value)
+
+
+async def test_a_dsn_setting_the_server_refuses_is_storage_unavailable(postgres_dsn: str, schema: str) -> None:
+    storage = PostgresStorage(PostgresConfig(dsn=f"{postgres_dsn}?no_such_setting=1", schema=schema))
+    with pytest.raises(StorageUnavailable, match='refused to start: unrecognized configuration parameter "no_such'):
+        await storage.open()
+
+
 def test_a_schema_that_is_not_a_plain_name_is_a_config_error() -> None:
     config = threadline.Config.from_dict({"storage": {"backend": "postgres", "schema": "a; DROP TABLE x"}})
     with pytest.raises(threadline.ConfigError, match=r"storage: schema 'a; DROP TABLE x' is not a plain name"):
@@ -314,3 +328,23 @@ async def test_damaged_rows_are_named_and_a_listing_leaves_them_out(storage: Pos
         listed = await storage.list_sessions(SessionQuery(limit=1, cursor=listed.next_cursor))
         every.append(listed.items)
     assert sorted(s.id for items in every for s in items) == sorted([kept.id, damaged.id])
+
+
+async def test_a_cancelled_write_that_then_fails_raises_the_cancellation(storage: PostgresStorage, schema: str) -> None:
+    session = await storage.create_session(make_session())
+    blocker = await asyncpg.connect(storage.config.dsn)
+    try:
+        deleting = blocker.transaction()
+        await deleting.start()
+        await blocker.execute(f"SELECT 1 FROM {schema}.sessions WHERE id = $1 FOR UPDATE", session.id)
+        append = asyncio.ensure_future(storage.append_messages("default", session.id, make_messages(session, ["q"])))
+        await asyncio.sleep(0.2)
+        append.cancel()
+        await asyncio.sleep(0.1)
+        assert not append.done()  # it waits for the write to be settled
+        await blocker.execute(f"DELETE FROM {schema}.sessions WHERE id = $1", session.id)
+        await deleting.commit()  # the append then finds no session: SessionNotFound, in its own task
+        with pytest.raises(asyncio.CancelledError):
+            await append
+    finally:
+        await blocker.close()

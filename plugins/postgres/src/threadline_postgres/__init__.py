@@ -27,19 +27,25 @@ SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 #: the password of a URL DSN: all between the user's ``:`` and the last ``@`` before the host
 _URL_PASSWORD = re.compile(r"^(?P<start>[a-z]+://[^:/@]*):(?P<password>.*)@(?=[^@]*$)", re.DOTALL)
+#: a password given as a parameter of the URL: ``?password=...`` or ``&password=...``
+_QUERY_PASSWORD = re.compile(r"(?P<start>[?&]password=)(?P<password>[^&#]*)", re.IGNORECASE)
 
 
 def redacted(dsn: str) -> str:
     """``dsn`` with its password, if any, as ``***``: what errors and logs may show. Read
     as text, not parsed: a password with ``/``, ``#``, ``?`` or ``@`` that is not
-    percent-encoded is hidden too."""
-    return _URL_PASSWORD.sub(r"\g<start>:***@", dsn, count=1)
+    percent-encoded is hidden too, and one given as a ``password=`` parameter."""
+    return _QUERY_PASSWORD.sub(r"\g<start>***", _URL_PASSWORD.sub(r"\g<start>:***@", dsn, count=1))
 
 
 def password_of(dsn: str) -> str | None:
-    """The password of ``dsn`` as written in it, to take out of a driver's error text."""
-    match = _URL_PASSWORD.match(dsn)
-    return match["password"] if match and match["password"] else None
+    """The password of ``dsn`` as written in it (after the user, else as a ``password=``
+    parameter), to take out of a driver's error text."""
+    for pattern in (_URL_PASSWORD, _QUERY_PASSWORD):
+        match = pattern.search(dsn)
+        if match and match["password"]:
+            return match["password"]
+    return None
 
 
 def _url(_instance: object, _attribute: object, dsn: str) -> None:

@@ -90,7 +90,7 @@ def _settled(write: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutin
         except asyncio.CancelledError:
             while not task.done():
                 with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.shield(task)
+                    await asyncio.wait({task})  # not shield: it would raise the write's own error
             if not task.cancelled():
                 task.exception()  # retrieved: the caller's cancellation is what it raises
             raise
@@ -140,7 +140,10 @@ class PostgresStorage:
             if self._pool is not None:
                 await self._pool.close()
                 self._pool = None
-            raise self._translate(exc) from None
+            translated = self._translate(exc)
+            if isinstance(translated, asyncpg.PostgresError):  # a setting of the dsn the server refused, say
+                translated = StorageUnavailable(f"PostgreSQL at {redacted(config.dsn)} refused to start: {exc}")
+            raise translated from None
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -166,10 +169,10 @@ class PostgresStorage:
                 f"PostgreSQL cannot store this: {exc}; an id, a tenant or a user with a NUL character in it "
                 "cannot be stored"
             )
-        if isinstance(exc, ValueError | TypeError):  # asyncpg cannot read the DSN; its words may hold the password
+        if isinstance(exc, ValueError | TypeError | OverflowError):  # an unreadable DSN (its words: a password?)
             return StorageUnavailable(
-                f"cannot read the dsn {where}: percent-encode a password with / # ? @ : or a space in it "
-                f"(as %2F %23 %3F %40 %3A %20)"
+                f"cannot read the dsn {where}: is the port a number up to 65535? percent-encode a password "
+                f"with / # ? @ : or a space in it (as %2F %23 %3F %40 %3A %20)"
             )
         return exc
 
