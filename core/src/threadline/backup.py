@@ -72,18 +72,21 @@ async def backup_sessions(
     records, partial = (target.with_name(f".{target.name}.{os.getpid()}.{part}") for part in ("records", "partial"))
     try:
         began, tally = utcnow(), Tally()
-        with _private(records) as raw, gzip.open(raw, "wt", encoding="utf-8", compresslevel=6) as out:
+        with _private(records) as raw, gzip.open(raw, "wb", compresslevel=6) as out:
             async for record in storage.export_records(tenant):
-                line = dump_record(record)
-                tally.add(record, line.encode("utf-8", "surrogatepass"))
-                out.write(line + "\n")
+                line = _line(record)
+                tally.add(record, line)
+                out.write(line + b"\n")
         header = BackupHeader(KIND, tenant, tally.sessions, tally.messages, tally.checksum, began)
         with _private(partial) as out, records.open("rb") as body:
             out.write(gzip.compress((dumps(header) + "\n").encode("utf-8"), mtime=0))
             shutil.copyfileobj(body, out)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(partial, target)
+        if replace:
+            os.replace(partial, target)
+        else:
+            os.link(partial, target)  # fails if a file appeared there meanwhile: never written over
         return header
     finally:
         records.unlink(missing_ok=True)
@@ -102,6 +105,16 @@ def _backup_target(target: Path, replace: bool) -> Path:
     if target.exists() and not replace:
         raise FileExistsError(errno.EEXIST, "a file is there already (--replace writes over it)", os.fspath(target))
     return target
+
+
+def _line(record: SessionRecord | Message) -> bytes:
+    """``record``'s export line, UTF-8; text that is no UTF-8 (a lone surrogate) a
+    ``DataFormatError`` naming the record, as a restore would refuse the line."""
+    try:
+        return dump_record(record).encode("utf-8")
+    except UnicodeEncodeError:
+        where = record.id if isinstance(record, SessionRecord) else f"{record.session_id}, message {record.seq}"
+        raise DataFormatError(f"session {where} holds a lone surrogate, which no backup can hold") from None
 
 
 def _private(path: Path) -> IO[bytes]:
@@ -157,7 +170,7 @@ async def _checked_records(
     """The backup's records; after the last, a ``DataFormatError`` instead of the end when
     they do not match the header, so that the import writes none of them."""
     tally = Tally()
-    for number, line in enumerate(lines, 2):
+    for number, line in _numbered(name, lines):
         if not line.strip():
             continue
         try:
@@ -171,3 +184,12 @@ async def _checked_records(
             f"{name} holds {tally.describe()}, but its header says {header.describe()}: "
             "the backup is damaged; nothing was restored"
         )
+
+
+def _numbered(name: str, lines: gzip.GzipFile) -> Iterator[tuple[int, bytes]]:
+    """The lines after the header, numbered; a file damaged or cut short part way is a
+    ``DataFormatError`` here, before a storage could take it for its own failure."""
+    try:
+        yield from enumerate(lines, 2)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataFormatError(f"{name} is not a whole backup ({exc}); nothing was restored") from None

@@ -710,6 +710,8 @@ async def _migrate(source: tuple[SessionManager, str], target: tuple[SessionMana
 def _say_migrated(report: MigrationReport, source: str, target: str) -> None:
     for tenant, session_id in report.differing:
         click.echo(f"differs in the target, not copied: {session_id!r} (tenant {tenant!r})")
+    for tenant, session_id in report.unverified:
+        click.echo(f"not as read in the target at the end: {session_id!r} (tenant {tenant!r})")
     for tenant, session_id, why in report.refused:
         click.echo(f"the target cannot store it, not copied: {session_id!r} (tenant {tenant!r}): {why}")
     click.echo(f"read {report.read.sessions:,} sessions, {report.read.messages:,} messages from {source}")

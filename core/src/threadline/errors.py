@@ -143,9 +143,11 @@ class MigrationIncomplete(StorageError):
                 f"the target could not store {len(report.refused)} of the sessions, left out: {session_id!r} "
                 f"(tenant {tenant!r}): {why}{more}"
             )
-        if report.verified != report.expected:
+        if report.unverified:
+            shown = ", ".join(f"{session_id!r} (tenant {tenant!r})" for tenant, session_id in report.unverified[:5])
+            more = f" and {len(report.unverified) - 5} more" if len(report.unverified) > 5 else ""
             problems.append(
-                f"the target holds {report.verified.describe()} of what was read as "
-                f"{report.expected.describe()}; run the migration again to copy what is missing"
+                f"{len(report.unverified)} of the sessions are missing from the target at the end, or read back "
+                f"otherwise than they were read: {shown}{more} (another writer on the target?)"
             )
         super().__init__("; ".join(problems))

@@ -484,10 +484,10 @@ class SessionManager:
 
     def events(self, *, tenant: str | None = None, all_tenants: bool = False) -> AsyncIterator[StorageEvent]:
         """What any process changes in the sessions of ``tenant`` (default: the configured
-        one; every tenant's with ``all_tenants=True``) from now on, as it happens, until the
-        caller stops iterating: the storage's :class:`StorageEvent` s, at most once each. Only
-        a storage that processes share gives them (``redis``; ``postgres``); another is a
-        ``ConfigError``."""
+        one; every tenant's with ``all_tenants=True``), as it happens, from the first
+        iteration (which starts listening) until the caller stops: the storage's
+        :class:`StorageEvent` s, at most once each. Only a storage that processes share gives
+        them (``redis``; ``postgres``); another is a ``ConfigError``."""
         if all_tenants and tenant is not None:
             raise ConfigError("name a tenant or ask for all tenants, not both")
         self.storage  # noqa: B018 -- open, or the error that says to open it

@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from typing import Literal
 
+import attrs
 from attrs import define, field, frozen
 
 from threadline.contracts import Storage
 from threadline.errors import DataFormatError, MigrationIncomplete, SessionNotFound, StorageConflict
-from threadline.model import Message, SessionQuery, SessionRecord
+from threadline.model import Message, SessionQuery, SessionRecord, Usage
 from threadline.tally import Tally
 
 #: records imported in one transaction (a session is never split: a batch may hold more)
@@ -37,6 +38,14 @@ class SessionBundle:
     @classmethod
     def of(cls, session: SessionRecord, messages: list[Message]) -> SessionBundle:
         return cls(session, tuple(messages), Tally.of([session, *messages]))
+
+    @classmethod
+    def as_imported(cls, session: SessionRecord, messages: list[Message]) -> SessionBundle:
+        """The bundle as any storage's import stores it: the session's count and usage those
+        of its messages, summed in order (an append may have summed a batch's costs first,
+        which floating point rounds otherwise)."""
+        usage = sum((m.usage for m in messages if m.usage is not None), Usage())
+        return cls.of(attrs.evolve(session, message_count=len(messages), usage=usage), messages)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -61,6 +70,8 @@ class MigrationReport:
     :ivar expected: the copied and already-there sessions as read from the source.
     :ivar verified: the same sessions as read back from the target at the end; a migration
         succeeded when it equals ``expected`` and nothing differs (``ok``).
+    :ivar unverified: ``(tenant, id)`` of those sessions the target lacks at the end, or
+        gives back otherwise than they were read.
     :ivar phase: ``"copying"``, then ``"verifying"``, then ``"done"``.
     """
 
@@ -71,12 +82,34 @@ class MigrationReport:
     refused: list[tuple[str, str, str]] = field(factory=list)
     expected: Tally = field(factory=Tally)
     verified: Tally = field(factory=Tally)
+    unverified: list[tuple[str, str]] = field(factory=list)
     phase: Literal["copying", "verifying", "done"] = "copying"
-    _expected_keys: set[tuple[str, str]] = field(factory=set, init=False, repr=False, eq=False)
+    #: each expected session's tally, until it is read back
+    _pending: dict[tuple[str, str], Tally] = field(factory=dict, init=False, repr=False, eq=False)
+
+    def expect(self, bundle: SessionBundle) -> None:
+        """``bundle`` is in the target now, to be read back as it is."""
+        self._pending[bundle.key] = bundle.tally
+        self.expected.merge(bundle.tally)
+
+    def read_back(self, bundle: SessionBundle) -> None:
+        """``bundle`` as the target gives it at the end: verified if it is what was expected."""
+        wanted = self._pending.pop(bundle.key, None)
+        if wanted is None:
+            return  # not of this run
+        if wanted == bundle.tally:
+            self.verified.merge(bundle.tally)
+        else:
+            self.unverified.append(bundle.key)
+
+    def missing(self) -> None:
+        """The end of the read-back: what was expected and never read back is unverified."""
+        self.unverified.extend(self._pending)
+        self._pending.clear()
 
     @property
     def ok(self) -> bool:
-        return not self.differing and not self.refused and self.verified == self.expected
+        return not (self.differing or self.refused or self.unverified) and self.verified == self.expected
 
 
 Progress = Callable[[MigrationReport], None]
@@ -133,19 +166,22 @@ async def count_sessions(storage: Storage, tenant: str) -> tuple[int, int]:
         cursor = page.next_cursor
 
 
-async def _bundles(records: AsyncIterable[SessionRecord | Message]) -> AsyncIterator[SessionBundle]:
+async def _bundles(
+    records: AsyncIterable[SessionRecord | Message],
+    bundle: Callable[[SessionRecord, list[Message]], SessionBundle] = SessionBundle.as_imported,
+) -> AsyncIterator[SessionBundle]:
     """The sessions of an export, each with its messages."""
     session: SessionRecord | None = None
     messages: list[Message] = []
     async for record in records:
         if isinstance(record, SessionRecord):
             if session is not None:
-                yield SessionBundle.of(session, messages)
+                yield bundle(session, messages)
             session, messages = record, []
         else:
             messages.append(record)
     if session is not None:
-        yield SessionBundle.of(session, messages)
+        yield bundle(session, messages)
 
 
 async def _copy(target: Storage, batch: Sequence[SessionBundle], report: MigrationReport) -> None:
@@ -172,7 +208,7 @@ async def _copy_one(target: Storage, bundle: SessionBundle, report: MigrationRep
     except StorageConflict:
         if await _same_in(target, bundle):
             report.already_there += 1
-            _expect(bundle, report)
+            report.expect(bundle)
         else:
             report.differing.append(bundle.key)
         return
@@ -181,12 +217,7 @@ async def _copy_one(target: Storage, bundle: SessionBundle, report: MigrationRep
 
 def _copied(bundle: SessionBundle, report: MigrationReport) -> None:
     report.copied.merge(bundle.tally)
-    _expect(bundle, report)
-
-
-def _expect(bundle: SessionBundle, report: MigrationReport) -> None:
-    report._expected_keys.add(bundle.key)
-    report.expected.merge(bundle.tally)
+    report.expect(bundle)
 
 
 async def _same_in(target: Storage, bundle: SessionBundle) -> bool:
@@ -200,12 +231,12 @@ async def _same_in(target: Storage, bundle: SessionBundle) -> bool:
 
 
 async def _verify(target: Storage, tenant: str | None, report: MigrationReport, on_progress: Progress | None) -> None:
-    """Read the target's export back and tally the sessions this run expects there."""
-    async for bundle in _bundles(target.export_records(tenant)):
-        if bundle.key in report._expected_keys:
-            report.verified.merge(bundle.tally)
-            if report.verified.sessions % 500 == 0:
-                _tell(on_progress, report)
+    """Read the target's export back, and check each session this run expects there."""
+    async for bundle in _bundles(target.export_records(tenant), SessionBundle.of):
+        report.read_back(bundle)
+        if report.verified.sessions % 500 == 0:
+            _tell(on_progress, report)
+    report.missing()
 
 
 async def _replay(records: Sequence[SessionRecord | Message]) -> AsyncIterator[SessionRecord | Message]:

@@ -70,7 +70,7 @@ async def listening(
     for _ in range(200):
         await asyncio.sleep(0.01)
         rows = await storage.pool.fetch(
-            "SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'",
+            "SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%' AND state = 'idle'",
             f"threadline events {storage.config.schema}",
         )
         if rows:

@@ -80,8 +80,8 @@ class PostgresConfig:
         and only the messages added since are read.
     :param notify: each change this process makes to a session is NOTIFYed, for the
         ``events`` of any process listening on this schema (``StorageEvent``). Off by
-        default: PostgreSQL commits the writes that NOTIFY one at a time, so that 50
-        concurrent writers append a third as fast (bench/README.md).
+        default: PostgreSQL commits the writes that NOTIFY one at a time, which costs
+        concurrent writers (bench/README.md).
     """
 
     dsn: str = field(default="postgresql://127.0.0.1:5432/threadline", repr=False, validator=_url)

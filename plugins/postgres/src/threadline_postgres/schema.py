@@ -83,9 +83,6 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         DECLARE
             event text;
         BEGIN
-            IF current_setting('threadline.notify', true) IS DISTINCT FROM 'on' THEN
-                RETURN NULL;
-            END IF;
             IF TG_TABLE_NAME = 'messages' THEN
                 event := json_build_object('kind', 'message_status', 'tenant', NEW.tenant,
                     'session_id', NEW.session_id, 'seq', NEW.seq);
@@ -109,10 +106,11 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             RETURN NULL;
         END
         $$""",
-        "CREATE TRIGGER sessions_notify AFTER INSERT OR UPDATE OR DELETE ON {s}.sessions "
-        "FOR EACH ROW EXECUTE FUNCTION {s}.notify_change('{c}')",
-        "CREATE TRIGGER messages_notify AFTER UPDATE OF status ON {s}.messages "
-        "FOR EACH ROW EXECUTE FUNCTION {s}.notify_change('{c}')",
+        # the WHEN spares a connection with notify off the function call
+        "CREATE TRIGGER sessions_notify AFTER INSERT OR UPDATE OR DELETE ON {s}.sessions FOR EACH ROW "
+        "WHEN (current_setting('threadline.notify', true) = 'on') EXECUTE FUNCTION {s}.notify_change('{c}')",
+        "CREATE TRIGGER messages_notify AFTER UPDATE OF status ON {s}.messages FOR EACH ROW "
+        "WHEN (current_setting('threadline.notify', true) = 'on') EXECUTE FUNCTION {s}.notify_change('{c}')",
     ),
 )
 VERSION: Final = len(MIGRATIONS)

@@ -141,8 +141,10 @@ class PostgresStorage:
                 await self._pool.close()
                 self._pool = None
             translated = self._translate(exc)
-            if isinstance(translated, asyncpg.PostgresError):  # a setting of the dsn the server refused, say
-                translated = StorageUnavailable(f"PostgreSQL at {redacted(config.dsn)} refused to start: {exc}")
+            if isinstance(translated, asyncpg.PostgresError):  # a dsn setting refused, a schema not to be made...
+                translated = StorageUnavailable(
+                    f"PostgreSQL at {redacted(config.dsn)} could not open schema {config.schema!r}: {exc}"
+                )
             raise translated from None
 
     async def close(self) -> None:
@@ -404,22 +406,15 @@ class PostgresStorage:
 
     async def events(self, tenant: str | None = None) -> AsyncIterator[StorageEvent]:
         """Every change to the sessions of ``tenant`` (``None``: of every tenant) in this
-        schema, made from now on by any process whose writes notify (``notify = true``), as
-        it happens, until the caller stops iterating. It listens on a connection
-        of its own, outside the pool; that connection lost is ``StorageUnavailable``. See
-        :class:`threadline.StorageEvent` for what a listener may miss."""
-        if not self.config.notify:
-            log.warning("notify is off: this process's writes send no events; other processes' do with notify = true")
+        schema, made by any process whose writes notify (``notify = true``), as it happens,
+        from the first iteration (which starts listening) until the caller stops. It listens
+        on a connection of its own, outside the pool; that connection lost, or not to be
+        had, is ``StorageUnavailable``. See :class:`threadline.StorageEvent` for what a
+        listener may miss."""
         heard: asyncio.Queue[str | None] = asyncio.Queue()
+        connection = await self._listening_connection(lambda payload: heard.put_nowait(payload))
         try:
-            connection = await asyncpg.connect(
-                self.config.dsn, server_settings={"application_name": f"threadline events {self.config.schema}"}
-            )
             connection.add_termination_listener(lambda _: heard.put_nowait(None))
-            await connection.add_listener(self.channel, lambda *delivered: heard.put_nowait(delivered[-1]))
-        except _TRANSLATED as exc:
-            raise self._translate(exc) from None
-        try:
             while (payload := await heard.get()) is not None:
                 try:
                     event = read_event(payload)
@@ -431,6 +426,23 @@ class PostgresStorage:
             raise StorageUnavailable(f"PostgreSQL at {redacted(self.config.dsn)} closed the events connection")
         finally:
             connection.terminate()
+
+    async def _listening_connection(self, hear: Callable[[str], None]) -> asyncpg.Connection:
+        """A connection of its own that LISTENs on the schema's channel, each payload to ``hear``."""
+        connection = None
+        try:
+            connection = await asyncpg.connect(
+                self.config.dsn, server_settings={"application_name": f"threadline events {self.config.schema}"}
+            )
+            await connection.add_listener(self.channel, lambda *delivered: hear(delivered[-1]))
+        except BaseException as exc:
+            if connection is not None:
+                connection.terminate()
+            translated = self._translate(exc)
+            if isinstance(translated, asyncpg.PostgresError):  # too many connections, say
+                translated = StorageUnavailable(f"PostgreSQL at {redacted(self.config.dsn)}: {exc}")
+            raise translated from None
+        return connection
 
     # -- export and import ----------------------------------------------------------------
 
