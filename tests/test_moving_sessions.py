@@ -6,6 +6,7 @@ as a user runs them, and an interrupted migration, killed mid-write, finished by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import signal
@@ -375,22 +376,13 @@ async def many(storage: Storage, sessions: int, tenant: str = "acme") -> None:
     await storage.import_records(records())
 
 
-async def opened_already(table: dict[str, Any]) -> bool:
-    """Whether a process opened the store of ``table`` (its tables are made on opening)."""
-    if table["backend"] == "sqlite":
-        return os.path.exists(table["path"])  # noqa: ASYNC240 -- a local file, asked once a poll
-    connection = await asyncpg.connect(POSTGRES_DSN)
-    try:
-        return await connection.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{table['schema']}.sessions")
-    finally:
-        await connection.close()
-
-
 @pytest.mark.parametrize("target_kind", ["sqlite", "postgres"])
 def test_ctrl_c_stops_a_restore_and_nothing_is_restored(
     storage_table: StorageTable, tmp_path: Path, target_kind: str
 ) -> None:
-    backup, target = tmp_path / "big.tlbackup.gz", storage_table(target_kind)
+    """The backup comes through a pipe: half of it, then Ctrl-C while the restore is reading
+    it into the import, then the rest. The restore stops; nothing is restored."""
+    backup, pipe, target = tmp_path / "big.tlbackup.gz", tmp_path / "pipe.gz", storage_table(target_kind)
 
     async def prepare() -> None:
         async with opened({"backend": "memory"}) as storage:
@@ -398,16 +390,21 @@ def test_ctrl_c_stops_a_restore_and_nothing_is_restored(
             await backup_sessions(storage, backup)
 
     asyncio.run(prepare())
+    whole = backup.read_bytes()
+    os.mkfifo(pipe)
     config = tmp_path / "target.toml"
     config.write_text("[storage]\n" + "".join(f'{key} = "{value}"\n' for key, value in target.items()))
     restoring = subprocess.Popen(
-        [sys.executable, "-m", "threadline", "--config", str(config), "sessions", "restore", str(backup)],
+        [sys.executable, "-m", "threadline", "--config", str(config), "sessions", "restore", str(pipe)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    while not asyncio.run(opened_already(target)) and restoring.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.5)  # opened, and reading the backup into the import
-    restoring.send_signal(signal.SIGINT)
+    with contextlib.suppress(BrokenPipeError), pipe.open("wb") as feeding:  # opens once the restore reads
+        feeding.write(whole[: len(whole) // 2])
+        feeding.flush()
+        time.sleep(1.0)  # the restore has read what there is, and waits for more
+        restoring.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        feeding.write(whole[len(whole) // 2 :])  # a restore that stopped reading breaks the pipe
     out, err = restoring.communicate(timeout=60)
     assert restoring.returncode == 130 and "interrupted" in err and "restored" not in out, (out, err)
 

@@ -11,6 +11,9 @@ from collections.abc import AsyncIterable, AsyncIterator
 from threadline.contracts import Storage
 from threadline.model import Message, SessionRecord
 
+#: records read between two chances for a cancellation to arrive
+_CHECK_EVERY = 500
+
 
 class ImportStopped(Exception):
     """Raised from the records of an import whose caller was cancelled."""
@@ -24,7 +27,11 @@ async def stoppable_import(storage: Storage, records: AsyncIterable[SessionRecor
     stopped = asyncio.Event()
 
     async def until_stopped() -> AsyncIterator[SessionRecord | Message]:
+        count = 0
         async for record in records:
+            count += 1
+            if count % _CHECK_EVERY == 0:
+                await asyncio.sleep(0)  # a storage that reads all before it writes: a cancellation gets in
             if stopped.is_set():
                 raise ImportStopped("the import was cancelled")
             yield record

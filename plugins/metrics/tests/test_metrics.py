@@ -167,20 +167,22 @@ async def test_a_failed_call_is_labelled_by_the_model_the_provider_answers_with(
 
 async def test_sessions_in_a_turn_are_a_gauge(port: int) -> None:
     seen: list[float] = []
+    both_in, both_seen = asyncio.Barrier(2), asyncio.Barrier(2)
 
     @threadline.tool
     async def wait_a_little() -> str:
-        """Takes a moment."""
-        await asyncio.sleep(0.05)
+        """Takes a moment: until both sessions are in their turn and both have looked."""
+        await both_in.wait()
         samples = await scrape(port)
         seen.append(value(samples, "threadline_sessions_active"))
+        await both_seen.wait()
         return "done"
 
     async with threadline.SessionManager(config(port=port), tools=[wait_a_little]) as manager:
         sessions = [await manager.create_session(provider="echo", tools=["wait_a_little"]) for _ in range(2)]
         for _ in sessions:
             manager.provider("echo").script([Reply(tool_calls=(ScriptedToolCall("wait_a_little", {}),))])  # type: ignore[attr-defined]
-        await asyncio.gather(*(session.send("go") for session in sessions))
+        await asyncio.wait_for(asyncio.gather(*(session.send("go") for session in sessions)), timeout=30)
         after = value(await scrape(port), "threadline_sessions_active")
     assert seen == [2, 2] and after == 0
 
