@@ -381,6 +381,12 @@ async def many(storage: Storage, sessions: int, tenant: str = "acme") -> None:
     await storage.import_records(records())
 
 
+def interruptible() -> None:
+    """In the child: Ctrl-C as a terminal gives it, even when the tests run in the background
+    of a shell, which starts them with SIGINT ignored (and Python then leaves it so)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("target_kind", ["sqlite", "postgres"])
 def test_ctrl_c_stops_a_restore_and_nothing_is_restored(
     storage_table: StorageTable, tmp_path: Path, target_kind: str
@@ -401,7 +407,7 @@ def test_ctrl_c_stops_a_restore_and_nothing_is_restored(
     config.write_text("[storage]\n" + "".join(f'{key} = "{value}"\n' for key, value in target.items()))
     restoring = subprocess.Popen(
         [sys.executable, "-m", "threadline", "--config", str(config), "sessions", "restore", str(pipe)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible,
     )  # fmt: skip
     with contextlib.suppress(BrokenPipeError), pipe.open("wb") as feeding:  # opens once the restore reads
         feeding.write(whole[: len(whole) // 2])
