@@ -2,7 +2,8 @@
 
 Baseline: raw aiosqlite, one INSERT + COMMIT per message, an indexed SELECT returning
 plain dicts; WAL and synchronous=NORMAL like threadline-sqlite's default (and, for W1,
-also SQLite's defaults: rollback journal, synchronous=FULL).
+also SQLite's defaults: rollback journal, synchronous=FULL). The "FULL" rows compare the
+same durability: WAL with synchronous=FULL on both sides, threadline's history cache off.
 
 Run: python bench/sqlite_storage.py [--quick]
 """
@@ -17,7 +18,7 @@ import statistics
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiosqlite
 from storage_workloads import (
@@ -41,15 +42,15 @@ TEXT = ("The quick brown fox jumps over the lazy dog. " * 5)[:200]
 class Baseline:
     """What a careful user writes by hand with aiosqlite."""
 
-    def __init__(self, path: Path, *, wal: bool = True) -> None:
-        self.path, self.wal = path, wal
+    def __init__(self, path: Path, *, wal: bool = True, synchronous: str = "NORMAL") -> None:
+        self.path, self.wal, self.synchronous = path, wal, synchronous
         self.lock = asyncio.Lock()
 
     async def open(self) -> None:
         self.db = await aiosqlite.connect(self.path)
         if self.wal:
             await self.db.execute("PRAGMA journal_mode = WAL")
-            await self.db.execute("PRAGMA synchronous = NORMAL")
+            await self.db.execute(f"PRAGMA synchronous = {self.synchronous}")
         await self.db.execute(
             "CREATE TABLE IF NOT EXISTS messages (session_id TEXT, seq INTEGER, role TEXT, content TEXT, "
             "created_at TEXT, PRIMARY KEY (session_id, seq))"
@@ -79,8 +80,9 @@ class Baseline:
 
 
 class Ours:
-    def __init__(self, path: Path, *, cache: bool = True) -> None:
-        self.storage = SQLiteStorage(SQLiteConfig(path=path, history_cache=20_000 if cache else 0))
+    def __init__(self, path: Path, *, cache: bool = True, synchronous: Literal["NORMAL", "FULL"] = "NORMAL") -> None:
+        config = SQLiteConfig(path=path, history_cache=20_000 if cache else 0, synchronous=synchronous)
+        self.storage = SQLiteStorage(config)
 
     async def open(self) -> None:
         await self.storage.open()
@@ -134,6 +136,14 @@ class AgentsSDK:
 
     async def fill(self, session_id: str, count: int) -> None:
         await self._session(session_id).add_items([{"role": "user", "content": TEXT}] * count)
+
+
+def full_baseline(path: Path) -> Baseline:
+    return Baseline(path, synchronous="FULL")
+
+
+def full_uncached(path: Path) -> Ours:
+    return Ours(path, cache=False, synchronous="FULL")
 
 
 def peer_installed() -> bool:
@@ -237,6 +247,8 @@ async def w1(scale: int) -> None:
         "baseline": Baseline,
         "threadline": Ours,
         "default journal": lambda p: Baseline(p, wal=False),
+        "baseline FULL": full_baseline,
+        "threadline FULL, cache off": full_uncached,
     }
     if peer_installed():
         contenders["peer"] = AgentsSDK
@@ -245,6 +257,9 @@ async def w1(scale: int) -> None:
     print(f"W1 sequential appends (median of 3 rounds): threadline {rates['threadline']:,.0f} msg/s, "
           f"baseline {base:,.0f} msg/s -> {rates['threadline'] / base:.2f}x   "
           f"(baseline with SQLite's default journal: {rates['default journal']:,.0f} msg/s)")  # fmt: skip
+    full = rates["threadline FULL, cache off"] / rates["baseline FULL"]
+    print(f"   at synchronous=FULL: threadline {rates['threadline FULL, cache off']:,.0f} msg/s, "
+          f"baseline {rates['baseline FULL']:,.0f} msg/s -> {full:.2f}x")  # fmt: skip
     if "peer" in rates:
         print(f"   peer, Agents SDK SQLiteSession: {rates['peer']:,.0f} msg/s -> {rates['peer'] / base:.2f}x")
 
@@ -254,6 +269,8 @@ def load_contenders() -> dict[str, Callable[[Path], Store]]:
         "baseline": Baseline,
         "threadline, history cache off": lambda path: Ours(path, cache=False),
         "threadline, default (cache on)": Ours,
+        "baseline FULL": full_baseline,
+        "threadline FULL, cache off": full_uncached,
     }
     if peer_installed():
         contenders["peer, Agents SDK SQLiteSession"] = AgentsSDK
@@ -276,18 +293,26 @@ async def w3(scale: int) -> None:
         sessions = {name: await many_sessions(s, 5000 // scale, 10, 1000 // scale) for name, s in stores.items()}
         times = await alternating_loads(stores, sessions)
     base = times.pop("baseline")
-    print(f"W3 load 1 of 5,000 sessions: baseline p50 {statistics.median(base):.3f} ms p99 {p(base, 99):.3f} ms; "
-          f"file {sizes['threadline, default (cache on)'] / 1e6:.1f} MB (threadline) "
-          f"vs {sizes['baseline'] / 1e6:.1f} MB (baseline)")  # fmt: skip
+    print(f"W3 load 1 of 5,000 sessions: baseline p50 {statistics.median(base):.3f} ms p99 {p(base, 99):.3f} ms")
+    print("   files: " + ", ".join(f"{name} {size / 1e6:.1f} MB ({size / sizes['baseline']:.2f}x)"
+                                   for name, size in sizes.items()))  # fmt: skip
     for name, ours in times.items():
         print(f"   {name}: p50 {statistics.median(ours):.3f} ms p99 {p(ours, 99):.3f} ms "
               f"-> {statistics.median(ours) / statistics.median(base):.2f}x time")  # fmt: skip
 
 
 async def w4(scale: int) -> None:
-    rates = await rounds_of({"baseline": Baseline, "threadline": Ours}, w4_concurrent_appends, 50, 100 // scale)
-    print(f"W4 50 tasks appending (median of 3 rounds): threadline {rates['threadline']:,.0f} msg/s, "
-          f"baseline {rates['baseline']:,.0f} msg/s -> {rates['threadline'] / rates['baseline']:.2f}x")  # fmt: skip
+    contenders: dict[str, Callable[[Path], Store]] = {
+        "baseline": Baseline, "threadline": Ours, "baseline FULL": full_baseline,
+        "threadline FULL, cache off": full_uncached,
+    }  # fmt: skip
+    if peer_installed():
+        contenders["peer, Agents SDK SQLiteSession"] = AgentsSDK
+    rates = await rounds_of(contenders, w4_concurrent_appends, 50, 100 // scale)
+    base = rates.pop("baseline")
+    print(f"W4 50 tasks appending (median of 3 rounds): baseline {base:,.0f} msg/s")
+    for name, rate in rates.items():
+        print(f"   {name}: {rate:,.0f} msg/s -> {rate / base:.2f}x")
 
 
 if __name__ == "__main__":
