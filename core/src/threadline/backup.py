@@ -27,7 +27,7 @@ from threadline.contracts import Storage
 from threadline.errors import DataFormatError, StorageConflict
 from threadline.importing import stoppable_import
 from threadline.model import Message, SessionRecord, dump_record, dumps, load_record, loads, utcnow
-from threadline.tally import Tally
+from threadline.tally import Tally, describe
 
 KIND: Final = "threadline-backup"
 #: a header is far shorter; more is not one (a file made to fill memory, say)
@@ -57,7 +57,7 @@ class BackupHeader:
         return (self.sessions, self.messages, self.checksum) == (tally.sessions, tally.messages, tally.checksum)
 
     def describe(self) -> str:
-        return f"{self.sessions:,} sessions, {self.messages:,} messages, checksum {self.checksum}"
+        return describe(self.sessions, self.messages, self.checksum)
 
 
 async def backup_sessions(

@@ -130,11 +130,9 @@ class MigrationIncomplete(StorageError):
         self.report = report
         problems = []
         if report.differing:
-            shown = ", ".join(f"{session_id!r} (tenant {tenant!r})" for tenant, session_id in report.differing[:5])
-            more = f" and {len(report.differing) - 5} more" if len(report.differing) > 5 else ""
             problems.append(
                 f"the target has {len(report.differing)} of the sessions with other contents, not overwritten: "
-                f"{shown}{more}; delete them from the target and run again to copy them"
+                f"{_named(report.differing)}; delete them from the target and run again to copy them"
             )
         if report.refused:
             tenant, session_id, why = report.refused[0]
@@ -144,10 +142,14 @@ class MigrationIncomplete(StorageError):
                 f"(tenant {tenant!r}): {why}{more}"
             )
         if report.unverified:
-            shown = ", ".join(f"{session_id!r} (tenant {tenant!r})" for tenant, session_id in report.unverified[:5])
-            more = f" and {len(report.unverified) - 5} more" if len(report.unverified) > 5 else ""
             problems.append(
                 f"{len(report.unverified)} of the sessions are missing from the target at the end, or read back "
-                f"otherwise than they were read: {shown}{more} (another writer on the target?)"
+                f"otherwise than they were read: {_named(report.unverified)} (another writer on the target?)"
             )
         super().__init__("; ".join(problems))
+
+
+def _named(sessions: list[tuple[str, str]], shown: int = 5) -> str:
+    """The first ``shown`` of ``(tenant, id)`` pairs, and how many more there are."""
+    named = ", ".join(f"{session_id!r} (tenant {tenant!r})" for tenant, session_id in sessions[:shown])
+    return named + (f" and {len(sessions) - shown} more" if len(sessions) > shown else "")

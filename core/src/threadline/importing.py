@@ -5,11 +5,11 @@ as a storage does with a write under way (see ``Storage.append_messages``)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterable, AsyncIterator
 
 from threadline.contracts import Storage
 from threadline.model import Message, SessionRecord
+from threadline.settling import settled
 
 #: records read between two chances for a cancellation to arrive
 _CHECK_EVERY = 500
@@ -41,9 +41,7 @@ async def stoppable_import(storage: Storage, records: AsyncIterable[SessionRecor
         return await asyncio.shield(importing)
     except asyncio.CancelledError:
         stopped.set()
-        while not importing.done():
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait({importing})
+        await settled(importing)
         if importing.cancelled() or importing.exception() is not None:
             raise
         task = asyncio.current_task()

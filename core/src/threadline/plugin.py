@@ -102,6 +102,7 @@ if TYPE_CHECKING:
         transport_error,
     )
     from threadline.registry import NoConfig, Register, RegisterSettings, RegisterTool
+    from threadline.settling import settled
     from threadline.storage_events import StorageEvent, read_event
     from threadline.tools import Tool, tool
 
@@ -132,6 +133,7 @@ _MODULES = {
         "error_object read_stream retry_after send_body translating transport_error"
     ),
     "threadline.registry": "NoConfig Register RegisterSettings RegisterTool",
+    "threadline.settling": "settled",
     "threadline.storage_events": "StorageEvent read_event",
     "threadline.tools": "Tool tool",
 }
@@ -166,6 +168,8 @@ __all__ = [  # noqa: RUF022 -- grouped by what a plugin does, sorted within a gr
     "HistoryCache",
     # storage: what other processes changed, as it happens
     "StorageEvent", "read_event",
+    # storage: writes a cancellation must not leave half done
+    "settled",
     # storage: the turn lease's rule, and the update's
     "TurnLease", "WAITER_SECONDS", "next_lease", "next_version",
     # config classes

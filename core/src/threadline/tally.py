@@ -58,4 +58,9 @@ class Tally:
         return f"sha256-sum:{self.digest_sum:064x}"
 
     def describe(self) -> str:
-        return f"{self.sessions:,} sessions, {self.messages:,} messages, checksum {self.checksum}"
+        return describe(self.sessions, self.messages, self.checksum)
+
+
+def describe(sessions: int, messages: int, checksum: str) -> str:
+    """Counts and checksum as the commands say them."""
+    return f"{sessions:,} sessions, {messages:,} messages, checksum {checksum}"

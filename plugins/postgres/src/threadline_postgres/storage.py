@@ -46,6 +46,7 @@ from threadline.plugin import (
     next_version,
     read_cursor,
     read_event,
+    settled,
     unchecked_constructor,
     utcnow,
 )
@@ -80,7 +81,7 @@ def _settled(write: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutin
     up before the cancellation goes on."""
 
     @functools.wraps(write)
-    async def settled(*args: P.args, **kwargs: P.kwargs) -> T:
+    async def whole(*args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
         task: asyncio.Task[T] = loop.create_task(write(*args, **kwargs))
         done = loop.create_future()  # what the caller awaits: its cancellation stops here
@@ -88,15 +89,11 @@ def _settled(write: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutin
         try:
             await done
         except asyncio.CancelledError:
-            while not task.done():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait({task})  # not shield: it would raise the write's own error
-            if not task.cancelled():
-                task.exception()  # retrieved: the caller's cancellation is what it raises
+            await settled(task)  # the caller's cancellation is what it raises, not the write's error
             raise
         return task.result()
 
-    return settled
+    return whole
 
 
 def _wake(done: asyncio.Future[None], _task: object) -> None:
@@ -140,20 +137,17 @@ class PostgresStorage:
             if self._pool is not None:
                 await self._pool.close()
                 self._pool = None
-            translated = self._translate(exc)
-            if isinstance(translated, asyncpg.PostgresError):  # a dsn setting refused, a schema not to be made...
-                translated = StorageUnavailable(
-                    f"PostgreSQL at {redacted(config.dsn)} could not open schema {config.schema!r}: {exc}"
-                )
-            raise translated from None
+            raise self._translate(exc, f"could not open schema {config.schema!r}") from None
 
     async def close(self) -> None:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
 
-    def _translate(self, exc: BaseException) -> BaseException:
-        """A driver's error as threadline's, never with the password in it."""
+    def _translate(self, exc: BaseException, opening: str | None = None) -> BaseException:
+        """A driver's error as threadline's, never with the password in it. ``opening``: what
+        was being opened, whose any other server error (a dsn setting refused, too many
+        connections) is ``StorageUnavailable`` too."""
         where = redacted(self.config.dsn)
         if isinstance(exc, _GONE):
             return StorageUnavailable(f"PostgreSQL at {where} is not reachable: {_without_password(exc, self)}")
@@ -176,6 +170,8 @@ class PostgresStorage:
                 f"cannot read the dsn {where}: is the port a number up to 65535? percent-encode a password "
                 f"with / # ? @ : or a space in it (as %2F %23 %3F %40 %3A %20)"
             )
+        if opening is not None and isinstance(exc, asyncpg.PostgresError):
+            return StorageUnavailable(f"PostgreSQL at {where} {opening}: {exc}")
         return exc
 
     @property
@@ -438,10 +434,7 @@ class PostgresStorage:
         except BaseException as exc:
             if connection is not None:
                 connection.terminate()
-            translated = self._translate(exc)
-            if isinstance(translated, asyncpg.PostgresError):  # too many connections, say
-                translated = StorageUnavailable(f"PostgreSQL at {redacted(self.config.dsn)}: {exc}")
-            raise translated from None
+            raise self._translate(exc, "could not listen for events") from None
         return connection
 
     # -- export and import ----------------------------------------------------------------

@@ -11,7 +11,6 @@ each script to the node of its slot.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -23,6 +22,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.utils import HIREDIS_AVAILABLE
+
+from threadline.plugin import settled
 
 T = TypeVar("T")
 
@@ -188,16 +189,6 @@ def _outcome(reply: Any) -> Any:
     if isinstance(reply, Exception):
         raise reply
     return reply
-
-
-async def settled(future: asyncio.Future[Any]) -> None:
-    """Wait for ``future`` to finish, through any cancellation of the waiter; its error, if
-    any, is the caller's to look at (and not logged as never retrieved)."""
-    while not future.done():
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait([future])
-    if not future.cancelled():
-        future.exception()
 
 
 async def whole(work: Awaitable[T]) -> T:

@@ -43,10 +43,11 @@ from threadline.plugin import (
     make_cursor,
     read_cursor,
     read_event,
+    settled,
 )
 from threadline_redis import RedisConfig, shown_url
 from threadline_redis.messages import decode_all, encode
-from threadline_redis.script_queue import ClusterPipeline, OwnConnection, Replicas, ScriptQueue, settled, whole
+from threadline_redis.script_queue import ClusterPipeline, OwnConnection, Replicas, ScriptQueue, whole
 
 log = logging.getLogger(__name__)
 

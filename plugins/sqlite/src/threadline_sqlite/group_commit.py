@@ -11,6 +11,8 @@ from typing import Any
 import aiosqlite
 from attrs import define, field
 
+from threadline.plugin import settled
+
 # One write: run inside a savepoint, so its failure undoes only itself.
 Write = Callable[[aiosqlite.Connection], Awaitable[Any]]
 # The statements that do writes of one kind (appends) together, as (sql, parameters).
@@ -80,7 +82,7 @@ class GroupCommit:
                 try:
                     await self._batch_alone(payload)
                 except asyncio.CancelledError:  # SQLite's thread may still be at it: let it finish
-                    await _settled(asyncio.ensure_future(self.db.execute_fetchall("SELECT 1")))
+                    await settled(asyncio.ensure_future(self.db.execute_fetchall("SELECT 1")))
                     raise
         else:
             await self._submit(_Pending(asyncio.get_running_loop().create_future(), batched=payload))
@@ -100,7 +102,7 @@ class GroupCommit:
         try:
             return await asyncio.shield(pending.future)
         except asyncio.CancelledError:  # queued, it will be done: wait for it, then say cancelled
-            await _settled(pending.future)
+            await settled(pending.future)
             raise
 
     async def _run(self) -> None:
@@ -162,7 +164,7 @@ class GroupCommit:
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
-            await _settled(task)
+            await settled(task)
             raise
 
     async def _in_transaction(self, work: Callable[[], Awaitable[Any]]) -> Any:
@@ -199,17 +201,3 @@ class GroupCommit:
             return self.translate(exc)
         await self.db.execute("RELEASE one_write")
         return result
-
-
-async def _settled(future: asyncio.Future[Any]) -> None:
-    """Wait for ``future`` to be done, through any cancellation of the waiter (the caller
-    raises its own cancellation after); its outcome is the caller's to learn another way."""
-    while not future.done():
-        try:
-            await asyncio.shield(future)
-        except asyncio.CancelledError:
-            continue
-        except Exception:
-            break
-    if not future.cancelled():
-        future.exception()  # retrieved: a failed write is not "never retrieved"
