@@ -5,7 +5,10 @@ plain dicts; WAL and synchronous=NORMAL like threadline-sqlite's default (and, f
 also SQLite's defaults: rollback journal, synchronous=FULL). The "FULL" rows compare the
 same durability: WAL with synchronous=FULL on both sides, threadline's history cache off.
 
-Run: python bench/sqlite_storage.py [--quick]
+W6 is whole turns through the public API (``Session.send`` on the offline ``echo`` provider),
+the first turn of each session and a later one, against the kernel's ``memory`` storage.
+
+Run: python bench/sqlite_storage.py [--quick] [--only W1 W6]
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import contextlib
 import gc
 import statistics
 import tempfile
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
 
 import aiosqlite
+import attrs
 from storage_workloads import (
     Store,
     alternating_loads,
@@ -32,7 +37,7 @@ from storage_workloads import (
     w4_concurrent_appends,
 )
 
-from threadline import Message, Role, SessionQuery, SessionRecord, SessionStatus, Text
+from threadline import Config, Message, Role, SessionManager, SessionQuery, SessionRecord, SessionStatus, Text
 from threadline_sqlite import SQLiteConfig
 from threadline_sqlite.storage import SQLiteStorage
 
@@ -223,6 +228,8 @@ async def main(quick: bool, only: set[str]) -> None:
         await w3(scale)
     if "W4" in only:
         await w4(scale)
+    if "W6" in only:
+        await w6(scale)
     if "W5" in only:
         results, size = await run(Ours, w5_listing, 100_000 // scale, 1000)
         print(f"W5 listing {100_000 // scale:,} sessions ({size / 1e6:.0f} MB), median of 50, pages of 20:")
@@ -315,9 +322,58 @@ async def w4(scale: int) -> None:
         print(f"   {name}: {rate:,.0f} msg/s -> {rate / base:.2f}x")
 
 
+@attrs.frozen
+class Turns:
+    """One round of turns: one per session, ``in_flight`` at a time."""
+
+    rate: float  # turns/s
+    latencies: list[float]  # ms, from the turn's start to its reply
+
+    def __str__(self) -> str:
+        p50, p99 = statistics.median(self.latencies), p(self.latencies, 99)
+        return f"{self.rate:,.0f} turns/s, p50 {p50:.1f} ms p99 {p99:.1f} ms"
+
+
+async def w6_whole_turns(storage: dict[str, str], sessions: int, in_flight: int) -> tuple[Turns, Turns]:
+    """Every session's first turn (its title is stored then too), then each one's second."""
+    async with SessionManager(Config.from_dict({"storage": storage})) as manager:
+        made = await asyncio.gather(*(manager.create_session() for _ in range(sessions)))
+        limit = asyncio.Semaphore(in_flight)
+
+        async def turn(session: Any, latencies: list[float]) -> None:
+            async with limit:
+                started = time.perf_counter()
+                await session.send("What should I cook tonight with rice, leeks and two eggs?")
+                latencies.append((time.perf_counter() - started) * 1000)
+
+        rounds = []
+        for _ in range(2):
+            latencies: list[float] = []
+            started = time.perf_counter()
+            await asyncio.gather(*(turn(session, latencies) for session in made))
+            rounds.append(Turns(sessions / (time.perf_counter() - started), latencies))
+    return rounds[0], rounds[1]
+
+
+async def w6(scale: int) -> None:
+    sessions = 2000 // scale
+    print(f"W6 whole turns (Session.send on echo), {sessions:,} sessions, first turn then second:")
+    for in_flight in (200, 1000):
+        results: dict[str, tuple[Turns, Turns]] = {}
+        with tempfile.TemporaryDirectory() as folder:
+            backends = {"memory": {"backend": "memory"}, "sqlite": {"backend": "sqlite", "path": f"{folder}/w6.db"}}
+            for name, storage in backends.items():
+                results[name] = await w6_whole_turns(storage, sessions, in_flight)
+        for name, (first, later) in results.items():
+            print(f"   {in_flight} in flight, {name}: first {first}; later {later}")
+        (first, later), (memory_first, memory_later) = results["sqlite"], results["memory"]
+        print(f"   {in_flight} in flight: sqlite first/later turn rate {first.rate / later.rate:.2f}x, against memory: "
+              f"first {first.rate / memory_first.rate:.2f}x, later {later.rate / memory_later.rate:.2f}x")  # fmt: skip
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a tenth of each workload, for a smoke run")
-    parser.add_argument("--only", nargs="*", default=["W1", "W2", "W3", "W4", "W5"], help="workloads to run")
+    parser.add_argument("--only", nargs="*", default=["W1", "W2", "W3", "W4", "W5", "W6"], help="workloads to run")
     args = parser.parse_args()
     asyncio.run(main(args.quick, set(args.only)))

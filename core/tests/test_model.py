@@ -251,6 +251,15 @@ def test_the_unchecked_constructor_takes_keywords_only() -> None:
     assert build(input_tokens=1, output_tokens=2, cached_tokens=3, cost=None) == Usage(1, 2, 3)
 
 
+def test_the_unchecked_constructor_refuses_a_class_it_cannot_build() -> None:
+    @attrs.frozen
+    class WithWeakref:
+        value: int
+
+    with pytest.raises(TypeError, match="weakref_slot=False"):
+        unchecked_constructor(WithWeakref)
+
+
 def test_the_unchecked_constructor_freezes_mappings() -> None:
     metadata = {"k": "v"}
     text = unchecked_constructor(Text)(text="hi", provider_data=metadata)

@@ -75,6 +75,7 @@ if TYPE_CHECKING:
         ToolResult,
         ToolSpec,
         Usage,
+        dump,
         dump_parts,
         dump_record,
         dumps,
@@ -124,7 +125,7 @@ _MODULES = {
     "threadline.model": (
         "Capabilities DeletedCounts Done Event File FrozenDict Image Message MessageStatus "
         "Part Request Response Role SessionPage SessionQuery SessionRecord SessionStatus Text "
-        "TextDelta ToolCall ToolCallDelta ToolResult ToolSpec Usage dump_parts dump_record dumps "
+        "TextDelta ToolCall ToolCallDelta ToolResult ToolSpec Usage dump dump_parts dump_record dumps "
         "load load_parts load_record message_extra new_id unchecked_constructor utcnow"
     ),
     "threadline.plugins": "critical",
@@ -161,7 +162,7 @@ __all__ = [  # noqa: RUF022 -- grouped by what a plugin does, sorted within a gr
     "PDF", "ProviderConfig", "StreamReader", "check_attachments", "data_url", "error_for_status",
     "error_object", "read_stream", "retry_after", "send_body", "translating", "transport_error",
     # storage: cursors, JSON of parts and records, fast rebuild of stored rows
-    "FrozenDict", "dump_parts", "dump_record", "dumps", "listed_sessions", "load", "load_parts", "load_record",
+    "FrozenDict", "dump", "dump_parts", "dump_record", "dumps", "listed_sessions", "load", "load_parts", "load_record",
     "make_cursor",
     "message_extra", "new_id", "read_cursor", "unchecked_constructor", "user_data_dir", "utcnow",
     # storage: decoded histories kept between reads

@@ -22,7 +22,7 @@ from threadline import (
     Text,
     Usage,
 )
-from threadline.plugin import load_record
+from threadline.plugin import dumps, load_record
 from threadline_sqlite import SQLiteConfig
 from threadline_sqlite.schema import LATEST
 from threadline_sqlite.storage import SQLiteStorage
@@ -100,3 +100,42 @@ async def test_a_migrated_database_takes_every_kind_of_write(schema: int, db_pat
         assert await records_read_now(storage) != records_read_then(schema)
     finally:
         await storage.close()
+
+
+async def test_threadline_own_ids_and_utc_times_migrate_to_their_short_forms(db_path: Path) -> None:
+    """Schema 5 keeps ids of 32 lowercase hex digits as 16 bytes and UTC times in ISO 8601's
+    basic format; the rows schema 4 wrote (added here as it laid them out) migrate to both."""
+    copy_old_database(4, db_path)
+    session = SessionRecord(tenant="acme", user_id="ada")  # threadline's own ids: 32 hex digits
+    message = Message(session.id, 1, Role.USER, (Text("hello"),), usage=Usage(1, 2))
+    with closing(sqlite3.connect(db_path)) as db, db:
+        db.execute(
+            "INSERT INTO sessions (tenant, id, user_id, status, updated_us, version, record, messages_rev) "
+            "VALUES (?, ?, ?, 'active', 1, 1, ?, 7)",
+            (session.tenant, session.id, session.user_id, dumps(session)),
+        )
+        db.execute(
+            "INSERT INTO messages (tenant, session_id, seq, id, kind, created_at, body, extra) "
+            "VALUES (?, ?, 1, ?, 8, ?, 'hello', '{\"usage\":[1,2,0]}')",
+            (session.tenant, session.id, message.id, message.created_at.isoformat()),
+        )
+    storage = SQLiteStorage(SQLiteConfig(path=db_path, history_cache=0))
+    await storage.open()
+    try:
+        assert await storage.get_messages("acme", session.id) == [message]
+        stored = await storage.get_session("acme", session.id)
+        assert (stored.id, stored.user_id, stored.created_at, stored.usage) == (
+            session.id, "ada", session.created_at, Usage(1, 2)
+        )  # fmt: skip
+    finally:
+        await storage.close()
+    with closing(sqlite3.connect(db_path)) as db:
+        ((session_id, record),) = db.execute(
+            "SELECT id, record FROM sessions WHERE tenant = 'acme' AND typeof(id) = 'blob'"
+        ).fetchall()
+        ((message_id, created_at),) = db.execute(
+            "SELECT id, created_at FROM messages WHERE typeof(id) = 'blob'"
+        ).fetchall()
+    assert (session_id, message_id) == (bytes.fromhex(session.id), bytes.fromhex(message.id))
+    assert created_at == message.created_at.strftime("%Y%m%dT%H%M%S.%fZ")
+    assert '"id"' not in record and '"tenant"' not in record and '"usage"' not in record

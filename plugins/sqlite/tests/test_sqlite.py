@@ -122,6 +122,19 @@ async def test_reads_do_not_wait_behind_a_long_write(storage: SQLiteStorage) -> 
     assert await importing == 1
 
 
+def explain_reads(storage: SQLiteStorage) -> list[str]:
+    """The query plan of every read the storage makes from now on, step by step."""
+    plans: list[str] = []
+    read = storage._read
+
+    async def explain(sql: str, parameters: Any = ()) -> Any:
+        plans.extend(row[3] for row in await read(f"EXPLAIN QUERY PLAN {sql}", parameters))
+        return await read(sql, parameters)
+
+    storage._read = explain  # type: ignore[method-assign]
+    return plans
+
+
 @pytest.mark.parametrize(
     ("query", "seek"),
     [
@@ -133,27 +146,61 @@ async def test_reads_do_not_wait_behind_a_long_write(storage: SQLiteStorage) -> 
     ],
 )
 async def test_every_listing_seeks_an_index_in_order(storage: SQLiteStorage, query: SessionQuery, seek: str) -> None:
-    plans: list[str] = []
-    read = storage._read
-
-    async def explain(sql: str, parameters: Any = ()) -> Any:
-        plans.extend(row[3] for row in await read(f"EXPLAIN QUERY PLAN {sql}", parameters))
-        return await read(sql, parameters)
-
-    storage._read = explain  # type: ignore[method-assign]
+    plans = explain_reads(storage)
     await storage.list_sessions(query)
     searches = [step for step in plans if step.startswith(("SEARCH", "SCAN"))]
     assert searches and not any("TEMP B-TREE" in step for step in plans), plans
     assert all("USING INDEX" in step and f"({seek})" in step for step in searches), plans
 
 
-async def test_history_reads_walk_the_session_index(storage: SQLiteStorage) -> None:
-    plan = await storage._read(
-        "EXPLAIN QUERY PLAN SELECT * FROM messages WHERE tenant = 'd' AND session_id = 's' AND seq > 0 "
-        "ORDER BY seq DESC LIMIT 10"
-    )
-    details = " | ".join(row[3] for row in plan)
-    assert "USING INDEX messages_by_session" in details and "TEMP B-TREE" not in details, details
+@pytest.mark.parametrize("cache", [0, 100])
+@pytest.mark.parametrize("read", [{}, {"last": 2}, {"after_seq": 1}])
+async def test_history_reads_seek_a_range_of_the_table_in_order(
+    db_path: Path, cache: int, read: dict[str, int]
+) -> None:
+    storage = SQLiteStorage(SQLiteConfig(path=db_path, history_cache=cache))
+    await storage.open()
+    try:
+        session = await storage.create_session(SessionRecord())
+        await storage.append_messages("default", session.id, [Message(session.id, 1, Role.USER, (Text("q"),))])
+        plans = explain_reads(storage)
+        await storage.get_messages("default", session.id, **read)
+    finally:
+        await storage.close()
+    searches = [step for step in plans if "messages" in step]
+    assert searches and "TEMP B-TREE" not in " ".join(plans), plans
+    assert all("USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)" in step for step in searches), plans
+
+
+IDS = ("0123456789abcdef0123456789abcdef", "0123456789ABCDEF0123456789ABCDEF", "g" * 32, "f" * 31, "f" * 33, "x")
+
+
+async def test_ids_of_every_form_read_back_as_given_and_list_in_one_order(storage: SQLiteStorage) -> None:
+    """Ids of 32 lowercase hex digits are stored as 16 bytes (schema 5); every other id as given."""
+    same_moment = SessionRecord().updated_at
+    for session_id in IDS:
+        await storage.create_session(SessionRecord(id=session_id, updated_at=same_moment))
+        message = Message(session_id, 1, Role.USER, (Text("q"),), id=session_id)
+        await storage.append_messages("default", session_id, [message])
+        assert await storage.get_messages("default", session_id) == [message]
+        assert await storage.get_messages("default", session_id, last=1) == [message]
+        await storage.set_message_status("default", session_id, 1, "failed", "boom")
+        assert (await storage.take_turn("default", session_id, "me", 30)) is True
+        await storage.end_turn("default", session_id, "me")
+        assert (await storage.get_session("default", session_id)).id == session_id
+    listed = [s.id for s in (await storage.list_sessions(SessionQuery(limit=1000))).items]
+    paged, cursor = [], None
+    while True:
+        page = await storage.list_sessions(SessionQuery(limit=2, cursor=cursor))
+        paged += [s.id for s in page.items]
+        if (cursor := page.next_cursor) is None:
+            break
+    assert sorted(listed) == sorted(IDS) and paged == listed
+    exported = [r.id async for r in storage.export_records() if isinstance(r, SessionRecord)]
+    assert sorted(exported) == sorted(IDS)
+    for session_id in IDS:
+        await storage.delete_session("default", session_id)
+    assert (await storage.list_sessions(SessionQuery())).items == ()
 
 
 async def test_wal_busy_timeout_and_foreign_keys_are_on(db_path: Path) -> None:
@@ -403,12 +450,12 @@ def test_settings_chat_would_reject_are_config_errors(settings: dict[str, object
 @pytest.mark.parametrize(
     ("damage", "where"),
     [
-        ("UPDATE sessions SET record = 'not json' WHERE id = :bad", "session"),
-        ("UPDATE sessions SET record = '[1, 2]' WHERE id = :bad", "session"),
-        ("UPDATE messages SET extra = '{broken' WHERE session_id = :bad AND seq = 2", "message"),
-        ("UPDATE messages SET kind = 999 WHERE session_id = :bad AND seq = 1", "message"),
-        ("UPDATE messages SET kind = kind | 1, body = 'not parts' WHERE session_id = :bad AND seq = 1", "message"),
-        ("UPDATE messages SET extra = '{\"usage\": [1]}' WHERE session_id = :bad AND seq = 2", "message"),
+        ("UPDATE sessions SET record = 'not json' WHERE sid = :bad", "session"),
+        ("UPDATE sessions SET record = '[1, 2]' WHERE sid = :bad", "session"),
+        ("UPDATE messages SET extra = '{broken' WHERE key = :bad * 4294967296 + 2", "message"),
+        ("UPDATE messages SET kind = 999 WHERE key = :bad * 4294967296 + 1", "message"),
+        ("UPDATE messages SET kind = kind | 1, body = 'not parts' WHERE key = :bad * 4294967296 + 1", "message"),
+        ("UPDATE messages SET extra = '{\"usage\": [1]}' WHERE key = :bad * 4294967296 + 2", "message"),
     ],
 )
 async def test_a_damaged_row_is_a_clear_error_and_the_rest_still_reads(
@@ -425,7 +472,8 @@ async def test_a_damaged_row_is_a_clear_error_and_the_rest_still_reads(
             ]
             await storage.append_messages("default", session.id, batch)
         with sqlite3.connect(db_path) as db:
-            db.execute(damage, {"bad": bad.id})
+            (sid,) = db.execute("SELECT sid FROM sessions WHERE id = ?", (bytes.fromhex(bad.id),)).fetchone()
+            db.execute(damage, {"bad": sid})
         listed = await storage.list_sessions(SessionQuery(tenant="default"))
         damaged_session = f"session {bad.id!r} of tenant 'default' is damaged in the database: "
         if where == "session":

@@ -27,6 +27,26 @@ def _codes(values: tuple[str, ...], weight: int) -> str:  # pragma: no mutate bl
     return " ".join(f"WHEN '{value}' THEN {code * weight}" for code, value in enumerate(values))
 
 
+NOW_US: Final = "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)"  # SQLite's clock, in µs
+# the SQL function (registered on the writer) that keeps a message id as migration 5 stores it
+PACKED_ID: Final = "threadline_packed_id"
+# a message's key is its session's sid * SEQ_SPAN + its seq (schema 5)
+SEQ_SPAN: Final = 2**32
+# a UTC time in ISO 8601's basic format, as storage._iso writes it: 2026-12-05T21:09:25.25+00:00 as 20261205T210925.25Z
+_UTC_AS_Z: Final = (
+    "CASE WHEN created_at LIKE '____-__-__T__:__:__%+00:00' THEN substr(created_at, 1, 4) || substr(created_at, 6, 2) "
+    "|| substr(created_at, 9, 5) || substr(created_at, 15, 2) || substr(created_at, 18, length(created_at) - 23) "
+    "|| 'Z' ELSE created_at END"
+)
+_SESSION_COLUMNS_5: Final = (
+    "tenant, id, user_id, status, updated_us, version, message_count, "
+    "input_tokens, output_tokens, cached_tokens, cost, messages_rev, record"
+)
+# what a session's columns hold, left out of its `record` since schema 5
+COLUMN_FIELDS: Final = ("id", "tenant", "user_id", "status", "updated_at", "version", "message_count", "usage")
+_COLUMN_FIELDS: Final = ", ".join(f"'$.{name}'" for name in COLUMN_FIELDS)
+
+
 # Each entry moves the schema from version i to i + 1: its statements run in one
 # transaction. Never edit a released entry: add one.
 MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
@@ -171,10 +191,111 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             FOREIGN KEY (tenant, session_id) REFERENCES sessions (tenant, id) ON DELETE CASCADE
         ) WITHOUT ROWID""",
     ),
+    # 5: less on disk, less work per append and per read. A session gets an integer key,
+    # `sid`; a message's rowid, `key`, is its session's sid * 2^32 + its seq, so a session's
+    # messages lie together in rowid order, read by one range of the table with no index to
+    # keep (the tenant, session id and seq columns and the index on them go). A message id
+    # of 32 lowercase hex digits (threadline's own) is kept as its 16 bytes, a UTC time in
+    # ISO 8601's basic format, and a session's `record` no longer repeats what its columns
+    # hold. Sessions with no user are not in the index by user. One trigger checks an
+    # append's seq and counts it (three did); one deletes a session's messages.
+    (
+        """CREATE TABLE sessions_5 (
+            sid           INTEGER PRIMARY KEY,
+            tenant        TEXT    NOT NULL,
+            id            TEXT    NOT NULL,
+            user_id       TEXT,
+            status        TEXT    NOT NULL,
+            updated_us    INTEGER NOT NULL,
+            version       INTEGER NOT NULL,
+            message_count INTEGER NOT NULL DEFAULT 0,
+            input_tokens  INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            cached_tokens INTEGER NOT NULL DEFAULT 0,
+            cost          REAL,
+            messages_rev  INTEGER NOT NULL,
+            record        TEXT    NOT NULL,
+            UNIQUE (tenant, id)
+        )""",
+        f"""INSERT INTO sessions_5 ({_SESSION_COLUMNS_5})
+        SELECT {
+            _SESSION_COLUMNS_5.replace("record", f"json_remove(record, {_COLUMN_FIELDS})").replace(
+                "tenant, id,", f"tenant, {PACKED_ID}(id),"
+            )
+        } FROM sessions""",
+        """CREATE TABLE messages_5 (
+            key        INTEGER PRIMARY KEY,
+            id                 NOT NULL,
+            kind       INTEGER NOT NULL,
+            created_at TEXT    NOT NULL,
+            body               NOT NULL,
+            extra      TEXT
+        )""",
+        f"""INSERT INTO messages_5
+        SELECT sessions_5.sid * {SEQ_SPAN} + seq, {PACKED_ID}(messages.id), kind, {_UTC_AS_Z}, body, extra
+        FROM messages JOIN sessions_5
+            ON sessions_5.tenant = messages.tenant AND sessions_5.id = {PACKED_ID}(messages.session_id)
+        ORDER BY 1""",
+        """CREATE TABLE turn_leases_5 (
+            tenant          TEXT    NOT NULL,
+            session_id      TEXT    NOT NULL,
+            holder          TEXT,
+            expires_us      INTEGER NOT NULL,
+            waiter          TEXT,
+            waiter_until_us INTEGER NOT NULL,
+            PRIMARY KEY (tenant, session_id),
+            FOREIGN KEY (tenant, session_id) REFERENCES sessions_5 (tenant, id) ON DELETE CASCADE
+        ) WITHOUT ROWID""",
+        f"""INSERT INTO turn_leases_5
+        SELECT tenant, {PACKED_ID}(session_id), holder, expires_us, waiter, waiter_until_us FROM turn_leases""",
+        # children first: with foreign keys on, dropping a parent deletes what refers to it
+        "DROP TABLE messages",
+        "DROP TABLE turn_leases",
+        "DROP TABLE sessions",
+        "ALTER TABLE sessions_5 RENAME TO sessions",  # also renames what refers to it
+        "ALTER TABLE messages_5 RENAME TO messages",
+        "ALTER TABLE turn_leases_5 RENAME TO turn_leases",
+        # a listing by user (user_id = ?) can use it: the planner knows that implies NOT NULL
+        "CREATE INDEX sessions_by_user ON sessions (tenant, user_id, updated_us, id) WHERE user_id IS NOT NULL",
+        "CREATE INDEX sessions_by_status ON sessions (tenant, status, updated_us, id)",
+        # changes() is the count of the trigger's own last statement; a key that is no
+        # session's (sid 0) changes none
+        f"""CREATE TRIGGER messages_appended BEFORE INSERT ON messages
+        BEGIN
+            UPDATE sessions SET message_count = NEW.key % {SEQ_SPAN}, updated_us = max(updated_us + 1, {NOW_US})
+            WHERE sid = NEW.key / {SEQ_SPAN} AND message_count = NEW.key % {SEQ_SPAN} - 1;
+            SELECT RAISE(ABORT, '{SEQ_DOES_NOT_FOLLOW_ON}') WHERE changes() = 0;
+            UPDATE sessions SET
+                input_tokens = input_tokens + (NEW.extra ->> '$.usage[0]'),
+                output_tokens = output_tokens + (NEW.extra ->> '$.usage[1]'),
+                cached_tokens = cached_tokens + (NEW.extra ->> '$.usage[2]'),
+                cost = CASE WHEN NEW.extra ->> '$.usage[3]' IS NULL THEN cost
+                            ELSE coalesce(cost, 0) + (NEW.extra ->> '$.usage[3]') END
+            WHERE NEW.extra ->> '$.usage' IS NOT NULL AND sid = NEW.key / {SEQ_SPAN};
+        END""",
+        f"""CREATE TRIGGER sessions_deleted AFTER DELETE ON sessions
+        BEGIN
+            DELETE FROM messages WHERE key > OLD.sid * {SEQ_SPAN} AND key < (OLD.sid + 1) * {SEQ_SPAN};
+        END""",
+    ),
 )
 LATEST: Final = len(MIGRATIONS)
-READABLE_FROM: Final = 3  # the oldest schema a read-only storage reads as it is (4 added a write-side table)
-NOW_US: Final = "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)"  # SQLite's clock, in µs
+READABLE_FROM: Final = 5  # the oldest schema a read-only storage reads as it is
+
+
+def packed_id(given: str) -> str | bytes:
+    """A session or message id as schema 5 stores it: 32 lowercase hex digits (threadline's own
+    ids) as their 16 bytes, any other id as it is. ``bytes.hex()`` gives it back. Sessions
+    with the same activity time list in the order of their stored ids: each form in its own
+    order, every id of 32 hex digits after (in descending order, before) the others."""
+    if len(given) == 32:
+        try:
+            packed = bytes.fromhex(given)
+        except ValueError:
+            return given
+        if packed.hex() == given:
+            return packed
+    return given
 
 
 async def current_version(db: aiosqlite.Connection) -> int:
@@ -201,6 +322,7 @@ async def migrate(db: aiosqlite.Connection, path: str, target: int = LATEST) -> 
 
     A database written by a newer threadline-sqlite is refused, untouched.
     """
+    await db.create_function(PACKED_ID, 1, packed_id, deterministic=True)
     await db.execute("BEGIN IMMEDIATE")
     try:
         found = await readable_version(db, path)
