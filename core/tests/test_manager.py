@@ -69,6 +69,19 @@ async def test_a_session_reads_back_from_a_fresh_manager_on_the_same_storage() -
         assert again.record.message_count == 4
 
 
+async def test_a_new_sessions_first_turn_replays_what_another_process_stored_meanwhile() -> None:
+    """A session made with no messages starts with a known empty history (no read on its first
+    turn), yet a turn still replays what another manager appended to it since."""
+    storage = MemoryStorage()
+    async with SessionManager(storage=storage) as here, SessionManager(storage=storage) as there:
+        session = await here.create_session()
+        await (await there.get_session(session.id)).send("from elsewhere")
+        await session.send("mine")
+        echo = here.provider("echo")
+        assert isinstance(echo, EchoProvider)
+        assert [m.text for m in echo.requests[-1].messages] == ["from elsewhere", "from elsewhere", "mine"]
+
+
 async def test_system_prompt_history_and_options_reach_the_provider(
     manager: SessionManager, echo: EchoProvider
 ) -> None:

@@ -11,6 +11,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 import threadline
@@ -23,6 +24,7 @@ from threadline import (
     SessionQuery,
     SessionRecord,
     SessionStatus,
+    StorageConflict,
     StorageUnavailable,
     Text,
     Usage,
@@ -170,6 +172,30 @@ async def test_history_reads_seek_a_range_of_the_table_in_order(
     searches = [step for step in plans if "messages" in step]
     assert searches and "TEMP B-TREE" not in " ".join(plans), plans
     assert all("USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)" in step for step in searches), plans
+
+
+async def test_writes_queued_together_with_one_that_fails_are_each_done_once(storage: SQLiteStorage) -> None:
+    """A group that fails is done again write by write: an import, which reads its records as
+    it goes, must not be in it (done again, it would find no records and store nothing)."""
+    existing = await storage.create_session(SessionRecord())
+    imported = SessionRecord()
+    history = [Message(imported.id, seq, Role.USER, (Text(f"m{seq}"),)) for seq in (1, 2, 3)]
+
+    async def records() -> AsyncIterator[SessionRecord | Message]:
+        for record in (imported, *history):
+            yield record
+
+    commits = storage._write.commits
+    outcomes = await asyncio.gather(
+        storage.import_records(records()),
+        storage.update_session(attrs.evolve(existing, version=7, title="stale")),
+        storage.update_session(attrs.evolve(existing, title="fresh")),
+        return_exceptions=True,
+    )
+    assert outcomes[0] == 4 and isinstance(outcomes[1], StorageConflict), outcomes
+    assert await storage.get_messages("default", imported.id) == history
+    assert (await storage.get_session("default", existing.id)).title == "fresh"
+    assert storage._write.commits - commits == 2  # the import alone, the updates together
 
 
 IDS = ("0123456789abcdef0123456789abcdef", "0123456789ABCDEF0123456789ABCDEF", "g" * 32, "f" * 31, "f" * 33, "x")

@@ -32,6 +32,7 @@ class _Pending:
     future: asyncio.Future[Any]
     write: Write | None = None
     batched: Any = None
+    once: bool = False  # the write cannot be done again (it consumes its input): its own transaction
 
 
 @define
@@ -45,8 +46,9 @@ class GroupCommit:
     mode, a transaction by itself, so an uncontended append costs one round trip to SQLite's
     thread. Once writes come together they all go through the queue, so that they keep
     sharing transactions. A transaction of batched writes alone is also one statement when
-    it can be. If a group fails, each
-    write is done again in its own savepoint of one transaction, so only the bad one fails.
+    it can be; batched writes queued with other writes are one statement in their transaction.
+    If a group fails, each write is done again in its own savepoint of one transaction, so
+    only the bad one fails.
     """
 
     db: aiosqlite.Connection
@@ -72,8 +74,11 @@ class GroupCommit:
         async with self._busy:  # a write from a caller's task may still be under way
             pass
 
-    async def write(self, write: Write) -> Any:
-        return await self._submit(_Pending(asyncio.get_running_loop().create_future(), write=write))
+    async def write(self, write: Write, *, once: bool = False) -> Any:
+        """Do ``write`` in a transaction shared with whatever else is queued. A group that fails
+        is done again write by write, so ``write`` may run twice: pass ``once=True`` for one
+        that cannot (an import reading its records), and it gets a transaction of its own."""
+        return await self._submit(_Pending(asyncio.get_running_loop().create_future(), write=write, once=once))
 
     async def batch(self, payload: Any) -> None:
         idle = not self._busy.locked() and self._queue.empty()
@@ -123,17 +128,21 @@ class GroupCommit:
                 self._alone_in_a_row = self._alone_in_a_row + 1 if len(batch) == 1 else 0
 
     async def _commit(self, batch: list[_Pending]) -> None:
+        for pending in batch:
+            if pending.once:
+                await self._commit_group([pending])
+        if shared := [pending for pending in batch if not pending.once]:
+            await self._commit_group(shared)
+
+    async def _commit_group(self, batch: list[_Pending]) -> None:
         try:
-            if all(pending.write is None for pending in batch):
-                try:
-                    await self._together([p.batched for p in batch])
-                    results: list[Any] = [None] * len(batch)
-                except sqlite3.OperationalError:
-                    raise  # locked or I/O: doing it again one by one would not help
-                except Exception:
-                    results = await self._one_by_one(batch)
-            else:
-                results = await self._one_by_one(batch)
+            try:
+                results = await self._at_once(batch)
+            except sqlite3.OperationalError:
+                raise  # locked or I/O: doing it again one by one would not help
+            except Exception as exc:
+                alone = len(batch) == 1 and batch[0].write is not None
+                results = [self.translate(exc)] if alone else await self._one_by_one(batch)
         except Exception as exc:
             results = [self.translate(exc)] * len(batch)
         for pending, outcome in zip(batch, results, strict=True):
@@ -143,6 +152,24 @@ class GroupCommit:
                 pending.future.set_exception(outcome)
             else:
                 pending.future.set_result(outcome)
+
+    async def _at_once(self, batch: list[_Pending]) -> list[Any]:
+        """The whole group in one transaction with no savepoints: the batched writes' statements
+        together, then each write in the order queued. If any fails, all of it is undone (and
+        the caller does each write again in a savepoint of its own)."""
+        payloads = [pending.batched for pending in batch if pending.write is None]
+        writes = [pending.write for pending in batch if pending.write is not None]
+        if not writes:
+            await self._together(payloads)
+            return [None] * len(batch)
+
+        async def all_of_it() -> list[Any]:
+            if payloads:
+                await self._execute_all(self.statements(payloads))
+            return [await write(self.db) for write in writes]
+
+        outcomes = iter(await self._transaction(all_of_it))
+        return [None if pending.write is None else next(outcomes) for pending in batch]
 
     async def _together(self, payloads: list[Any]) -> None:
         statements = self.statements(payloads)

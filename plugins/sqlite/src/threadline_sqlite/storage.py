@@ -48,6 +48,7 @@ from threadline.plugin import (
     next_version,
     read_cursor,
     unchecked_constructor,
+    utcnow,
 )
 from threadline_sqlite import SQLiteConfig
 from threadline_sqlite.group_commit import GroupCommit
@@ -112,6 +113,18 @@ class _Append:
     messages: Sequence[Message]
 
 
+@frozen
+class _EndTurn:
+    tenant: str
+    session_id: str
+    holder: str
+
+
+_END_TURNS: Final = (
+    "UPDATE turn_leases SET holder = NULL, expires_us = 0 WHERE (tenant, session_id, holder) IN (VALUES "
+)
+
+
 class SQLiteStorage:
     """The ``sqlite`` storage backend. Passes the full ``StorageContract``."""
 
@@ -154,7 +167,7 @@ class SQLiteStorage:
             if read_only is None:
                 db = await self._connect(self.path)
                 self._writer = GroupCommit(
-                    db, self._append_statements, self._explain_append, self._translate, self.config.max_batch
+                    db, self._batched_statements, self._explain_append, self._translate, self.config.max_batch
                 )
                 await db.execute_fetchall("PRAGMA journal_mode = WAL")
                 await migrate(db, self.path)
@@ -298,22 +311,24 @@ class SQLiteStorage:
 
     async def update_session(self, session: SessionRecord) -> SessionRecord:
         async def update(db: aiosqlite.Connection) -> SessionRecord:
+            # next_version's rule in the one statement, so a title costs one round trip
+            key = (session.tenant, packed_id(session.id))
             rows = list(
                 await db.execute_fetchall(
-                    f"SELECT {SESSION_COLUMNS} FROM sessions WHERE tenant = ? AND id = ?",
-                    (session.tenant, packed_id(session.id)),
+                    "UPDATE sessions SET user_id = ?, status = ?, updated_us = max(?, updated_us), "
+                    "version = version + 1, record = json_set(?, '$.created_at', record ->> '$.created_at') "
+                    f"WHERE tenant = ? AND id = ? AND version = ? RETURNING {SESSION_COLUMNS}",
+                    (session.user_id, session.status.value, to_us(utcnow()), _record(session), *key, session.version),
                 )
             )
-            if not rows:
-                raise SessionNotFound(session.id, session.tenant)
-            updated = next_version(_session_from_row(rows[0]), session)
-            await db.execute(
-                "UPDATE sessions SET user_id = ?, status = ?, updated_us = ?, version = ?, record = ? "
-                "WHERE tenant = ? AND id = ?",
-                (updated.user_id, updated.status.value, to_us(updated.updated_at), updated.version,
-                 _record(updated), updated.tenant, packed_id(updated.id)),
-            )  # fmt: skip
-            return updated
+            if rows:
+                return _session_from_row(rows[0])
+            current = await db.execute_fetchall(
+                f"SELECT {SESSION_COLUMNS} FROM sessions WHERE tenant = ? AND id = ?", key
+            )
+            for row in current:
+                next_version(_session_from_row(row), session)  # raises the conflict
+            raise SessionNotFound(session.id, session.tenant)
 
         result: SessionRecord = await self._write.write(update)
         return result
@@ -376,19 +391,34 @@ class SQLiteStorage:
             return
         await self._write.batch(_Append(tenant, session_id, messages))
 
-    def _append_statements(self, appends: Sequence[_Append]) -> list[tuple[str, Sequence[Any]]]:
-        """One INSERT for every message of every append (a few, past SQLite's parameter
-        limit). The database checks each seq against its session's count and keeps the
-        session's counts itself (schema migration 2)."""
+    def _batched_statements(self, writes: Sequence[_Append | _EndTurn]) -> list[tuple[str, Sequence[Any]]]:
+        """The statements of appends and turn ends queued together: one INSERT for every
+        message of every append (a few, past SQLite's parameter limit; the database checks
+        each seq against its session's count and keeps the session's counts itself), one
+        UPDATE for every turn ended."""
         rows: list[tuple[Any, ...]] = []
-        for append in appends:
-            _check_numbering(append)
-            rows += [_message_row(append.tenant, m) for m in append.messages]
+        ends: list[tuple[str, str | bytes, str]] = []
+        for write in writes:
+            if isinstance(write, _EndTurn):
+                ends.append((write.tenant, packed_id(write.session_id), write.holder))
+                continue
+            _check_numbering(write)
+            rows += [_message_row(write.tenant, m) for m in write.messages]
         chunks = (rows[start : start + _ROWS_PER_INSERT] for start in range(0, len(rows), _ROWS_PER_INSERT))
-        return [(_insert_messages(len(chunk)), list(itertools.chain.from_iterable(chunk))) for chunk in chunks]
+        statements: list[tuple[str, Sequence[Any]]] = [
+            (_insert_messages(len(chunk)), list(itertools.chain.from_iterable(chunk))) for chunk in chunks
+        ]
+        if ends:  # at most max_batch of them: 3 parameters each, far under SQLite's limit
+            marks = ", ".join(["(?, ?, ?)"] * len(ends))
+            statements.append((f"{_END_TURNS}{marks})", list(itertools.chain.from_iterable(ends))))
+        return statements
 
-    async def _explain_append(self, db: aiosqlite.Connection, append: _Append, exc: BaseException) -> BaseException:
-        if not (isinstance(exc, sqlite3.IntegrityError) and SEQ_DOES_NOT_FOLLOW_ON in str(exc)):
+    async def _explain_append(
+        self, db: aiosqlite.Connection, append: _Append | _EndTurn, exc: BaseException
+    ) -> BaseException:
+        if isinstance(append, _EndTurn) or not (
+            isinstance(exc, sqlite3.IntegrityError) and SEQ_DOES_NOT_FOLLOW_ON in str(exc)
+        ):
             return exc
         rows = list(
             await db.execute_fetchall(
@@ -416,14 +446,7 @@ class SQLiteStorage:
         return taken
 
     async def end_turn(self, tenant: str, session_id: str, holder: str) -> None:
-        async def end(db: aiosqlite.Connection) -> None:
-            await db.execute(
-                "UPDATE turn_leases SET holder = NULL, expires_us = 0 "
-                "WHERE tenant = ? AND session_id = ? AND holder = ?",
-                (tenant, packed_id(session_id), holder),
-            )
-
-        await self._write.write(end)
+        await self._write.batch(_EndTurn(tenant, session_id, holder))
 
     async def set_message_status(
         self, tenant: str, session_id: str, seq: int, status: str, error: str | None = None
@@ -536,7 +559,7 @@ class SQLiteStorage:
         async def insert(db: aiosqlite.Connection) -> int:
             return await _Importer(db).run(records)
 
-        result: int = await self._write.write(insert)
+        result: int = await self._write.write(insert, once=True)
         return result
 
 
@@ -611,17 +634,20 @@ async def _require_session(db: aiosqlite.Connection, tenant: str, session_id: st
 
 
 async def _lease_and_now(db: aiosqlite.Connection, tenant: str, session_id: str) -> tuple[TurnLease | None, float]:
-    """A session's turn lease as stored (``None``: never taken) and SQLite's clock, in seconds."""
+    """A session's turn lease as stored (``None``: never taken) and SQLite's clock, in seconds;
+    ``SessionNotFound`` if there is no such session (all in one query)."""
     rows = list(
         await db.execute_fetchall(
-            f"SELECT {NOW_US}, holder, expires_us, waiter, waiter_until_us FROM (SELECT 1) "
-            "LEFT JOIN turn_leases ON tenant = ? AND session_id = ?",
+            f"SELECT {NOW_US}, sessions.sid, holder, expires_us, waiter, waiter_until_us FROM (SELECT 1) "
+            "LEFT JOIN sessions ON sessions.tenant = ?1 AND sessions.id = ?2 "
+            "LEFT JOIN turn_leases ON turn_leases.tenant = ?1 AND session_id = ?2",
             (tenant, packed_id(session_id)),
         )
     )
-    now_us, holder, expires_us, waiter, waiter_until_us = rows[0]
+    now_us, sid, holder, expires_us, waiter, waiter_until_us = rows[0]
+    if sid is None:
+        raise SessionNotFound(session_id, tenant)
     if expires_us is None:
-        await _require_session(db, tenant, session_id)
         return None, now_us / 1e6
     return TurnLease(holder, expires_us / 1e6, waiter, waiter_until_us / 1e6), now_us / 1e6
 
