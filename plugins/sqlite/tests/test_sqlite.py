@@ -4,8 +4,10 @@ wait, indexes for every listing, clear errors that write nothing, schema version
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -21,6 +23,7 @@ from threadline import (
     Message,
     Role,
     SessionManager,
+    SessionNotFound,
     SessionQuery,
     SessionRecord,
     SessionStatus,
@@ -30,6 +33,7 @@ from threadline import (
     Usage,
     make_cursor,
 )
+from threadline.plugin import TurnLease, next_lease
 from threadline_sqlite import SQLiteConfig
 from threadline_sqlite.schema import LATEST
 from threadline_sqlite.storage import SQLiteStorage
@@ -196,6 +200,38 @@ async def test_writes_queued_together_with_one_that_fails_are_each_done_once(sto
     assert await storage.get_messages("default", imported.id) == history
     assert (await storage.get_session("default", existing.id)).title == "fresh"
     assert storage._write.commits - commits == 2  # the import alone, the updates together
+
+
+async def test_take_turn_applies_the_kernels_lease_rule_in_every_case(storage: SQLiteStorage, db_path: Path) -> None:
+    """take_turn is next_lease's rule written as one SQL statement: for every lease a session
+    can have (holder, waiter, each live or run out) and either asker, both give the same."""
+    now, hour = time.time(), 3600.0
+    people, ends = (None, "a", "b"), (now - hour, now + hour)
+    cases = [
+        (TurnLease(holder, until, waiter, waiter_until), asker)
+        for holder, until, waiter, waiter_until in itertools.product(people, ends, people, ends)
+        for asker in ("a", "b")
+    ]
+    for number, (lease, asker) in enumerate(cases):
+        session = await storage.create_session(SessionRecord(id=f"s{number}"))
+        with closing(sqlite3.connect(db_path)) as db, db:
+            db.execute(
+                "INSERT INTO turn_leases VALUES ('default', ?, ?, ?, ?, ?)",
+                (session.id, lease.holder, int(lease.until * 1e6), lease.waiter, int(lease.waiter_until * 1e6)),
+            )
+        taken = await storage.take_turn("default", session.id, asker, 60.0)
+        with closing(sqlite3.connect(db_path)) as db:
+            ((holder, until, waiter, waiter_until),) = db.execute(
+                "SELECT holder, expires_us, waiter, waiter_until_us FROM turn_leases WHERE session_id = ?",
+                (session.id,),
+            ).fetchall()
+        expected_taken, expected = next_lease(lease, asker, time.time(), 60.0)
+        stored = TurnLease(holder, until / 1e6, waiter, waiter_until / 1e6)
+        assert (taken, stored.holder, stored.waiter) == (expected_taken, expected.holder, expected.waiter), lease
+        assert stored.until == pytest.approx(expected.until, abs=5), lease
+        assert stored.waiter_until == pytest.approx(expected.waiter_until, abs=5), lease
+    with pytest.raises(SessionNotFound):
+        await storage.take_turn("default", "no such session", "a", 60.0)
 
 
 IDS = ("0123456789abcdef0123456789abcdef", "0123456789ABCDEF0123456789ABCDEF", "g" * 32, "f" * 31, "f" * 33, "x")
