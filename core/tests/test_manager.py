@@ -82,6 +82,13 @@ async def test_a_new_sessions_first_turn_replays_what_another_process_stored_mea
         assert [m.text for m in echo.requests[-1].messages] == ["from elsewhere", "from elsewhere", "mine"]
 
 
+async def test_vacuum_on_a_storage_that_gives_space_back_by_itself_says_so(manager: SessionManager) -> None:
+    with pytest.raises(
+        ConfigError, match="MemoryStorage storage gives space back by itself: there is nothing to vacuum"
+    ):
+        await manager.vacuum()
+
+
 async def test_system_prompt_history_and_options_reach_the_provider(
     manager: SessionManager, echo: EchoProvider
 ) -> None:

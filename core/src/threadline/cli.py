@@ -576,6 +576,15 @@ async def restore(manager: SessionManager, path: str) -> None:
     click.echo(f"restored {header.describe()} from {path}")
 
 
+@sessions.command()
+@with_manager
+async def vacuum(manager: SessionManager) -> None:
+    """Give the disk space of deleted sessions back to the system (SQLite: rewrites the
+    database file compactly; writes wait meanwhile)."""
+    given_back = await manager.vacuum()
+    click.echo(f"vacuumed: {given_back / 1e6:.1f} MB given back")
+
+
 # ---------------------------------------------------------------------------
 # migrate
 # ---------------------------------------------------------------------------

@@ -505,6 +505,23 @@ class SessionManager:
         listening: AsyncIterator[StorageEvent] = events(None if all_tenants else self._tenant(tenant))
         return listening
 
+    async def vacuum(self) -> int:
+        """Give the space that deleted sessions held back to the system; returns the bytes
+        given back. A storage that gives space back by itself (``memory``, ``redis``,
+        ``postgres``'s autovacuum) has no ``vacuum``: a ``ConfigError``."""
+        self.storage  # noqa: B018 -- open, or the error that says to open it
+        backend = self._storage
+        assert backend is not None  # set by open()
+        vacuum = getattr(backend, "vacuum", None)  # the backend's: a storage stage need not pass it on
+        if vacuum is None:
+            raise ConfigError(
+                f"the {self._backend_name(backend)} storage gives space back by itself: there is nothing to vacuum",
+                file=self.config.path,
+                key="storage.backend",
+            )
+        given_back: int = await vacuum()
+        return given_back
+
     async def import_jsonl(self, path: str | os.PathLike[str]) -> int:
         """Import a file :meth:`export_jsonl` wrote: all of it, or, if any line is bad, none of it
         (the storage imports all or nothing; the error names the line). Cancelled, it stops

@@ -277,3 +277,24 @@ async def test_a_send_to_an_archived_session_is_refused_on_sqlite(tmp_path: Path
         assert again.record.status is SessionStatus.ARCHIVED and again.record.message_count == 2
         fork = await again.fork()
         assert (await fork.send("after")).text == "after"
+
+
+def test_sessions_vacuum_gives_back_what_deleted_sessions_held(tmp_path: Path) -> None:
+    database = tmp_path / "data" / "threadline" / "threadline.db"
+    for _ in range(3):
+        assert threadline(tmp_path, "chat", stdin="long words " * 2000 + "\n").returncode == 0
+    listed = threadline(tmp_path, "sessions", "list").stdout
+    for session_id in re.findall(r"^(\w{32})", listed, flags=re.MULTILINE):
+        assert threadline(tmp_path, "sessions", "delete", session_id, "--yes").returncode == 0
+    before = database.stat().st_size
+    vacuumed = threadline(tmp_path, "sessions", "vacuum")
+    assert vacuumed.returncode == 0, vacuumed.stderr
+    given_back = before - database.stat().st_size
+    assert given_back > 0 and vacuumed.stdout == f"vacuumed: {given_back / 1e6:.1f} MB given back\n"
+
+
+def test_sessions_vacuum_on_a_storage_with_nothing_to_vacuum_says_so(tmp_path: Path) -> None:
+    (tmp_path / "threadline.toml").write_text('[storage]\nbackend = "memory"\n', encoding="utf-8")
+    vacuumed = threadline(tmp_path, "--config", str(tmp_path / "threadline.toml"), "sessions", "vacuum")
+    assert vacuumed.returncode == 1 and "Traceback" not in vacuumed.stderr
+    assert "memory storage gives space back by itself" in vacuumed.stderr

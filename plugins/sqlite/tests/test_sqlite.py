@@ -234,6 +234,33 @@ async def test_take_turn_applies_the_kernels_lease_rule_in_every_case(storage: S
         await storage.take_turn("default", "no such session", "a", 60.0)
 
 
+def file_size(path: Path) -> int:
+    return path.stat().st_size
+
+
+async def test_vacuum_gives_the_space_of_deleted_sessions_back_and_keeps_the_rest(
+    storage: SQLiteStorage, db_path: Path
+) -> None:
+    sessions = [await storage.create_session(SessionRecord()) for _ in range(40)]
+    for session in sessions:
+        history = [Message(session.id, seq, Role.USER, (Text("words " * 200),)) for seq in range(1, 11)]
+        await storage.append_messages("default", session.id, history)
+    for session in sessions[:30]:
+        await storage.delete_session("default", session.id)
+    kept = {s.id: await storage.get_messages("default", s.id) for s in sessions[30:]}
+    await storage._checkpoint(storage._write.db)
+    before = file_size(db_path)
+
+    late = Message(sessions[-1].id, 11, Role.USER, (Text("written while it vacuums"),))
+    given_back, _ = await asyncio.gather(storage.vacuum(), storage.append_messages("default", sessions[-1].id, [late]))
+    after = file_size(db_path)
+    assert after < before / 2 and given_back == before - after
+    assert {s: await storage.get_messages("default", s) for s in kept} == {
+        **kept,
+        sessions[-1].id: [*kept[sessions[-1].id], late],
+    }
+
+
 IDS = ("0123456789abcdef0123456789abcdef", "0123456789ABCDEF0123456789ABCDEF", "g" * 32, "f" * 31, "f" * 33, "x")
 
 

@@ -92,6 +92,19 @@ class GroupCommit:
         else:
             await self._submit(_Pending(asyncio.get_running_loop().create_future(), batched=payload))
 
+    async def alone(self, work: Write) -> Any:
+        """``work`` with the connection to itself, outside any transaction (a VACUUM): every
+        other write waits until it ends. Cancelled, it is waited out before the next write."""
+        if self._task is None:
+            raise RuntimeError("the SQLite storage is not open")
+        async with self._busy:
+            task = asyncio.ensure_future(work(self.db))
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                await settled(task)
+                raise
+
     async def _batch_alone(self, payload: Any) -> None:
         try:
             await self._together([payload])
