@@ -491,17 +491,9 @@ class SessionManager:
         them (``redis``; ``postgres``); another is a ``ConfigError``."""
         if all_tenants and tenant is not None:
             raise ConfigError("name a tenant or ask for all tenants, not both")
-        self.storage  # noqa: B018 -- open, or the error that says to open it
-        backend = self._storage
-        assert backend is not None  # set by open()
-        events = getattr(backend, "events", None)  # the backend's: a storage stage need not pass it on
-        if events is None:
-            raise ConfigError(
-                f"the {self._backend_name(backend)} storage gives no events across processes; "
-                "threadline-redis and threadline-postgres do",
-                file=self.config.path,
-                key="storage.backend",
-            )
+        events = self._optional_method(
+            "events", "gives no events across processes; threadline-redis and threadline-postgres do"
+        )
         listening: AsyncIterator[StorageEvent] = events(None if all_tenants else self._tenant(tenant))
         return listening
 
@@ -509,18 +501,22 @@ class SessionManager:
         """Give the space that deleted sessions held back to the system; returns the bytes
         given back. A storage that gives space back by itself (``memory``, ``redis``,
         ``postgres``'s autovacuum) has no ``vacuum``: a ``ConfigError``."""
+        vacuum = self._optional_method("vacuum", "gives space back by itself: there is nothing to vacuum")
+        given_back: int = await vacuum()
+        return given_back
+
+    def _optional_method(self, name: str, without: str) -> Any:
+        """The storage backend's optional method ``name`` (its own: a storage stage need not
+        pass it on), or a ``ConfigError``: "the <backend> storage <without>"."""
         self.storage  # noqa: B018 -- open, or the error that says to open it
         backend = self._storage
         assert backend is not None  # set by open()
-        vacuum = getattr(backend, "vacuum", None)  # the backend's: a storage stage need not pass it on
-        if vacuum is None:
+        method = getattr(backend, name, None)
+        if method is None:
             raise ConfigError(
-                f"the {self._backend_name(backend)} storage gives space back by itself: there is nothing to vacuum",
-                file=self.config.path,
-                key="storage.backend",
+                f"the {self._backend_name(backend)} storage {without}", file=self.config.path, key="storage.backend"
             )
-        given_back: int = await vacuum()
-        return given_back
+        return method
 
     async def import_jsonl(self, path: str | os.PathLike[str]) -> int:
         """Import a file :meth:`export_jsonl` wrote: all of it, or, if any line is bad, none of it
