@@ -42,6 +42,11 @@ class SQLiteConfig:
         a cached history is reused only while the database says nothing in it changed.
     :param read_only: open the database read-only: nothing is written, not even a migration.
         A database whose file or folder has no write permission is opened read-only anyway.
+    :param compression: ``"zstd"`` stores each message body as a zstd frame when that is
+        smaller, with a dictionary trained on the database's own messages (at open, once it
+        has 1,000, and again by ``threadline sessions vacuum``); needs
+        ``pip install 'threadline-sqlite[zstd]'``. ``"none"``: bodies as text. Either way a
+        compressed body already stored is read.
     """
 
     path: Path = field(factory=lambda: user_data_dir() / "threadline.db", converter=_expand)
@@ -51,6 +56,7 @@ class SQLiteConfig:
     max_batch: int = field(default=512, validator=attrs.validators.ge(1))
     history_cache: int = field(default=20_000, validator=attrs.validators.ge(0))
     read_only: bool = False
+    compression: Literal["none", "zstd"] = "none"
 
 
 def make_storage(config: SQLiteConfig) -> SQLiteStorage:

@@ -198,7 +198,8 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     # of 32 lowercase hex digits (threadline's own) is kept as its 16 bytes, a UTC time in
     # ISO 8601's basic format, and a session's `record` no longer repeats what its columns
     # hold. Sessions with no user are not in the index by user. One trigger checks an
-    # append's seq and counts it (three did); one deletes a session's messages.
+    # append's seq and counts it (three did); one deletes a session's messages. A body may
+    # be a zstd frame (a BLOB), compressed with a dictionary kept in zstd_dictionaries.
     (
         """CREATE TABLE sessions_5 (
             sid           INTEGER PRIMARY KEY,
@@ -273,6 +274,8 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
                             ELSE coalesce(cost, 0) + (NEW.extra ->> '$.usage[3]') END
             WHERE NEW.extra ->> '$.usage' IS NOT NULL AND sid = NEW.key / {SEQ_SPAN};
         END""",
+        # the zstd dictionaries that compressed bodies name ([storage] compression = "zstd")
+        "CREATE TABLE zstd_dictionaries (n INTEGER PRIMARY KEY, dictionary BLOB NOT NULL)",  # newest: highest n
         f"""CREATE TRIGGER sessions_deleted AFTER DELETE ON sessions
         BEGIN
             DELETE FROM messages WHERE key > OLD.sid * {SEQ_SPAN} AND key < (OLD.sid + 1) * {SEQ_SPAN};

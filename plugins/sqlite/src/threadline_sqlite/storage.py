@@ -11,7 +11,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -50,7 +50,8 @@ from threadline.plugin import (
     unchecked_constructor,
     utcnow,
 )
-from threadline_sqlite import SQLiteConfig
+from threadline_sqlite import SQLiteConfig, compression
+from threadline_sqlite.compression import Codec
 from threadline_sqlite.group_commit import GroupCommit
 from threadline_sqlite.schema import (
     COLUMN_FIELDS,
@@ -149,6 +150,7 @@ class SQLiteStorage:
         self._readers: list[aiosqlite.Connection] = []
         self._next_reader = itertools.cycle(range(self.config.readers))
         self._cache = HistoryCache(self.config.history_cache) if self.config.history_cache else None
+        self._codec = Codec()  # made again at open, with the database's dictionaries
         # why the database is open read-only (None: it is not)
         self._read_only: str | None = None
         # what read connections open: the path as a URI, quoted (a `#`, `?` or `%` in it is
@@ -190,12 +192,41 @@ class SQLiteStorage:
                 self._readers.append(await self._connect(self._reader_uri, uri=True))
             if read_only is not None:
                 await self._check_read_only_schema(self._readers[0], read_only)
+            self._codec = await self._load_codec()
         except BaseException as exc:
             await self._close(checkpoint=False)  # aiosqlite's threads would keep the process alive
             translated = self._translate(exc)
             if translated is exc:
                 raise
             raise translated from None
+
+    async def _load_codec(self) -> Codec:
+        """The codec of the database's dictionaries; compressing, with a dictionary trained now
+        if there is none yet and the database has enough messages to learn from."""
+        compress = self.config.compression == "zstd" and self._read_only is None
+        dictionaries = [row[0] for row in await self._read("SELECT dictionary FROM zstd_dictionaries ORDER BY n")]
+        codec = Codec(dictionaries, compress=compress)
+        if compress and not dictionaries:
+            await self._train(codec)
+        return codec
+
+    async def _train(self, codec: Codec) -> bool:
+        """Train a dictionary on the newest messages, store it and compress with it from now
+        on; ``False`` when the database has too few messages to teach one."""
+        rows = await self._read(
+            f"SELECT kind, body FROM messages ORDER BY rowid DESC LIMIT {compression.TRAINING_SAMPLES}"
+        )
+        if len(rows) < compression.TRAIN_FROM:
+            return False
+        samples = [codec.unpack(body) if isinstance(body, bytes) else body for _, body in rows]
+        dictionary = await asyncio.to_thread(compression.train, samples)
+
+        async def store(db: aiosqlite.Connection) -> None:
+            await db.execute("INSERT INTO zstd_dictionaries (dictionary) VALUES (?)", (dictionary,))
+
+        await self._write.write(store)
+        codec.add(dictionary)
+        return True
 
     def _read_only_reason(self) -> tuple[str | None, bool]:
         """Why the database is to be opened read-only (``None``: it is not), and whether to
@@ -417,7 +448,7 @@ class SQLiteStorage:
                 ends.append((write.tenant, packed_id(write.session_id), write.holder))
                 continue
             _check_numbering(write)
-            rows += [_message_row(write.tenant, m) for m in write.messages]
+            rows += [_message_row(write.tenant, m, self._codec.pack) for m in write.messages]
         chunks = (rows[start : start + _ROWS_PER_INSERT] for start in range(0, len(rows), _ROWS_PER_INSERT))
         statements: list[tuple[str, Sequence[Any]]] = [
             (_insert_messages(len(chunk)), list(itertools.chain.from_iterable(chunk))) for chunk in chunks
@@ -535,7 +566,7 @@ class SQLiteStorage:
         if not rows:
             await _require_session(self._reader(), tenant, session_id)
             return []
-        history = _messages_from_rows(session_id, rows)
+        history = _messages_from_rows(session_id, rows, self._codec.unpack)
         self._cache.put((tenant, session_id), rows[0][-1], history)
         return list(history)
 
@@ -549,15 +580,18 @@ class SQLiteStorage:
             rows.reverse()
         if not rows:
             await _require_session(self._reader(), tenant, session_id)
-        return _messages_from_rows(session_id, rows)
+        return _messages_from_rows(session_id, rows, self._codec.unpack)
 
     # -- space ----------------------------------------------------------------
 
     async def vacuum(self) -> int:
         """Give the space of deleted sessions back to the system: rewrite the database
         compactly (SQLite's ``VACUUM``; writes wait meanwhile, reads go on) and move it all
-        into the .db file. Returns the bytes given back. Needs free disk space about the size
-        of the database while it runs."""
+        into the .db file. With ``compression = "zstd"``, first train a dictionary on the
+        newest messages and compress every message with it. Returns the bytes given back.
+        Needs free disk space about the size of the database while it runs."""
+        if self.config.compression == "zstd" and await self._train(self._codec):
+            await self._recompress()
 
         async def rewrite(db: aiosqlite.Connection) -> None:
             try:
@@ -569,6 +603,20 @@ class SQLiteStorage:
         before = self._size_on_disk()
         await self._write.alone(rewrite)
         return max(0, before - self._size_on_disk())
+
+    async def _recompress(self) -> None:
+        """Every message body compressed again with the newest dictionary, a page at a time."""
+        after = 0
+        while rows := await self._read(
+            "SELECT key, body FROM messages WHERE key > ? ORDER BY key LIMIT 2000", (after,)
+        ):
+            bodies = [(self._codec.pack(self._codec.unpack(b) if isinstance(b, bytes) else b), k) for k, b in rows]
+
+            async def store(db: aiosqlite.Connection, bodies: list[tuple[str | bytes, int]] = bodies) -> None:
+                await db.executemany("UPDATE messages SET body = ? WHERE key = ?", bodies)
+
+            await self._write.write(store)
+            after = rows[-1][0]
 
     def _size_on_disk(self) -> int:
         """The database's bytes: the file and its -wal file."""
@@ -593,14 +641,14 @@ class SQLiteStorage:
                         (row[-1] * SEQ_SPAN, (row[-1] + 1) * SEQ_SPAN),
                     ) as messages:
                         async for message_row in messages:
-                            (message,) = _messages_from_rows(session.id, [message_row])
+                            (message,) = _messages_from_rows(session.id, [message_row], self._codec.unpack)
                             yield message
         finally:
             await db.close()
 
     async def import_records(self, records: AsyncIterable[SessionRecord | Message]) -> int:
         async def insert(db: aiosqlite.Connection) -> int:
-            return await _Importer(db).run(records)
+            return await _Importer(db, self._codec.pack).run(records)
 
         result: int = await self._write.write(insert, once=True)
         return result
@@ -611,6 +659,7 @@ class _Importer:
     """Inserts exported records, checking that messages follow their session in seq order."""
 
     db: aiosqlite.Connection
+    pack: Callable[[str], str | bytes]
     current: SessionRecord | None = None
     next_seq: int = 1
     pending: list[tuple[Any, ...]] = attrs.Factory(list)
@@ -643,7 +692,7 @@ class _Importer:
         if message.seq != self.next_seq:
             raise DataFormatError(f"message {message.id!r} has seq {message.seq}; expected {self.next_seq}")
         self.next_seq += 1
-        self.pending.append(_message_row(self.current.tenant, message))
+        self.pending.append(_message_row(self.current.tenant, message, self.pack))
 
     async def _flush(self) -> None:
         if self.pending:
@@ -742,9 +791,11 @@ def _session_from_row(row: Sequence[Any]) -> SessionRecord:
         ) from None
 
 
-def _messages_from_rows(session_id: str, rows: Sequence[Sequence[Any]]) -> list[Message]:
+def _messages_from_rows(
+    session_id: str, rows: Sequence[Sequence[Any]], unpack: Callable[[bytes], str]
+) -> list[Message]:
     try:
-        return [_message_from_row(session_id, row) for row in rows]
+        return [_message_from_row(session_id, row, unpack) for row in rows]
     except (ValueError, KeyError, IndexError, TypeError, AttributeError, DataFormatError) as exc:
         raise DataFormatError(f"a message of session {session_id!r} is damaged in the database: {exc}") from None
 
@@ -753,13 +804,14 @@ _ROLE_KINDS: Final = {role: code * 8 for code, role in enumerate(ROLE_CODES)}
 _STATUS_KINDS: Final = {status: code * 2 for code, status in enumerate(STATUS_CODES)}
 
 
-def _message_row(tenant: str, message: Message) -> tuple[Any, ...]:
+def _message_row(tenant: str, message: Message, pack: Callable[[str], str | bytes]) -> tuple[Any, ...]:
+    """A message's row; its body stored as ``pack`` gives it (see compression.Codec)."""
     parts = message.parts
     plain = len(parts) == 1 and type(parts[0]) is Text and not parts[0].provider_data
     return (
         tenant, packed_id(message.session_id), message.seq, packed_id(message.id),
         _ROLE_KINDS[message.role] + _STATUS_KINDS[message.status] + (not plain), _iso(message.created_at),
-        parts[0].text if plain else dump_parts(parts), _extra(message),  # type: ignore[union-attr]
+        pack(parts[0].text if plain else dump_parts(parts)), _extra(message),  # type: ignore[union-attr]
     )  # fmt: skip
 
 
@@ -792,11 +844,13 @@ _from_iso = datetime.fromisoformat
 _NO_DATA: Final = FrozenDict()  # the empty metadata and provider_data of most rows, shared
 
 
-def _message_from_row(session_id: str, row: Sequence[Any]) -> Message:
+def _message_from_row(session_id: str, row: Sequence[Any], unpack: Callable[[bytes], str]) -> Message:
     """A stored row as a Message, built without re-running the checks it passed when stored."""
     seq, message_id, kind, created_at, body, extra_json = row[:6]
     if type(message_id) is bytes:  # see schema.packed_id
         message_id = message_id.hex()
+    if type(body) is bytes:  # a zstd frame: see compression.Codec
+        body = unpack(body)
     role, status, has_parts = _KINDS[kind]
     parts = load_parts(body) if has_parts else (_new_text(text=body, provider_data=_NO_DATA),)
     if extra_json is None:
