@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import random
 import statistics
 import tempfile
 import time
@@ -32,6 +33,7 @@ from storage_workloads import (
     long_history,
     many_sessions,
     p,
+    session_for,
     timed,
     w1_sequential_appends,
     w4_concurrent_appends,
@@ -79,14 +81,26 @@ class Baseline:
         return [{"seq": s, "role": r, "content": c, "created_at": t} for s, r, c, t in rows]
 
     async def fill(self, session_id: str, count: int) -> None:
-        rows = [(session_id, seq, "user", TEXT) for seq in range(1, count + 1)]
+        await self.fill_texts(session_id, [TEXT] * count)
+
+    async def fill_texts(self, session_id: str, texts: list[str]) -> None:
+        rows = [(session_id, seq, "user" if seq % 2 else "assistant", text) for seq, text in enumerate(texts, 1)]
         await self.db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, datetime('now'))", rows)
         await self.db.commit()
 
 
 class Ours:
-    def __init__(self, path: Path, *, cache: bool = True, synchronous: Literal["NORMAL", "FULL"] = "NORMAL") -> None:
-        config = SQLiteConfig(path=path, history_cache=20_000 if cache else 0, synchronous=synchronous)
+    def __init__(
+        self,
+        path: Path,
+        *,
+        cache: bool = True,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        compression: Literal["none", "zstd"] = "none",
+    ) -> None:
+        config = SQLiteConfig(
+            path=path, history_cache=20_000 if cache else 0, synchronous=synchronous, compression=compression
+        )
         self.storage = SQLiteStorage(config)
 
     async def open(self) -> None:
@@ -106,7 +120,11 @@ class Ours:
         return await self.storage.get_messages("default", session_id)
 
     async def fill(self, session_id: str, count: int) -> None:
-        messages = [Message(session_id, seq, Role.USER, (Text(TEXT),)) for seq in range(1, count + 1)]
+        await self.fill_texts(session_id, [TEXT] * count)
+
+    async def fill_texts(self, session_id: str, texts: list[str]) -> None:
+        roles = (Role.ASSISTANT, Role.USER)
+        messages = [Message(session_id, seq, roles[seq % 2], (Text(text),)) for seq, text in enumerate(texts, 1)]
         await self.storage.append_messages("default", session_id, messages)
 
 
@@ -230,6 +248,8 @@ async def main(quick: bool, only: set[str]) -> None:
         await w4(scale)
     if "W6" in only:
         await w6(scale)
+    if "W7" in only:
+        await w7(scale)
     if "W5" in only:
         results, size = await run(Ours, w5_listing, 100_000 // scale, 1000)
         print(f"W5 listing {100_000 // scale:,} sessions ({size / 1e6:.0f} MB), median of 50, pages of 20:")
@@ -371,9 +391,114 @@ async def w6(scale: int) -> None:
               f"first {first.rate / memory_first.rate:.2f}x, later {later.rate / memory_later.rate:.2f}x")  # fmt: skip
 
 
+def chat_corpus() -> list[str]:
+    """Sentences of English prose with code words in it, as assistants write: the docstrings
+    of Python's standard library, split into sentences (the same on every run of one Python)."""
+    import importlib
+    import inspect
+    import re
+    import sys
+
+    docs: dict[str, None] = {}
+    for name in sorted(sys.stdlib_module_names - {"antigravity", "this", "idlelib", "turtledemo", "tkinter"}):
+        try:
+            module = importlib.import_module(name)
+        except Exception:  # a module this Python cannot import is left out
+            continue
+        for attribute in sorted(dir(module)):
+            doc = inspect.getdoc(getattr(module, attribute, None))
+            if doc and len(doc) > 80:
+                docs[doc] = None
+    sentences = (s.strip() for doc in docs for s in re.split(r"(?<=[.!?])\s+", " ".join(doc.split())))
+    return sorted({s for s in sentences if 20 <= len(s) <= 400})
+
+
+def chat_histories(sessions: int, each: int) -> list[list[str]]:
+    """``sessions`` conversations of ``each`` messages: a question of one sentence, an answer
+    of two to eight, taken at random (seeded) from :func:`chat_corpus`."""
+    corpus, pick = chat_corpus(), random.Random(16)
+    return [
+        [" ".join(pick.sample(corpus, 1 if seq % 2 == 0 else pick.randint(2, 8))) for seq in range(each)]
+        for _ in range(sessions)
+    ]
+
+
+async def w7(scale: int) -> None:
+    """Space for realistic chat text, and what zstd costs on appends and loads."""
+    histories = chat_histories(5000 // scale, 10)
+    text = sum(len(t.encode()) for history in histories for t in history)
+    contenders: dict[str, Callable[[Path], Store]] = {
+        "baseline": Baseline,
+        "threadline, default": Ours,
+        'threadline, compression = "zstd"': lambda path: Ours(path, compression="zstd"),
+    }
+    async with opened(contenders) as (stores, sizes):
+        for store in stores.values():
+            for index, history in enumerate(histories):
+                await store.fill_texts(await session_for(store, index), history)
+        ours = stores['threadline, compression = "zstd"']
+        assert isinstance(ours, Ours)
+        started = time.perf_counter()
+        await ours.storage.vacuum()  # trains its dictionary, compresses every message with it
+        took = time.perf_counter() - started
+    print(f"W7 realistic chat text, {len(histories):,} sessions x 10 messages, {text / 1e6:.1f} MB of text:")
+    print("   files: " + ", ".join(f"{name} {size / 1e6:.1f} MB ({size / sizes['baseline']:.2f}x)"
+                                   for name, size in sizes.items()))  # fmt: skip
+    print(f"   (the zstd file after `threadline sessions vacuum`, which took {took:.1f} s)")
+    held_out()
+    await w7_costs(histories)
+
+
+def held_out() -> None:
+    """The corpus is small (its sentences recur in the messages dozens of times), which flatters
+    a dictionary trained on the same database: bodies made only of sentences it never saw."""
+    from threadline_sqlite.compression import Codec, train
+
+    corpus, pick = chat_corpus(), random.Random(61)
+    halves = corpus[::2], corpus[1::2]
+    seen, unseen = ([" ".join(pick.sample(half, pick.randint(1, 8))) for _ in range(20_000)] for half in halves)
+    codec = Codec([train(seen)], compress=True)
+    raw = sum(len(text.encode()) for text in unseen)
+    stored = sum(len(body if isinstance(body, bytes) else body.encode()) for body in map(codec.pack, unseen))
+    print(f"   bodies of sentences the dictionary never saw: {stored / raw:.2f}x their text")
+
+
+async def w7_costs(histories: list[list[str]]) -> None:
+    """Appends and cold loads of chat text with zstd (a trained dictionary) against without."""
+    long = [text for history in histories[:100] for text in history][:1000]
+    rates: dict[str, list[float]] = {"none": [], "zstd": []}
+    loads: dict[str, list[float]] = {"none": [], "zstd": []}
+    for _ in range(3):
+        for kind in ("none", "zstd"):
+            with tempfile.TemporaryDirectory() as folder:
+                store = Ours(Path(folder) / "w.db", cache=False, compression=kind)  # type: ignore[arg-type]
+                await store.open()
+                for index, history in enumerate(histories[:200]):  # enough to train a dictionary on
+                    await store.fill_texts(await session_for(store, index), history)
+                await store.storage.vacuum()
+                session = await store.new_session()
+                started = time.perf_counter()
+                for seq, text in enumerate(long[:500], 1):
+                    message = Message(session, seq, Role.USER, (Text(text),))
+                    await store.storage.append_messages("default", session, [message])
+                rates[kind].append(500 / (time.perf_counter() - started))
+                loaded = await store.new_session()
+                await store.fill_texts(loaded, long)
+                loads[kind] += await timed(50, lambda s=loaded, st=store: st.load(s))  # type: ignore[misc]
+                await store.close()
+    appends = {kind: statistics.median(values) for kind, values in rates.items()}
+    load = {kind: statistics.median(values) for kind, values in loads.items()}
+    print(f"   appends of chat text, one at a time: zstd {appends['zstd']:,.0f} msg/s, none {appends['none']:,.0f} "
+          f"-> {appends['zstd'] / appends['none']:.2f}x")  # fmt: skip
+    print(f"   load 1,000 messages of chat text, cache off: zstd {load['zstd']:.2f} ms, none {load['none']:.2f} ms "
+          f"-> {load['zstd'] / load['none']:.2f}x time")  # fmt: skip
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a tenth of each workload, for a smoke run")
-    parser.add_argument("--only", nargs="*", default=["W1", "W2", "W3", "W4", "W5", "W6"], help="workloads to run")
+    parser.add_argument(
+        "--only", nargs="*", default=["W1", "W2", "W3", "W4", "W5", "W6", "W7"], help="workloads to run"
+    )
     args = parser.parse_args()
     asyncio.run(main(args.quick, set(args.only)))
