@@ -123,3 +123,33 @@ async def test_a_damaged_frame_is_a_clear_error_naming_the_session(db_path: Path
             await reopened.close()
     finally:
         await storage.close()
+
+
+async def test_a_dictionary_another_process_added_is_read_and_then_used(db_path: Path) -> None:
+    server, history = await filled(db_path, 2 * TRAIN_FROM, compression="zstd")  # no dictionary when it opened
+    try:
+        other = SQLiteStorage(SQLiteConfig(path=db_path, compression="zstd"))
+        await other.open()  # trains one: the database has enough messages now
+        await other.vacuum()  # and compresses every message with it
+        await other.close()
+        (dictionary,) = dictionary_ids(db_path)
+        assert await server.get_messages("default", "chat") == history
+        later = Message("chat", len(history) + 1, Role.USER, (Text(chat_text(3)),))
+        await server.append_messages("default", "chat", [later])  # compressed with the new dictionary too
+        assert zstandard.get_frame_parameters(stored_bodies(db_path)[-1]).dict_id == dictionary
+    finally:
+        await server.close()
+
+
+async def test_vacuum_trains_again_only_once_the_messages_have_doubled(db_path: Path) -> None:
+    storage, _ = await filled(db_path, TRAIN_FROM, compression="zstd")
+    try:
+        await storage.vacuum()
+        await storage.vacuum()
+        assert len(dictionary_ids(db_path)) == 1
+        more = [Message("chat", TRAIN_FROM + n, Role.USER, (Text(chat_text(n)),)) for n in range(1, TRAIN_FROM + 1)]
+        await storage.append_messages("default", "chat", more)
+        await storage.vacuum()
+        assert len(dictionary_ids(db_path)) == 2
+    finally:
+        await storage.close()

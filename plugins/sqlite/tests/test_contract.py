@@ -47,4 +47,4 @@ async def with_a_dictionary(db_path: Path) -> None:
     await empty.close()
     samples = [f"message {n}: the quick brown fox {'jumps ' * (n % 7)}over the lazy dog {n * 7}" for n in range(2000)]
     with closing(sqlite3.connect(db_path)) as db, db:
-        db.execute("INSERT INTO zstd_dictionaries (dictionary) VALUES (?)", (compression.train(samples),))
+        db.execute("INSERT INTO zstd_dictionaries (dictionary, messages) VALUES (?, 0)", (compression.train(samples),))

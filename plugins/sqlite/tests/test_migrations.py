@@ -139,3 +139,20 @@ async def test_threadline_own_ids_and_utc_times_migrate_to_their_short_forms(db_
     assert (session_id, message_id) == (bytes.fromhex(session.id), bytes.fromhex(message.id))
     assert created_at == message.created_at.strftime("%Y%m%dT%H%M%S.%fZ")
     assert '"id"' not in record and '"tenant"' not in record and '"usage"' not in record
+
+
+async def test_a_lease_left_behind_by_a_session_deleted_with_foreign_keys_off_does_not_stop_the_migration(
+    db_path: Path,
+) -> None:
+    copy_old_database(4, db_path)
+    with closing(sqlite3.connect(db_path)) as db, db:  # the sqlite3 shell's default: foreign keys off
+        db.execute("DELETE FROM sessions WHERE tenant = 'default' AND id = 's3'")
+    storage = SQLiteStorage(SQLiteConfig(path=db_path))
+    await storage.open()
+    try:
+        assert "s3" not in {s.id for s in (await storage.list_sessions(SessionQuery(tenant="default"))).items}
+        assert await storage.take_turn("default", "s2", "someone", 5.0)
+    finally:
+        await storage.close()
+    with closing(sqlite3.connect(db_path)) as db:
+        assert db.execute("SELECT count(*) FROM turn_leases WHERE session_id = 's3'").fetchone() == (0,)

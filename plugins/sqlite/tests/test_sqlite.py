@@ -261,6 +261,32 @@ async def test_vacuum_gives_the_space_of_deleted_sessions_back_and_keeps_the_res
     }
 
 
+async def test_a_session_key_is_never_given_again(storage: SQLiteStorage, db_path: Path) -> None:
+    """A message's row key holds its session's key: a key given again would make a deleted
+    session's messages, read before the delete and written back (a vacuum), another's."""
+    first, last = [await storage.create_session(SessionRecord()) for _ in range(2)]
+    await storage.delete_session("default", last.id)
+    made = await storage.create_session(SessionRecord())
+    with closing(sqlite3.connect(db_path)) as db:
+        keys = dict(db.execute("SELECT id, sid FROM sessions").fetchall())
+    assert keys[bytes.fromhex(made.id)] > max(keys[bytes.fromhex(first.id)], 2)
+
+
+async def test_one_write_whose_own_sql_fails_fails_alone(storage: SQLiteStorage, db_path: Path) -> None:
+    damaged, fine = [await storage.create_session(SessionRecord()) for _ in range(2)]
+    with closing(sqlite3.connect(db_path)) as db, db:
+        db.execute("UPDATE sessions SET record = '{not json' WHERE id = ?", (bytes.fromhex(damaged.id),))
+    outcomes = await asyncio.gather(
+        storage.update_session(attrs.evolve(damaged, title="x")),
+        storage.create_session(SessionRecord(id="new")),
+        storage.update_session(attrs.evolve(fine, title="fine")),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[0], StorageUnavailable) and "malformed JSON" in str(outcomes[0])
+    assert [type(outcome) for outcome in outcomes[1:]] == [SessionRecord, SessionRecord]
+    assert (await storage.get_session("default", fine.id)).title == "fine"
+
+
 IDS = ("0123456789abcdef0123456789abcdef", "0123456789ABCDEF0123456789ABCDEF", "g" * 32, "f" * 31, "f" * 33, "x")
 
 

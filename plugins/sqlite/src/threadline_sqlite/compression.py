@@ -17,6 +17,11 @@ TRAIN_FROM: Final = 1000  # messages: fewer teach a dictionary too little
 TRAINING_SAMPLES: Final = 20_000  # the newest messages a dictionary learns from
 
 
+class UnknownDictionary(DataFormatError):
+    """A frame names a dictionary this codec has not loaded (another process may have added
+    it since: read the table again)."""
+
+
 def _zstandard() -> Any:
     try:
         import zstandard
@@ -52,7 +57,9 @@ class Codec:
         return self._zstd
 
     def add(self, dictionary: bytes) -> None:
-        """Use ``dictionary`` (its bytes as trained) from now on."""
+        """Use ``dictionary`` (its bytes as trained) from now on, unless it is loaded already."""
+        if dictionary in self._dictionaries:
+            return
         self._dictionaries.append(dictionary)
         if self._zstd is not None:
             self._load(dictionary)
@@ -79,7 +86,7 @@ class Codec:
             decompressor = self._decompressors.get(dict_id)
             if decompressor is None:
                 if dict_id:
-                    raise DataFormatError(f"it was compressed with zstd dictionary {dict_id}, which is missing")
+                    raise UnknownDictionary(f"it was compressed with zstd dictionary {dict_id}, which is missing")
                 decompressor = self._decompressors[0] = zstd.ZstdDecompressor()
             text: str = decompressor.decompress(frame).decode()
         except zstd.ZstdError as exc:

@@ -27,6 +27,20 @@ Explain = Callable[[aiosqlite.Connection, Any, BaseException], Awaitable[BaseExc
 _ALONE_BEFORE_FAST = 8
 
 
+# SQLite's primary error codes that say something of the database, not of one write
+_DATABASE_ERRORS = frozenset(
+    (
+        sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_PROTOCOL,
+    )
+)  # fmt: skip
+
+
+def _of_the_database(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF in _DATABASE_ERRORS
+
+
 @define
 class _Pending:
     future: asyncio.Future[Any]
@@ -151,9 +165,9 @@ class GroupCommit:
         try:
             try:
                 results = await self._at_once(batch)
-            except sqlite3.OperationalError:
-                raise  # locked or I/O: doing it again one by one would not help
             except Exception as exc:
+                if _of_the_database(exc):
+                    raise  # locked, full, I/O: doing it again one by one would not help
                 alone = len(batch) == 1 and batch[0].write is not None
                 results = [self.translate(exc)] if alone else await self._one_by_one(batch)
         except Exception as exc:

@@ -202,7 +202,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     # be a zstd frame (a BLOB), compressed with a dictionary kept in zstd_dictionaries.
     (
         """CREATE TABLE sessions_5 (
-            sid           INTEGER PRIMARY KEY,
+            sid           INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a message key means one session
             tenant        TEXT    NOT NULL,
             id            TEXT    NOT NULL,
             user_id       TEXT,
@@ -247,8 +247,10 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             PRIMARY KEY (tenant, session_id),
             FOREIGN KEY (tenant, session_id) REFERENCES sessions_5 (tenant, id) ON DELETE CASCADE
         ) WITHOUT ROWID""",
+        # a lease whose session is gone (deleted with foreign keys off) is left behind
         f"""INSERT INTO turn_leases_5
-        SELECT tenant, {PACKED_ID}(session_id), holder, expires_us, waiter, waiter_until_us FROM turn_leases""",
+        SELECT tenant, {PACKED_ID}(session_id), holder, expires_us, waiter, waiter_until_us FROM turn_leases
+        WHERE (tenant, {PACKED_ID}(session_id)) IN (SELECT tenant, id FROM sessions_5)""",
         # children first: with foreign keys on, dropping a parent deletes what refers to it
         "DROP TABLE messages",
         "DROP TABLE turn_leases",
@@ -275,7 +277,8 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             WHERE NEW.extra ->> '$.usage' IS NOT NULL AND sid = NEW.key / {SEQ_SPAN};
         END""",
         # the zstd dictionaries that compressed bodies name ([storage] compression = "zstd")
-        "CREATE TABLE zstd_dictionaries (n INTEGER PRIMARY KEY, dictionary BLOB NOT NULL)",  # newest: highest n
+        # newest: highest n; `messages`: how many the database had when it was trained
+        "CREATE TABLE zstd_dictionaries (n INTEGER PRIMARY KEY, dictionary BLOB NOT NULL, messages INTEGER NOT NULL)",
         f"""CREATE TRIGGER sessions_deleted AFTER DELETE ON sessions
         BEGIN
             DELETE FROM messages WHERE key > OLD.sid * {SEQ_SPAN} AND key < (OLD.sid + 1) * {SEQ_SPAN};

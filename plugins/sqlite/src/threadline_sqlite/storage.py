@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import aiosqlite
 import attrs
@@ -51,7 +51,7 @@ from threadline.plugin import (
     utcnow,
 )
 from threadline_sqlite import SQLiteConfig, compression
-from threadline_sqlite.compression import Codec
+from threadline_sqlite.compression import Codec, UnknownDictionary
 from threadline_sqlite.group_commit import GroupCommit
 from threadline_sqlite.schema import (
     COLUMN_FIELDS,
@@ -66,6 +66,8 @@ from threadline_sqlite.schema import (
     packed_id,
     readable_version,
 )
+
+T = TypeVar("T")
 
 
 def _marks(count: int) -> str:
@@ -204,29 +206,53 @@ class SQLiteStorage:
         """The codec of the database's dictionaries; compressing, with a dictionary trained now
         if there is none yet and the database has enough messages to learn from."""
         compress = self.config.compression == "zstd" and self._read_only is None
-        dictionaries = [row[0] for row in await self._read("SELECT dictionary FROM zstd_dictionaries ORDER BY n")]
-        codec = Codec(dictionaries, compress=compress)
-        if compress and not dictionaries:
-            await self._train(codec)
+        codec = Codec(await self._dictionaries(), compress=compress)
+        if compress:
+            self._codec = codec
+            await self._train()
         return codec
 
-    async def _train(self, codec: Codec) -> bool:
+    async def _dictionaries(self) -> list[bytes]:
+        return [row[0] for row in await self._read("SELECT dictionary FROM zstd_dictionaries ORDER BY n")]
+
+    async def _train(self) -> bool:
         """Train a dictionary on the newest messages, store it and compress with it from now
-        on; ``False`` when the database has too few messages to teach one."""
-        rows = await self._read(
-            f"SELECT kind, body FROM messages ORDER BY rowid DESC LIMIT {compression.TRAINING_SAMPLES}"
+        on; ``False`` when the database has too few messages to teach one, or not yet twice
+        as many as the newest dictionary learnt from (each one is kept: frames name it)."""
+        ((messages, trained_at),) = await self._read(
+            "SELECT (SELECT count(*) FROM messages), (SELECT messages FROM zstd_dictionaries ORDER BY n DESC LIMIT 1)"
         )
-        if len(rows) < compression.TRAIN_FROM:
+        if messages < max(compression.TRAIN_FROM, 2 * (trained_at or 0)):
             return False
-        samples = [codec.unpack(body) if isinstance(body, bytes) else body for _, body in rows]
+        rows = await self._read(f"SELECT body FROM messages ORDER BY rowid DESC LIMIT {compression.TRAINING_SAMPLES}")
+        samples = await self._unpacked([body for (body,) in rows])
         dictionary = await asyncio.to_thread(compression.train, samples)
 
         async def store(db: aiosqlite.Connection) -> None:
-            await db.execute("INSERT INTO zstd_dictionaries (dictionary) VALUES (?)", (dictionary,))
+            await db.execute(
+                "INSERT INTO zstd_dictionaries (dictionary, messages) VALUES (?, ?)", (dictionary, messages)
+            )
 
         await self._write.write(store)
-        codec.add(dictionary)
+        self._codec.add(dictionary)
         return True
+
+    async def _decoded(self, session_id: str, rows: Sequence[Sequence[Any]]) -> list[Message]:
+        return await self._decoding(functools.partial(_messages_from_rows, session_id, rows, self._codec.unpack))
+
+    async def _unpacked(self, bodies: list[str | bytes]) -> list[str]:
+        """Stored bodies as text."""
+        return await self._decoding(lambda: [self._codec.unpack(b) if isinstance(b, bytes) else b for b in bodies])
+
+    async def _decoding(self, decode: Callable[[], T]) -> T:
+        """``decode()``; if it meets a dictionary another process added since this one read
+        them, read them again and decode again."""
+        try:
+            return decode()
+        except UnknownDictionary:
+            for dictionary in await self._dictionaries():
+                self._codec.add(dictionary)
+            return decode()
 
     def _read_only_reason(self) -> tuple[str | None, bool]:
         """Why the database is to be opened read-only (``None``: it is not), and whether to
@@ -566,7 +592,7 @@ class SQLiteStorage:
         if not rows:
             await _require_session(self._reader(), tenant, session_id)
             return []
-        history = _messages_from_rows(session_id, rows, self._codec.unpack)
+        history = await self._decoded(session_id, rows)
         self._cache.put((tenant, session_id), rows[0][-1], history)
         return list(history)
 
@@ -580,17 +606,19 @@ class SQLiteStorage:
             rows.reverse()
         if not rows:
             await _require_session(self._reader(), tenant, session_id)
-        return _messages_from_rows(session_id, rows, self._codec.unpack)
+        return await self._decoded(session_id, rows)
 
     # -- space ----------------------------------------------------------------
 
     async def vacuum(self) -> int:
         """Give the space of deleted sessions back to the system: rewrite the database
         compactly (SQLite's ``VACUUM``; writes wait meanwhile, reads go on) and move it all
-        into the .db file. With ``compression = "zstd"``, first train a dictionary on the
-        newest messages and compress every message with it. Returns the bytes given back.
+        into the .db file. With ``compression = "zstd"``, first train a new dictionary on the
+        newest messages if the database has twice the messages the last one learnt from, and
+        compress every message with the newest. Returns the bytes given back.
         Needs free disk space about the size of the database while it runs."""
-        if self.config.compression == "zstd" and await self._train(self._codec):
+        if self.config.compression == "zstd":
+            await self._train()
             await self._recompress()
 
         async def rewrite(db: aiosqlite.Connection) -> None:
@@ -605,15 +633,19 @@ class SQLiteStorage:
         return max(0, before - self._size_on_disk())
 
     async def _recompress(self) -> None:
-        """Every message body compressed again with the newest dictionary, a page at a time."""
+        """Every message body compressed again with the newest dictionary, a page at a time.
+        A body is replaced only if it is still the one read (sids are never reused, and the
+        check keeps it so whatever else may change meanwhile)."""
         after = 0
         while rows := await self._read(
             "SELECT key, body FROM messages WHERE key > ? ORDER BY key LIMIT 2000", (after,)
         ):
-            bodies = [(self._codec.pack(self._codec.unpack(b) if isinstance(b, bytes) else b), k) for k, b in rows]
+            texts = await self._unpacked([body for _, body in rows])
+            packed = ((self._codec.pack(text), key, body) for text, (key, body) in zip(texts, rows, strict=True))
+            changes = [change for change in packed if change[0] != change[2]]
 
-            async def store(db: aiosqlite.Connection, bodies: list[tuple[str | bytes, int]] = bodies) -> None:
-                await db.executemany("UPDATE messages SET body = ? WHERE key = ?", bodies)
+            async def store(db: aiosqlite.Connection, changes: list[tuple[Any, ...]] = changes) -> None:
+                await db.executemany("UPDATE messages SET body = ? WHERE key = ? AND body = ?", changes)
 
             await self._write.write(store)
             after = rows[-1][0]
@@ -641,7 +673,7 @@ class SQLiteStorage:
                         (row[-1] * SEQ_SPAN, (row[-1] + 1) * SEQ_SPAN),
                     ) as messages:
                         async for message_row in messages:
-                            (message,) = _messages_from_rows(session.id, [message_row], self._codec.unpack)
+                            (message,) = await self._decoded(session.id, [message_row])
                             yield message
         finally:
             await db.close()
@@ -796,6 +828,8 @@ def _messages_from_rows(
 ) -> list[Message]:
     try:
         return [_message_from_row(session_id, row, unpack) for row in rows]
+    except UnknownDictionary:
+        raise  # read the dictionaries again (SQLiteStorage._decoding)
     except (ValueError, KeyError, IndexError, TypeError, AttributeError, DataFormatError) as exc:
         raise DataFormatError(f"a message of session {session_id!r} is damaged in the database: {exc}") from None
 
