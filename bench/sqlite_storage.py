@@ -375,6 +375,33 @@ async def w6_whole_turns(storage: dict[str, str], sessions: int, in_flight: int)
     return rounds[0], rounds[1]
 
 
+async def w6_paced(storage: dict[str, str], sessions: int, rate: float) -> Turns:
+    """Turns arriving at ``rate`` a second, each to its own session (each session's first turn
+    done before, unpaced): what a service sees, where closed-loop rounds see their own queue."""
+    async with SessionManager(Config.from_dict({"storage": storage})) as manager:
+        made = await asyncio.gather(*(manager.create_session() for _ in range(sessions)))
+        limit = asyncio.Semaphore(200)
+
+        async def first(session: Any) -> None:
+            async with limit:
+                await session.send("Hello!")
+
+        await asyncio.gather(*(first(session) for session in made))
+        latencies: list[float] = []
+
+        async def turn(session: Any) -> None:
+            started = time.perf_counter()
+            await session.send("What should I cook tonight with rice, leeks and two eggs?")
+            latencies.append((time.perf_counter() - started) * 1000)
+
+        turns, started = [], time.perf_counter()
+        for index, session in enumerate(made):
+            await asyncio.sleep(max(0.0, started + index / rate - time.perf_counter()))
+            turns.append(asyncio.ensure_future(turn(session)))
+        await asyncio.gather(*turns)
+        return Turns(sessions / (time.perf_counter() - started), latencies)
+
+
 async def w6(scale: int) -> None:
     sessions = 2000 // scale
     print(f"W6 whole turns (Session.send on echo), {sessions:,} sessions, first turn then second:")
@@ -389,6 +416,13 @@ async def w6(scale: int) -> None:
         (first, later), (memory_first, memory_later) = results["sqlite"], results["memory"]
         print(f"   {in_flight} in flight: sqlite first/later turn rate {first.rate / later.rate:.2f}x, against memory: "
               f"first {first.rate / memory_first.rate:.2f}x, later {later.rate / memory_later.rate:.2f}x")  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:
+        for name, storage in {
+            "memory": {"backend": "memory"},
+            "sqlite": {"backend": "sqlite", "path": f"{folder}/p.db"},
+        }.items():
+            paced = await w6_paced(storage, sessions, 1000)
+            print(f"   arriving at 1,000 turns/s, {name}: {paced}")
 
 
 def chat_corpus() -> list[str]:
