@@ -225,7 +225,7 @@ class SQLiteStorage:
         if messages < max(compression.TRAIN_FROM, 2 * (trained_at or 0)):
             return False
         rows = await self._read(f"SELECT body FROM messages ORDER BY rowid DESC LIMIT {compression.TRAINING_SAMPLES}")
-        samples = await self._unpacked([body for (body,) in rows])
+        samples = await self._texts([body for (body,) in rows])
         dictionary = await asyncio.to_thread(compression.train, samples)
 
         async def store(db: aiosqlite.Connection) -> None:
@@ -240,7 +240,7 @@ class SQLiteStorage:
     async def _decoded(self, session_id: str, rows: Sequence[Sequence[Any]]) -> list[Message]:
         return await self._decoding(functools.partial(_messages_from_rows, session_id, rows, self._codec.unpack))
 
-    async def _unpacked(self, bodies: list[str | bytes]) -> list[str]:
+    async def _texts(self, bodies: list[str | bytes]) -> list[str]:
         """Stored bodies as text."""
         return await self._decoding(lambda: [self._codec.unpack(b) if isinstance(b, bytes) else b for b in bodies])
 
@@ -640,7 +640,7 @@ class SQLiteStorage:
         while rows := await self._read(
             "SELECT key, body FROM messages WHERE key > ? ORDER BY key LIMIT 2000", (after,)
         ):
-            texts = await self._unpacked([body for _, body in rows])
+            texts = await self._texts([body for _, body in rows])
             packed = ((self._codec.pack(text), key, body) for text, (key, body) in zip(texts, rows, strict=True))
             changes = [change for change in packed if change[0] != change[2]]
 
@@ -798,7 +798,7 @@ def _record(session: SessionRecord) -> str:
 _EMPTY: Final[tuple[Any, ...]] = (None, [], {})
 
 
-def _unpacked(stored: str | bytes) -> str:
+def _given_id(stored: str | bytes) -> str:
     """An id as :func:`~threadline_sqlite.schema.packed_id` stored it, as it was given."""
     return stored.hex() if isinstance(stored, bytes) else stored
 
@@ -808,7 +808,7 @@ def _session_from_row(row: Sequence[Any]) -> SessionRecord:
         data = json.loads(row[11])
         data.update(
             tenant=row[0],
-            id=_unpacked(row[1]),
+            id=_given_id(row[1]),
             user_id=row[2],
             status=row[3],
             updated_at=from_us(row[4]).isoformat(),
@@ -819,7 +819,7 @@ def _session_from_row(row: Sequence[Any]) -> SessionRecord:
         return load(data, SessionRecord)
     except (ValueError, KeyError, IndexError, TypeError, AttributeError, DataFormatError) as exc:
         raise DataFormatError(
-            f"session {_unpacked(row[1])!r} of tenant {row[0]!r} is damaged in the database: {exc}"
+            f"session {_given_id(row[1])!r} of tenant {row[0]!r} is damaged in the database: {exc}"
         ) from None
 
 
