@@ -89,8 +89,8 @@ class Codec:
                     raise UnknownDictionary(f"it was compressed with zstd dictionary {dict_id}, which is missing")
                 decompressor = self._decompressors[0] = zstd.ZstdDecompressor()
             text: str = decompressor.decompress(frame).decode()
-        except zstd.ZstdError as exc:
-            raise DataFormatError(f"not a zstd frame it can read: {exc}") from None
+        except (zstd.ZstdError, UnicodeDecodeError) as exc:  # damaged: a message, and vacuum, say so
+            raise DataFormatError(f"not a zstd frame of UTF-8 text it can read: {exc}") from None
         return text
 
 

@@ -194,7 +194,7 @@ class SQLiteStorage:
                 self._readers.append(await self._connect(self._reader_uri, uri=True))
             if read_only is not None:
                 await self._check_read_only_schema(self._readers[0], read_only)
-            self._codec = await self._load_codec()
+            await self._start_codec()
         except BaseException as exc:
             await self._close(checkpoint=False)  # aiosqlite's threads would keep the process alive
             translated = self._translate(exc)
@@ -202,15 +202,13 @@ class SQLiteStorage:
                 raise
             raise translated from None
 
-    async def _load_codec(self) -> Codec:
+    async def _start_codec(self) -> None:
         """The codec of the database's dictionaries; compressing, with a dictionary trained now
         if there is none yet and the database has enough messages to learn from."""
         compress = self.config.compression == "zstd" and self._read_only is None
-        codec = Codec(await self._dictionaries(), compress=compress)
+        self._codec = Codec(await self._dictionaries(), compress=compress)
         if compress:
-            self._codec = codec
             await self._train()
-        return codec
 
     async def _dictionaries(self) -> list[bytes]:
         return [row[0] for row in await self._read("SELECT dictionary FROM zstd_dictionaries ORDER BY n")]
@@ -220,7 +218,8 @@ class SQLiteStorage:
         on; ``False`` when the database has too few messages to teach one, or not yet twice
         as many as the newest dictionary learnt from (each one is kept: frames name it)."""
         ((messages, trained_at),) = await self._read(
-            "SELECT (SELECT count(*) FROM messages), (SELECT messages FROM zstd_dictionaries ORDER BY n DESC LIMIT 1)"
+            "SELECT (SELECT coalesce(sum(message_count), 0) FROM sessions), "  # not a walk of every message
+            "(SELECT messages FROM zstd_dictionaries ORDER BY n DESC LIMIT 1)"
         )
         if messages < max(compression.TRAIN_FROM, 2 * (trained_at or 0)):
             return False
@@ -474,7 +473,8 @@ class SQLiteStorage:
                 ends.append((write.tenant, packed_id(write.session_id), write.holder))
                 continue
             _check_numbering(write)
-            rows += [_message_row(write.tenant, m, self._codec.pack) for m in write.messages]
+            session = packed_id(write.session_id)
+            rows += [_message_row(write.tenant, session, m, self._codec.pack) for m in write.messages]
         chunks = (rows[start : start + _ROWS_PER_INSERT] for start in range(0, len(rows), _ROWS_PER_INSERT))
         statements: list[tuple[str, Sequence[Any]]] = [
             (_insert_messages(len(chunk)), list(itertools.chain.from_iterable(chunk))) for chunk in chunks
@@ -693,6 +693,7 @@ class _Importer:
     db: aiosqlite.Connection
     pack: Callable[[str], str | bytes]
     current: SessionRecord | None = None
+    current_id: str | bytes = ""  # current's id as stored
     next_seq: int = 1
     pending: list[tuple[Any, ...]] = attrs.Factory(list)
 
@@ -716,7 +717,7 @@ class _Importer:
             await self.db.execute(_INSERT_SESSION, _session_row(empty))
         except sqlite3.IntegrityError:
             raise StorageConflict(f"session {session.id!r} exists already; nothing was imported") from None
-        self.current, self.next_seq = session, 1
+        self.current, self.current_id, self.next_seq = session, packed_id(session.id), 1
 
     def _message(self, message: Message) -> None:
         if self.current is None or message.session_id != self.current.id:
@@ -724,7 +725,7 @@ class _Importer:
         if message.seq != self.next_seq:
             raise DataFormatError(f"message {message.id!r} has seq {message.seq}; expected {self.next_seq}")
         self.next_seq += 1
-        self.pending.append(_message_row(self.current.tenant, message, self.pack))
+        self.pending.append(_message_row(self.current.tenant, self.current_id, message, self.pack))
 
     async def _flush(self) -> None:
         if self.pending:
@@ -838,12 +839,15 @@ _ROLE_KINDS: Final = {role: code * 8 for code, role in enumerate(ROLE_CODES)}
 _STATUS_KINDS: Final = {status: code * 2 for code, status in enumerate(STATUS_CODES)}
 
 
-def _message_row(tenant: str, message: Message, pack: Callable[[str], str | bytes]) -> tuple[Any, ...]:
-    """A message's row; its body stored as ``pack`` gives it (see compression.Codec)."""
+def _message_row(
+    tenant: str, session: str | bytes, message: Message, pack: Callable[[str], str | bytes]
+) -> tuple[Any, ...]:
+    """A message's row, given its session's id as stored; its body stored as ``pack`` gives it
+    (see compression.Codec)."""
     parts = message.parts
     plain = len(parts) == 1 and type(parts[0]) is Text and not parts[0].provider_data
     return (
-        tenant, packed_id(message.session_id), message.seq, packed_id(message.id),
+        tenant, session, message.seq, packed_id(message.id),
         _ROLE_KINDS[message.role] + _STATUS_KINDS[message.status] + (not plain), _iso(message.created_at),
         pack(parts[0].text if plain else dump_parts(parts)), _extra(message),  # type: ignore[union-attr]
     )  # fmt: skip
