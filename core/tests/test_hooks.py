@@ -85,6 +85,10 @@ class Calls:
     def threadline_provider_error(self) -> None:
         self._saw("threadline_provider_error")
 
+    @hookimpl
+    async def threadline_history_edited(self) -> None:
+        self._saw("threadline_history_edited")
+
 
 @pytest.mark.parametrize("hook", HOOKS)
 async def test_every_hook_is_called(hook: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -135,6 +139,7 @@ async def _exercise(hook: str, plugins: list[object], monkeypatch: pytest.Monkey
         echo.script([Reply(error="unavailable")])
         with pytest.raises(threadline.ProviderUnavailable):
             await session.send("again")
+        await session.undo()
         await session.archive()
         await session.delete()
 

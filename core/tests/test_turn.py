@@ -14,6 +14,7 @@ import attrs
 import pytest
 
 import threadline
+import threadline.turn_lease
 from threadline import (
     Call,
     Config,
@@ -285,7 +286,7 @@ async def test_turns_from_two_managers_on_one_storage_stay_whole() -> None:
 async def test_a_long_turn_keeps_its_lease(monkeypatch: pytest.MonkeyPatch) -> None:
     import threadline.turn
 
-    monkeypatch.setattr(threadline.turn, "LEASE_SECONDS", 0.1)  # renewed every 1/30 s
+    monkeypatch.setattr(threadline.turn_lease, "LEASE_SECONDS", 0.1)  # renewed every 1/30 s
     storage = MemoryStorage()
     async with SessionManager(storage=storage, providers={"echo": EchoProvider(EchoConfig(latency=0.5))}) as tl:
         session = await tl.create_session()
@@ -500,7 +501,7 @@ async def test_a_provider_whose_close_raises_still_lets_the_storage_close() -> N
 async def test_a_failed_renewal_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
     import threadline.turn
 
-    monkeypatch.setattr(threadline.turn, "LEASE_SECONDS", 0.3)
+    monkeypatch.setattr(threadline.turn_lease, "LEASE_SECONDS", 0.3)
 
     class Flaky(MemoryStorage):
         calls = 0

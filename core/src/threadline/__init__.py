@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         ConfigError,
         ContextTooLong,
         DataFormatError,
+        HistoryError,
         MigrationIncomplete,
         PluginError,
         ProviderError,
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
         Part,
         Request,
         Response,
+        Revision,
         Role,
         SessionPage,
         SessionQuery,
@@ -77,7 +79,7 @@ _MODULES = {
     "threadline.config": "Config Defaults MiddlewareSection PluginsSection StorageSection Template",
     "threadline.contracts": "Provider Storage make_cursor read_cursor",
     "threadline.errors": (
-        "AuthenticationError BadCursor BadRequest ConfigError ContextTooLong DataFormatError "
+        "AuthenticationError BadCursor BadRequest ConfigError ContextTooLong DataFormatError HistoryError "
         "MigrationIncomplete PluginError ProviderError ProviderUnavailable RateLimited SessionArchived SessionNotFound "
         "StorageConflict StorageError StorageUnavailable ThreadlineError ToolError"
     ),
@@ -87,7 +89,7 @@ _MODULES = {
     "threadline.migrate": "MigrationReport migrate_sessions",
     "threadline.model": (
         "CallOptions Capabilities DeletedCounts Done Event File Image Message "
-        "MessageStatus Part Request Response Role SessionPage SessionQuery SessionRecord "
+        "MessageStatus Part Request Response Revision Role SessionPage SessionQuery SessionRecord "
         "SessionStatus StreamAssembler Text TextDelta ToolCall ToolCallDelta ToolResult "
         "ToolSpec Usage"
     ),
@@ -124,11 +126,13 @@ if not TYPE_CHECKING:  # so that type checkers see only the names imported above
 
 __all__ = [
     "AuthenticationError", "BackupHeader", "BadCursor", "BadRequest", "Call", "CallOptions", "Capabilities", "Config",
-    "ConfigError", "ContextTooLong", "DataFormatError", "Defaults", "DeletedCounts", "Done", "Event", "File", "Image",
+    "ConfigError", "ContextTooLong", "DataFormatError", "Defaults", "DeletedCounts", "Done", "Event", "File",
+    "HistoryError", "Image",
     "Message", "MessageStatus", "Middleware", "MiddlewareSection", "MigrationIncomplete", "MigrationReport",
     "NoConfig", "Part", "PluginError",
     "PluginManager", "PluginsSection", "Provider", "ProviderError", "ProviderUnavailable", "RateLimited",
-    "Request", "Response", "Role", "Session", "SessionArchived", "SessionManager", "SessionNotFound", "SessionPage",
+    "Request", "Response", "Revision", "Role", "Session", "SessionArchived", "SessionManager", "SessionNotFound",
+    "SessionPage",
     "SessionQuery", "SessionRecord", "SessionStatus", "Storage", "StorageConflict", "StorageError",
     "StorageEvent", "StorageSection", "StorageUnavailable", "StreamAssembler", "Tally", "Template", "Text", "TextDelta",
     "ThreadlineError", "Tool", "ToolCall", "ToolCallDelta", "ToolError", "ToolResult", "ToolSpec", "Turn", "Usage",

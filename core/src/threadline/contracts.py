@@ -20,6 +20,7 @@ from threadline.model import (
     Message,
     Request,
     Response,
+    Revision,
     SessionPage,
     SessionQuery,
     SessionRecord,
@@ -142,6 +143,31 @@ class Storage(Protocol):
         """The messages with ``seq > after_seq``, oldest first; only the newest ``last`` of them
         if given; ``[]`` if none. An unknown session is ``SessionNotFound``."""
 
+    async def replace_messages(
+        self, tenant: str, session_id: str, after_seq: int, messages: Sequence[Message], *, count: int
+    ) -> Revision:
+        """Edit the history: replace the session's messages after ``after_seq`` with
+        ``messages``, all or nothing, keeping the replaced ones. Their ``seq`` must be
+        ``after_seq + 1``, ``+ 2``, ... in order and their ``session_id`` ``session_id``; the
+        session must still have ``count`` messages (no append came between the caller's read
+        and this write) and ``0 <= after_seq <= count``: else ``StorageConflict`` and nothing
+        changes. An unknown session is ``SessionNotFound``.
+
+        The replaced messages, as stored, become a :class:`~threadline.Revision` numbered one
+        more than the session's last (1 for its first), which ``get_revisions`` returns; this
+        returns it. Then the session's ``message_count`` is ``after_seq + len(messages)`` and
+        ``updated_at`` now; ``usage`` stays as it was (it counts calls that were made) and
+        ``version`` too (the record's fields did not change). Deleting the session deletes its
+        revisions. ``get_messages`` after it returns the new history, whatever a cache held.
+
+        Optional: a storage without it cannot edit histories (``Session.undo``, ``edit``,
+        ``remove``, ``clear``, ``regenerate`` then raise ``ConfigError``)."""
+
+    async def get_revisions(self, tenant: str, session_id: str) -> list[Revision]:
+        """The session's revisions (see ``replace_messages``), oldest first; ``[]`` if its
+        history was never edited. An unknown session is ``SessionNotFound``. Optional, with
+        ``replace_messages``."""
+
     async def delete_user(self, tenant: str, user_id: str) -> DeletedCounts:
         """Remove every session of ``user_id`` in ``tenant`` and their messages in one go; say
         how many of each (none: ``DeletedCounts(0, 0)``)."""
@@ -209,6 +235,25 @@ def next_version(current: SessionRecord, session: SessionRecord) -> SessionRecor
         message_count=current.message_count,
         usage=current.usage,
     )
+
+
+def check_replacement(
+    session_id: str, message_count: int, after_seq: int, messages: Sequence[Message], count: int
+) -> None:
+    """The checks of ``Storage.replace_messages``, for a storage to make inside the
+    transaction that replaces (``message_count``: the session's, as stored): a
+    ``StorageConflict`` that says what was wrong, else nothing."""
+    if message_count != count:
+        raise StorageConflict(
+            f"session {session_id!r} has {message_count} messages, not {count}: it changed since it was read"
+        )
+    if not 0 <= after_seq <= count:
+        raise StorageConflict(f"session {session_id!r} has no message {after_seq} to replace after (it has {count})")
+    if stray := next((m for m in messages if m.session_id != session_id), None):
+        raise StorageConflict(f"message {stray.id!r} belongs to session {stray.session_id!r}, not {session_id!r}")
+    expected = list(range(after_seq + 1, after_seq + 1 + len(messages)))
+    if [m.seq for m in messages] != expected:
+        raise StorageConflict(f"replacing after {after_seq}, seqs must be {expected}, got {[m.seq for m in messages]}")
 
 
 def listed_sessions(rows: Iterable[Row], read: Callable[[Row], SessionRecord]) -> tuple[SessionRecord, ...]:

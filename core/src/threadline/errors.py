@@ -56,6 +56,12 @@ class SessionArchived(ThreadlineError):
         )
 
 
+class HistoryError(ThreadlineError, ValueError):
+    """An edit of a session's history that cannot be made as asked: no message with that
+    ``seq``, nothing to undo or answer again, or a tool call parted from its result. Nothing
+    was changed. Also a ``ValueError``."""
+
+
 class ToolError(ThreadlineError):
     """A tool is unknown, or the model kept calling tools past the step limit."""
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from threadline.errors import ProviderError
     from threadline.manager import SessionManager
-    from threadline.model import Message, SessionRecord
+    from threadline.model import Message, Revision, SessionRecord
     from threadline.registry import Register, RegisterSettings, RegisterTool
 
 hookspec = pluggy.HookspecMarker("threadline")
@@ -214,6 +214,27 @@ def threadline_message_appended(session: SessionRecord, message: Message, manage
 
     :param session: the session the message belongs to.
     :param message: the stored :class:`~threadline.Message`.
+    :param manager: the :class:`~threadline.SessionManager` it happened in.
+    :return: nothing, or an awaitable, which the kernel awaits.
+    """
+
+
+@hookspec
+def threadline_history_edited(
+    session: SessionRecord, revision: Revision, added: tuple[Message, ...], manager: SessionManager
+) -> Any:
+    """A session's history was edited (``Session.undo``, ``edit``, ``remove``, ``clear``,
+    ``regenerate``, or a plugin's own edit): the messages after ``revision.after_seq`` were
+    replaced, and are kept.
+
+    Called after the edit is durable. ``threadline_message_appended`` is not called for the
+    messages the edit added: an audit log records both hooks to see every change.
+
+    :param session: the session as stored after the edit.
+    :param revision: the :class:`~threadline.Revision`: its ``number``, ``after_seq``, and the
+        ``replaced`` messages as they were stored.
+    :param added: the messages that took their place, as stored (after every middleware's
+        message stage), oldest first; ``()`` when the edit only removed.
     :param manager: the :class:`~threadline.SessionManager` it happened in.
     :return: nothing, or an awaitable, which the kernel awaits.
     """

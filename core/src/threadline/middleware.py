@@ -66,6 +66,9 @@ class Turn:
     content: tuple[Part, ...]
     streaming: bool
     id: str = field(factory=new_id)
+    again: bool = False
+    """The turn answers the last user message again (``Session.regenerate``): ``content`` is
+    that message's, and no new one is stored."""
 
 
 @define

@@ -12,7 +12,7 @@ import enum
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, NoReturn, TypeVar, cast, get_args, get_origin
 
@@ -174,7 +174,7 @@ PART_TAGS: Final[Mapping[type, str]] = {
 }
 
 
-def as_parts(content: str | Part | list[Part] | tuple[Part, ...]) -> tuple[Part, ...]:
+def as_parts(content: str | Part | Sequence[Part]) -> tuple[Part, ...]:
     """Accept a string, one part or a sequence of parts; always return a tuple of parts."""
     if isinstance(content, str):
         return (Text(content),)
@@ -291,6 +291,20 @@ class SessionRecord:
     usage: Usage = field(factory=Usage)
     metadata: Mapping[str, Any] = field(factory=dict, converter=_frozen_mapping)
     provider_state: Mapping[str, Any] = field(factory=dict, converter=_frozen_mapping)
+
+
+@frozen
+class Revision:
+    """An edit of a session's history, and what it replaced, kept: revision ``number`` (1 for
+    a session's first) replaced the messages after ``after_seq`` (``replaced``, as they were
+    stored) with ``added`` new ones."""
+
+    session_id: str
+    number: int = field(validator=attrs.validators.ge(1))
+    after_seq: int = field(validator=attrs.validators.ge(0))
+    replaced: tuple[Message, ...]
+    added: int = field(validator=attrs.validators.ge(0))
+    created_at: datetime = field(factory=utcnow, validator=lambda _s, a, v: _require_offset(a.name, v))
 
 
 @frozen

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         Provider,
         Storage,
         TurnLease,
+        check_replacement,
         listed_sessions,
         make_cursor,
         next_lease,
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
         Part,
         Request,
         Response,
+        Revision,
         Role,
         SessionPage,
         SessionQuery,
@@ -112,7 +114,8 @@ _MODULES = {
     "threadline.cli": "with_manager",
     "threadline.config": "finite user_data_dir",
     "threadline.contracts": (
-        "Provider Storage TurnLease WAITER_SECONDS listed_sessions make_cursor next_lease next_version read_cursor"
+        "Provider Storage TurnLease WAITER_SECONDS check_replacement listed_sessions make_cursor next_lease "
+        "next_version read_cursor"
     ),
     "threadline.errors": (
         "AuthenticationError BadCursor BadRequest ConfigError ContextTooLong DataFormatError "
@@ -124,7 +127,7 @@ _MODULES = {
     "threadline.middleware": "Call CompleteNext Middleware StreamNext ToolNext Turn TurnNext",
     "threadline.model": (
         "Capabilities DeletedCounts Done Event File FrozenDict Image Message MessageStatus "
-        "Part Request Response Role SessionPage SessionQuery SessionRecord SessionStatus Text "
+        "Part Request Response Revision Role SessionPage SessionQuery SessionRecord SessionStatus Text "
         "TextDelta ToolCall ToolCallDelta ToolResult ToolSpec Usage dump dump_parts dump_record dumps "
         "load load_parts load_record message_extra new_id unchecked_constructor utcnow"
     ),
@@ -171,13 +174,13 @@ __all__ = [  # noqa: RUF022 -- grouped by what a plugin does, sorted within a gr
     "StorageEvent", "read_event",
     # storage: writes a cancellation must not leave half done
     "settled",
-    # storage: the turn lease's rule, and the update's
-    "TurnLease", "WAITER_SECONDS", "next_lease", "next_version",
+    # storage: the turn lease's rule, the update's, and a replacement's checks
+    "TurnLease", "WAITER_SECONDS", "check_replacement", "next_lease", "next_version",
     # config classes
     "finite",
     # the data model
     "Capabilities", "DeletedCounts", "Done", "Event", "File", "Image", "Message", "MessageStatus", "Part",
-    "Request", "Response", "Role", "SessionPage", "SessionQuery", "SessionRecord", "SessionStatus", "Text",
+    "Request", "Response", "Revision", "Role", "SessionPage", "SessionQuery", "SessionRecord", "SessionStatus", "Text",
     "TextDelta", "ToolCall", "ToolCallDelta", "ToolResult", "ToolSpec", "Usage",
     # tools and commands
     "Tool", "tool", "with_manager",

@@ -4,15 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from threadline.errors import PluginError, StorageConflict
-from threadline.model import CallOptions, Done, Event, Message, Part, SessionRecord, SessionStatus, Usage, new_id
+from threadline.editing import clear_plan, edit_history, edit_plan, last_user, remove_plan, undo_plan
+from threadline.errors import PluginError, SessionArchived, StorageConflict
+from threadline.model import (
+    CallOptions,
+    Done,
+    Event,
+    Message,
+    Part,
+    Revision,
+    Role,
+    SessionRecord,
+    SessionStatus,
+    Usage,
+    as_parts,
+    new_id,
+)
 from threadline.turn import plan_turn, run_turn
+from threadline.turn_lease import turn_lease
 
 if TYPE_CHECKING:
     from threadline.contracts import Storage
@@ -183,6 +198,87 @@ class Session:
             await fork._append(copies)
         return fork
 
+    # -- editing the history ----------------------------------------------------
+    # Nothing is deleted: what an edit replaces is kept (revisions()), and every edit
+    # fires threadline_history_edited. Edits wait for a turn in progress.
+
+    async def add(self, messages: Iterable[Message | tuple[Role | str, str | Part | Sequence[Part]]]) -> list[Message]:
+        """Store messages after the last one without calling a model: a conversation brought
+        from elsewhere, a note, a few-shot example. Each is a ``(role, content)`` pair, such
+        as ``("system", "Answer in French.")``, or a :class:`~threadline.Message` (its id,
+        time, usage and metadata are kept; its ``session_id`` and ``seq`` are this
+        session's). Each passes the middleware's message stage and fires
+        ``threadline_message_appended``, as a turn's do. Returns them as stored.
+
+        :raises SessionArchived: the session is archived.
+        """
+        given = [self._as_message(item) for item in messages]
+        async with self._live.lock, turn_lease(self):
+            self._refuse_if_archived()
+            first = self._next_seq
+            staged = [await self._staged(attrs.evolve(m, seq=first + i)) for i, m in enumerate(given)]
+            return await self._append(staged) if staged else []
+
+    def _as_message(self, item: Message | tuple[Role | str, str | Part | Sequence[Part]]) -> Message:
+        if isinstance(item, Message):
+            return attrs.evolve(item, session_id=self.id)
+        if not (isinstance(item, tuple) and len(item) == 2):
+            raise TypeError(f"add() takes Messages or (role, content) pairs, not {item!r}")
+        role, content = item
+        return Message(self.id, 0, Role(role), as_parts(content))
+
+    async def undo(self) -> list[Message]:
+        """Take back the last turn: the last user message and everything after it (the
+        reply, tool calls and results). Returns what was taken back; it stays in
+        :meth:`revisions`. The next message follows what is left.
+
+        :raises HistoryError: the session has no user message.
+        """
+        return list((await edit_history(self, undo_plan)).replaced)
+
+    async def edit(self, seq: int, content: str | Part | Sequence[Part]) -> Message:
+        """Replace the content of message ``seq`` (of any role but a tool call's or result's);
+        the next turn's model sees the new one. The old message stays in :meth:`revisions`.
+        The new one passes the message stage and gets an id of its own. Returns it.
+
+        :raises HistoryError: there is no message ``seq``, or it is part of a tool call.
+        """
+        await edit_history(self, edit_plan(self, seq, content))
+        return (await self._current_history())[seq - 1]
+
+    async def remove(self, seq: int) -> Message:
+        """Remove message ``seq`` (not part of a tool call); the ones after it move one place
+        earlier. Returns the removed message; it stays in :meth:`revisions`.
+
+        :raises HistoryError: there is no message ``seq``, or it is part of a tool call.
+        """
+        return (await edit_history(self, remove_plan(seq))).replaced[0]
+
+    async def clear(self) -> list[Message]:
+        """Remove every message; they stay in :meth:`revisions`. Returns them (an empty
+        history stays as it is: ``[]``, and no revision)."""
+        if not await self._current_history():
+            return []
+        return list((await edit_history(self, clear_plan)).replaced)
+
+    async def revisions(self) -> list[Revision]:
+        """Every edit of the history, oldest first, each with the messages it replaced."""
+        self._manager._optional_method("get_revisions", "keeps no revisions: it has no get_revisions")
+        return await self._storage.get_revisions(self.record.tenant, self.id)
+
+    async def _current_history(self) -> list[Message]:
+        """The history as stored, read again only when this process has not seen all of it."""
+        live = self._live
+        if live.history is None or len(live.history) != live.message_count:
+            live.history = await self._storage.get_messages(live.stored.tenant, self.id)
+        return live.history
+
+    def _refuse_if_archived(self) -> None:
+        """An archived session takes no new turn or edit: :class:`~threadline.SessionArchived`."""
+        stored = self._live.stored
+        if stored.status is SessionStatus.ARCHIVED:
+            raise SessionArchived(stored.id, stored.tenant)
+
     # -- conversation ---------------------------------------------------------
 
     async def send(
@@ -220,7 +316,10 @@ class Session:
         :raises ToolError: the model was still calling tools after ``max_tool_steps``.
         """
         call_options = CallOptions(temperature, max_tokens, tuple(stop), options or {})
-        turn = plan_turn(self, content, provider, model, call_options, streaming=False)
+        return await self._reply(plan_turn(self, content, provider, model, call_options, streaming=False))
+
+    async def _reply(self, turn: Turn) -> Message:
+        """Run ``turn`` to its end; its stored reply."""
         reply = None
         async with aclosing(self._manager._chain.run_turn(turn, self._run_turn)) as events:
             async for event in events:  # to the end, so that every turn stage sees the turn end
@@ -250,6 +349,51 @@ class Session:
         call_options = CallOptions(temperature, max_tokens, tuple(stop), options or {})
         turn = plan_turn(self, content, provider, model, call_options, streaming=True)
         return self._manager._chain.run_turn(turn, self._run_turn)
+
+    async def regenerate(
+        self,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        stop: Sequence[str] = (),
+        options: Mapping[str, Any] | None = None,
+    ) -> Message:
+        """Answer the last user message again and return the new reply, stored. What followed
+        that message (the old reply, tool calls and results) is replaced and kept in
+        :meth:`revisions`; a message whose turn failed is answered, and no longer ``failed``.
+        Another provider or model may answer (``regenerate(model="...")``).
+
+        The arguments, and the errors, are those of :meth:`send`, and:
+
+        :raises HistoryError: the session has no user message.
+        """
+        call_options = CallOptions(temperature, max_tokens, tuple(stop), options or {})
+        return await self._reply(await self._plan_again(provider, model, call_options, streaming=False))
+
+    async def regenerate_stream(
+        self,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        stop: Sequence[str] = (),
+        options: Mapping[str, Any] | None = None,
+    ) -> AsyncGenerator[Event, None]:
+        """:meth:`regenerate`, with the reply yielded as it arrives, as :meth:`stream` does."""
+        call_options = CallOptions(temperature, max_tokens, tuple(stop), options or {})
+        turn = await self._plan_again(provider, model, call_options, streaming=True)
+        async for event in self._manager._chain.run_turn(turn, self._run_turn):
+            yield event
+
+    async def _plan_again(
+        self, provider: str | None, model: str | None, options: CallOptions, *, streaming: bool
+    ) -> Turn:
+        self._refuse_if_archived()
+        user = last_user(await self._current_history())  # read again once the turn is the session's
+        return plan_turn(self, user.parts, provider, model, options, streaming=streaming, again=True)
 
     def _run_turn(self, turn: Turn) -> AsyncGenerator[Event, None]:
         return run_turn(self, turn)
@@ -298,6 +442,11 @@ class Session:
         except Exception:
             live.history = None  # read again next turn
             log.exception("session %s: could not learn what a cancelled append stored", self.id)
+
+    async def _staged(self, message: Message) -> Message:
+        """``message`` as the middleware's message stage leaves it, ready to store."""
+        chain = self._manager._chain
+        return await chain.stage(message, self.record) if chain.stages else message
 
     async def _announce(self, stored: list[Message]) -> None:
         """Fire ``threadline_message_appended`` for each of ``stored``, in order."""

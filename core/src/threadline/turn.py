@@ -10,7 +10,6 @@ readers, the title and ``threadline_message_appended`` see.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
@@ -18,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from threadline.errors import ProviderError, SessionArchived, StorageConflict, ToolError
+from threadline.editing import last_user, replace_after
+from threadline.errors import ProviderError, ToolError
 from threadline.middleware import Call, Turn
 from threadline.model import (
     CallOptions,
@@ -30,7 +30,6 @@ from threadline.model import (
     Request,
     Response,
     Role,
-    SessionStatus,
     StreamAssembler,
     ToolCall,
     ToolResult,
@@ -38,12 +37,12 @@ from threadline.model import (
     as_parts,
 )
 from threadline.providers import check_attachments
+from threadline.turn_lease import turn_lease
 
 if TYPE_CHECKING:
     from threadline.session import Session
 
 TITLE_LENGTH = 60
-LEASE_SECONDS = 30.0  # a turn's lease outlives a holder that died by this much at most
 log = logging.getLogger("threadline.turn")
 
 
@@ -55,15 +54,16 @@ def plan_turn(
     options: CallOptions,
     *,
     streaming: bool,
+    again: bool = False,
 ) -> Turn:
-    """What a ``send`` or ``stream`` asks for. The provider and model are the call's, else the
-    session's (a model is kept only when the provider is the session's own)."""
+    """What a ``send``, ``stream`` or ``regenerate`` asks for. The provider and model are the
+    call's, else the session's (a model is kept only when the provider is the session's own)."""
     stored = session._live.stored
     if provider is not None:
         session._manager._check_provider(provider)
     chosen = provider or stored.provider
     model = model or (stored.model if chosen == stored.provider else None)
-    return Turn(stored, chosen, model, options, as_parts(content), streaming)  # type: ignore[arg-type]
+    return Turn(stored, chosen, model, options, as_parts(content), streaming, again=again)
 
 
 async def run_turn(session: Session, turn: Turn) -> AsyncGenerator[Event, None]:
@@ -76,15 +76,16 @@ async def run_turn(session: Session, turn: Turn) -> AsyncGenerator[Event, None]:
     :class:`~threadline.ProviderError` also goes to ``threadline_provider_error``.
     """
     manager = session._manager
-    message = _user_message(session, turn)  # refused here: no lock, no lease, nothing stored
-    async with session._live.lock, _turn_lease(session):
-        _refuse_archived(session)  # archived while this turn waited for the one before
-        user = await _store_user(session, message)
+    message = None if turn.again else _user_message(session, turn)  # refused here: nothing stored
+    async with session._live.lock, turn_lease(session):
+        session._refuse_if_archived()  # archived while this turn waited for the one before
+        user = await _answer_again(session) if message is None else await _store_user(session, message)
         partial = StreamAssembler()
         usage: Usage | None = None
         try:
-            await _title(session, user)
-            await session._announce([user])
+            if message is not None:
+                await _title(session, user)
+                await session._announce([user])
             for _ in range(manager.config.defaults.max_tool_steps):
                 call = await _call(session, turn)
                 result: Response | Done
@@ -123,87 +124,31 @@ async def run_turn(session: Session, turn: Turn) -> AsyncGenerator[Event, None]:
     yield final
 
 
-@contextlib.asynccontextmanager
-async def _turn_lease(session: Session) -> AsyncIterator[None]:
-    """Hold the session's turn lease while a turn runs, so that turns from several processes
-    stay whole: wait for another process's turn to end (``[defaults] turn_wait``), keep the
-    lease alive through a long reply, give it back at the end."""
-    storage, holder, tenant = session._storage, session._manager.holder, session._live.stored.tenant
-    keeper: _LeaseKeeper | None = None
-    try:
-        await _take_turn(session, holder)  # cancelled once its write committed: given back below
-        keeper = _LeaseKeeper(session, holder)  # most turns end long before a renewal is due
-        yield
-    finally:
-        if keeper is not None:
-            keeper.stop()
-        await storage.end_turn(tenant, session.id, holder)  # only if it is ours
-
-
-async def _take_turn(session: Session, holder: str) -> None:
-    loop, wait = asyncio.get_running_loop(), session._manager.config.defaults.turn_wait
-    deadline = loop.time() + wait
-    pause = 0.002
-    while not await session._storage.take_turn(session._live.stored.tenant, session.id, holder, LEASE_SECONDS):
-        left = deadline - loop.time()
-        if left <= 0:
-            raise StorageConflict(
-                f"session {session.id!r} is in a turn of another process, which has not ended after "
-                f"{wait:g} s ([defaults] turn_wait)"
-            )
-        await asyncio.sleep(min(pause, left))
-        pause = min(pause * 2, 0.05)
-
-
-class _LeaseKeeper:
-    """Renews a turn's lease every third of its length, from a timer: a turn that ends first
-    (most do) costs no task."""
-
-    def __init__(self, session: Session, holder: str) -> None:
-        self.session, self.holder = session, holder
-        self.renewing: asyncio.Task[None] | None = None
-        self.timer = asyncio.get_running_loop().call_later(LEASE_SECONDS / 3, self._renew)
-
-    def _renew(self) -> None:
-        self.renewing = asyncio.get_running_loop().create_task(self._renewed())
-
-    async def _renewed(self) -> None:
-        session = self.session
-        tenant = session._live.stored.tenant
-        try:
-            if not await session._storage.take_turn(tenant, session.id, self.holder, LEASE_SECONDS):
-                log.warning("session %s: its turn lease ran out and another process took it", session.id)
-        except Exception:
-            log.exception("session %s: could not renew its turn lease; trying again", session.id)
-        self.timer = asyncio.get_running_loop().call_later(LEASE_SECONDS / 3, self._renew)
-
-    def stop(self) -> None:
-        self.timer.cancel()
-        if self.renewing is not None:
-            self.renewing.cancel()
-
-
-async def _stage(session: Session, message: Message) -> Message:
-    """``message`` as the middleware's message stage leaves it, ready to store."""
-    chain = session._manager._chain
-    return await chain.stage(message, session.record) if chain.stages else message
-
-
-def _refuse_archived(session: Session) -> None:
-    """An archived session takes no new turn: :class:`~threadline.SessionArchived`."""
-    stored = session._live.stored
-    if stored.status is SessionStatus.ARCHIVED:
-        raise SessionArchived(stored.id, stored.tenant)
-
-
 def _user_message(session: Session, turn: Turn) -> Message:
     """The user's message, checked against what the model takes (and the session against
     being archived)."""
-    _refuse_archived(session)
+    session._refuse_if_archived()
     message = Message(session.id, session._next_seq, Role.USER, turn.content)
     capabilities = session._manager.provider(turn.provider).capabilities(turn.model)
     check_attachments(capabilities, [message], model=turn.model, provider=turn.provider)
     return message
+
+
+async def _answer_again(session: Session) -> Message:
+    """The last user message, to be answered again (``Session.regenerate``): what followed it
+    is replaced by nothing (and kept, as a revision), and a ``failed`` mark is taken off."""
+    history = await session._current_history()
+    if last_user(history).seq < len(history):
+        await replace_after(session, _answer_again_plan)
+    user = last_user(await session._current_history())
+    if user.status is not MessageStatus.OK:
+        await _mark(session, user.seq, MessageStatus.OK, None)
+        user = attrs.evolve(user, status=MessageStatus.OK, error=None)
+    return user
+
+
+async def _answer_again_plan(history: list[Message]) -> tuple[int, list[Message]]:
+    return last_user(history).seq, []
 
 
 async def _store_user(session: Session, message: Message) -> Message:
@@ -212,7 +157,7 @@ async def _store_user(session: Session, message: Message) -> Message:
     far as this process knows (another's appends show as a conflict, which renumbers it)."""
     if message.seq != session._next_seq:
         message = attrs.evolve(message, seq=session._next_seq)
-    staged = await _stage(session, message)
+    staged = await session._staged(message)
     try:
         (user,) = await session._store([staged])
     except asyncio.CancelledError:
@@ -227,7 +172,7 @@ async def _fail_if_stored(session: Session, message_id: str) -> None:
         live = session._live
         last = await session._storage.get_messages(live.stored.tenant, session.id, last=1)
         if last and last[0].id == message_id:
-            await _mark_failed(session, last[0].seq, "cancelled")
+            await _mark(session, last[0].seq, MessageStatus.FAILED, "cancelled")
     except Exception:
         log.exception("session %s: could not mark a cancelled turn's message failed", session.id)
 
@@ -240,14 +185,11 @@ async def _title(session: Session, user: Message) -> None:
 
 async def _call(session: Session, turn: Turn) -> Call:
     live = session._live
-    if live.history is None or len(live.history) != live.message_count:
-        live.history = await session._storage.get_messages(live.stored.tenant, session.id)
+    history = await session._current_history()
     state = live.stored.provider_state if turn.provider == live.stored.provider else {}
     tools = session._manager.registry.tools
     specs = tuple(tools[name].spec for name in live.stored.tools if name in tools)
-    request = Request(
-        turn.model, tuple(_replayable(live.history)), live.stored.system_prompt, specs, turn.options, state
-    )
+    request = Request(turn.model, tuple(_replayable(history)), live.stored.system_prompt, specs, turn.options, state)
     return Call(session.record, turn.provider, request, turn)
 
 
@@ -261,7 +203,7 @@ async def _store_reply(session: Session, parts: tuple[Part, ...], result: Respon
         provider=turn.provider,
         model=result.model or turn.model,
     )
-    (stored,) = await session._append([await _stage(session, message)])
+    (stored,) = await session._append([await session._staged(message)])
     if result.provider_state is not None and turn.provider == session._live.stored.provider:
         await session.update(provider_state=result.provider_state)
     return stored
@@ -278,7 +220,7 @@ def _as_returned(stored: list[ToolCall], parts: tuple[Part, ...]) -> list[ToolCa
 async def _run_tools(session: Session, turn: Turn, calls: list[ToolCall]) -> None:
     results = await asyncio.gather(*(_run_tool(session, turn, call) for call in calls))
     message = Message(session.id, session._next_seq, Role.TOOL, results)
-    await session._append([await _stage(session, message)])
+    await session._append([await session._staged(message)])
 
 
 async def _run_tool(session: Session, turn: Turn, call: ToolCall) -> ToolResult:
@@ -326,17 +268,18 @@ async def _record_failure(session: Session, user: Message, error: str, partial: 
             status=MessageStatus.INCOMPLETE,
             error=error,
         )
-        await session._append([await _stage(session, message)])
+        await session._append([await session._staged(message)])
     elif live.message_count == user.seq:
-        await _mark_failed(session, user.seq, error)
+        await _mark(session, user.seq, MessageStatus.FAILED, error)
 
 
-async def _mark_failed(session: Session, seq: int, error: str) -> None:
-    """Mark the session's last message, the user's of a turn that failed, ``failed``."""
+async def _mark(session: Session, seq: int, status: MessageStatus, error: str | None) -> None:
+    """Mark the session's last message, the user's of a turn, ``failed`` (its turn failed)
+    or ``ok`` again (it is answered again)."""
     live = session._live
-    await session._storage.set_message_status(live.stored.tenant, session.id, seq, MessageStatus.FAILED.value, error)
+    await session._storage.set_message_status(live.stored.tenant, session.id, seq, status.value, error)
     if live.history and live.history[-1].seq == seq:
-        live.history[-1] = attrs.evolve(live.history[-1], status=MessageStatus.FAILED, error=error)
+        live.history[-1] = attrs.evolve(live.history[-1], status=status, error=error)
 
 
 async def _close(events: AsyncIterator[Any]) -> None:

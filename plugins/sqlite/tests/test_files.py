@@ -14,7 +14,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
-from test_migrations import SCHEMAS, copy_old_database, records_read_now, records_read_then
+from test_migrations import SCHEMAS, copy_old_database, records_read_now, records_read_then, revisions_read_then
 
 from threadline import DataFormatError, Message, Role, SessionQuery, SessionRecord, StorageUnavailable, Text
 from threadline_sqlite import SQLiteConfig
@@ -250,6 +250,7 @@ async def test_an_old_read_only_database_is_read_as_it_is_or_says_it_needs_a_mig
             await storage.open()
             try:
                 assert await records_read_now(storage) == records_read_then(schema)
+                assert await storage.get_revisions("default", "s0") == revisions_read_then(schema)
             finally:
                 await storage.close()
     assert files_under(db_path.parent) == before

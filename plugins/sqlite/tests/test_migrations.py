@@ -4,6 +4,7 @@ release that wrote it did, and takes every kind of write afterwards."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from contextlib import closing
@@ -15,6 +16,7 @@ from threadline import (
     DeletedCounts,
     Message,
     MessageStatus,
+    Revision,
     Role,
     SessionQuery,
     SessionRecord,
@@ -22,7 +24,7 @@ from threadline import (
     Text,
     Usage,
 )
-from threadline.plugin import dumps, load_record
+from threadline.plugin import dumps, load, load_record
 from threadline_sqlite import SQLiteConfig
 from threadline_sqlite.schema import LATEST
 from threadline_sqlite.storage import SQLiteStorage
@@ -44,6 +46,15 @@ def records_read_then(schema: int) -> list[Record]:
     """Every record of the old database, as the release that wrote it read it back."""
     lines = (OLD_DATABASES / f"schema-{schema}.jsonl").read_text(encoding="utf-8").splitlines()
     return [load_record(line) for line in lines]
+
+
+def revisions_read_then(schema: int) -> list[Revision]:
+    """The revisions of session s0, as the release that wrote the database read them (none
+    before schema 6, which began keeping them)."""
+    path = OLD_DATABASES / f"schema-{schema}.revisions.jsonl"
+    if not path.exists():
+        return []
+    return [load(json.loads(line), Revision) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 async def records_read_now(storage: SQLiteStorage) -> list[Record]:
@@ -98,6 +109,23 @@ async def test_a_migrated_database_takes_every_kind_of_write(schema: int, db_pat
         assert await storage.take_turn("default", "s3", "a later process", 5.0)  # an old lease has run out
         assert await storage.delete_user("acme", "ada") == DeletedCounts(sessions=1, messages=2)
         assert await records_read_now(storage) != records_read_then(schema)
+    finally:
+        await storage.close()
+
+
+@pytest.mark.parametrize("schema", SCHEMAS)
+async def test_an_old_database_keeps_its_revisions_and_takes_edits(schema: int, db_path: Path) -> None:
+    copy_old_database(schema, db_path)
+    storage = SQLiteStorage(SQLiteConfig(path=db_path))
+    await storage.open()
+    try:
+        kept = revisions_read_then(schema)
+        assert await storage.get_revisions("default", "s0") == kept
+        assert (schema >= 6) == bool(kept), "schema 6's file holds an edit: see old_databases/write.py"
+        undone = await storage.replace_messages("default", "chat-1", 7, [], count=9)
+        assert [(m.seq, m.role) for m in undone.replaced] == [(8, Role.USER), (9, Role.ASSISTANT)]
+        assert (await storage.get_session("default", "chat-1")).message_count == 7
+        assert await storage.get_revisions("default", "chat-1") == [undone]
     finally:
         await storage.close()
 

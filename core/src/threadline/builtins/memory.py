@@ -8,12 +8,13 @@ from datetime import datetime
 
 import attrs
 
-from threadline.contracts import TurnLease, make_cursor, next_lease, next_version, read_cursor
+from threadline.contracts import TurnLease, check_replacement, make_cursor, next_lease, next_version, read_cursor
 from threadline.errors import DataFormatError, SessionNotFound, StorageConflict
 from threadline.model import (
     DeletedCounts,
     Message,
     MessageStatus,
+    Revision,
     SessionPage,
     SessionQuery,
     SessionRecord,
@@ -32,6 +33,7 @@ class MemoryStorage:
         self._sessions: dict[Key, SessionRecord] = {}
         self._messages: dict[Key, list[Message]] = {}
         self._leases: dict[Key, TurnLease] = {}
+        self._revisions: dict[Key, list[Revision]] = {}
 
     async def open(self) -> None:
         pass
@@ -66,6 +68,7 @@ class MemoryStorage:
         self._get(tenant, session_id)
         del self._sessions[tenant, session_id]
         del self._messages[tenant, session_id]
+        self._revisions.pop((tenant, session_id), None)
 
     async def list_sessions(self, query: SessionQuery) -> SessionPage:
         after = read_cursor(query.cursor) if query.cursor else None
@@ -124,12 +127,31 @@ class MemoryStorage:
         messages = self._messages[tenant, session_id][max(after_seq, 0) :]  # seq > -2 is every one
         return list(messages) if last is None else messages[max(len(messages) - last, 0) :]
 
+    async def replace_messages(
+        self, tenant: str, session_id: str, after_seq: int, messages: Sequence[Message], *, count: int
+    ) -> Revision:
+        session = self._get(tenant, session_id)
+        check_replacement(session_id, session.message_count, after_seq, messages, count)
+        key = (tenant, session_id)
+        kept = self._revisions.setdefault(key, [])
+        stored = self._messages[key]
+        revision = Revision(session_id, len(kept) + 1, after_seq, tuple(stored[after_seq:]), len(messages))
+        kept.append(revision)
+        stored[after_seq:] = messages
+        self._sessions[key] = attrs.evolve(session, message_count=len(stored), updated_at=utcnow())
+        return revision
+
+    async def get_revisions(self, tenant: str, session_id: str) -> list[Revision]:
+        self._get(tenant, session_id)
+        return list(self._revisions.get((tenant, session_id), ()))
+
     async def delete_user(self, tenant: str, user_id: str) -> DeletedCounts:
         keys = [key for key, s in self._sessions.items() if key[0] == tenant and s.user_id == user_id]
         messages = sum(len(self._messages[key]) for key in keys)
         for key in keys:
             del self._sessions[key]
             del self._messages[key]
+            self._revisions.pop(key, None)
         return DeletedCounts(len(keys), messages)
 
     async def export_records(self, tenant: str | None = None) -> AsyncIterator[SessionRecord | Message]:

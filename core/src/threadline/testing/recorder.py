@@ -47,3 +47,7 @@ class EventRecorder:
     @hookimpl
     def threadline_provider_error(self, session: Any, error: Any) -> None:
         self._record("provider_error", session=session, error=error)
+
+    @hookimpl
+    def threadline_history_edited(self, session: Any, revision: Any, added: Any) -> None:
+        self._record("history_edited", session=session, revision=revision, added=added)

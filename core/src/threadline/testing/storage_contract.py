@@ -331,6 +331,98 @@ class StorageContract:
         with pytest.raises(StorageConflict, match=f"{re.escape(repr(session.id))} has no message 2"):
             await storage.set_message_status(session.tenant, session.id, 2, "failed")
 
+    # -- editing the history ----------------------------------------------------
+
+    async def test_replacing_keeps_what_it_replaced_as_a_revision(self, storage: Storage) -> None:
+        session = await storage.create_session(make_session())
+        tenant, sid = session.tenant, session.id
+        old = [
+            *make_messages(session, ["q1", "a1", "q2"]),
+            Message(sid, 4, Role.ASSISTANT, (Text("a2"),), usage=Usage(3, 4), status=MessageStatus.INCOMPLETE,
+                    error="cut", provider="echo", model="m", metadata={"k": [1]}),
+        ]  # fmt: skip
+        await storage.append_messages(tenant, sid, old)
+        await storage.get_messages(tenant, sid)  # a storage that caches histories has it now
+        before = await storage.get_session(tenant, sid)
+        await asyncio.sleep(0.01)  # past any storage's clock resolution
+        new = make_messages(session, ["q2, edited", "a2, again"], start=3)
+        revision = await storage.replace_messages(tenant, sid, 2, new, count=4)
+        assert (revision.session_id, revision.number, revision.after_seq, revision.added) == (sid, 1, 2, 2)
+        assert revision.replaced == tuple(old[2:])  # every field as it was stored
+        assert await storage.get_messages(tenant, sid) == [*old[:2], *new]
+        assert await storage.get_messages(tenant, sid, last=1) == new[1:]
+        after = await storage.get_session(tenant, sid)
+        assert after.message_count == 4
+        assert after.usage == before.usage  # the replaced reply's tokens were spent all the same
+        assert after.version == before.version
+        assert after.updated_at > before.updated_at
+        assert await storage.get_revisions(tenant, sid) == [revision]
+
+    async def test_replacing_with_nothing_shortens_the_history_and_appends_go_on(self, storage: Storage) -> None:
+        session = await storage.create_session(make_session())
+        tenant, sid = session.tenant, session.id
+        await storage.append_messages(tenant, sid, make_messages(session, ["q1", "a1", "q2", "a2"]))
+        first = await storage.replace_messages(tenant, sid, 2, [], count=4)
+        assert [m.text for m in first.replaced] == ["q2", "a2"]
+        assert (await storage.get_session(tenant, sid)).message_count == 2
+        await storage.append_messages(tenant, sid, make_messages(session, ["q3"], start=3))
+        assert [m.text for m in await storage.get_messages(tenant, sid)] == ["q1", "a1", "q3"]
+        await storage.set_message_status(tenant, sid, 3, "failed")
+        second = await storage.replace_messages(tenant, sid, 0, [], count=3)
+        assert second.number == 2
+        assert [(m.text, m.status) for m in second.replaced] == [
+            ("q1", MessageStatus.OK), ("a1", MessageStatus.OK), ("q3", MessageStatus.FAILED)
+        ]  # fmt: skip
+        assert await storage.get_messages(tenant, sid) == []
+        assert [r.number for r in await storage.get_revisions(tenant, sid)] == [1, 2]
+
+    async def test_a_replacement_that_does_not_fit_is_refused_and_changes_nothing(self, storage: Storage) -> None:
+        session = await storage.create_session(make_session())
+        tenant, sid = session.tenant, session.id
+        await storage.append_messages(tenant, sid, make_messages(session, ["q1", "a1", "q2"]))
+        before = (await storage.get_session(tenant, sid), await storage.get_messages(tenant, sid))
+        refused = {
+            "has 3 messages, not 2": (1, make_messages(session, ["x"], start=2), 2),
+            "no message 4 to replace after": (4, [], 3),
+            "no message -1 to replace after": (-1, [], 3),
+            "seqs must be [2], got [3]": (1, make_messages(session, ["x"], start=3), 3),
+            f"belongs to session {'other'!r}": (1, [Message("other", 2, Role.USER, (Text("x"),))], 3),
+        }
+        for says, (after_seq, messages, count) in refused.items():
+            with pytest.raises(StorageConflict, match=re.escape(says)):
+                await storage.replace_messages(tenant, sid, after_seq, messages, count=count)
+        assert (await storage.get_session(tenant, sid), await storage.get_messages(tenant, sid)) == before
+        assert await storage.get_revisions(tenant, sid) == []
+        with not_found(tenant, "nope"):
+            await storage.replace_messages(tenant, "nope", 0, [], count=0)
+        with not_found("elsewhere", sid):
+            await storage.get_revisions("elsewhere", sid)
+
+    async def test_a_replacement_and_an_append_that_race_do_not_both_land(self, storage: Storage) -> None:
+        session = await storage.create_session(make_session())
+        tenant, sid = session.tenant, session.id
+        await storage.append_messages(tenant, sid, make_messages(session, ["q1", "a1", "q2", "a2"]))
+        results = await asyncio.gather(
+            storage.replace_messages(tenant, sid, 2, [], count=4),
+            storage.append_messages(tenant, sid, make_messages(session, ["q3"], start=5)),
+            return_exceptions=True,
+        )
+        assert sum(isinstance(result, StorageConflict) for result in results) == 1, results
+        texts = [m.text for m in await storage.get_messages(tenant, sid)]
+        assert texts in (["q1", "a1"], ["q1", "a1", "q2", "a2", "q3"])
+        assert (await storage.get_session(tenant, sid)).message_count == len(texts)
+
+    async def test_deleting_a_session_deletes_its_revisions(self, storage: Storage) -> None:
+        session = await storage.create_session(make_session())
+        await storage.append_messages(session.tenant, session.id, make_messages(session, ["q1"]))
+        await storage.replace_messages(session.tenant, session.id, 0, [], count=1)
+        other = await storage.create_session(make_session())
+        await storage.replace_messages(other.tenant, other.id, 0, [], count=0)
+        await storage.delete_session(session.tenant, session.id)
+        await storage.create_session(session)  # the same id again: a new session
+        assert await storage.get_revisions(session.tenant, session.id) == []
+        assert [r.number for r in await storage.get_revisions(other.tenant, other.id)] == [1]
+
     async def test_concurrent_appends_to_many_sessions_all_land(self, storage: Storage) -> None:
         sessions = [await storage.create_session(make_session()) for _ in range(10)]
 

@@ -284,8 +284,29 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             DELETE FROM messages WHERE key > OLD.sid * {SEQ_SPAN} AND key < (OLD.sid + 1) * {SEQ_SPAN};
         END""",
     ),
+    # 6: edits of a history (Storage.replace_messages) keep what they replaced: a revision
+    # per edit, its messages as one JSON array (threadline.plugin.dump of each), read only
+    # when asked for. Deleting a session deletes its revisions.
+    (
+        """CREATE TABLE revisions (
+            sid        INTEGER NOT NULL,
+            number     INTEGER NOT NULL,
+            after_seq  INTEGER NOT NULL,
+            added      INTEGER NOT NULL,
+            created_us INTEGER NOT NULL,
+            replaced   TEXT    NOT NULL,
+            PRIMARY KEY (sid, number)
+        ) WITHOUT ROWID""",
+        "DROP TRIGGER sessions_deleted",
+        f"""CREATE TRIGGER sessions_deleted AFTER DELETE ON sessions
+        BEGIN
+            DELETE FROM messages WHERE key > OLD.sid * {SEQ_SPAN} AND key < (OLD.sid + 1) * {SEQ_SPAN};
+            DELETE FROM revisions WHERE sid = OLD.sid;
+        END""",
+    ),
 )
 LATEST: Final = len(MIGRATIONS)
+REVISIONS_FROM: Final = 6  # the first schema that keeps revisions
 READABLE_FROM: Final = 5  # the oldest schema a read-only storage reads as it is
 
 

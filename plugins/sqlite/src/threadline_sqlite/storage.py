@@ -28,6 +28,7 @@ from threadline.plugin import (
     HistoryCache,
     Message,
     MessageStatus,
+    Revision,
     SessionNotFound,
     SessionPage,
     SessionQuery,
@@ -38,6 +39,7 @@ from threadline.plugin import (
     Text,
     ThreadlineError,
     Usage,
+    check_replacement,
     dump,
     dump_parts,
     listed_sessions,
@@ -56,7 +58,9 @@ from threadline_sqlite.group_commit import GroupCommit
 from threadline_sqlite.schema import (
     COLUMN_FIELDS,
     LATEST,
+    NOW_US,
     READABLE_FROM,
+    REVISIONS_FROM,
     ROLE_CODES,
     SEQ_DOES_NOT_FOLLOW_ON,
     SEQ_SPAN,
@@ -155,6 +159,7 @@ class SQLiteStorage:
         self._codec = Codec()  # made again at open, with the database's dictionaries
         # why the database is open read-only (None: it is not)
         self._read_only: str | None = None
+        self._schema = LATEST  # a read-only database may be older
         # what read connections open: the path as a URI, quoted (a `#`, `?` or `%` in it is
         # part of the name), so that they open the writer's file and never make one
         self._reader_uri = f"{self.config.path.absolute().as_uri()}?mode=ro"
@@ -269,7 +274,7 @@ class SQLiteStorage:
         return ("[storage] read_only = true" if self.config.read_only else locked), immutable
 
     async def _check_read_only_schema(self, db: aiosqlite.Connection, read_only: str) -> None:
-        found = await readable_version(db, self.path)
+        found = self._schema = await readable_version(db, self.path)
         if found < READABLE_FROM:
             raise StorageUnavailable(
                 f"SQLite database {self.path} is at schema version {found} and needs a migration to {LATEST}, "
@@ -546,6 +551,72 @@ class SQLiteStorage:
                 raise StorageConflict(f"session {session_id!r} has no message {seq}")
 
         await self._write.write(mark)
+
+    async def replace_messages(
+        self, tenant: str, session_id: str, after_seq: int, messages: Sequence[Message], *, count: int
+    ) -> Revision:
+        """In one transaction: the replaced rows become a revision and go, the new ones are
+        inserted (the append trigger checks and counts them), the token totals are put back
+        as they were, and ``messages_rev`` moves, so that every process's cache reads again."""
+        packed, pack = packed_id(session_id), self._codec.pack
+
+        async def replace(db: aiosqlite.Connection) -> Revision:
+            found = await db.execute_fetchall(
+                "SELECT sid, message_count, input_tokens, output_tokens, cached_tokens, cost "
+                "FROM sessions WHERE tenant = ? AND id = ?",
+                (tenant, packed),
+            )
+            if not found:
+                raise SessionNotFound(session_id, tenant)
+            ((sid, message_count, *usage),) = found
+            check_replacement(session_id, message_count, after_seq, messages, count)
+            span = (sid * SEQ_SPAN + after_seq, (sid + 1) * SEQ_SPAN)
+            rows = list(
+                await db.execute_fetchall(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE key > ? AND key < ?", span)
+            )
+            ((number,),) = await db.execute_fetchall(
+                "SELECT coalesce(max(number), 0) + 1 FROM revisions WHERE sid = ?", (sid,)
+            )
+            revision = Revision(
+                session_id, number, after_seq, tuple(await self._decoded(session_id, rows)), len(messages)
+            )
+            await db.execute(
+                "INSERT INTO revisions VALUES (?, ?, ?, ?, ?, ?)",
+                (sid, number, after_seq, len(messages), to_us(revision.created_at), _replaced(revision)),
+            )
+            await db.execute("DELETE FROM messages WHERE key > ? AND key < ?", span)
+            await db.execute(
+                f"UPDATE sessions SET message_count = ?, messages_rev = messages_rev + 1, "
+                f"updated_us = max(updated_us + 1, {NOW_US}) WHERE sid = ?",
+                (after_seq, sid),
+            )
+            rows_of = [_message_row(tenant, packed, message, pack) for message in messages]
+            for start in range(0, len(rows_of), _ROWS_PER_INSERT):
+                chunk = rows_of[start : start + _ROWS_PER_INSERT]
+                await db.execute(_insert_messages(len(chunk)), [value for row in chunk for value in row])
+            await db.execute(
+                "UPDATE sessions SET input_tokens = ?, output_tokens = ?, cached_tokens = ?, cost = ? WHERE sid = ?",
+                (*usage, sid),
+            )
+            return revision
+
+        revision: Revision = await self._write.write(replace)
+        if self._cache is not None:
+            self._cache.drop((tenant, session_id))
+        return revision
+
+    async def get_revisions(self, tenant: str, session_id: str) -> list[Revision]:
+        if self._schema < REVISIONS_FROM:  # read-only, from before revisions: it has none
+            await _require_session(self._reader(), tenant, session_id)
+            return []
+        rows = await self._read(
+            "SELECT sessions.sid, number, after_seq, added, created_us, replaced FROM sessions "
+            "LEFT JOIN revisions ON revisions.sid = sessions.sid WHERE tenant = ? AND id = ? ORDER BY number",
+            (tenant, packed_id(session_id)),
+        )
+        if not rows:
+            raise SessionNotFound(session_id, tenant)
+        return [_revision_from_row(session_id, row) for row in rows if row[1] is not None]
 
     async def get_messages(
         self, tenant: str, session_id: str, *, after_seq: int = 0, last: int | None = None
@@ -912,6 +983,22 @@ def _message_from_row(session_id: str, row: Sequence[Any], unpack: Callable[[byt
         model=extra.get("model"),
         metadata=extra.get("metadata") or _NO_DATA,
     )
+
+
+def _replaced(revision: Revision) -> str:
+    """A revision's ``replaced`` column: its messages as a JSON array."""
+    return json.dumps([dump(message) for message in revision.replaced], ensure_ascii=False, separators=(",", ":"))
+
+
+def _revision_from_row(session_id: str, row: Sequence[Any]) -> Revision:
+    _, number, after_seq, added, created_us, replaced = row
+    try:
+        messages = tuple(load(data, Message) for data in json.loads(replaced))
+    except (ValueError, KeyError, TypeError, DataFormatError) as exc:
+        raise DataFormatError(
+            f"revision {number} of session {session_id!r} is damaged in the database: {exc}"
+        ) from None
+    return Revision(session_id, number, after_seq, messages, added, created_at=from_us(created_us))
 
 
 def _usage(stored: list[Any]) -> Usage:

@@ -8,6 +8,7 @@ first on the path (README.md in this folder says how); the files are then kept a
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import sqlite3
 import sys
@@ -27,6 +28,7 @@ from threadline.model import (
     ToolCall,
     ToolResult,
     Usage,
+    dump,
     dump_record,
 )
 from threadline_sqlite import SQLiteConfig
@@ -107,6 +109,9 @@ async def write_with_storage(path: Path) -> None:
         await storage.set_message_status("default", "chat-1", 6, "failed", "rate limited")
         if LATEST >= 4:
             assert await storage.take_turn("default", "s3", "writer-of-the-fixture", 30.0)
+        if LATEST >= 6:  # an edit: "hi" of s0 replaced, kept as revision 1
+            edited = Message("s0", 2, Role.ASSISTANT, (Text("hi, edited"),), id="s0#2b", created_at=at(30))
+            await storage.replace_messages("default", "s0", 1, [edited], count=2)
     finally:
         await storage.close()
 
@@ -145,13 +150,22 @@ def write_schema_1(path: Path) -> None:
 
 
 async def read_back(path: Path, out: Path) -> None:
+    """Every record, as an export gives them; from schema 6, every session's revisions too."""
     storage = SQLiteStorage(SQLiteConfig(path=path))
     await storage.open()
     try:
+        sessions: list[SessionRecord] = []
         with out.open("w", encoding="utf-8") as lines:
             for tenant in TENANTS:
                 async for record in storage.export_records(tenant):
                     lines.write(dump_record(record) + "\n")
+                    if isinstance(record, SessionRecord):
+                        sessions.append(record)
+        if LATEST >= 6:
+            with out.with_suffix(".revisions.jsonl").open("w", encoding="utf-8") as lines:
+                for session in sessions:
+                    for revision in await storage.get_revisions(session.tenant, session.id):
+                        lines.write(json.dumps(dump(revision), ensure_ascii=False) + "\n")
     finally:
         await storage.close()
 

@@ -1,0 +1,113 @@
+"""Edits of a session's history: ``Session.undo``, ``edit``, ``remove``, ``clear``, and the
+first step of ``regenerate``.
+
+Nothing is deleted. An edit replaces the messages after one ``seq`` with new ones
+(``Storage.replace_messages``); what it replaced is kept as a :class:`~threadline.Revision`
+(``Session.revisions``), and ``threadline_history_edited`` says what changed. Edits wait for
+a turn in progress, as turns do for each other, in this process and in others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import attrs
+
+from threadline.errors import HistoryError, StorageConflict
+from threadline.model import Message, Part, Revision, Role, as_parts, new_id, utcnow
+from threadline.turn_lease import turn_lease
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from threadline.session import Session
+
+_CONFLICT_RETRIES = 5
+
+Plan = Callable[[list[Message]], Awaitable[tuple[int, list[Message]]]]
+"""Given the history as stored now: keep the messages up to which ``seq``, and what follows them."""
+
+
+async def edit_history(session: Session, plan: Plan) -> Revision:
+    """Apply ``plan`` to the history, in the session's turn (after any turn in progress)."""
+    async with session._live.lock, turn_lease(session):
+        session._refuse_if_archived()
+        return await replace_after(session, plan)
+
+
+async def replace_after(session: Session, plan: Plan) -> Revision:
+    """Store what ``plan`` makes of the history as it is now: planned again on the history as
+    stored when another process changed it first. The caller holds the session's turn."""
+    session._manager._optional_method("replace_messages", "cannot edit a history: it has no replace_messages")
+    live, tenant = session._live, session.record.tenant
+    for _ in range(_CONFLICT_RETRIES):
+        history = await session._current_history()
+        after_seq, messages = await plan(history)
+        try:
+            revision = await session._storage.replace_messages(
+                tenant, session.id, after_seq, messages, count=len(history)
+            )
+        except StorageConflict:
+            await session.refresh()
+            continue
+        live.store(await session._storage.get_session(tenant, session.id))
+        live.history = [*history[:after_seq], *messages]
+        manager = session._manager
+        await manager.plugin_manager.notify(
+            "threadline_history_edited", session=live.record, revision=revision, added=tuple(messages), manager=manager
+        )
+        return revision
+    raise StorageConflict(f"session {session.id!r} kept changing; gave up editing it after {_CONFLICT_RETRIES} tries")
+
+
+async def undo_plan(history: list[Message]) -> tuple[int, list[Message]]:
+    """The last turn gone: the last user message and everything after it."""
+    return last_user(history).seq - 1, []
+
+
+def last_user(history: list[Message]) -> Message:
+    """The last user message, or a ``HistoryError`` when there is none."""
+    for message in reversed(history):
+        if message.role is Role.USER:
+            return message
+    raise HistoryError("the session has no user message: there is no turn to undo or answer again")
+
+
+def edit_plan(session: Session, seq: int, content: str | Part | Sequence[Part]) -> Plan:
+    """Message ``seq`` with new parts (a new id, the same role), the rest as it was."""
+    parts = as_parts(content)
+
+    async def plan(history: list[Message]) -> tuple[int, list[Message]]:
+        old = _editable(history, seq, "edit")
+        new = Message(session.id, seq, old.role, parts, id=new_id(), created_at=utcnow(), metadata=old.metadata)
+        return seq - 1, [await session._staged(new), *history[seq:]]
+
+    return plan
+
+
+def remove_plan(seq: int) -> Plan:
+    """Message ``seq`` gone, the ones after it one place earlier."""
+
+    async def plan(history: list[Message]) -> tuple[int, list[Message]]:
+        _editable(history, seq, "remove")
+        return seq - 1, [attrs.evolve(m, seq=m.seq - 1) for m in history[seq:]]
+
+    return plan
+
+
+async def clear_plan(history: list[Message]) -> tuple[int, list[Message]]:
+    return 0, []
+
+
+def _editable(history: list[Message], seq: int, verb: str) -> Message:
+    """Message ``seq``, which may be edited or removed alone: not part of a tool call."""
+    if not 1 <= seq <= len(history):
+        raise HistoryError(f"the session has no message {seq} to {verb}; its messages are 1 to {len(history)}")
+    message = history[seq - 1]
+    if message.role is Role.TOOL or message.tool_calls:
+        raise HistoryError(
+            f"message {seq} is part of a tool call and its result, which go together: "
+            "undo the turn instead (Session.undo)"
+        )
+    return message

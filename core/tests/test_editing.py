@@ -1,0 +1,278 @@
+"""Editing a session's history: add, undo, regenerate, edit, remove, clear. Nothing is lost
+(each edit is a revision), what the model is sent next follows the edit, and a hook says
+what changed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import attrs
+import pytest
+
+import threadline
+
+from threadline import (
+    Call,
+    Config,
+    HistoryError,
+    Message,
+    MessageStatus,
+    Middleware,
+    Response,
+    Role,
+    SessionArchived,
+    SessionManager,
+    Text,
+    hookimpl,
+)
+from threadline.builtins.echo import EchoProvider, Reply, ScriptedToolCall
+from threadline.builtins.memory import MemoryStorage
+from threadline.middleware import CompleteNext
+from threadline.testing import EventRecorder
+
+
+class Sees(Middleware):
+    """Keeps the history each provider call was sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[list[str]] = []
+
+    async def complete(self, call: Call, next: CompleteNext) -> Response:
+        self.sent.append([m.text for m in call.request.messages])
+        return await next(call)
+
+
+class Shouts(Middleware):
+    """A message stage: every stored text in capitals."""
+
+    async def message(self, message: Message, session: Any) -> Message:
+        return attrs.evolve(message, parts=tuple(Text(p.text.upper()) for p in message.parts if isinstance(p, Text)))
+
+
+def plugin_for(**layers: Middleware) -> tuple[Config, object]:
+    class Plugin:
+        @hookimpl
+        def threadline_register_middleware(self, register: Any) -> None:
+            for name, layer in layers.items():
+                register(name, lambda _config, layer=layer: layer)
+
+    return Config.from_dict({"middleware": {"chain": list(layers)}}), Plugin()
+
+
+@pytest.fixture
+async def manager() -> AsyncIterator[SessionManager]:
+    async with SessionManager(storage=MemoryStorage()) as tl:
+        yield tl
+
+
+def texts(messages: list[Message]) -> list[str]:
+    return [m.text for m in messages]
+
+
+async def test_undo_takes_back_the_last_turn_and_keeps_it(manager: SessionManager) -> None:
+    session = await manager.create_session()
+    await session.send("one")
+    await session.send("two")
+    undone = await session.undo()
+    assert texts(undone) == ["two", "two"]  # the question and the echo
+    assert texts(await session.history()) == ["one", "one"]
+    await session.send("three")
+    assert [(m.seq, m.text) for m in await session.history()] == [(1, "one"), (2, "one"), (3, "three"), (4, "three")]
+    (revision,) = await session.revisions()
+    assert (revision.number, revision.after_seq, texts(list(revision.replaced))) == (1, 2, ["two", "two"])
+    assert (await manager.get_session(session.id)).record.message_count == 4
+
+
+async def test_undo_with_no_turn_is_a_history_error_that_changes_nothing(manager: SessionManager) -> None:
+    session = await manager.create_session()
+    await session.add([("system", "Be brief.")])
+    with pytest.raises(HistoryError, match="no user message"):
+        await session.undo()
+    assert texts(await session.history()) == ["Be brief."]
+    assert await session.revisions() == []
+
+
+async def test_regenerate_answers_the_last_user_message_again() -> None:
+    seen = Sees()
+    config, plugin = plugin_for(sees=seen)
+    echo = EchoProvider()
+    async with SessionManager(config, storage=MemoryStorage(), providers={"echo": echo}, plugins=[plugin]) as tl:
+        session = await tl.create_session()
+        echo.script([Reply("first answer"), Reply("second answer")])
+        await session.send("question")
+        reply = await session.regenerate()
+        assert reply.text == "second answer"
+        assert [(m.seq, m.text) for m in await session.history()] == [(1, "question"), (2, "second answer")]
+        assert seen.sent[-1] == ["question"]  # the old answer is not sent again
+        (revision,) = await session.revisions()
+        assert texts(list(revision.replaced)) == ["first answer"]
+
+
+async def test_regenerate_answers_a_failed_turn_and_clears_its_mark() -> None:
+    echo = EchoProvider()
+    async with SessionManager(storage=MemoryStorage(), providers={"echo": echo}) as tl:
+        session = await tl.create_session()
+        echo.script([Reply(error="unavailable")])
+        with pytest.raises(Exception, match="unavailable|Unavailable"):
+            await session.send("hello?")
+        assert (await session.history())[0].status is MessageStatus.FAILED
+        events = [event async for event in session.regenerate_stream()]
+        assert events[-1].message is not None and events[-1].message.text == "hello?"
+        history = await session.history()
+        assert [(m.text, m.status) for m in history] == [("hello?", MessageStatus.OK), ("hello?", MessageStatus.OK)]
+        assert await session.revisions() == []  # nothing followed the failed message: nothing replaced
+
+
+async def test_regenerate_drops_a_tool_exchange_with_the_reply() -> None:
+    echo = EchoProvider()
+
+    @threadline.tool
+    def clock() -> str:
+        """The time."""
+        return "noon"
+
+    async with SessionManager(storage=MemoryStorage(), providers={"echo": echo}, tools=[clock]) as tl:
+        session = await tl.create_session(tools=["clock"])
+        echo.script([Reply(tool_calls=(ScriptedToolCall("clock"),)), Reply("it is noon"), Reply("noon, again")])
+        await session.send("time?")
+        assert [m.role for m in await session.history()] == [Role.USER, Role.ASSISTANT, Role.TOOL, Role.ASSISTANT]
+        await session.regenerate()
+        assert texts(await session.history()) == ["time?", "noon, again"]
+        (revision,) = await session.revisions()
+        assert len(revision.replaced) == 3
+
+
+async def test_edit_replaces_one_message_and_the_model_sees_the_new_one() -> None:
+    seen = Sees()
+    config, plugin = plugin_for(sees=seen)
+    async with SessionManager(config, storage=MemoryStorage(), plugins=[plugin]) as tl:
+        session = await tl.create_session()
+        await session.send("my name is Ann")
+        await session.send("what is my name?")
+        old = (await session.history())[0]
+        new = await session.edit(1, "my name is Bob")
+        assert (new.seq, new.text, new.role) == (1, "my name is Bob", Role.USER)
+        assert new.id != old.id
+        assert texts(await session.history()) == [
+            "my name is Bob", "my name is Ann", "what is my name?", "what is my name?"
+        ]  # fmt: skip
+        await session.send("and now?")
+        assert seen.sent[-1][0] == "my name is Bob"
+        (revision,) = await session.revisions()
+        assert revision.replaced[0] == old  # kept as it was, id and all
+        assert [m.seq for m in await session.history()] == [1, 2, 3, 4, 5, 6]
+
+
+async def test_an_edit_passes_the_message_stage() -> None:
+    config, plugin = plugin_for(shouts=Shouts())
+    async with SessionManager(config, storage=MemoryStorage(), plugins=[plugin]) as tl:
+        session = await tl.create_session()
+        await session.send("hi")
+        assert (await session.edit(1, "quiet")).text == "QUIET"
+        assert texts(await session.add([("user", "whisper")])) == ["WHISPER"]
+
+
+async def test_remove_moves_later_messages_up(manager: SessionManager) -> None:
+    session = await manager.create_session()
+    await session.add([("user", "a"), ("assistant", "b"), ("user", "c")])
+    removed = await session.remove(2)
+    assert removed.text == "b"
+    assert [(m.seq, m.text) for m in await session.history()] == [(1, "a"), (2, "c")]
+    await session.send("d")
+    assert [m.seq for m in await session.history()] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("verb", ["edit", "remove"])
+async def test_a_tool_call_cannot_be_parted_from_its_result(verb: str) -> None:
+    echo = EchoProvider()
+
+    @threadline.tool
+    def clock() -> str:
+        """The time."""
+        return "noon"
+
+    async with SessionManager(storage=MemoryStorage(), providers={"echo": echo}, tools=[clock]) as tl:
+        session = await tl.create_session(tools=["clock"])
+        echo.script([Reply(tool_calls=(ScriptedToolCall("clock"),)), Reply("noon")])
+        await session.send("time?")
+        before = await session.history()
+        for seq in (2, 3):  # the call, and its result
+            with pytest.raises(HistoryError, match=f"message {seq} is part of a tool call.*undo"):
+                await (session.edit(seq, "x") if verb == "edit" else session.remove(seq))
+        with pytest.raises(HistoryError, match="no message 9 .* 1 to 4"):
+            await (session.edit(9, "x") if verb == "edit" else session.remove(9))
+        assert await session.history() == before
+        assert await session.revisions() == []
+
+
+async def test_clear_empties_the_history_and_keeps_it(manager: SessionManager) -> None:
+    session = await manager.create_session()
+    await session.send("one")
+    cleared = await session.clear()
+    assert texts(cleared) == ["one", "one"]
+    assert await session.history() == []
+    assert (await manager.get_session(session.id)).record.message_count == 0
+    await session.send("fresh")
+    assert texts(await session.history()) == ["fresh", "fresh"]
+
+
+async def test_add_stores_without_a_model_and_announces_each(manager: SessionManager) -> None:
+    recorder = EventRecorder()
+    async with SessionManager(storage=MemoryStorage(), plugins=[recorder]) as tl:
+        session = await tl.create_session()
+        imported = Message("elsewhere", 7, Role.ASSISTANT, (Text("from before"),), metadata={"source": "x"})
+        added = await session.add([("system", "Be brief."), ("user", "hi"), imported])
+        assert [(m.seq, m.role, m.text) for m in added] == [
+            (1, Role.SYSTEM, "Be brief."), (2, Role.USER, "hi"), (3, Role.ASSISTANT, "from before")
+        ]  # fmt: skip
+        assert (added[2].id, added[2].session_id, added[2].metadata) == (imported.id, session.id, {"source": "x"})
+        assert await session.history() == added
+        assert [e["message"].seq for name, e in recorder.events if name == "message_appended"] == [1, 2, 3]
+        with pytest.raises(TypeError, match="Messages or \\(role, content\\) pairs"):
+            await session.add(["just text"])  # type: ignore[list-item]
+        with pytest.raises(ValueError, match="'robot' is not a valid Role"):
+            await session.add([("robot", "beep")])
+        assert len(await session.history()) == 3
+
+
+async def test_every_edit_fires_the_hook_with_what_changed() -> None:
+    recorder = EventRecorder()
+    async with SessionManager(storage=MemoryStorage(), plugins=[recorder]) as tl:
+        session = await tl.create_session()
+        await session.send("one")
+        await session.edit(1, "uno")
+        await session.remove(2)
+        await session.regenerate()
+        await session.undo()
+        await session.clear()  # nothing left to clear: no edit
+        edits = [e for name, e in recorder.events if name == "history_edited"]
+        assert [(e["revision"].number, e["revision"].after_seq, texts(list(e["added"]))) for e in edits] == [
+            (1, 0, ["uno", "one"]),
+            (2, 1, []),
+            (3, 0, []),
+        ]
+        assert edits[0]["session"].message_count == 2
+        assert [r.number for r in await session.revisions()] == [1, 2, 3]
+
+
+async def test_an_archived_session_takes_no_edit(manager: SessionManager) -> None:
+    session = await manager.create_session()
+    await session.send("one")
+    await session.archive()
+    for edit in (session.undo(), session.clear(), session.add([("user", "x")]), session.regenerate()):
+        with pytest.raises(SessionArchived):
+            await edit
+    assert len(await session.history()) == 2
+
+
+async def test_an_edit_sees_what_another_process_appended(tmp_path: Any) -> None:
+    storage = MemoryStorage()  # one store, two managers: two processes sharing it
+    async with SessionManager(storage=storage) as first, SessionManager(storage=storage) as second:
+        mine = await first.create_session()
+        await mine.send("one")
+        theirs = await second.get_session(mine.id)
+        await theirs.send("two")
+        undone = await mine.undo()  # this process never saw "two": the edit reads it first
+        assert texts(undone) == ["two", "two"]
+        assert texts(await mine.history()) == ["one", "one"]
