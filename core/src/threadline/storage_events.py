@@ -16,7 +16,7 @@ from attrs import frozen
 
 from threadline.errors import DataFormatError
 
-EventKind = Literal["created", "updated", "appended", "message_status", "deleted"]
+EventKind = Literal["created", "updated", "appended", "message_status", "replaced", "deleted"]
 _KINDS = frozenset(get_args(EventKind))
 
 
@@ -26,10 +26,12 @@ class StorageEvent:
 
     :ivar kind: ``created`` (also by an import), ``updated`` (``update_session``: a title,
         metadata, archiving...), ``appended`` (messages), ``message_status`` (a message's
-        status set, e.g. a user message marked failed) or ``deleted`` (also by ``delete_user``).
+        status set, e.g. a user message marked failed), ``replaced`` (the history edited:
+        ``replace_messages``) or ``deleted`` (also by ``delete_user``).
     :ivar tenant: the session's tenant.
     :ivar session_id: the session's id.
-    :ivar message_count: the session's count after the change (``created``, ``appended``).
+    :ivar message_count: the session's count after the change (``created``, ``appended``,
+        ``replaced``).
     :ivar status: the session's status after the change (``created``, ``updated``).
     :ivar seq: the message whose status was set (``message_status``).
     """

@@ -79,9 +79,29 @@ async def made_again_as_long(storage: Storage, other: Storage, index: int) -> No
     await started(other, [f"again {index}:{seq}" for seq in range(count)])
 
 
+async def edit_by_another(storage: Storage, other: Storage, index: int) -> None:
+    """As many messages as before, one of them new: only the revision tells."""
+    count = (await other.get_session("default", SESSION)).message_count
+    await other.replace_messages(
+        "default", SESSION, 1, messages([f"edited {index}", *["same"] * (count - 2)], 2), count=count
+    )
+
+
+async def undo_by_another(storage: Storage, other: Storage, index: int) -> None:
+    count = (await other.get_session("default", SESSION)).message_count
+    await other.replace_messages("default", SESSION, count - 2, [], count=count)
+    await other.append_messages("default", SESSION, messages([f"after the undo {index}"] * 2, count - 1))
+
+
+async def own_edit(storage: Storage, other: Storage, index: int) -> None:
+    count = (await storage.get_session("default", SESSION)).message_count
+    await storage.replace_messages("default", SESSION, 2, messages([f"mine {index}"], 3), count=count)
+    await storage.append_messages("default", SESSION, messages(["x", "y"], 4))
+
+
 CHANGES: list[Change] = [
     own_status_change, status_change_by_another, append_by_another, update_of_the_session,
-    made_again_shorter, made_again_as_long,
+    made_again_shorter, made_again_as_long, edit_by_another, undo_by_another, own_edit,
 ]  # fmt: skip
 
 

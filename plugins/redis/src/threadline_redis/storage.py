@@ -30,6 +30,7 @@ from threadline.plugin import (
     HistoryCache,
     Message,
     MessageStatus,
+    Revision,
     SessionNotFound,
     SessionPage,
     SessionQuery,
@@ -38,6 +39,7 @@ from threadline.plugin import (
     StorageEvent,
     StorageUnavailable,
     Usage,
+    check_replacement,
     dump_record,
     load,
     make_cursor,
@@ -64,7 +66,7 @@ _RAISE_LAYOUT = (
 READS = frozenset({"read", "list"})
 SCRIPTS = (
     *("put_session", "update_session", "delete", "delete_user", "list"),
-    *("append", "read", "set_status", "take_turn", "end_turn", "revisions"),
+    *("append", "read", "set_status", "take_turn", "end_turn", "revisions", "replace"),
 )
 
 
@@ -138,6 +140,16 @@ def _usage_argument(messages: Sequence[Message]) -> str:
     total = sum(usages, Usage())
     costs = [repr(u.cost) for u in usages if u.cost is not None]
     return " ".join([str(total.input_tokens), str(total.output_tokens), str(total.cached_tokens), *costs])
+
+
+def _revision(session_id: str, entry: bytes) -> Revision:
+    """A revision as lua/replace.lua keeps it: ``[number, after_seq, added, created_us,
+    replaced, changes]`` (an empty Lua table is encoded as ``{}``)."""
+    number, after_seq, added, created_us, replaced, changes = json.loads(entry)
+    messages = decode_all(
+        session_id, [m.encode() for m in replaced or ()], {k.encode(): v.encode() for k, v in (changes or {}).items()}
+    )
+    return Revision(session_id, number, after_seq, tuple(messages), added, created_at=from_us(created_us))
 
 
 def _status_change(status: str, error: str | None) -> str:
@@ -488,6 +500,35 @@ class RedisStorage:
             raise SessionNotFound(session_id, tenant)
         if outcome == 1:
             raise StorageConflict(f"session {session_id!r} has no message {seq}")
+
+    async def replace_messages(
+        self, tenant: str, session_id: str, after_seq: int, messages: Sequence[Message], *, count: int
+    ) -> Revision:
+        check_replacement(session_id, count, after_seq, messages, count)  # what can be told without the server
+        reply = await self._change("replace", tenant, session_id, count, after_seq, *(encode(m) for m in messages))
+        if reply[0] == -1:
+            raise SessionNotFound(session_id, tenant)
+        if reply[0] == -2:
+            check_replacement(session_id, int(reply[1]), after_seq, messages, count)
+        if self._cache is not None:
+            self._cache.drop((tenant, session_id))
+        return self._revisions(tenant, session_id, [reply[1]])[0]
+
+    async def get_revisions(self, tenant: str, session_id: str) -> list[Revision]:
+        key, base = self._session_key(tenant, session_id)
+        async with self._command() as client:
+            stored = cast("list[bytes]", await client.lrange(f"{base}e:{session_id}", 0, -1))  # not decoded
+            if not stored and not await client.exists(key):
+                raise SessionNotFound(session_id, tenant)
+        return self._revisions(tenant, session_id, stored)
+
+    def _revisions(self, tenant: str, session_id: str, stored: Sequence[bytes]) -> list[Revision]:
+        try:
+            return [_revision(session_id, entry) for entry in stored]
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, DataFormatError) as exc:
+            raise DataFormatError(
+                f"a revision of session {session_id!r} of tenant {tenant!r} is damaged in Redis: {exc!r}"
+            ) from None
 
     async def get_messages(
         self, tenant: str, session_id: str, *, after_seq: int = 0, last: int | None = None

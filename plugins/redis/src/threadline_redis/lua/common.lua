@@ -2,6 +2,7 @@
 -- PREFIX{TENANT}, so that on Redis Cluster every key a script touches is in one slot:
 --   BASE s:ID   the session: a hash (see FIELDS)        BASE m:ID  its messages, a list
 --   BASE x:ID   status changes of messages, by seq      BASE l:ID  its turn lease, a hash
+--   BASE e:ID   its revisions (edits of its history), a list of JSON arrays
 --   BASE i:all, BASE i:s:STATUS, BASE i:u:USER          listings: sorted sets by updated_us
 --   BASE rv     the tenant's revision counter (see revision below)
 -- and each change is published on the channel BASE events (RedisStorage.events reads it).
@@ -65,7 +66,7 @@ end
 local function touch(base, id, ttl, user, status)
   if ttl == '' and redis.call('PTTL', base .. 's:' .. id) < 0 then return end
   local keys = index_keys(base, user, status)
-  for _, kind in ipairs({'s:', 'm:', 'x:', 'l:'}) do keys[#keys + 1] = base .. kind .. id end
+  for _, kind in ipairs({'s:', 'm:', 'x:', 'l:', 'e:'}) do keys[#keys + 1] = base .. kind .. id end
   for _, key in ipairs(keys) do
     if ttl == '' then redis.call('PERSIST', key) else redis.call('PEXPIRE', key, ttl) end
   end
@@ -82,7 +83,7 @@ local function delete_session(base, id)
   local session = redis.call('HMGET', base .. 's:' .. id, 'n', 'uid', 'st')
   if not session[1] then return false end
   unindex(base, id, session[2], session[3])
-  redis.call('DEL', base .. 's:' .. id, base .. 'm:' .. id, base .. 'x:' .. id, base .. 'l:' .. id)
+  redis.call('DEL', base .. 's:' .. id, base .. 'm:' .. id, base .. 'x:' .. id, base .. 'l:' .. id, base .. 'e:' .. id)
   publish(base, 'deleted', id)
   return stored(session[1], 'n')
 end

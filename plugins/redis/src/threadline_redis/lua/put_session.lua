@@ -4,7 +4,7 @@
 -- cached tokens, cost ('' for none), then the messages.
 local base, id, ttl = ARGV[1], ARGV[2], take_ttl()
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('DEL', base .. 'm:' .. id, base .. 'x:' .. id, base .. 'l:' .. id)  -- of one that expired
+redis.call('DEL', base .. 'm:' .. id, base .. 'x:' .. id, base .. 'l:' .. id, base .. 'e:' .. id)  -- of one that expired
 local user = ARGV[8] == '1' and ARGV[7] or false
 redis.call('HSET', KEYS[1], 'r', ARGV[3], 'c', ARGV[4], 'v', ARGV[5], 'u', ARGV[6], 'st', ARGV[9],
   'n', ARGV[10], 'ti', ARGV[11], 'to', ARGV[12], 'tc', ARGV[13])
