@@ -34,6 +34,7 @@ async def main(dsn, schema):
     session = await storage.create_session(SessionRecord(id="s1", tenant="acme", user_id="ann"))
     await storage.append_messages("acme", "s1", make_messages(session, ["q", "a"]))
     await storage.set_message_status("acme", "s1", 1, "failed", "timed out")
+    await storage.replace_messages("acme", "s1", 1, [], count=2)
     stored = await storage.get_session("acme", "s1")
     await storage.update_session(attrs.evolve(stored, status=SessionStatus.ARCHIVED))
     await storage.delete_user("acme", "ann")
@@ -79,7 +80,7 @@ async def listening(
 
 
 async def test_another_process_hears_every_kind_of_change(storage: PostgresStorage, postgres_dsn: str) -> None:
-    listener = await listening(storage, "acme", 5)
+    listener = await listening(storage, "acme", 6)
     writer = await asyncio.to_thread(
         subprocess.run, [sys.executable, "-c", WRITER, postgres_dsn, storage.config.schema],
         capture_output=True, text=True, timeout=60, check=False,
@@ -90,6 +91,7 @@ async def test_another_process_hears_every_kind_of_change(storage: PostgresStora
         ("created", 0, "active", None),
         ("appended", 2, None, None),
         ("message_status", None, None, 1),
+        ("replaced", 1, None, None),
         ("updated", None, "archived", None),
         ("deleted", None, None, None),  # by delete_user
     ]

@@ -140,6 +140,7 @@ async def test_a_process_hears_of_what_another_process_changes(
     sender = helper("sender.py", redis_url, prefix, session_id, "a", "2")
     _, err = await asyncio.to_thread(sender.communicate, timeout=120)
     assert sender.returncode == 0, err
+    await storage.replace_messages("default", session_id, 2, [], count=4)
     session = await storage.get_session("default", session_id)
     await storage.update_session(attrs.evolve(session, status=SessionStatus.ARCHIVED))
     await storage.delete_session("default", session_id)
@@ -151,6 +152,7 @@ async def test_a_process_hears_of_what_another_process_changes(
         ("appended", 2, None),
         ("appended", 3, None),
         ("appended", 4, None),
+        ("replaced", 2, None),
         ("updated", None, "archived"),
         ("deleted", None, None),
     ]

@@ -54,8 +54,9 @@ async def test_every_key_is_under_the_prefix_and_a_deleted_session_leaves_none(
     await storage.append_messages("default", session.id, [message(session, 1), message(session, 2)])
     await storage.set_message_status("default", session.id, 1, "failed", "boom")
     assert await storage.take_turn("default", session.id, "me", 30)
+    await storage.replace_messages("default", session.id, 1, [], count=2)  # a revision kept: e:ID
     written = keys_under(redis_url, prefix)
-    assert len(written) > 4 and all(key.startswith(prefix.encode()) for key in written)
+    assert len(written) > 5 and all(key.startswith(prefix.encode()) for key in written)
     await storage.delete_session("default", session.id)
     assert keys_under(redis_url, prefix) == [f"{prefix}schema".encode(), f"{prefix}{{default}}rv".encode()]
 
@@ -69,8 +70,10 @@ async def test_all_keys_of_a_tenant_are_in_one_cluster_slot(
         await storage.append_messages(tenant, session.id, [message(session, 1)])
         await storage.set_message_status(tenant, session.id, 1, "failed")
         await storage.take_turn(tenant, session.id, "me", 30)
+        await storage.append_messages(tenant, session.id, [message(session, 2)])
+        await storage.replace_messages(tenant, session.id, 1, [], count=2)
     tenant_keys = [key for key in keys_under(redis_url, prefix) if key != f"{prefix}schema".encode()]
-    assert len(tenant_keys) == 3 * 4 + 2 + 3 + 1  # 4 per session; all, active; one per user; revisions
+    assert len(tenant_keys) == 3 * 5 + 2 + 3 + 1  # 5 per session; all, active; one per user; revisions
     assert len({key_slot(key) for key in tenant_keys}) == 1
     assert [r.tenant for r in await collect_sessions(storage)] == [tenant] * 3
 
@@ -244,6 +247,7 @@ async def test_with_a_ttl_idle_sessions_expire_and_active_ones_stay(
             await storage.append_messages("default", session.id, [message(session, 1)])
             await storage.set_message_status("default", session.id, 1, "failed")
             assert await storage.take_turn("default", session.id, "me", 30)
+            await storage.replace_messages("default", session.id, 0, [message(session, 1)], count=1)
         for seq in range(2, 5):  # the active one is written every 0.4 s, the idle one not at all
             await asyncio.sleep(0.4)
             await storage.append_messages("default", active.id, [message(active, seq)])

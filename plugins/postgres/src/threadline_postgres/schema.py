@@ -112,6 +112,54 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE TRIGGER messages_notify AFTER UPDATE OF status ON {s}.messages FOR EACH ROW "
         "WHEN (current_setting('threadline.notify', true) = 'on') EXECUTE FUNCTION {s}.notify_change('{c}')",
     ),
+    # 5: edits of a history (Storage.replace_messages) keep what they replaced: a revision
+    # per edit, its messages as one JSON array (threadline.plugin.dump of each). An edit
+    # NOTIFYs 'replaced', from its revision's row; the session row it changes says nothing.
+    (
+        """CREATE TABLE {s}.revisions (
+            tenant     text        NOT NULL,
+            session_id text        NOT NULL,
+            number     integer     NOT NULL,
+            after_seq  integer     NOT NULL,
+            added      integer     NOT NULL,
+            created_at timestamptz NOT NULL,
+            replaced   text        NOT NULL,
+            PRIMARY KEY (tenant, session_id, number),
+            FOREIGN KEY (tenant, session_id) REFERENCES {s}.sessions (tenant, id) ON DELETE CASCADE
+        )""",
+        """CREATE OR REPLACE FUNCTION {s}.notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            event text;
+        BEGIN
+            IF TG_TABLE_NAME = 'messages' THEN
+                event := json_build_object('kind', 'message_status', 'tenant', NEW.tenant,
+                    'session_id', NEW.session_id, 'seq', NEW.seq);
+            ELSIF TG_TABLE_NAME = 'revisions' THEN
+                event := json_build_object('kind', 'replaced', 'tenant', NEW.tenant,
+                    'session_id', NEW.session_id, 'message_count', NEW.after_seq + NEW.added);
+            ELSIF TG_OP = 'INSERT' THEN
+                event := json_build_object('kind', 'created', 'tenant', NEW.tenant, 'session_id', NEW.id,
+                    'message_count', NEW.message_count, 'status', NEW.status);
+            ELSIF TG_OP = 'DELETE' THEN
+                event := json_build_object('kind', 'deleted', 'tenant', OLD.tenant, 'session_id', OLD.id);
+            ELSIF NEW.message_count <> OLD.message_count AND NEW.messages_rev = OLD.messages_rev THEN
+                event := json_build_object('kind', 'appended', 'tenant', NEW.tenant, 'session_id', NEW.id,
+                    'message_count', NEW.message_count);
+            ELSIF NEW.version <> OLD.version THEN
+                event := json_build_object('kind', 'updated', 'tenant', NEW.tenant, 'session_id', NEW.id,
+                    'status', NEW.status);
+            ELSE
+                RETURN NULL;  -- a revision moved with a message's status or an edit: their own events say it
+            END IF;
+            IF octet_length(event) < 8000 THEN
+                PERFORM pg_notify(TG_ARGV[0], event);
+            END IF;
+            RETURN NULL;
+        END
+        $$""",
+        "CREATE TRIGGER revisions_notify AFTER INSERT ON {s}.revisions FOR EACH ROW "
+        "WHEN (current_setting('threadline.notify', true) = 'on') EXECUTE FUNCTION {s}.notify_change('{c}')",
+    ),
 )
 VERSION: Final = len(MIGRATIONS)
 

@@ -24,6 +24,7 @@ from threadline.plugin import (
     HistoryCache,
     Message,
     MessageStatus,
+    Revision,
     Role,
     SessionNotFound,
     SessionPage,
@@ -35,6 +36,8 @@ from threadline.plugin import (
     Text,
     TurnLease,
     Usage,
+    check_replacement,
+    dump,
     dump_parts,
     dumps,
     listed_sessions,
@@ -375,6 +378,42 @@ class PostgresStorage:
             await connection.execute(self._sql.set_status, tenant, session_id, seq, status, stored)
             await connection.execute(self._sql.move_revision, tenant, session_id)
 
+    @_settled
+    async def replace_messages(
+        self, tenant: str, session_id: str, after_seq: int, messages: Sequence[Message], *, count: int
+    ) -> Revision:
+        """In one transaction, the session's row locked first: the replaced rows become a
+        revision and go, the new ones come, and the revision of the cache moves."""
+        async with self._transaction() as connection:
+            stored = await connection.fetchval(self._sql.counts_for_update, tenant, session_id)
+            if stored is None:
+                raise SessionNotFound(session_id, tenant)
+            check_replacement(session_id, stored, after_seq, messages, count)
+            rows = await connection.fetch(self._sql.messages_after, tenant, session_id, after_seq)
+            replaced = tuple(_messages_from_rows(session_id, rows))
+            created_at = utcnow()
+            number = await connection.fetchval(
+                self._sql.insert_revision, tenant, session_id, after_seq, len(messages), created_at,
+                _storable(json.dumps([dump(m) for m in replaced], ensure_ascii=False, separators=(",", ":"))),
+            )  # fmt: skip
+            await connection.execute(self._sql.delete_messages_after, tenant, session_id, after_seq)
+            await connection.execute(self._sql.replaced, tenant, session_id, after_seq + len(messages), created_at)
+            if messages:
+                columns = [list(column) for column in zip(*map(_message_row, messages), strict=True)]
+                await connection.execute(self._sql.insert_messages, tenant, session_id, *columns)
+        if self._cache is not None:
+            self._cache.drop((tenant, session_id))
+        return Revision(session_id, number, after_seq, replaced, len(messages), created_at=created_at)
+
+    async def get_revisions(self, tenant: str, session_id: str) -> list[Revision]:
+        rows = await self._run("fetch", self._sql.revisions, tenant, session_id)
+        if not rows:
+            raise SessionNotFound(session_id, tenant)
+        try:
+            return [_revision(session_id, row) for row in rows if row["number"] is not None]
+        except (ValueError, KeyError, TypeError, DataFormatError) as exc:
+            raise DataFormatError(f"a revision of session {session_id!r} is damaged in the database: {exc}") from None
+
     # -- turn leases ----------------------------------------------------------------------
 
     @_settled
@@ -549,6 +588,16 @@ class _Importer:
         self.session_rows, self.message_rows = [], []
 
 
+def _inserted(s: str, first: int) -> str:
+    """An INSERT of the messages of session ($1, $2), given as one array a column from
+    parameter ``first`` on."""
+    arrays = ", ".join(
+        f"${first + i}::{kind}[]" for i, kind in enumerate(("int", *["text"] * 3, "timestamptz", *["text"] * 3))
+    )
+    columns = f"tenant, session_id, {MESSAGE_COLUMNS}"
+    return f"INSERT INTO {s}.messages ({columns}) SELECT $1, $2, m.* FROM unnest({arrays}) AS m"
+
+
 class _Statements:
     """Every statement but the listing's, with the schema's name written in."""
 
@@ -581,11 +630,23 @@ class _Statements:
                 WHERE tenant = $1 AND id = $2 AND message_count = $4
                 RETURNING 1
             )
-            INSERT INTO {s}.messages (tenant, session_id, {MESSAGE_COLUMNS})
-            SELECT $1, $2, m.* FROM unnest(
-                $10::int[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::text[], $16::text[],
-                $17::text[]
-            ) AS m WHERE EXISTS (SELECT 1 FROM counted)"""
+            {_inserted(s, 10)} WHERE EXISTS (SELECT 1 FROM counted)"""
+        self.counts_for_update = f"SELECT message_count FROM {s}.sessions WHERE tenant = $1 AND id = $2 FOR UPDATE"
+        self.insert_messages = _inserted(s, 3)
+        self.delete_messages_after = f"DELETE FROM {s}.messages WHERE tenant = $1 AND session_id = $2 AND seq > $3"
+        self.replaced = (
+            f"UPDATE {s}.sessions SET message_count = $3, updated_at = greatest($4, updated_at), "
+            "messages_rev = messages_rev + 1 WHERE tenant = $1 AND id = $2"
+        )
+        self.insert_revision = (
+            f"INSERT INTO {s}.revisions SELECT $1, $2, coalesce(max(number), 0) + 1, $3, $4, $5, $6 "
+            f"FROM {s}.revisions WHERE tenant = $1 AND session_id = $2 RETURNING number"
+        )
+        self.revisions = (
+            f"SELECT number, after_seq, added, r.created_at, replaced FROM {s}.sessions s "
+            f"LEFT JOIN {s}.revisions r ON r.tenant = s.tenant AND r.session_id = s.id "
+            "WHERE s.tenant = $1 AND s.id = $2 ORDER BY number"
+        )
         self.messages_after = (
             f"SELECT {MESSAGE_COLUMNS} FROM {s}.messages WHERE tenant = $1 AND session_id = $2 AND seq > $3 "
             "ORDER BY seq"
@@ -727,6 +788,11 @@ def _message_row(message: Message) -> tuple[Any, ...]:
         parts[0].text if plain else None, None if plain else _storable(dump_parts(parts)),  # type: ignore[union-attr]
         None if extra is None else _storable(json.dumps(extra, ensure_ascii=False, separators=(",", ":"))),
     )  # fmt: skip
+
+
+def _revision(session_id: str, row: Any) -> Revision:
+    replaced = tuple(load(data, Message) for data in json.loads(row["replaced"]))
+    return Revision(session_id, row["number"], row["after_seq"], replaced, row["added"], created_at=row["created_at"])
 
 
 def _messages_from_rows(session_id: str, rows: Sequence[Any]) -> list[Message]:
