@@ -61,6 +61,26 @@ def test_chat_new_starts_another_session(config: Path) -> None:
     assert result.stderr.count("not kept: storage is memory") == 2
 
 
+def test_chat_undo_retry_and_edit_change_the_history(config: Path) -> None:
+    typed = "one\ntwo\n/undo\n/edit 1 uno\n/edit 1\n/retry\n/history\n/edit x y\n/edit 9 z\n"
+    result = threadline("chat", stdin=typed, config=config)
+    lines = ok(result).splitlines()
+    assert lines == ["one", "two", "uno", "   1 user: uno", "   2 assistant: uno"]
+    said = result.stderr
+    assert "took back 2 messages, from: two" in said
+    assert "message 1 now says: uno" in said
+    assert "   1 user: uno\n(to change it: /edit 1 followed by the new text)" in said
+    assert "/edit N TEXT: N is the number /history shows" in said
+    assert "/edit: the session has no message 9 to edit; its messages are 1 to 2" in said
+
+
+def test_chat_commands_before_any_message_say_there_is_none(config: Path) -> None:
+    result = threadline("chat", stdin="/undo\n/retry\n/edit 1 x\n/nonsense\n", config=config)
+    assert ok(result) == ""
+    assert result.stderr.count(": no messages yet") == 3
+    assert "commands: /history, /undo" in result.stderr
+
+
 def test_a_memory_chat_offers_no_resume_command_that_cannot_work(config: Path) -> None:
     result = threadline("chat", stdin="hello\n", config=config)
     assert ok(result) == "hello\n"

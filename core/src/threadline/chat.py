@@ -38,7 +38,10 @@ if TYPE_CHECKING:
     from threadline.session import Session
 
 QUIT = ("/quit", "/exit")
-COMMANDS = "commands: /history, /new, /quit"
+COMMANDS = (
+    "commands: /history, /undo (take back the last turn), /retry (answer the last message again), "
+    "/edit N TEXT (message N says TEXT instead), /new, /quit"
+)
 
 
 def history_path() -> Path:
@@ -145,34 +148,70 @@ async def _converse(
     while (text := await messages.read()) is not None:
         if text in QUIT:
             break
-        if text.startswith("/"):
+        if text == "/retry" and conversation.current is not None:
+            session = conversation.current
+            again = functools.partial(session.regenerate_stream, provider=provider, model=model)
+            failed += not await _reply(again, terminal)
+        elif text.startswith("/"):
             await _run_command(conversation, text)
         elif text:
             session = await conversation.session()
-            failed += not await _send(session, text, provider, model, terminal)
+            failed += not await _reply(
+                functools.partial(session.stream, text, provider=provider, model=model), terminal
+            )
     return failed
 
 
 async def _run_command(conversation: Conversation, command: str) -> None:
-    if command == "/new":
-        conversation.start_another()
-        click.echo("the next message starts a new session", err=True)
-    elif command == "/history":
-        messages = await conversation.current.history() if conversation.current else []
-        for message in messages:
-            click.echo(format_message(message))
-        if not messages:
-            click.echo("no messages yet", err=True)
-    else:
-        click.echo(COMMANDS, err=True)
-
-
-async def _send(session: Session, text: str, provider: str | None, model: str | None, terminal: bool) -> bool:
-    """Send ``text`` and print the reply as it streams; Ctrl-C stops it. An error is printed
-    as one line and the reply is False: the chat goes on."""
+    """A command of the chat's own (``/retry`` is run as a reply is); what cannot be done
+    says why in one line."""
+    name, _, argument = command.partition(" ")
+    session = conversation.current
     try:
-        events = session.stream(text, provider=provider, model=model)
-        await _interruptible(_print_reply(events, terminal))
+        if name == "/new":
+            conversation.start_another()
+            click.echo("the next message starts a new session", err=True)
+        elif name == "/history":
+            messages = await session.history() if session else []
+            for message in messages:
+                click.echo(format_message(message))
+            if not messages:
+                click.echo("no messages yet", err=True)
+        elif name in ("/undo", "/retry", "/edit") and session is None:
+            click.echo(f"{name}: no messages yet", err=True)
+        elif name == "/undo" and session is not None:
+            undone = await session.undo()
+            click.echo(
+                f"took back {len(undone)} message{'s' * (len(undone) != 1)}, from: {_short(undone[0].text)}", err=True
+            )
+        elif name == "/edit" and session is not None:
+            await _edit(session, argument)
+        else:
+            click.echo(COMMANDS, err=True)
+    except ThreadlineError as error:
+        click.echo(f"{name}: {_one_line(error)}", err=True)
+
+
+async def _edit(session: Session, argument: str) -> None:
+    """``/edit N TEXT``: message N says TEXT instead; ``/edit N``: show what it says now."""
+    number, _, text = argument.strip().partition(" ")
+    if not number.isdigit():
+        click.echo("/edit N TEXT: N is the number /history shows before the message", err=True)
+        return
+    if not text.strip():
+        history = await session.history()
+        shown = format_message(history[int(number) - 1]) if 1 <= int(number) <= len(history) else "no such message"
+        click.echo(f"{shown}\n(to change it: /edit {number} followed by the new text)", err=True)
+        return
+    edited = await session.edit(int(number), text.strip())
+    click.echo(f"message {edited.seq} now says: {_short(edited.text)}", err=True)
+
+
+async def _reply(events: Callable[[], AsyncGenerator[Event, None]], terminal: bool) -> bool:
+    """Print the reply ``events()`` streams; Ctrl-C stops it. An error is printed as one line
+    and the reply is False: the chat goes on."""
+    try:
+        await _interruptible(_print_reply(events(), terminal))
     except ThreadlineError as error:
         click.echo(f"error: {_one_line(error)}", err=True)
         return False
@@ -199,6 +238,12 @@ def _shown(event: Event) -> str:
     if isinstance(event, ToolCallDelta) and event.name:
         return f"[calling {event.name}]"
     return ""
+
+
+def _short(text: str, length: int = 60) -> str:
+    """``text`` on one line, cut at ``length`` characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= length else f"{line[: length - 1]}…"
 
 
 def _one_line(error: ThreadlineError) -> str:

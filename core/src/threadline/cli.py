@@ -346,7 +346,9 @@ async def chat(
     Up and Down recall what you typed, in this run or earlier ones
     (kept in $XDG_DATA_HOME/threadline/chat_history, ~/.local/share/threadline/ by default).
     Ctrl-C stops a reply (what arrived is kept, marked incomplete) or clears the line.
-    Type /history to see the conversation, /new to start another, /quit (or Ctrl-D) to stop.
+    Type /history to see the conversation, /undo to take back the last turn, /retry to have
+    the last message answered again, /edit N TEXT to change message N, /new to start another
+    session, /quit (or Ctrl-D) to stop.
 
     The first line says which config file is in use. A new session is stored when the first
     message is sent; then a line gives the command that resumes it (with memory storage, that
@@ -469,6 +471,67 @@ def format_message(message: Message) -> str:
         else f" ({message.status.value}{': ' + message.error if message.error else ''})"
     )
     return f"{message.seq:>4} {message.role.value}{status}: {' '.join(pieces)}"
+
+
+@sessions.command()
+@click.argument("session_id", type=SESSION_ID)
+@click.argument("seq", type=click.IntRange(min=1))
+@click.argument("text", required=False)
+@click.option("--remove", is_flag=True, help="Remove message SEQ instead; the ones after it move up one.")
+@with_manager
+async def edit(manager: SessionManager, session_id: str, seq: int, text: str | None, remove: bool) -> None:
+    """Change what message SEQ says to TEXT (or remove it, with --remove).
+
+    The old message is kept: `threadline sessions revisions SESSION_ID` shows it. A tool call
+    or its result cannot be changed alone: undo the turn instead. SEQ is the number
+    `threadline sessions show` prints before each message.
+    """
+    if remove == (text is not None):
+        raise click.UsageError(
+            "give the new TEXT, or --remove, not both" if remove else "give the new TEXT, or --remove"
+        )
+    session = await manager.get_session(session_id)
+    if remove:
+        removed = await session.remove(seq)
+        click.echo(f"removed message {seq}: {format_message(removed)}")
+    else:
+        assert text is not None
+        click.echo(format_message(await session.edit(seq, text)))
+
+
+@sessions.command()
+@click.argument("session_id", type=SESSION_ID)
+@with_manager
+async def undo(manager: SessionManager, session_id: str) -> None:
+    """Take back the last turn: the last user message and everything after it (kept, as a
+    revision)."""
+    undone = await (await manager.get_session(session_id)).undo()
+    click.echo(f"took back {len(undone)} message{'s' * (len(undone) != 1)}:")
+    for message in undone:
+        click.echo(format_message(message))
+
+
+@sessions.command()
+@click.argument("session_id", type=SESSION_ID)
+@click.option("--json", "as_json", is_flag=True, help="Each revision as a JSON object, one a line.")
+@with_manager
+async def revisions(manager: SessionManager, session_id: str, as_json: bool) -> None:
+    """Show every edit of a session's history, oldest first, with the messages it replaced."""
+    from threadline.model import dump
+
+    kept = await (await manager.get_session(session_id)).revisions()
+    for revision in kept:
+        if as_json:
+            click.echo(json.dumps(dump(revision), ensure_ascii=False))
+            continue
+        click.echo(
+            f"revision {revision.number} ({revision.created_at:%Y-%m-%d %H:%M:%S}): after message "
+            f"{revision.after_seq}, {len(revision.replaced)} replaced by {revision.added}"
+        )
+        for message in revision.replaced:
+            click.echo(format_message(message))
+    if not kept and not as_json:
+        click.echo("no revisions: the history was never edited", err=True)
 
 
 @sessions.command()

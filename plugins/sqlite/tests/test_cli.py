@@ -78,6 +78,38 @@ def test_export_delete_and_import_through_the_cli(tmp_path: Path) -> None:
     assert "1 user: keep me" in shown and "2 assistant: keep me" in shown
 
 
+def test_sessions_edit_undo_and_revisions_through_the_cli(tmp_path: Path) -> None:
+    threadline(tmp_path, "chat", stdin="first\nsecond\n")
+    (session_id,) = re.findall(r"^(\w{32}) ", threadline(tmp_path, "sessions", "list").stdout, re.MULTILINE)
+    edited = threadline(tmp_path, "sessions", "edit", session_id, "1", "premier")
+    assert edited.stdout == "   1 user: premier\n", edited.stderr
+    removed = threadline(tmp_path, "sessions", "edit", session_id, "2", "--remove")
+    assert removed.stdout == "removed message 2:    2 assistant: first\n", removed.stderr
+    undone = threadline(tmp_path, "sessions", "undo", session_id)
+    assert undone.stdout == "took back 2 messages:\n   2 user: second\n   3 assistant: second\n"
+    assert threadline(tmp_path, "sessions", "show", session_id).stdout.splitlines()[1:] == ["   1 user: premier"]
+    listed = threadline(tmp_path, "sessions", "revisions", session_id).stdout.splitlines()
+    assert [line.split(" (")[0] for line in listed if line.startswith("revision")] == ["revision 1", "revision 2",
+                                                                                           "revision 3"]  # fmt: skip
+    assert "   1 user: first" in listed
+    as_json = [
+        json.loads(line)
+        for line in threadline(tmp_path, "sessions", "revisions", session_id, "--json").stdout.splitlines()
+    ]
+    assert [(r["number"], r["after_seq"], r["added"], len(r["replaced"])) for r in as_json] == [
+        (1, 0, 4, 4), (2, 1, 2, 3), (3, 1, 0, 2)
+    ]  # fmt: skip
+    for args, says in [
+        (("edit", session_id, "1"), "give the new TEXT, or --remove"),
+        (("edit", session_id, "1", "x", "--remove"), "not both"),
+        (("edit", session_id, "0", "x"), "0 is not in the range x>=1"),
+        (("edit", session_id, "5", "x"), "the session has no message 5 to edit; its messages are 1 to 1"),
+        (("undo", "nope"), "no session 'nope'"),
+    ]:
+        refused = threadline(tmp_path, "sessions", *args)
+        assert refused.returncode != 0 and says in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+
+
 def test_sessions_list_and_export_read_a_read_only_database(tmp_path: Path) -> None:
     threadline(tmp_path, "chat", stdin="keep me\n")
     folder = tmp_path / "data" / "threadline"
