@@ -323,7 +323,7 @@ def test_every_package_readme_is_in_the_site_navigation() -> None:
 def test_every_hookspec_is_documented() -> None:
     reference = (DOCS / "hooks.md").read_text()
     hooks = [name for name in dir(hookspecs) if name.startswith("threadline_")]
-    assert len(hooks) == 13
+    assert len(hooks) == 14
     for name in hooks:
         assert f"### `{name}`" in reference, f"{name} is missing from docs/hooks.md"
 
