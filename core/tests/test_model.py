@@ -387,7 +387,7 @@ def test_a_list_field_given_a_string_is_refused_not_split_into_characters() -> N
     ("line", "error"),
     [
         ("[]", "expected a JSON object for record, got list"),
-        ('{"type": "x"}', "record type 'x' is not one of session, message"),
+        ('{"type": "x"}', "record type 'x' is not one of session, message, revision"),
         ('{"type": "message", "s": "\\ud800"}', "a string holds a lone surrogate (\\ud800-\\udfff), which is not text"),
         ("[" * 100_000, "nested too deeply"),
         (b"\xff", "not UTF-8 text"),

@@ -18,6 +18,7 @@ from threadline import (
     DataFormatError,
     Message,
     MigrationIncomplete,
+    SessionQuery,
     SessionRecord,
     StorageConflict,
     Tally,
@@ -156,6 +157,24 @@ async def test_a_backup_restores_exactly_and_its_header_is_its_first_line(tmp_pa
     assert await restore_sessions(target, path) == written
     assert await everything(target) == await everything(source)
     assert sorted(os.listdir(tmp_path)) == ["all.tlbackup.gz"]
+
+
+async def test_revisions_move_with_their_sessions_and_are_counted(tmp_path: Path) -> None:
+    source = await filled_storage()
+    (edited, *_) = (await source.list_sessions(SessionQuery(tenant="a"))).items
+    await source.replace_messages("a", edited.id, 1, [], count=3)
+    kept = await source.get_revisions("a", edited.id)
+    migrated = MemoryStorage()
+    report = await migrate_sessions(source, migrated)
+    assert report.ok and (report.read.revisions, report.verified.revisions) == (1, 1)
+    assert await migrated.get_revisions("a", edited.id) == kept
+    again = await migrate_sessions(source, migrated)  # there already: revisions compared too
+    assert again.ok and again.already_there == 4
+    header = await backup_sessions(source, tmp_path / "all.gz")
+    assert header.revisions == 1 and header.describe().startswith("4 sessions, 10 messages, 1 revisions, checksum")
+    restored = MemoryStorage()
+    assert await restore_sessions(restored, tmp_path / "all.gz") == header
+    assert await restored.get_revisions("a", edited.id) == kept
 
 
 async def test_a_backup_of_one_tenant(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from attrs import frozen
 from threadline.contracts import Storage
 from threadline.errors import DataFormatError, StorageConflict
 from threadline.importing import stoppable_import
-from threadline.model import Message, SessionRecord, dump_record, dumps, load_record, loads, utcnow
+from threadline.model import Message, Record, SessionRecord, dump_record, dumps, load_record, loads, utcnow
 from threadline.tally import Tally, describe
 
 KIND: Final = "threadline-backup"
@@ -44,6 +44,8 @@ class BackupHeader:
     :ivar messages: how many messages follow.
     :ivar checksum: :attr:`Tally.checksum` of the records that follow.
     :ivar created_at: when the backup began.
+    :ivar revisions: how many revisions (kept edits of histories) follow; 0 in a backup
+        made before threadline kept them.
     """
 
     kind: str
@@ -52,12 +54,14 @@ class BackupHeader:
     messages: int
     checksum: str
     created_at: datetime
+    revisions: int = 0
 
     def matches(self, tally: Tally) -> bool:
-        return (self.sessions, self.messages, self.checksum) == (tally.sessions, tally.messages, tally.checksum)
+        mine = (self.sessions, self.messages, self.revisions, self.checksum)
+        return mine == (tally.sessions, tally.messages, tally.revisions, tally.checksum)
 
     def describe(self) -> str:
-        return describe(self.sessions, self.messages, self.checksum)
+        return describe(self.sessions, self.messages, self.checksum, self.revisions)
 
 
 async def backup_sessions(
@@ -77,7 +81,7 @@ async def backup_sessions(
                 line = _line(record)
                 tally.add(record, line)
                 out.write(line + b"\n")
-        header = BackupHeader(KIND, tenant, tally.sessions, tally.messages, tally.checksum, began)
+        header = BackupHeader(KIND, tenant, tally.sessions, tally.messages, tally.checksum, began, tally.revisions)
         with _private(partial) as out, records.open("rb") as body:
             out.write(gzip.compress((dumps(header) + "\n").encode("utf-8"), mtime=0))
             shutil.copyfileobj(body, out)
@@ -107,13 +111,18 @@ def _backup_target(target: Path, replace: bool) -> Path:
     return target
 
 
-def _line(record: SessionRecord | Message) -> bytes:
+def _line(record: Record) -> bytes:
     """``record``'s export line, UTF-8; text that is no UTF-8 (a lone surrogate) a
     ``DataFormatError`` naming the record, as a restore would refuse the line."""
     try:
         return dump_record(record).encode("utf-8")
     except UnicodeEncodeError:
-        where = record.id if isinstance(record, SessionRecord) else f"{record.session_id}, message {record.seq}"
+        if isinstance(record, SessionRecord):
+            where = record.id
+        elif isinstance(record, Message):
+            where = f"{record.session_id}, message {record.seq}"
+        else:
+            where = f"{record.session_id}, revision {record.number}"
         raise DataFormatError(f"session {where} holds a lone surrogate, which no backup can hold") from None
 
 
@@ -164,9 +173,7 @@ def _header(name: str, lines: gzip.GzipFile) -> BackupHeader:
     return header
 
 
-async def _checked_records(
-    name: str, lines: gzip.GzipFile, header: BackupHeader
-) -> AsyncIterator[SessionRecord | Message]:
+async def _checked_records(name: str, lines: gzip.GzipFile, header: BackupHeader) -> AsyncIterator[Record]:
     """The backup's records; after the last, a ``DataFormatError`` instead of the end when
     they do not match the header, so that the import writes none of them."""
     tally = Tally()

@@ -27,7 +27,7 @@ from threadline.plugins import PluginManager, get_plugin_manager
 if TYPE_CHECKING:
     from threadline.manager import SessionManager
     from threadline.migrate import MigrationReport
-    from threadline.model import Message, SessionRecord
+    from threadline.model import Message, Record, SessionRecord
 
 T = TypeVar("T")
 
@@ -443,7 +443,7 @@ async def show(manager: SessionManager, session_id: str, as_json: bool, raw: boo
     session = await manager.get_session(session_id)
     messages = await session.history()
     if as_json:
-        records: list[SessionRecord | Message] = [session.record, *messages]
+        records: list[Record] = [session.record, *messages]
         for record in records:
             click.echo(dump_record(await manager.exported(record, raw=raw)))
         return

@@ -18,6 +18,7 @@ from threadline.model import (
     DeletedCounts,
     Event,
     Message,
+    Record,
     Request,
     Response,
     Revision,
@@ -172,17 +173,20 @@ class Storage(Protocol):
         """Remove every session of ``user_id`` in ``tenant`` and their messages in one go; say
         how many of each (none: ``DeletedCounts(0, 0)``)."""
 
-    def export_records(self, tenant: str | None = None) -> AsyncIterator[SessionRecord | Message]:
+    def export_records(self, tenant: str | None = None) -> AsyncIterator[Record]:
         """Every session of ``tenant`` (``None``: of all tenants), each followed by its messages
-        in ``seq`` order, streamed: what ``import_records`` reads. Each session comes whole, as
+        in ``seq`` order and then its revisions in ``number`` order (a storage that keeps
+        none has none), streamed: what ``import_records`` reads. Each session comes whole, as
         it was when the export began, though it be changed or deleted while the export goes on."""
 
-    async def import_records(self, records: AsyncIterable[SessionRecord | Message]) -> int:
+    async def import_records(self, records: AsyncIterable[Record]) -> int:
         """Store what ``export_records`` gave, all or nothing; return how many records it read.
         Each session reads back as it was exported (``version`` and ``updated_at`` included)
-        with its messages. A session whose id exists in its tenant is a ``StorageConflict``;
-        a message that does not follow its session, or whose ``seq`` does not run 1, 2, 3,
-        ..., a ``DataFormatError``: either way nothing is imported."""
+        with its messages and revisions. A session whose id exists in its tenant is a
+        ``StorageConflict``; a message or revision that does not follow its session, a
+        message whose ``seq`` does not run 1, 2, 3, ..., or a revision whose ``number``
+        does not, a ``DataFormatError``: either way nothing is imported.
+        :func:`~threadline.plugin.check_revision_follows` checks a revision's place."""
 
 
 WAITER_SECONDS = 1.0
@@ -254,6 +258,21 @@ def check_replacement(
     expected = list(range(after_seq + 1, after_seq + 1 + len(messages)))
     if [m.seq for m in messages] != expected:
         raise StorageConflict(f"replacing after {after_seq}, seqs must be {expected}, got {[m.seq for m in messages]}")
+
+
+def check_revision_follows(revision: Revision, session: SessionRecord | None, revisions: int) -> None:
+    """A ``DataFormatError`` unless ``revision``, read by ``Storage.import_records``, follows
+    ``session`` (the last session record read, ``None`` for none) and the ``revisions`` of its
+    revisions read before it."""
+    if session is None or revision.session_id != session.id:
+        raise DataFormatError(
+            f"revision {revision.number} of session {revision.session_id!r} does not follow its session"
+        )
+    if revision.number != revisions + 1:
+        raise DataFormatError(
+            f"revision {revision.number} of session {revision.session_id!r} is not numbered {revisions + 1}: "
+            "revisions must run 1, 2, 3, ..."
+        )
 
 
 def listed_sessions(rows: Iterable[Row], read: Callable[[Row], SessionRecord]) -> tuple[SessionRecord, ...]:

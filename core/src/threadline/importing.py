@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import AsyncIterable, AsyncIterator
 
 from threadline.contracts import Storage
-from threadline.model import Message, SessionRecord
+from threadline.model import Record
 from threadline.settling import settled
 
 #: records read between two chances for a cancellation to arrive
@@ -19,14 +19,14 @@ class ImportStopped(Exception):
     """Raised from the records of an import whose caller was cancelled."""
 
 
-async def stoppable_import(storage: Storage, records: AsyncIterable[SessionRecord | Message]) -> int:
+async def stoppable_import(storage: Storage, records: AsyncIterable[Record]) -> int:
     """``storage.import_records(records)``; cancelled, the records end at once in
     :class:`ImportStopped`, the storage gives the import up (all or nothing), and the
     cancellation goes on once it has. An import that committed before it could be stopped
     is not undone: its count is returned, and the cancellation is dropped."""
     stopped = asyncio.Event()
 
-    async def until_stopped() -> AsyncIterator[SessionRecord | Message]:
+    async def until_stopped() -> AsyncIterator[Record]:
         count = 0
         async for record in records:
             count += 1

@@ -18,7 +18,7 @@ from threadline.middleware import Call, Chain, Middleware
 from threadline.model import (
     DeletedCounts,
     Event,
-    Message,
+    Record,
     Response,
     SessionPage,
     SessionQuery,
@@ -476,7 +476,7 @@ class SessionManager:
             count += 1
         return count
 
-    async def exported(self, record: SessionRecord | Message, *, raw: bool = False) -> SessionRecord | Message:
+    async def exported(self, record: Record, *, raw: bool = False) -> Record:
         """``record`` as an export writes it: after the middleware's export stage
         (:meth:`Middleware.export`), or as stored with ``raw=True``."""
         if raw or not self._chain.export_stages:
@@ -525,7 +525,7 @@ class SessionManager:
         return await stoppable_import(self.storage, _read_records(path))
 
 
-async def _read_records(path: str | os.PathLike[str]) -> AsyncIterator[SessionRecord | Message]:
+async def _read_records(path: str | os.PathLike[str]) -> AsyncIterator[Record]:
     with open(path, "rb") as lines:  # noqa: ASYNC230 -- a local file, read a line at a time; bytes, so a line
         for number, line in enumerate(lines, 1):  # that is not UTF-8 is named like any other bad line
             if not line.strip():

@@ -30,6 +30,7 @@ from threadline.model import (
     Event,
     Message,
     Part,
+    Record,
     Request,
     Response,
     SessionRecord,
@@ -116,7 +117,7 @@ class Middleware:
         """
         return session
 
-    async def export(self, record: SessionRecord | Message) -> SessionRecord | Message:
+    async def export(self, record: Record) -> Record:
         """The export stage: called, in chain order, with every session record and message
         :meth:`~threadline.SessionManager.export_jsonl` writes (``threadline sessions
         export``), unless it is asked for the records as stored (``raw=True``, ``--raw``);
@@ -202,7 +203,7 @@ class Chain:
             session = changed
         return session
 
-    async def export_stage(self, record: SessionRecord | Message) -> SessionRecord | Message:
+    async def export_stage(self, record: Record) -> Record:
         """``record`` after every middleware's export stage, in chain order."""
         for stage in self.export_stages:
             changed = await stage(record)

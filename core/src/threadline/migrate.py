@@ -18,7 +18,7 @@ from attrs import define, field, frozen
 
 from threadline.contracts import Storage
 from threadline.errors import DataFormatError, MigrationIncomplete, SessionNotFound, StorageConflict
-from threadline.model import Message, SessionQuery, SessionRecord, Usage
+from threadline.model import Message, Record, Revision, SessionQuery, SessionRecord, Usage
 from threadline.tally import Tally
 
 #: records imported in one transaction (a session is never split: a batch may hold more)
@@ -29,30 +29,32 @@ BATCH_BYTES = 16 * 2**20
 
 @frozen
 class SessionBundle:
-    """A session and its messages, in ``seq`` order, as an export gives them, and their tally."""
+    """A session, its messages in ``seq`` order and its revisions in order, as an export gives
+    them, and their tally."""
 
     session: SessionRecord
     messages: tuple[Message, ...]
+    revisions: tuple[Revision, ...]
     tally: Tally = field(eq=False)
 
     @classmethod
-    def of(cls, session: SessionRecord, messages: list[Message]) -> SessionBundle:
-        return cls(session, tuple(messages), Tally.of([session, *messages]))
+    def of(cls, session: SessionRecord, messages: list[Message], revisions: list[Revision]) -> SessionBundle:
+        return cls(session, tuple(messages), tuple(revisions), Tally.of([session, *messages, *revisions]))
 
     @classmethod
-    def as_imported(cls, session: SessionRecord, messages: list[Message]) -> SessionBundle:
+    def as_imported(cls, session: SessionRecord, messages: list[Message], revisions: list[Revision]) -> SessionBundle:
         """The bundle as any storage's import stores it: the session's count and usage those
         of its messages, summed in order (an append may have summed a batch's costs first,
         which floating point rounds otherwise)."""
         usage = sum((m.usage for m in messages if m.usage is not None), Usage())
-        return cls.of(attrs.evolve(session, message_count=len(messages), usage=usage), messages)
+        return cls.of(attrs.evolve(session, message_count=len(messages), usage=usage), messages, revisions)
 
     @property
     def key(self) -> tuple[str, str]:
         return self.session.tenant, self.session.id
 
-    def records(self) -> list[SessionRecord | Message]:
-        return [self.session, *self.messages]
+    def records(self) -> list[Record]:
+        return [self.session, *self.messages, *self.revisions]
 
 
 @define
@@ -167,21 +169,24 @@ async def count_sessions(storage: Storage, tenant: str) -> tuple[int, int]:
 
 
 async def _bundles(
-    records: AsyncIterable[SessionRecord | Message],
-    bundle: Callable[[SessionRecord, list[Message]], SessionBundle] = SessionBundle.as_imported,
+    records: AsyncIterable[Record],
+    bundle: Callable[[SessionRecord, list[Message], list[Revision]], SessionBundle] = SessionBundle.as_imported,
 ) -> AsyncIterator[SessionBundle]:
-    """The sessions of an export, each with its messages."""
+    """The sessions of an export, each with its messages and revisions."""
     session: SessionRecord | None = None
     messages: list[Message] = []
+    revisions: list[Revision] = []
     async for record in records:
         if isinstance(record, SessionRecord):
             if session is not None:
-                yield bundle(session, messages)
-            session, messages = record, []
-        else:
+                yield bundle(session, messages, revisions)
+            session, messages, revisions = record, [], []
+        elif isinstance(record, Message):
             messages.append(record)
+        else:
+            revisions.append(record)
     if session is not None:
-        yield bundle(session, messages)
+        yield bundle(session, messages, revisions)
 
 
 async def _copy(target: Storage, batch: Sequence[SessionBundle], report: MigrationReport) -> None:
@@ -225,9 +230,11 @@ async def _same_in(target: Storage, bundle: SessionBundle) -> bool:
     try:
         stored = await target.get_session(tenant, session_id)
         messages = await target.get_messages(tenant, session_id)
+        get_revisions = getattr(target, "get_revisions", None)  # optional: a storage may keep none
+        revisions = await get_revisions(tenant, session_id) if get_revisions is not None else []
     except SessionNotFound:  # deleted since the import was refused
         return False
-    return stored == bundle.session and tuple(messages) == bundle.messages
+    return stored == bundle.session and tuple(messages) == bundle.messages and tuple(revisions) == bundle.revisions
 
 
 async def _verify(target: Storage, tenant: str | None, report: MigrationReport, on_progress: Progress | None) -> None:
@@ -239,7 +246,7 @@ async def _verify(target: Storage, tenant: str | None, report: MigrationReport, 
     report.missing()
 
 
-async def _replay(records: Sequence[SessionRecord | Message]) -> AsyncIterator[SessionRecord | Message]:
+async def _replay(records: Sequence[Record]) -> AsyncIterator[Record]:
     for record in records:
         yield record
 

@@ -603,14 +603,14 @@ def load(data: Mapping[str, Any], cls: type[T]) -> T:
         raise DataFormatError(f"not a valid {cls.__name__}: {exc}") from exc
 
 
-Record = SessionRecord | Message
-_RECORD_TYPES: Final[Mapping[str, type]] = {"session": SessionRecord, "message": Message}
+Record = SessionRecord | Message | Revision
+_RECORD_TYPES: Final[Mapping[str, type]] = {"session": SessionRecord, "message": Message, "revision": Revision}
+_RECORD_KINDS: Final[Mapping[type, str]] = {cls: kind for kind, cls in _RECORD_TYPES.items()}
 
 
 def dump_record(record: Record) -> str:
-    """One line of an export: ``{"v": 1, "type": "session" | "message", ...}``."""
-    kind = "session" if isinstance(record, SessionRecord) else "message"
-    return json.dumps({"type": kind, **dump(record)}, ensure_ascii=False, separators=(",", ":"))
+    """One line of an export: ``{"v": 1, "type": "session" | "message" | "revision", ...}``."""
+    return json.dumps({"type": _RECORD_KINDS[type(record)], **dump(record)}, ensure_ascii=False, separators=(",", ":"))
 
 
 def load_record(line: str | bytes) -> Record:
@@ -631,6 +631,12 @@ def load_record(line: str | bytes) -> Record:
 
 def _check_plausible(record: Record) -> None:
     """What a record read from outside may not hold although its types allow it."""
+    if isinstance(record, Revision):
+        for message in record.replaced:
+            _check_plausible(message)
+        if record.created_at > utcnow() + timedelta(days=1):
+            raise DataFormatError(f"time {record.created_at.isoformat()} is in the future")
+        return
     usage = record.usage
     if usage is not None and min(usage.input_tokens, usage.output_tokens, usage.cached_tokens, usage.cost or 0) < 0:
         raise DataFormatError("usage counts must not be negative")

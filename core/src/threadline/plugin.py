@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         Storage,
         TurnLease,
         check_replacement,
+        check_revision_follows,
         listed_sessions,
         make_cursor,
         next_lease,
@@ -114,8 +115,8 @@ _MODULES = {
     "threadline.cli": "with_manager",
     "threadline.config": "finite user_data_dir",
     "threadline.contracts": (
-        "Provider Storage TurnLease WAITER_SECONDS check_replacement listed_sessions make_cursor next_lease "
-        "next_version read_cursor"
+        "Provider Storage TurnLease WAITER_SECONDS check_replacement check_revision_follows listed_sessions "
+        "make_cursor next_lease next_version read_cursor"
     ),
     "threadline.errors": (
         "AuthenticationError BadCursor BadRequest ConfigError ContextTooLong DataFormatError "
@@ -175,7 +176,7 @@ __all__ = [  # noqa: RUF022 -- grouped by what a plugin does, sorted within a gr
     # storage: writes a cancellation must not leave half done
     "settled",
     # storage: the turn lease's rule, the update's, and a replacement's checks
-    "TurnLease", "WAITER_SECONDS", "check_replacement", "next_lease", "next_version",
+    "TurnLease", "WAITER_SECONDS", "check_replacement", "check_revision_follows", "next_lease", "next_version",
     # config classes
     "finite",
     # the data model

@@ -8,14 +8,14 @@ from collections.abc import Iterable
 
 from attrs import define, field
 
-from threadline.model import Message, SessionRecord, dump_record
+from threadline.model import Message, Record, SessionRecord, dump_record
 
 _MODULUS = 2**256
 
 
 @define
 class Tally:
-    """How many sessions and messages, and a checksum of every field of each.
+    """How many sessions, messages and revisions, and a checksum of every field of each.
 
     The checksum is the sum, modulo 2**256, of each record's SHA-256 over its line as an
     export writes it (``dump_record``): a record lost, added, repeated or changed changes it;
@@ -27,13 +27,16 @@ class Tally:
     digest_sum: int = field(default=0, repr=False)
     #: bytes of the records' export lines (not compared: the same records, written alike)
     size: int = field(default=0, repr=False, eq=False)
+    revisions: int = 0
 
-    def add(self, record: SessionRecord | Message, line: bytes | None = None) -> None:
+    def add(self, record: Record, line: bytes | None = None) -> None:
         """Count ``record``; ``line``: its export line, UTF-8, when it is at hand already."""
         if isinstance(record, SessionRecord):
             self.sessions += 1
-        else:
+        elif isinstance(record, Message):
             self.messages += 1
+        else:
+            self.revisions += 1
         line = line if line is not None else dump_record(record).encode("utf-8", "surrogatepass")
         self.size += len(line)
         self.digest_sum = (self.digest_sum + int.from_bytes(hashlib.sha256(line).digest(), "big")) % _MODULUS
@@ -42,11 +45,12 @@ class Tally:
         """Count ``other``'s records too."""
         self.sessions += other.sessions
         self.messages += other.messages
+        self.revisions += other.revisions
         self.size += other.size
         self.digest_sum = (self.digest_sum + other.digest_sum) % _MODULUS
 
     @classmethod
-    def of(cls, records: Iterable[SessionRecord | Message]) -> Tally:
+    def of(cls, records: Iterable[Record]) -> Tally:
         tally = cls()
         for record in records:
             tally.add(record)
@@ -58,9 +62,10 @@ class Tally:
         return f"sha256-sum:{self.digest_sum:064x}"
 
     def describe(self) -> str:
-        return describe(self.sessions, self.messages, self.checksum)
+        return describe(self.sessions, self.messages, self.checksum, self.revisions)
 
 
-def describe(sessions: int, messages: int, checksum: str) -> str:
-    """Counts and checksum as the commands say them."""
-    return f"{sessions:,} sessions, {messages:,} messages, checksum {checksum}"
+def describe(sessions: int, messages: int, checksum: str, revisions: int = 0) -> str:
+    """Counts and checksum as the commands say them (revisions only when there are some)."""
+    edits = f", {revisions:,} revisions" if revisions else ""
+    return f"{sessions:,} sessions, {messages:,} messages{edits}, checksum {checksum}"

@@ -99,6 +99,25 @@ async def test_a_fork_keeps_its_tokens_and_export_leaves_the_map_out_unless_raw(
     assert maps.count({"<EMAIL_1>": ANN}) == 2 and {"<EMAIL_2>": BO} in maps  # the fork copied its own
 
 
+async def test_an_edit_is_pseudonymized_and_its_revision_exports_without_the_map(tmp_path: Path) -> None:
+    async with threadline.SessionManager(config(tmp_path / "t.db")) as manager:
+        session = await manager.create_session(provider="echo")
+        await session.send(f"hi {ANN}")
+        edited = await session.edit(1, f"hi {BO}")
+        assert edited.text == "hi <EMAIL_2>"
+        # the old message's map goes along: the echoed reply after it still says <EMAIL_1>
+        assert edited.metadata[METADATA_KEY] == {"<EMAIL_1>": ANN, "<EMAIL_2>": BO}
+        assert [m.text for m in await reveal(session)] == [f"hi {BO}", f"hi {ANN}"]
+        (revision,) = await session.revisions()
+        assert revision.replaced[0].metadata[METADATA_KEY] == {"<EMAIL_1>": ANN}  # kept, map and all
+        exported, raw = io.StringIO(), io.StringIO()
+        await manager.export_jsonl(exported)
+        await manager.export_jsonl(raw, raw=True)
+    assert '"type":"revision"' in exported.getvalue()
+    assert ANN not in exported.getvalue() and BO not in exported.getvalue()
+    assert ANN in raw.getvalue() and BO in raw.getvalue()
+
+
 async def test_with_scope_provider_the_storage_keeps_values_and_the_provider_gets_tokens(tmp_path: Path) -> None:
     async with threadline.SessionManager(config(tmp_path / "t.db", scope=["provider"])) as manager:
         session = await manager.create_session(provider="echo", system_prompt=f"Escalate to {PHONE}")

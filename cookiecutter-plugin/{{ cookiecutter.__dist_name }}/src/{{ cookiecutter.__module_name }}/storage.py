@@ -18,17 +18,16 @@ one is atomic on the event loop.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import attrs
 from threadline.plugin import (
     DataFormatError,
     DeletedCounts,
     Message,
+    Revision,
     SessionNotFound,
     SessionPage,
     SessionQuery,
@@ -36,8 +35,10 @@ from threadline.plugin import (
     StorageConflict,
     TurnLease,
     Usage,
-    dumps,
-    load,
+    check_replacement,
+    check_revision_follows,
+    dump_record,
+    load_record,
     make_cursor,
     next_lease,
     next_version,
@@ -49,6 +50,7 @@ from {{ cookiecutter.__module_name }} import {{ cls }}Config
 
 #: a session's key: its id is unique within its tenant only
 Key = tuple[str, str]
+Record = SessionRecord | Message | Revision
 
 
 class {{ cls }}Storage:
@@ -59,6 +61,7 @@ class {{ cls }}Storage:
         self._sessions: dict[Key, SessionRecord] = {}
         self._messages: dict[Key, list[Message]] = {}  # in seq order: seq n at index n - 1
         self._leases: dict[Key, TurnLease] = {}  # a session's turn lease
+        self._revisions: dict[Key, list[Revision]] = {}  # the edits of its history, in order
 
     def _get(self, tenant: str, session_id: str) -> SessionRecord:
         try:
@@ -81,9 +84,9 @@ class {{ cls }}Storage:
     async def close(self) -> None:
         """Write what is pending and release connections. Called once, when the manager closes.
 
-        Here: write every session, each followed by its messages, to the file.
+        Here: write every session, each followed by its messages and revisions, to the file.
         """
-        lines = [_line(record) async for record in self.export_records()]
+        lines = [dump_record(record) async for record in self.export_records()]
         await asyncio.to_thread(_write, self.config.path, lines)
 
     # -- sessions --------------------------------------------------------------
@@ -130,6 +133,7 @@ class {{ cls }}Storage:
         self._get(tenant, session_id)
         del self._sessions[tenant, session_id]
         del self._messages[tenant, session_id]
+        self._revisions.pop((tenant, session_id), None)
 
     async def list_sessions(self, query: SessionQuery) -> SessionPage:
         """One page of the sessions that match ``query``.
@@ -240,6 +244,42 @@ class {{ cls }}Storage:
         messages = self._messages[tenant, session_id][max(after_seq, 0) :]  # seq > -2 is every one
         return messages[max(len(messages) - last, 0) :] if last is not None else messages
 
+    # -- editing the history (optional: without these, Session.undo, edit, ... refuse) --
+
+    async def replace_messages(
+        self, tenant: str, session_id: str, after_seq: int, messages: Sequence[Message], *, count: int
+    ) -> Revision:
+        """Replace the session's messages after ``after_seq`` with ``messages``, keeping the
+        replaced ones: all or nothing.
+
+        - ``check_replacement`` refuses (``StorageConflict``) seqs that do not run on from
+          ``after_seq``, a message of another session, an ``after_seq`` out of range, and a
+          session that no longer has ``count`` messages (another writer came first). Make it
+          in the same transaction as the write, with the count as stored.
+        - The replaced messages, exactly as stored, become a ``Revision`` numbered one more
+          than the session's last; return it.
+        - Then ``message_count`` is ``after_seq + len(messages)`` and ``updated_at`` now;
+          ``usage`` and ``version`` stay. A cache of histories must not serve the old ones.
+        - An unknown session: ``SessionNotFound``.
+        """
+        session = self._get(tenant, session_id)
+        check_replacement(session_id, session.message_count, after_seq, messages, count)
+        kept = self._revisions.setdefault((tenant, session_id), [])
+        stored = self._messages[tenant, session_id]
+        revision = Revision(session_id, len(kept) + 1, after_seq, tuple(stored[after_seq:]), len(messages))
+        kept.append(revision)
+        stored[after_seq:] = messages
+        self._sessions[tenant, session_id] = attrs.evolve(
+            session, message_count=len(stored), updated_at=max(utcnow(), session.updated_at)
+        )
+        return revision
+
+    async def get_revisions(self, tenant: str, session_id: str) -> list[Revision]:
+        """The session's revisions, oldest first; ``[]`` if it was never edited. An unknown
+        session: ``SessionNotFound``."""
+        self._get(tenant, session_id)
+        return list(self._revisions.get((tenant, session_id), ()))
+
     # -- users, export and import ---------------------------------------------
 
     async def delete_user(self, tenant: str, user_id: str) -> DeletedCounts:
@@ -250,34 +290,40 @@ class {{ cls }}Storage:
         for key in keys:
             del self._sessions[key]
             del self._messages[key]
+            self._revisions.pop(key, None)
         return DeletedCounts(sessions=len(keys), messages=messages)
 
-    async def export_records(self, tenant: str | None = None) -> AsyncIterator[SessionRecord | Message]:
+    async def export_records(self, tenant: str | None = None) -> AsyncIterator[Record]:
         """Every session of ``tenant`` (``None``: of all tenants), each followed by its
-        messages in seq order, as a stream: what ``import_records`` reads."""
+        messages in seq order and its revisions in number order, as a stream: what
+        ``import_records`` reads."""
         snapshot = [  # as it is now: what changes while the export goes on is not in it
-            (session, list(self._messages[key]))
+            (session, list(self._messages[key]), list(self._revisions.get(key, ())))
             for key, session in self._sessions.items()
             if tenant is None or key[0] == tenant
         ]
-        for session, messages in snapshot:
+        for session, messages, revisions in snapshot:
             yield session
             for message in messages:
                 yield message
+            for revision in revisions:
+                yield revision
 
-    async def import_records(self, records: AsyncIterable[SessionRecord | Message]) -> int:
+    async def import_records(self, records: AsyncIterable[Record]) -> int:
         """Store what an ``export_records`` gave (this storage's or another's), all or nothing;
         return how many records there were.
 
         - Each session reads back from ``get_session`` as it was exported (``version`` and
           ``updated_at`` included), with its messages.
         - A session whose id exists in its tenant: ``StorageConflict``, and nothing is imported.
-        - A message that does not follow its session, or whose seq does not run 1, 2, 3, ...:
-          ``DataFormatError``, and nothing is imported.
+        - A message that does not follow its session, or whose seq does not run 1, 2, 3, ...,
+          and a revision that does not follow its session's messages or is not numbered 1,
+          2, 3, ... (``check_revision_follows``): ``DataFormatError``, and nothing is imported.
         - ``message_count`` and ``usage`` are counted from the messages imported.
         """
         sessions: dict[Key, SessionRecord] = {}
         messages: dict[Key, list[Message]] = {}
+        revisions: dict[Key, list[Revision]] = {}
         current: Key | None = None
         count = 0
         async for record in records:
@@ -286,7 +332,11 @@ class {{ cls }}Storage:
                 current = (record.tenant, record.id)
                 if current in self._sessions or current in sessions:
                     raise StorageConflict(f"session {record.id!r} exists already; nothing was imported")
-                sessions[current], messages[current] = record, []
+                sessions[current], messages[current], revisions[current] = record, [], []
+            elif isinstance(record, Revision):
+                kept = revisions[current] if current is not None else []
+                check_revision_follows(record, sessions[current] if current is not None else None, len(kept))
+                kept.append(record)
             elif current is None or record.session_id != current[1]:
                 raise DataFormatError(f"message {record.id!r} does not follow its session {record.session_id!r}")
             elif record.seq != len(messages[current]) + 1:
@@ -300,16 +350,11 @@ class {{ cls }}Storage:
             usage = sum((m.usage for m in messages[key] if m.usage is not None), Usage())
             self._sessions[key] = attrs.evolve(session, message_count=len(messages[key]), usage=usage)
             self._messages[key] = messages[key]
+            self._revisions[key] = revisions[key]
         return count
 
 
 # -- the file: one record a line, as ``threadline sessions export`` writes them -------
-
-
-def _line(record: SessionRecord | Message) -> str:
-    """``{"type": "session" | "message", "v": 1, ...the record's fields}``"""
-    kind = "session" if isinstance(record, SessionRecord) else "message"
-    return json.dumps({"type": kind, **json.loads(dumps(record))}, ensure_ascii=False, separators=(",", ":"))
 
 
 def _write(path: Path, lines: list[str]) -> None:
@@ -321,18 +366,11 @@ def _write(path: Path, lines: list[str]) -> None:
     written.replace(path)
 
 
-async def _records(path: Path, text: str) -> AsyncIterator[SessionRecord | Message]:
+async def _records(path: Path, text: str) -> AsyncIterator[Record]:
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            data: dict[str, Any] = json.loads(line)
-            kind = data.pop("type")
-        except (ValueError, TypeError, AttributeError, KeyError) as exc:
-            raise DataFormatError(f"{path}, line {number}: not a record: {exc!r}") from None
-        if kind == "session":
-            yield load(data, SessionRecord)
-        elif kind == "message":
-            yield load(data, Message)
-        else:
-            raise DataFormatError(f"{path}, line {number}: record type {kind!r} is neither session nor message")
+            yield load_record(line)
+        except DataFormatError as exc:
+            raise DataFormatError(f"{path}, line {number}: {exc}") from None

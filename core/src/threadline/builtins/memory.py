@@ -8,12 +8,21 @@ from datetime import datetime
 
 import attrs
 
-from threadline.contracts import TurnLease, check_replacement, make_cursor, next_lease, next_version, read_cursor
+from threadline.contracts import (
+    TurnLease,
+    check_replacement,
+    check_revision_follows,
+    make_cursor,
+    next_lease,
+    next_version,
+    read_cursor,
+)
 from threadline.errors import DataFormatError, SessionNotFound, StorageConflict
 from threadline.model import (
     DeletedCounts,
     Message,
     MessageStatus,
+    Record,
     Revision,
     SessionPage,
     SessionQuery,
@@ -154,22 +163,25 @@ class MemoryStorage:
             self._revisions.pop(key, None)
         return DeletedCounts(len(keys), messages)
 
-    async def export_records(self, tenant: str | None = None) -> AsyncIterator[SessionRecord | Message]:
+    async def export_records(self, tenant: str | None = None) -> AsyncIterator[Record]:
         snapshot = [  # as it is now: what changes while the export goes on is not in it
-            (session, list(self._messages[key]))
+            (session, list(self._messages[key]), list(self._revisions.get(key, ())))
             for key, session in self._sessions.items()
             if tenant is None or key[0] == tenant
         ]
-        for session, messages in snapshot:
+        for session, messages, revisions in snapshot:
             yield session
             for message in messages:
                 yield message
+            for revision in revisions:
+                yield revision
 
-    async def import_records(self, records: AsyncIterable[SessionRecord | Message]) -> int:
+    async def import_records(self, records: AsyncIterable[Record]) -> int:
         """Read every record first, then add them in one step: writes made while a slow source
         is read are kept, and a session's counts are those of the messages imported with it."""
         sessions: dict[tuple[str, str], SessionRecord] = {}
         messages: dict[tuple[str, str], list[Message]] = {}
+        revisions: dict[tuple[str, str], list[Revision]] = {}
         count = 0
         current: SessionRecord | None = None
         async for record in records:
@@ -179,7 +191,11 @@ class MemoryStorage:
                 key = (record.tenant, record.id)
                 if key in sessions or key in self._sessions:
                     raise StorageConflict(f"session {record.id!r} exists already; nothing was imported")
-                sessions[key], messages[key] = record, []
+                sessions[key], messages[key], revisions[key] = record, [], []
+            elif isinstance(record, Revision):
+                kept = revisions[current.tenant, current.id] if current is not None else []
+                check_revision_follows(record, current, len(kept))
+                kept.append(record)
             elif current is None or record.session_id != current.id:
                 raise DataFormatError(f"message {record.id!r} does not follow its session {record.session_id!r}")
             elif record.seq != len(messages[current.tenant, current.id]) + 1:
@@ -192,6 +208,7 @@ class MemoryStorage:
             usage = sum((m.usage for m in messages[key] if m.usage), Usage())
             self._sessions[key] = attrs.evolve(record, message_count=len(messages[key]), usage=usage)
             self._messages[key] = messages[key]
+            self._revisions[key] = revisions[key]
         return count
 
 

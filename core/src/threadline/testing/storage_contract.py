@@ -31,6 +31,7 @@ from threadline.model import (
     Image,
     Message,
     MessageStatus,
+    Revision,
     Role,
     SessionQuery,
     SessionRecord,
@@ -555,6 +556,50 @@ class StorageContract:
         for session in sessions:
             assert await storage.get_session("default", session.id) == before[session.id]
             assert [m.text for m in await storage.get_messages("default", session.id)] == ["q", "a", "q2"]
+
+    async def test_revisions_come_after_their_sessions_messages_and_import_whole(self, storage: Storage) -> None:
+        session = await storage.create_session(make_session())
+        tenant, sid = session.tenant, session.id
+        await storage.append_messages(tenant, sid, make_messages(session, ["q1", "a1", "q2", "a2"]))
+        await storage.set_message_status(tenant, sid, 4, "incomplete", "cut")
+        await storage.replace_messages(tenant, sid, 2, make_messages(session, ["q2, again"], start=3), count=4)
+        await storage.replace_messages(tenant, sid, 0, make_messages(session, ["new start"]), count=3)
+        other = await storage.create_session(make_session())
+        await storage.append_messages(tenant, other.id, make_messages(other, ["x"]))
+        revisions = await storage.get_revisions(tenant, sid)
+        records = await collect(storage.export_records(tenant))
+        mine = [r for r in records if getattr(r, "session_id", getattr(r, "id", None)) == sid]
+        assert [type(r).__name__ for r in mine] == ["SessionRecord", "Message", "Revision", "Revision"]
+        assert mine[2:] == revisions
+        start = records.index(mine[0])
+        assert records[start : start + 4] == mine  # the session's records one after another
+        await storage.delete_session(tenant, sid)
+        await storage.delete_session(tenant, other.id)
+        assert await storage.import_records(replay(records)) == len(records)
+        assert await storage.get_revisions(tenant, sid) == revisions
+        assert await storage.get_revisions(tenant, other.id) == []
+        assert [m.text for m in await storage.get_messages(tenant, sid)] == ["new start"]
+        later = await storage.replace_messages(tenant, sid, 1, [], count=1)
+        assert later.number == 3  # numbering goes on after the imported ones
+
+    async def test_an_import_refuses_revisions_out_of_place(self, storage: Storage) -> None:
+        session = await storage.create_session(make_session())
+        await storage.append_messages(session.tenant, session.id, make_messages(session, ["q1", "a1"]))
+        first = await storage.replace_messages(session.tenant, session.id, 1, [], count=2)
+        second = await storage.replace_messages(session.tenant, session.id, 0, [], count=1)
+        await storage.delete_session(session.tenant, session.id)
+        orphan = Revision("elsewhere", 1, 0, (), 0)
+        cases: list[tuple[list[Any], str]] = [
+            ([first], "revision 1 of session .* does not follow its session"),
+            ([session, orphan], "revision 1 of session 'elsewhere' does not follow its session"),
+            ([session, second], "revision 2 of session .* is not numbered 1"),
+            ([session, first, first], "revision 1 of session .* is not numbered 2"),
+        ]
+        for records, says in cases:
+            with pytest.raises(DataFormatError, match=says):
+                await storage.import_records(replay(records))
+        with not_found(session.tenant, session.id):
+            await storage.get_session(session.tenant, session.id)
 
     async def test_export_includes_a_session_with_no_messages(self, storage: Storage) -> None:
         empty = await storage.create_session(make_session())

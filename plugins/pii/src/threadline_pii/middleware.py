@@ -23,6 +23,7 @@ from threadline.plugin import (
     Part,
     PluginError,
     Response,
+    Revision,
     Role,
     SessionRecord,
     Storage,
@@ -184,9 +185,14 @@ class PIIMiddleware(Middleware):
         value from before; a record has no messages to keep pseudonyms in."""
         return self.redact_session(session) if self.storing else session
 
-    async def export(self, record: SessionRecord | Message) -> SessionRecord | Message:
-        """Without the pseudonym map: the values themselves stay on this storage."""
-        return _without_map(record) if isinstance(record, Message) else record
+    async def export(self, record: SessionRecord | Message | Revision) -> SessionRecord | Message | Revision:
+        """Without the pseudonym map, a revision's messages' included: the values themselves
+        stay on this storage."""
+        if isinstance(record, Message):
+            return _without_map(record)
+        if isinstance(record, Revision):
+            return attrs.evolve(record, replaced=tuple(map(_without_map, record.replaced)))
+        return record
 
     # -- calls --------------------------------------------------------------------------
 

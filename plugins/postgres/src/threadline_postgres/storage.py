@@ -37,6 +37,7 @@ from threadline.plugin import (
     TurnLease,
     Usage,
     check_replacement,
+    check_revision_follows,
     dump,
     dump_parts,
     dumps,
@@ -394,7 +395,7 @@ class PostgresStorage:
             created_at = utcnow()
             number = await connection.fetchval(
                 self._sql.insert_revision, tenant, session_id, after_seq, len(messages), created_at,
-                _storable(json.dumps([dump(m) for m in replaced], ensure_ascii=False, separators=(",", ":"))),
+                _replaced(replaced),
             )  # fmt: skip
             await connection.execute(self._sql.delete_messages_after, tenant, session_id, after_seq)
             await connection.execute(self._sql.replaced, tenant, session_id, after_seq + len(messages), created_at)
@@ -478,8 +479,8 @@ class PostgresStorage:
 
     # -- export and import ----------------------------------------------------------------
 
-    async def export_records(self, tenant: str | None = None) -> AsyncIterator[SessionRecord | Message]:
-        """Every session and its messages, from one snapshot of the database."""
+    async def export_records(self, tenant: str | None = None) -> AsyncIterator[SessionRecord | Message | Revision]:
+        """Every session, its messages and its revisions, from one snapshot of the database."""
         schema = self.schema
         where, parameters = ("WHERE tenant = $1", [tenant]) if tenant is not None else ("", [])
         try:
@@ -493,11 +494,14 @@ class PostgresStorage:
                     messages = await connection.fetch(self._sql.messages_after, session.tenant, session.id, 0)
                     for message in _messages_from_rows(session.id, messages):
                         yield message
+                    for revision in await connection.fetch(self._sql.revisions, session.tenant, session.id):
+                        if revision["number"] is not None:
+                            yield _revision(session.id, revision)
         except _GONE as exc:
             raise self._translate(exc) from None
 
     @_settled
-    async def import_records(self, records: AsyncIterable[SessionRecord | Message]) -> int:
+    async def import_records(self, records: AsyncIterable[SessionRecord | Message | Revision]) -> int:
         """All of ``records`` in one transaction, or, when one is wrong, none."""
         async with self._transaction() as connection:
             return await _Importer(connection, self.config.schema, self.schema).run(records)
@@ -522,8 +526,8 @@ class PostgresStorage:
 @attrs.define
 class _Importer:
     """Copies exported records in (``COPY``), in the caller's transaction, checking that
-    messages follow their session in seq order; a session's counts are those of the
-    messages it brings."""
+    messages follow their session in seq order, and revisions in number order; a session's
+    counts are those of the messages it brings."""
 
     connection: asyncpg.Connection
     schema: str
@@ -532,16 +536,24 @@ class _Importer:
     messages: list[Message] = attrs.Factory(list)
     session_rows: list[tuple[Any, ...]] = attrs.Factory(list)
     message_rows: list[tuple[Any, ...]] = attrs.Factory(list)
+    revisions: int = 0  # of the current session
+    revision_rows: list[tuple[Any, ...]] = attrs.Factory(list)
 
-    async def run(self, records: AsyncIterable[SessionRecord | Message]) -> int:
+    async def run(self, records: AsyncIterable[SessionRecord | Message | Revision]) -> int:
         count = 0
         async for record in records:
             count += 1
             if isinstance(record, SessionRecord):
                 self._close_session()
                 self.current = record
-                if len(self.message_rows) >= _COPY_ROWS:
+                if len(self.message_rows) + len(self.revision_rows) >= _COPY_ROWS:
                     await self._copy()
+            elif isinstance(record, Revision):
+                session = self.current
+                check_revision_follows(record, session, self.revisions)
+                assert session is not None  # else the check raised
+                self.revisions += 1
+                self.revision_rows.append((session.tenant, *_revision_row(record)))
             else:
                 self._message(record)
         self._close_session()
@@ -562,7 +574,7 @@ class _Importer:
         if session is not None:
             counted = attrs.evolve(session, message_count=len(messages), usage=_usage_sum(messages))
             self.session_rows.append(_session_row(counted))
-        self.current, self.messages = None, []
+        self.current, self.messages, self.revisions = None, [], 0
 
     async def _copy(self) -> None:
         """The sessions so far, then their messages (which refer to them)."""
@@ -585,7 +597,10 @@ class _Importer:
             "messages", schema_name=self.schema, columns=["tenant", "session_id", *MESSAGE_COLUMNS.split(", ")],
             records=self.message_rows,
         )  # fmt: skip
-        self.session_rows, self.message_rows = [], []
+        await self.connection.copy_records_to_table(
+            "revisions", schema_name=self.schema, columns=list(_REVISION_COLUMNS), records=self.revision_rows
+        )
+        self.session_rows, self.message_rows, self.revision_rows = [], [], []
 
 
 def _inserted(s: str, first: int) -> str:
@@ -788,6 +803,20 @@ def _message_row(message: Message) -> tuple[Any, ...]:
         parts[0].text if plain else None, None if plain else _storable(dump_parts(parts)),  # type: ignore[union-attr]
         None if extra is None else _storable(json.dumps(extra, ensure_ascii=False, separators=(",", ":"))),
     )  # fmt: skip
+
+
+_REVISION_COLUMNS: Final = ("tenant", "session_id", "number", "after_seq", "added", "created_at", "replaced")
+
+
+def _revision_row(revision: Revision) -> tuple[Any, ...]:
+    """A revision's row but its tenant."""
+    return (revision.session_id, revision.number, revision.after_seq, revision.added, revision.created_at,
+            _replaced(revision.replaced))  # fmt: skip
+
+
+def _replaced(messages: Sequence[Message]) -> str:
+    """A revision's ``replaced`` column: its messages as a JSON array."""
+    return _storable(json.dumps([dump(m) for m in messages], ensure_ascii=False, separators=(",", ":")))
 
 
 def _revision(session_id: str, row: Any) -> Revision:

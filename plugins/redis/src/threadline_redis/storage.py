@@ -40,6 +40,7 @@ from threadline.plugin import (
     StorageUnavailable,
     Usage,
     check_replacement,
+    check_revision_follows,
     dump_record,
     load,
     make_cursor,
@@ -142,6 +143,12 @@ def _usage_argument(messages: Sequence[Message]) -> str:
     return " ".join([str(total.input_tokens), str(total.output_tokens), str(total.cached_tokens), *costs])
 
 
+def _kept(revision: Revision) -> str:
+    """A revision as lua/replace.lua keeps it (its messages' statuses in the messages)."""
+    replaced = [encode(m) for m in revision.replaced]
+    return json.dumps([revision.number, revision.after_seq, revision.added, to_us(revision.created_at), replaced, {}])
+
+
 def _revision(session_id: str, entry: bytes) -> Revision:
     """A revision as lua/replace.lua keeps it: ``[number, after_seq, added, created_us,
     replaced, changes]`` (an empty Lua table is encoded as ``{}``)."""
@@ -161,13 +168,15 @@ def _status_change(status: str, error: str | None) -> str:
 @frozen
 class _Read:
     """What lua/read.lua answered: the session's count and revision (``None`` if it has
-    none), its FIELDS (if asked for), and its messages from ``first`` on."""
+    none), its FIELDS (if asked for), its messages from ``first`` on, and its revisions as
+    kept (if asked for)."""
 
     count: int
     revision: int | None
     fields: Sequence[bytes | None]
     first: int
     messages: list[Message]
+    kept: Sequence[bytes] = ()
 
 
 class RedisStorage:
@@ -358,7 +367,9 @@ class RedisStorage:
             raise StorageConflict(f"session {session.id!r} exists already")
         return stored
 
-    async def _put(self, session: SessionRecord, messages: Sequence[Message]) -> bool:
+    async def _put(
+        self, session: SessionRecord, messages: Sequence[Message], revisions: Sequence[Revision] = ()
+    ) -> bool:
         usage = session.usage
         stored: int = await self._change(
             "put_session",
@@ -376,6 +387,8 @@ class RedisStorage:
             usage.output_tokens,
             usage.cached_tokens,
             "" if usage.cost is None else repr(usage.cost),
+            len(revisions),
+            *map(_kept, revisions),
             *(encode(m) for m in messages),
         )
         return bool(stored)
@@ -563,6 +576,7 @@ class RedisStorage:
         last: int | None,
         *,
         with_session: bool = False,
+        with_revisions: bool = False,
         known: int | None = None,
     ) -> _Read:
         """The session's messages after the first ``after`` (the ``last`` of them, if given)
@@ -570,7 +584,8 @@ class RedisStorage:
         of ``after`` messages the caller holds: only those after it, unless it is stale."""
         key, base = self._session_key(tenant, session_id)
         reply = await self._script(
-            "read", key, base, session_id, after, "" if last is None else last, "1" if with_session else "",
+            "read", key, base, session_id, after, "" if last is None else last,
+            "2" if with_revisions else "1" if with_session else "",
             "" if known is None else known,
         )  # fmt: skip
         if not reply:
@@ -579,7 +594,9 @@ class RedisStorage:
         try:
             changes = dict(zip(flat_changes[::2], flat_changes[1::2], strict=True))
             messages = decode_all(session_id, data, changes)
-            return _Read(int(count), None if revision is None else int(revision), fields, first, messages)
+            kept = fields[len(FIELDS)] if with_revisions else ()
+            return _Read(int(count), None if revision is None else int(revision), fields[: len(FIELDS)], first,
+                         messages, kept)  # fmt: skip
         except (ValueError, TypeError, KeyError, IndexError, AttributeError, DataFormatError) as exc:
             raise DataFormatError(
                 f"a message of session {session_id!r} of tenant {tenant!r} is damaged in Redis: {exc!r}"
@@ -637,7 +654,7 @@ class RedisStorage:
         tags = (key[len(self.config.prefix) + 1 :].partition("}") for key in keys)
         return sorted(untag(tenant) for tenant, _, rest in tags if rest == "i:all")  # not a session id's "}i:all"
 
-    async def export_records(self, tenant: str | None = None) -> AsyncIterator[SessionRecord | Message]:
+    async def export_records(self, tenant: str | None = None) -> AsyncIterator[SessionRecord | Message | Revision]:
         """Each session is read whole, with its messages, in one step; one deleted before the
         export reaches it is left out (Redis keeps no snapshot of the whole database)."""
         for name in [tenant] if tenant is not None else await self._tenants():
@@ -646,14 +663,16 @@ class RedisStorage:
             ids = sorted(i.decode() for i in listed)
             for session_id in ids:
                 try:
-                    read = await self._read(name, session_id, 0, None, with_session=True)
+                    read = await self._read(name, session_id, 0, None, with_revisions=True)
                 except SessionNotFound:
                     continue
                 yield self._decoded(name, session_id, read.fields)
                 for message in read.messages:
                     yield message
+                for revision in self._revisions(name, session_id, read.kept):
+                    yield revision
 
-    async def import_records(self, records: AsyncIterable[SessionRecord | Message]) -> int:
+    async def import_records(self, records: AsyncIterable[SessionRecord | Message | Revision]) -> int:
         """Each session is stored with its messages in one step; if any fails, those stored
         before it are removed again, so that nothing is imported."""
         stored: list[SessionRecord] = []
@@ -663,16 +682,22 @@ class RedisStorage:
             await whole(self._remove(stored))
             raise
 
-    async def _import(self, records: AsyncIterable[SessionRecord | Message], stored: list[SessionRecord]) -> int:
+    async def _import(
+        self, records: AsyncIterable[SessionRecord | Message | Revision], stored: list[SessionRecord]
+    ) -> int:
         count = 0
         current: SessionRecord | None = None
         messages: list[Message] = []
+        revisions: list[Revision] = []
         async for record in records:
             count += 1
             if isinstance(record, SessionRecord):
                 if current is not None:
-                    await self._import_one(current, messages, stored)
-                current, messages = record, []
+                    await self._import_one(current, messages, revisions, stored)
+                current, messages, revisions = record, [], []
+            elif isinstance(record, Revision):
+                check_revision_follows(record, current, len(revisions))
+                revisions.append(record)
             elif current is None or record.session_id != current.id:
                 raise DataFormatError(f"message {record.id!r} does not follow its session {record.session_id!r}")
             elif record.seq != len(messages) + 1:
@@ -680,13 +705,15 @@ class RedisStorage:
             else:
                 messages.append(record)
         if current is not None:
-            await self._import_one(current, messages, stored)
+            await self._import_one(current, messages, revisions, stored)
         return count
 
-    async def _import_one(self, session: SessionRecord, messages: list[Message], stored: list[SessionRecord]) -> None:
+    async def _import_one(
+        self, session: SessionRecord, messages: list[Message], revisions: list[Revision], stored: list[SessionRecord]
+    ) -> None:
         usage = sum((m.usage for m in messages if m.usage), Usage())
         whole = attrs.evolve(session, message_count=len(messages), usage=usage)
-        put = asyncio.ensure_future(self._put(whole, messages))
+        put = asyncio.ensure_future(self._put(whole, messages, revisions))
         try:
             await asyncio.shield(put)
         except asyncio.CancelledError:  # stored or not? Known once it settles: then it can be undone

@@ -40,6 +40,7 @@ from threadline.plugin import (
     ThreadlineError,
     Usage,
     check_replacement,
+    check_revision_follows,
     dump,
     dump_parts,
     listed_sessions,
@@ -101,6 +102,9 @@ _INSERT_SESSION: Final = (
 )
 _INSERT_MESSAGES: Final = "INSERT INTO messages (key, id, kind, created_at, body, extra) VALUES"
 _ROW_MARKS: Final = f"({_KEY}, {_marks(5)})"
+_REVISIONS_OF: Final = (
+    "SELECT sid, number, after_seq, added, created_us, replaced FROM revisions WHERE sid = ? ORDER BY number"
+)
 _ROWS_PER_INSERT: Final = 4000  # 8 parameters a row, under SQLite's limit of 32,766
 
 
@@ -727,8 +731,9 @@ class SQLiteStorage:
 
     # -- export and import ----------------------------------------------------
 
-    async def export_records(self, tenant: str | None = None) -> AsyncIterator[SessionRecord | Message]:
-        """Stream every session and its messages from one consistent snapshot, a page at a time."""
+    async def export_records(self, tenant: str | None = None) -> AsyncIterator[SessionRecord | Message | Revision]:
+        """Stream every session, its messages and its revisions from one consistent snapshot,
+        a page at a time."""
         db = await self._connect(self._reader_uri, uri=True)
         try:
             await db.execute("BEGIN")
@@ -746,10 +751,13 @@ class SQLiteStorage:
                         async for message_row in messages:
                             (message,) = await self._decoded(session.id, [message_row])
                             yield message
+                    if self._schema >= REVISIONS_FROM:
+                        for revision_row in await db.execute_fetchall(_REVISIONS_OF, (row[-1],)):
+                            yield _revision_from_row(session.id, revision_row)
         finally:
             await db.close()
 
-    async def import_records(self, records: AsyncIterable[SessionRecord | Message]) -> int:
+    async def import_records(self, records: AsyncIterable[SessionRecord | Message | Revision]) -> int:
         async def insert(db: aiosqlite.Connection) -> int:
             return await _Importer(db, self._codec.pack).run(records)
 
@@ -759,21 +767,26 @@ class SQLiteStorage:
 
 @attrs.define
 class _Importer:
-    """Inserts exported records, checking that messages follow their session in seq order."""
+    """Inserts exported records, checking that messages follow their session in seq order,
+    and revisions its messages in number order."""
 
     db: aiosqlite.Connection
     pack: Callable[[str], str | bytes]
     current: SessionRecord | None = None
     current_id: str | bytes = ""  # current's id as stored
+    current_sid: int = 0
     next_seq: int = 1
+    revisions: int = 0
     pending: list[tuple[Any, ...]] = attrs.Factory(list)
 
-    async def run(self, records: AsyncIterable[SessionRecord | Message]) -> int:
+    async def run(self, records: AsyncIterable[SessionRecord | Message | Revision]) -> int:
         count = 0
         async for record in records:
             count += 1
             if isinstance(record, SessionRecord):
                 await self._session(record)
+            elif isinstance(record, Revision):
+                await self._revision(record)
             else:
                 self._message(record)
                 if len(self.pending) >= 500:
@@ -785,10 +798,20 @@ class _Importer:
         await self._flush()
         empty = attrs.evolve(session, message_count=0, usage=Usage())  # its messages count themselves in
         try:
-            await self.db.execute(_INSERT_SESSION, _session_row(empty))
+            inserted = await self.db.execute(_INSERT_SESSION, _session_row(empty))
         except sqlite3.IntegrityError:
             raise StorageConflict(f"session {session.id!r} exists already; nothing was imported") from None
-        self.current, self.current_id, self.next_seq = session, packed_id(session.id), 1
+        self.current, self.current_id, self.next_seq, self.revisions = session, packed_id(session.id), 1, 0
+        self.current_sid = inserted.lastrowid or 0
+
+    async def _revision(self, revision: Revision) -> None:
+        check_revision_follows(revision, self.current, self.revisions)
+        self.revisions += 1
+        await self.db.execute(
+            "INSERT INTO revisions VALUES (?, ?, ?, ?, ?, ?)",
+            (self.current_sid, revision.number, revision.after_seq, revision.added, to_us(revision.created_at),
+             _replaced(revision)),
+        )  # fmt: skip
 
     def _message(self, message: Message) -> None:
         if self.current is None or message.session_id != self.current.id:
