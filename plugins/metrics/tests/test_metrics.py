@@ -193,12 +193,16 @@ async def test_every_storage_operation_is_timed_by_backend_and_operation(port: i
         for text in ("one", "two", "three"):
             await session.send(text)
         await manager.get_session(session.id)
+        await session.undo()
+        await session.revisions()
         samples = await scrape(port)
     timed = "threadline_storage_operation_duration_seconds_count"
     assert value(samples, timed, backend="memory", operation="create_session") == 1
     assert value(samples, timed, backend="memory", operation="append_messages") == 6  # each user message, each reply
-    assert value(samples, timed, backend="memory", operation="take_turn") == 3
-    assert value(samples, timed, backend="memory", operation="get_session") == 1
+    assert value(samples, timed, backend="memory", operation="take_turn") == 4  # three turns, one undo
+    assert value(samples, timed, backend="memory", operation="get_session") == 2  # and the undo's
+    assert value(samples, timed, backend="memory", operation="replace_messages") == 1
+    assert value(samples, timed, backend="memory", operation="get_revisions") == 1
 
 
 async def test_with_prometheus_off_nothing_is_counted_but_replies_are_still_priced() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from prometheus_client import Histogram
 
-from threadline.plugin import Message, SessionRecord, Storage
+from threadline.plugin import Message, Revision, SessionRecord, Storage
 
 #: the operations timed: every one of the Storage contract but opening, closing and the
 #: export stream (timed as a whole it would time its reader)
@@ -26,6 +26,8 @@ OPERATIONS = (
     "end_turn",
     "delete_user",
     "import_records",
+    "replace_messages",  # optional, as the next: timed when the storage has it
+    "get_revisions",
 )
 
 
@@ -35,7 +37,8 @@ class TimedStorage:
     def __init__(self, storage: Storage, backend: str, histogram: Histogram) -> None:
         self._storage = storage
         for operation in OPERATIONS:
-            setattr(self, operation, _timed(getattr(storage, operation), histogram.labels(backend, operation)))
+            if (method := getattr(storage, operation, None)) is not None:
+                setattr(self, operation, _timed(method, histogram.labels(backend, operation)))
 
     # named here, not only through __getattr__: a runtime-checkable Protocol looks them up
     # on the class (isinstance(storage, Storage) on Python 3.12 and later)
@@ -45,7 +48,7 @@ class TimedStorage:
     async def close(self) -> None:
         await self._storage.close()
 
-    def export_records(self, tenant: str | None = None) -> AsyncIterator[SessionRecord | Message]:
+    def export_records(self, tenant: str | None = None) -> AsyncIterator[SessionRecord | Message | Revision]:
         return self._storage.export_records(tenant)
 
     def __getattr__(self, name: str) -> Any:
