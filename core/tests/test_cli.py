@@ -74,6 +74,15 @@ def test_chat_undo_retry_and_edit_change_the_history(config: Path) -> None:
     assert "/edit: the session has no message 9 to edit; its messages are 1 to 2" in said
 
 
+def test_a_retry_with_nothing_to_answer_and_an_odd_number_are_no_failures(config: Path) -> None:
+    result = threadline("chat", stdin="hi\n/edit ² hi\n", config=config)
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert "/edit N TEXT: N is the number" in result.stderr
+    result = threadline("chat", stdin="hi\n/undo\n/retry\n", config=config)
+    assert result.returncode == 0, result.stderr
+    assert "/retry: the session has no user message" in result.stderr
+
+
 def test_chat_commands_before_any_message_say_there_is_none(config: Path) -> None:
     result = threadline("chat", stdin="/undo\n/retry\n/edit 1 x\n/nonsense\n", config=config)
     assert ok(result) == ""

@@ -4,6 +4,7 @@ what changed."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -275,3 +276,103 @@ async def test_an_edit_sees_what_another_process_appended(tmp_path: Any) -> None
         undone = await mine.undo()  # this process never saw "two": the edit reads it first
         assert texts(undone) == ["two", "two"]
         assert texts(await mine.history()) == ["one", "one"]
+
+
+# -- what a review found: other processes, cancellation, storage stages, bad input ----------
+
+
+async def test_an_edit_by_another_process_is_seen_by_the_next_turn_and_edit() -> None:
+    """Two managers on one store are two processes: an edit that keeps the count the same
+    still reaches the other, whose model hears it and whose own edit keeps it."""
+    seen = Sees()
+    config, plugin = plugin_for(sees=seen)
+    storage = MemoryStorage()
+    async with (
+        SessionManager(config, storage=storage, plugins=[plugin]) as here,
+        SessionManager(storage=storage) as there,
+    ):
+        mine = await here.create_session()
+        await mine.send("one")
+        await mine.send("two")
+        theirs = await there.get_session(mine.id)
+        await theirs.edit(1, "uno")  # four messages before and after
+        await mine.send("three")
+        assert seen.sent[-1][:2] == ["uno", "one"]
+        await mine.remove(4)  # planned on the history as stored, not as this process last saw it
+        assert texts(await theirs.history())[:2] == ["uno", "one"]
+
+
+class SlowToSayDone(MemoryStorage):
+    """A storage whose edit is stored at once, and answered only a while later: a
+    cancellation then arrives once the edit is in, as the contract allows."""
+
+    async def replace_messages(self, *args: Any, **kwargs: Any) -> Any:
+        revision = await super().replace_messages(*args, **kwargs)
+        await asyncio.sleep(0.05)
+        return revision
+
+
+async def test_an_edit_cancelled_after_it_was_stored_counts_and_is_told() -> None:
+    recorder = EventRecorder()
+    async with SessionManager(storage=SlowToSayDone(), plugins=[recorder]) as tl:
+        session = await tl.create_session()
+        await session.send("one")
+        editing = asyncio.create_task(session.edit(1, "uno"))
+        await asyncio.sleep(0.01)
+        editing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await editing
+        assert [name for name, _ in recorder.events].count("history_edited") == 1
+        await session.send("two")
+        sent = tl.provider("echo").requests[-1]  # type: ignore[attr-defined]
+        assert [m.text for m in sent.messages][:2] == ["uno", "one"]
+
+
+class Forgetful(Middleware):
+    """A storage stage written before histories could be edited: it passes on only the
+    methods it names."""
+
+    def wrap_storage(self, storage: Any, backend: str) -> Any:
+        class Watched:
+            def __getattr__(self, name: str) -> Any:
+                if name in ("replace_messages", "get_revisions"):
+                    raise AttributeError(name)
+                return getattr(storage, name)
+
+        return Watched()
+
+
+async def test_a_storage_stage_that_does_not_pass_edits_on_still_lets_them_through() -> None:
+    config, plugin = plugin_for(forgetful=Forgetful())
+    async with SessionManager(config, storage=MemoryStorage(), plugins=[plugin]) as tl:
+        session = await tl.create_session()
+        await session.send("one")
+        await session.undo()
+        assert [r.number for r in await session.revisions()] == [1]
+
+
+async def test_a_seq_that_is_no_number_and_an_edit_to_nothing_are_refused(manager: SessionManager) -> None:
+    session = await manager.create_session()
+    await session.send("one")
+    for seq in (True, "1", 1.0):
+        with pytest.raises(TypeError, match="seq must be a message's number, a whole number"):
+            await session.edit(seq, "x")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="seq must be"):
+            await session.remove(seq)  # type: ignore[arg-type]
+    with pytest.raises(HistoryError, match="an edit needs the new content"):
+        await session.edit(1, [])
+    assert texts(await session.history()) == ["one", "one"]
+
+
+async def test_a_regenerated_stream_broken_off_ends_its_turn_at_once() -> None:
+    echo = EchoProvider()
+    async with SessionManager(storage=MemoryStorage(), providers={"echo": echo}) as tl:
+        session = await tl.create_session()
+        await session.send("a long enough question")
+        echo.script([Reply("a reply that arrives in many small pieces")])
+        events = session.regenerate_stream()
+        await anext(events)
+        await events.aclose()
+        assert not session._live.lock.locked()
+        reply = (await session.history())[-1]
+        assert reply.status is MessageStatus.INCOMPLETE and reply.error == "cancelled"

@@ -27,7 +27,7 @@ import click
 
 from threadline.cli import format_message, provider_model
 from threadline.config import user_data_dir
-from threadline.errors import RateLimited, SessionArchived, ThreadlineError
+from threadline.errors import HistoryError, RateLimited, SessionArchived, ThreadlineError
 from threadline.model import Event, SessionRecord, SessionStatus, TextDelta, ToolCallDelta
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ async def _converse(
         if text == "/retry" and conversation.current is not None:
             session = conversation.current
             again = functools.partial(session.regenerate_stream, provider=provider, model=model)
-            failed += not await _reply(again, terminal)
+            failed += not await _reply(again, terminal, command="/retry")
         elif text.startswith("/"):
             await _run_command(conversation, text)
         elif text:
@@ -195,7 +195,7 @@ async def _run_command(conversation: Conversation, command: str) -> None:
 async def _edit(session: Session, argument: str) -> None:
     """``/edit N TEXT``: message N says TEXT instead; ``/edit N``: show what it says now."""
     number, _, text = argument.strip().partition(" ")
-    if not number.isdigit():
+    if not (number.isascii() and number.isdigit()):
         click.echo("/edit N TEXT: N is the number /history shows before the message", err=True)
         return
     if not text.strip():
@@ -207,12 +207,16 @@ async def _edit(session: Session, argument: str) -> None:
     click.echo(f"message {edited.seq} now says: {_short(edited.text)}", err=True)
 
 
-async def _reply(events: Callable[[], AsyncGenerator[Event, None]], terminal: bool) -> bool:
+async def _reply(events: Callable[[], AsyncGenerator[Event, None]], terminal: bool, command: str | None = None) -> bool:
     """Print the reply ``events()`` streams; Ctrl-C stops it. An error is printed as one line
-    and the reply is False: the chat goes on."""
+    and the reply is False: the chat goes on. A ``command`` that cannot be done (``/retry``
+    with no message to answer) says why, and no reply failed."""
     try:
         await _interruptible(_print_reply(events(), terminal))
     except ThreadlineError as error:
+        if command is not None and isinstance(error, HistoryError):
+            click.echo(f"{command}: {_one_line(error)}", err=True)
+            return True
         click.echo(f"error: {_one_line(error)}", err=True)
         return False
     return True

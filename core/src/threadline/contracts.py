@@ -156,10 +156,12 @@ class Storage(Protocol):
 
         The replaced messages, as stored, become a :class:`~threadline.Revision` numbered one
         more than the session's last (1 for its first), which ``get_revisions`` returns; this
-        returns it. Then the session's ``message_count`` is ``after_seq + len(messages)`` and
-        ``updated_at`` now; ``usage`` stays as it was (it counts calls that were made) and
-        ``version`` too (the record's fields did not change). Deleting the session deletes its
-        revisions. ``get_messages`` after it returns the new history, whatever a cache held.
+        returns it. Then the session's ``message_count`` is ``after_seq + len(messages)``,
+        ``updated_at`` now and ``version`` one higher (so that a process holding the session
+        as it was learns of the edit, and an ``update_session`` from before it conflicts);
+        ``usage`` stays as it was (it counts calls that were made). Deleting the session
+        deletes its revisions. ``get_messages`` after it returns the new history, whatever a
+        cache held.
 
         Optional: a storage without it cannot edit histories (``Session.undo``, ``edit``,
         ``remove``, ``clear``, ``regenerate`` then raise ``ConfigError``)."""
@@ -182,10 +184,12 @@ class Storage(Protocol):
     async def import_records(self, records: AsyncIterable[Record]) -> int:
         """Store what ``export_records`` gave, all or nothing; return how many records it read.
         Each session reads back as it was exported (``version`` and ``updated_at`` included)
-        with its messages and revisions. A session whose id exists in its tenant is a
-        ``StorageConflict``; a message or revision that does not follow its session, a
-        message whose ``seq`` does not run 1, 2, 3, ..., or a revision whose ``number``
-        does not, a ``DataFormatError``: either way nothing is imported.
+        with its messages and revisions; its ``usage`` is its messages' summed, or, when it
+        brings revisions (edits dropped replies whose tokens were spent), as exported. A
+        session whose id exists in its tenant is a ``StorageConflict``; a message or
+        revision that does not follow its session, a message whose ``seq`` does not run 1,
+        2, 3, ..., or a revision whose ``number`` does not, a ``DataFormatError``: either way
+        nothing is imported.
         :func:`~threadline.plugin.check_revision_follows` checks a revision's place."""
 
 

@@ -9,6 +9,8 @@ a turn in progress, as turns do for each other, in this process and in others.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from threadline.session import Session
 
 _CONFLICT_RETRIES = 5
+log = logging.getLogger("threadline.session")
 
 Plan = Callable[[list[Message]], Awaitable[tuple[int, list[Message]]]]
 """Given the history as stored now: keep the messages up to which ``seq``, and what follows them."""
@@ -32,6 +35,7 @@ Plan = Callable[[list[Message]], Awaitable[tuple[int, list[Message]]]]
 async def edit_history(session: Session, plan: Plan) -> Revision:
     """Apply ``plan`` to the history, in the session's turn (after any turn in progress)."""
     async with session._live.lock, turn_lease(session):
+        await session.refresh()  # another process may have appended, edited or archived
         session._refuse_if_archived()
         return await replace_after(session, plan)
 
@@ -39,26 +43,50 @@ async def edit_history(session: Session, plan: Plan) -> Revision:
 async def replace_after(session: Session, plan: Plan) -> Revision:
     """Store what ``plan`` makes of the history as it is now: planned again on the history as
     stored when another process changed it first. The caller holds the session's turn."""
-    session._manager._optional_method("replace_messages", "cannot edit a history: it has no replace_messages")
-    live, tenant = session._live, session.record.tenant
+    replace = session._manager._storage_method("replace_messages", "cannot edit a history: it has no replace_messages")
     for _ in range(_CONFLICT_RETRIES):
         history = await session._current_history()
         after_seq, messages = await plan(history)
         try:
-            revision = await session._storage.replace_messages(
-                tenant, session.id, after_seq, messages, count=len(history)
+            revision: Revision = await replace(
+                session.record.tenant, session.id, after_seq, messages, count=len(history)
             )
         except StorageConflict:
             await session.refresh()
             continue
-        live.store(await session._storage.get_session(tenant, session.id))
-        live.history = [*history[:after_seq], *messages]
-        manager = session._manager
-        await manager.plugin_manager.notify(
-            "threadline_history_edited", session=live.record, revision=revision, added=tuple(messages), manager=manager
-        )
+        except asyncio.CancelledError:  # the storage has finished with it by now: stored or not?
+            await asyncio.shield(_settle(session, history, after_seq, messages))
+            raise
+        await _edited(session, revision, history[:after_seq], messages)
         return revision
     raise StorageConflict(f"session {session.id!r} kept changing; gave up editing it after {_CONFLICT_RETRIES} tries")
+
+
+async def _edited(session: Session, revision: Revision, kept: list[Message], added: list[Message]) -> None:
+    """The session as the edit left it, and the hook told."""
+    live, manager = session._live, session._manager
+    live.store(await session._storage.get_session(session.record.tenant, session.id))
+    live.history = [*kept, *added]
+    await manager.plugin_manager.notify(
+        "threadline_history_edited", session=live.record, revision=revision, added=tuple(added), manager=manager
+    )
+
+
+async def _settle(session: Session, history: list[Message], after_seq: int, added: list[Message]) -> None:
+    """After an edit was cancelled: if it was stored (the session's last revision is it),
+    as :func:`_edited`; if not, the session read again. What goes wrong here is logged: the
+    caller raises the cancellation."""
+    try:
+        revisions = await session.revisions()
+        last = revisions[-1] if revisions else None
+        replaced = [m.id for m in history[after_seq:]]
+        if last and (last.after_seq, last.added, [m.id for m in last.replaced]) == (after_seq, len(added), replaced):
+            await _edited(session, last, history[:after_seq], added)
+        else:
+            await session.refresh()
+    except Exception:
+        session._live.history = None  # read again next time
+        log.exception("session %s: could not learn what a cancelled edit stored", session.id)
 
 
 async def undo_plan(history: list[Message]) -> tuple[int, list[Message]]:
@@ -76,7 +104,10 @@ def last_user(history: list[Message]) -> Message:
 
 def edit_plan(session: Session, seq: int, content: str | Part | Sequence[Part]) -> Plan:
     """Message ``seq`` with new parts (a new id, the same role), the rest as it was."""
+    _check_seq(seq)
     parts = as_parts(content)
+    if not parts:
+        raise HistoryError("an edit needs the new content: a string, or one or more parts")
 
     async def plan(history: list[Message]) -> tuple[int, list[Message]]:
         old = _editable(history, seq, "edit")
@@ -88,6 +119,7 @@ def edit_plan(session: Session, seq: int, content: str | Part | Sequence[Part]) 
 
 def remove_plan(seq: int) -> Plan:
     """Message ``seq`` gone, the ones after it one place earlier."""
+    _check_seq(seq)
 
     async def plan(history: list[Message]) -> tuple[int, list[Message]]:
         _editable(history, seq, "remove")
@@ -98,6 +130,11 @@ def remove_plan(seq: int) -> Plan:
 
 async def clear_plan(history: list[Message]) -> tuple[int, list[Message]]:
     return 0, []
+
+
+def _check_seq(seq: object) -> None:
+    if type(seq) is not int:
+        raise TypeError(f"seq must be a message's number, a whole number (int); got {seq!r}")
 
 
 def _editable(history: list[Message], seq: int, verb: str) -> Message:

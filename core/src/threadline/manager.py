@@ -505,6 +505,11 @@ class SessionManager:
         given_back: int = await vacuum()
         return given_back
 
+    def _storage_method(self, name: str, without: str) -> Any:
+        """The optional method ``name`` of the storage as staged, or of the backend when a
+        storage stage does not pass it on; a ``ConfigError`` as :meth:`_optional_method`."""
+        return getattr(self.storage, name, self._optional_method(name, without))
+
     def _optional_method(self, name: str, without: str) -> Any:
         """The storage backend's optional method ``name`` (its own: a storage stage need not
         pass it on), or a ``ConfigError``: "the <backend> storage <without>"."""

@@ -45,8 +45,8 @@ class SessionBundle:
     def as_imported(cls, session: SessionRecord, messages: list[Message], revisions: list[Revision]) -> SessionBundle:
         """The bundle as any storage's import stores it: the session's count and usage those
         of its messages, summed in order (an append may have summed a batch's costs first,
-        which floating point rounds otherwise)."""
-        usage = sum((m.usage for m in messages if m.usage is not None), Usage())
+        which floating point rounds otherwise); with revisions, its usage as it was."""
+        usage = session.usage if revisions else sum((m.usage for m in messages if m.usage is not None), Usage())
         return cls.of(attrs.evolve(session, message_count=len(messages), usage=usage), messages, revisions)
 
     @property

@@ -76,7 +76,9 @@ class _Live:
         self.stored, self.appended, self.appended_usage, self._record = record, 0, Usage(), None
 
     def refresh(self, record: SessionRecord) -> None:
-        if record.message_count != self.message_count:
+        """``record`` is what the storage holds now; the history is read again when another
+        writer appended to it or edited it (an edit raises the version)."""
+        if record.message_count != self.message_count or record.version != self.stored.version:
             self.history = None
         self.store(record)
 
@@ -263,8 +265,9 @@ class Session:
 
     async def revisions(self) -> list[Revision]:
         """Every edit of the history, oldest first, each with the messages it replaced."""
-        self._manager._optional_method("get_revisions", "keeps no revisions: it has no get_revisions")
-        return await self._storage.get_revisions(self.record.tenant, self.id)
+        get_revisions = self._manager._storage_method("get_revisions", "keeps no revisions: it has no get_revisions")
+        revisions: list[Revision] = await get_revisions(self.record.tenant, self.id)
+        return revisions
 
     async def _current_history(self) -> list[Message]:
         """The history as stored, read again only when this process has not seen all of it."""
@@ -385,8 +388,9 @@ class Session:
         """:meth:`regenerate`, with the reply yielded as it arrives, as :meth:`stream` does."""
         call_options = CallOptions(temperature, max_tokens, tuple(stop), options or {})
         turn = await self._plan_again(provider, model, call_options, streaming=True)
-        async for event in self._manager._chain.run_turn(turn, self._run_turn):
-            yield event
+        async with aclosing(self._manager._chain.run_turn(turn, self._run_turn)) as events:
+            async for event in events:  # closed at once when the caller breaks off, as stream()'s
+                yield event
 
     async def _plan_again(
         self, provider: str | None, model: str | None, options: CallOptions, *, streaming: bool

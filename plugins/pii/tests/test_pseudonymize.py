@@ -118,6 +118,24 @@ async def test_an_edit_is_pseudonymized_and_its_revision_exports_without_the_map
     assert ANN in raw.getvalue() and BO in raw.getvalue()
 
 
+async def test_tokens_are_read_again_after_another_process_edits_the_history(tmp_path: Path) -> None:
+    """Another process undoes the turn that brought <EMAIL_1> and gives that token to another
+    address: this process must not go on with its own, older, map."""
+    database = tmp_path / "t.db"
+    async with (
+        threadline.SessionManager(config(database)) as here,
+        threadline.SessionManager(config(database)) as there,
+    ):
+        mine = await here.create_session(provider="echo")
+        await mine.send(f"write to {ANN}")
+        theirs = await there.get_session(mine.id)
+        await theirs.undo()
+        await theirs.send(f"write to {BO}")  # as many messages as before: <EMAIL_1> is BO now
+        reply = await mine.send(f"and {BO} again")
+        assert reply.text == "and <EMAIL_1> again"
+        assert [m.text for m in await reveal(mine)][-1] == f"and {BO} again"
+
+
 async def test_with_scope_provider_the_storage_keeps_values_and_the_provider_gets_tokens(tmp_path: Path) -> None:
     async with threadline.SessionManager(config(tmp_path / "t.db", scope=["provider"])) as manager:
         session = await manager.create_session(provider="echo", system_prompt=f"Escalate to {PHONE}")

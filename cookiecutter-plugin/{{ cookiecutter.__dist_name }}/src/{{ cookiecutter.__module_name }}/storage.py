@@ -258,8 +258,9 @@ class {{ cls }}Storage:
           in the same transaction as the write, with the count as stored.
         - The replaced messages, exactly as stored, become a ``Revision`` numbered one more
           than the session's last; return it.
-        - Then ``message_count`` is ``after_seq + len(messages)`` and ``updated_at`` now;
-          ``usage`` and ``version`` stay. A cache of histories must not serve the old ones.
+        - Then ``message_count`` is ``after_seq + len(messages)``, ``updated_at`` now and
+          ``version`` one higher; ``usage`` stays. A cache of histories must not serve the
+          old ones.
         - An unknown session: ``SessionNotFound``.
         """
         session = self._get(tenant, session_id)
@@ -270,7 +271,7 @@ class {{ cls }}Storage:
         kept.append(revision)
         stored[after_seq:] = messages
         self._sessions[tenant, session_id] = attrs.evolve(
-            session, message_count=len(stored), updated_at=max(utcnow(), session.updated_at)
+            session, message_count=len(stored), updated_at=max(utcnow(), session.updated_at), version=session.version + 1
         )
         return revision
 
@@ -319,7 +320,8 @@ class {{ cls }}Storage:
         - A message that does not follow its session, or whose seq does not run 1, 2, 3, ...,
           and a revision that does not follow its session's messages or is not numbered 1,
           2, 3, ... (``check_revision_follows``): ``DataFormatError``, and nothing is imported.
-        - ``message_count`` and ``usage`` are counted from the messages imported.
+        - ``message_count`` and ``usage`` are counted from the messages imported; a session
+          that brings revisions keeps its ``usage`` as exported.
         """
         sessions: dict[Key, SessionRecord] = {}
         messages: dict[Key, list[Message]] = {}
@@ -347,7 +349,8 @@ class {{ cls }}Storage:
         if clash:  # created while the records were read
             raise StorageConflict(f"session {clash[1]!r} was created while importing; nothing was imported")
         for key, session in sessions.items():
-            usage = sum((m.usage for m in messages[key] if m.usage is not None), Usage())
+            spent = sum((m.usage for m in messages[key] if m.usage is not None), Usage())
+            usage = session.usage if revisions[key] else spent  # edits dropped replies whose tokens were spent
             self._sessions[key] = attrs.evolve(session, message_count=len(messages[key]), usage=usage)
             self._messages[key] = messages[key]
             self._revisions[key] = revisions[key]

@@ -147,7 +147,9 @@ class MemoryStorage:
         revision = Revision(session_id, len(kept) + 1, after_seq, tuple(stored[after_seq:]), len(messages))
         kept.append(revision)
         stored[after_seq:] = messages
-        self._sessions[key] = attrs.evolve(session, message_count=len(stored), updated_at=utcnow())
+        self._sessions[key] = attrs.evolve(
+            session, message_count=len(stored), updated_at=utcnow(), version=session.version + 1
+        )
         return revision
 
     async def get_revisions(self, tenant: str, session_id: str) -> list[Revision]:
@@ -205,7 +207,7 @@ class MemoryStorage:
         if clash := next((key for key in sessions if key in self._sessions), None):
             raise StorageConflict(f"session {clash[1]!r} was created while importing; nothing was imported")
         for key, record in sessions.items():
-            usage = sum((m.usage for m in messages[key] if m.usage), Usage())
+            usage = record.usage if revisions[key] else sum((m.usage for m in messages[key] if m.usage), Usage())
             self._sessions[key] = attrs.evolve(record, message_count=len(messages[key]), usage=usage)
             self._messages[key] = messages[key]
             self._revisions[key] = revisions[key]

@@ -355,7 +355,7 @@ class StorageContract:
         after = await storage.get_session(tenant, sid)
         assert after.message_count == 4
         assert after.usage == before.usage  # the replaced reply's tokens were spent all the same
-        assert after.version == before.version
+        assert after.version == before.version + 1  # a holder of the session as it was can tell
         assert after.updated_at > before.updated_at
         assert await storage.get_revisions(tenant, sid) == [revision]
 
@@ -560,13 +560,17 @@ class StorageContract:
     async def test_revisions_come_after_their_sessions_messages_and_import_whole(self, storage: Storage) -> None:
         session = await storage.create_session(make_session())
         tenant, sid = session.tenant, session.id
-        await storage.append_messages(tenant, sid, make_messages(session, ["q1", "a1", "q2", "a2"]))
+        first_turn, second_turn = make_messages(session, ["q1", "a1"]), make_messages(session, ["q2", "a2"], start=3)
+        second_turn[1] = attrs.evolve(second_turn[1], usage=Usage(7, 9))
+        await storage.append_messages(tenant, sid, [*first_turn, *second_turn])
         await storage.set_message_status(tenant, sid, 4, "incomplete", "cut")
         await storage.replace_messages(tenant, sid, 2, make_messages(session, ["q2, again"], start=3), count=4)
         await storage.replace_messages(tenant, sid, 0, make_messages(session, ["new start"]), count=3)
         other = await storage.create_session(make_session())
         await storage.append_messages(tenant, other.id, make_messages(other, ["x"]))
         revisions = await storage.get_revisions(tenant, sid)
+        before = await storage.get_session(tenant, sid)
+        assert before.usage == Usage(7, 9)  # the replaced reply's tokens were spent all the same
         records = await collect(storage.export_records(tenant))
         mine = [r for r in records if getattr(r, "session_id", getattr(r, "id", None)) == sid]
         assert [type(r).__name__ for r in mine] == ["SessionRecord", "Message", "Revision", "Revision"]
@@ -576,6 +580,7 @@ class StorageContract:
         await storage.delete_session(tenant, sid)
         await storage.delete_session(tenant, other.id)
         assert await storage.import_records(replay(records)) == len(records)
+        assert await storage.get_session(tenant, sid) == before  # its usage too, not its messages' sum
         assert await storage.get_revisions(tenant, sid) == revisions
         assert await storage.get_revisions(tenant, other.id) == []
         assert [m.text for m in await storage.get_messages(tenant, sid)] == ["new start"]

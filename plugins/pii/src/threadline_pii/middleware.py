@@ -157,14 +157,17 @@ class PIIMiddleware(Middleware):
     async def pseudonyms(self, session: SessionRecord) -> Pseudonyms:
         """The tokens of the session's stored messages, read from the storage as far as this
         middleware has not read them yet (a turn holds the session's lease: no other turn
-        stores messages meanwhile)."""
+        stores messages meanwhile), or all again when the session's version moved: an edit
+        of the history, here or in another process, may have replaced what was read."""
         if self.storage is None:
             raise PluginError(
                 'threadline-pii: action = "pseudonymize" reads a session\'s tokens from its storage, '
                 "which a SessionManager gives the middleware when it opens; use it through one"
             )
         key = (session.tenant, session.id)
-        known = self.sessions.pop(key, None) or Pseudonyms()
+        known = self.sessions.pop(key, None)
+        if known is None or known.version != session.version:
+            known = Pseudonyms(version=session.version)
         for stored in await self.storage.get_messages(session.tenant, session.id, after_seq=known.seen):
             known.learn(stored)
         self.sessions[key] = known

@@ -29,6 +29,8 @@ class Pseudonyms:
     counts: dict[str, int] = Factory(dict)
     #: the ``seq`` of the last message read
     seen: int = 0
+    #: the session's version when they were read: an edit of its history raises it
+    version: int = 0
     #: each value's token, the first it was given (whatever kind it was found as)
     by_value: dict[str, str] = Factory(dict)
     #: the pattern of the known values, and how many it was made of

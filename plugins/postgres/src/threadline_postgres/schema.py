@@ -142,14 +142,16 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
                     'message_count', NEW.message_count, 'status', NEW.status);
             ELSIF TG_OP = 'DELETE' THEN
                 event := json_build_object('kind', 'deleted', 'tenant', OLD.tenant, 'session_id', OLD.id);
-            ELSIF NEW.message_count <> OLD.message_count AND NEW.messages_rev = OLD.messages_rev THEN
+            ELSIF NEW.messages_rev <> OLD.messages_rev THEN
+                RETURN NULL;  -- a message's status or an edit: their own rows' events say it
+            ELSIF NEW.message_count <> OLD.message_count THEN
                 event := json_build_object('kind', 'appended', 'tenant', NEW.tenant, 'session_id', NEW.id,
                     'message_count', NEW.message_count);
             ELSIF NEW.version <> OLD.version THEN
                 event := json_build_object('kind', 'updated', 'tenant', NEW.tenant, 'session_id', NEW.id,
                     'status', NEW.status);
             ELSE
-                RETURN NULL;  -- a revision moved with a message's status or an edit: their own events say it
+                RETURN NULL;
             END IF;
             IF octet_length(event) < 8000 THEN
                 PERFORM pg_notify(TG_ARGV[0], event);

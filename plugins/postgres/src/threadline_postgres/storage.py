@@ -572,7 +572,8 @@ class _Importer:
     def _close_session(self) -> None:
         session, messages = self.current, self.messages
         if session is not None:
-            counted = attrs.evolve(session, message_count=len(messages), usage=_usage_sum(messages))
+            usage = session.usage if self.revisions else _usage_sum(messages)  # edits dropped spent replies
+            counted = attrs.evolve(session, message_count=len(messages), usage=usage)
             self.session_rows.append(_session_row(counted))
         self.current, self.messages, self.revisions = None, [], 0
 
@@ -651,7 +652,7 @@ class _Statements:
         self.delete_messages_after = f"DELETE FROM {s}.messages WHERE tenant = $1 AND session_id = $2 AND seq > $3"
         self.replaced = (
             f"UPDATE {s}.sessions SET message_count = $3, updated_at = greatest($4, updated_at), "
-            "messages_rev = messages_rev + 1 WHERE tenant = $1 AND id = $2"
+            "messages_rev = messages_rev + 1, version = version + 1 WHERE tenant = $1 AND id = $2"
         )
         self.insert_revision = (
             f"INSERT INTO {s}.revisions SELECT $1, $2, coalesce(max(number), 0) + 1, $3, $4, $5, $6 "

@@ -711,7 +711,7 @@ class RedisStorage:
     async def _import_one(
         self, session: SessionRecord, messages: list[Message], revisions: list[Revision], stored: list[SessionRecord]
     ) -> None:
-        usage = sum((m.usage for m in messages if m.usage), Usage())
+        usage = session.usage if revisions else sum((m.usage for m in messages if m.usage), Usage())
         whole = attrs.evolve(session, message_count=len(messages), usage=usage)
         put = asyncio.ensure_future(self._put(whole, messages, revisions))
         try:

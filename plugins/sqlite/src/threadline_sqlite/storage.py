@@ -561,7 +561,8 @@ class SQLiteStorage:
     ) -> Revision:
         """In one transaction: the replaced rows become a revision and go, the new ones are
         inserted (the append trigger checks and counts them), the token totals are put back
-        as they were, and ``messages_rev`` moves, so that every process's cache reads again."""
+        as they were, and ``messages_rev`` and ``version`` move, so that every process's
+        cache reads again."""
         packed, pack = packed_id(session_id), self._codec.pack
 
         async def replace(db: aiosqlite.Connection) -> Revision:
@@ -590,7 +591,7 @@ class SQLiteStorage:
             )
             await db.execute("DELETE FROM messages WHERE key > ? AND key < ?", span)
             await db.execute(
-                f"UPDATE sessions SET message_count = ?, messages_rev = messages_rev + 1, "
+                f"UPDATE sessions SET message_count = ?, messages_rev = messages_rev + 1, version = version + 1, "
                 f"updated_us = max(updated_us + 1, {NOW_US}) WHERE sid = ?",
                 (after_seq, sid),
             )
@@ -806,7 +807,15 @@ class _Importer:
 
     async def _revision(self, revision: Revision) -> None:
         check_revision_follows(revision, self.current, self.revisions)
+        assert self.current is not None  # else the check raised
         self.revisions += 1
+        if self.revisions == 1:  # its usage as exported: edits dropped replies whose tokens were spent
+            await self._flush()  # the append trigger sums the messages' first
+            usage = self.current.usage
+            await self.db.execute(
+                "UPDATE sessions SET input_tokens = ?, output_tokens = ?, cached_tokens = ?, cost = ? WHERE sid = ?",
+                (usage.input_tokens, usage.output_tokens, usage.cached_tokens, usage.cost, self.current_sid),
+            )
         await self.db.execute(
             "INSERT INTO revisions VALUES (?, ?, ?, ?, ?, ?)",
             (self.current_sid, revision.number, revision.after_seq, revision.added, to_us(revision.created_at),

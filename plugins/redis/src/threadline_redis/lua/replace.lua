@@ -4,7 +4,7 @@
 -- messages. Returns {-1} if there is no such session, {-2, count} if its count is not the
 -- one read, else {the revision's number, the revision as kept}.
 local base, id, ttl = ARGV[1], ARGV[2], take_ttl()
-local session = redis.call('HMGET', KEYS[1], 'n', 'u', 'uid', 'st', 'e')
+local session = redis.call('HMGET', KEYS[1], 'n', 'u', 'uid', 'st', 'e', 'v')
 if not session[1] then return {-1} end
 local count = stored(session[1], 'n')
 if tonumber(ARGV[3]) ~= count then return {-2, count} end
@@ -24,7 +24,8 @@ redis.call('RPUSH', base .. 'e:' .. id, kept)
 if after == 0 then redis.call('DEL', list) else redis.call('LTRIM', list, 0, after - 1) end
 push(list, ARGV, 5)
 local updated_us = math.max(now, stored(session[2], 'u'))
-redis.call('HSET', KEYS[1], 'n', int(after + added), 'u', int(updated_us), 'e', int(number), 'rv', revision(base))
+redis.call('HSET', KEYS[1], 'n', int(after + added), 'u', int(updated_us), 'e', int(number), 'rv', revision(base),
+  'v', int(stored(session[6], 'v') + 1))
 index(base, id, session[3], session[4], updated_us)
 touch(base, id, ttl, session[3], session[4])
 publish(base, 'replaced', id, {message_count = after + added, revision = number})
