@@ -10,6 +10,7 @@ new. threadline-sqlite and threadline-redis both read through it."""
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 from attrs import define, field
 
@@ -60,6 +61,14 @@ class HistoryCache:
         while self._size > self.capacity:
             _, evicted = self._entries.popitem(last=False)
             self._size -= len(evicted.messages)
+
+    def extend(self, key: Key, messages: Sequence[Message]) -> None:
+        """``messages`` were just appended: add them when the cached history ends right before
+        them (an append does not move the revision). Otherwise the next read sees the count."""
+        entry = self._entries.get(key)
+        if entry is None or not messages or len(entry.messages) != messages[0].seq - 1:
+            return
+        self.put(key, entry.revision, [*entry.messages, *messages])
 
     def drop(self, key: Key) -> None:
         entry = self._entries.pop(key, None)

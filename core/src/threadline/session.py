@@ -270,10 +270,13 @@ class Session:
         return revisions
 
     async def _current_history(self) -> list[Message]:
-        """The history as stored, read again only when this process has not seen all of it."""
+        """The history as stored now: read from the storage (whose own cache, where it keeps
+        one, knows whether another process appended or edited since), unless the session
+        is known to be empty, as one made here is until its first turn."""
         live = self._live
-        if live.history is None or len(live.history) != live.message_count:
-            live.history = await self._storage.get_messages(live.stored.tenant, self.id)
+        if live.history == [] and live.message_count == 0:
+            return live.history
+        live.history = await self._storage.get_messages(live.stored.tenant, self.id)
         return live.history
 
     def _refuse_if_archived(self) -> None:

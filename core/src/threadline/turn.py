@@ -78,8 +78,7 @@ async def run_turn(session: Session, turn: Turn) -> AsyncGenerator[Event, None]:
     manager = session._manager
     message = None if turn.again else _user_message(session, turn)  # refused here: nothing stored
     async with session._live.lock, turn_lease(session):
-        await session.refresh()  # another process may have appended, edited or archived
-        session._refuse_if_archived()
+        session._refuse_if_archived()  # archived while this turn waited for the one before
         user = await _answer_again(session) if message is None else await _store_user(session, message)
         partial = StreamAssembler()
         usage: Usage | None = None

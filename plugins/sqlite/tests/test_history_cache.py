@@ -104,7 +104,11 @@ async def test_last_0_is_no_messages_whether_or_not_the_history_is_cached(db_pat
         await storage.close()
 
 
-async def test_an_unchanged_history_is_read_from_the_database_once(storage: SQLiteStorage) -> None:
+async def test_a_history_is_read_from_the_database_only_as_far_as_another_process_wrote_it(
+    storage: SQLiteStorage, db_path: Path
+) -> None:
+    """What this storage made and appended it holds already; what another process appended
+    is read from where the held history ends."""
     await started(storage, ["a", "b"])
     statements: list[str] = []
     for reader in storage._readers:
@@ -116,10 +120,15 @@ async def test_an_unchanged_history_is_read_from_the_database_once(storage: SQLi
         return read
 
     assert await texts(storage) == ["a", "b"]
-    assert len(await message_reads()) == 1
-    assert await texts(storage) == ["a", "b"]
-    assert await message_reads() == []  # the session's row said nothing changed
-    await storage.append_messages("default", "s1", [Message("s1", 3, Role.USER, (Text("c"),))])
+    assert await message_reads() == []  # the session's row said nothing changed since its own writes
+    other = SQLiteStorage(SQLiteConfig(path=db_path, history_cache=0))
+    await other.open()
+    try:
+        await other.append_messages("default", "s1", [Message("s1", 3, Role.USER, (Text("c"),))])
+    finally:
+        await other.close()
     assert await texts(storage) == ["a", "b", "c"]
     (only_the_new,) = await message_reads()
     assert "key > base + 2" in only_the_new
+    assert await texts(storage) == ["a", "b", "c"]
+    assert await message_reads() == []

@@ -164,11 +164,14 @@ async def test_every_listing_seeks_an_index_in_order(storage: SQLiteStorage, que
 async def test_history_reads_seek_a_range_of_the_table_in_order(
     db_path: Path, cache: int, read: dict[str, int]
 ) -> None:
+    writer = SQLiteStorage(SQLiteConfig(path=db_path))  # another process: what it wrote is not held here
+    await writer.open()
+    session = await writer.create_session(SessionRecord())
+    await writer.append_messages("default", session.id, [Message(session.id, 1, Role.USER, (Text("q"),))])
+    await writer.close()
     storage = SQLiteStorage(SQLiteConfig(path=db_path, history_cache=cache))
     await storage.open()
     try:
-        session = await storage.create_session(SessionRecord())
-        await storage.append_messages("default", session.id, [Message(session.id, 1, Role.USER, (Text("q"),))])
         plans = explain_reads(storage)
         await storage.get_messages("default", session.id, **read)
     finally:
@@ -451,7 +454,7 @@ async def test_a_damaged_database_is_a_clear_error_that_changes_nothing(db_path:
 
 
 async def test_another_sqlite_error_names_the_database_and_says_what_sqlite_said(db_path: Path) -> None:
-    storage = SQLiteStorage(SQLiteConfig(path=db_path))
+    storage = SQLiteStorage(SQLiteConfig(path=db_path, history_cache=0))  # every read goes to the file
     await storage.open()
     try:
         session = await storage.create_session(SessionRecord())

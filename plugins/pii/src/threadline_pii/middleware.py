@@ -165,9 +165,10 @@ class PIIMiddleware(Middleware):
                 "which a SessionManager gives the middleware when it opens; use it through one"
             )
         key = (session.tenant, session.id)
+        version = (await self.storage.get_session(session.tenant, session.id)).version  # another process's too
         known = self.sessions.pop(key, None)
-        if known is None or known.version != session.version:
-            known = Pseudonyms(version=session.version)
+        if known is None or known.version != version:
+            known = Pseudonyms(version=version)
         for stored in await self.storage.get_messages(session.tenant, session.id, after_seq=known.seen):
             known.learn(stored)
         self.sessions[key] = known

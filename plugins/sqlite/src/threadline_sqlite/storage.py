@@ -370,15 +370,19 @@ class SQLiteStorage:
     async def create_session(self, session: SessionRecord) -> SessionRecord:
         stored = attrs.evolve(session, message_count=0, usage=Usage(), version=1)
 
-        async def insert(db: aiosqlite.Connection) -> SessionRecord:
+        async def insert(db: aiosqlite.Connection) -> int:
             try:
-                await db.execute(_INSERT_SESSION, _session_row(stored))
+                ((revision,),) = await db.execute_fetchall(
+                    f"{_INSERT_SESSION} RETURNING messages_rev", _session_row(stored)
+                )
             except sqlite3.IntegrityError:
                 raise StorageConflict(f"session {session.id!r} exists already in tenant {session.tenant!r}") from None
-            return stored
+            return int(revision)
 
-        result: SessionRecord = await self._write.write(insert)
-        return result
+        revision: int = await self._write.write(insert)
+        if self._cache is not None:  # a new session's history is known: its first read reads nothing
+            self._cache.put((session.tenant, session.id), revision, [])
+        return stored
 
     async def get_session(self, tenant: str, session_id: str) -> SessionRecord:
         rows = await self._read(
@@ -469,6 +473,8 @@ class SQLiteStorage:
             await _require_session(self._reader(), tenant, session_id)
             return
         await self._write.batch(_Append(tenant, session_id, messages))
+        if self._cache is not None:
+            self._cache.extend((tenant, session_id), messages)
 
     def _batched_statements(self, writes: Sequence[_Append | _EndTurn]) -> list[tuple[str, Sequence[Any]]]:
         """The statements of appends and turn ends queued together: one INSERT for every
