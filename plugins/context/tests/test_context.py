@@ -1,0 +1,148 @@
+"""The context middleware through a real SessionManager, the memory storage and the offline
+echo provider, which keeps every request it was sent: what a call sends fits, what is
+stored stays whole."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import threadline
+from threadline import Config, ContextTooLong, MessageStatus, Role, SessionManager, ToolCall, ToolResult
+from threadline.builtins.echo import EchoProvider, Reply, ScriptedToolCall
+from threadline.builtins.memory import MemoryStorage
+from threadline_context import ContextConfig
+from threadline_context.middleware import turns
+from threadline_context.tokens import estimate, message_tokens
+
+
+def manager(echo: EchoProvider | None = None, **context: Any) -> SessionManager:
+    config = Config.from_dict({"middleware": {"chain": ["context"], "context": context}})
+    return SessionManager(config, storage=MemoryStorage(), providers={"echo": echo or EchoProvider()}, tools=[clock])
+
+
+@threadline.tool
+def clock() -> str:
+    """The time."""
+    return "noon"
+
+
+def sent(echo: EchoProvider) -> list[Any]:
+    """The messages of the last request the provider was sent."""
+    return list(echo.requests[-1].messages)
+
+
+def tokens_of(messages: list[Any], system: str | None = None) -> int:
+    return sum(map(message_tokens, messages)) + estimate(system or "")
+
+
+def long_history(turns_count: int, words: int = 20) -> list[tuple[str, str]]:
+    text = " ".join(["word"] * words)
+    return [pair for n in range(turns_count) for pair in (("user", f"q{n} {text}"), ("assistant", f"a{n} {text}"))]
+
+
+async def test_a_long_session_is_sent_within_the_budget_and_stored_whole() -> None:
+    echo = EchoProvider()
+    async with manager(echo, max_tokens=2_000, keep_first=1) as tl:
+        session = await tl.create_session(system_prompt="Be brief.")
+        await session.add(long_history(5_000))  # 10,000 messages
+        await session.send("and now?")
+        request = sent(echo)
+        assert tokens_of(request, "Be brief.") <= 2_000
+        assert request[0].text.startswith("q0 ") and request[1].text.startswith("a0 ")  # keep_first
+        assert request[-1].text == "and now?"
+        assert [m.role for m in request[2:-1]] == [Role.USER, Role.ASSISTANT] * ((len(request) - 3) // 2)
+        assert request[-2].text.startswith("a4999 ")  # the newest turns, up to the last
+        assert len(await session.history()) == 10_002
+
+
+async def test_a_session_that_fits_is_sent_whole() -> None:
+    echo = EchoProvider()
+    async with manager(echo, max_tokens=100_000) as tl:
+        session = await tl.create_session()
+        await session.add(long_history(10))
+        await session.send("hi")
+        assert len(sent(echo)) == 21
+
+
+async def test_a_tool_call_is_never_sent_without_its_result() -> None:
+    echo = EchoProvider()
+    async with manager(echo, max_tokens=300) as tl:
+        session = await tl.create_session(tools=["clock"])
+        for n in range(30):
+            echo.script([Reply(tool_calls=(ScriptedToolCall("clock"),)), Reply(f"it is noon, {n}")])
+            await session.send(f"time {n}? " + "please " * 10)
+        request = sent(echo)
+        assert tokens_of(request) <= 300 and len(request) < len(await session.history())
+        assert request[0].role is Role.USER
+        calls = [part.id for m in request for part in m.parts if isinstance(part, ToolCall)]
+        results = [part.call_id for m in request for part in m.parts if isinstance(part, ToolResult)]
+        assert calls == results and calls
+
+
+async def test_the_budget_is_a_share_of_a_known_window_less_the_reply() -> None:
+    echo = EchoProvider()
+    async with manager(echo, windows={"echo-*": 4_000}, window_fraction=0.5) as tl:
+        session = await tl.create_session(model="echo-big")
+        await session.add(long_history(500))
+        await session.send("hi", max_tokens=500)
+        assert 1_000 < tokens_of(sent(echo)) <= 4_000 * 0.5 - 500
+
+
+async def test_a_model_with_no_window_known_is_sent_whole() -> None:
+    echo = EchoProvider()
+    async with manager(echo) as tl:
+        session = await tl.create_session(model="made-up-model")
+        await session.add(long_history(500))
+        await session.send("hi")
+        assert len(sent(echo)) == 1_001
+
+
+async def test_streamed_calls_are_trimmed_too() -> None:
+    echo = EchoProvider()
+    async with manager(echo, max_tokens=500) as tl:
+        session = await tl.create_session()
+        await session.add(long_history(100))
+        events = [event async for event in session.stream("streamed")]
+        assert events[-1].message.text == "streamed"
+        assert tokens_of(sent(echo)) <= 500
+
+
+async def test_a_turn_that_alone_does_not_fit_fails_before_the_provider() -> None:
+    echo = EchoProvider()
+    async with manager(echo, max_tokens=50) as tl:
+        session = await tl.create_session()
+        with pytest.raises(ContextTooLong, match=r"the turn being answered alone is over the 50 tokens"):
+            await session.send("word " * 100)
+        assert echo.requests == []
+        (stored,) = await session.history()
+        assert stored.status is MessageStatus.FAILED
+
+
+def test_turns_begin_at_each_user_message() -> None:
+    session = threadline.SessionRecord()
+    roles = [Role.SYSTEM, Role.USER, Role.ASSISTANT, Role.TOOL, Role.ASSISTANT, Role.USER, Role.ASSISTANT]
+    messages = [threadline.Message(session.id, n, role, (threadline.Text("x"),)) for n, role in enumerate(roles, 1)]
+    assert [[m.seq for m in turn] for turn in turns(messages)] == [[1], [2, 3, 4, 5], [6, 7]]
+
+
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        ({"window_fraction": 0}, "window_fraction"),
+        ({"window_fraction": 1.5}, "window_fraction"),
+        ({"keep_last": 0}, "keep_last"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"strategy": "forget"}, "strategy"),
+        ({"windows": {"gpt-x": 0}}, "windows"),
+    ],
+)
+def test_bad_settings_name_the_key(settings: dict[str, Any], says: str) -> None:
+    with pytest.raises(threadline.ConfigError, match=says):
+        SessionManager(Config.from_dict({"middleware": {"chain": ["context"], "context": settings}}))
+
+
+def test_the_defaults_trim_three_quarters_of_a_known_window() -> None:
+    config = ContextConfig()
+    assert (config.strategy, config.max_tokens, config.window_fraction, config.keep_last) == ("trim", None, 0.75, 1)
