@@ -376,3 +376,15 @@ async def test_a_regenerated_stream_broken_off_ends_its_turn_at_once() -> None:
         assert not session._live.lock.locked()
         reply = (await session.history())[-1]
         assert reply.status is MessageStatus.INCOMPLETE and reply.error == "cancelled"
+
+
+async def test_a_clear_and_a_regenerate_see_what_another_process_wrote_to_an_empty_session() -> None:
+    storage = MemoryStorage()
+    async with SessionManager(storage=storage) as here, SessionManager(storage=storage) as there:
+        mine = await here.create_session()  # empty, as this process knows it
+        await (await there.get_session(mine.id)).send("from there")
+        assert texts(await mine.clear()) == ["from there", "from there"]
+        await (await there.get_session(mine.id)).send("again")
+        assert (await mine.regenerate()).text == "again"
+        assert await mine.clear() != [] and await mine.clear() == []  # the second finds nothing: no revision
+        assert [r.number for r in await mine.revisions()] == [1, 2, 3]

@@ -29,10 +29,11 @@ _CONFLICT_RETRIES = 5
 log = logging.getLogger("threadline.session")
 
 Plan = Callable[[list[Message]], Awaitable[tuple[int, list[Message]]]]
-"""Given the history as stored now: keep the messages up to which ``seq``, and what follows them."""
+"""Given the history as stored now: keep the messages up to which ``seq``, and what follows
+them. Keeping them all, with nothing after, changes nothing: no write, no revision."""
 
 
-async def edit_history(session: Session, plan: Plan) -> Revision:
+async def edit_history(session: Session, plan: Plan) -> Revision | None:
     """Apply ``plan`` to the history, in the session's turn (after any turn in progress)."""
     async with session._live.lock, turn_lease(session):
         await session.refresh()  # another process may have appended, edited or archived
@@ -40,13 +41,15 @@ async def edit_history(session: Session, plan: Plan) -> Revision:
         return await replace_after(session, plan)
 
 
-async def replace_after(session: Session, plan: Plan) -> Revision:
+async def replace_after(session: Session, plan: Plan) -> Revision | None:
     """Store what ``plan`` makes of the history as it is now: planned again on the history as
     stored when another process changed it first. The caller holds the session's turn."""
     replace = session._manager._storage_method("replace_messages", "cannot edit a history: it has no replace_messages")
     for _ in range(_CONFLICT_RETRIES):
         history = await session._current_history()
         after_seq, messages = await plan(history)
+        if after_seq == len(history) and not messages:
+            return None
         try:
             revision: Revision = await replace(
                 session.record.tenant, session.id, after_seq, messages, count=len(history)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from attrs import define, field
 
-from threadline.plugin import Message
+from threadline.plugin import Message, Text
 
 Key = tuple[str, str]
 
@@ -57,20 +57,36 @@ class HistoryCache:
         if len(messages) > self.capacity:
             return
         self._entries[key] = _Entry(revision, messages)
-        self._size += len(messages)
+        self._size += _weight(messages)
         while self._size > self.capacity:
             _, evicted = self._entries.popitem(last=False)
-            self._size -= len(evicted.messages)
+            self._size -= _weight(evicted.messages)
 
     def extend(self, key: Key, messages: Sequence[Message]) -> None:
         """``messages`` were just appended: add them when the cached history ends right before
-        them (an append does not move the revision). Otherwise the next read sees the count."""
+        them (an append does not move the revision). Otherwise the next read sees the count.
+        Only messages that read back from storage as they were given are added: one plain
+        text, no metadata (whose nested values a store turns into its own JSON's)."""
         entry = self._entries.get(key)
         if entry is None or not messages or len(entry.messages) != messages[0].seq - 1:
+            return
+        if not all(_reads_back_as_given(m) for m in messages):
+            self.drop(key)
             return
         self.put(key, entry.revision, [*entry.messages, *messages])
 
     def drop(self, key: Key) -> None:
         entry = self._entries.pop(key, None)
         if entry is not None:
-            self._size -= len(entry.messages)
+            self._size -= _weight(entry.messages)
+
+
+def _weight(messages: list[Message]) -> int:
+    """What an entry counts against the capacity: its messages, and at least one (a cache
+    of empty histories is bounded too)."""
+    return max(len(messages), 1)
+
+
+def _reads_back_as_given(message: Message) -> bool:
+    parts = message.parts
+    return not message.metadata and len(parts) == 1 and type(parts[0]) is Text and not parts[0].provider_data

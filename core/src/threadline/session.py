@@ -236,7 +236,7 @@ class Session:
 
         :raises HistoryError: the session has no user message.
         """
-        return list((await edit_history(self, undo_plan)).replaced)
+        return list(_made(await edit_history(self, undo_plan)).replaced)
 
     async def edit(self, seq: int, content: str | Part | Sequence[Part]) -> Message:
         """Replace the content of message ``seq`` (of any role but a tool call's or result's);
@@ -254,14 +254,13 @@ class Session:
 
         :raises HistoryError: there is no message ``seq``, or it is part of a tool call.
         """
-        return (await edit_history(self, remove_plan(seq))).replaced[0]
+        return _made(await edit_history(self, remove_plan(seq))).replaced[0]
 
     async def clear(self) -> list[Message]:
         """Remove every message; they stay in :meth:`revisions`. Returns them (an empty
         history stays as it is: ``[]``, and no revision)."""
-        if not await self._current_history():
-            return []
-        return list((await edit_history(self, clear_plan)).replaced)
+        revision = await edit_history(self, clear_plan)
+        return list(revision.replaced) if revision is not None else []
 
     async def revisions(self) -> list[Revision]:
         """Every edit of the history, oldest first, each with the messages it replaced."""
@@ -270,12 +269,9 @@ class Session:
         return revisions
 
     async def _current_history(self) -> list[Message]:
-        """The history as stored now: read from the storage (whose own cache, where it keeps
-        one, knows whether another process appended or edited since), unless the session
-        is known to be empty, as one made here is until its first turn."""
+        """The history as stored now, read through the storage: its own cache, where it
+        keeps one, knows whether another process appended or edited since."""
         live = self._live
-        if live.history == [] and live.message_count == 0:
-            return live.history
         live.history = await self._storage.get_messages(live.stored.tenant, self.id)
         return live.history
 
@@ -463,3 +459,9 @@ class Session:
                 await manager.plugin_manager.notify(
                     "threadline_message_appended", session=self._live.record, message=message, manager=manager
                 )
+
+
+def _made(revision: Revision | None) -> Revision:
+    """The revision of an edit whose plan always changes the history (it raised otherwise)."""
+    assert revision is not None
+    return revision

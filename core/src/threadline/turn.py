@@ -137,10 +137,9 @@ def _user_message(session: Session, turn: Turn) -> Message:
 async def _answer_again(session: Session) -> Message:
     """The last user message, to be answered again (``Session.regenerate``): what followed it
     is replaced by nothing (and kept, as a revision), and a ``failed`` mark is taken off."""
-    history = await session._current_history()
-    if last_user(history).seq < len(history):
-        await replace_after(session, _answer_again_plan)
-    user = last_user(await session._current_history())
+    await session.refresh()  # another process may have written since the turn was planned
+    await replace_after(session, _answer_again_plan)  # nothing after it: nothing replaced
+    user = last_user(session._live.history or await session._current_history())
     if user.status is not MessageStatus.OK:
         await _mark(session, user.seq, MessageStatus.OK, None)
         user = attrs.evolve(user, status=MessageStatus.OK, error=None)

@@ -10,16 +10,20 @@ import pytest
 
 import threadline
 from threadline import Config, ContextTooLong, MessageStatus, Role, SessionManager, ToolCall, ToolResult
-from threadline.builtins.echo import EchoProvider, Reply, ScriptedToolCall
-from threadline.builtins.memory import MemoryStorage
+from threadline.testing import Reply, ScriptedToolCall
 from threadline_context import ContextConfig
 from threadline_context.middleware import turns
 from threadline_context.tokens import estimate, message_tokens
 
 
-def manager(echo: EchoProvider | None = None, **context: Any) -> SessionManager:
-    config = Config.from_dict({"middleware": {"chain": ["context"], "context": context}})
-    return SessionManager(config, storage=MemoryStorage(), providers={"echo": echo or EchoProvider()}, tools=[clock])
+def manager(**context: Any) -> SessionManager:
+    config = {"storage": {"backend": "memory"}, "middleware": {"chain": ["context"], "context": context}}
+    return SessionManager(Config.from_dict(config), tools=[clock])
+
+
+def echo_of(manager: SessionManager) -> Any:
+    """The echo provider, which keeps every request it was sent."""
+    return manager.provider("echo")
 
 
 @threadline.tool
@@ -28,7 +32,7 @@ def clock() -> str:
     return "noon"
 
 
-def sent(echo: EchoProvider) -> list[Any]:
+def sent(echo: Any) -> list[Any]:
     """The messages of the last request the provider was sent."""
     return list(echo.requests[-1].messages)
 
@@ -43,8 +47,8 @@ def long_history(turns_count: int, words: int = 20) -> list[tuple[str, str]]:
 
 
 async def test_a_long_session_is_sent_within_the_budget_and_stored_whole() -> None:
-    echo = EchoProvider()
-    async with manager(echo, max_tokens=2_000, keep_first=1) as tl:
+    async with manager(max_tokens=2_000, keep_first=1) as tl:
+        echo = echo_of(tl)
         session = await tl.create_session(system_prompt="Be brief.")
         await session.add(long_history(5_000))  # 10,000 messages
         await session.send("and now?")
@@ -58,8 +62,8 @@ async def test_a_long_session_is_sent_within_the_budget_and_stored_whole() -> No
 
 
 async def test_a_session_that_fits_is_sent_whole() -> None:
-    echo = EchoProvider()
-    async with manager(echo, max_tokens=100_000) as tl:
+    async with manager(max_tokens=100_000) as tl:
+        echo = echo_of(tl)
         session = await tl.create_session()
         await session.add(long_history(10))
         await session.send("hi")
@@ -67,8 +71,8 @@ async def test_a_session_that_fits_is_sent_whole() -> None:
 
 
 async def test_a_tool_call_is_never_sent_without_its_result() -> None:
-    echo = EchoProvider()
-    async with manager(echo, max_tokens=300) as tl:
+    async with manager(max_tokens=300) as tl:
+        echo = echo_of(tl)
         session = await tl.create_session(tools=["clock"])
         for n in range(30):
             echo.script([Reply(tool_calls=(ScriptedToolCall("clock"),)), Reply(f"it is noon, {n}")])
@@ -82,8 +86,8 @@ async def test_a_tool_call_is_never_sent_without_its_result() -> None:
 
 
 async def test_the_budget_is_a_share_of_a_known_window_less_the_reply() -> None:
-    echo = EchoProvider()
-    async with manager(echo, windows={"echo-*": 4_000}, window_fraction=0.5) as tl:
+    async with manager(windows={"echo-*": 4_000}, window_fraction=0.5) as tl:
+        echo = echo_of(tl)
         session = await tl.create_session(model="echo-big")
         await session.add(long_history(500))
         await session.send("hi", max_tokens=500)
@@ -91,8 +95,8 @@ async def test_the_budget_is_a_share_of_a_known_window_less_the_reply() -> None:
 
 
 async def test_a_model_with_no_window_known_is_sent_whole() -> None:
-    echo = EchoProvider()
-    async with manager(echo) as tl:
+    async with manager() as tl:
+        echo = echo_of(tl)
         session = await tl.create_session(model="made-up-model")
         await session.add(long_history(500))
         await session.send("hi")
@@ -100,8 +104,8 @@ async def test_a_model_with_no_window_known_is_sent_whole() -> None:
 
 
 async def test_streamed_calls_are_trimmed_too() -> None:
-    echo = EchoProvider()
-    async with manager(echo, max_tokens=500) as tl:
+    async with manager(max_tokens=500) as tl:
+        echo = echo_of(tl)
         session = await tl.create_session()
         await session.add(long_history(100))
         events = [event async for event in session.stream("streamed")]
@@ -110,8 +114,8 @@ async def test_streamed_calls_are_trimmed_too() -> None:
 
 
 async def test_a_turn_that_alone_does_not_fit_fails_before_the_provider() -> None:
-    echo = EchoProvider()
-    async with manager(echo, max_tokens=50) as tl:
+    async with manager(max_tokens=50) as tl:
+        echo = echo_of(tl)
         session = await tl.create_session()
         with pytest.raises(ContextTooLong, match=r"the turn being answered alone is over the 50 tokens"):
             await session.send("word " * 100)

@@ -132,3 +132,30 @@ async def test_a_history_is_read_from_the_database_only_as_far_as_another_proces
     assert "key > base + 2" in only_the_new
     assert await texts(storage) == ["a", "b", "c"]
     assert await message_reads() == []
+
+
+async def test_the_cache_of_empty_and_deleted_sessions_stays_within_its_capacity(db_path: Path) -> None:
+    storage = SQLiteStorage(SQLiteConfig(path=db_path, history_cache=10))
+    await storage.open()
+    try:
+        for _ in range(50):
+            session = await storage.create_session(SessionRecord())
+            if _ % 2:
+                await storage.delete_session("default", session.id)
+        assert storage._cache is not None and len(storage._cache._entries) <= 10
+    finally:
+        await storage.close()
+
+
+async def test_a_held_history_reads_back_as_the_database_gives_it(storage: SQLiteStorage, db_path: Path) -> None:
+    """A message whose metadata the database gives back in its own form is read again, not
+    kept as the caller gave it."""
+    session = await storage.create_session(SessionRecord(id="s1"))
+    given = Message("s1", 1, Role.USER, (Text("hi"),), metadata={"pair": (1, 2), "nested": {"x": 1}})
+    await storage.append_messages("default", "s1", [given])
+    other = SQLiteStorage(SQLiteConfig(path=db_path, history_cache=0))
+    await other.open()
+    try:
+        assert await storage.get_messages("default", session.id) == await other.get_messages("default", session.id)
+    finally:
+        await other.close()

@@ -165,10 +165,10 @@ class PIIMiddleware(Middleware):
                 "which a SessionManager gives the middleware when it opens; use it through one"
             )
         key = (session.tenant, session.id)
-        version = (await self.storage.get_session(session.tenant, session.id)).version  # another process's too
+        now = await self.storage.get_session(session.tenant, session.id)  # as another process left it too
         known = self.sessions.pop(key, None)
-        if known is None or known.version != version:
-            known = Pseudonyms(version=version)
+        if known is None or known.version != now.version or now.message_count < known.seen:
+            known = Pseudonyms(version=now.version)  # edited, or deleted and made again
         for stored in await self.storage.get_messages(session.tenant, session.id, after_seq=known.seen):
             known.learn(stored)
         self.sessions[key] = known

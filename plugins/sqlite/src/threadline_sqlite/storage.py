@@ -425,6 +425,8 @@ class SQLiteStorage:
                 raise SessionNotFound(session_id, tenant)
 
         await self._write.write(delete)
+        if self._cache is not None:
+            self._cache.drop((tenant, session_id))
 
     async def list_sessions(self, query: SessionQuery) -> SessionPage:
         where: list[str] = ["tenant = ?"]
