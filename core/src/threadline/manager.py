@@ -424,8 +424,7 @@ class SessionManager:
         key = (record.tenant, record.id)
         live = self._live.get(key)
         if live is None:
-            # a session stored with no messages has the history it was read with: none to read
-            live = self._live[key] = _Live(record, history=[] if record.message_count == 0 else None)
+            live = self._live[key] = _Live(record)
         elif not live.lock.locked():
             live.refresh(record)
         return Session(self, live)
