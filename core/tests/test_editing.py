@@ -50,6 +50,12 @@ class Shouts(Middleware):
         return attrs.evolve(message, parts=tuple(Text(p.text.upper()) for p in message.parts if isinstance(p, Text)))
 
 
+@threadline.tool
+def clock() -> str:
+    """The time."""
+    return "noon"
+
+
 def plugin_for(**layers: Middleware) -> tuple[Config, object]:
     class Plugin:
         @hookimpl
@@ -127,11 +133,6 @@ async def test_regenerate_answers_a_failed_turn_and_clears_its_mark() -> None:
 async def test_regenerate_drops_a_tool_exchange_with_the_reply() -> None:
     echo = EchoProvider()
 
-    @threadline.tool
-    def clock() -> str:
-        """The time."""
-        return "noon"
-
     async with SessionManager(storage=MemoryStorage(), providers={"echo": echo}, tools=[clock]) as tl:
         session = await tl.create_session(tools=["clock"])
         echo.script([Reply(tool_calls=(ScriptedToolCall("clock"),)), Reply("it is noon"), Reply("noon, again")])
@@ -186,11 +187,6 @@ async def test_remove_moves_later_messages_up(manager: SessionManager) -> None:
 @pytest.mark.parametrize("verb", ["edit", "remove"])
 async def test_a_tool_call_cannot_be_parted_from_its_result(verb: str) -> None:
     echo = EchoProvider()
-
-    @threadline.tool
-    def clock() -> str:
-        """The time."""
-        return "noon"
 
     async with SessionManager(storage=MemoryStorage(), providers={"echo": echo}, tools=[clock]) as tl:
         session = await tl.create_session(tools=["clock"])

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from threadline.session import Session
 
-_CONFLICT_RETRIES = 5
+CONFLICT_RETRIES = 5  # tries at a write that another writer may get to first
 log = logging.getLogger("threadline.session")
 
 Plan = Callable[[list[Message]], Awaitable[tuple[int, list[Message]]]]
@@ -45,7 +45,7 @@ async def replace_after(session: Session, plan: Plan) -> Revision | None:
     """Store what ``plan`` makes of the history as it is now: planned again on the history as
     stored when another process changed it first. The caller holds the session's turn."""
     replace = session._manager._storage_method("replace_messages", "cannot edit a history: it has no replace_messages")
-    for _ in range(_CONFLICT_RETRIES):
+    for _ in range(CONFLICT_RETRIES):
         history = await session._current_history()
         after_seq, messages = await plan(history)
         if after_seq == len(history) and not messages:
@@ -62,7 +62,7 @@ async def replace_after(session: Session, plan: Plan) -> Revision | None:
             raise
         await _edited(session, revision, history[:after_seq], messages)
         return revision
-    raise StorageConflict(f"session {session.id!r} kept changing; gave up editing it after {_CONFLICT_RETRIES} tries")
+    raise StorageConflict(f"session {session.id!r} kept changing; gave up editing it after {CONFLICT_RETRIES} tries")
 
 
 async def _edited(session: Session, revision: Revision, kept: list[Message], added: list[Message]) -> None:

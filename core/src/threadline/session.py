@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from threadline.editing import clear_plan, edit_history, edit_plan, last_user, remove_plan, undo_plan
+from threadline.editing import CONFLICT_RETRIES, clear_plan, edit_history, edit_plan, last_user, remove_plan, undo_plan
 from threadline.errors import PluginError, SessionArchived, StorageConflict
 from threadline.model import (
     CallOptions,
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 _UPDATABLE = frozenset(
     {"title", "system_prompt", "provider", "model", "tools", "user_id", "metadata", "provider_state"}
 )
-_CONFLICT_RETRIES = 5
 log = logging.getLogger("threadline.session")
 
 
@@ -154,14 +153,14 @@ class Session:
 
     async def _write(self, changes: Mapping[str, Any]) -> SessionRecord:
         """Store ``changes`` on the newest record, re-reading it when another writer got there first."""
-        for _ in range(_CONFLICT_RETRIES):
+        for _ in range(CONFLICT_RETRIES):
             try:
                 staged = await self._manager._chain.session_stage(attrs.evolve(self.record, **changes))
                 self._live.store(await self._storage.update_session(staged))
                 return self.record
             except StorageConflict:
                 await self.refresh()
-        raise StorageConflict(f"session {self.id!r} kept changing; gave up after {_CONFLICT_RETRIES} tries")
+        raise StorageConflict(f"session {self.id!r} kept changing; gave up after {CONFLICT_RETRIES} tries")
 
     async def archive(self) -> None:
         """Mark the session archived (it stays readable and listable by status)."""
@@ -415,7 +414,7 @@ class Session:
         """Store ``messages`` after the session's last, renumbering and retrying when another
         writer got there first."""
         live = self._live
-        for _ in range(_CONFLICT_RETRIES):
+        for _ in range(CONFLICT_RETRIES):
             start = live.message_count + 1
             numbered = [m if m.seq == start + i else attrs.evolve(m, seq=start + i) for i, m in enumerate(messages)]
             try:
@@ -428,7 +427,7 @@ class Session:
             else:
                 live.count(numbered)
                 return numbered
-        raise StorageConflict(f"session {self.id!r} kept moving on; gave up after {_CONFLICT_RETRIES} tries")
+        raise StorageConflict(f"session {self.id!r} kept moving on; gave up after {CONFLICT_RETRIES} tries")
 
     async def _settle(self, numbered: list[Message]) -> None:
         """After an append was cancelled (the storage has finished with it by then, committed
