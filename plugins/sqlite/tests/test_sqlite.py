@@ -611,3 +611,27 @@ async def test_a_damaged_row_is_a_clear_error_and_the_rest_still_reads(
         assert len(await storage.get_messages("default", good.id)) == 2
     finally:
         await storage.close()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [b"\xff\xfe not UTF-8", b'[{"v": 1, "seq": "one"}]', b'{"not": "a list"}'],
+    ids=["bytes", "a field of another type", "no list"],
+)
+async def test_a_damaged_revision_is_a_clear_error_and_the_history_still_reads(db_path: Path, damage: bytes) -> None:
+    storage = SQLiteStorage(SQLiteConfig(path=db_path, history_cache=0))
+    await storage.open()
+    try:
+        session = await storage.create_session(SessionRecord(id="s1"))
+        await storage.append_messages("default", "s1", [Message("s1", 1, Role.USER, (Text("q"),))])
+        await storage.replace_messages("default", "s1", 0, [Message("s1", 1, Role.USER, (Text("q2"),))], count=1)
+        with sqlite3.connect(db_path) as db:
+            db.execute("UPDATE revisions SET replaced = ?", (damage,))
+        with pytest.raises(DataFormatError, match="revision 1 of session 's1' is damaged in the database"):
+            await storage.get_revisions("default", session.id)
+        assert [m.text for m in await storage.get_messages("default", "s1")] == ["q2"]
+        with pytest.raises(DataFormatError, match="revision 1 of session 's1' is damaged"):
+            async for _ in storage.export_records("default"):
+                pass
+    finally:
+        await storage.close()
