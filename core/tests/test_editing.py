@@ -384,3 +384,84 @@ async def test_a_clear_and_a_regenerate_see_what_another_process_wrote_to_an_emp
         assert (await mine.regenerate()).text == "again"
         assert await mine.clear() != [] and await mine.clear() == []  # the second finds nothing: no revision
         assert [r.number for r in await mine.revisions()] == [1, 2, 3]
+
+
+# -- a middleware changing the history during its turn -----------------------------------
+
+
+class Condenses(Middleware):
+    """On a call of a session with more than two messages before the one being answered,
+    stores one note in place of all of them, then asks the provider (which may fail); keeps
+    what ``call.capabilities()`` and ``call.count_tokens()`` said."""
+
+    def __init__(self) -> None:
+        self.stored: list[Message] = []
+        self.asked: list[tuple[int | None, int | None]] = []
+
+    async def complete(self, call: Call, next: CompleteNext) -> Response:
+        self.asked.append((call.capabilities().max_context, await call.count_tokens()))
+        older = call.request.messages[:-1]
+        if len(older) > 2 and call.turn is not None:
+            note = Message("", 0, Role.SYSTEM, (Text(f"{len(older)} messages before"),))
+            self.stored = await call.turn.replace_history(older[0], older[-1], [note])
+            call = attrs.evolve(
+                call, request=attrs.evolve(call.request, messages=(*self.stored, call.request.messages[-1]))
+            )
+        return await next(call)
+
+
+async def condensing() -> tuple[SessionManager, Condenses, EventRecorder]:
+    condenses, recorder = Condenses(), EventRecorder()
+    config, plugin = plugin_for(condenses=condenses, shouts=Shouts())
+    config = attrs.evolve(config, providers={"echo": {"context_windows": {"echo-*": 4_000}}})
+    return SessionManager(config, storage=MemoryStorage(), plugins=[plugin, recorder]), condenses, recorder
+
+
+async def test_a_middleware_stores_messages_in_place_of_older_ones_during_its_turn() -> None:
+    manager, condenses, recorder = await condensing()
+    async with manager as tl:
+        session = await tl.create_session()
+        await session.add([("user", "one"), ("assistant", "1"), ("user", "two"), ("assistant", "2")])
+        reply = await session.send("three")
+        assert texts(await session.history()) == ["4 MESSAGES BEFORE", "THREE", "THREE"]
+        assert [m.seq for m in await session.history()] == [1, 2, 3] and reply.seq == 3
+        assert texts(condenses.stored) == ["4 MESSAGES BEFORE"]  # as the message stage left it, and stored
+        (revision,) = await session.revisions()
+        assert (revision.after_seq, texts(list(revision.replaced))) == (0, ["ONE", "1", "TWO", "2", "THREE"])
+        edited = [arguments["revision"] for name, arguments in recorder.events if name == "history_edited"]
+        assert edited == [revision]
+        assert condenses.asked[0] == (4_000, 5)  # the echo model's window; echo counts a word a token
+
+
+async def test_a_turn_that_fails_after_its_history_was_changed_marks_its_own_message() -> None:
+    manager, _, _ = await condensing()
+    async with manager as tl:
+        session = await tl.create_session()
+        await session.add([("user", "one"), ("assistant", "1"), ("user", "two"), ("assistant", "2")])
+        tl.provider("echo").script([Reply(error="unavailable")])
+        with pytest.raises(threadline.ProviderUnavailable):
+            await session.send("three")
+        stored = await session.history()
+        assert [(m.seq, m.text, m.status) for m in stored] == [
+            (1, "4 MESSAGES BEFORE", MessageStatus.OK),
+            (2, "THREE", MessageStatus.FAILED),
+        ]
+
+
+async def test_a_turns_history_is_changed_only_while_it_runs(manager: SessionManager) -> None:
+    kept: list[Any] = []
+
+    class Keeps(Middleware):
+        async def complete(self, call: Call, next: CompleteNext) -> Response:
+            kept.append(call)
+            return await next(call)
+
+    config, plugin = plugin_for(keeps=Keeps())
+    async with SessionManager(config, storage=MemoryStorage(), plugins=[plugin]) as tl:
+        session = await tl.create_session()
+        await session.send("one")
+        (call,) = kept
+        first = (await session.history())[0]
+        with pytest.raises(HistoryError, match="only while it runs"):
+            await call.turn.replace_history(first, first, [])
+        assert texts(await session.history()) == ["one", "one"]

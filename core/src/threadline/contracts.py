@@ -34,7 +34,11 @@ log = logging.getLogger("threadline.storage")
 
 @runtime_checkable
 class Provider(Protocol):
-    """A model API. Map SDK exceptions onto ``threadline.errors.ProviderError`` subclasses."""
+    """A model API. Map SDK exceptions onto ``threadline.errors.ProviderError`` subclasses.
+
+    Optional: ``async count_tokens(request) -> int``, the input tokens ``request`` would
+    take, counted by the API itself; middleware reaches it as ``Call.count_tokens``.
+    """
 
     def capabilities(self, model: str | None) -> Capabilities:
         """What ``model`` (``None``: the default model) supports."""

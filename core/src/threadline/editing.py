@@ -131,6 +131,34 @@ def remove_plan(seq: int) -> Plan:
     return plan
 
 
+def range_plan(session: Session, first: Message, last: Message, messages: Sequence[Message]) -> Plan:
+    """The stored messages ``first`` to ``last`` replaced by ``messages`` (staged), the ones
+    after renumbered to follow them."""
+    new = list(messages)
+
+    async def plan(history: list[Message]) -> tuple[int, list[Message]]:
+        start, end = _stored_seq(history, first), _stored_seq(history, last)
+        if end < start:
+            raise HistoryError(f"message {first.seq} comes after message {last.seq}: give the range first to last")
+        staged = [
+            await session._staged(attrs.evolve(m, session_id=session.id, seq=start + i)) for i, m in enumerate(new)
+        ]
+        after = start + len(staged)
+        return start - 1, [*staged, *(attrs.evolve(m, seq=after + i) for i, m in enumerate(history[end:]))]
+
+    return plan
+
+
+def _stored_seq(history: list[Message], message: Message) -> int:
+    """The ``seq`` ``message`` (by id) has in ``history`` now."""
+    if 1 <= message.seq <= len(history) and history[message.seq - 1].id == message.id:
+        return message.seq
+    for stored in history:
+        if stored.id == message.id:
+            return stored.seq
+    raise HistoryError(f"message {message.id!r} (seq {message.seq}) is not in the session's history any more")
+
+
 async def clear_plan(history: list[Message]) -> tuple[int, list[Message]]:
     return 0, []
 

@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import define, field, frozen
 
-from threadline.errors import PluginError
+from threadline.errors import HistoryError, PluginError
 from threadline.model import (
     CallOptions,
+    Capabilities,
     Event,
     Message,
     Part,
@@ -40,7 +41,8 @@ from threadline.model import (
 )
 
 if TYPE_CHECKING:
-    from threadline.contracts import Storage
+    from threadline.contracts import Provider, Storage
+    from threadline.session import Session
 
 CompleteNext = Callable[["Call"], Awaitable[Response]]
 """What ``Middleware.complete`` is given as ``next``: the rest of the chain, then the provider."""
@@ -70,6 +72,34 @@ class Turn:
     again: bool = False
     """The turn answers the last user message again (``Session.regenerate``): ``content`` is
     that message's, and no new one is stored."""
+    _handle: Session | None = field(default=None, alias="handle", repr=False)
+
+    async def replace_history(self, first: Message, last: Message, messages: Sequence[Message]) -> list[Message]:
+        """While the turn runs (from a middleware's :meth:`~Middleware.complete` or
+        :meth:`~Middleware.stream`, or a tool), store ``messages`` in place of the stored
+        messages from ``first`` to ``last`` (as the history holds them, by id; those between
+        go too), and the ones after renumbered to follow: one atomic
+        ``Storage.replace_messages``. As with any edit, what is replaced is kept
+        (``Session.revisions``) and ``threadline_history_edited`` is told. ``messages`` pass
+        the message stage; their ``session_id`` and ``seq`` are set here. Returns them as
+        stored. The next call of the turn reads the history as it is now; a summary of older
+        turns (``threadline-context``) is stored this way.
+        """
+        from threadline.editing import range_plan, replace_after
+
+        session = self._running()
+        revision = await replace_after(session, range_plan(session, first, last, messages))
+        start = first.seq - 1 if revision is None else revision.after_seq
+        return list((session._live.history or [])[start : start + len(messages)])
+
+    def _running(self) -> Session:
+        session = self._handle
+        if session is None or session._live.turn_id != self.id:
+            raise HistoryError(
+                "a turn changes its history only while it runs: from a middleware's complete or "
+                "stream, or a tool, of this turn"
+            )
+        return session
 
 
 @define
@@ -82,6 +112,27 @@ class Call:
     provider: str
     request: Request
     turn: Turn | None = None
+
+    def capabilities(self) -> Capabilities:
+        """What the call's provider says the request's model can do; ``max_context`` is the
+        model's context window in tokens, where the provider knows it."""
+        return self._provider().capabilities(self.request.model)
+
+    async def count_tokens(self) -> int | None:
+        """The input tokens the request would take, counted by the call's provider through
+        its own API (Anthropic's and Gemini's ``count_tokens``); ``None`` when the provider
+        has no way to count (``count_tokens``, optional for providers)."""
+        count = getattr(self._provider(), "count_tokens", None)
+        if count is None:
+            return None
+        tokens: int = await count(self.request)
+        return tokens
+
+    def _provider(self) -> Provider:
+        session = self.turn._handle if self.turn is not None else None
+        if session is None:
+            raise PluginError("this call is not part of a session's turn: its provider is not known here")
+        return session._manager.provider(self.provider)
 
 
 class Middleware:

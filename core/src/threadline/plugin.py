@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from threadline.hookspecs import hookimpl
     from threadline.middleware import Call, CompleteNext, Middleware, StreamNext, ToolNext, Turn, TurnNext
     from threadline.model import (
+        CallOptions,
         Capabilities,
         DeletedCounts,
         Done,
@@ -96,6 +97,7 @@ if TYPE_CHECKING:
         ProviderConfig,
         StreamReader,
         check_attachments,
+        context_window,
         data_url,
         error_for_status,
         error_object,
@@ -127,14 +129,14 @@ _MODULES = {
     "threadline.hookspecs": "hookimpl",
     "threadline.middleware": "Call CompleteNext Middleware StreamNext ToolNext Turn TurnNext",
     "threadline.model": (
-        "Capabilities DeletedCounts Done Event File FrozenDict Image Message MessageStatus "
+        "CallOptions Capabilities DeletedCounts Done Event File FrozenDict Image Message MessageStatus "
         "Part Request Response Revision Role SessionPage SessionQuery SessionRecord SessionStatus Text "
         "TextDelta ToolCall ToolCallDelta ToolResult ToolSpec Usage dump dump_parts dump_record dumps "
         "load load_parts load_record message_extra new_id unchecked_constructor utcnow"
     ),
     "threadline.plugins": "critical",
     "threadline.providers": (
-        "PDF ProviderConfig StreamReader check_attachments data_url error_for_status "
+        "PDF ProviderConfig StreamReader check_attachments context_window data_url error_for_status "
         "error_object read_stream retry_after send_body translating transport_error"
     ),
     "threadline.registry": "NoConfig Register RegisterSettings RegisterTool",
@@ -163,8 +165,8 @@ __all__ = [  # noqa: RUF022 -- grouped by what a plugin does, sorted within a gr
     # contracts a plugin implements
     "Call", "CompleteNext", "Middleware", "Provider", "Storage", "StreamNext", "ToolNext", "Turn", "TurnNext",
     # providers: shared config keys, errors, streams, attachments
-    "PDF", "ProviderConfig", "StreamReader", "check_attachments", "data_url", "error_for_status",
-    "error_object", "read_stream", "retry_after", "send_body", "translating", "transport_error",
+    "PDF", "ProviderConfig", "StreamReader", "check_attachments", "context_window", "data_url",
+    "error_for_status", "error_object", "read_stream", "retry_after", "send_body", "translating", "transport_error",
     # storage: cursors, JSON of parts and records, fast rebuild of stored rows
     "FrozenDict", "dump", "dump_parts", "dump_record", "dumps", "listed_sessions", "load", "load_parts", "load_record",
     "make_cursor",
@@ -180,9 +182,9 @@ __all__ = [  # noqa: RUF022 -- grouped by what a plugin does, sorted within a gr
     # config classes
     "finite",
     # the data model
-    "Capabilities", "DeletedCounts", "Done", "Event", "File", "Image", "Message", "MessageStatus", "Part",
-    "Request", "Response", "Revision", "Role", "SessionPage", "SessionQuery", "SessionRecord", "SessionStatus", "Text",
-    "TextDelta", "ToolCall", "ToolCallDelta", "ToolResult", "ToolSpec", "Usage",
+    "CallOptions", "Capabilities", "DeletedCounts", "Done", "Event", "File", "Image", "Message", "MessageStatus",
+    "Part", "Request", "Response", "Revision", "Role", "SessionPage", "SessionQuery", "SessionRecord", "SessionStatus",
+    "Text", "TextDelta", "ToolCall", "ToolCallDelta", "ToolResult", "ToolSpec", "Usage",
     # tools and commands
     "Tool", "tool", "with_manager",
     # errors

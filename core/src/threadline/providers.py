@@ -11,6 +11,7 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
@@ -35,6 +36,7 @@ __all__ = [
     "ProviderConfig",
     "StreamReader",
     "check_attachments",
+    "context_window",
     "data_url",
     "error_for_status",
     "error_object",
@@ -49,6 +51,16 @@ PDF: Final = "application/pdf"
 """The media type of a PDF ``File``."""
 
 
+def windows_validator(_instance: object, _attribute: object, windows: Mapping[str, int]) -> None:
+    """A ``context_windows`` table: each a model name (or pattern) and 1 or more tokens."""
+    for pattern, tokens in windows.items():
+        if not pattern or type(tokens) is not int or tokens < 1:
+            raise ValueError(
+                f"context_windows.{pattern!r} = {tokens!r}: name a model (a * matches any text) "
+                "and give its window in tokens, a whole number of 1 or more"
+            )
+
+
 @frozen(kw_only=True)
 class ProviderConfig:
     """The keys of every ``[providers.<name>]`` table.
@@ -59,6 +71,9 @@ class ProviderConfig:
     :ivar max_retries: how many times the SDK itself retries a failed call (connection
         errors, 408/409/429/5xx) with backoff before the error reaches threadline.
     :ivar default_model: the model when neither the call nor the session names one.
+    :ivar context_windows: context windows in tokens by model name, ``*`` matching any
+        text (``{"llama3.1*" = 131072}``), before the ones the plugin knows: what
+        ``Capabilities.max_context`` says for a model.
     """
 
     #: the environment variables the provider's SDK reads its API key from
@@ -72,6 +87,7 @@ class ProviderConfig:
     timeout: float = field(default=120.0, validator=[attrs.validators.gt(0), finite])
     max_retries: int = field(default=2, validator=attrs.validators.ge(0))
     default_model: str
+    context_windows: Mapping[str, int] = field(factory=dict, validator=windows_validator)
 
     def ready(self) -> bool:
         """Whether the provider can be used as it is: its key is set, here or in the
@@ -80,6 +96,17 @@ class ProviderConfig:
         provider ask it; a provider that signs in some other way overrides it."""
         keyless_server = self.base_url is not None and not self.key_even_with_base_url
         return bool(self.api_key or keyless_server or any(os.environ.get(name) for name in self.key_variables))
+
+
+def context_window(model: str, configured: Mapping[str, int], known: Mapping[str, int]) -> int | None:
+    """The context window of ``model`` in tokens: the first pattern of ``configured`` (a
+    provider's ``context_windows``), then of ``known`` (the plugin's table), that matches
+    it (``fnmatch``: ``*`` is any text); ``None`` when none does."""
+    for table in (configured, known):
+        for pattern, tokens in table.items():
+            if fnmatchcase(model, pattern):
+                return tokens
+    return None
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:

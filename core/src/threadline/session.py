@@ -51,6 +51,7 @@ class _Live:
     history: list[Message] | None = None
     appended: int = 0
     appended_usage: Usage = attrs.Factory(Usage)
+    turn_id: str | None = None  # the turn running in this process, while it runs
     _record: SessionRecord | None = None
 
     @property

@@ -63,7 +63,7 @@ def plan_turn(
         session._manager._check_provider(provider)
     chosen = provider or stored.provider
     model = model or (stored.model if chosen == stored.provider else None)
-    return Turn(stored, chosen, model, options, as_parts(content), streaming, again=again)
+    return Turn(stored, chosen, model, options, as_parts(content), streaming, again=again, handle=session)
 
 
 async def run_turn(session: Session, turn: Turn) -> AsyncGenerator[Event, None]:
@@ -82,6 +82,7 @@ async def run_turn(session: Session, turn: Turn) -> AsyncGenerator[Event, None]:
         user = await _answer_again(session) if message is None else await _store_user(session, message)
         partial = StreamAssembler()
         usage: Usage | None = None
+        session._live.turn_id = turn.id
         try:
             if message is not None:
                 await _title(session, user)
@@ -121,6 +122,8 @@ async def run_turn(session: Session, turn: Turn) -> AsyncGenerator[Event, None]:
         except BaseException as exc:
             await asyncio.shield(_fail(session, user, exc, partial))
             raise
+        finally:
+            session._live.turn_id = None
     yield final
 
 
@@ -168,12 +171,22 @@ async def _store_user(session: Session, message: Message) -> Message:
 async def _fail_if_stored(session: Session, message_id: str) -> None:
     """A user message stored as its turn was cancelled is marked failed: it got no reply."""
     try:
-        live = session._live
-        last = await session._storage.get_messages(live.stored.tenant, session.id, last=1)
-        if last and last[0].id == message_id:
-            await _mark(session, last[0].seq, MessageStatus.FAILED, "cancelled")
+        await _fail_if_last(session, message_id, "cancelled")
     except Exception:
         log.exception("session %s: could not mark a cancelled turn's message failed", session.id)
+
+
+async def _fail_if_last(session: Session, message_id: str, error: str) -> None:
+    """Mark the user message ``message_id`` failed if nothing came after it. Found by id: an
+    edit during the turn (a summary of older turns) may have renumbered it."""
+    live = session._live
+    history = live.history
+    if history is not None and len(history) == live.message_count:
+        last = history[-1:]
+    else:
+        last = await session._storage.get_messages(live.stored.tenant, session.id, last=1)
+    if last and last[0].id == message_id:
+        await _mark(session, last[0].seq, MessageStatus.FAILED, error)
 
 
 async def _title(session: Session, user: Message) -> None:
@@ -257,7 +270,6 @@ async def _fail(session: Session, user: Message, exc: BaseException, partial: St
 
 
 async def _record_failure(session: Session, user: Message, error: str, partial: StreamAssembler) -> None:
-    live = session._live
     if partial.started:
         message = Message(
             session.id,
@@ -268,8 +280,8 @@ async def _record_failure(session: Session, user: Message, error: str, partial: 
             error=error,
         )
         await session._append([await session._staged(message)])
-    elif live.message_count == user.seq:
-        await _mark(session, user.seq, MessageStatus.FAILED, error)
+    else:
+        await _fail_if_last(session, user.id, error)
 
 
 async def _mark(session: Session, seq: int, status: MessageStatus, error: str | None) -> None:

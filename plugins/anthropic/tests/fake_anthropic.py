@@ -1,8 +1,9 @@
 """An Anthropic Messages API on 127.0.0.1 for the tests: ``POST /v1/messages`` as JSON or
 as an SSE stream (message_start, content_block_start/delta/stop, ping, message_delta,
-message_stop), shaped like the API reference's own examples. It plays scripted ``Reply``s,
-splits streamed text and tool input into many small chunks, can think first (a thinking
-block with a signature), and records every request."""
+message_stop), shaped like the API reference's own examples, and
+``POST /v1/messages/count_tokens``. It plays scripted ``Reply``s, splits streamed text and
+tool input into many small chunks, can think first (a thinking block with a signature),
+and records every request."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from threadline.testing import Reply
 from threadline.testing.wire_server import HTTPReply, ReceivedRequest, ScriptedAPI, pieces, sse
 
 DEFAULT_TEXT = "Hello from the fake Anthropic API."
+COUNT_PATH = "/v1/messages/count_tokens"
+# the body keys that take input tokens, as count_tokens takes them
+PROMPT_KEYS = ("system", "messages", "tools", "tool_choice", "thinking")
 SIGNATURE = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"
 ERRORS: dict[str, tuple[int, str, str]] = {
     "auth": (401, "authentication_error", "invalid x-api-key"),
@@ -25,6 +29,13 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     "unavailable": (529, "overloaded_error", "Overloaded"),
     "bad_request": (400, "invalid_request_error", "temperature: range: 0..1"),
 }
+
+
+def input_tokens(body: dict[str, Any]) -> int:
+    """The fake's count of a request's input tokens, for a message's usage and for
+    count_tokens alike: a token for every 20 characters of the JSON of what takes tokens
+    (``PROMPT_KEYS``), plus 1. A count and the usage of the same request agree."""
+    return len(json.dumps({key: body[key] for key in PROMPT_KEYS if key in body})) // 20 + 1
 
 
 def error_body(kind: str, message: str) -> dict[str, Any]:
@@ -38,6 +49,12 @@ class FakeAnthropic(ScriptedAPI):
     default_reply: Reply = field(factory=lambda: Reply(text=DEFAULT_TEXT))
     thinking: str | None = None
     _ids: Iterator[int] = field(factory=itertools.count)
+
+    def respond(self, request: ReceivedRequest) -> HTTPReply:
+        """A count takes no scripted reply (those are the model's); a raw one comes first."""
+        if request.path == COUNT_PATH and not self.raw:
+            return HTTPReply.json({"input_tokens": input_tokens(request.json())})
+        return super().respond(request)
 
     def refuse(self, request: ReceivedRequest) -> HTTPReply | None:
         if request.path == "/v1/messages":
@@ -84,7 +101,7 @@ class MessageReply:
 
     def usage(self, output_tokens: int | None = None) -> dict[str, Any]:
         return {
-            "input_tokens": len(json.dumps(self.body)) // 20 + 1,
+            "input_tokens": input_tokens(self.body),
             "cache_creation_input_tokens": 0,
             "cache_read_input_tokens": 0,
             "output_tokens": output_tokens if output_tokens is not None else len(self.blocks) * 5 + 1,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import MakeProvider
-from fake_anthropic import SIGNATURE, FakeAnthropic, error_body
+from fake_anthropic import SIGNATURE, FakeAnthropic, error_body, input_tokens
 
 import threadline
 from threadline import (
@@ -256,6 +256,60 @@ async def test_cached_tokens_count_as_input(fake_api: FakeAnthropic, make_provid
     response = await make_provider().complete(request())
     assert (response.usage.input_tokens, response.usage.output_tokens, response.usage.cached_tokens) == (2150, 30, 2000)
     assert response.finish_reason == "length"
+
+
+# -- context windows and token counting ----------------------------------------------------------
+
+
+def test_capabilities_give_the_context_window_of_known_models(make_provider: MakeProvider) -> None:
+    provider = make_provider()
+    assert provider.capabilities(None).max_context == 1_000_000  # the default model, claude-sonnet-4-6
+    assert provider.capabilities("claude-opus-4-6").max_context == 1_000_000
+    assert provider.capabilities("claude-sonnet-4-5-20250929").max_context == 200_000
+    assert provider.capabilities("claude-3-5-haiku-latest").max_context == 200_000
+    assert provider.capabilities("house-model").max_context is None  # unknown: not guessed
+
+
+def test_configured_context_windows_come_before_the_known_ones(make_provider: MakeProvider) -> None:
+    provider = make_provider(context_windows={"claude-sonnet-4-6*": 200_000, "house-*": 32_000})
+    assert provider.capabilities("claude-sonnet-4-6").max_context == 200_000
+    assert provider.capabilities("house-model").max_context == 32_000
+    assert provider.capabilities("claude-opus-5").max_context == 1_000_000  # the rest as known
+
+
+async def test_count_tokens_sends_the_messages_body_without_the_reply_settings(
+    fake_api: FakeAnthropic, make_provider: MakeProvider
+) -> None:
+    provider = make_provider(thinking="enabled")
+    asked = request(temperature=0.2, stop=("END",), max_tokens=2000, extra={"top_k": 5})
+    await provider.complete(asked)
+    tokens = await provider.count_tokens(asked)
+    sent, counted = fake_api.requests
+    assert counted.method == "POST" and counted.path == "/v1/messages/count_tokens"
+    kept = ("model", "messages", "system", "tools", "thinking")  # no max_tokens, temperature, stop_sequences, top_k
+    assert counted.json() == {key: sent.json()[key] for key in kept}
+    assert tokens == input_tokens(counted.json())
+
+
+@pytest.mark.parametrize("prompt_caching", [False, True])
+async def test_count_tokens_equal_the_input_tokens_of_the_same_request(
+    make_provider: MakeProvider, prompt_caching: bool
+) -> None:
+    provider = make_provider(prompt_caching=prompt_caching)
+    response = await provider.complete(request())
+    assert await provider.count_tokens(request()) == response.usage.input_tokens
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "error"),
+    [(401, "authentication_error", threadline.AuthenticationError), (429, "rate_limit_error", threadline.RateLimited)],
+)
+async def test_a_failed_count_is_mapped(
+    fake_api: FakeAnthropic, make_provider: MakeProvider, status: int, kind: str, error: type[Exception]
+) -> None:
+    fake_api.answer_next(HTTPReply.json(error_body(kind, "refused"), status))
+    with pytest.raises(error, match="refused"):
+        await make_provider().count_tokens(request())
 
 
 # -- failures -------------------------------------------------------------------------------

@@ -6,18 +6,24 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import pytest
 
 import threadline
 from threadline import Config, ContextTooLong, MessageStatus, Role, SessionManager, ToolCall, ToolResult
 from threadline.testing import Reply, ScriptedToolCall
 from threadline_context import ContextConfig
-from threadline_context.middleware import turns
-from threadline_context.tokens import estimate, message_tokens
+from threadline_context.summary import SUMMARY_KEY
+from threadline_context.tokens import message_tokens
+from threadline_context.turns import turns
 
 
-def manager(**context: Any) -> SessionManager:
-    config = {"storage": {"backend": "memory"}, "middleware": {"chain": ["context"], "context": context}}
+def manager(echo: dict[str, Any] | None = None, **context: Any) -> SessionManager:
+    config = {
+        "storage": {"backend": "memory"},
+        "providers": {"echo": echo or {}},
+        "middleware": {"chain": ["context"], "context": context},
+    }
     return SessionManager(Config.from_dict(config), tools=[clock])
 
 
@@ -37,12 +43,14 @@ def sent(echo: Any) -> list[Any]:
     return list(echo.requests[-1].messages)
 
 
-def tokens_of(messages: list[Any], system: str | None = None) -> int:
-    return sum(map(message_tokens, messages)) + estimate(system or "")
+async def counted(echo: Any) -> int:
+    """The tokens of the last request, as the provider counts them (a word a token)."""
+    tokens: int = await echo.count_tokens(echo.requests[-1])
+    return tokens
 
 
-def long_history(turns_count: int, words: int = 20) -> list[tuple[str, str]]:
-    text = " ".join(["word"] * words)
+def long_history(turns_count: int, words: int = 20, word: str = "word") -> list[tuple[str, str]]:
+    text = " ".join([word] * words)
     return [pair for n in range(turns_count) for pair in (("user", f"q{n} {text}"), ("assistant", f"a{n} {text}"))]
 
 
@@ -51,9 +59,9 @@ async def test_a_long_session_is_sent_within_the_budget_and_stored_whole() -> No
         echo = echo_of(tl)
         session = await tl.create_session(system_prompt="Be brief.")
         await session.add(long_history(5_000))  # 10,000 messages
-        await session.send("and now?")
+        reply = await session.send("and now?")
         request = sent(echo)
-        assert tokens_of(request, "Be brief.") <= 2_000
+        assert reply.usage is not None and 1_000 < reply.usage.input_tokens <= 2_000  # as the provider counts
         assert request[0].text.startswith("q0 ") and request[1].text.startswith("a0 ")  # keep_first
         assert request[-1].text == "and now?"
         assert [m.role for m in request[2:-1]] == [Role.USER, Role.ASSISTANT] * ((len(request) - 3) // 2)
@@ -78,20 +86,46 @@ async def test_a_tool_call_is_never_sent_without_its_result() -> None:
             echo.script([Reply(tool_calls=(ScriptedToolCall("clock"),)), Reply(f"it is noon, {n}")])
             await session.send(f"time {n}? " + "please " * 10)
         request = sent(echo)
-        assert tokens_of(request) <= 300 and len(request) < len(await session.history())
+        assert await counted(echo) <= 300 and len(request) < len(await session.history())
         assert request[0].role is Role.USER
         calls = [part.id for m in request for part in m.parts if isinstance(part, ToolCall)]
         results = [part.call_id for m in request for part in m.parts if isinstance(part, ToolResult)]
         assert calls == results and calls
 
 
-async def test_the_budget_is_a_share_of_a_known_window_less_the_reply() -> None:
-    async with manager(windows={"echo-*": 4_000}, window_fraction=0.5) as tl:
-        echo = echo_of(tl)
+async def test_the_budget_is_a_share_of_the_models_window_less_the_reply() -> None:
+    async with manager(echo={"context_windows": {"echo-*": 4_000}}, window_fraction=0.5) as tl:
         session = await tl.create_session(model="echo-big")
         await session.add(long_history(500))
-        await session.send("hi", max_tokens=500)
-        assert 1_000 < tokens_of(sent(echo)) <= 4_000 * 0.5 - 500
+        reply = await session.send("hi", max_tokens=500)
+        assert reply.usage is not None and 1_000 < reply.usage.input_tokens <= 4_000 * 0.5 - 500
+
+
+async def test_the_providers_count_saves_turns_the_estimate_would_leave_out() -> None:
+    """Long words: four characters a token puts the history over the budget; the provider,
+    which counts a word a token, says it fits, and it is sent whole."""
+    history = long_history(50, words=10, word="supercalifragilistic")
+    for count, whole in (("provider", True), ("estimate", False)):
+        async with manager(max_tokens=2_000, count=count) as tl:
+            echo = echo_of(tl)
+            session = await tl.create_session()
+            await session.add(history)
+            assert sum(map(message_tokens, await session.history())) > 2_000
+            await session.send("hi")
+            assert (len(sent(echo)) == 101) is whole
+
+
+async def test_the_usage_a_provider_reports_scales_later_estimates() -> None:
+    async with manager(max_tokens=2_000, count="estimate") as tl:
+        echo = echo_of(tl)
+        session = await tl.create_session()
+        await session.add(long_history(50, words=10, word="supercalifragilistic"))
+        first = await session.send("hi")
+        trimmed_to = len(sent(echo))
+        second = await session.send("and again")
+        assert len(sent(echo)) > trimmed_to + 2  # the usage said the estimate was high
+        assert first.usage is not None and second.usage is not None
+        assert second.usage.input_tokens <= 2_000
 
 
 async def test_a_model_with_no_window_known_is_sent_whole() -> None:
@@ -110,7 +144,7 @@ async def test_streamed_calls_are_trimmed_too() -> None:
         await session.add(long_history(100))
         events = [event async for event in session.stream("streamed")]
         assert events[-1].message.text == "streamed"
-        assert tokens_of(sent(echo)) <= 500
+        assert 250 < await counted(echo) <= 500
 
 
 async def test_a_turn_that_alone_does_not_fit_fails_before_the_provider() -> None:
@@ -124,11 +158,12 @@ async def test_a_turn_that_alone_does_not_fit_fails_before_the_provider() -> Non
         assert stored.status is MessageStatus.FAILED
 
 
-def test_turns_begin_at_each_user_message() -> None:
+def test_turns_begin_at_each_user_message_and_each_summary() -> None:
     session = threadline.SessionRecord()
-    roles = [Role.SYSTEM, Role.USER, Role.ASSISTANT, Role.TOOL, Role.ASSISTANT, Role.USER, Role.ASSISTANT]
+    roles = [Role.SYSTEM, Role.USER, Role.ASSISTANT, Role.TOOL, Role.ASSISTANT, Role.SYSTEM, Role.USER, Role.ASSISTANT]
     messages = [threadline.Message(session.id, n, role, (threadline.Text("x"),)) for n, role in enumerate(roles, 1)]
-    assert [[m.seq for m in turn] for turn in turns(messages)] == [[1], [2, 3, 4, 5], [6, 7]]
+    messages[5] = attrs.evolve(messages[5], metadata={SUMMARY_KEY: {"messages": 4}})
+    assert [[m.seq for m in turn] for turn in turns(messages)] == [[1], [2, 3, 4, 5], [6], [7, 8]]
 
 
 @pytest.mark.parametrize(
@@ -139,7 +174,8 @@ def test_turns_begin_at_each_user_message() -> None:
         ({"keep_last": 0}, "keep_last"),
         ({"max_tokens": 0}, "max_tokens"),
         ({"strategy": "forget"}, "strategy"),
-        ({"windows": {"gpt-x": 0}}, "windows"),
+        ({"count": "guess"}, "count"),
+        ({"summary_max_tokens": 0}, "summary_max_tokens"),
     ],
 )
 def test_bad_settings_name_the_key(settings: dict[str, Any], says: str) -> None:

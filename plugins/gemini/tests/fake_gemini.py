@@ -1,8 +1,9 @@
 """A Gemini API on 127.0.0.1 for the tests: ``POST /v1beta/models/{model}:generateContent``
 as JSON and ``:streamGenerateContent?alt=sse`` as an SSE stream, shaped like the API
-reference's own examples. It plays scripted ``Reply``s, splits streamed text into many
-chunks (a function call arrives whole, each in a chunk of its own, as Gemini sends them),
-signs parts with thought signatures when asked, and records every request."""
+reference's own examples, and ``:countTokens``. It plays scripted ``Reply``s, splits
+streamed text into many chunks (a function call arrives whole, each in a chunk of its own,
+as Gemini sends them), signs parts with thought signatures when asked, and records every
+request."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from threadline.testing.wire_server import HTTPReply, ReceivedRequest, ScriptedA
 
 DEFAULT_TEXT = "Hello from the fake Gemini API."
 ROUTE = re.compile(r"/v1(?:beta)?/models/([^:/]+):(generateContent|streamGenerateContent)")
+COUNT_ROUTE = re.compile(r"/v1(?:beta)?/models/([^:/]+):countTokens")
 SIGNATURE = base64.b64encode(b"opaque thought signature").decode()
 ERRORS: dict[str, tuple[int, str, str, list[dict[str, Any]]]] = {
     "auth": (400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
@@ -35,6 +37,15 @@ ERRORS: dict[str, tuple[int, str, str, list[dict[str, Any]]]] = {
 }  # fmt: skip
 
 
+def prompt_tokens(turns: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> int:
+    """The fake's count of a prompt's tokens, for a reply's usage and for ``countTokens``
+    alike: a token for every 20 characters of the JSON of its turns' parts and its tools,
+    plus 1. A reply's prompt is its system instruction, its contents and its tools; a
+    count's is its contents (where the plugin puts the system instruction first), so
+    the two agree on a request without tools."""
+    return len(json.dumps([turn["parts"] for turn in turns]) + json.dumps(tools or [])) // 20 + 1
+
+
 def error(status: int, kind: str, message: str, details: list[dict[str, Any]]) -> HTTPReply:
     return HTTPReply.json({"error": {"code": status, "message": message, "status": kind, "details": details}}, status)
 
@@ -47,6 +58,12 @@ class FakeGemini(ScriptedAPI):
     default_reply: Reply = field(factory=lambda: Reply(text=DEFAULT_TEXT))
     signatures: bool = False
     _ids: Iterator[int] = field(factory=itertools.count)
+
+    def respond(self, request: ReceivedRequest) -> HTTPReply:
+        """A count takes no scripted reply (those are the model's); a raw one comes first."""
+        if COUNT_ROUTE.fullmatch(request.path) and not self.raw:
+            return HTTPReply.json({"totalTokens": prompt_tokens(request.json()["contents"])})
+        return super().respond(request)
 
     def refuse(self, request: ReceivedRequest) -> HTTPReply | None:
         if ROUTE.fullmatch(request.path):
@@ -83,7 +100,8 @@ class ContentReply:
         return parts
 
     def usage(self) -> dict[str, Any]:
-        prompt = len(json.dumps(self.body)) // 20 + 1
+        system = [self.body["systemInstruction"]] if "systemInstruction" in self.body else []
+        prompt = prompt_tokens(system + self.body["contents"], self.body.get("tools"))
         output = len((self.reply.text or "").split()) + len(self.reply.tool_calls) + 1
         return {"promptTokenCount": prompt, "candidatesTokenCount": output, "totalTokenCount": prompt + output,
                 "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}]}  # fmt: skip

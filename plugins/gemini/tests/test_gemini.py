@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import MakeProvider
-from fake_gemini import SIGNATURE, FakeGemini
+from fake_gemini import SIGNATURE, FakeGemini, error, prompt_tokens
 
 import threadline
 from threadline import (
@@ -229,6 +229,55 @@ async def test_thinking_is_output_and_cached_input_is_reported(
         1500,
     )
     assert response.finish_reason == "length"
+
+
+# -- context windows and token counting ----------------------------------------------------------
+
+
+def test_capabilities_give_the_context_window_of_known_models(make_provider: MakeProvider) -> None:
+    provider = make_provider()
+    assert provider.capabilities(None).max_context == 1_048_576  # the default model, gemini-3.5-flash
+    assert provider.capabilities("gemini-2.5-pro").max_context == 1_048_576
+    assert provider.capabilities("gemini-1.5-pro-002").max_context == 2_097_152
+    assert provider.capabilities("gemma-3-27b-it").max_context is None  # unknown: not guessed
+
+
+def test_configured_context_windows_come_before_the_known_ones(make_provider: MakeProvider) -> None:
+    provider = make_provider(context_windows={"gemini-2.5-flash*": 250_000, "tuned-*": 32_000})
+    assert provider.capabilities("gemini-2.5-flash-lite").max_context == 250_000
+    assert provider.capabilities("tuned-support-bot").max_context == 32_000
+    assert provider.capabilities("gemini-2.5-pro").max_context == 1_048_576  # the rest as known
+
+
+async def test_count_tokens_sends_the_system_instruction_first_and_the_contents(
+    fake_api: FakeGemini, make_provider: MakeProvider
+) -> None:
+    provider = make_provider()
+    asked = request(temperature=0.2, max_tokens=50, extra={"generationConfig": {"topK": 5}})
+    await provider.complete(asked)
+    tokens = await provider.count_tokens(asked)
+    sent, counted = fake_api.requests
+    assert counted.method == "POST" and counted.path == f"/v1/models/{MODEL}:countTokens"
+    instruction = {"role": "user", "parts": [{"text": "Be brief."}]}
+    assert counted.json() == {"contents": [instruction, *sent.json()["contents"]]}  # no config, no tools
+    assert tokens == prompt_tokens(counted.json()["contents"])
+
+
+async def test_count_tokens_equal_the_prompt_tokens_of_the_same_request_without_tools(
+    make_provider: MakeProvider,
+) -> None:
+    """Tools are not counted: the SDK takes none for a count on the Gemini API."""
+    provider = make_provider()
+    asked = Request(MODEL, HISTORY, "Be brief.")
+    response = await provider.complete(asked)
+    assert await provider.count_tokens(asked) == response.usage.input_tokens
+    assert await provider.count_tokens(request()) < (await provider.complete(request())).usage.input_tokens
+
+
+async def test_a_failed_count_is_mapped(fake_api: FakeGemini, make_provider: MakeProvider) -> None:
+    fake_api.answer_next(error(400, "INVALID_ARGUMENT", "API key not valid.", [{"reason": "API_KEY_INVALID"}]))
+    with pytest.raises(threadline.AuthenticationError, match="GEMINI_API_KEY"):
+        await make_provider().count_tokens(request())
 
 
 # -- failures -------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from threadline.model import (
     ToolResult,
     Usage,
 )
+from threadline.providers import context_window, windows_validator
 
 ERRORS: Final[Mapping[str, type[errors.ProviderError]]] = {
     "auth": errors.AuthenticationError,
@@ -65,13 +66,16 @@ class Reply:
 @frozen
 class EchoConfig:
     """``[providers.echo]``: ``replies`` are played in order, then it echoes again.
-    ``latency`` delays each reply and ``chunk_delay`` each streamed chunk (seconds)."""
+    ``latency`` delays each reply and ``chunk_delay`` each streamed chunk (seconds).
+    ``context_windows`` gives models a context window (``{"echo-*" = 4000}``); it counts
+    a word a token."""
 
     replies: tuple[Reply, ...] = ()
     chunk_size: int = field(default=8, validator=attrs.validators.ge(1))
     chunk_delay: float = field(default=0.0, validator=[attrs.validators.ge(0), finite])
     latency: float = field(default=0.0, validator=[attrs.validators.ge(0), finite])
     default_model: str = "echo-1"
+    context_windows: Mapping[str, int] = field(factory=dict, validator=windows_validator)
 
 
 class EchoProvider:
@@ -88,7 +92,12 @@ class EchoProvider:
         self._script.extend(replies)
 
     def capabilities(self, model: str | None) -> Capabilities:
-        return Capabilities(streaming=True, tools=True, vision=True, pdf=True, native_state=False)
+        window = context_window(model or self.config.default_model, self.config.context_windows, {})
+        return Capabilities(streaming=True, tools=True, vision=True, pdf=True, native_state=False, max_context=window)
+
+    async def count_tokens(self, request: Request) -> int:
+        """The tokens ``request`` takes as its usage counts them: a word a token."""
+        return _count_tokens(request)
 
     async def close(self) -> None:
         pass

@@ -43,6 +43,8 @@ KEY: Final = "anthropic"  # where this provider's data sits in a part's provider
 STOP_REASONS: Final = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
                        "tool_use": "tool_calls", "refusal": "content_filter", "pause_turn": "stop"}  # fmt: skip
 CACHED: Final = {"cache_control": {"type": "ephemeral"}}
+# the body keys ``POST /v1/messages/count_tokens`` takes; it refuses the ones for the reply
+COUNTED: Final = ("model", "messages", "system", "tools", "tool_choice", "thinking", "output_config")
 _text_delta: Final = unchecked_constructor(TextDelta)
 
 
@@ -78,6 +80,13 @@ def body(request: Request, config: AnthropicConfig, *, stream: bool) -> dict[str
     if stream:
         payload["stream"] = True
     return {**payload, **options.extra}
+
+
+def count_body(request: Request, config: AnthropicConfig) -> dict[str, Any]:
+    """The JSON body for ``POST /v1/messages/count_tokens``: the messages body without
+    what only shapes the reply (``max_tokens``, sampling, stop sequences, ``stream``)."""
+    payload = body(request, config, stream=False)
+    return {key: payload[key] for key in COUNTED if key in payload}
 
 
 def _message(message: Message) -> dict[str, Any] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final
 
 import anthropic
@@ -16,6 +16,7 @@ from threadline.plugin import (
     Request,
     Response,
     check_attachments,
+    context_window,
     read_stream,
     send_body,
     translating,
@@ -25,7 +26,20 @@ from threadline_anthropic.errors import CREDENTIALS, PROVIDER, translate
 
 # the body keys passed to the SDK by name; the rest go as extra_body
 NAMED: Final = ("model", "messages", "max_tokens", "stream")
+COUNT_NAMED: Final = ("model", "messages")
 _TEXT_ONLY: Final = ("claude-2", "claude-instant")
+# context windows in tokens, from Anthropic's model pages; the first pattern that matches wins
+CONTEXT_WINDOWS: Final[Mapping[str, int]] = {
+    "claude-opus-4-6*": 1_000_000,
+    "claude-opus-4-7*": 1_000_000,
+    "claude-opus-4-8*": 1_000_000,
+    "claude-sonnet-4-6*": 1_000_000,
+    "claude-opus-5*": 1_000_000,
+    "claude-sonnet-5*": 1_000_000,
+    "claude-haiku-5-5*": 1_000_000,
+    "claude-fable-5*": 1_000_000,
+    "claude-*": 200_000,
+}
 
 
 class AnthropicProvider:
@@ -45,8 +59,22 @@ class AnthropicProvider:
         self._translate = functools.partial(translate, timeout=self.config.timeout)
 
     def capabilities(self, model: str | None) -> Capabilities:
-        takes_media = not (model or self.config.default_model).startswith(_TEXT_ONLY)
-        return Capabilities(streaming=True, tools=True, vision=takes_media, pdf=takes_media)
+        name = model or self.config.default_model
+        takes_media = not name.startswith(_TEXT_ONLY)
+        window = context_window(name, self.config.context_windows, CONTEXT_WINDOWS)
+        return Capabilities(streaming=True, tools=True, vision=takes_media, pdf=takes_media, max_context=window)
+
+    async def count_tokens(self, request: Request) -> int:
+        """The input tokens ``request`` would take, counted by Anthropic
+        (``POST /v1/messages/count_tokens``): its system prompt, messages, tools and
+        thinking setting, as ``complete`` would send them. Free, but rate limited apart
+        from messages."""
+        self._check(request)
+        with translating(self._translate):
+            counted = await send_body(
+                self._client.messages.count_tokens, messages.count_body(request, self.config), named=COUNT_NAMED
+            )
+        return int(counted.input_tokens)
 
     async def complete(self, request: Request) -> Response:
         self._check(request)

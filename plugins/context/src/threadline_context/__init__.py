@@ -1,13 +1,15 @@
 """threadline-context: keeps what a turn sends inside the model's context window.
 
-This module only registers the middleware ``context`` and its config; the counting is in
-:mod:`threadline_context.tokens`, the known windows in :mod:`threadline_context.windows`, the
-trimming in :mod:`threadline_context.middleware`.
+This module only registers the middleware ``context`` and its config; the estimate is in
+:mod:`threadline_context.tokens`, the turns and their trimming in
+:mod:`threadline_context.turns`, summaries in :mod:`threadline_context.summary`, and the
+middleware, which counts each call and keeps it inside its budget, in
+:mod:`threadline_context.middleware`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from attrs import field, frozen, validators
 
@@ -20,12 +22,12 @@ if TYPE_CHECKING:
 __all__ = ["ContextConfig", "make_middleware"]
 
 
-def _windows(_instance: object, _attribute: object, windows: dict[str, int]) -> None:
-    for pattern, tokens in windows.items():
-        if not pattern or tokens < 1:
-            raise ValueError(
-                f"windows.{pattern!r} = {tokens}: name a model (a * matches any text) and give it 1 or more"
-            )
+SUMMARY_PROMPT: Final = (
+    "Summarise the conversation below so that the assistant can carry on from your summary "
+    "alone. Keep every fact, name, number, decision, preference and open question, and what "
+    "the user is trying to do; leave out greetings and repetition. Write short notes in the "
+    "conversation's language, and nothing else."
+)
 
 
 @frozen
@@ -33,26 +35,40 @@ class ContextConfig:
     """``[middleware.context]``.
 
     :param strategy: ``"trim"``: the oldest whole turns are left out of what is sent (the
-        stored history keeps them).
-    :param max_tokens: what a call may send, in tokens (history and system prompt). Unset:
-        ``window_fraction`` of the model's context window, less the reply's ``max_tokens``.
+        stored history keeps them). ``"summarize"``: the turns between the first
+        ``keep_first`` and the last ``keep_last`` are summarised by a model, and the summary
+        is stored in their place (they are kept as a revision); trimmed when the summary
+        fails or is not enough.
+    :param max_tokens: what a call may send, in tokens (history, system prompt and tools).
+        Unset: ``window_fraction`` of the model's context window (the provider's
+        ``Capabilities.max_context``), less the reply's ``max_tokens``.
     :param window_fraction: the share of a model's window a call may fill when
-        ``max_tokens`` is unset (0 to 1).
-    :param windows: context windows by model name, ``*`` matching any text, over the ones
-        the plugin knows (``{"llama3.1*" = 131072}``). A model with no window known and no
-        ``max_tokens`` is sent its history whole.
+        ``max_tokens`` is unset (0 to 1). A model whose window is not known, with
+        ``max_tokens`` unset, is sent its history whole.
     :param keep_first: how many of the first turns are always sent (the system prompt
         always is).
     :param keep_last: how many of the last turns are always sent; the turn being answered
         is one of them.
+    :param count: ``"provider"``: a call the estimate puts over the budget is counted by the
+        provider's own API where it has one (Anthropic, Gemini, echo); ``"estimate"``:
+        never.
+    :param summary_provider: the provider that summarises; unset: the call's own.
+    :param summary_model: its model; unset: the call's model (the provider's default when
+        ``summary_provider`` is another).
+    :param summary_max_tokens: the most a summary may take.
+    :param summary_prompt: the instructions the summarizer is given.
     """
 
-    strategy: Literal["trim"] = "trim"
+    strategy: Literal["trim", "summarize"] = "trim"
     max_tokens: int | None = field(default=None, validator=validators.optional(validators.ge(1)))
     window_fraction: float = field(default=0.75, validator=[finite, validators.gt(0), validators.le(1)])
-    windows: dict[str, int] = field(factory=dict, validator=_windows)
     keep_first: int = field(default=0, validator=validators.ge(0))
     keep_last: int = field(default=1, validator=validators.ge(1))
+    count: Literal["provider", "estimate"] = "provider"
+    summary_provider: str | None = None
+    summary_model: str | None = None
+    summary_max_tokens: int = field(default=1_000, validator=validators.ge(1))
+    summary_prompt: str = field(default=SUMMARY_PROMPT, validator=validators.min_len(1))
 
 
 def make_middleware(config: ContextConfig) -> ContextMiddleware:

@@ -77,6 +77,16 @@ def call_arguments(request: Request, config: GeminiConfig) -> dict[str, Any]:
     return {"model": request.model or config.default_model, "contents": contents, "config": settings}
 
 
+def count_arguments(request: Request, config: GeminiConfig) -> dict[str, Any]:
+    """``model`` and ``contents`` for ``count_tokens``: the contents ``generate_content``
+    would get, after the system instruction as a user turn of its own (on the Gemini API
+    the SDK takes no system instruction for a count)."""
+    arguments = call_arguments(request, config)
+    system = arguments["config"].get("system_instruction")
+    instruction = [{"role": "user", "parts": [{"text": system}]}] if system else []
+    return {"model": arguments["model"], "contents": instruction + arguments["contents"]}
+
+
 def _content(message: Message, calls: Mapping[str, ToolCall]) -> dict[str, Any] | None:
     if message.role is Role.TOOL:
         results = [_function_response(r, calls.get(r.call_id)) for r in message.parts if isinstance(r, ToolResult)]

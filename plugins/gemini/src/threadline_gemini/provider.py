@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Final
 
 from google import genai
 from google.genai import types
@@ -17,11 +17,21 @@ from threadline.plugin import (
     Request,
     Response,
     check_attachments,
+    context_window,
     read_stream,
     translating,
 )
 from threadline_gemini import GeminiConfig, contents
 from threadline_gemini.errors import CREDENTIALS, PROVIDER, translate
+
+# input token limits, from Google's model pages; the first pattern that matches wins
+CONTEXT_WINDOWS: Final[Mapping[str, int]] = {
+    "gemini-1.5-pro*": 2_097_152,
+    "gemini-1.5-flash*": 1_048_576,
+    "gemini-2.0-*": 1_048_576,
+    "gemini-2.5-*": 1_048_576,
+    "gemini-3*": 1_048_576,
+}
 
 
 class GeminiProvider:
@@ -41,7 +51,18 @@ class GeminiProvider:
         self._translate = functools.partial(translate, timeout=self.config.timeout)
 
     def capabilities(self, model: str | None) -> Capabilities:
-        return Capabilities(streaming=True, tools=True, vision=True, pdf=True)
+        window = context_window(model or self.config.default_model, self.config.context_windows, CONTEXT_WINDOWS)
+        return Capabilities(streaming=True, tools=True, vision=True, pdf=True, max_context=window)
+
+    async def count_tokens(self, request: Request) -> int:
+        """The input tokens ``request`` would take, counted by Gemini (``countTokens``).
+        An approximation: for a count on the Gemini API the SDK takes contents only (it
+        refuses a system instruction and tools), so the system instruction is counted as a
+        user turn before the history, a few tokens off, and the tools are left out."""
+        self._check(request)
+        with translating(self._translate):
+            counted = await self._client.models.count_tokens(**contents.count_arguments(request, self.config))
+        return counted.total_tokens or 0
 
     async def complete(self, request: Request) -> Response:
         self._check(request)
