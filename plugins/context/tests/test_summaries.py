@@ -5,6 +5,7 @@ revision; a summary that fails leaves the history as it was and the turn trimmed
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -18,11 +19,12 @@ from threadline_context.summary import HEADING, SUMMARY_KEY
 SETTINGS: dict[str, Any] = {"strategy": "summarize", "max_tokens": 1_000, "keep_last": 2, "summary_max_tokens": 40}
 
 
-def manager(**context: Any) -> SessionManager:
-    """The echo models' windows are large enough for a whole transcript to be summarised."""
+def manager(windows: dict[str, int] | None = None, **context: Any) -> SessionManager:
+    """The echo models' windows are large enough for a whole transcript to be summarised,
+    unless ``windows`` says otherwise."""
     config = {
         "storage": {"backend": "memory"},
-        "providers": {"echo": {"context_windows": {"echo-*": 100_000}}},
+        "providers": {"echo": {"context_windows": (windows or {}) | {"echo-*": 100_000}}},
         "middleware": {"chain": ["context"], "context": SETTINGS | context},
     }
     return SessionManager(Config.from_dict(config), tools=[clock])
@@ -84,6 +86,23 @@ async def test_the_next_summary_is_made_from_the_last_and_the_turns_since() -> N
         assert stored[0].text.startswith(HEADING) and stored[0].id != first.id
         assert [m.text for m in stored[-2:]] == ["second", "second"] and len(stored) == 5
         assert len(await session.revisions()) == 2
+
+
+async def test_a_transcript_longer_than_the_summarisers_window_is_summarised_in_parts() -> None:
+    async with manager(windows={"echo-small": 2_000}, summary_model="echo-small") as tl:
+        echo = tl.provider("echo")
+        session = await tl.create_session()
+        await session.add(history(100))
+        await session.send("and now?")
+        asked = [request for request in echo.requests if request.system_prompt == SUMMARY_PROMPT]
+        transcripts = [request.messages[0].text for request in asked]
+        assert len(asked) >= 3 and all(request.model == "echo-small" for request in asked)
+        assert all(text.startswith(HEADING + "\n") for text in transcripts[1:])  # the summary so far first
+        assert max([await echo.count_tokens(request) for request in asked]) <= 2_000 * 0.75
+        lines = {line for text in transcripts for line in text.splitlines()}
+        assert all({f"User: {history(1, n)[0][1]}", f"Assistant: a{n}"} <= lines for n in range(99))  # none left out
+        (summary, *_) = await session.history()
+        assert summary.metadata[SUMMARY_KEY] == {"messages": 198}
 
 
 async def test_a_failed_summary_leaves_the_history_and_the_turn_is_answered_trimmed() -> None:
@@ -161,3 +180,32 @@ class Audit:
     @threadline.hookimpl
     def threadline_history_edited(self, session: Any, revision: Any, added: Any) -> None:
         self.edits.append((revision, added))
+
+
+@pytest.mark.parametrize("how", ["send", "stream"])
+async def test_a_turn_cancelled_while_its_summary_is_made_leaves_the_history_as_it_was(how: str) -> None:
+    config = {
+        "storage": {"backend": "memory"},
+        "providers": {"echo": {"latency": 0.5, "context_windows": {"echo-*": 100_000}}},
+        "middleware": {"chain": ["context"], "context": SETTINGS},
+    }
+    async with SessionManager(Config.from_dict(config)) as tl:
+        session = await tl.create_session()
+        await session.add(history(100))
+
+        async def turn() -> None:
+            if how == "send":
+                await session.send("and now?")
+            else:
+                async for _ in session.stream("and now?"):
+                    pass
+
+        task = asyncio.create_task(turn())
+        await asyncio.sleep(0.2)  # the summary call is waiting for its reply
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        stored = await session.history()
+        assert len(stored) == 201 and stored[-1].text == "and now?" and stored[-1].status.value == "failed"
+        assert await session.revisions() == []
+        await session.send("again")  # the session goes on

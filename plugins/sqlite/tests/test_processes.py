@@ -202,3 +202,43 @@ async def test_a_big_append_cancelled_at_any_step_leaves_no_transaction_open(db_
             assert seen in (0, len(batch)), steps
     finally:
         await storage.close()
+
+
+EDITOR = str(Path(__file__).with_name("editor.py"))
+
+
+def editing(path: Path, session_id: str, seed: int) -> subprocess.Popen[str]:
+    command = [sys.executable, EDITOR, str(path), session_id, "100000", str(seed)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("run", range(3))
+async def test_an_editor_killed_mid_flight_leaves_every_edit_whole_or_not_at_all(db_path: Path, run: int) -> None:
+    """Each acknowledged edit is stored; the last stored one is whole (its messages, and
+    only they, follow the seq it replaced after); the revisions are numbered without a gap."""
+    (session_id,) = await make_sessions(db_path, 1)
+    kill_after = random.Random(f"{os.getpid()}-{run}").randint(5, 300)
+    editor = editing(db_path, session_id, seed=run)
+    assert editor.stdout is not None
+    acked = 0
+    for _ in editor.stdout:
+        acked += 1
+        if acked >= kill_after:
+            break
+    editor.send_signal(signal.SIGKILL)
+    _, err = editor.communicate(timeout=60)
+    assert editor.returncode == -signal.SIGKILL, f"the editor ended before it was killed: {err}"
+
+    (history,) = (await read_all(db_path, [session_id])).values()  # message_count agrees, seq dense
+    assert [seq for seq, _ in history] == list(range(1, len(history) + 1))
+    storage = SQLiteStorage(SQLiteConfig(path=db_path))
+    await storage.open()
+    try:
+        revisions = await storage.get_revisions("default", session_id)
+    finally:
+        await storage.close()
+    assert [r.number for r in revisions] == list(range(1, len(revisions) + 1))
+    assert len(revisions) >= acked
+    last = revisions[-1]
+    tail = [text for _, text in history[last.after_seq :]]
+    assert tail == [f"e{last.number}:{k}" for k in range(last.added)]

@@ -1,15 +1,16 @@
 """A summary of older turns, made by a model: what the ``summarize`` strategy stores in
 their place (``Turn.replace_history``; the turns themselves stay as a revision).
 
-The summarizer is sent one user message, a transcript of the turns, newest kept first when
-they are more than it takes, and a previous summary among them always; it is asked for
-notes the conversation can go on from.
+The summariser is sent one user message, a transcript of the turns (a summary made before
+among them, first); it is asked for notes the conversation can go on from. A transcript
+longer than the summariser's window is summarised a part at a time, each part sent with
+the summary of the parts before it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Final
 
 import attrs
@@ -27,7 +28,7 @@ from threadline.plugin import (
     ToolCall,
     ToolResult,
 )
-from threadline_context.tokens import estimate
+from threadline_context.tokens import CHARACTERS_PER_TOKEN, estimate
 
 if TYPE_CHECKING:
     from threadline_context import ContextConfig
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 SUMMARY_KEY: Final = "threadline_context.summary"
 """The metadata key that marks a stored summary: ``{"messages": n}``, how many it replaced."""
 HEADING: Final = "Summary of the earlier conversation:"
+MIN_PART: Final = 100  # the fewest tokens of transcript worth a summary call
 
 Ask = Callable[[Call], Awaitable[str]]
 """Sends a call on down the chain and gives back the reply's text."""
@@ -46,18 +48,22 @@ def is_summary(message: Message) -> bool:
 
 async def summary_of(call: Call, messages: Sequence[Message], config: ContextConfig, ask: Ask, room: int) -> Message:
     """A summary of ``messages`` by the configured model (else ``call``'s own), as a system
-    message to store in their place. ``room``: the tokens of transcript the summarizer is
-    sent when its own window is not known."""
+    message to store in their place. A transcript longer than the summariser takes is
+    summarised a part at a time, oldest first, each part with the summary so far.
+    ``room``: the tokens of transcript the summariser takes when its window is not known."""
     asked = _summary_call(call, config)
-    transcript = _fitted(messages, _transcript_room(asked, config, room))
-    text = (await ask(attrs.evolve(asked, request=attrs.evolve(asked.request, messages=(transcript,))))).strip()
-    if not text:
-        raise PluginError(f"the summary from {asked.provider!r} came back empty")
+    summary = ""
+    for part in _parts([_line(m) for m in messages], _transcript_room(asked, config, room)):
+        transcript = "\n\n".join([f"{HEADING}\n{summary}", *part] if summary else part)
+        message = Message(call.session.id, 1, Role.USER, (Text(transcript),))
+        summary = (await ask(attrs.evolve(asked, request=attrs.evolve(asked.request, messages=(message,))))).strip()
+        if not summary:
+            raise PluginError(f"the summary from {asked.provider!r} came back empty")
     return Message(
         call.session.id,
         0,
         Role.SYSTEM,
-        (Text(f"{HEADING}\n{text}"),),
+        (Text(f"{HEADING}\n{summary}"),),
         provider=asked.provider,
         model=asked.request.model,
         metadata={SUMMARY_KEY: {"messages": len(messages)}},
@@ -72,26 +78,34 @@ def _summary_call(call: Call, config: ContextConfig) -> Call:
 
 
 def _transcript_room(asked: Call, config: ContextConfig, room: int) -> int:
+    """The tokens of transcript one summary call takes, with the summary so far."""
     window = asked.capabilities().max_context
-    if window is None:
-        return room
-    return int(window * config.window_fraction) - config.summary_max_tokens - estimate(config.summary_prompt)
+    if window is not None:
+        room = int(window * config.window_fraction) - config.summary_max_tokens - estimate(config.summary_prompt)
+    room -= config.summary_max_tokens  # the summary so far, sent along with the next part
+    if room < MIN_PART:
+        raise PluginError(
+            f"{asked.provider!r} takes {max(room, 0):,} tokens of transcript a call: give its model a larger "
+            "window (context_windows) or the summary fewer tokens (summary_max_tokens)"
+        )
+    return room
 
 
-def _fitted(messages: Sequence[Message], room: int) -> Message:
-    """The transcript of ``messages`` as one user message: the newest lines that fit
-    ``room``, after a previous summary's."""
-    lines = [_line(message) for message in messages]
-    head = [lines.pop(0)] if is_summary(messages[0]) else []
-    room -= sum(estimate(line) + 1 for line in head)
-    kept: list[str] = []
-    for line in reversed(lines):
-        room -= estimate(line) + 1
-        if room < 0:
-            break
-        kept.append(line)
-    text = "\n\n".join([*head, *reversed(kept)])
-    return Message(messages[0].session_id, 1, Role.USER, (Text(text),))
+def _parts(lines: list[str], room: int) -> Iterator[list[str]]:
+    """``lines`` in parts of at most ``room`` tokens, in order; a line longer than that is
+    cut to fit."""
+    part: list[str] = []
+    used = 0
+    for line in lines:
+        line = line[: room * CHARACTERS_PER_TOKEN]
+        size = estimate(line) + 1
+        if part and used + size > room:
+            yield part
+            part, used = [], 0
+        part.append(line)
+        used += size
+    if part:
+        yield part
 
 
 def _line(message: Message) -> str:
