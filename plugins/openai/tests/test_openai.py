@@ -30,7 +30,7 @@ from threadline import (
 )
 from threadline.testing import WEATHER, Reply, ScriptedToolCall, collect, tool_conversation
 from threadline.testing.wire_server import HTTPReply, sse
-from threadline_openai.testing import FakeOpenAI
+from threadline_openai.testing import FakeOpenAI, input_tokens
 
 HISTORY = tool_conversation("call_9")
 
@@ -210,6 +210,80 @@ def test_openai_models_take_images_and_pdfs_and_text_only_ones_do_not() -> None:
     assert not provider.capabilities("gpt-3.5-turbo").vision
     assert provider.capabilities(None).native_state
     assert not OpenAIProvider(OpenAIConfig(api_key="sk-test", api="chat")).capabilities(None).native_state
+
+
+@pytest.mark.parametrize(
+    ("model", "window"),
+    [
+        (None, 1_047_576),  # the default model, gpt-4.1-mini
+        ("gpt-4o-mini", 128_000),
+        ("gpt-5-mini", 400_000),
+        ("gpt-5-chat-latest", 128_000),  # matched before the broader gpt-5*
+        ("gpt-5.4-mini", 400_000),
+        ("gpt-5.4", 1_050_000),
+        ("o1-mini", 128_000),
+        ("o3", 200_000),
+        ("llama3.2", None),  # unknown: not guessed
+    ],
+)
+def test_capabilities_give_the_context_window_of_known_models(model: str | None, window: int | None) -> None:
+    from threadline_openai import OpenAIConfig
+    from threadline_openai.provider import OpenAIProvider
+
+    assert OpenAIProvider(OpenAIConfig(api_key="sk-test")).capabilities(model).max_context == window
+
+
+def test_configured_context_windows_come_before_the_known_ones(make_provider: MakeProvider) -> None:
+    provider = make_provider(context_windows={"llama3*": 131_072, "gpt-4o*": 64_000})
+    assert provider.capabilities("llama3.2").max_context == 131_072
+    assert provider.capabilities("gpt-4o").max_context == 64_000
+    assert provider.capabilities("o3-mini").max_context == 200_000  # the rest as known
+
+
+# -- counting tokens ------------------------------------------------------------------------
+
+
+async def test_count_tokens_sends_the_responses_body_without_the_reply_settings(
+    fake_api: FakeOpenAI, make_provider: MakeProvider
+) -> None:
+    fake_api.script([Reply(text="Not taken by the count.")])
+    provider = make_provider()
+    asked = request(temperature=0.2, max_tokens=50, extra={"reasoning": {"effort": "low"}, "top_p": 0.5})
+    tokens = await provider.count_tokens(asked)
+    response = await provider.complete(asked)
+    counted, sent = fake_api.requests
+    assert counted.method == "POST" and counted.path == "/v1/responses/input_tokens"
+    kept = ("model", "input", "instructions", "tools", "reasoning")  # no store, temperature, max_output_tokens, top_p
+    assert counted.json() == {key: sent.json()[key] for key in kept}
+    assert tokens == input_tokens(counted.json()) == response.usage.input_tokens
+    assert response.parts == (Text("Not taken by the count."),)
+
+
+async def test_count_tokens_of_a_continued_conversation_name_the_previous_response(
+    fake_api: FakeOpenAI, make_provider: MakeProvider
+) -> None:
+    provider = make_provider()
+    first = await provider.complete(request(HISTORY[0]))
+    history = (HISTORY[0], Message("s", 2, Role.ASSISTANT, first.parts), Message("s", 3, Role.USER, (Text("Rome?"),)))
+    follow_up = Request("gpt-4.1-mini", history, provider_state=first.provider_state)
+    tokens = await provider.count_tokens(follow_up)
+    counted = fake_api.requests[-1].json()
+    assert counted["previous_response_id"] == "resp_000000" and len(counted["input"]) == 1
+    assert tokens == (await provider.complete(follow_up)).usage.input_tokens
+
+
+async def test_count_tokens_on_the_chat_api_is_none_without_a_request(
+    fake_api: FakeOpenAI, make_provider: MakeProvider
+) -> None:
+    assert await make_provider(api="chat").count_tokens(request()) is None
+    assert fake_api.requests == []
+
+
+async def test_a_refused_count_is_mapped(fake_api: FakeOpenAI, make_provider: MakeProvider) -> None:
+    refused = {"error": {"message": "Incorrect API key provided: sk-test.", "code": "invalid_api_key"}}
+    fake_api.answer_next(HTTPReply.json(refused, 401))
+    with pytest.raises(threadline.AuthenticationError, match="Incorrect API key provided"):
+        await make_provider().count_tokens(request())
 
 
 # -- what comes back ----------------------------------------------------------------------

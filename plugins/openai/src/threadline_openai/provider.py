@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Final
 
 import openai
@@ -16,6 +16,7 @@ from threadline.plugin import (
     Request,
     Response,
     check_attachments,
+    context_window,
     read_stream,
     send_body,
     translating,
@@ -28,6 +29,24 @@ _TEXT_ONLY: Final = ("gpt-3.5", "o1-mini", "o3-mini", "gpt-4-0", "gpt-4-32k")
 # the body keys passed to the SDK by name; the rest go as extra_body
 CHAT: Final = ("model", "messages", "stream")
 RESPONSES: Final = ("model", "input", "stream")
+COUNT: Final = ("model", "input")
+# context windows in tokens, from OpenAI's model pages; the first pattern that matches wins
+CONTEXT_WINDOWS: Final[Mapping[str, int]] = {
+    "gpt-5*-chat*": 128_000,
+    "gpt-5.4-mini*": 400_000,
+    "gpt-5.4-nano*": 400_000,
+    "gpt-5.4*": 1_050_000,
+    "gpt-5.5*": 1_050_000,
+    "gpt-5*": 400_000,
+    "gpt-4.1*": 1_047_576,
+    "gpt-4o*": 128_000,
+    "gpt-4-turbo*": 128_000,
+    "o1-mini*": 128_000,
+    "o1-preview*": 128_000,
+    "o1*": 200_000,
+    "o3*": 200_000,
+    "o4-mini*": 200_000,
+}
 
 
 class OpenAIProvider:
@@ -54,7 +73,26 @@ class OpenAIProvider:
         vision = self.config.vision if self.config.vision is not None else official and not name.startswith(_TEXT_ONLY)
         pdf = self.config.pdf if self.config.pdf is not None else vision and official
         native = self.config.api == "responses" and self.config.native_state
-        return Capabilities(streaming=True, tools=True, vision=vision, pdf=pdf, native_state=native)
+        window = context_window(name, self.config.context_windows, CONTEXT_WINDOWS)
+        return Capabilities(streaming=True, tools=True, vision=vision, pdf=pdf, native_state=native, max_context=window)
+
+    async def count_tokens(self, request: Request) -> int | None:
+        """The input tokens ``request`` would take, counted by OpenAI
+        (``POST /responses/input_tokens``): its instructions, input, tools and reasoning
+        settings, as ``complete`` would send them (after ``previous_response_id``, the new
+        turn only, and OpenAI counts the stored conversation too). ``None`` with
+        ``api = "chat"``: Chat Completions have no way to count."""
+        if self.config.api == "chat":
+            return None
+        self._check(request)
+
+        def count(previous: tuple[str, int] | None) -> Awaitable[Any]:
+            payload = responses.count_body(request, self.config, previous=previous)
+            return send_body(self._client.responses.input_tokens.count, payload, named=COUNT)
+
+        with translating(self._translate):
+            counted = await self._continuing(request, count)
+        return int(counted.input_tokens)
 
     async def complete(self, request: Request) -> Response:
         self._check(request)
@@ -80,20 +118,24 @@ class OpenAIProvider:
         )
 
     async def _respond(self, request: Request, *, stream: bool) -> Any:
-        """``POST /responses``, continuing the stored conversation when there is one, and
-        sending the whole history when OpenAI no longer has it."""
+        """``POST /responses``."""
+
+        def create(previous: tuple[str, int] | None) -> Awaitable[Any]:
+            payload = responses.body(request, self.config, stream=stream, previous=previous)
+            return send_body(self._client.responses.create, payload, named=RESPONSES)
+
+        return await self._continuing(request, create)
+
+    async def _continuing(self, request: Request, send: Callable[[tuple[str, int] | None], Awaitable[Any]]) -> Any:
+        """``send`` the request continuing the stored conversation when there is one, and
+        again with the whole history when OpenAI no longer has it."""
         previous = responses.previous_response(request, self.config)
-        create = self._client.responses.create
         try:
-            return await send_body(
-                create, responses.body(request, self.config, stream=stream, previous=previous), named=RESPONSES
-            )
+            return await send(previous)
         except openai.APIStatusError as exc:
             if previous is None or not previous_response_gone(exc):
                 raise
-        return await send_body(
-            create, responses.body(request, self.config, stream=stream, previous=None), named=RESPONSES
-        )
+        return await send(None)
 
     def _check(self, request: Request) -> None:
         capabilities = self.capabilities(request.model)

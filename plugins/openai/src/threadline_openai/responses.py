@@ -41,6 +41,11 @@ from threadline_openai import OpenAIConfig
 from threadline_openai.chat import arguments
 from threadline_openai.errors import PROVIDER, stream_error
 
+# the body keys ``POST /responses/input_tokens`` takes; it refuses the ones for the reply
+COUNTED: Final = (
+    "model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "previous_response_id",
+    "conversation", "reasoning", "text", "truncation", "personality",
+)  # fmt: skip
 _text_delta: Final = unchecked_constructor(TextDelta)
 
 
@@ -84,6 +89,14 @@ def body(request: Request, config: OpenAIConfig, *, stream: bool, previous: tupl
     if stream:
         payload["stream"] = True
     return {**payload, **options.extra}
+
+
+def count_body(request: Request, config: OpenAIConfig, *, previous: tuple[str, int] | None) -> dict[str, Any]:
+    """The JSON body for ``POST /responses/input_tokens``: the ``POST /responses`` body
+    without what only shapes the reply or its storing (``max_output_tokens``, sampling,
+    ``store``, ``stream``)."""
+    payload = body(request, config, stream=False, previous=previous)
+    return {key: payload[key] for key in COUNTED if key in payload}
 
 
 def _items(message: Message) -> list[dict[str, Any]]:

@@ -1,8 +1,8 @@
 """An OpenAI API on 127.0.0.1 for tests, this plugin's and yours: ``POST
 /v1/chat/completions`` and ``POST /v1/responses``, as JSON or as SSE streams, shaped like the
-API reference's own examples. It plays scripted ``Reply``s (text, tool calls, errors), splits
-streamed text and tool-call arguments into many small chunks, keeps stored responses for
-``previous_response_id``, and records every request::
+API reference's own examples, and ``POST /v1/responses/input_tokens``. It plays scripted
+``Reply``s (text, tool calls, errors), splits streamed text and tool-call arguments into many
+small chunks, keeps stored responses for ``previous_response_id``, and records every request::
 
     async with FakeOpenAI() as api:       # [providers.openai] base_url = api.url
         api.script([Reply(text="Hi")])
@@ -24,6 +24,9 @@ from threadline.testing import Reply
 from threadline.testing.wire_server import HTTPReply, ReceivedRequest, ScriptedAPI, pieces, sse
 
 DEFAULT_TEXT = "Hello from the fake OpenAI API."
+COUNT_PATH = "/v1/responses/input_tokens"
+# the body keys that take input tokens, on either API
+PROMPT_KEYS = ("instructions", "input", "messages", "tools", "tool_choice", "reasoning", "text")
 ERRORS: dict[str, tuple[int, dict[str, Any]]] = {
     "auth": (
         401,
@@ -75,7 +78,15 @@ ERRORS: dict[str, tuple[int, dict[str, Any]]] = {
 }
 
 
-__all__ = ["FakeOpenAI"]
+__all__ = ["FakeOpenAI", "input_tokens"]
+
+
+def input_tokens(body: dict[str, Any]) -> int:
+    """The fake's count of a request's input tokens, for a reply's usage and for
+    ``/responses/input_tokens`` alike: a token for every 20 characters of the JSON of what
+    takes tokens (``PROMPT_KEYS``), plus 1. A count and the usage of the same request agree;
+    a stored conversation named by ``previous_response_id`` adds nothing."""
+    return len(json.dumps({key: body[key] for key in PROMPT_KEYS if key in body})) // 20 + 1
 
 
 @define
@@ -86,6 +97,14 @@ class FakeOpenAI(ScriptedAPI):
     default_reply: Reply = field(factory=lambda: Reply(text=DEFAULT_TEXT))
     stored: set[str] = field(factory=set)
     _ids: Iterator[int] = field(factory=itertools.count)
+
+    def respond(self, request: ReceivedRequest) -> HTTPReply:
+        """A count takes no scripted reply (those are the model's); a raw one comes first."""
+        if request.path != COUNT_PATH or self.raw:
+            return super().respond(request)
+        if (refused := self.refuse(request)) is not None:
+            return refused
+        return HTTPReply.json({"object": "response.input_tokens", "input_tokens": input_tokens(request.json())})
 
     def refuse(self, request: ReceivedRequest) -> HTTPReply | None:
         previous = request.json().get("previous_response_id")
@@ -107,7 +126,7 @@ class FakeOpenAI(ScriptedAPI):
             headers = {"retry-after": f"{reply.retry_after:g}"} if reply.retry_after is not None else {}
             return error(status, detail, headers)
         body = request.json()
-        usage = (len(json.dumps(body)) // 20 + 1, len((reply.text or "").split()) + len(reply.tool_calls) + 1)
+        usage = (input_tokens(body), len((reply.text or "").split()) + len(reply.tool_calls) + 1)
         if request.path.endswith("/chat/completions"):
             chat = ChatReply(self, body["model"], reply, usage)
             return HTTPReply.stream(chat.chunks()) if body.get("stream") else HTTPReply.json(chat.completion())
