@@ -36,8 +36,9 @@ log = logging.getLogger("threadline.storage")
 class Provider(Protocol):
     """A model API. Map SDK exceptions onto ``threadline.errors.ProviderError`` subclasses.
 
-    Optional: ``async count_tokens(request) -> int``, the input tokens ``request`` would
-    take, counted by the API itself; middleware reaches it as ``Call.count_tokens``.
+    Optional: ``async count_tokens(request) -> int | None``, the input tokens ``request``
+    would take, counted by the API itself (``None``: it cannot count this one); middleware
+    reaches it as ``Call.count_tokens``.
     """
 
     def capabilities(self, model: str | None) -> Capabilities:

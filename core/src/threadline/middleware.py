@@ -120,12 +120,13 @@ class Call:
 
     async def count_tokens(self) -> int | None:
         """The input tokens the request would take, counted by the call's provider through
-        its own API (Anthropic's and Gemini's ``count_tokens``); ``None`` when the provider
-        has no way to count (``count_tokens``, optional for providers)."""
+        its own API (Anthropic's and Gemini's ``count_tokens``, OpenAI's Responses
+        ``input_tokens``); ``None`` when the provider has no way to count
+        (``count_tokens``, optional for providers, may also say ``None``)."""
         count = getattr(self._provider(), "count_tokens", None)
         if count is None:
             return None
-        tokens: int = await count(self.request)
+        tokens: int | None = await count(self.request)
         return tokens
 
     def _provider(self) -> Provider:

@@ -50,7 +50,7 @@ class ContextConfig:
     :param keep_last: how many of the last turns are always sent; the turn being answered
         is one of them.
     :param count: ``"provider"``: a call the estimate puts over the budget is counted by the
-        provider's own API where it has one (Anthropic, Gemini, echo); ``"estimate"``:
+        provider's own API where it has one (Anthropic, Gemini, OpenAI's Responses API, echo); ``"estimate"``:
         never.
     :param summary_provider: the provider that summarises; unset: the call's own.
     :param summary_model: its model; unset: the call's model (the provider's default when
