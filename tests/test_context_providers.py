@@ -21,7 +21,8 @@ from fake_gemini import FakeGemini  # noqa: E402
 
 from threadline import Config, SessionManager  # noqa: E402
 from threadline_context import SUMMARY_PROMPT  # noqa: E402
-from threadline_context.summary import HEADING  # noqa: E402
+from threadline_context.summary import HEADING, SUMMARY_KEY  # noqa: E402
+from threadline_openai.testing import FakeOpenAI  # noqa: E402
 
 BUDGET = 3_000
 
@@ -88,3 +89,25 @@ async def test_a_summary_by_one_provider_goes_to_another_in_its_system_prompt(
         assert [c["parts"][0]["text"][:5] for c in body["contents"]] == ["q299 ", "a299 ", "and n"]
         stored = await session.history()
         assert stored[0].provider == "anthropic" and len(stored) == 5
+
+
+async def test_after_a_summary_openai_is_sent_the_new_history_not_the_conversation_it_keeps() -> None:
+    """OpenAI keeps the conversation (``previous_response_id``, the Responses API's default
+    here); the call after a summary sends the summarised history whole, and the calls after
+    it continue from OpenAI's copy again."""
+    async with FakeOpenAI() as openai:
+        providers = {"openai": {"api_key": "sk-test", "base_url": openai.url, "max_retries": 0}}
+        middleware = {"chain": ["context"], "context": {"strategy": "summarize", "max_tokens": 200, "keep_last": 2}}
+        config = {"storage": {"backend": "memory"}, "providers": providers, "middleware": middleware}
+        async with SessionManager(Config.from_dict(config)) as tl:
+            session = await tl.create_session(provider="openai")
+            for n in range(12):
+                await session.send(f"question {n} " + "detail " * 40)
+            stored = await session.history()
+        bodies = [request.json() for request in openai.requests if request.path == "/v1/responses"]
+        asked = [n for n, body in enumerate(bodies) if body.get("instructions") == SUMMARY_PROMPT]
+        assert asked and SUMMARY_KEY in stored[0].metadata
+        answered = bodies[asked[-1] + 1]
+        assert "previous_response_id" not in answered
+        assert answered["input"][0]["content"][0]["text"].startswith(HEADING)
+        assert all("previous_response_id" in body for body in bodies[asked[-1] + 2 :])

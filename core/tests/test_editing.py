@@ -465,3 +465,54 @@ async def test_a_turns_history_is_changed_only_while_it_runs(manager: SessionMan
         with pytest.raises(HistoryError, match="only while it runs"):
             await call.turn.replace_history(first, first, [])
         assert texts(await session.history()) == ["one", "one"]
+
+
+async def test_an_edit_forgets_the_providers_copy_of_the_history(manager: SessionManager) -> None:
+    session = await manager.create_session()
+    await session.send("one")
+    await session.update(provider_state={"response_id": "resp_1", "through_seq": 2})
+    await session.edit(1, "uno")
+    assert session.record.provider_state == {}
+    assert (await manager.get_session(session.id)).record.provider_state == {}
+    await session.send("two")
+    echo = manager.provider("echo")
+    assert isinstance(echo, EchoProvider) and echo.requests[-1].provider_state == {}
+    assert [m.text for m in echo.requests[-1].messages] == ["uno", "one", "two"]
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ("the message being answered", "reach message 5, the one the turn answers"),
+        ("a message twice", "share an id"),
+        ("a message kept", "share an id"),
+    ],
+)
+async def test_a_turn_may_not_replace_its_own_question_or_store_an_id_twice(change: str, says: str) -> None:
+    refused: list[Exception] = []
+
+    class Misuses(Middleware):
+        async def complete(self, call: Call, next: CompleteNext) -> Response:
+            assert call.turn is not None
+            first, second, *_, question = call.request.messages
+            note = Message("", 0, Role.SYSTEM, (Text("note"),))
+            attempts = {
+                "the message being answered": (first, question, [note]),
+                "a message twice": (first, first, [note, note]),
+                "a message kept": (first, first, [second]),
+            }
+            try:
+                await call.turn.replace_history(*attempts[change])
+            except HistoryError as exc:
+                refused.append(exc)
+            return await next(call)
+
+    config, plugin = plugin_for(misuses=Misuses())
+    async with SessionManager(config, storage=MemoryStorage(), plugins=[plugin]) as tl:
+        session = await tl.create_session()
+        await session.add([("user", "one"), ("assistant", "1"), ("user", "two"), ("assistant", "2")])
+        await session.send("three")
+        (error,) = refused
+        assert says in str(error)
+        assert texts(await session.history()) == ["one", "1", "two", "2", "three", "three"]
+        assert await session.revisions() == []

@@ -3,7 +3,11 @@ first step of ``regenerate``.
 
 Nothing is deleted. An edit replaces the messages after one ``seq`` with new ones
 (``Storage.replace_messages``); what it replaced is kept as a :class:`~threadline.Revision`
-(``Session.revisions``), and ``threadline_history_edited`` says what changed. Edits wait for
+(``Session.revisions``), and ``threadline_history_edited`` says what changed. The session's
+``provider_state`` (a conversation the provider keeps, such as OpenAI's stored responses)
+is forgotten first: it holds the history as it was, so the next call sends the history
+whole. Forgotten before, not after, so that a process that dies in between has lost only
+that shortcut. Edits wait for
 a turn in progress, as turns do for each other, in this process and in others.
 """
 
@@ -50,6 +54,8 @@ async def replace_after(session: Session, plan: Plan) -> Revision | None:
         after_seq, messages = await plan(history)
         if after_seq == len(history) and not messages:
             return None
+        if session._live.stored.provider_state:
+            await session._write({"provider_state": {}})
         try:
             revision: Revision = await replace(
                 session.record.tenant, session.id, after_seq, messages, count=len(history)
@@ -140,6 +146,13 @@ def range_plan(session: Session, first: Message, last: Message, messages: Sequen
         start, end = _stored_seq(history, first), _stored_seq(history, last)
         if end < start:
             raise HistoryError(f"message {first.seq} comes after message {last.seq}: give the range first to last")
+        answered = last_user(history).seq
+        if end >= answered:
+            raise HistoryError(
+                f"messages {start} to {end} reach message {answered}, the one the turn answers: "
+                "replace only messages before it"
+            )
+        _check_new_ids(new, history[: start - 1] + history[end:])
         staged = [
             await session._staged(attrs.evolve(m, session_id=session.id, seq=start + i)) for i, m in enumerate(new)
         ]
@@ -147,6 +160,17 @@ def range_plan(session: Session, first: Message, last: Message, messages: Sequen
         return start - 1, [*staged, *(attrs.evolve(m, seq=after + i) for i, m in enumerate(history[end:]))]
 
     return plan
+
+
+def _check_new_ids(new: list[Message], kept: list[Message]) -> None:
+    """New messages each have an id of their own, which no message kept has."""
+    ids = [m.id for m in new]
+    taken = set(ids) & {m.id for m in kept}
+    if len(set(ids)) != len(ids) or taken:
+        raise HistoryError(
+            f"the messages to store share an id with each other or with the history ({', '.join(sorted(taken))}): "
+            "give each new message an id of its own (Message's default)"
+        )
 
 
 def _stored_seq(history: list[Message], message: Message) -> int:

@@ -78,12 +78,14 @@ class Turn:
         """While the turn runs (from a middleware's :meth:`~Middleware.complete` or
         :meth:`~Middleware.stream`, or a tool), store ``messages`` in place of the stored
         messages from ``first`` to ``last`` (as the history holds them, by id; those between
-        go too), and the ones after renumbered to follow: one atomic
-        ``Storage.replace_messages``. As with any edit, what is replaced is kept
-        (``Session.revisions``) and ``threadline_history_edited`` is told. ``messages`` pass
-        the message stage; their ``session_id`` and ``seq`` are set here. Returns them as
-        stored. The next call of the turn reads the history as it is now; a summary of older
-        turns (``threadline-context``) is stored this way.
+        go too; all before the user message the turn answers), and the ones after renumbered
+        to follow: one atomic ``Storage.replace_messages``. As with any edit, what is
+        replaced is kept (``Session.revisions``), ``threadline_history_edited`` is told, and
+        the session's ``provider_state`` is cleared (send the call on with
+        ``provider_state={}``). ``messages`` pass the message stage; their ``session_id`` and
+        ``seq`` are set here, and each needs an id of its own. Returns them as stored. The
+        next call of the turn reads the history as it is now; a summary of older turns
+        (``threadline-context``) is stored this way.
         """
         from threadline.editing import range_plan, replace_after
 

@@ -186,3 +186,31 @@ def test_bad_settings_name_the_key(settings: dict[str, Any], says: str) -> None:
 def test_the_defaults_trim_three_quarters_of_a_known_window() -> None:
     config = ContextConfig()
     assert (config.strategy, config.max_tokens, config.window_fraction, config.keep_last) == ("trim", None, 0.75, 1)
+
+
+async def test_a_call_refused_as_too_long_is_counted_again_trimmed_and_sent_once_more() -> None:
+    """Long words teach the model a scale of a quarter; a session of short words, which the
+    scale underestimates, is refused once by the provider, then counted and trimmed to fit."""
+    async with manager(max_tokens=2_000) as tl:
+        echo = echo_of(tl)
+        long_words = await tl.create_session()
+        await long_words.add(long_history(10, words=10, word="supercalifragilistic"))
+        await long_words.send("hi")
+        short_words = await tl.create_session()
+        await short_words.add(long_history(60, words=30, word="a"))  # 3,720 words; about 1,900 tokens estimated
+        echo.script([Reply(error="context_too_long")])
+        reply = await short_words.send("and now?")
+        assert reply.text == "and now?" and await counted(echo) <= 2_000 < len(echo.requests[-2].messages) * 30
+
+
+async def test_a_file_does_not_teach_the_model_a_scale() -> None:
+    """A PDF's estimate is a guess (a token for four bytes; echo counts none); the next
+    session's text is still trimmed to fit by the provider's count."""
+    async with manager(max_tokens=2_000) as tl:
+        echo = echo_of(tl)
+        with_file = await tl.create_session()
+        await with_file.send([threadline.Text("read this"), threadline.File("application/pdf", data=b"%PDF" * 10_000)])
+        text = await tl.create_session()
+        await text.add(long_history(100))  # about 6,000 tokens estimated, 4,200 counted
+        await text.send("and now?")
+        assert 1_000 < await counted(echo) <= 2_000

@@ -63,7 +63,10 @@ async def test_older_turns_are_summarised_stored_in_their_place_and_kept_as_a_re
         assert [m.text for m in stored[1:]] == [history(1, 99)[0][1], "a99", "and now?", "and now?"]
         assert [m.seq for m in stored] == [1, 2, 3, 4, 5]
         assert [m.text for m in answered.messages] == [m.text for m in stored[:4]]
-        assert reply.usage is not None and reply.usage.input_tokens <= 1_000
+        assert [m.seq for m in answered.messages] == [1, 2, 3, 4]  # numbered as stored now
+        sent = [await echo.count_tokens(request) for request in (asked, answered)]
+        assert sent[1] <= 1_000
+        assert reply.usage is not None and reply.usage.input_tokens == sum(sent)  # the summary's cost is counted
 
         (revision,) = await session.revisions()
         assert [m.text for m in revision.replaced[:2]] == [history(1)[0][1], "a0"]
@@ -86,6 +89,16 @@ async def test_the_next_summary_is_made_from_the_last_and_the_turns_since() -> N
         assert stored[0].text.startswith(HEADING) and stored[0].id != first.id
         assert [m.text for m in stored[-2:]] == ["second", "second"] and len(stored) == 5
         assert len(await session.revisions()) == 2
+
+
+async def test_system_notes_before_the_conversation_are_kept_as_the_system_prompt_is() -> None:
+    async with manager() as tl:
+        session = await tl.create_session()
+        await session.add([("system", "Answer in French."), *history(100)])
+        await session.send("and now?")
+        note, summary, *_ = await session.history()
+        assert (note.role, note.text) == (Role.SYSTEM, "Answer in French.")
+        assert summary.text.startswith(HEADING + "\nUser: q0 ")
 
 
 async def test_a_transcript_longer_than_the_summarisers_window_is_summarised_in_parts() -> None:

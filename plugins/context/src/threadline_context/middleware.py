@@ -24,6 +24,8 @@ from threadline.plugin import (
     ContextTooLong,
     Done,
     Event,
+    File,
+    Image,
     Message,
     Middleware,
     Response,
@@ -50,25 +52,51 @@ class ContextMiddleware(Middleware):
         self.config = config or ContextConfig()
         self._sizes: dict[str, int] = {}
         self._ratios: dict[tuple[str, str | None], float] = {}
+        self._guessed: set[str] = set()  # messages with an image or a file: their estimate is a guess
 
     async def complete(self, call: Call, next: CompleteNext) -> Response:
-        async def ask(summary: Call) -> str:
-            return "".join(getattr(part, "text", "") for part in (await next(summary)).parts)
+        spent: list[Usage] = []  # by the summary calls, counted in the reply's usage
 
-        call, estimated = await self.fitted(call, ask)
-        response = await next(call)
-        self.calibrate(call, estimated, response.usage)
-        return response
+        async def ask(summary: Call) -> str:
+            response = await next(summary)
+            spent.append(response.usage)
+            return "".join(getattr(part, "text", "") for part in response.parts)
+
+        fitted, estimated = await self.fitted(call, ask)
+        try:
+            response = await next(fitted)
+        except ContextTooLong:
+            if not self.forget(fitted):
+                raise
+            fitted, estimated = await self.fitted(fitted, None)
+            response = await next(fitted)
+        self.calibrate(fitted, estimated, response.usage)
+        return attrs.evolve(response, usage=sum(spent, response.usage)) if spent else response
 
     async def stream(self, call: Call, next: StreamNext) -> AsyncIterator[Event]:
-        async def ask(summary: Call) -> str:
-            return "".join([event.text async for event in next(summary) if isinstance(event, TextDelta)])
+        spent: list[Usage] = []
 
-        call, estimated = await self.fitted(call, ask)
-        async for event in next(call):
-            if isinstance(event, Done):
-                self.calibrate(call, estimated, event.usage)
-            yield event
+        async def ask(summary: Call) -> str:
+            text = []
+            async for event in next(summary):
+                if isinstance(event, TextDelta):
+                    text.append(event.text)
+                elif isinstance(event, Done):
+                    spent.append(event.usage)
+            return "".join(text)
+
+        fitted, estimated = await self.fitted(call, ask)
+        started = False
+        try:
+            async for event in self.calibrated(fitted, estimated, next(fitted), spent):
+                started = True
+                yield event
+        except ContextTooLong:
+            if started or not self.forget(fitted):
+                raise
+            fitted, estimated = await self.fitted(fitted, None)
+            async for event in self.calibrated(fitted, estimated, next(fitted), spent):
+                yield event
 
     def budget(self, call: Call) -> int | None:
         """The tokens ``call`` may send, system prompt and tools included; ``None``: no limit known."""
@@ -83,8 +111,9 @@ class ContextMiddleware(Middleware):
             return None
         return int(window * config.window_fraction) - (call.request.options.max_tokens or 0)
 
-    async def fitted(self, call: Call, ask: Ask) -> tuple[Call, int]:
-        """``call`` shortened to fit its budget, and the estimate of what it sends."""
+    async def fitted(self, call: Call, ask: Ask | None) -> tuple[Call, int]:
+        """``call`` shortened to fit its budget, and the estimate of what it sends; with no
+        way to ``ask`` for a summary, trimmed only."""
         request = call.request
         tools = sum(estimate(json.dumps(dict(tool.parameters))) for tool in request.tools)
         fixed = estimate(request.system_prompt or "") + tools
@@ -97,11 +126,13 @@ class ContextMiddleware(Middleware):
         if (learned is None or estimated * ratio <= budget * COUNT_WHEN_OVER) and (
             counted := await self.counted(call)
         ) is not None:
-            ratio = self._ratios[_model(call)] = _bounded(counted / estimated)
+            ratio = self.learn(call, counted, estimated)
             if counted <= budget:
                 return call, estimated
         room = int(budget / ratio) - fixed
-        messages = await self.summarized(call, request.messages, room, ask)
+        messages = request.messages if ask is None else await self.summarized(call, request.messages, room, ask)
+        if messages is not request.messages:  # the provider's own copy of the history is out of date now
+            request = attrs.evolve(request, provider_state={})
         kept = trimmed(messages, room, self.config.keep_first, self.config.keep_last, self.size)
         if kept is None:
             raise ContextTooLong(
@@ -128,7 +159,7 @@ class ContextMiddleware(Middleware):
         first and last ones replaced by a summary, stored in their place; as they were when
         there is nothing new to summarise or the summary fails (logged)."""
         cut = turns(messages)
-        between = middle(len(cut), self.config.keep_first, self.config.keep_last)
+        between = middle(cut, self.config.keep_first, self.config.keep_last)
         older = [message for turn in cut[between.start : between.stop] for message in turn]
         if self.config.strategy != "summarize" or call.turn is None or all(map(is_summary, older)):
             return messages
@@ -143,13 +174,40 @@ class ContextMiddleware(Middleware):
             )
             return messages
         first = [message for turn in cut[: between.start] for message in turn]
-        return [*first, *stored, *(message for turn in cut[between.stop :] for message in turn)]
+        moved = stored[-1].seq - older[-1].seq  # the later messages are numbered on from the summary now
+        later = [attrs.evolve(message, seq=message.seq + moved) for turn in cut[between.stop :] for message in turn]
+        return [*first, *stored, *later]
 
     def calibrate(self, call: Call, estimated: int, usage: Usage) -> None:
-        """What the provider said the call took, against the estimate: later estimates for
-        its model are scaled by it."""
+        """What the provider's usage said the call took, against the estimate."""
         if usage.input_tokens > 0 and estimated > 0:
-            self._ratios[_model(call)] = _bounded(usage.input_tokens / estimated)
+            self.learn(call, usage.input_tokens, estimated)
+
+    def learn(self, call: Call, tokens: int, estimated: int) -> float:
+        """The scale of ``call``'s estimate, ``tokens`` as the provider counted them; kept
+        for the model's later estimates, unless the call has images or files, whose
+        estimate is a guess."""
+        ratio = _bounded(tokens / estimated)
+        if not (self._guessed and any(message.id in self._guessed for message in call.request.messages)):
+            self._ratios[_model(call)] = ratio
+        return ratio
+
+    async def calibrated(
+        self, call: Call, estimated: int, events: AsyncIterator[Event], spent: list[Usage]
+    ) -> AsyncIterator[Event]:
+        """``events``; the ``Done`` calibrates the estimate, and counts what the summary
+        calls ``spent`` in its usage."""
+        async for event in events:
+            if isinstance(event, Done):
+                self.calibrate(call, estimated, event.usage)
+                if spent:
+                    event = attrs.evolve(event, usage=sum(spent, event.usage))
+            yield event
+
+    def forget(self, call: Call) -> bool:
+        """Forget the scale learned for ``call``'s model (the provider refused a call it let
+        through); whether there was one, in which case the call is fitted again and retried."""
+        return self._ratios.pop(_model(call), None) is not None
 
     def size(self, message: Message) -> int:
         """``message``'s estimated tokens, worked out once for each stored message."""
@@ -157,7 +215,10 @@ class ContextMiddleware(Middleware):
         if tokens is None:
             if len(self._sizes) >= SIZES_KEPT:
                 self._sizes.clear()
+                self._guessed.clear()
             tokens = self._sizes[message.id] = message_tokens(message)
+            if any(isinstance(part, Image | File) for part in message.parts):
+                self._guessed.add(message.id)
         return tokens
 
 

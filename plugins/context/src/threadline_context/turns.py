@@ -24,10 +24,14 @@ def turns(messages: Sequence[Message]) -> list[list[Message]]:
     return cut
 
 
-def middle(count: int, keep_first: int, keep_last: int) -> range:
-    """Of ``count`` turns, the ones neither among the first ``keep_first`` nor the last
-    ``keep_last``; the last turn, the one being answered, is never among them."""
-    first = min(keep_first, count - 1)
+def middle(cut: Sequence[Sequence[Message]], keep_first: int, keep_last: int) -> range:
+    """Of the turns ``cut``, the ones neither among the first ``keep_first`` nor the last
+    ``keep_last``; the last turn, the one being answered, is never among them, and neither
+    is what comes before the first user message (system notes, kept as the system prompt
+    is), unless it is a summary."""
+    count = len(cut)
+    preamble = 1 if count and not any(m.role is Role.USER or is_summary(m) for m in cut[0]) else 0
+    first = min(keep_first + preamble, count - 1)
     return range(first, max(count - keep_last, first))
 
 
@@ -41,7 +45,7 @@ def trimmed(
     cut = turns(messages)
     sizes = [sum(map(size, turn)) for turn in cut]
     total, final = sum(sizes), len(cut) - 1
-    between = middle(len(cut), keep_first, keep_last)
+    between = middle(cut, keep_first, keep_last)
     order = [*between, *range(between.start), *range(between.stop, final)]
     dropped: set[int] = set()
     for index in order:

@@ -85,17 +85,19 @@ def input_tokens(body: dict[str, Any]) -> int:
     """The fake's count of a request's input tokens, for a reply's usage and for
     ``/responses/input_tokens`` alike: a token for every 20 characters of the JSON of what
     takes tokens (``PROMPT_KEYS``), plus 1. A count and the usage of the same request agree;
-    a stored conversation named by ``previous_response_id`` adds nothing."""
+    a stored conversation named by ``previous_response_id`` adds its own
+    (:meth:`FakeOpenAI.prompt_tokens`)."""
     return len(json.dumps({key: body[key] for key in PROMPT_KEYS if key in body})) // 20 + 1
 
 
 @define
 class FakeOpenAI(ScriptedAPI):
-    """Keeps the responses it stored, and refuses a ``previous_response_id`` it does not have."""
+    """Keeps the responses it stored, with the tokens of the conversation through each, and
+    refuses a ``previous_response_id`` it does not have."""
 
     path: ClassVar[str] = "/v1"
     default_reply: Reply = field(factory=lambda: Reply(text=DEFAULT_TEXT))
-    stored: set[str] = field(factory=set)
+    stored: dict[str, int] = field(factory=dict)
     _ids: Iterator[int] = field(factory=itertools.count)
 
     def respond(self, request: ReceivedRequest) -> HTTPReply:
@@ -104,7 +106,12 @@ class FakeOpenAI(ScriptedAPI):
             return super().respond(request)
         if (refused := self.refuse(request)) is not None:
             return refused
-        return HTTPReply.json({"object": "response.input_tokens", "input_tokens": input_tokens(request.json())})
+        return HTTPReply.json({"object": "response.input_tokens", "input_tokens": self.prompt_tokens(request.json())})
+
+    def prompt_tokens(self, body: dict[str, Any]) -> int:
+        """The input tokens of a request: its own, and those of the stored conversation it
+        continues (``previous_response_id``), as OpenAI counts them."""
+        return input_tokens(body) + self.stored.get(body.get("previous_response_id") or "", 0)
 
     def refuse(self, request: ReceivedRequest) -> HTTPReply | None:
         previous = request.json().get("previous_response_id")
@@ -126,14 +133,14 @@ class FakeOpenAI(ScriptedAPI):
             headers = {"retry-after": f"{reply.retry_after:g}"} if reply.retry_after is not None else {}
             return error(status, detail, headers)
         body = request.json()
-        usage = (input_tokens(body), len((reply.text or "").split()) + len(reply.tool_calls) + 1)
+        usage = (self.prompt_tokens(body), len((reply.text or "").split()) + len(reply.tool_calls) + 1)
         if request.path.endswith("/chat/completions"):
             chat = ChatReply(self, body["model"], reply, usage)
             return HTTPReply.stream(chat.chunks()) if body.get("stream") else HTTPReply.json(chat.completion())
         if request.path.endswith("/responses"):
             response = ResponsesReply(self, body, reply, usage)
             if body.get("store", True):
-                self.stored.add(response.id)
+                self.stored[response.id] = sum(usage)
             return HTTPReply.stream(response.events()) if body.get("stream") else HTTPReply.json(response.final())
         return error(404, {"message": f"Invalid URL (POST {request.path})", "type": "invalid_request_error"})
 
