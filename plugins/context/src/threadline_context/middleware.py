@@ -137,7 +137,8 @@ class ContextMiddleware(Middleware):
         if kept is None:
             raise ContextTooLong(
                 f"the turn being answered alone is over the {budget:,} tokens a call may send here "
-                "([middleware.context]): shorten the message, or raise max_tokens or window_fraction",
+                "([middleware.context]): shorten the message, or raise max_tokens or window_fraction "
+                "(or the model's context_windows)",
                 provider=call.provider,
             )
         shortened = attrs.evolve(call, request=attrs.evolve(request, messages=tuple(kept)))
@@ -168,9 +169,14 @@ class ContextMiddleware(Middleware):
             stored = await call.turn.replace_history(older[0], older[-1], [summary])
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             log.warning(
-                "session %s: summarising %d messages failed; trimming", call.session.id, len(older), exc_info=True
+                "session %s: summarising %d messages with %r failed, so the call is trimmed: %s",
+                call.session.id,
+                len(older),
+                self.config.summary_provider or call.provider,
+                exc,
+                exc_info=not isinstance(exc, ThreadlineError),
             )
             return messages
         first = [message for turn in cut[: between.start] for message in turn]

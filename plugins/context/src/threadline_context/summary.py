@@ -85,8 +85,9 @@ def _transcript_room(asked: Call, config: ContextConfig, room: int) -> int:
     room -= config.summary_max_tokens  # the summary so far, sent along with the next part
     if room < MIN_PART:
         raise PluginError(
-            f"{asked.provider!r} takes {max(room, 0):,} tokens of transcript a call: give its model a larger "
-            "window (context_windows) or the summary fewer tokens (summary_max_tokens)"
+            f"summary_provider {asked.provider!r} leaves {max(room, 0):,} tokens of transcript a call, fewer than "
+            f"the {MIN_PART} a summary needs: give its model a larger window (context_windows) or the summary "
+            "fewer tokens (summary_max_tokens)"
         )
     return room
 
