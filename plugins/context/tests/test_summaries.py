@@ -74,6 +74,19 @@ async def test_older_turns_are_summarised_stored_in_their_place_and_kept_as_a_re
         assert [(r.number, added[0].id) for r, added in edits] == [(1, summary.id)]
 
 
+async def test_a_session_of_ten_thousand_messages_is_summarised_and_sent_within_its_budget() -> None:
+    async with manager() as tl:  # a summariser that takes 75,000 tokens: four parts
+        echo = tl.provider("echo")
+        session = await tl.create_session()
+        await session.add(history(5_000))
+        await session.send("and now?")
+        assert await echo.count_tokens(echo.requests[-1]) <= 1_000
+        stored = await session.history()
+        assert len(stored) == 5 and stored[0].metadata[SUMMARY_KEY] == {"messages": 9_998}
+        (revision,) = await session.revisions()
+        assert len(revision.replaced) == 10_001  # every message as it was, the question included
+
+
 async def test_the_next_summary_is_made_from_the_last_and_the_turns_since() -> None:
     async with manager() as tl:
         echo = tl.provider("echo")
