@@ -75,7 +75,7 @@ async def test_older_turns_are_summarised_stored_in_their_place_and_kept_as_a_re
 
 
 async def test_a_session_of_ten_thousand_messages_is_summarised_and_sent_within_its_budget() -> None:
-    async with manager() as tl:  # a summariser that takes 75,000 tokens: four parts
+    async with manager() as tl:  # a summariser that takes 75,000 tokens: the transcript goes in parts
         echo = tl.provider("echo")
         session = await tl.create_session()
         await session.add(history(5_000))
