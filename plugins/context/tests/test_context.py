@@ -214,3 +214,30 @@ async def test_a_file_does_not_teach_the_model_a_scale() -> None:
         await text.add(long_history(100))  # about 6,000 tokens estimated, 4,200 counted
         await text.send("and now?")
         assert 1_000 < await counted(echo) <= 2_000
+
+
+@pytest.mark.parametrize(
+    ("summariser", "says"),
+    [("nosuch", "no provider plugin named 'nosuch'"), ("keyed", "no API key")],
+)
+async def test_a_summariser_that_cannot_be_called_is_said_as_the_manager_opens(summariser: str, says: str) -> None:
+    config = {
+        "storage": {"backend": "memory"},
+        "middleware": {"chain": ["context"], "context": {"strategy": "summarize", "summary_provider": summariser}},
+    }
+    manager = SessionManager(Config.from_dict(config), plugins=[KeyedProvider()])
+    with pytest.raises(threadline.ConfigError, match=rf"middleware\.context\.summary_provider: .*{says}"):
+        await manager.open()
+
+
+class KeyedProvider:
+    """A provider plugin that needs an API key, with none set."""
+
+    @threadline.hookimpl
+    def threadline_register_providers(self, register: Any) -> None:
+        register("keyed", lambda config: None, config=KeyedConfig)
+
+
+@attrs.frozen(kw_only=True)
+class KeyedConfig(threadline.plugin.ProviderConfig):
+    default_model: str = "keyed-1"

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Final, Literal
 
 from attrs import field, frozen, validators
 
-from threadline.plugin import finite, hookimpl
+from threadline.plugin import ConfigError, ThreadlineError, critical, finite, hookimpl
 
 if TYPE_CHECKING:
+    from threadline import SessionManager
     from threadline.plugin import Register
     from threadline_context.middleware import ContextMiddleware
 
@@ -80,3 +81,18 @@ def make_middleware(config: ContextConfig) -> ContextMiddleware:
 @hookimpl
 def threadline_register_middleware(register: Register) -> None:
     register("context", make_middleware, config=ContextConfig)
+
+
+@hookimpl
+@critical
+def threadline_startup(manager: SessionManager) -> None:
+    """A ``summary_provider`` that is not installed, or cannot be called as configured, is
+    an error as the manager opens (``threadline chat`` starts), not at the first summary."""
+    settings = manager.config.middleware.settings.get("context", {})
+    provider = settings.get("summary_provider")
+    if "context" not in manager.config.middleware.chain or provider is None:
+        return
+    try:
+        manager.check_provider(provider)
+    except ThreadlineError as exc:
+        raise ConfigError(str(exc), file=manager.config.path, key="middleware.context.summary_provider") from exc
