@@ -111,3 +111,19 @@ async def test_after_a_summary_openai_is_sent_the_new_history_not_the_conversati
         assert "previous_response_id" not in answered
         assert answered["input"][0]["content"][0]["text"].startswith(HEADING)
         assert all("previous_response_id" in body for body in bodies[asked[-1] + 2 :])
+
+
+async def test_a_trimmed_call_to_openai_is_sent_whole_not_after_the_conversation_it_keeps() -> None:
+    """Trimming, with OpenAI keeping the conversation: each trimmed call sends what is kept,
+    whole, and later calls continue from that, so every turn is answered within the budget."""
+    async with FakeOpenAI() as openai:
+        providers = {"openai": {"api_key": "sk-test", "base_url": openai.url, "max_retries": 0}}
+        middleware = {"chain": ["context"], "context": {"max_tokens": 300}}
+        config = {"storage": {"backend": "memory"}, "providers": providers, "middleware": middleware}
+        async with SessionManager(Config.from_dict(config)) as tl:
+            session = await tl.create_session(provider="openai")
+            replies = [await session.send(f"question {n} " + "detail " * 40) for n in range(40)]
+        assert all(reply.usage is not None and reply.usage.input_tokens <= 300 for reply in replies)
+        bodies = [request.json() for request in openai.requests if request.path == "/v1/responses"]
+        whole = [body for body in bodies[1:] if "previous_response_id" not in body]
+        assert whole and len(whole) < len(bodies) - 1  # trimmed calls start afresh, the rest continue

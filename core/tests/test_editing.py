@@ -516,3 +516,22 @@ async def test_a_turn_may_not_replace_its_own_question_or_store_an_id_twice(chan
         assert says in str(error)
         assert texts(await session.history()) == ["one", "1", "two", "2", "three", "three"]
         assert await session.revisions() == []
+
+
+async def test_a_turn_reads_what_another_process_did_to_the_session() -> None:
+    storage = MemoryStorage()
+    async with SessionManager(storage=storage) as here, SessionManager(storage=storage) as there:
+        session = await here.create_session()
+        await session.send("one")
+        await session.update(provider_state={"response_id": "resp_1", "through_seq": 2})
+        other = await there.get_session(session.id)
+        await other.edit(1, "uno")
+        await session.send("two")
+        echo = here.provider("echo")
+        assert isinstance(echo, EchoProvider)
+        assert echo.requests[-1].provider_state == {}
+        assert [m.text for m in echo.requests[-1].messages] == ["uno", "one", "two"]
+        await other.archive()
+        with pytest.raises(SessionArchived):
+            await session.send("three")
+        assert len(await session.history()) == 4

@@ -39,6 +39,10 @@ class Provider(Protocol):
     Optional: ``async count_tokens(request) -> int | None``, the input tokens ``request``
     would take, counted by the API itself (``None``: it cannot count this one); middleware
     reaches it as ``Call.count_tokens``.
+
+    ``Session.provider_state`` (a response's ``provider_state``) is for a conversation the
+    API keeps: every edit of the history clears it, and a middleware that shortens what a
+    call sends sends ``provider_state={}``.
     """
 
     def capabilities(self, model: str | None) -> Capabilities:

@@ -165,10 +165,10 @@ def range_plan(session: Session, first: Message, last: Message, messages: Sequen
 def _check_new_ids(new: list[Message], kept: list[Message]) -> None:
     """New messages each have an id of their own, which no message kept has."""
     ids = [m.id for m in new]
-    taken = set(ids) & {m.id for m in kept}
-    if len(set(ids)) != len(ids) or taken:
+    shared = {i for i in ids if ids.count(i) > 1} | (set(ids) & {m.id for m in kept})
+    if shared:
         raise HistoryError(
-            f"the messages to store share an id with each other or with the history ({', '.join(sorted(taken))}): "
+            f"the messages to store share an id with each other or with the history ({', '.join(sorted(shared))}): "
             "give each new message an id of its own (Message's default)"
         )
 

@@ -78,7 +78,8 @@ async def run_turn(session: Session, turn: Turn) -> AsyncGenerator[Event, None]:
     manager = session._manager
     message = None if turn.again else _user_message(session, turn)  # refused here: nothing stored
     async with session._live.lock, turn_lease(session):
-        session._refuse_if_archived()  # archived while this turn waited for the one before
+        await session.refresh()  # another process may have edited, archived or changed the session
+        session._refuse_if_archived()
         user = await _answer_again(session) if message is None else await _store_user(session, message)
         partial = StreamAssembler()
         usage: Usage | None = None
@@ -140,7 +141,6 @@ def _user_message(session: Session, turn: Turn) -> Message:
 async def _answer_again(session: Session) -> Message:
     """The last user message, to be answered again (``Session.regenerate``): what followed it
     is replaced by nothing (and kept, as a revision), and a ``failed`` mark is taken off."""
-    await session.refresh()  # another process may have written since the turn was planned
     await replace_after(session, _answer_again_plan)  # nothing after it: nothing replaced
     user = last_user(session._live.history or await session._current_history())
     if user.status is not MessageStatus.OK:

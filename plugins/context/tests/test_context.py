@@ -216,28 +216,25 @@ async def test_a_file_does_not_teach_the_model_a_scale() -> None:
         assert 1_000 < await counted(echo) <= 2_000
 
 
-@pytest.mark.parametrize(
-    ("summariser", "says"),
-    [("nosuch", "no provider plugin named 'nosuch'"), ("keyed", "no API key")],
-)
-async def test_a_summariser_that_cannot_be_called_is_said_as_the_manager_opens(summariser: str, says: str) -> None:
-    config = {
-        "storage": {"backend": "memory"},
-        "middleware": {"chain": ["context"], "context": {"strategy": "summarize", "summary_provider": summariser}},
-    }
-    manager = SessionManager(Config.from_dict(config), plugins=[KeyedProvider()])
-    with pytest.raises(threadline.ConfigError, match=rf"middleware\.context\.summary_provider: .*{says}"):
+async def test_a_summariser_not_installed_is_said_as_the_manager_opens() -> None:
+    settings = {"strategy": "summarize", "summary_provider": "nosuch"}
+    config = {"storage": {"backend": "memory"}, "middleware": {"chain": ["context"], "context": settings}}
+    manager = SessionManager(Config.from_dict(config))
+    with pytest.raises(
+        threadline.ConfigError, match=r"middleware\.context\.summary_provider: no provider plugin named"
+    ):
         await manager.open()
+    settings["strategy"] = "trim"  # no summaries: the key is not used
+    async with SessionManager(Config.from_dict(config)) as tl:
+        await (await tl.create_session()).send("hi")
 
 
-class KeyedProvider:
-    """A provider plugin that needs an API key, with none set."""
-
-    @threadline.hookimpl
-    def threadline_register_providers(self, register: Any) -> None:
-        register("keyed", lambda config: None, config=KeyedConfig)
-
-
-@attrs.frozen(kw_only=True)
-class KeyedConfig(threadline.plugin.ProviderConfig):
-    default_model: str = "keyed-1"
+async def test_system_notes_before_the_conversation_stay_when_turns_are_trimmed() -> None:
+    async with manager(max_tokens=500, keep_last=10) as tl:  # more than fits: the earlier of them go
+        echo = echo_of(tl)
+        session = await tl.create_session()
+        await session.add([("system", "Always answer in French."), *long_history(30, words=30)])
+        await session.send("last")
+        request = sent(echo)
+        assert request[0].text == "Always answer in French." and request[-1].text == "last"
+        assert len(request) < 62

@@ -131,6 +131,18 @@ async def test_a_transcript_longer_than_the_summarisers_window_is_summarised_in_
         assert summary.metadata[SUMMARY_KEY] == {"messages": 198}
 
 
+async def test_a_message_longer_than_a_part_is_split_across_parts() -> None:
+    async with manager(windows={"echo-small": 2_000}, summary_model="echo-small") as tl:
+        echo = tl.provider("echo")
+        session = await tl.create_session()
+        long = " ".join(f"w{n}" for n in range(3_000))
+        await session.add([*history(2), ("user", long), ("assistant", "read it"), *history(40, start=2)])
+        await session.send("and now?")
+        sent = " ".join(r.messages[0].text for r in echo.requests if r.system_prompt == SUMMARY_PROMPT)
+        assert all(f"w{n} " in sent or f"w{n}\n" in sent or sent.endswith(f"w{n}") for n in range(3_000))
+        assert "(continued) " in sent
+
+
 async def test_a_failed_summary_leaves_the_history_and_the_turn_is_answered_trimmed() -> None:
     async with manager() as tl:
         echo = tl.provider("echo")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Final, Literal
 
 from attrs import field, frozen, validators
 
-from threadline.plugin import ConfigError, ThreadlineError, critical, finite, hookimpl
+from threadline.plugin import ConfigError, critical, finite, hookimpl
 
 if TYPE_CHECKING:
     from threadline import SessionManager
@@ -86,13 +86,16 @@ def threadline_register_middleware(register: Register) -> None:
 @hookimpl
 @critical
 def threadline_startup(manager: SessionManager) -> None:
-    """A ``summary_provider`` that is not installed, or cannot be called as configured, is
-    an error as the manager opens (``threadline chat`` starts), not at the first summary."""
+    """A ``summary_provider`` that is not installed is an error as the manager opens, not at
+    the first summary. (One that has no API key is found by its first call, as any provider
+    is outside ``threadline chat``.)"""
     settings = manager.config.middleware.settings.get("context", {})
     provider = settings.get("summary_provider")
-    if "context" not in manager.config.middleware.chain or provider is None:
+    if "context" not in manager.config.middleware.chain or settings.get("strategy") != "summarize" or provider is None:
         return
-    try:
-        manager.check_provider(provider)
-    except ThreadlineError as exc:
-        raise ConfigError(str(exc), file=manager.config.path, key="middleware.context.summary_provider") from exc
+    if provider not in manager.registry.providers:
+        raise ConfigError(
+            f"no provider plugin named {provider!r}; installed: {', '.join(sorted(manager.registry.providers))}",
+            file=manager.config.path,
+            key="middleware.context.summary_provider",
+        )

@@ -42,6 +42,7 @@ from threadline_context.turns import middle, trimmed, turns
 SIZES_KEPT: Final = 100_000  # messages whose estimates are kept, by id
 RATIO_LIMITS: Final = (0.25, 4.0)  # how far a provider's count may scale the estimate
 COUNT_WHEN_OVER: Final = 1.25  # once a model's scale is known, the provider counts calls at most this far over
+RAISE_AFTER_REFUSAL: Final = 1.5  # after a refusal, the call counts as over its budget by at least this much
 log = logging.getLogger("threadline.context")
 
 
@@ -66,9 +67,10 @@ class ContextMiddleware(Middleware):
         try:
             response = await next(fitted)
         except ContextTooLong:
-            if not self.forget(fitted):
+            retry = await self.refitted(fitted, estimated)
+            if retry is None:
                 raise
-            fitted, estimated = await self.fitted(fitted, None)
+            fitted, estimated = retry
             response = await next(fitted)
         self.calibrate(fitted, estimated, response.usage)
         return attrs.evolve(response, usage=sum(spent, response.usage)) if spent else response
@@ -92,9 +94,10 @@ class ContextMiddleware(Middleware):
                 started = True
                 yield event
         except ContextTooLong:
-            if started or not self.forget(fitted):
+            retry = None if started else await self.refitted(fitted, estimated)
+            if retry is None:
                 raise
-            fitted, estimated = await self.fitted(fitted, None)
+            fitted, estimated = retry
             async for event in self.calibrated(fitted, estimated, next(fitted), spent):
                 yield event
 
@@ -131,8 +134,6 @@ class ContextMiddleware(Middleware):
                 return call, estimated
         room = int(budget / ratio) - fixed
         messages = request.messages if ask is None else await self.summarized(call, request.messages, room, ask)
-        if messages is not request.messages:  # the provider's own copy of the history is out of date now
-            request = attrs.evolve(request, provider_state={})
         kept = trimmed(messages, room, self.config.keep_first, self.config.keep_last, self.size)
         if kept is None:
             raise ContextTooLong(
@@ -141,7 +142,8 @@ class ContextMiddleware(Middleware):
                 "(or the model's context_windows)",
                 provider=call.provider,
             )
-        shortened = attrs.evolve(call, request=attrs.evolve(request, messages=tuple(kept)))
+        # the provider's own copy of the conversation (OpenAI's) holds what is left out: send it whole
+        shortened = attrs.evolve(call, request=attrs.evolve(request, messages=tuple(kept), provider_state={}))
         return shortened, fixed + sum(map(self.size, kept))
 
     async def counted(self, call: Call) -> int | None:
@@ -210,10 +212,21 @@ class ContextMiddleware(Middleware):
                     event = attrs.evolve(event, usage=sum(spent, event.usage))
             yield event
 
-    def forget(self, call: Call) -> bool:
-        """Forget the scale learned for ``call``'s model (the provider refused a call it let
-        through); whether there was one, in which case the call is fitted again and retried."""
-        return self._ratios.pop(_model(call), None) is not None
+    async def refitted(self, call: Call, estimated: int) -> tuple[Call, int] | None:
+        """After the provider refused ``call`` as too long: its model's scale set from the
+        provider's count of the call, where it can count, and at least so high that the call
+        counts as over its budget; the call trimmed by it. ``None`` when that leaves it as it
+        was (no budget known, or nothing left to trim)."""
+        budget = self.budget(call)
+        if budget is None or estimated <= 0:
+            return None
+        counted = await self.counted(call)
+        over = budget / estimated * RAISE_AFTER_REFUSAL
+        self._ratios[_model(call)] = _bounded(max(over, counted / estimated if counted else 0))
+        refit, smaller = await self.fitted(call, None)
+        if len(refit.request.messages) == len(call.request.messages):
+            return None
+        return refit, smaller
 
     def size(self, message: Message) -> int:
         """``message``'s estimated tokens, worked out once for each stored message."""

@@ -37,6 +37,7 @@ SUMMARY_KEY: Final = "threadline_context.summary"
 """The metadata key that marks a stored summary: ``{"messages": n}``, how many it replaced."""
 HEADING: Final = "Summary of the earlier conversation:"
 MIN_PART: Final = 100  # the fewest tokens of transcript worth a summary call
+CONTINUED: Final = "(continued) "
 
 Ask = Callable[[Call], Awaitable[str]]
 """Sends a call on down the chain and gives back the reply's text."""
@@ -94,11 +95,10 @@ def _transcript_room(asked: Call, config: ContextConfig, room: int) -> int:
 
 def _parts(lines: list[str], room: int) -> Iterator[list[str]]:
     """``lines`` in parts of at most ``room`` tokens, in order; a line longer than that is
-    cut to fit."""
+    split across parts."""
     part: list[str] = []
     used = 0
-    for line in lines:
-        line = line[: room * CHARACTERS_PER_TOKEN]
+    for line in (piece for whole in lines for piece in _pieces(whole, room * CHARACTERS_PER_TOKEN)):
         size = estimate(line) + 1
         if part and used + size > room:
             yield part
@@ -107,6 +107,17 @@ def _parts(lines: list[str], room: int) -> Iterator[list[str]]:
         used += size
     if part:
         yield part
+
+
+def _pieces(line: str, length: int) -> list[str]:
+    """``line`` in pieces of at most ``length`` characters, each after the first marked as
+    going on from the one before."""
+    pieces = [line[:length]]
+    rest, length = line[length:], length - len(CONTINUED)
+    while rest:
+        pieces.append(CONTINUED + rest[:length])
+        rest = rest[length:]
+    return pieces
 
 
 def _line(message: Message) -> str:

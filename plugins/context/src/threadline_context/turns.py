@@ -30,9 +30,14 @@ def middle(cut: Sequence[Sequence[Message]], keep_first: int, keep_last: int) ->
     is what comes before the first user message (system notes, kept as the system prompt
     is), unless it is a summary."""
     count = len(cut)
-    preamble = 1 if count and not any(m.role is Role.USER or is_summary(m) for m in cut[0]) else 0
-    first = min(keep_first + preamble, count - 1)
+    first = min(keep_first + preamble(cut), count - 1)
     return range(first, max(count - keep_last, first))
+
+
+def preamble(cut: Sequence[Sequence[Message]]) -> int:
+    """1 when the first of the turns ``cut`` is what comes before the first user message
+    (and not a summary), else 0."""
+    return 1 if cut and not any(m.role is Role.USER or is_summary(m) for m in cut[0]) else 0
 
 
 def trimmed(
@@ -40,13 +45,13 @@ def trimmed(
 ) -> list[Message] | None:
     """``messages`` less whole turns until their tokens fit ``room``: first the turns between
     the first ``keep_first`` and the last ``keep_last``, oldest first; then, if still too
-    many, the first ones and the earlier of the last ones. ``None`` when the last turn alone
-    does not fit."""
+    many, the first ones and the earlier of the last ones. What comes before the first user
+    message stays. ``None`` when that and the last turn alone do not fit."""
     cut = turns(messages)
     sizes = [sum(map(size, turn)) for turn in cut]
     total, final = sum(sizes), len(cut) - 1
     between = middle(cut, keep_first, keep_last)
-    order = [*between, *range(between.start), *range(between.stop, final)]
+    order = [*between, *range(preamble(cut), between.start), *range(between.stop, final)]
     dropped: set[int] = set()
     for index in order:
         if total <= room:
