@@ -269,10 +269,13 @@ class Session:
         return revisions
 
     async def _current_history(self) -> list[Message]:
-        """The history as stored now, read through the storage: its own cache, where it
-        keeps one, knows whether another process appended or edited since."""
+        """The history as stored now, for a caller that holds the session's turn and has read
+        its record since it took it (a turn, an edit): another process's append or edit moved
+        the count or the version, which made this process forget what it knew, and the
+        history is read again; else what this process knows is it."""
         live = self._live
-        live.history = await self._storage.get_messages(live.stored.tenant, self.id)
+        if live.history is None:
+            live.history = await self._storage.get_messages(live.stored.tenant, self.id)
         return live.history
 
     def _refuse_if_archived(self) -> None:
@@ -395,7 +398,7 @@ class Session:
         self, provider: str | None, model: str | None, options: CallOptions, *, streaming: bool
     ) -> Turn:
         self._refuse_if_archived()
-        user = last_user(await self._current_history())  # read again once the turn is the session's
+        user = last_user(await self.history())  # read again once the turn is the session's
         return plan_turn(self, user.parts, provider, model, options, streaming=streaming, again=True)
 
     def _run_turn(self, turn: Turn) -> AsyncGenerator[Event, None]:

@@ -200,7 +200,7 @@ async def test_every_storage_operation_is_timed_by_backend_and_operation(port: i
     assert value(samples, timed, backend="memory", operation="create_session") == 1
     assert value(samples, timed, backend="memory", operation="append_messages") == 6  # each user message, each reply
     assert value(samples, timed, backend="memory", operation="take_turn") == 4  # three turns, one undo
-    assert value(samples, timed, backend="memory", operation="get_session") == 3  # one asked, two the undo
+    assert value(samples, timed, backend="memory", operation="get_session") == 6  # one asked, one a turn, two the undo
     assert value(samples, timed, backend="memory", operation="replace_messages") == 1
     assert value(samples, timed, backend="memory", operation="get_revisions") == 1
 

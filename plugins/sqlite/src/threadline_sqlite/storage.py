@@ -81,6 +81,7 @@ def _marks(count: int) -> str:
 
 MINIMUM_SQLITE: Final = (3, 38)
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+RECORDS_KEPT: Final = 10_000  # session records kept decoded, by tenant and id
 SESSION_COLUMNS: Final = (
     "tenant, id, user_id, status, updated_us, version, message_count, "
     "input_tokens, output_tokens, cached_tokens, cost, record"
@@ -160,6 +161,7 @@ class SQLiteStorage:
         self._readers: list[aiosqlite.Connection] = []
         self._next_reader = itertools.cycle(range(self.config.readers))
         self._cache = HistoryCache(self.config.history_cache) if self.config.history_cache else None
+        self._records = _RecordCache()
         self._codec = Codec()  # made again at open, with the database's dictionaries
         # why the database is open read-only (None: it is not)
         self._read_only: str | None = None
@@ -390,7 +392,7 @@ class SQLiteStorage:
         )
         if not rows:
             raise SessionNotFound(session_id, tenant)
-        return _session_from_row(rows[0])
+        return self._records.record(rows[0])
 
     async def update_session(self, session: SessionRecord) -> SessionRecord:
         async def update(db: aiosqlite.Connection) -> SessionRecord:
@@ -913,6 +915,28 @@ _EMPTY: Final[tuple[Any, ...]] = (None, [], {})
 def _given_id(stored: str | bytes) -> str:
     """An id as :func:`~threadline_sqlite.schema.packed_id` stored it, as it was given."""
     return stored.hex() if isinstance(stored, bytes) else stored
+
+
+class _RecordCache:
+    """Session records decoded from their rows, by tenant and id: a row read again that is
+    the same, byte for byte, is the same record, and is not decoded again (a turn reads its
+    session's row each time)."""
+
+    def __init__(self, capacity: int = RECORDS_KEPT) -> None:
+        self.capacity = capacity
+        self.records: dict[tuple[Any, Any], tuple[tuple[Any, ...], SessionRecord]] = {}
+
+    def record(self, row: Sequence[Any]) -> SessionRecord:
+        values = tuple(row)
+        key = values[:2]
+        kept = self.records.get(key)
+        if kept is not None and kept[0] == values:
+            return kept[1]
+        record = _session_from_row(values)
+        if len(self.records) >= self.capacity:
+            self.records.clear()
+        self.records[key] = (values, record)
+        return record
 
 
 def _session_from_row(row: Sequence[Any]) -> SessionRecord:
