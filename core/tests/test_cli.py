@@ -338,3 +338,55 @@ main(sys.argv[1:])
     )
     assert run.returncode == 1 and "disk read error" in run.stderr and "Traceback" not in run.stderr
     assert list(out.parent.iterdir()) == []
+
+
+# -- threadline prompt --------------------------------------------------------------------
+
+
+def test_prompt_streams_the_reply_and_adds_what_is_piped_in(config: Path) -> None:
+    assert ok(threadline("prompt", "Why is the sky blue?", config=config)) == "Why is the sky blue?\n"
+    piped = threadline("prompt", "Summarise this", stdin="some notes\nand more\n", config=config)
+    assert ok(piped) == "Summarise this\n\nsome notes\nand more\n"
+    assert ok(threadline("prompt", stdin="only piped\n", config=config)) == "only piped\n"
+
+
+def test_prompt_json_gives_the_session_the_model_and_the_usage(config: Path) -> None:
+    reply = json.loads(ok(threadline("prompt", "--json", "-m", "echo-big", "hello there", config=config)))
+    assert reply["text"] == "hello there" and (reply["provider"], reply["model"]) == ("echo", "echo-big")
+    assert len(reply["session"]) == 32 and reply["usage"]["input_tokens"] == 2
+
+
+def test_prompt_passes_options_on(config: Path) -> None:
+    assert ok(threadline("prompt", "-o", "max_tokens", "2", "one two three", config=config)) == "one two\n"
+    assert (
+        ok(threadline("prompt", "--no-stream", "-o", "stop", "three", "one two three", config=config)) == "one two \n"
+    )
+
+
+def test_prompt_attaches_files_and_what_is_piped_in(config: Path, tmp_path: Path) -> None:
+    (tmp_path / "report.pdf").write_bytes(b"%PDF-1.7 a report")
+    assert ok(threadline("prompt", "-a", str(tmp_path / "report.pdf"), "Read it", config=config)) == (
+        "Read it [application/pdf]\n"
+    )
+    piped = subprocess.run(
+        [sys.executable, "-m", "threadline", "--config", str(config), "prompt", "-a", "-", "What is this?"],
+        input=b"\x89PNG\r\n\x1a\n fake", capture_output=True, env=os.environ, cwd=home(), timeout=60, check=True,
+    )  # fmt: skip
+    assert piped.stdout.decode() == "What is this? [image/png]\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        ((), "give the question as an argument, or pipe it in"),
+        (("-o", "temperature", "hot", "x"), "temperature takes a number (float), not 'hot'"),
+        (("-a", "/no/such/file", "x"), "cannot read /no/such/file"),
+        (("-a", "-", "x"), "'-' attaches what is piped in, and nothing was"),
+        (("-c", "x"), "there is no session to continue yet"),
+        (("-c", "--session", "abc", "x"), "give --session ID or -c/--continue, not both"),
+        (("--session", "abc", "x"), "no session 'abc'"),
+        (("-p", "nosuch", "x"), "no provider plugin named 'nosuch'"),
+    ],
+)
+def test_prompt_says_what_is_wrong(config: Path, args: tuple[str, ...], says: str) -> None:
+    assert says in user_error(threadline("prompt", *args, config=config))

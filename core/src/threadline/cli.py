@@ -369,6 +369,76 @@ async def chat(
     )
 
 
+@cli.command()
+@click.argument("text", required=False)
+@click.option("-c", "--continue", "latest", is_flag=True, help="Ask in the latest session, not a new one.")
+@click.option("--session", "session_id", metavar="ID", help="Ask in this session, not a new one.")
+@click.option("-s", "--system", "system_prompt", metavar="TEXT", help="The system prompt of a new session.")
+@click.option("-p", "--provider", metavar="NAME", help="The provider to ask [default: the session's, or the config's].")
+@click.option("-m", "--model", metavar="NAME", help="The model to ask [default: the provider's].")
+@click.option(
+    "-o",
+    "--option",
+    "options",
+    type=(str, str),
+    multiple=True,
+    metavar="KEY VALUE",
+    help="temperature, max_tokens, stop (repeat it), or any option of the provider's API, passed on as it is.",
+)
+@click.option(
+    "-a",
+    "--attach",
+    "attachments",
+    multiple=True,
+    metavar="FILE|URL|-",
+    help="An image or PDF to send along; - reads stdin.",
+)
+@click.option("--no-stream", is_flag=True, help="Print the reply when it is whole.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the reply as one JSON object: session, provider, model, text, usage."
+)
+@click.option("--no-log", is_flag=True, help="Keep nothing: the session lives in memory for this run only.")
+@with_manager
+async def prompt(
+    manager: SessionManager,
+    text: str | None,
+    latest: bool,
+    session_id: str | None,
+    system_prompt: str | None,
+    provider: str | None,
+    model: str | None,
+    options: tuple[tuple[str, str], ...],
+    attachments: tuple[str, ...],
+    no_stream: bool,
+    as_json: bool,
+    no_log: bool,
+) -> None:
+    """Ask one question; the reply streams to stdout, and both are stored as a session.
+
+    \b
+    What is piped in is added to the question after a blank line:
+      threadline prompt "Why is the sky blue?"
+      cat notes.md | threadline prompt "Summarise this"
+      threadline prompt -c "And in one sentence?"
+      threadline prompt -a photo.jpg "What is in this picture?"
+      threadline prompt -o temperature 0.2 -o max_tokens 200 --json "Name three rivers"
+    """
+    from threadline.builtins.memory import MemoryStorage
+    from threadline.manager import SessionManager
+    from threadline.prompt import run_prompt
+
+    asked = functools.partial(
+        run_prompt, text=text, session_id=session_id, latest=latest, system_prompt=system_prompt,
+        provider=provider, model=model, options=options, attachments=attachments, stream=not no_stream,
+        as_json=as_json,
+    )  # fmt: skip
+    if not no_log:
+        await asked(manager)
+        return
+    async with SessionManager(manager.config, plugin_manager=manager.plugin_manager, storage=MemoryStorage()) as memory:
+        await asked(memory)
+
+
 # ---------------------------------------------------------------------------
 # sessions
 # ---------------------------------------------------------------------------

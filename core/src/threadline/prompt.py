@@ -1,0 +1,180 @@
+"""``threadline prompt``: one question, its reply streamed to stdout, the two stored as a
+session (a new one, the latest with ``-c``, or ``--session ID``)."""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import click
+
+from threadline.errors import ConfigError
+from threadline.manager import SessionManager
+from threadline.model import Done, File, Image, Message, Part, Text, TextDelta
+from threadline.session import Session
+
+NAMED_OPTIONS: Final = {"temperature": float, "max_tokens": int}
+"""``-o`` keys that are ``send``'s own arguments; ``stop`` may be given more than once, and
+every other key goes to the provider as it is (``options={...}``)."""
+
+
+def question(text: str | None, piped: str | None) -> str:
+    """The prompt: ``text``, then what was piped in after a blank line (each without the
+    whitespace it ends with); a usage error when there is neither."""
+    parts = [part.rstrip() for part in (text, piped) if part and part.strip()]
+    if not parts:
+        raise click.UsageError(
+            "give the question as an argument, or pipe it in: threadline prompt 'Why is the sky blue?'"
+        )
+    return "\n\n".join(parts)
+
+
+def send_options(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """``-o KEY VALUE`` pairs as ``send``'s keyword arguments; a value that reads as JSON is
+    taken as it reads (``-o top_p 0.9``), any other as text."""
+    named: dict[str, Any] = {}
+    stop: list[str] = []
+    extra: dict[str, Any] = {}
+    for key, value in pairs:
+        if key == "stop":
+            stop.append(value)
+        elif key in NAMED_OPTIONS:
+            try:
+                named[key] = NAMED_OPTIONS[key](value)
+            except ValueError:
+                kind = NAMED_OPTIONS[key].__name__
+                raise click.BadParameter(f"{key} takes a number ({kind}), not {value!r}", param_hint="-o") from None
+        else:
+            extra[key] = _json_or_text(value)
+    return {**named, **({"stop": stop} if stop else {}), **({"options": extra} if extra else {})}
+
+
+def _json_or_text(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def attachment(source: str, stdin: bytes | None) -> Part:
+    """``-a``'s ``source`` as a part: a URL (kept a URL), ``-`` (what was piped in), or a file;
+    its media type from its name (an image, else a file: PDF, text)."""
+    if source.startswith(("http://", "https://")):
+        media = mimetypes.guess_type(source.split("?", 1)[0])[0] or "image/jpeg"
+        return Image(media, url=source) if media.startswith("image/") else File(media, url=source)
+    if source == "-":
+        if not stdin:
+            raise click.BadParameter("'-' attaches what is piped in, and nothing was", param_hint="-a")
+        return _part(stdin, None, None)
+    path = Path(source)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {source}: {exc.strerror or exc}", param_hint="-a") from None
+    return _part(data, mimetypes.guess_type(path.name)[0], path.name)
+
+
+def _part(data: bytes, media: str | None, name: str | None) -> Part:
+    media = media or _sniffed(data)
+    return Image(media, data=data) if media.startswith("image/") else File(media, data=data, name=name)
+
+
+def _sniffed(data: bytes) -> str:
+    """The media type of bytes with no name, from their first bytes."""
+    for magic, media in ((b"%PDF", "application/pdf"), (b"\x89PNG", "image/png"), (b"\xff\xd8\xff", "image/jpeg"),
+                         (b"GIF8", "image/gif"), (b"RIFF", "image/webp")):  # fmt: skip
+        if data.startswith(magic):
+            return media
+    return "text/plain"
+
+
+async def session_for(
+    manager: SessionManager,
+    session_id: str | None,
+    latest: bool,
+    *,
+    system_prompt: str | None,
+    provider: str | None,
+    model: str | None,
+) -> Session:
+    """The session to ask in: ``session_id``'s, the latest with ``latest``, else a new one."""
+    if session_id is not None and latest:
+        raise click.UsageError("give --session ID or -c/--continue, not both")
+    if session_id is not None:
+        return await manager.get_session(session_id)
+    if latest:
+        newest = (await manager.list_sessions(limit=1)).items
+        if not newest:
+            raise click.UsageError("there is no session to continue yet: leave out -c to start one")
+        return await manager.get_session(newest[0].id)
+    try:
+        return await manager.create_session(provider=provider, model=model, system_prompt=system_prompt)
+    except ConfigError as exc:
+        raise click.BadParameter(exc.reason, param_hint="-p/--provider") from None
+
+
+async def ask(session: Session, content: list[Part], *, stream: bool, as_json: bool, **options: Any) -> Message:
+    """Send ``content``; the reply's text goes to stdout as it arrives (``stream``), or whole
+    at the end, or as one JSON object (``as_json``)."""
+    if stream and not as_json:
+        reply = None
+        async for event in session.stream(content, **options):
+            if isinstance(event, TextDelta):
+                click.echo(event.text, nl=False)
+                sys.stdout.flush()
+            elif isinstance(event, Done):
+                reply = event.message
+        click.echo()
+        assert reply is not None
+        return reply
+    reply = await session.send(content, **options)
+    if as_json:
+        click.echo(json.dumps(_as_json(session, reply), ensure_ascii=False))
+    else:
+        click.echo(reply.text)
+    return reply
+
+
+def _as_json(session: Session, reply: Message) -> dict[str, Any]:
+    usage = reply.usage
+    return {
+        "session": session.id,
+        "provider": reply.provider,
+        "model": reply.model,
+        "text": reply.text,
+        "usage": None if usage is None else {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
+    }
+
+
+async def run_prompt(
+    manager: SessionManager,
+    *,
+    text: str | None,
+    session_id: str | None,
+    latest: bool,
+    system_prompt: str | None,
+    provider: str | None,
+    model: str | None,
+    options: Sequence[tuple[str, str]],
+    attachments: Sequence[str],
+    stream: bool,
+    as_json: bool,
+) -> None:
+    """The whole command: read what was piped in, find or make the session, ask."""
+    piped = None if sys.stdin.isatty() else sys.stdin.buffer.read()
+    attached = [attachment(source, piped) for source in attachments]
+    piped_text = None if piped is None or "-" in attachments else piped.decode("utf-8", "replace")
+    content: list[Part] = [Text(question(text, piped_text)), *attached]
+    arguments = send_options(options)
+    session = await session_for(
+        manager, session_id, latest, system_prompt=system_prompt, provider=provider, model=model
+    )
+    if model is not None:
+        arguments["model"] = model
+    if provider is not None and (session_id or latest):
+        arguments["provider"] = provider
+    await ask(session, content, stream=stream, as_json=as_json, **arguments)
