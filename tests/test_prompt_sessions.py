@@ -50,3 +50,24 @@ def test_prompts_are_stored_and_continued(config: Path) -> None:
 def test_no_log_keeps_nothing(config: Path) -> None:
     assert threadline(config, "prompt", "--no-log", "secret") == "secret\n"
     assert sessions(config) == []
+
+
+def test_a_reader_that_goes_away_mid_reply_leaves_the_session_ready(tmp_path: Path) -> None:
+    """`| head -c 3` closes the pipe while the reply streams: no traceback, the reply is kept
+    as far as it got, and the session's turn is given back (the next prompt does not wait)."""
+    config = tmp_path / "threadline.toml"
+    config.write_text(
+        f'[defaults]\nprovider = "echo"\nturn_wait = 1\n[storage]\nbackend = "sqlite"\npath = "{tmp_path / "t.db"}"\n'
+        "[providers.echo]\nchunk_size = 2\nchunk_delay = 0.05\n"
+    )
+    command = [sys.executable, "-m", "threadline", "--config", str(config), "prompt", "one two three four five six"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout.read(3) == b"one"
+        process.stdout.close()
+        errors = process.stderr.read().decode()
+    assert "Traceback" not in errors and process.returncode != 0
+    threadline(config, "prompt", "-c", "again")
+    session = sessions(config)[0]
+    _, *messages = json_lines(threadline(config, "sessions", "show", str(session["id"]), "--json"))
+    assert [m["status"] for m in messages] == ["ok", "incomplete", "ok", "ok"]  # the reply as far as it got

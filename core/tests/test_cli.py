@@ -379,14 +379,21 @@ def test_prompt_attaches_files_and_what_is_piped_in(config: Path, tmp_path: Path
     ("args", "says"),
     [
         ((), "give the question as an argument, or pipe it in"),
-        (("-o", "temperature", "hot", "x"), "temperature takes a number (float), not 'hot'"),
+        (("-o", "temperature", "hot", "x"), "temperature takes a number of 0 or more, not 'hot'"),
         (("-a", "/no/such/file", "x"), "cannot read /no/such/file"),
         (("-a", "-", "x"), "'-' attaches what is piped in, and nothing was"),
         (("-c", "x"), "there is no session to continue yet"),
         (("-c", "--session", "abc", "x"), "give --session ID or -c/--continue, not both"),
         (("--session", "abc", "x"), "no session 'abc'"),
         (("-p", "nosuch", "x"), "no provider plugin named 'nosuch'"),
+        (("-o", "max_tokens", "0", "x"), "max_tokens takes a whole number of 1 or more, not '0'"),
+        (("-o", "temperature", "nan", "x"), "temperature takes a number of 0 or more, not 'nan'"),
+        (("-o", "stop", "", "x"), "stop takes the text to stop at, not nothing"),
+        (("-o", "model", "gpt-x", "x"), "model is what -m sets: leave -o model out"),
+        (("-a", "song.mp3", "x"), "song.mp3 is audio/mpeg: attach an image, a PDF or a text file"),
+        (("--no-log", "-c", "x"), "--no-log keeps nothing, so there is no session to go on in"),
     ],
 )
 def test_prompt_says_what_is_wrong(config: Path, args: tuple[str, ...], says: str) -> None:
+    (home() / "song.mp3").write_bytes(b"ID3 a song")
     assert says in user_error(threadline("prompt", *args, config=config))

@@ -193,16 +193,22 @@ class _State:
             self._plugin_manager = get_plugin_manager(disable=disable)
         return self._plugin_manager
 
-    def manager(self, *, notice: bool = True, start_line: bool = False) -> SessionManager:
+    def manager(self, *, notice: bool = True, start_line: bool = False, memory: bool = False) -> SessionManager:
         """The ``SessionManager`` the config assembles (not open yet). ``start_line`` first says
-        which config file is in use; ``notice`` says when storage fell back to memory."""
+        which config file is in use; ``notice`` says when storage fell back to memory;
+        ``memory`` puts the memory storage in the place of the config's."""
         from threadline.manager import SessionManager
 
         config = self.config()
         if start_line:
             click.echo(f"config: {self.describe()}", err=True)
-        manager = SessionManager(config, plugin_manager=self.plugin_manager())
-        if notice and config.storage.backend is None and manager.storage_backend == "memory":
+        storage = None
+        if memory:
+            from threadline.builtins.memory import MemoryStorage
+
+            storage = MemoryStorage()
+        manager = SessionManager(config, plugin_manager=self.plugin_manager(), storage=storage)
+        if notice and not memory and config.storage.backend is None and manager.storage_backend == "memory":
             click.echo(f"note: storage is memory, nothing will persist: {self._no_storage(manager)}", err=True)
         return manager
 
@@ -248,13 +254,19 @@ def with_manager(function: Callable[..., Awaitable[T]]) -> Callable[..., T]:
     return _with_manager(function)
 
 
-def _with_manager(function: Callable[..., Awaitable[T]], *, start_line: bool = False) -> Callable[..., T]:
+def _with_manager(
+    function: Callable[..., Awaitable[T]], *, start_line: bool = False, memory_option: str | None = None
+) -> Callable[..., T]:
+    """``memory_option``: the flag (``--no-log``) that makes the manager's storage memory."""
+
     @click.pass_obj
     def command(state: _State, *args: Any, **kwargs: Any) -> T:
         import asyncio
 
+        memory = bool(memory_option and kwargs.get(memory_option))
+
         async def body() -> T:
-            async with state.manager(start_line=start_line) as manager:
+            async with state.manager(start_line=start_line, memory=memory) as manager:
                 try:
                     return await function(manager, *args, **kwargs)
                 except SessionNotFound as error:
@@ -370,17 +382,25 @@ async def chat(
 
 
 @cli.command()
-@click.argument("text", required=False)
+@click.argument("text", required=False, type=TEXT)
 @click.option("-c", "--continue", "latest", is_flag=True, help="Ask in the latest session, not a new one.")
-@click.option("--session", "session_id", metavar="ID", help="Ask in this session, not a new one.")
-@click.option("-s", "--system", "system_prompt", metavar="TEXT", help="The system prompt of a new session.")
-@click.option("-p", "--provider", metavar="NAME", help="The provider to ask [default: the session's, or the config's].")
-@click.option("-m", "--model", metavar="NAME", help="The model to ask [default: the provider's].")
+@click.option(
+    "--session",
+    "session_id",
+    metavar="ID",
+    type=_SessionId(", or leave --session out to start a new session"),
+    help="Ask in this session, not a new one.",
+)
+@click.option("-s", "--system", "system_prompt", metavar="TEXT", type=TEXT, help="The system prompt of a new session.")
+@click.option(
+    "-p", "--provider", metavar="NAME", type=TEXT, help="The provider to ask [default: the session's, or the config's]."
+)
+@click.option("-m", "--model", metavar="NAME", type=TEXT, help="The model to ask [default: the provider's].")
 @click.option(
     "-o",
     "--option",
     "options",
-    type=(str, str),
+    type=(TEXT, TEXT),
     multiple=True,
     metavar="KEY VALUE",
     help="temperature, max_tokens, stop (repeat it), or any option of the provider's API, passed on as it is.",
@@ -391,14 +411,14 @@ async def chat(
     "attachments",
     multiple=True,
     metavar="FILE|URL|-",
-    help="An image or PDF to send along; - reads stdin.",
+    help="An image, a PDF or a text file to send along (50 MB at most); - reads stdin.",
 )
 @click.option("--no-stream", is_flag=True, help="Print the reply when it is whole.")
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the reply as one JSON object: session, provider, model, text, usage."
 )
 @click.option("--no-log", is_flag=True, help="Keep nothing: the session lives in memory for this run only.")
-@with_manager
+@functools.partial(_with_manager, memory_option="no_log")
 async def prompt(
     manager: SessionManager,
     text: str | None,
@@ -423,20 +443,14 @@ async def prompt(
       threadline prompt -a photo.jpg "What is in this picture?"
       threadline prompt -o temperature 0.2 -o max_tokens 200 --json "Name three rivers"
     """
-    from threadline.builtins.memory import MemoryStorage
-    from threadline.manager import SessionManager
     from threadline.prompt import run_prompt
 
-    asked = functools.partial(
-        run_prompt, text=text, session_id=session_id, latest=latest, system_prompt=system_prompt,
-        provider=provider, model=model, options=options, attachments=attachments, stream=not no_stream,
-        as_json=as_json,
+    if no_log and (latest or session_id):
+        raise click.UsageError("--no-log keeps nothing, so there is no session to go on in: leave out -c/--session")
+    await run_prompt(
+        manager, text=text, session_id=session_id, latest=latest, system_prompt=system_prompt, provider=provider,
+        model=model, options=options, attachments=attachments, stream=not no_stream, as_json=as_json,
     )  # fmt: skip
-    if not no_log:
-        await asked(manager)
-        return
-    async with SessionManager(manager.config, plugin_manager=manager.plugin_manager, storage=MemoryStorage()) as memory:
-        await asked(memory)
 
 
 # ---------------------------------------------------------------------------

@@ -3,10 +3,12 @@ session (a new one, the latest with ``-c``, or ``--session ID``)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import mimetypes
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -17,9 +19,25 @@ from threadline.manager import SessionManager
 from threadline.model import Done, File, Image, Message, Part, Text, TextDelta
 from threadline.session import Session
 
-NAMED_OPTIONS: Final = {"temperature": float, "max_tokens": int}
+NAMED_OPTIONS: Final[dict[str, tuple[type, Callable[[Any], bool], str]]] = {
+    "temperature": (float, lambda t: math.isfinite(t) and t >= 0, "a number of 0 or more"),
+    "max_tokens": (int, lambda n: n >= 1, "a whole number of 1 or more"),
+}
 """``-o`` keys that are ``send``'s own arguments; ``stop`` may be given more than once, and
 every other key goes to the provider as it is (``options={...}``)."""
+BUILT: Final = {
+    "model": "-m sets",
+    "stream": "--no-stream sets",
+    "messages": "the session holds",
+    "input": "the session holds",
+    "contents": "the session holds",
+    "system": "-s sets",
+    "instructions": "-s sets",
+    "tools": "the session holds",
+}
+"""``-o`` keys that would overwrite what threadline builds of the request."""
+MAX_ATTACHMENT: Final = 50 * 1024 * 1024
+ATTACHABLE: Final = ("image/", "application/pdf", "text/")
 
 
 def question(text: str | None, piped: str | None) -> str:
@@ -40,17 +58,29 @@ def send_options(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
     stop: list[str] = []
     extra: dict[str, Any] = {}
     for key, value in pairs:
+        if key in BUILT:
+            raise click.BadParameter(f"{key} is what {BUILT[key]}: leave -o {key} out", param_hint="-o")
         if key == "stop":
+            if not value:
+                raise click.BadParameter("stop takes the text to stop at, not nothing", param_hint="-o")
             stop.append(value)
         elif key in NAMED_OPTIONS:
-            try:
-                named[key] = NAMED_OPTIONS[key](value)
-            except ValueError:
-                kind = NAMED_OPTIONS[key].__name__
-                raise click.BadParameter(f"{key} takes a number ({kind}), not {value!r}", param_hint="-o") from None
+            named[key] = _number(key, value)
         else:
             extra[key] = _json_or_text(value)
     return {**named, **({"stop": stop} if stop else {}), **({"options": extra} if extra else {})}
+
+
+def _number(key: str, value: str) -> float | int:
+    kind, check, what = NAMED_OPTIONS[key]
+    wrong = click.BadParameter(f"{key} takes {what}, not {value!r}", param_hint="-o")
+    try:
+        number: float | int = kind(value)
+    except ValueError:
+        raise wrong from None
+    if not check(number):
+        raise wrong
+    return number
 
 
 def _json_or_text(value: str) -> Any:
@@ -72,6 +102,8 @@ def attachment(source: str, stdin: bytes | None) -> Part:
         return _part(stdin, None, None)
     path = Path(source)
     try:
+        if path.stat().st_size > MAX_ATTACHMENT:
+            raise click.BadParameter(f"{source} is over {MAX_ATTACHMENT // 2**20} MB", param_hint="-a")
         data = path.read_bytes()
     except OSError as exc:
         raise click.BadParameter(f"cannot read {source}: {exc.strerror or exc}", param_hint="-a") from None
@@ -80,6 +112,8 @@ def attachment(source: str, stdin: bytes | None) -> Part:
 
 def _part(data: bytes, media: str | None, name: str | None) -> Part:
     media = media or _sniffed(data)
+    if not media.startswith(ATTACHABLE):
+        raise click.BadParameter(f"{name or '-'} is {media}: attach an image, a PDF or a text file", param_hint="-a")
     return Image(media, data=data) if media.startswith("image/") else File(media, data=data, name=name)
 
 
@@ -112,9 +146,10 @@ async def session_for(
             raise click.UsageError("there is no session to continue yet: leave out -c to start one")
         return await manager.get_session(newest[0].id)
     try:
-        return await manager.create_session(provider=provider, model=model, system_prompt=system_prompt)
+        manager.check_new_session(provider=provider)  # no session is made for a provider that cannot answer
     except ConfigError as exc:
         raise click.BadParameter(exc.reason, param_hint="-p/--provider") from None
+    return await manager.create_session(provider=provider, model=model, system_prompt=system_prompt)
 
 
 async def ask(session: Session, content: list[Part], *, stream: bool, as_json: bool, **options: Any) -> Message:
@@ -122,12 +157,13 @@ async def ask(session: Session, content: list[Part], *, stream: bool, as_json: b
     at the end, or as one JSON object (``as_json``)."""
     if stream and not as_json:
         reply = None
-        async for event in session.stream(content, **options):
-            if isinstance(event, TextDelta):
-                click.echo(event.text, nl=False)
-                sys.stdout.flush()
-            elif isinstance(event, Done):
-                reply = event.message
+        async with contextlib.aclosing(session.stream(content, **options)) as events:  # closed on a broken pipe
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    click.echo(event.text, nl=False)
+                    sys.stdout.flush()
+                elif isinstance(event, Done):
+                    reply = event.message
         click.echo()
         assert reply is not None
         return reply
@@ -175,6 +211,9 @@ async def run_prompt(
     )
     if model is not None:
         arguments["model"] = model
-    if provider is not None and (session_id or latest):
-        arguments["provider"] = provider
+    if session_id or latest:
+        if provider is not None:
+            arguments["provider"] = provider
+        if system_prompt is not None:
+            click.echo("note: -s sets the system prompt of a new session; this one keeps its own", err=True)
     await ask(session, content, stream=stream, as_json=as_json, **arguments)
