@@ -325,14 +325,19 @@ def _source(ctx: click.Context) -> str:
 # ---------------------------------------------------------------------------
 
 
+def _session_option(help: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """``--session ID``: a session to go on in, where leaving it out starts a new one."""
+    return click.option(
+        "--session",
+        "session_id",
+        metavar="ID",
+        type=_SessionId(", or leave --session out to start a new session"),
+        help=help,
+    )
+
+
 @cli.command()
-@click.option(
-    "--session",
-    "session_id",
-    metavar="ID",
-    type=_SessionId(", or leave --session out to start a new session"),
-    help="Resume this session (`threadline sessions list` shows them).",
-)
+@_session_option("Resume this session (`threadline sessions list` shows them).")
 @click.option("--template", metavar="NAME", type=TEXT, help="Start from [templates.NAME] in the config.")
 @click.option(
     "--provider",
@@ -384,13 +389,7 @@ async def chat(
 @cli.command()
 @click.argument("text", required=False, type=TEXT)
 @click.option("-c", "--continue", "latest", is_flag=True, help="Ask in the latest session, not a new one.")
-@click.option(
-    "--session",
-    "session_id",
-    metavar="ID",
-    type=_SessionId(", or leave --session out to start a new session"),
-    help="Ask in this session, not a new one.",
-)
+@_session_option("Ask in this session, not a new one.")
 @click.option("-s", "--system", "system_prompt", metavar="TEXT", type=TEXT, help="The system prompt of a new session.")
 @click.option(
     "-p", "--provider", metavar="NAME", type=TEXT, help="The provider to ask [default: the session's, or the config's]."
