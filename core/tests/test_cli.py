@@ -350,6 +350,11 @@ def test_prompt_streams_the_reply_and_adds_what_is_piped_in(config: Path) -> Non
     assert ok(threadline("prompt", stdin="only piped\n", config=config)) == "only piped\n"
 
 
+def test_a_question_needs_no_command_and_a_typo_is_no_question(config: Path) -> None:
+    assert ok(threadline("Why is the sky blue?", "-o", "max_tokens", "3", config=config)) == "Why is the\n"
+    assert "No such command 'chta'" in user_error(threadline("chta", config=config))
+
+
 def test_prompt_json_gives_the_session_the_model_and_the_usage(config: Path) -> None:
     reply = json.loads(ok(threadline("prompt", "--json", "-m", "echo-big", "hello there", config=config)))
     assert reply["text"] == "hello there" and (reply["provider"], reply["model"]) == ("echo", "echo-big")

@@ -145,7 +145,15 @@ def _on_path(path: str) -> str:
 
 
 class _Group(click.Group):
-    """Turns threadline's own errors into one line on stderr and exit code 1."""
+    """Turns threadline's own errors into one line on stderr and exit code 1; takes a first
+    argument with a space in it, which names no command, for ``prompt``'s question."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and " " in args[0].strip() and args[0] not in self.commands and "prompt" in self.commands:
+            return "prompt", self.commands["prompt"], args
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -306,7 +314,9 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     """threadline: LLM conversations that persist.
 
     Start with `threadline chat`; it runs on the offline echo provider until you
-    install and configure a real one.
+    install and configure a real one. For one question, `threadline "Why is the sky
+    blue?"` is `threadline prompt "Why is the sky blue?"` (a first argument with a space in
+    it; prompt's options go after it).
 
     The config file is --config PATH (or $THREADLINE_CONFIG), else threadline.toml in
     the working directory, else the one in the user config dir.
