@@ -71,6 +71,12 @@ async def replace_after(session: Session, plan: Plan) -> Revision | None:
     raise StorageConflict(f"session {session.id!r} kept changing; gave up editing it after {CONFLICT_RETRIES} tries")
 
 
+def made(revision: Revision | None) -> Revision:
+    """The revision of an edit whose plan always changes the history (it raised otherwise)."""
+    assert revision is not None
+    return revision
+
+
 async def _edited(session: Session, revision: Revision, kept: list[Message], added: list[Message]) -> None:
     """The session as the edit left it, and the hook told."""
     live, manager = session._live, session._manager

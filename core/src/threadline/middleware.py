@@ -87,11 +87,10 @@ class Turn:
         next call of the turn reads the history as it is now; a summary of older turns
         (``threadline-context``) is stored this way.
         """
-        from threadline.editing import range_plan, replace_after
+        from threadline.editing import made, range_plan, replace_after
 
         session = self._running()
-        revision = await replace_after(session, range_plan(session, first, last, messages))
-        start = first.seq - 1 if revision is None else revision.after_seq
+        start = made(await replace_after(session, range_plan(session, first, last, messages))).after_seq
         return list((session._live.history or [])[start : start + len(messages)])
 
     def _running(self) -> Session:

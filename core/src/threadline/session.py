@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from threadline.editing import CONFLICT_RETRIES, clear_plan, edit_history, edit_plan, last_user, remove_plan, undo_plan
+from threadline.editing import (
+    CONFLICT_RETRIES,
+    clear_plan,
+    edit_history,
+    edit_plan,
+    last_user,
+    made,
+    remove_plan,
+    undo_plan,
+)
 from threadline.errors import PluginError, SessionArchived, StorageConflict
 from threadline.model import (
     CallOptions,
@@ -236,7 +245,7 @@ class Session:
 
         :raises HistoryError: the session has no user message.
         """
-        return list(_made(await edit_history(self, undo_plan)).replaced)
+        return list(made(await edit_history(self, undo_plan)).replaced)
 
     async def edit(self, seq: int, content: str | Part | Sequence[Part]) -> Message:
         """Replace the content of message ``seq`` (of any role but a tool call's or result's);
@@ -254,7 +263,7 @@ class Session:
 
         :raises HistoryError: there is no message ``seq``, or it is part of a tool call.
         """
-        return _made(await edit_history(self, remove_plan(seq))).replaced[0]
+        return made(await edit_history(self, remove_plan(seq))).replaced[0]
 
     async def clear(self) -> list[Message]:
         """Remove every message; they stay in :meth:`revisions`. Returns them (an empty
@@ -462,9 +471,3 @@ class Session:
                 await manager.plugin_manager.notify(
                     "threadline_message_appended", session=self._live.record, message=message, manager=manager
                 )
-
-
-def _made(revision: Revision | None) -> Revision:
-    """The revision of an edit whose plan always changes the history (it raised otherwise)."""
-    assert revision is not None
-    return revision

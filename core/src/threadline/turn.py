@@ -142,7 +142,7 @@ async def _answer_again(session: Session) -> Message:
     """The last user message, to be answered again (``Session.regenerate``): what followed it
     is replaced by nothing (and kept, as a revision), and a ``failed`` mark is taken off."""
     await replace_after(session, _answer_again_plan)  # nothing after it: nothing replaced
-    user = last_user(session._live.history or await session._current_history())
+    user = last_user(await session._current_history())
     if user.status is not MessageStatus.OK:
         await _mark(session, user.seq, MessageStatus.OK, None)
         user = attrs.evolve(user, status=MessageStatus.OK, error=None)

@@ -2,10 +2,10 @@
 
 Each call is counted before it goes: an estimate (:mod:`threadline_context.tokens`), scaled
 by what the provider's usage said of the calls before, and, when the estimate is over the
-budget, the provider's own count where it has one: for a model's first call, then only
-for calls near the budget, where the count may let the whole history go. A call over its budget has its older
-turns summarised (``strategy = "summarize"``: the summary is stored in their place) or left
-out of what is sent (``"trim"``, and whenever a summary fails).
+budget, the provider's own count where it has one: for a model's first call, then only for
+calls near the budget, where the count may let the whole history go. A call over its budget
+has its older turns summarised (``strategy = "summarize"``: the summary is stored in their
+place) or left out of what is sent (``"trim"``, and whenever a summary fails).
 """
 
 from __future__ import annotations
