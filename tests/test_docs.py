@@ -203,6 +203,8 @@ def commands(group: click.Group = cli, path: tuple[str, ...] = ()) -> Iterator[t
         yield path, group
     for name, command in group.commands.items():
         if isinstance(command, click.Group):
+            if command.invoke_without_command:  # a command of its own too (`threadline models`)
+                yield (*path, name), command
             yield from commands(command, (*path, name))
         else:
             yield (*path, name), command

@@ -233,7 +233,8 @@ def test_a_provider_whose_key_variable_is_unset_is_not_the_default(monkeypatch: 
 def test_a_default_provider_without_a_key_fails_the_check_chat_and_config_check_run() -> None:
     config = Config.from_dict({"defaults": {"provider": "keyed"}}, file="tl.toml")
     manager = SessionManager(config, plugins=[Keyed()])
-    with pytest.raises(AuthenticationError, match=r"^keyed: no API key: set api_key in \[providers.keyed\]$"):
+    refused = r"^keyed: no API key: set api_key in \[providers.keyed\] or run `threadline keys set keyed`$"
+    with pytest.raises(AuthenticationError, match=refused):
         manager.check()
     with pytest.raises(AuthenticationError):
         manager.check_new_session()
@@ -250,7 +251,8 @@ def test_a_missing_key_names_the_environment_variables_that_would_hold_it(monkey
     with pytest.raises(AuthenticationError) as caught:
         manager.check()
     assert str(caught.value) == (
-        "keyed: no API key: set api_key in [providers.keyed] or the KEYED_API_KEY or KEYED_TOKEN environment variable"
+        "keyed: no API key: set api_key in [providers.keyed], the KEYED_API_KEY or KEYED_TOKEN environment variable "
+        "or run `threadline keys set keyed`"
     )
     monkeypatch.setenv("KEYED_TOKEN", "t")
     manager.check()

@@ -26,10 +26,10 @@ from threadline import (
 )
 from threadline.builtins.echo import EchoConfig, EchoProvider
 from threadline.builtins.memory import MemoryStorage
-from threadline.testing import ProviderContract, ProviderHarness, StorageContract
+from threadline.testing import ProviderContract, ProviderHarness, SearchContract, StorageContract
 
 
-class TestMemoryStorage(StorageContract):
+class TestMemoryStorage(StorageContract, SearchContract):
     @pytest.fixture
     async def storage(self) -> AsyncIterator[MemoryStorage]:
         storage = MemoryStorage()

@@ -1,4 +1,4 @@
-"""Start-up stays light: importing threadline and discovering plugins imports no SDK or driver,
+"""Start-up stays light: importing threadline (threadline.sync too) and discovering plugins imports no SDK or driver,
 and the commands that only list things (``--help``, ``plugins``) load no session machinery."""
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ SESSION_MACHINERY = ["asyncio", "cattrs", "threadline.model", "threadline.manage
 
 PROBE = """
 import json, sys
-import threadline
+import threadline, threadline.sync
 manager = threadline.SessionManager()
+threadline.sync.SessionManager().close()
 from threadline.cli import cli
 print(json.dumps(sorted(name for name in {heavy} if name in sys.modules)))
 """

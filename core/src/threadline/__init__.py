@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         DataFormatError,
         HistoryError,
         MigrationIncomplete,
+        OutputError,
         PluginError,
         ProviderError,
         ProviderUnavailable,
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
         Image,
         Message,
         MessageStatus,
+        OutputSchema,
         Part,
         Request,
         Response,
@@ -68,6 +70,7 @@ if TYPE_CHECKING:
     )
     from threadline.plugins import PluginManager, critical, get_plugin_manager
     from threadline.registry import NoConfig
+    from threadline.search import SearchHit, SearchQuery
     from threadline.session import Session
     from threadline.storage_events import StorageEvent
     from threadline.tally import Tally
@@ -80,8 +83,8 @@ _MODULES = {
     "threadline.contracts": "Provider Storage make_cursor read_cursor",
     "threadline.errors": (
         "AuthenticationError BadCursor BadRequest ConfigError ContextTooLong DataFormatError HistoryError "
-        "MigrationIncomplete PluginError ProviderError ProviderUnavailable RateLimited SessionArchived SessionNotFound "
-        "StorageConflict StorageError StorageUnavailable ThreadlineError ToolError"
+        "MigrationIncomplete OutputError PluginError ProviderError ProviderUnavailable RateLimited SessionArchived "
+        "SessionNotFound StorageConflict StorageError StorageUnavailable ThreadlineError ToolError"
     ),
     "threadline.hookspecs": "hookimpl",
     "threadline.manager": "SessionManager",
@@ -89,12 +92,13 @@ _MODULES = {
     "threadline.migrate": "MigrationReport migrate_sessions",
     "threadline.model": (
         "CallOptions Capabilities DeletedCounts Done Event File Image Message "
-        "MessageStatus Part Request Response Revision Role SessionPage SessionQuery SessionRecord "
+        "MessageStatus OutputSchema Part Request Response Revision Role SessionPage SessionQuery SessionRecord "
         "SessionStatus StreamAssembler Text TextDelta ToolCall ToolCallDelta ToolResult "
         "ToolSpec Usage"
     ),
     "threadline.plugins": "PluginManager critical get_plugin_manager",
     "threadline.registry": "NoConfig",
+    "threadline.search": "SearchHit SearchQuery",
     "threadline.session": "Session",
     "threadline.storage_events": "StorageEvent",
     "threadline.tally": "Tally",
@@ -129,9 +133,10 @@ __all__ = [
     "ConfigError", "ContextTooLong", "DataFormatError", "Defaults", "DeletedCounts", "Done", "Event", "File",
     "HistoryError", "Image",
     "Message", "MessageStatus", "Middleware", "MiddlewareSection", "MigrationIncomplete", "MigrationReport",
-    "NoConfig", "Part", "PluginError",
+    "NoConfig", "OutputError", "OutputSchema", "Part", "PluginError",
     "PluginManager", "PluginsSection", "Provider", "ProviderError", "ProviderUnavailable", "RateLimited",
-    "Request", "Response", "Revision", "Role", "Session", "SessionArchived", "SessionManager", "SessionNotFound",
+    "Request", "Response", "Revision", "Role", "SearchHit", "SearchQuery", "Session", "SessionArchived",
+    "SessionManager", "SessionNotFound",
     "SessionPage",
     "SessionQuery", "SessionRecord", "SessionStatus", "Storage", "StorageConflict", "StorageError",
     "StorageEvent", "StorageSection", "StorageUnavailable", "StreamAssembler", "Tally", "Template", "Text", "TextDelta",

@@ -20,9 +20,11 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from threadline.cli_extra import add_commands
 from threadline.config import Config, read_disabled_plugins
 from threadline.errors import ConfigError, SessionNotFound, ThreadlineError
 from threadline.plugins import PluginManager, get_plugin_manager
+from threadline.search_cli import Since
 
 if TYPE_CHECKING:
     from threadline.manager import SessionManager
@@ -87,6 +89,11 @@ class _SessionId(_Text):
             )
         return text
 
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+        from threadline.completion import session_ids
+
+        return session_ids(ctx, incomplete)
+
 
 SESSION_ID = _SessionId()
 
@@ -146,7 +153,13 @@ def _on_path(path: str) -> str:
 
 class _Group(click.Group):
     """Turns threadline's own errors into one line on stderr and exit code 1; takes a first
-    argument with a space in it, which names no command, for ``prompt``'s question."""
+    argument with a space in it, which names no command, for ``prompt``'s question, and
+    ``prompt``'s options before any command (``threadline -c "more"``) for ``prompt``'s."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        from threadline.routing import with_prompt
+
+        return super().parse_args(ctx, with_prompt(self, args))
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
@@ -193,7 +206,9 @@ class _State:
             self.config_path.parent.mkdir(parents=True, exist_ok=True)
             self.config_path.write_text(DEFAULT_CONFIG, encoding="utf-8")
             click.echo(f"created a default config at {self.config_path}", err=True)
-        return Config.load(self.config_path)
+        from threadline.templates import with_user_files  # the templates and aliases saved as files
+
+        return with_user_files(Config.load(self.config_path))
 
     def plugin_manager(self) -> PluginManager:
         if self._plugin_manager is None:
@@ -402,6 +417,9 @@ async def chat(
 @_session_option("Ask in this session, not a new one.")
 @click.option("-s", "--system", "system_prompt", metavar="TEXT", type=TEXT, help="The system prompt of a new session.")
 @click.option(
+    "-t", "--template", metavar="NAME", type=TEXT, help="A new session's template (see `threadline templates`)."
+)
+@click.option(
     "-p", "--provider", metavar="NAME", type=TEXT, help="The provider to ask [default: the session's, or the config's]."
 )
 @click.option("-m", "--model", metavar="NAME", type=TEXT, help="The model to ask [default: the provider's].")
@@ -426,6 +444,13 @@ async def chat(
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the reply as one JSON object: session, provider, model, text, usage."
 )
+@click.option(
+    "--schema",
+    metavar="JSON|FILE|FIELDS",
+    type=TEXT,
+    help="Ask for JSON that matches this schema and print it: a JSON schema, a file holding one, or fields"
+    " ('name, age int, bio: one sentence').",
+)
 @click.option("--no-log", is_flag=True, help="Keep nothing: the session lives in memory for this run only.")
 @functools.partial(_with_manager, memory_option="no_log")
 async def prompt(
@@ -434,12 +459,14 @@ async def prompt(
     latest: bool,
     session_id: str | None,
     system_prompt: str | None,
+    template: str | None,
     provider: str | None,
     model: str | None,
     options: tuple[tuple[str, str], ...],
     attachments: tuple[str, ...],
     no_stream: bool,
     as_json: bool,
+    schema: str | None,
     no_log: bool,
 ) -> None:
     """Ask one question; the reply streams to stdout, and both are stored as a session.
@@ -451,6 +478,7 @@ async def prompt(
       threadline prompt -c "And in one sentence?"
       threadline prompt -a photo.jpg "What is in this picture?"
       threadline prompt -o temperature 0.2 -o max_tokens 200 --json "Name three rivers"
+      threadline prompt --schema 'name, height_m int' "The tallest mountain?"
     """
     from threadline.prompt import run_prompt
 
@@ -459,6 +487,7 @@ async def prompt(
     await run_prompt(
         manager, text=text, session_id=session_id, latest=latest, system_prompt=system_prompt, provider=provider,
         model=model, options=options, attachments=attachments, stream=not no_stream, as_json=as_json,
+        schema=schema, template=template,
     )  # fmt: skip
 
 
@@ -520,6 +549,31 @@ def _format_summary(record: SessionRecord) -> str:
 def provider_model(record: SessionRecord) -> str:
     """``provider/model``, or the provider alone when the session leaves the model to it."""
     return f"{record.provider}/{record.model}" if record.model else record.provider
+
+
+@sessions.command()
+@click.argument("text", type=TEXT)
+@click.option("--user", "user_id", metavar="ID", type=TEXT, help="Only this user's sessions.")
+@click.option("--provider", metavar="NAME", type=TEXT, help="Only sessions of this provider.")
+@click.option("--since", metavar="DATE|DURATION", type=Since(), help="Only messages since then: 2026-01-31, 7d, 12h.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True, help="Most messages to show.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@with_manager
+async def search(
+    manager: SessionManager, text: str, user_id: str | None, provider: str | None, since: Any, limit: int,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """Find messages that have every word of TEXT (case and accents aside), best match first:
+    session id, message number, role, when, and the words around the match in [brackets].
+
+    Quotes, * and AND are not syntax: they are looked for as words, or left out. Needs a
+    storage that can search (sqlite; memory).
+    """
+    from threadline.search_cli import run_search
+
+    await run_search(
+        manager, text, user_id=user_id, provider=provider, since=since, limit=limit, as_json=as_json
+    )  # fmt: skip
 
 
 @sessions.command()
@@ -941,6 +995,22 @@ def path(state: _State) -> None:
     THREADLINE_CONFIG, ./threadline.toml, or the user's)."""
     click.echo(state.config_path)
     click.echo(f"({_SOURCES[state.source]}{'' if state.config_path.exists() else '; not written yet'})", err=True)
+
+
+# ---------------------------------------------------------------------------
+# templates and aliases (threadline.templates_cli)
+# ---------------------------------------------------------------------------
+
+from threadline.templates_cli import aliases, templates  # noqa: E402 -- it uses what is defined above
+
+cli.add_command(templates)
+cli.add_command(aliases)
+
+# ---------------------------------------------------------------------------
+# keys, models, install, uninstall, completion: each in a module of its own; and --help examples
+# ---------------------------------------------------------------------------
+
+add_commands(cli)
 
 
 # ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from attrs import field, frozen
 from threadline.errors import ConfigError
 
 T = TypeVar("T")
-SECTIONS: Final = ("defaults", "storage", "providers", "middleware", "templates", "plugins")
+SECTIONS: Final = ("defaults", "storage", "providers", "middleware", "templates", "aliases", "plugins")
 _SECRET_KEY: Final = re.compile(r"key|token|secret|password|credential", re.IGNORECASE)
 _URL_PASSWORD: Final = re.compile(r"(//[^/:@]*:)[^/@]*@")
 
@@ -84,6 +84,17 @@ class Template:
 
 
 @frozen
+class Alias:
+    """``[aliases]``: another name for a model, and the provider that serves it when it says one
+    (``fast = "gpt-4.1-mini"``, or ``fast = { model = "gpt-4.1-mini", provider = "openai" }``).
+    Wherever a model name is taken (``create_session``, ``send(model=...)``, ``-m``), an alias
+    stands for its model."""
+
+    model: str = field(validator=named)
+    provider: str | None = None
+
+
+@frozen
 class Defaults:
     """``[defaults]``: what a session uses when nothing else says. With no ``provider``, the
     first provider plugin (by name) that has its API key (in its table or its environment
@@ -93,6 +104,9 @@ class Defaults:
     model: str | None = None
     tenant: str = field(default="default", validator=named)
     max_tool_steps: int = field(default=10, validator=attrs.validators.ge(1))
+    #: times a reply that does not match ``send(output=T)`` is sent back to the model, with
+    #: what was wrong, before ``OutputError``
+    output_retries: int = field(default=2, validator=attrs.validators.ge(0))
     #: seconds a turn waits for another process's turn on the same session to end
     turn_wait: float = field(default=60.0, validator=[attrs.validators.ge(0), finite])
 
@@ -118,6 +132,7 @@ class Config:
     templates: Mapping[str, Template] = field(factory=dict)
     plugins: PluginsSection = field(factory=PluginsSection)
     path: str | None = None
+    aliases: Mapping[str, Alias] = field(factory=dict)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Config:
@@ -153,6 +168,10 @@ class Config:
                 _tables(plugins, file, "plugins"),
             ),
             path=file,
+            aliases={
+                name: read_alias(value, file, f"aliases.{name}")
+                for name, value in _table(raw.get("aliases", {}), file, "aliases").items()
+            },
         )
 
     def plugin_config(self, cls: type[T], settings: Mapping[str, Any], key: str) -> T:
@@ -178,6 +197,18 @@ class Config:
                 self.plugin_config(cls, settings, key)  # raises: the unset variable is named first
             raise
         return None if unset else settings_object
+
+
+def read_alias(value: Any, file: str | None, key: str) -> Alias:
+    """An ``[aliases]`` value: a model name, or a table of ``model`` and ``provider``."""
+    if not isinstance(value, str | Mapping):
+        raise ConfigError(
+            f"expected a model name or a table of model and provider, got {type(value).__name__}", file=file, key=key
+        )
+    alias: Alias = structure(
+        interpolate({"model": value} if isinstance(value, str) else value, file, key), Alias, file, key
+    )
+    return alias
 
 
 def read_disabled_plugins(path: str | os.PathLike[str]) -> tuple[str, ...]:

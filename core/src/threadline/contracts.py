@@ -40,6 +40,10 @@ class Provider(Protocol):
     would take, counted by the API itself (``None``: it cannot count this one); middleware
     reaches it as ``Call.count_tokens``.
 
+    Optional: ``async list_models() -> Sequence[str] | None``, the models the API offers
+    this key, as the API lists them (``None``: it cannot list them); ``threadline models``
+    shows them, else the config class's ``known_models``.
+
     ``Session.provider_state`` (a response's ``provider_state``) is for a conversation the
     API keeps: every edit of the history clears it, and a middleware that shortens what a
     call sends sends ``provider_state={}``.
@@ -70,7 +74,12 @@ class Storage(Protocol):
     Errors: an unknown session is ``SessionNotFound``; a write that loses (a stale
     ``version``, a ``seq`` that is not the next, an id that exists) is ``StorageConflict``
     and writes nothing. Records read back exactly as stored: every field, timestamps to the
-    microsecond, nested ``metadata``, every kind of message part."""
+    microsecond, nested ``metadata``, every kind of message part.
+
+    Optional, found by name: ``async search_messages(query: SearchQuery) -> list[SearchHit]``,
+    full-text search of the stored messages (:mod:`threadline.search`; docs/storage.md says
+    what it keeps; ``StorageContract`` tests it unless the test class says ``searches =
+    False``); ``events``, ``vacuum``, and ``replace_messages`` with ``get_revisions`` below."""
 
     async def open(self) -> None:
         """Connect, create or migrate the schema. Called once, before any other method."""

@@ -3,10 +3,12 @@ catch ``threadline.RateLimited`` whichever provider they talk to."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from threadline.migrate import MigrationReport
+    from threadline.model import Message
 
 
 class ThreadlineError(Exception):
@@ -64,6 +66,18 @@ class HistoryError(ThreadlineError, ValueError):
 
 class ToolError(ThreadlineError):
     """A tool is unknown, or the model kept calling tools past the step limit."""
+
+
+class OutputError(ThreadlineError):
+    """A reply asked for as structured output (``send(output=T)``) did not match ``T``, after
+    the model was told what was wrong as many times as ``[defaults] output_retries`` allows.
+    Every reply is stored, as any is; ``reply`` is the last, and ``problems`` say how it
+    failed to match."""
+
+    def __init__(self, message: str, *, reply: Message, problems: Sequence[str]) -> None:
+        super().__init__(message)
+        self.reply = reply
+        self.problems = list(problems)
 
 
 class BadCursor(ThreadlineError, ValueError):

@@ -7,13 +7,17 @@ import os
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
+from datetime import datetime
 from types import MappingProxyType, TracebackType
 from typing import IO, Any
+
+import attrs
 
 from threadline.config import Config, Template
 from threadline.contracts import Provider, Storage
 from threadline.errors import AuthenticationError, ConfigError, DataFormatError, PluginError, ToolError
 from threadline.importing import stoppable_import
+from threadline.keys import with_stored_key
 from threadline.middleware import Call, Chain, Middleware
 from threadline.model import (
     DeletedCounts,
@@ -31,6 +35,7 @@ from threadline.model import (
 from threadline.plugins import PluginManager, get_plugin_manager
 from threadline.providers import ProviderConfig
 from threadline.registry import Registry
+from threadline.search import SearchHit, SearchQuery
 from threadline.session import Session, _Live
 from threadline.storage_events import StorageEvent
 from threadline.tools import Tool
@@ -213,7 +218,7 @@ class SessionManager:
             if issubclass(self.registry.providers[name].config, ProviderConfig):
                 settings = self.config.providers.get(name, {})
                 _, config = self._plugin("providers", name, settings, f"providers.{name}", lenient=True)
-                if config is not None and config.ready():
+                if config is not None and with_stored_key(name, config, lenient=True).ready():
                     return name
         return "echo"
 
@@ -292,7 +297,8 @@ class SessionManager:
         asks), is an unset variable in its table an error: commands that call no provider
         (``sessions list``, ``export``) work without its key."""
         self._check_provider(name)
-        return self._plugin("providers", name, self.config.providers.get(name, {}), f"providers.{name}")
+        factory, settings = self._plugin("providers", name, self.config.providers.get(name, {}), f"providers.{name}")
+        return factory, with_stored_key(name, settings)  # the key file: where a key is looked for last
 
     def provider_default_model(self, name: str) -> str | None:
         """The model provider ``name`` is asked for when neither the call nor the session names
@@ -335,8 +341,11 @@ class SessionManager:
         _, settings = self._provider_settings(name)
         if isinstance(settings, ProviderConfig) and not settings.ready():
             variables = " or ".join(settings.key_variables)
-            also = f" or the {variables} environment variable" if variables else ""
-            raise AuthenticationError(f"no API key: set api_key in [providers.{name}]{also}", provider=name)
+            also = f", the {variables} environment variable" if variables else ""
+            raise AuthenticationError(
+                f"no API key: set api_key in [providers.{name}]{also} or run `threadline keys set {name}`",
+                provider=name,
+            )
 
     def check_new_session(self, *, template: str | None = None, provider: str | None = None) -> None:
         """What a session made by ``create_session(template=..., provider=...)`` would find
@@ -389,6 +398,7 @@ class SessionManager:
             tools a plugin or ``SessionManager(tools=...)`` registered.
         :param metadata: your own JSON data, kept with the session.
         """
+        provider, model = self.resolve_model(provider, model)
         base = self._template(template)
         provider = provider or base.provider or self.default_provider
         self._check_provider(provider)
@@ -413,7 +423,23 @@ class SessionManager:
         if name not in self.config.templates:
             known = ", ".join(sorted(self.config.templates)) or "none (add [templates.<name>] to the config)"
             raise ConfigError(f"no template named {name!r}; templates: {known}", key="template")
-        return self.config.templates[name]
+        template = self.config.templates[name]
+        provider, model = self.resolve_model(template.provider, template.model)
+        return attrs.evolve(template, provider=provider, model=model)
+
+    def resolve_model(self, provider: str | None, model: str | None) -> tuple[str | None, str | None]:
+        """``(provider, model)`` with a model alias (``[aliases]``, ``threadline aliases``)
+        replaced by the model it stands for, and ``provider`` by the alias's when it is
+        ``None``. An alias of one provider's model asked of another is a ``ConfigError``."""
+        alias = self.config.aliases.get(model) if model else None
+        if alias is None:
+            return provider, model
+        if provider is not None and alias.provider is not None and provider != alias.provider:
+            raise ConfigError(
+                f"model alias {model!r} is {alias.provider}/{alias.model}, not a model of provider {provider!r}",
+                key="model",
+            )
+        return provider or alias.provider, alias.model
 
     async def _adopt(self, record: SessionRecord) -> Session:
         session = self._session(record)
@@ -503,6 +529,38 @@ class SessionManager:
         vacuum = self._optional_method("vacuum", "gives space back by itself: there is nothing to vacuum")
         given_back: int = await vacuum()
         return given_back
+
+    async def search(
+        self,
+        text: str,
+        *,
+        user_id: str | None = None,
+        provider: str | None = None,
+        since: datetime | None = None,
+        limit: int = 20,
+        tenant: str | None = None,
+    ) -> list[SearchHit]:
+        """The stored messages that have every word of ``text``, best match first, at most
+        ``limit`` (1 to 1000): of the sessions of ``tenant`` (unset: the configured one), of
+        ``user_id`` and of ``provider`` (the session's) when given, made at or after ``since``
+        (timezone-aware) when given. Nothing in ``text`` is syntax: see :mod:`threadline.search`.
+
+        An optional storage capability (``Storage.search_messages``): threadline-sqlite and the
+        ``memory`` storage have it; another storage is a ``ConfigError`` that says so. What a
+        message stage changed before storing (redaction, encryption) is what is searched."""
+        try:
+            query = SearchQuery(
+                text, self._tenant(tenant), user_id=user_id, provider=provider, since=since, limit=limit
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if not query.terms:
+            raise ConfigError(f"nothing to search for in {text!r}: give at least one word (letters or digits)")
+        search = self._storage_method(
+            "search_messages", "cannot search messages; threadline-sqlite and the memory storage can"
+        )
+        hits: list[SearchHit] = await search(query)
+        return hits
 
     def _storage_method(self, name: str, without: str) -> Any:
         """The optional method ``name`` of the storage as staged, or of the backend when a

@@ -30,6 +30,7 @@ from threadline.model import (
     Capabilities,
     Event,
     Message,
+    OutputSchema,
     Part,
     Record,
     Request,
@@ -72,6 +73,10 @@ class Turn:
     again: bool = False
     """The turn answers the last user message again (``Session.regenerate``): ``content`` is
     that message's, and no new one is stored."""
+    output: OutputSchema | None = None
+    """The JSON schema the reply is asked to match (``send(output=T)``): each call's
+    ``request.output`` when the provider has structured output, else told in its system
+    prompt."""
     _handle: Session | None = field(default=None, alias="handle", repr=False)
 
     async def replace_history(self, first: Message, last: Message, messages: Sequence[Message]) -> list[Message]:

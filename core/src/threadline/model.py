@@ -351,6 +351,9 @@ class Capabilities:
     pdf: bool = False
     native_state: bool = False
     max_context: int | None = None
+    #: the provider can hold a reply to a JSON schema (:attr:`Request.output`); without it,
+    #: ``send(output=...)`` asks for the JSON in the system prompt
+    structured_output: bool = False
 
 
 @frozen
@@ -360,6 +363,18 @@ class ToolSpec:
     name: str
     description: str
     parameters: Mapping[str, Any] = field(converter=_frozen_mapping)
+
+
+@frozen
+class OutputSchema:
+    """The shape a reply must have (``send(output=...)``): a JSON schema, under a ``name``
+    providers accept (letters, digits, ``_`` and ``-``). ``strict`` when the schema meets
+    OpenAI's strict rules (every object closed, every property required), so a provider
+    can promise a match rather than try for one."""
+
+    name: str = field(validator=attrs.validators.matches_re(r"[A-Za-z0-9_-]{1,64}"))
+    schema: Mapping[str, Any] = field(converter=_frozen_mapping)
+    strict: bool = False
 
 
 @frozen
@@ -383,6 +398,9 @@ class Request:
     tools: tuple[ToolSpec, ...] = field(default=(), converter=_tool_specs)
     options: CallOptions = field(factory=CallOptions)
     provider_state: Mapping[str, Any] = field(factory=dict, converter=_frozen_mapping)
+    #: the JSON schema the reply must match, for a provider whose capabilities say
+    #: ``structured_output``: it asks for it the provider's own way
+    output: OutputSchema | None = None
 
 
 @frozen

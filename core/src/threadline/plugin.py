@@ -63,6 +63,7 @@ if TYPE_CHECKING:
         Image,
         Message,
         MessageStatus,
+        OutputSchema,
         Part,
         Request,
         Response,
@@ -91,6 +92,7 @@ if TYPE_CHECKING:
         unchecked_constructor,
         utcnow,
     )
+    from threadline.output import output_instruction
     from threadline.plugins import critical
     from threadline.providers import (
         PDF,
@@ -108,6 +110,7 @@ if TYPE_CHECKING:
         transport_error,
     )
     from threadline.registry import NoConfig, Register, RegisterSettings, RegisterTool
+    from threadline.search import SearchHit, SearchQuery, message_text, search_terms, snippet
     from threadline.settling import settled
     from threadline.storage_events import StorageEvent, read_event
     from threadline.tools import Tool, tool
@@ -130,16 +133,18 @@ _MODULES = {
     "threadline.middleware": "Call CompleteNext Middleware StreamNext ToolNext Turn TurnNext",
     "threadline.model": (
         "CallOptions Capabilities DeletedCounts Done Event File FrozenDict Image Message MessageStatus "
-        "Part Request Response Revision Role SessionPage SessionQuery SessionRecord SessionStatus Text "
+        "OutputSchema Part Request Response Revision Role SessionPage SessionQuery SessionRecord SessionStatus Text "
         "TextDelta ToolCall ToolCallDelta ToolResult ToolSpec Usage dump dump_parts dump_record dumps "
         "load load_parts load_record message_extra new_id unchecked_constructor utcnow"
     ),
+    "threadline.output": "output_instruction",
     "threadline.plugins": "critical",
     "threadline.providers": (
         "PDF ProviderConfig StreamReader check_attachments context_window data_url error_for_status "
         "error_object read_stream retry_after send_body translating transport_error"
     ),
     "threadline.registry": "NoConfig Register RegisterSettings RegisterTool",
+    "threadline.search": "SearchHit SearchQuery message_text search_terms snippet",
     "threadline.settling": "settled",
     "threadline.storage_events": "StorageEvent read_event",
     "threadline.tools": "Tool tool",
@@ -175,6 +180,8 @@ __all__ = [  # noqa: RUF022 -- grouped by what a plugin does, sorted within a gr
     "HistoryCache",
     # storage: what other processes changed, as it happens
     "StorageEvent", "read_event",
+    # storage: full-text search, the same words and text in every storage (optional)
+    "SearchHit", "SearchQuery", "message_text", "search_terms", "snippet",
     # storage: writes a cancellation must not leave half done
     "settled",
     # storage: the turn lease's rule, the update's, and a replacement's checks
@@ -183,7 +190,8 @@ __all__ = [  # noqa: RUF022 -- grouped by what a plugin does, sorted within a gr
     "finite",
     # the data model
     "CallOptions", "Capabilities", "DeletedCounts", "Done", "Event", "File", "Image", "Message", "MessageStatus",
-    "Part", "Request", "Response", "Revision", "Role", "SessionPage", "SessionQuery", "SessionRecord", "SessionStatus",
+    "OutputSchema", "Part", "Request", "Response", "Revision", "Role", "output_instruction",
+    "SessionPage", "SessionQuery", "SessionRecord", "SessionStatus",
     "Text", "TextDelta", "ToolCall", "ToolCallDelta", "ToolResult", "ToolSpec", "Usage",
     # tools and commands
     "Tool", "tool", "with_manager",

@@ -7,6 +7,7 @@ import contextlib
 import json
 import math
 import mimetypes
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ import click
 from threadline.errors import ConfigError
 from threadline.manager import SessionManager
 from threadline.model import Done, File, Image, Message, Part, Text, TextDelta
+from threadline.output import shape_of
 from threadline.session import Session
 
 NAMED_OPTIONS: Final[dict[str, tuple[type, Callable[[Any], bool], str]]] = {
@@ -36,6 +38,8 @@ BUILT: Final = {
     "tools": "the session holds",
 }
 """``-o`` keys that would overwrite what threadline builds of the request."""
+SHORT_TYPES: Final = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
+"""The types of ``--schema``'s short form (``"name, age int, bio: a sentence"``)."""
 MAX_ATTACHMENT: Final = 50 * 1024 * 1024
 ATTACHABLE: Final = ("image/", "application/pdf", "text/")
 
@@ -49,6 +53,69 @@ def question(text: str | None, piped: str | None) -> str:
             "give the question as an argument, or pipe it in: threadline prompt 'Why is the sky blue?'"
         )
     return "\n\n".join(parts)
+
+
+def read_schema(source: str) -> dict[str, Any]:
+    """``--schema``: a JSON schema, inline or in a file, or fields in short form: each
+    ``name [type][: description]``, split by commas or lines, the type ``str`` unless it is
+    ``int``, ``float`` or ``bool``. Checked as a schema before anything is sent."""
+    schema = _schema_source(source)
+    try:
+        shape_of(schema)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc).removeprefix("output= "), param_hint="--schema") from None
+    return schema
+
+
+def _schema_source(source: str) -> dict[str, Any]:
+    path = Path(source).expanduser()
+    if path.is_file():
+        try:
+            return _schema_json(path.read_text(encoding="utf-8"), f"the file {source}")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.BadParameter(f"cannot read {source}: {exc}", param_hint="--schema") from None
+    if source.lstrip().startswith(("{", "[")):
+        return _schema_json(source, "--schema")
+    if source.endswith(".json") or os.sep in source:
+        raise click.BadParameter(f"no such file: {source}", param_hint="--schema")
+    fields = [_short_field(field) for field in source.replace("\n", ",").split(",") if field.strip()]
+    names = [name for name, _ in fields]
+    if not fields or len(set(names)) < len(names):
+        wrong = "names a field twice" if fields else "is empty"
+        raise click.BadParameter(
+            f"{source!r} {wrong}: give a JSON schema, a file that holds one, or fields ('name, age int')",
+            param_hint="--schema",
+        )
+    return {"type": "object", "properties": dict(fields), "required": names, "additionalProperties": False}
+
+
+def _schema_json(text: str, where: str) -> dict[str, Any]:
+    try:
+        schema = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"{where} is not JSON: {exc}", param_hint="--schema") from None
+    if not isinstance(schema, dict):
+        raise click.BadParameter(
+            f"{where} holds a JSON {type(schema).__name__}, not a schema (an object)", param_hint="--schema"
+        )
+    return schema
+
+
+def _short_field(field: str) -> tuple[str, dict[str, Any]]:
+    """One field of the short form: its name, and its schema."""
+    declaration, _, description = field.partition(":")
+    words = declaration.split()
+    typed = len(words) == 2 and words[1] in SHORT_TYPES
+    if not words or not words[0].isidentifier() or (len(words) > 1 and not typed):
+        raise click.BadParameter(
+            f"{field.strip()!r} is not a field: write 'name', or 'name TYPE' with TYPE one of {', '.join(SHORT_TYPES)},"
+            " then ': a description' if you like",
+            param_hint="--schema",
+        )
+    schema: dict[str, Any] = {"type": SHORT_TYPES[words[1] if len(words) > 1 else "str"]}
+    if description.strip():
+        schema["description"] = description.strip()
+    return words[0], schema
 
 
 def send_options(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
@@ -134,6 +201,7 @@ async def session_for(
     system_prompt: str | None,
     provider: str | None,
     model: str | None,
+    template: str | None = None,
 ) -> Session:
     """The session to ask in: ``session_id``'s, the latest with ``latest``, else a new one."""
     if session_id is not None and latest:
@@ -146,32 +214,49 @@ async def session_for(
             raise click.UsageError("there is no session to continue yet: leave out -c to start one")
         return await manager.get_session(newest[0].id)
     try:
-        manager.check_new_session(provider=provider)  # no session is made for a provider that cannot answer
+        manager.check_new_session(template=template, provider=provider)  # no session for a provider that cannot answer
     except ConfigError as exc:
-        raise click.BadParameter(exc.reason, param_hint="-p/--provider") from None
-    return await manager.create_session(provider=provider, model=model, system_prompt=system_prompt)
+        hint = "-t/--template" if exc.key == "template" else "-p/--provider"
+        raise click.BadParameter(exc.reason, param_hint=hint) from None
+    return await manager.create_session(provider=provider, model=model, system_prompt=system_prompt, template=template)
 
 
-async def ask(session: Session, content: list[Part], *, stream: bool, as_json: bool, **options: Any) -> Message:
+async def ask(
+    session: Session,
+    content: list[Part],
+    *,
+    stream: bool,
+    as_json: bool,
+    schema: dict[str, Any] | None = None,
+    **options: Any,
+) -> Message:
     """Send ``content``; the reply's text goes to stdout as it arrives (``stream``), or whole
-    at the end, or as one JSON object (``as_json``)."""
-    if stream and not as_json:
-        reply = None
-        async with contextlib.aclosing(session.stream(content, **options)) as events:  # closed on a broken pipe
-            async for event in events:
-                if isinstance(event, TextDelta):
-                    click.echo(event.text, nl=False)
-                    sys.stdout.flush()
-                elif isinstance(event, Done):
-                    reply = event.message
-        click.echo()
-        assert reply is not None
+    at the end, or as one JSON object (``as_json``). With a ``schema``, the reply's JSON,
+    checked against it, is what is printed."""
+    if schema is not None:
+        value = await session.send(content, output=schema, **options)
+        (reply,) = await session.history(limit=1)
+        click.echo(json.dumps({**_as_json(session, reply), "output": value} if as_json else value, ensure_ascii=False))
         return reply
-    reply = await session.send(content, **options)
-    if as_json:
-        click.echo(json.dumps(_as_json(session, reply), ensure_ascii=False))
-    else:
-        click.echo(reply.text)
+    if stream and not as_json:
+        return await _streamed(session, content, **options)
+    whole: Message = await session.send(content, **options)
+    click.echo(json.dumps(_as_json(session, whole), ensure_ascii=False) if as_json else whole.text)
+    return whole
+
+
+async def _streamed(session: Session, content: list[Part], **options: Any) -> Message:
+    """Send ``content``, the reply's text going to stdout as it arrives."""
+    reply = None
+    async with contextlib.aclosing(session.stream(content, **options)) as events:  # closed on a broken pipe
+        async for event in events:
+            if isinstance(event, TextDelta):
+                click.echo(event.text, nl=False)
+                sys.stdout.flush()
+            elif isinstance(event, Done):
+                reply = event.message
+    click.echo()
+    assert reply is not None
     return reply
 
 
@@ -199,15 +284,18 @@ async def run_prompt(
     attachments: Sequence[str],
     stream: bool,
     as_json: bool,
+    schema: str | None = None,
+    template: str | None = None,
 ) -> None:
     """The whole command: read what was piped in, find or make the session, ask."""
+    wanted = None if schema is None else read_schema(schema)
     piped = None if sys.stdin.isatty() else sys.stdin.buffer.read()
     attached = [attachment(source, piped) for source in attachments]
     piped_text = None if piped is None or "-" in attachments else piped.decode("utf-8", "replace")
     content: list[Part] = [Text(question(text, piped_text)), *attached]
     arguments = send_options(options)
     session = await session_for(
-        manager, session_id, latest, system_prompt=system_prompt, provider=provider, model=model
+        manager, session_id, latest, system_prompt=system_prompt, provider=provider, model=model, template=template
     )
     if model is not None:
         arguments["model"] = model
@@ -216,4 +304,6 @@ async def run_prompt(
             arguments["provider"] = provider
         if system_prompt is not None:
             click.echo("note: -s sets the system prompt of a new session; this one keeps its own", err=True)
-    await ask(session, content, stream=stream, as_json=as_json, **arguments)
+        if template is not None:
+            click.echo("note: -t starts a new session from a template; this one keeps its own settings", err=True)
+    await ask(session, content, stream=stream, as_json=as_json, schema=wanted, **arguments)

@@ -81,6 +81,9 @@ class ProviderConfig:
     #: whether its SDK needs a key even at another ``base_url`` (a proxy of the provider's
     #: own API): ``False`` for one that talks to keyless compatible servers
     key_even_with_base_url: ClassVar[bool] = False
+    #: the models the plugin knows of, the default first or among them: what ``threadline
+    #: models`` lists when the provider's API cannot be asked (no key, offline)
+    known_models: ClassVar[tuple[str, ...]] = ()
 
     api_key: str | None = field(default=None, repr=False)  # never shown
     base_url: str | None = None

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import attrs
 
@@ -20,7 +20,7 @@ from threadline.editing import (
     remove_plan,
     undo_plan,
 )
-from threadline.errors import PluginError, SessionArchived, StorageConflict
+from threadline.errors import OutputError, PluginError, SessionArchived, StorageConflict
 from threadline.model import (
     CallOptions,
     Done,
@@ -35,6 +35,7 @@ from threadline.model import (
     as_parts,
     new_id,
 )
+from threadline.output import Mismatch, Shape, correction, shape_of
 from threadline.turn import plan_turn, run_turn
 from threadline.turn_lease import turn_lease
 
@@ -47,6 +48,7 @@ _UPDATABLE = frozenset(
     {"title", "system_prompt", "provider", "model", "tools", "user_id", "metadata", "provider_state"}
 )
 log = logging.getLogger("threadline.session")
+T = TypeVar("T")
 
 
 @attrs.define(eq=False)
@@ -295,6 +297,7 @@ class Session:
 
     # -- conversation ---------------------------------------------------------
 
+    @overload
     async def send(
         self,
         content: str | Part | Sequence[Part],
@@ -305,7 +308,47 @@ class Session:
         temperature: float | None = None,
         stop: Sequence[str] = (),
         options: Mapping[str, Any] | None = None,
-    ) -> Message:
+        output: None = None,
+    ) -> Message: ...
+    @overload
+    async def send(
+        self,
+        content: str | Part | Sequence[Part],
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        stop: Sequence[str] = (),
+        options: Mapping[str, Any] | None = None,
+        output: type[T],
+    ) -> T: ...
+    @overload
+    async def send(
+        self,
+        content: str | Part | Sequence[Part],
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        stop: Sequence[str] = (),
+        options: Mapping[str, Any] | None = None,
+        output: Mapping[str, Any] | Any,
+    ) -> Any: ...
+
+    async def send(
+        self,
+        content: str | Part | Sequence[Part],
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        stop: Sequence[str] = (),
+        options: Mapping[str, Any] | None = None,
+        output: Any = None,
+    ) -> Any:
         """Send a user message and return the assistant's reply, stored.
 
         When the model calls tools, they run and the model is called again (up to
@@ -324,13 +367,55 @@ class Session:
         :param stop: sequences that end the reply.
         :param options: more request parameters, merged into the provider's request body as
             they are (``{"top_p": 0.9}``).
+        :param output: ask for structured output, and return it instead of the message: an
+            attrs class, a dataclass, a ``TypedDict``, a pydantic model, a type such as
+            ``list[str]``, or a JSON schema as a dict (returned as the parsed JSON). The
+            provider's own structured output is used where it has one, else the schema goes
+            in the system prompt. A reply that does not match goes back to the model with
+            what was wrong, up to ``[defaults] output_retries`` times. Every reply is stored
+            as text, as any reply is. See :doc:`/structured-output`.
         :raises SessionArchived: the session is archived.
         :raises ProviderError: the provider failed (a subclass says how); the user message
             stays stored, marked ``failed``.
         :raises ToolError: the model was still calling tools after ``max_tool_steps``.
+        :raises OutputError: no reply matched ``output``.
+        :raises TypeError: ``output`` is not a type a JSON schema can describe.
+        :raises ValueError: ``output`` is a dict that is not a JSON schema (checked when
+            ``jsonschema`` is installed).
         """
         call_options = CallOptions(temperature, max_tokens, tuple(stop), options or {})
-        return await self._reply(plan_turn(self, content, provider, model, call_options, streaming=False))
+        if output is None:
+            return await self._reply(plan_turn(self, content, provider, model, call_options, streaming=False))
+        shape = shape_of(output)
+        turn = plan_turn(self, content, provider, model, call_options, streaming=False, output=shape.schema)
+        return await self._reply_as(turn, shape)
+
+    async def _reply_as(self, turn: Turn, shape: Shape) -> Any:
+        """Run ``turn``, and turns that tell the model what was wrong, until a reply reads as
+        ``shape``."""
+        retries = self._manager.config.defaults.output_retries
+        for attempt in range(retries + 1):
+            reply = await self._reply(turn)
+            try:
+                return shape.read(reply.text)
+            except Mismatch as mismatch:
+                problems = mismatch.problems
+            if attempt < retries:
+                turn = plan_turn(
+                    self,
+                    correction(problems),
+                    turn.provider,
+                    turn.model,
+                    turn.options,
+                    streaming=False,
+                    output=turn.output,
+                )
+        tries = "1 try" if retries == 0 else f"{retries + 1} tries"
+        raise OutputError(
+            f"the reply did not match {shape.label} after {tries}: {'; '.join(problems)}",
+            reply=reply,
+            problems=problems,
+        )
 
     async def _reply(self, turn: Turn) -> Message:
         """Run ``turn`` to its end; its stored reply."""

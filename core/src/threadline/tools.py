@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import enum
 import inspect
 import json
 import re
-import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, Union, get_args, get_origin, overload
+from typing import Any, overload
 
 from attrs import frozen
 
 from threadline.errors import ToolError
 from threadline.model import ToolCall, ToolResult, ToolSpec
-
-_JSON_TYPES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
+from threadline.schemas import json_schema
 
 
 @frozen
@@ -79,35 +76,16 @@ def _parameters_schema(fn: Callable[..., Any], arg_docs: Mapping[str, str]) -> d
             continue
         if param.name not in hints:
             raise ToolError(f"tool {fn.__name__!r}: argument {param.name!r} needs a type hint")
-        schema = json_schema(hints[param.name])
+        try:
+            schema = json_schema(hints[param.name], read_back=False)
+        except TypeError as exc:
+            raise ToolError(f"tool {fn.__name__!r}: argument {param.name!r}: {exc}") from None
         if param.name in arg_docs:
             schema["description"] = arg_docs[param.name]
         if param.default is param.empty:
             required.append(param.name)
         properties[param.name] = schema
     return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
-
-
-def json_schema(hint: Any) -> dict[str, Any]:
-    """The JSON schema of a type hint: scalars, lists, dicts, Literal, Enum and Optional."""
-    if hint in _JSON_TYPES:
-        return {"type": _JSON_TYPES[hint]}
-    if hint is Any:
-        return {}
-    origin, args = get_origin(hint), get_args(hint)
-    if origin in (Union, types.UnionType):
-        options = [json_schema(arg) for arg in args if arg is not type(None)]
-        schema = options[0] if len(options) == 1 else {"anyOf": options}
-        return {"anyOf": [schema, {"type": "null"}]} if type(None) in args else schema
-    if origin is Literal:
-        return {"enum": list(args)}
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return {"enum": [member.value for member in hint]}
-    if hint in (list, tuple, set) or origin in (list, tuple, set, frozenset):
-        return {"type": "array", "items": json_schema(args[0]) if args else {}}
-    if hint is dict or origin in (dict, Mapping):
-        return {"type": "object"}
-    raise ToolError(f"cannot describe {hint!r} as JSON schema; use str, int, float, bool, list, dict, Literal or Enum")
 
 
 def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:

@@ -22,10 +22,12 @@ from threadline.errors import ProviderError, ToolError
 from threadline.middleware import Call, Turn
 from threadline.model import (
     CallOptions,
+    Capabilities,
     Done,
     Event,
     Message,
     MessageStatus,
+    OutputSchema,
     Part,
     Request,
     Response,
@@ -36,6 +38,7 @@ from threadline.model import (
     Usage,
     as_parts,
 )
+from threadline.output import output_instruction
 from threadline.providers import check_attachments
 from threadline.turn_lease import turn_lease
 
@@ -55,15 +58,19 @@ def plan_turn(
     *,
     streaming: bool,
     again: bool = False,
+    output: OutputSchema | None = None,
 ) -> Turn:
     """What a ``send``, ``stream`` or ``regenerate`` asks for. The provider and model are the
     call's, else the session's (a model is kept only when the provider is the session's own)."""
     stored = session._live.stored
+    provider, model = session._manager.resolve_model(provider, model)  # a model alias: its model
     if provider is not None:
         session._manager._check_provider(provider)
     chosen = provider or stored.provider
     model = model or (stored.model if chosen == stored.provider else None)
-    return Turn(stored, chosen, model, options, as_parts(content), streaming, again=again, handle=session)
+    return Turn(
+        stored, chosen, model, options, as_parts(content), streaming, again=again, output=output, handle=session
+    )
 
 
 async def run_turn(session: Session, turn: Turn) -> AsyncGenerator[Event, None]:
@@ -202,7 +209,18 @@ async def _call(session: Session, turn: Turn) -> Call:
     tools = session._manager.registry.tools
     specs = tuple(tools[name].spec for name in live.stored.tools if name in tools)
     request = Request(turn.model, tuple(_replayable(history)), live.stored.system_prompt, specs, turn.options, state)
+    if turn.output is not None:
+        request = _asking_for(request, turn.output, session._manager.provider(turn.provider).capabilities(turn.model))
     return Call(session.record, turn.provider, request, turn)
+
+
+def _asking_for(request: Request, output: OutputSchema, capabilities: Capabilities) -> Request:
+    """``request`` asking for a reply that matches ``output``: the provider's own way, else
+    in the system prompt."""
+    if capabilities.structured_output:
+        return attrs.evolve(request, output=output)
+    system_prompt = "\n\n".join(filter(None, [request.system_prompt, output_instruction(output)]))
+    return attrs.evolve(request, system_prompt=system_prompt)
 
 
 async def _store_reply(session: Session, parts: tuple[Part, ...], result: Response | Done, turn: Turn) -> Message:

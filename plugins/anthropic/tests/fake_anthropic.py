@@ -19,6 +19,9 @@ from threadline.testing.wire_server import HTTPReply, ReceivedRequest, ScriptedA
 
 DEFAULT_TEXT = "Hello from the fake Anthropic API."
 COUNT_PATH = "/v1/messages/count_tokens"
+MODELS_PATH = "/v1/models"
+#: what ``GET /v1/models`` lists unless told otherwise, newest first: dated models the plugin does not know of
+MODELS = ("claude-sonnet-4-6", "claude-haiku-4-5-20251001", "claude-opus-4-1-20250805")
 # the body keys that take input tokens, as count_tokens takes them
 PROMPT_KEYS = ("system", "messages", "tools", "tool_choice", "thinking")
 SIGNATURE = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"
@@ -38,6 +41,23 @@ def input_tokens(body: dict[str, Any]) -> int:
     return len(json.dumps({key: body[key] for key in PROMPT_KEYS if key in body})) // 20 + 1
 
 
+def models_page(models: list[str], query: dict[str, list[str]]) -> dict[str, Any]:
+    """A page of ``GET /v1/models``, as the API reference shows it: ``limit`` models (20
+    unless asked) after the model ``after_id`` names, with the cursors of the next page."""
+    limit = int(query.get("limit", ["20"])[0])
+    after = query.get("after_id", [None])[0]
+    start = models.index(after) + 1 if after in models else 0
+    page = models[start : start + limit]
+    return {
+        "data": [
+            {"type": "model", "id": name, "display_name": name, "created_at": "2025-08-05T00:00:00Z"} for name in page
+        ],
+        "has_more": start + limit < len(models),
+        "first_id": page[0] if page else None,
+        "last_id": page[-1] if page else None,
+    }
+
+
 def error_body(kind: str, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_011CSHoEeqs5C35K2UUqR7Fy"}
 
@@ -49,9 +69,14 @@ class FakeAnthropic(ScriptedAPI):
     default_reply: Reply = field(factory=lambda: Reply(text=DEFAULT_TEXT))
     thinking: str | None = None
     _ids: Iterator[int] = field(factory=itertools.count)
+    #: what ``GET /v1/models`` lists, newest first
+    models: list[str] = field(factory=lambda: list(MODELS))
 
     def respond(self, request: ReceivedRequest) -> HTTPReply:
-        """A count takes no scripted reply (those are the model's); a raw one comes first."""
+        """A count and the model list take no scripted reply (those are the model's); a raw
+        one comes first."""
+        if request.method == "GET" and request.path == MODELS_PATH and not self.raw:
+            return HTTPReply.json(models_page(self.models, request.query))
         if request.path == COUNT_PATH and not self.raw:
             return HTTPReply.json({"input_tokens": input_tokens(request.json())})
         return super().respond(request)

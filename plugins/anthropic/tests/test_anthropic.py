@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import attrs
 import pytest
 from conftest import MakeProvider
 from fake_anthropic import SIGNATURE, FakeAnthropic, error_body, input_tokens
@@ -399,3 +400,64 @@ def test_a_base_url_without_a_key_is_refused_by_the_check_as_by_the_first_call(
         manager.check()
     with pytest.raises(threadline.AuthenticationError, match="no API key"):
         manager.provider("anthropic")
+
+
+# -- structured output ------------------------------------------------------------------
+
+
+@attrs.frozen
+class City:
+    name: str
+    country: str
+
+
+async def test_send_with_output_asks_for_the_schema_in_output_config(
+    fake_api: FakeAnthropic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("THREADLINE_PLUGINS", "anthropic,memory")
+    config = tmp_path / "threadline.toml"
+    config.write_text(
+        f'[defaults]\nprovider = "anthropic"\nmodel = "{MODEL}"\n[storage]\nbackend = "memory"\n'
+        f'[providers.anthropic]\napi_key = "sk-ant-test"\nbase_url = "{fake_api.url}"\nmax_retries = 0\n'
+    )
+    fake_api.script([Reply(text='{"name": "Oslo", "country": "Norway"}')])
+    async with threadline.SessionManager.from_config(config) as tl:
+        session = await tl.create_session(system_prompt="Be brief.")
+        assert await session.send("Capital of Norway?", output=City) == City("Oslo", "Norway")
+    sent = fake_api.requests[0].json()
+    assert sent["output_config"] == {
+        "format": {
+            "type": "json_schema",
+            "schema": {
+                "type": "object",
+                "properties": {"name": {"type": "string"}, "country": {"type": "string"}},
+                "required": ["name", "country"],
+                "additionalProperties": False,
+            },
+        }
+    }
+    assert sent["system"] == "Be brief." and "tool_choice" not in sent
+
+
+@pytest.mark.parametrize(
+    ("model", "native"),
+    [("claude-3-5-haiku-20241022", False), ("claude-opus-4-1-20250805", False), ("claude-opus-4-5", True)],
+)
+async def test_models_from_before_structured_outputs_are_told_in_the_prompt(
+    make_provider: MakeProvider, model: str, native: bool
+) -> None:
+    assert make_provider().capabilities(model).structured_output is native
+
+
+async def test_a_schema_is_sent_as_structured_outputs_take_it(
+    fake_api: FakeAnthropic, make_provider: MakeProvider
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"year": {"type": "integer", "minimum": 1888}, "extra": {"type": "object"}},
+    }
+    fake_api.script([Reply(text='{"year": 2009, "extra": {}}')])
+    await make_provider().complete(attrs.evolve(request(), output=threadline.OutputSchema("film", schema)))
+    sent = fake_api.requests[0].json()["output_config"]["format"]["schema"]
+    assert sent["additionalProperties"] is False and sent["properties"]["extra"]["additionalProperties"] is False
+    assert "minimum" not in sent["properties"]["year"] and "1888" in sent["properties"]["year"]["description"]

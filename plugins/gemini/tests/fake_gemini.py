@@ -22,6 +22,14 @@ from threadline.testing.wire_server import HTTPReply, ReceivedRequest, ScriptedA
 DEFAULT_TEXT = "Hello from the fake Gemini API."
 ROUTE = re.compile(r"/v1(?:beta)?/models/([^:/]+):(generateContent|streamGenerateContent)")
 COUNT_ROUTE = re.compile(r"/v1(?:beta)?/models/([^:/]+):countTokens")
+MODELS_ROUTE = re.compile(r"/v1(?:beta)?/models")
+#: what ``GET /v1beta/models`` lists unless told otherwise: a model the plugin does not know of, and one
+#: that makes embeddings only
+MODELS = {
+    "models/gemini-2.5-flash": ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"],
+    "models/gemini-2.5-flash-preview-09-2025": ["generateContent", "countTokens"],
+    "models/gemini-embedding-001": ["embedContent", "countTextTokens", "countTokens"],
+}
 SIGNATURE = base64.b64encode(b"opaque thought signature").decode()
 ERRORS: dict[str, tuple[int, str, str, list[dict[str, Any]]]] = {
     "auth": (400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
@@ -46,6 +54,31 @@ def prompt_tokens(turns: list[dict[str, Any]], tools: list[dict[str, Any]] | Non
     return len(json.dumps([turn["parts"] for turn in turns]) + json.dumps(tools or [])) // 20 + 1
 
 
+def models_page(models: dict[str, list[str]], query: dict[str, list[str]]) -> dict[str, Any]:
+    """A page of ``GET /v1beta/models``, as the API reference shows it: ``pageSize`` models
+    (50 unless asked) from the one ``pageToken`` names, and the token of the next page."""
+    size = int(query.get("pageSize", ["50"])[0])
+    names = list(models)
+    start = int(query.get("pageToken", ["0"])[0] or 0)
+    page = names[start : start + size]
+    body: dict[str, Any] = {
+        "models": [
+            {
+                "name": name,
+                "version": "001",
+                "displayName": name.removeprefix("models/"),
+                "inputTokenLimit": 1048576,
+                "outputTokenLimit": 65536,
+                "supportedGenerationMethods": models[name],
+            }
+            for name in page
+        ]
+    }
+    if start + size < len(names):
+        body["nextPageToken"] = str(start + size)
+    return body
+
+
 def error(status: int, kind: str, message: str, details: list[dict[str, Any]]) -> HTTPReply:
     return HTTPReply.json({"error": {"code": status, "message": message, "status": kind, "details": details}}, status)
 
@@ -58,9 +91,14 @@ class FakeGemini(ScriptedAPI):
     default_reply: Reply = field(factory=lambda: Reply(text=DEFAULT_TEXT))
     signatures: bool = False
     _ids: Iterator[int] = field(factory=itertools.count)
+    #: what ``GET /v1beta/models`` lists: the name of each model and the methods it supports
+    models: dict[str, list[str]] = field(factory=lambda: dict(MODELS))
 
     def respond(self, request: ReceivedRequest) -> HTTPReply:
-        """A count takes no scripted reply (those are the model's); a raw one comes first."""
+        """A count and the model list take no scripted reply (those are the model's); a raw
+        one comes first."""
+        if request.method == "GET" and MODELS_ROUTE.fullmatch(request.path) and not self.raw:
+            return HTTPReply.json(models_page(self.models, request.query))
         if COUNT_ROUTE.fullmatch(request.path) and not self.raw:
             return HTTPReply.json({"totalTokens": prompt_tokens(request.json()["contents"])})
         return super().respond(request)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import attrs
 import pytest
 from conftest import MakeProvider
 from fake_gemini import SIGNATURE, FakeGemini, error, prompt_tokens
@@ -356,3 +357,49 @@ def test_a_base_url_without_a_key_is_refused_by_the_check_as_by_the_first_call(
         manager.check()
     with pytest.raises(threadline.AuthenticationError, match="no API key"):
         manager.provider("gemini")
+
+
+# -- structured output ------------------------------------------------------------------
+
+
+@attrs.frozen
+class City:
+    name: str
+    country: str
+
+
+async def test_send_with_output_asks_for_json_with_the_schema(
+    fake_api: FakeGemini, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("THREADLINE_PLUGINS", "gemini,memory")
+    config = tmp_path / "threadline.toml"
+    config.write_text(
+        f'[defaults]\nprovider = "gemini"\n[storage]\nbackend = "memory"\n'
+        f'[providers.gemini]\napi_key = "gm-test"\nbase_url = "{fake_api.url}"\nmax_retries = 0\n'
+    )
+    fake_api.script([Reply(text='{"name": "Oslo", "country": "Norway"}')])
+    async with threadline.SessionManager.from_config(config) as tl:
+        session = await tl.create_session()
+        assert await session.send("Capital of Norway?", output=City) == City("Oslo", "Norway")
+    generation = fake_api.requests[0].json()["generationConfig"]
+    assert generation["responseMimeType"] == "application/json"
+    assert generation["responseJsonSchema"] == {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "country": {"type": "string"}},
+        "required": ["name", "country"],
+        "additionalProperties": False,
+    }
+
+
+@pytest.mark.parametrize(("model", "in_prompt"), [("gemini-2.5-flash", True), (MODEL, False)])
+async def test_a_model_before_3_is_told_the_schema_in_the_prompt_when_tools_come_too(
+    fake_api: FakeGemini, make_provider: MakeProvider, model: str, in_prompt: bool
+) -> None:
+    fake_api.script([Reply(text='{"name": "Oslo", "country": "Norway"}')])
+    schema = {"type": "object", "properties": {"country": {"type": "string"}}, "required": ["country"]}
+    output = threadline.OutputSchema("City", schema)
+    await make_provider().complete(attrs.evolve(request(), model=model, output=output))
+    sent = fake_api.requests[0].json()
+    system = sent["systemInstruction"]["parts"][0]["text"]
+    assert ("responseJsonSchema" in sent["generationConfig"]) is not in_prompt
+    assert ('"country"' in system) is in_prompt and system.startswith("Be brief.")

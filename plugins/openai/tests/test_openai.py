@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import attrs
 import pytest
 from conftest import MakeProvider
 
@@ -413,7 +414,7 @@ def test_no_key_at_all_names_where_to_set_it(monkeypatch: pytest.MonkeyPatch) ->
     from threadline_openai.provider import OpenAIProvider
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    with pytest.raises(threadline.AuthenticationError, match=r"api_key in \[providers.openai\] or the OPENAI_API_KEY"):
+    with pytest.raises(threadline.AuthenticationError, match=r"api_key in \[providers.openai\], the OPENAI_API_KEY"):
         OpenAIProvider(OpenAIConfig())
 
 
@@ -489,7 +490,8 @@ def test_openai_as_the_default_without_a_key_is_refused_by_config_check_and_befo
     )
     assert result.returncode == 1 and result.stdout == "", result.stderr
     assert result.stderr.splitlines()[-1] == (
-        "Error: openai: no API key: set api_key in [providers.openai] or the OPENAI_API_KEY environment variable"
+        "Error: openai: no API key: set api_key in [providers.openai], the OPENAI_API_KEY environment variable "
+        "or run `threadline keys set openai`"
     )
 
 
@@ -503,3 +505,66 @@ async def test_with_a_key_in_the_environment_openai_is_the_default(
         assert tl.default_provider == "openai"
         reply = await (await tl.create_session()).send("Hi")
     assert reply.provider == "openai" and reply.text == "Hello from the fake OpenAI API."
+
+
+# -- structured output ------------------------------------------------------------------
+
+
+@attrs.frozen
+class City:
+    """A city and its country."""
+
+    name: str
+    country: str
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+async def test_send_with_output_asks_for_the_schema_and_returns_the_value(
+    fake_api: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, api: str
+) -> None:
+    monkeypatch.setenv("THREADLINE_PLUGINS", "openai,memory")
+    config = tmp_path / "threadline.toml"
+    config.write_text(
+        f'[defaults]\nprovider = "openai"\n[storage]\nbackend = "memory"\n'
+        f'[providers.openai]\napi_key = "sk-test"\nbase_url = "{fake_api.url}"\nmax_retries = 0\napi = "{api}"\n'
+    )
+    fake_api.script([Reply(text='{"name": "Oslo", "country": "Norway"}')])
+    async with threadline.SessionManager.from_config(config) as tl:
+        session = await tl.create_session(system_prompt="Be brief.")
+        assert await session.send("Capital of Norway?", output=City) == City("Oslo", "Norway")
+    sent = fake_api.requests[0].json()
+    schema = {
+        "name": "City",
+        "schema": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "country": {"type": "string"}},
+            "required": ["name", "country"],
+            "additionalProperties": False,
+            "description": "A city and its country.",
+        },
+        "strict": True,
+    }
+    if api == "chat":
+        assert sent["response_format"] == {"type": "json_schema", "json_schema": schema}
+        assert sent["messages"][0] == {"role": "system", "content": "Be brief."}  # no schema in the prompt
+    else:
+        assert sent["text"] == {"format": {"type": "json_schema", **schema}}
+        assert sent["instructions"] == "Be brief."
+
+
+async def test_a_server_without_structured_output_is_told_in_the_system_prompt(
+    fake_api: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("THREADLINE_PLUGINS", "openai,memory")
+    config = tmp_path / "threadline.toml"
+    config.write_text(
+        f'[defaults]\nprovider = "openai"\n[storage]\nbackend = "memory"\n'
+        f'[providers.openai]\nbase_url = "{fake_api.url}"\napi = "chat"\nstructured_output = false\nmax_retries = 0\n'
+    )
+    fake_api.script([Reply(text='Sure: {"name": "Oslo", "country": "Norway"}')])
+    async with threadline.SessionManager.from_config(config) as tl:
+        session = await tl.create_session()
+        assert await session.send("Capital of Norway?", output=City) == City("Oslo", "Norway")
+    sent = fake_api.requests[0].json()
+    assert "response_format" not in sent
+    assert sent["messages"][0]["role"] == "system" and '"country"' in sent["messages"][0]["content"]

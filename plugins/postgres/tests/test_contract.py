@@ -1,5 +1,6 @@
-"""threadline-postgres passes the kernel's storage contract in full, on the machine's
-PostgreSQL server, each test in a schema of its own; and, as storage shared by processes,
+"""threadline-postgres passes the kernel's storage contract in full (it has no search, which is
+optional), on the machine's PostgreSQL server, each test in a schema of its own; and, as
+storage shared by processes,
 the shared-storage contract with two storages on one schema."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""threadline-redis passes the kernel's storage contract in full, on a single server and on
-a Redis Cluster of three masters."""
+"""threadline-redis passes the kernel's storage contract in full (but for the optional search),
+on a single server and on a Redis Cluster of three masters."""
 
 from __future__ import annotations
 

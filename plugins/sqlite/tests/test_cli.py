@@ -330,3 +330,25 @@ def test_sessions_vacuum_on_a_storage_with_nothing_to_vacuum_says_so(tmp_path: P
     vacuumed = threadline(tmp_path, "--config", str(tmp_path / "threadline.toml"), "sessions", "vacuum")
     assert vacuumed.returncode == 1 and "Traceback" not in vacuumed.stderr
     assert "memory storage gives space back by itself" in vacuumed.stderr
+
+
+def test_sessions_search_finds_what_was_said_with_its_filters(tmp_path: Path) -> None:
+    for question in ("Where is the best café in Paris?", "Budget for Q3, please"):
+        asked = threadline(tmp_path, "prompt", question)
+        assert asked.returncode == 0, asked.stderr
+    found = threadline(tmp_path, "sessions", "search", "CAFE paris")
+    assert found.returncode == 0, found.stderr
+    lines = found.stdout.splitlines()
+    assert len(lines) == 2 and all("Where is the best [café] in [Paris]?" in line for line in lines)
+    assert re.match(r"\w{32} +1 user +\d{4}-\d\d-\d\d \d\d:\d\d  ", lines[0] if " user " in lines[0] else lines[1])
+    listed = threadline(tmp_path, "sessions", "search", "budget", "--json").stdout.splitlines()
+    hits = {(hit["seq"], hit["role"], hit["provider"]) for hit in map(json.loads, listed)}
+    assert hits == {(1, "user", "echo"), (2, "assistant", "echo")}
+    assert len(threadline(tmp_path, "sessions", "search", "budget", "--limit", "1").stdout.splitlines()) == 1
+    assert threadline(tmp_path, "sessions", "search", "budget", "--since", "1h", "--provider", "echo").stdout
+    for narrower in (["--since", "2999-01-01"], ["--user", "someone"], ["--provider", "openai"]):
+        nothing = threadline(tmp_path, "sessions", "search", "budget", *narrower)
+        assert (nothing.returncode, nothing.stdout) == (0, ""), narrower
+        assert "no messages match 'budget'" in nothing.stderr
+    odd = threadline(tmp_path, "sessions", "search", '"budget*" (')  # no syntax: the word budget
+    assert odd.returncode == 0 and "[Budget]" in odd.stdout, odd.stderr

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from threadline.testing import StorageContract
+from threadline.testing import SearchContract, StorageContract
 from threadline_sqlite import SQLiteConfig, compression
 from threadline_sqlite.storage import SQLiteStorage
 
 
-class TestSQLiteStorage(StorageContract):
+class TestSQLiteStorage(StorageContract, SearchContract):
     pass
 
 
-class TestSQLiteStorageWithoutCache(StorageContract):
+class TestSQLiteStorageWithoutCache(StorageContract, SearchContract):
     @pytest.fixture
     async def storage(self, db_path: Path) -> AsyncIterator[SQLiteStorage]:
         storage = SQLiteStorage(SQLiteConfig(path=db_path, history_cache=0))
@@ -28,7 +28,7 @@ class TestSQLiteStorageWithoutCache(StorageContract):
         await storage.close()
 
 
-class TestSQLiteStorageCompressed(StorageContract):
+class TestSQLiteStorageCompressed(StorageContract, SearchContract):
     """Every body that zstd makes smaller is stored compressed, with a dictionary."""
 
     @pytest.fixture

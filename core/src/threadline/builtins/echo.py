@@ -68,7 +68,8 @@ class EchoConfig:
     """``[providers.echo]``: ``replies`` are played in order, then it echoes again.
     ``latency`` delays each reply and ``chunk_delay`` each streamed chunk (seconds).
     ``context_windows`` gives models a context window (``{"echo-*" = 4000}``); it counts
-    a word a token."""
+    a word a token. ``structured_output`` says it takes ``Request.output`` as a provider
+    with structured output does (it echoes all the same)."""
 
     replies: tuple[Reply, ...] = ()
     chunk_size: int = field(default=8, validator=attrs.validators.ge(1))
@@ -76,6 +77,7 @@ class EchoConfig:
     latency: float = field(default=0.0, validator=[attrs.validators.ge(0), finite])
     default_model: str = "echo-1"
     context_windows: Mapping[str, int] = field(factory=dict, validator=windows_validator)
+    structured_output: bool = False
 
 
 class EchoProvider:
@@ -93,7 +95,15 @@ class EchoProvider:
 
     def capabilities(self, model: str | None) -> Capabilities:
         window = context_window(model or self.config.default_model, self.config.context_windows, {})
-        return Capabilities(streaming=True, tools=True, vision=True, pdf=True, native_state=False, max_context=window)
+        return Capabilities(
+            streaming=True,
+            tools=True,
+            vision=True,
+            pdf=True,
+            native_state=False,
+            max_context=window,
+            structured_output=self.config.structured_output,
+        )
 
     async def count_tokens(self, request: Request) -> int:
         """The tokens ``request`` takes as its usage counts them: a word a token."""

@@ -31,6 +31,7 @@ from threadline.model import (
     utcnow,
 )
 from threadline.registry import NoConfig
+from threadline.search import SearchHit, SearchQuery, search_messages
 
 Key = tuple[str, str]
 
@@ -155,6 +156,22 @@ class MemoryStorage:
     async def get_revisions(self, tenant: str, session_id: str) -> list[Revision]:
         self._get(tenant, session_id)
         return list(self._revisions.get((tenant, session_id), ()))
+
+    async def search_messages(self, query: SearchQuery) -> list[SearchHit]:
+        """Reads every message of the tenant's sessions that match the filters: no index."""
+        sessions = {
+            key: session
+            for key, session in self._sessions.items()
+            if key[0] == query.tenant
+            and (query.user_id is None or session.user_id == query.user_id)
+            and (query.provider is None or session.provider == query.provider)
+        }
+        fields = {
+            session.id: {"title": session.title, "user_id": session.user_id, "provider": session.provider,
+                         "model": session.model}
+            for session in sessions.values()
+        }  # fmt: skip
+        return search_messages((m for key in sessions for m in self._messages[key]), query, fields)
 
     async def delete_user(self, tenant: str, user_id: str) -> DeletedCounts:
         keys = [key for key, s in self._sessions.items() if key[0] == tenant and s.user_id == user_id]

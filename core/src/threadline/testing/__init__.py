@@ -2,7 +2,8 @@
 
 A storage plugin's tests subclass :class:`StorageContract` and give one fixture, ``storage``
 (one that several processes share subclasses :class:`SharedStorageContract` too, and gives
-``other`` as well); a provider plugin's subclass :class:`ProviderContract` (:class:`HTTPProviderContract` when it
+``other`` as well; one with the optional full-text search :class:`SearchContract` too); a
+provider plugin's subclass :class:`ProviderContract` (:class:`HTTPProviderContract` when it
 calls an HTTP API) and give ``provider_harness``.
 Run them with pytest-asyncio in auto mode (``asyncio_mode = "auto"``). Import
 :func:`isolated_user_dirs` into a ``conftest.py`` to keep the tests out of the user's folders.
@@ -20,7 +21,7 @@ from threadline.testing.provider_contract import (
 from threadline.testing.recorder import EventRecorder
 from threadline.testing.services import server_missing
 from threadline.testing.shared_storage_contract import SharedStorageContract
-from threadline.testing.storage_contract import StorageContract
+from threadline.testing.storage_contract import SearchContract, StorageContract
 from threadline.testing.user_dirs import isolated_user_dirs
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "ProviderHarness",
     "Reply",
     "ScriptedToolCall",
+    "SearchContract",
     "SharedStorageContract",
     "StorageContract",
     "collect",

@@ -20,6 +20,7 @@ import json
 import socket
 from collections.abc import AsyncIterable, Callable, Sequence
 
+import attrs
 import pytest
 from attrs import frozen
 
@@ -31,6 +32,7 @@ from threadline.model import (
     Done,
     Event,
     Message,
+    OutputSchema,
     Request,
     Role,
     StreamAssembler,
@@ -46,6 +48,17 @@ WEATHER = ToolSpec(
     "get_weather",
     "Current weather for a city.",
     {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+)
+
+WEATHER_REPORT = OutputSchema(
+    "weather_report",
+    {
+        "type": "object",
+        "properties": {"contract_celsius": {"type": "number"}},
+        "required": ["contract_celsius"],
+        "additionalProperties": False,
+    },
+    strict=True,
 )
 
 
@@ -158,6 +171,21 @@ class ProviderContract:
         response = await provider_harness.provider.complete(self.request(provider_harness, *history, tools=[WEATHER]))
         assert any(isinstance(p, Text) and p.text for p in response.parts)
         assert "21.5" in provider_harness.received(), "the tool result did not reach the backend"
+
+    async def test_structured_output_is_asked_for_and_comes_back_as_text(
+        self, provider_harness: ProviderHarness
+    ) -> None:
+        """A model whose capabilities say ``structured_output`` is sent ``Request.output``'s
+        schema; the JSON reply comes back as text, whole or streamed."""
+        reply = '{"contract_celsius": 21.5}'
+        provider_harness.script([Reply(text=reply), Reply(text=reply)])
+        request = attrs.evolve(self.request(provider_harness), output=WEATHER_REPORT)
+        response = await provider_harness.provider.complete(request)
+        assert "".join(p.text for p in response.parts if isinstance(p, Text)) == reply
+        if provider_harness.provider.capabilities(provider_harness.model).structured_output:
+            assert "contract_celsius" in provider_harness.received(), "the schema did not reach the backend"
+        events = await collect(provider_harness.provider.stream(request))
+        assert "".join(e.text for e in events if isinstance(e, TextDelta)) == reply
 
     @pytest.mark.parametrize(
         ("kind", "error"),

@@ -41,6 +41,7 @@ from threadline.model import (
     ToolResult,
     Usage,
 )
+from threadline.search import SearchHit, SearchQuery
 
 
 def make_session(**fields: Any) -> SessionRecord:
@@ -81,8 +82,18 @@ def not_found(tenant: str, session_id: str) -> Iterator[None]:
     assert (caught.value.tenant, caught.value.session_id) == (tenant, session_id)
 
 
+async def search(storage: Storage, text: str, **fields: Any) -> list[SearchHit]:
+    hits: list[SearchHit] = await storage.search_messages(SearchQuery(text, **fields))  # type: ignore[attr-defined]
+    return hits
+
+
+def found(hits: Iterable[SearchHit]) -> set[tuple[str, int]]:
+    return {(hit.session_id, hit.seq) for hit in hits}
+
+
 class StorageContract:
-    """The storage contract. Every test gets a fresh ``storage`` from the subclass's fixture."""
+    """The storage contract. Every test gets a fresh ``storage`` from the subclass's fixture.
+    A storage with the optional ``search_messages`` subclasses :class:`SearchContract` too."""
 
     pytestmark = pytest.mark.asyncio
 
@@ -717,3 +728,111 @@ class StorageContract:
         with not_found("default", fresh.id):
             await storage.get_session("default", fresh.id)
         assert (await storage.get_session("default", existing.id)).title is None
+
+
+class SearchContract:
+    """The optional full-text search (``Storage.search_messages``): a storage that has it
+    subclasses this beside :class:`StorageContract`, with the same ``storage`` fixture."""
+
+    pytestmark = pytest.mark.asyncio
+
+    async def test_search_finds_messages_by_their_words(self, storage: Storage) -> None:
+        session = await storage.create_session(make_session(title="Trip", model="m1", user_id="ann"))
+        call = ToolCall("c1", "get_weather", {"city": "Zürich"})
+        messages = [
+            Message(session.id, 1, Role.USER, (Text("Where should I drink a CAFÉ au lait in Paris?"),)),
+            Message(session.id, 2, Role.ASSISTANT, (Text("Let me look."), call)),
+            Message(session.id, 3, Role.TOOL, (ToolResult("c1", "drizzle, 12 degrees"),)),
+            Message(session.id, 4, Role.ASSISTANT, (Text("Try the small cafe near the Seine; it is dry there."),)),
+        ]
+        await storage.append_messages(session.tenant, session.id, messages)
+        hits = await search(storage, "cafe")  # case and accents left out
+        assert found(hits) == {(session.id, 1), (session.id, 4)}
+        first = next(hit for hit in hits if hit.seq == 1)
+        assert (first.session_id, first.role, first.created_at, first.message_id) == (
+            session.id, Role.USER, messages[0].created_at, messages[0].id
+        )  # fmt: skip
+        assert (first.title, first.user_id, first.provider, first.model) == ("Trip", "ann", "echo", "m1")
+        assert "[CAFÉ]" in first.snippet and "lait" in first.snippet
+        assert found(await search(storage, "paris cafe")) == {(session.id, 1)}  # every term
+        assert found(await search(storage, "weather zurich")) == {(session.id, 2)}  # a call's name, arguments
+        assert found(await search(storage, "drizzle")) == {(session.id, 3)}  # a tool's result
+        assert found(await search(storage, "au lait")) == {(session.id, 1)}
+        assert await search(storage, "lait au") != []  # two terms, each anywhere
+        assert found(await search(storage, "near-the seine")) == {(session.id, 4)}  # a term's words in a row
+        assert await search(storage, "the-near") == []
+        assert await search(storage, "caf") == []  # words, not parts of words
+        assert len(await search(storage, "cafe", limit=1)) == 1
+
+    async def test_search_filters_by_user_provider_and_time(self, storage: Storage) -> None:
+        now = datetime.now(UTC)
+        ann = await storage.create_session(make_session(user_id="ann"))
+        bob = await storage.create_session(make_session(user_id="bob", provider="other"))
+        for session in (ann, bob):
+            old = Message(session.id, 1, Role.USER, (Text("budget old"),), created_at=now - timedelta(days=3))
+            new = Message(session.id, 2, Role.USER, (Text("budget new"),), created_at=now - timedelta(minutes=5))
+            await storage.append_messages(session.tenant, session.id, [old, new])
+        assert len(await search(storage, "budget")) == 4
+        assert found(await search(storage, "budget", user_id="ann")) == {(ann.id, 1), (ann.id, 2)}
+        assert found(await search(storage, "budget", provider="other")) == {(bob.id, 1), (bob.id, 2)}
+        assert found(await search(storage, "budget", since=now - timedelta(days=1))) == {(ann.id, 2), (bob.id, 2)}
+        assert await search(storage, "budget", user_id="ann", provider="other") == []
+        assert await search(storage, "budget", since=now) == []
+
+    async def test_search_keeps_to_its_tenant(self, storage: Storage) -> None:
+        mine = await storage.create_session(make_session(tenant="acme"))
+        theirs = await storage.create_session(make_session(tenant="globex", id=mine.id))
+        await storage.append_messages("acme", mine.id, make_messages(mine, ["merger plans"]))
+        await storage.append_messages("globex", theirs.id, make_messages(theirs, ["merger rumours"]))
+        assert [hit.snippet for hit in await search(storage, "merger", tenant="acme")] == ["[merger] plans"]
+        assert [hit.snippet for hit in await search(storage, "merger", tenant="globex")] == ["[merger] rumours"]
+        assert await search(storage, "merger") == []  # the default tenant has none
+
+    async def test_edited_deleted_and_imported_text_is_found_as_it_now_is(self, storage: Storage) -> None:
+        session = await storage.create_session(make_session(user_id="leaver"))
+        tenant, sid = session.tenant, session.id
+        await storage.append_messages(tenant, sid, make_messages(session, ["apple one", "apple two", "apple three"]))
+        await storage.replace_messages(tenant, sid, 1, make_messages(session, ["banana two"], start=2), count=3)
+        assert found(await search(storage, "apple")) == {(sid, 1)}  # what an edit or undo replaced is not found
+        assert found(await search(storage, "banana")) == {(sid, 2)}
+        await storage.append_messages(tenant, sid, make_messages(session, ["apple again"], start=3))
+        assert found(await search(storage, "apple")) == {(sid, 1), (sid, 3)}
+        records = await collect(storage.export_records(tenant))
+        await storage.delete_session(tenant, sid)
+        assert await search(storage, "apple") == []
+        await storage.import_records(replay(records))
+        assert found(await search(storage, "apple")) == {(sid, 1), (sid, 3)}
+        kept = await storage.create_session(make_session(user_id="stayer"))
+        await storage.append_messages(tenant, kept.id, make_messages(kept, ["apple kept"]))
+        await storage.delete_user(tenant, "leaver")
+        assert found(await search(storage, "apple")) == {(kept.id, 1)}
+
+    async def test_odd_search_text_finds_or_finds_nothing_but_never_fails(self, storage: Storage) -> None:
+        session = await storage.create_session(make_session())
+        texts = ['say "hello*" AND NEAR(x, y) OR NOT -z ^col:1', "日本語のテキスト", "emoji 🎉 party", "nul \x00 byte"]
+        await storage.append_messages(session.tenant, session.id, make_messages(session, texts))
+        for text in ['"', '""', "*", "hello*", '"hello', "AND", "OR NOT", "NEAR(x", "col:1", "^col", "-z", "(", "{x}"]:
+            hits = await search(storage, text)
+            assert found(hits) <= {(session.id, 1)}, text
+        assert found(await search(storage, '"hello*" near')) == {(session.id, 1)}
+        assert found(await search(storage, "日本語のテキスト")) == {(session.id, 2)}
+        assert found(await search(storage, "party 🎉")) == {(session.id, 3)}
+        assert found(await search(storage, "byte \x00")) == {(session.id, 4)}
+        for nothing in ("", "   ", "***", "🎉", "\x00"):  # no words: nothing to look for
+            assert await search(storage, nothing) == []
+        assert await search(storage, "word " * 500) == []
+
+    async def test_a_cancelled_append_leaves_search_as_its_messages(self, storage: Storage) -> None:
+        for index, delay in enumerate((0, 0.001, 0.005, 0.02)):
+            session = await storage.create_session(make_session())
+            batch = [
+                Message(session.id, seq, Role.USER, (Text(f"needle{index} {seq} " + "x" * 20_000),))
+                for seq in range(1, 301)
+            ]
+            task = asyncio.ensure_future(storage.append_messages(session.tenant, session.id, batch))
+            await asyncio.sleep(delay)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            seen = len(await storage.get_messages(session.tenant, session.id))
+            assert len(await search(storage, f"needle{index}", limit=1000)) == seen

@@ -11,6 +11,7 @@ import attrs
 from attrs import field, frozen
 
 from threadline.plugin import ProviderConfig, hookimpl
+from threadline_anthropic.models import KNOWN_MODELS
 
 if TYPE_CHECKING:
     from threadline.plugin import Register
@@ -38,6 +39,7 @@ class AnthropicConfig(ProviderConfig):
 
     key_variables: ClassVar[tuple[str, ...]] = ("ANTHROPIC_API_KEY",)
     key_even_with_base_url: ClassVar[bool] = True  # the SDK refuses to start without one
+    known_models: ClassVar[tuple[str, ...]] = KNOWN_MODELS
 
     default_model: str = "claude-sonnet-4-6"
     max_tokens: int = field(default=8192, validator=attrs.validators.ge(1))

@@ -11,7 +11,9 @@ import httpx2
 from threadline.plugin import ProviderError, RateLimited, error_for_status, error_object, transport_error
 
 PROVIDER: Final = "anthropic"
-CREDENTIALS: Final = "api_key in [providers.anthropic] or the ANTHROPIC_API_KEY environment variable"
+CREDENTIALS: Final = (
+    "api_key in [providers.anthropic], the ANTHROPIC_API_KEY environment variable or `threadline keys set anthropic`"
+)
 
 
 def translate(exc: BaseException, timeout: float) -> BaseException:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from attrs import define, field
@@ -69,6 +69,8 @@ def body(request: Request, config: AnthropicConfig, *, stream: bool) -> dict[str
         payload["tools"] = [
             {"name": t.name, "description": t.description, "input_schema": t.parameters} for t in request.tools
         ]
+    if request.output is not None:
+        payload["output_config"] = {"format": {"type": "json_schema", "schema": _supported(request.output.schema)}}
     if options.temperature is not None:
         payload["temperature"] = options.temperature
     if options.stop:
@@ -80,6 +82,15 @@ def body(request: Request, config: AnthropicConfig, *, stream: bool) -> dict[str
     if stream:
         payload["stream"] = True
     return {**payload, **options.extra}
+
+
+def _supported(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``schema`` as structured outputs take it: every object closed, and the constraints
+    they refuse (``minimum``, lengths, ...) moved into descriptions, by the SDK's own
+    ``transform_schema``."""
+    from anthropic import transform_schema
+
+    return transform_schema(json.loads(json.dumps(schema)))
 
 
 def count_body(request: Request, config: AnthropicConfig) -> dict[str, Any]:

@@ -21,13 +21,17 @@ from threadline.plugin import (
     send_body,
     translating,
 )
-from threadline_anthropic import AnthropicConfig, messages
+from threadline_anthropic import AnthropicConfig, messages, models
 from threadline_anthropic.errors import CREDENTIALS, PROVIDER, translate
 
 # the body keys passed to the SDK by name; the rest go as extra_body
 NAMED: Final = ("model", "messages", "max_tokens", "stream")
 COUNT_NAMED: Final = ("model", "messages")
 _TEXT_ONLY: Final = ("claude-2", "claude-instant")
+# models from before structured outputs (Sonnet 4.5, Opus 4.5, Haiku 4.5; Opus 4.1 had only
+# the beta): told in the prompt
+_NO_JSON_OUTPUT: Final = (*_TEXT_ONLY, "claude-3", "claude-sonnet-4-0", "claude-sonnet-4-2025", "claude-opus-4-0",
+                          "claude-opus-4-1", "claude-opus-4-2025")  # fmt: skip
 # context windows in tokens, from Anthropic's model pages; the first pattern that matches wins
 CONTEXT_WINDOWS: Final[Mapping[str, int]] = {
     "claude-opus-4-6*": 1_000_000,
@@ -62,7 +66,14 @@ class AnthropicProvider:
         name = model or self.config.default_model
         takes_media = not name.startswith(_TEXT_ONLY)
         window = context_window(name, self.config.context_windows, CONTEXT_WINDOWS)
-        return Capabilities(streaming=True, tools=True, vision=takes_media, pdf=takes_media, max_context=window)
+        return Capabilities(
+            streaming=True,
+            tools=True,
+            vision=takes_media,
+            pdf=takes_media,
+            max_context=window,
+            structured_output=not name.startswith(_NO_JSON_OUTPUT),
+        )
 
     async def count_tokens(self, request: Request) -> int:
         """The input tokens ``request`` would take, counted by Anthropic
@@ -96,6 +107,10 @@ class AnthropicProvider:
 
     def _check(self, request: Request) -> None:
         check_attachments(self.capabilities(request.model), request.messages, model=request.model, provider=PROVIDER)
+
+    async def list_models(self) -> list[str]:
+        """The models the API offers this key (see :mod:`threadline_anthropic.models`)."""
+        return await models.list_models(self._client, self._translate)
 
     async def close(self) -> None:
         await self._client.close()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, ClassVar
 from attrs import frozen
 
 from threadline.plugin import ProviderConfig, hookimpl
+from threadline_gemini.models import KNOWN_MODELS
 
 if TYPE_CHECKING:
     from threadline.plugin import Register
@@ -26,6 +27,7 @@ class GeminiConfig(ProviderConfig):
 
     key_variables: ClassVar[tuple[str, ...]] = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
     key_even_with_base_url: ClassVar[bool] = True  # the SDK refuses to start without one
+    known_models: ClassVar[tuple[str, ...]] = KNOWN_MODELS
 
     default_model: str = "gemini-3.5-flash"
 

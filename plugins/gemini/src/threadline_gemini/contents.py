@@ -36,6 +36,7 @@ from threadline.plugin import (
     ToolResult,
     Usage,
     new_id,
+    output_instruction,
     unchecked_constructor,
 )
 from threadline_gemini import GeminiConfig
@@ -43,6 +44,8 @@ from threadline_gemini.errors import PROVIDER
 
 _text_delta: Final = unchecked_constructor(TextDelta)
 KEY: Final = "gemini"  # where this provider's data sits in a part's provider_data
+# models that refuse a JSON schema for the reply in a call with tools: told in the prompt
+_NO_JSON_WITH_TOOLS: Final = ("gemini-2",)
 FINISH_REASONS: Final = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter",
                          "RECITATION": "content_filter", "PROHIBITED_CONTENT": "content_filter",
                          "BLOCKLIST": "content_filter", "SPII": "content_filter"}  # fmt: skip
@@ -56,15 +59,21 @@ def call_arguments(request: Request, config: GeminiConfig) -> dict[str, Any]:
     )
     calls = {call.id: call for m in messages for call in m.tool_calls}
     contents = [turn for m in messages if m.role is not Role.SYSTEM if (turn := _content(m, calls))]
+    model = request.model or config.default_model
     settings: dict[str, Any] = {}
-    if system:
-        settings["system_instruction"] = system
     if request.tools:
         declarations = [
             {"name": t.name, "description": t.description, "parameters_json_schema": dict(t.parameters)}
             for t in request.tools
         ]
         settings["tools"] = [{"function_declarations": declarations}]
+    if request.output is not None and request.tools and model.startswith(_NO_JSON_WITH_TOOLS):
+        system = "\n\n".join(filter(None, [system, output_instruction(request.output)]))
+    elif request.output is not None:
+        settings["response_mime_type"] = "application/json"
+        settings["response_json_schema"] = request.output.schema
+    if system:
+        settings["system_instruction"] = system
     options = request.options
     if options.temperature is not None:
         settings["temperature"] = options.temperature
@@ -74,7 +83,7 @@ def call_arguments(request: Request, config: GeminiConfig) -> dict[str, Any]:
         settings["stop_sequences"] = list(options.stop)
     if options.extra:  # merged into the request body as it goes on the wire
         settings["http_options"] = {"extra_body": dict(options.extra)}
-    return {"model": request.model or config.default_model, "contents": contents, "config": settings}
+    return {"model": model, "contents": contents, "config": settings}
 
 
 def count_arguments(request: Request, config: GeminiConfig) -> dict[str, Any]:

@@ -11,7 +11,9 @@ from google.genai import errors as genai_errors
 from threadline.plugin import error_for_status, error_object, transport_error
 
 PROVIDER: Final = "gemini"
-CREDENTIALS: Final = "api_key in [providers.gemini] or the GEMINI_API_KEY environment variable"
+CREDENTIALS: Final = (
+    "api_key in [providers.gemini], the GEMINI_API_KEY environment variable or `threadline keys set gemini`"
+)
 _BAD_KEY: Final = {"API_KEY_INVALID", "API_KEY_SERVICE_BLOCKED", "API_KEY_HTTP_REFERRER_BLOCKED"}
 
 

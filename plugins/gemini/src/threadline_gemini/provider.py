@@ -21,7 +21,7 @@ from threadline.plugin import (
     read_stream,
     translating,
 )
-from threadline_gemini import GeminiConfig, contents
+from threadline_gemini import GeminiConfig, contents, models
 from threadline_gemini.errors import CREDENTIALS, PROVIDER, translate
 
 # input token limits, from Google's model pages; the first pattern that matches wins
@@ -51,8 +51,12 @@ class GeminiProvider:
         self._translate = functools.partial(translate, timeout=self.config.timeout)
 
     def capabilities(self, model: str | None) -> Capabilities:
-        window = context_window(model or self.config.default_model, self.config.context_windows, CONTEXT_WINDOWS)
-        return Capabilities(streaming=True, tools=True, vision=True, pdf=True, max_context=window)
+        name = model or self.config.default_model
+        window = context_window(name, self.config.context_windows, CONTEXT_WINDOWS)
+        json_output = not name.startswith("gemini-1")  # a JSON schema for the reply came with 2.0
+        return Capabilities(
+            streaming=True, tools=True, vision=True, pdf=True, max_context=window, structured_output=json_output
+        )
 
     async def count_tokens(self, request: Request) -> int:
         """The input tokens ``request`` would take, counted by Gemini (``countTokens``).
@@ -80,6 +84,10 @@ class GeminiProvider:
 
     def _check(self, request: Request) -> None:
         check_attachments(self.capabilities(request.model), request.messages, model=request.model, provider=PROVIDER)
+
+    async def list_models(self) -> list[str]:
+        """The models the API offers this key (see :mod:`threadline_gemini.models`)."""
+        return await models.list_models(self._client, self._translate)
 
     async def close(self) -> None:
         await self._client.aclose()

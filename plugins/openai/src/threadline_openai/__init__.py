@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from attrs import frozen
 
 from threadline.plugin import ProviderConfig, hookimpl
+from threadline_openai.models import KNOWN_MODELS
 
 if TYPE_CHECKING:
     from threadline.plugin import Register
@@ -33,9 +34,13 @@ class OpenAIConfig(ProviderConfig):
     :param vision: whether the models take images; unset: known for OpenAI's own models,
         assumed not for a server at another ``base_url``.
     :param pdf: whether the models take PDF files; unset: as for ``vision``.
+    :param structured_output: whether to ask for ``send(output=...)`` with a JSON schema
+        (``response_format``, or the Responses API's ``text.format``); ``false`` for a
+        compatible server that has none: the schema goes in the system prompt instead.
     """
 
     key_variables: ClassVar[tuple[str, ...]] = ("OPENAI_API_KEY",)
+    known_models: ClassVar[tuple[str, ...]] = KNOWN_MODELS
 
     default_model: str = "gpt-4.1-mini"
     organization: str | None = None
@@ -44,6 +49,7 @@ class OpenAIConfig(ProviderConfig):
     native_state: bool = True
     vision: bool | None = None
     pdf: bool | None = None
+    structured_output: bool = True
 
 
 def make_provider(config: OpenAIConfig) -> OpenAIProvider:

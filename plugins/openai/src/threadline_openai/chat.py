@@ -15,6 +15,7 @@ from threadline.plugin import (
     File,
     Image,
     Message,
+    OutputSchema,
     Part,
     ProviderUnavailable,
     Request,
@@ -49,6 +50,8 @@ def body(request: Request, config: OpenAIConfig, *, stream: bool) -> dict[str, A
             {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
             for t in request.tools
         ]
+    if request.output is not None:
+        payload["response_format"] = {"type": "json_schema", "json_schema": schema_format(request.output)}
     options = request.options
     if options.temperature is not None:
         payload["temperature"] = options.temperature
@@ -61,6 +64,12 @@ def body(request: Request, config: OpenAIConfig, *, stream: bool) -> dict[str, A
         payload["stream"] = True
         payload["stream_options"] = {"include_usage": True}
     return {**payload, **options.extra}
+
+
+def schema_format(output: OutputSchema) -> dict[str, Any]:
+    """A reply's JSON schema as both APIs name it (Chat's ``response_format.json_schema``,
+    the Responses API's ``text.format``)."""
+    return {"name": output.name, "schema": output.schema, "strict": output.strict}
 
 
 def _messages(message: Message) -> list[dict[str, Any]]:

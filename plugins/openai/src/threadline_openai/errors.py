@@ -18,7 +18,9 @@ from threadline.plugin import (
 )
 
 PROVIDER: Final = "openai"
-CREDENTIALS: Final = "api_key in [providers.openai] or the OPENAI_API_KEY environment variable"
+CREDENTIALS: Final = (
+    "api_key in [providers.openai], the OPENAI_API_KEY environment variable or `threadline keys set openai`"
+)
 _CONTEXT_CODES: Final = {"context_length_exceeded", "string_above_max_length"}
 
 

@@ -21,7 +21,7 @@ from threadline.plugin import (
     send_body,
     translating,
 )
-from threadline_openai import OpenAIConfig, chat, responses
+from threadline_openai import OpenAIConfig, chat, models, responses
 from threadline_openai.errors import CREDENTIALS, PROVIDER, previous_response_gone, translate
 
 # OpenAI's own models that take no images (and so no PDFs); every other one takes both
@@ -74,7 +74,15 @@ class OpenAIProvider:
         pdf = self.config.pdf if self.config.pdf is not None else vision and official
         native = self.config.api == "responses" and self.config.native_state
         window = context_window(name, self.config.context_windows, CONTEXT_WINDOWS)
-        return Capabilities(streaming=True, tools=True, vision=vision, pdf=pdf, native_state=native, max_context=window)
+        return Capabilities(
+            streaming=True,
+            tools=True,
+            vision=vision,
+            pdf=pdf,
+            native_state=native,
+            max_context=window,
+            structured_output=self.config.structured_output,
+        )
 
     async def count_tokens(self, request: Request) -> int | None:
         """The input tokens ``request`` would take, counted by OpenAI
@@ -140,6 +148,10 @@ class OpenAIProvider:
     def _check(self, request: Request) -> None:
         capabilities = self.capabilities(request.model)
         check_attachments(capabilities, request.messages, model=request.model, provider=PROVIDER)
+
+    async def list_models(self) -> list[str]:
+        """The models the API offers this key (see :mod:`threadline_openai.models`)."""
+        return await models.list_models(self._client, self._translate)
 
     async def close(self) -> None:
         await self._client.close()

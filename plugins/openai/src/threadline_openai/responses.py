@@ -38,7 +38,7 @@ from threadline.plugin import (
     unchecked_constructor,
 )
 from threadline_openai import OpenAIConfig
-from threadline_openai.chat import arguments
+from threadline_openai.chat import arguments, schema_format
 from threadline_openai.errors import PROVIDER, stream_error
 
 # the body keys ``POST /responses/input_tokens`` takes; it refuses the ones for the reply
@@ -81,6 +81,8 @@ def body(request: Request, config: OpenAIConfig, *, stream: bool, previous: tupl
             {"type": "function", "name": t.name, "description": t.description, "parameters": t.parameters}
             for t in request.tools
         ]
+    if request.output is not None:
+        payload["text"] = {"format": {"type": "json_schema", **schema_format(request.output)}}
     options = request.options
     if options.temperature is not None:
         payload["temperature"] = options.temperature

@@ -1,6 +1,6 @@
 """An OpenAI API on 127.0.0.1 for tests, this plugin's and yours: ``POST
 /v1/chat/completions`` and ``POST /v1/responses``, as JSON or as SSE streams, shaped like the
-API reference's own examples, and ``POST /v1/responses/input_tokens``. It plays scripted
+API reference's own examples, ``POST /v1/responses/input_tokens`` and ``GET /v1/models``. It plays scripted
 ``Reply``s (text, tool calls, errors), splits streamed text and tool-call arguments into many
 small chunks, keeps stored responses for ``previous_response_id``, and records every request::
 
@@ -25,6 +25,9 @@ from threadline.testing.wire_server import HTTPReply, ReceivedRequest, ScriptedA
 
 DEFAULT_TEXT = "Hello from the fake OpenAI API."
 COUNT_PATH = "/v1/responses/input_tokens"
+MODELS_PATH = "/v1/models"
+#: what ``GET /v1/models`` lists unless told otherwise: dated snapshots the plugin does not know of among them
+MODELS = ("gpt-4.1-2025-04-14", "gpt-4.1-mini", "gpt-4o-mini-2024-07-18", "o4-mini")
 # the body keys that take input tokens, on either API
 PROMPT_KEYS = ("instructions", "input", "messages", "tools", "tool_choice", "reasoning", "text")
 ERRORS: dict[str, tuple[int, dict[str, Any]]] = {
@@ -99,9 +102,14 @@ class FakeOpenAI(ScriptedAPI):
     default_reply: Reply = field(factory=lambda: Reply(text=DEFAULT_TEXT))
     stored: dict[str, int] = field(factory=dict)
     _ids: Iterator[int] = field(factory=itertools.count)
+    #: what ``GET /v1/models`` lists
+    models: list[str] = field(factory=lambda: list(MODELS))
 
     def respond(self, request: ReceivedRequest) -> HTTPReply:
-        """A count takes no scripted reply (those are the model's); a raw one comes first."""
+        """A count and the model list take no scripted reply (those are the model's); a raw
+        one comes first."""
+        if request.method == "GET" and request.path == MODELS_PATH and not self.raw:
+            return HTTPReply.json(models_page(self.models))
         if request.path != COUNT_PATH or self.raw:
             return super().respond(request)
         if (refused := self.refuse(request)) is not None:
@@ -146,6 +154,14 @@ class FakeOpenAI(ScriptedAPI):
 
     def new_id(self, prefix: str) -> str:
         return f"{prefix}_{next(self._ids):06d}"
+
+
+def models_page(models: list[str]) -> dict[str, Any]:
+    """``GET /v1/models``'s body, as the API reference shows it: every model in one list."""
+    return {
+        "object": "list",
+        "data": [{"id": name, "object": "model", "created": 1686935002, "owned_by": "system"} for name in models],
+    }
 
 
 def error(status: int, detail: dict[str, Any], headers: dict[str, str] | None = None) -> HTTPReply:

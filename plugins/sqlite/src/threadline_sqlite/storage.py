@@ -11,7 +11,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -29,6 +29,8 @@ from threadline.plugin import (
     Message,
     MessageStatus,
     Revision,
+    SearchHit,
+    SearchQuery,
     SessionNotFound,
     SessionPage,
     SessionQuery,
@@ -58,18 +60,23 @@ from threadline_sqlite.compression import Codec, UnknownDictionary
 from threadline_sqlite.group_commit import GroupCommit
 from threadline_sqlite.schema import (
     COLUMN_FIELDS,
+    CREATED_US,
+    INDEX_PENDING,
     LATEST,
     NOW_US,
     READABLE_FROM,
     REVISIONS_FROM,
     ROLE_CODES,
+    SEARCH_FROM,
     SEQ_DOES_NOT_FOLLOW_ON,
     SEQ_SPAN,
     STATUS_BITS,
     STATUS_CODES,
+    created_us,
     migrate,
     packed_id,
     readable_version,
+    register_search_functions,
 )
 
 T = TypeVar("T")
@@ -146,6 +153,19 @@ _TAKE_TURN: Final = f"""INSERT INTO turn_leases (tenant, session_id, holder, exp
         waiter_until_us = CASE WHEN {_MINE} OR {_OTHER_WAITING} THEN waiter_until_us WHEN {_FREE} THEN 0
                                ELSE :waiter_until END
     RETURNING holder IS :holder AND expires_us = :until"""
+# the best matches of a search, each with its session's columns; the index is read first (CROSS
+# JOIN keeps that order), so that snippet() and rank are its own
+_SEARCH: Final = f"""SELECT sessions.id, message_search.rowid % {SEQ_SPAN}, messages.id, messages.kind,
+        messages.created_at, snippet(message_search, 0, '[', ']', '…', 16), sessions.user_id,
+        sessions.record ->> '$.title', sessions.record ->> '$.provider', sessions.record ->> '$.model'
+    FROM message_search
+    CROSS JOIN sessions ON sessions.sid = message_search.rowid / {SEQ_SPAN}
+    CROSS JOIN messages ON messages.key = message_search.rowid
+    WHERE message_search MATCH :match AND sessions.tenant = :tenant
+        AND (:user_id IS NULL OR sessions.user_id = :user_id)
+        AND (:provider IS NULL OR sessions.record ->> '$.provider' = :provider)
+        AND (:since IS NULL OR {CREATED_US}(messages.created_at) >= :since)
+    ORDER BY message_search.rank LIMIT :limit"""
 _END_TURNS: Final = (
     "UPDATE turn_leases SET holder = NULL, expires_us = 0 WHERE (tenant, session_id, holder) IN (VALUES "
 )
@@ -206,6 +226,8 @@ class SQLiteStorage:
             if read_only is not None:
                 await self._check_read_only_schema(self._readers[0], read_only)
             await self._start_codec()
+            if read_only is None:  # what the search index's triggers call, reading bodies as this codec does
+                await register_search_functions(db, lambda body: self._codec.unpack(body))
         except BaseException as exc:
             await self._close(checkpoint=False)  # aiosqlite's threads would keep the process alive
             translated = self._translate(exc)
@@ -302,6 +324,7 @@ class SQLiteStorage:
             await db.execute_fetchall(f"PRAGMA synchronous = {self.config.synchronous}")
             await db.execute_fetchall("PRAGMA foreign_keys = ON")
             await db.execute_fetchall("SELECT count(*) FROM sqlite_master")  # fails now if it is not a database
+            await db.create_function(CREATED_US, 1, created_us, deterministic=True)  # for a search since a time
         except BaseException as exc:
             await db.close()
             raise self._translate(exc) from None
@@ -361,7 +384,7 @@ class SQLiteStorage:
             raise RuntimeError("the SQLite storage is not open; call open() first")
         return self._readers[next(self._next_reader)]
 
-    async def _read(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    async def _read(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
         try:
             return list(await self._reader().execute_fetchall(sql, parameters))
         except sqlite3.Error as exc:
@@ -619,6 +642,27 @@ class SQLiteStorage:
         if self._cache is not None:
             self._cache.drop((tenant, session_id))
         return revision
+
+    async def search_messages(self, query: SearchQuery) -> list[SearchHit]:
+        """The FTS5 index's best matches (bm25), each term a quoted phrase of its words: nothing
+        a user types is FTS5 syntax."""
+        terms = query.terms
+        if not terms:
+            return []
+        if self._schema < SEARCH_FROM:
+            raise StorageUnavailable(
+                f"SQLite database {self.path} is at schema version {self._schema}, from before search "
+                f"(schema {SEARCH_FROM}), and is open read-only ({self._read_only}); open it once with write "
+                "access to add the search index"
+            )
+        if self._read_only is None:
+            await self._write.write(_index_pending)
+        parameters = {
+            "match": " ".join(f'"{" ".join(term)}"' for term in terms), "tenant": query.tenant,
+            "user_id": query.user_id, "provider": query.provider,
+            "since": None if query.since is None else to_us(query.since), "limit": query.limit,
+        }  # fmt: skip
+        return [_hit(row) for row in await self._read(_SEARCH, parameters)]
 
     async def get_revisions(self, tenant: str, session_id: str) -> list[Revision]:
         if self._schema < REVISIONS_FROM:  # read-only, from before revisions: it has none
@@ -988,6 +1032,12 @@ def _message_row(
     )  # fmt: skip
 
 
+async def _index_pending(db: aiosqlite.Connection) -> None:
+    """Index the messages appended since the last search (schema 7)."""
+    for statement in INDEX_PENDING:
+        await db.execute(statement)
+
+
 def _iso(moment: datetime) -> str:
     """A time as stored: ISO 8601, in the basic format for UTC (20261205T210925.25Z), which
     ``datetime.fromisoformat`` reads as fast and is 9 characters shorter."""
@@ -1047,6 +1097,15 @@ def _message_from_row(session_id: str, row: Sequence[Any], unpack: Callable[[byt
         model=extra.get("model"),
         metadata=extra.get("metadata") or _NO_DATA,
     )
+
+
+def _hit(row: Sequence[Any]) -> SearchHit:
+    session_id, seq, message_id, kind, created_at, snippet, user_id, title, provider, model = row
+    return SearchHit(
+        session_id=_given_id(session_id), seq=seq, role=_KINDS[kind][0], created_at=_from_iso(created_at),
+        snippet=snippet, message_id=_given_id(message_id), title=title, user_id=user_id, provider=provider,
+        model=model,
+    )  # fmt: skip
 
 
 def _replaced(revision: Revision) -> str:

@@ -21,6 +21,7 @@ from threadline.model import (
     Image,
     Message,
     MessageStatus,
+    Revision,
     Role,
     SessionRecord,
     SessionStatus,
@@ -158,6 +159,8 @@ async def read_back(path: Path, out: Path) -> None:
         with out.open("w", encoding="utf-8") as lines:
             for tenant in TENANTS:
                 async for record in storage.export_records(tenant):
+                    if isinstance(record, Revision):  # in the .revisions.jsonl file, below
+                        continue
                     lines.write(dump_record(record) + "\n")
                     if isinstance(record, SessionRecord):
                         sessions.append(record)

@@ -1,0 +1,109 @@
+"""Full-text search: ``SessionManager.search``, its words and snippets, and ``threadline
+sessions search`` (its mistakes; threadline-sqlite's tests find what a stored chat said)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from test_cli import ok, threadline, user_error
+
+from threadline import ConfigError, SearchHit, SessionManager
+from threadline.builtins.memory import MemoryStorage
+from threadline.search import search_terms, snippet
+from threadline.search_cli import parse_since
+
+
+class NoSearch(MemoryStorage):
+    search_messages = None  # as a storage without the capability
+
+
+async def test_the_manager_searches_its_tenant_and_passes_its_filters(manager: SessionManager) -> None:
+    mine = await manager.create_session(user_id="ann")
+    await mine.send("The quick brown fox")
+    other = await manager.create_session(user_id="bob", tenant="elsewhere")
+    await other.send("A quick fox elsewhere")
+    hits = await manager.search("QUICK fox")
+    assert [(hit.session_id, hit.seq) for hit in hits] in ([(mine.id, 1), (mine.id, 2)], [(mine.id, 2), (mine.id, 1)])
+    assert all(isinstance(hit, SearchHit) and hit.snippet == "The [quick] brown [fox]" for hit in hits)
+    assert [hit.session_id for hit in await manager.search("fox", tenant="elsewhere")] == [other.id] * 2
+    assert await manager.search("fox", user_id="bob") == []
+    assert await manager.search("fox", provider="openai") == []
+    assert len(await manager.search("fox", since=datetime.now(UTC) - timedelta(minutes=1), limit=1)) == 1
+
+
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [
+        ({"text": "***"}, "nothing to search for in '\\*\\*\\*': give at least one word"),
+        ({"text": ""}, "nothing to search for"),
+        ({"text": "fox", "limit": 0}, "limit must be 1 to 1000, got 0"),
+        ({"text": "fox", "since": datetime(2026, 1, 1)}, "since must be a timezone-aware datetime"),
+        ({"text": "fox", "tenant": ""}, "tenant must be a non-empty name"),
+    ],
+)
+async def test_a_search_that_cannot_be_made_says_why(
+    manager: SessionManager, arguments: dict[str, object], says: str
+) -> None:
+    with pytest.raises(ConfigError, match=says):
+        await manager.search(**arguments)  # type: ignore[arg-type]
+
+
+async def test_a_storage_that_cannot_search_says_which_can() -> None:
+    async with SessionManager(storage=NoSearch()) as manager:
+        with pytest.raises(ConfigError, match="NoSearch storage cannot search messages; threadline-sqlite and the"):
+            await manager.search("fox")
+
+
+def test_search_terms_are_words_with_nothing_of_fts_syntax() -> None:
+    assert search_terms('"Café*" AND near(x) -y ***  don\'t') == (
+        ("cafe",), ("and",), ("near", "x"), ("y",), ("don", "t")
+    )  # fmt: skip
+    assert search_terms("   ") == search_terms("") == search_terms("*** ( )") == ()
+
+
+def test_a_snippet_marks_the_match_and_cuts_around_it() -> None:
+    text = " ".join(f"w{n}" for n in range(40)) + " Target here and " + " ".join(f"v{n}" for n in range(40))
+    cut = snippet(text, search_terms("target"))
+    assert cut.startswith("…w") and cut.endswith("…") and "[Target] here" in cut
+    assert len(cut.split()) == 16
+    assert snippet("Short text", search_terms("short")) == "[Short] text"
+    assert snippet("no words: ***", search_terms("x")) == "no words: ***"
+    assert snippet("", ()) == ""
+
+
+def test_since_takes_dates_times_and_durations() -> None:
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    assert parse_since("30m", now) == now - timedelta(minutes=30)
+    assert parse_since("12h", now) == parse_since("12 hrs", now) == now - timedelta(hours=12)
+    assert parse_since("7d", now) == parse_since("1w", now) == now - timedelta(days=7)
+    assert parse_since("2026-01-31T09:00+01:00", now) == datetime(2026, 1, 31, 8, 0, tzinfo=UTC)
+    assert parse_since("2026-01-31", now).utcoffset() is not None  # local midnight
+    for wrong in ("yesterday", "7 fortnights", "-3d", ""):
+        with pytest.raises(ValueError, match="is not a date or a duration: give a date \\(2026-01-31\\)"):
+            parse_since(wrong, now)
+
+
+def test_sessions_search_mistakes_are_clear(config: Path) -> None:
+    assert "no messages match 'fox'" in ok_stderr(threadline("sessions", "search", "fox", config=config))
+    assert ok(threadline("sessions", "search", "fox", "--json", config=config)) == ""
+    said = user_error(threadline("sessions", "search", "fox", "--since", "last tuesday", config=config))
+    assert "Invalid value for '--since': 'last tuesday' is not a date or a duration" in said
+    said = user_error(threadline("sessions", "search", "***", config=config))
+    assert "nothing to search for in '***': give at least one word (letters or digits)" in said
+    said = user_error(threadline("sessions", "search", "x", "--limit", "0", config=config))
+    assert "Invalid value for '--limit'" in said
+    assert "Missing argument 'TEXT'" in user_error(threadline("sessions", "search", config=config))
+
+
+def ok_stderr(result: object) -> str:
+    ok(result)  # type: ignore[arg-type]
+    return result.stderr  # type: ignore[attr-defined,no-any-return]
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "threadline.toml"
+    path.write_text('[defaults]\nprovider = "echo"\n[storage]\nbackend = "memory"\n')
+    return path
