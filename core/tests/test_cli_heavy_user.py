@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -101,6 +102,68 @@ def test_a_key_file_that_is_not_one_is_named() -> None:
     assert f"{keys_file()}: not a key file" in user_error(threadline("keys", "list"))
 
 
+@pytest.fixture
+def keyed_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The openai provider with its key as DESIGN.md writes it, `${OPENAI_API_KEY}`, which is not
+    set (nor is any other provider's key)."""
+    for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY"):
+        monkeypatch.delenv(variable, raising=False)
+    path = tmp_path / "threadline.toml"
+    path.write_text('[storage]\nbackend = "memory"\n[providers.openai]\napi_key = "${OPENAI_API_KEY}"\n')
+    return path
+
+
+def test_an_api_key_that_is_only_an_unset_variable_lets_the_key_file_be_used(keyed_config: Path) -> None:
+    pytest.importorskip("threadline_openai")
+    error = user_error(threadline("config", "check", config=keyed_config))
+    assert "providers.openai.api_key: environment variable OPENAI_API_KEY is not set" in error
+    assert "`threadline keys set openai`" in error
+    assert ok(threadline("models", "default", config=keyed_config)).startswith("echo/")
+    ok(threadline("keys", "set", "openai", stdin="sk-stored"))
+    assert ok(threadline("models", "default", config=keyed_config)).startswith("openai/")
+    ok(threadline("config", "check", config=keyed_config))
+
+
+def test_keys_set_at_once_by_many_processes_are_all_kept() -> None:
+    names = [f"provider{index}" for index in range(16)]
+    command = [sys.executable, "-m", "threadline", "keys", "set"]
+    running = [
+        subprocess.Popen([*command, name, "--value", f"k-{name}"], stderr=subprocess.PIPE, env=os.environ)
+        for name in names
+    ]
+    for process in running:
+        _, error = process.communicate(timeout=120)
+        assert process.returncode == 0, error
+    assert json.loads(keys_file().read_text()) == {name: f"k-{name}" for name in names}
+    assert stat.S_IMODE(keys_file().stat().st_mode) == 0o600
+
+
+def test_keys_written_by_threads_at_once_are_all_kept() -> None:
+    from threadline.keys import read_keys, write_key
+
+    names = [f"t{index}" for index in range(12)]
+    with ThreadPoolExecutor(12) as pool:
+        list(pool.map(lambda name: write_key(name, f"k-{name}"), names))
+    assert read_keys() == {name: f"k-{name}" for name in names}
+
+
+def test_a_partial_file_left_by_a_killed_process_is_not_in_the_way(tmp_path: Path) -> None:
+    from threadline.config_edit import set_defaults
+    from threadline.keys import read_keys, write_key
+
+    keys_file().parent.mkdir(parents=True)
+    for folder, name in ((keys_file().parent, "keys.json"), (tmp_path, "threadline.toml")):
+        for stale in (f".{name}.{os.getpid()}.partial", f".{name}.1.partial", f".{name}.0123456789ab.tmp"):
+            (folder / stale).write_text("left behind")
+    write_key("openai", "sk-1")  # a process of the same PID as the killed one
+    assert read_keys() == {"openai": "sk-1"}
+    ok(threadline("keys", "set", "gemini", stdin="g-2"))
+    assert ok(threadline("keys", "list")) == "gemini\nopenai\n"
+    (tmp_path / "threadline.toml").write_text('[storage]\nbackend = "memory"\n')
+    set_defaults(tmp_path / "threadline.toml", {"provider": "echo"})
+    assert 'provider = "echo"' in (tmp_path / "threadline.toml").read_text()
+
+
 # -- models ---------------------------------------------------------------------------------
 
 
@@ -134,6 +197,44 @@ def test_models_default_is_written_to_the_config_keeping_the_rest(tmp_path: Path
     assert 'provider = "echo"\n' in path.read_text() and "model =" not in path.read_text()
     ok(threadline("models", "default", "--unset", config=path))
     assert path.read_text() == written
+
+
+@pytest.mark.usefixtures("only_builtins")
+def test_models_default_keeps_crlf_line_endings_and_the_comment_of_the_line_it_sets(tmp_path: Path) -> None:
+    path = tmp_path / "threadline.toml"
+    written = b'# mine\r\n[defaults]\r\nprovider = "echo"  # the one we pay for\r\n[storage]\r\nbackend = "memory"\r\n'
+    path.write_bytes(written)
+    ok(threadline("models", "default", "echo/echo-big", config=path))
+    assert path.read_bytes() == written.replace(b"[defaults]\r\n", b'[defaults]\r\nmodel = "echo-big"\r\n')
+    ok(threadline("models", "default", "echo/echo-2", config=path))
+    assert b'model = "echo-2"\r\nprovider = "echo"  # the one we pay for\r\n' in path.read_bytes()
+    ok(threadline("models", "default", "--unset", config=path))
+    assert path.read_bytes() == b'# mine\r\n[defaults]\r\n[storage]\r\nbackend = "memory"\r\n'
+
+
+@pytest.mark.usefixtures("only_builtins")
+def test_models_default_takes_an_alias_and_writes_the_model_it_stands_for(tmp_path: Path) -> None:
+    path = tmp_path / "threadline.toml"
+    path.write_text('[storage]\nbackend = "memory"\n')
+    ok(threadline("aliases", "set", "fast", "echo-fast", "--provider", "echo", config=path))
+    result = threadline("models", "default", "fast", config=path)
+    assert "default: echo/echo-fast (what alias fast stands for now)" in ok(result) + result.stderr
+    assert path.read_text().endswith('[defaults]\nprovider = "echo"\nmodel = "echo-fast"\n')
+    ok(threadline("aliases", "set", "plain", "echo-1", config=path))  # no provider: the one that knows echo-1
+    ok(threadline("models", "default", "plain", config=path))
+    assert path.read_text().endswith('[defaults]\nprovider = "echo"\nmodel = "echo-1"\n')
+    ok(threadline("models", "default", "echo/fast", config=path))
+    assert path.read_text().endswith('[defaults]\nprovider = "echo"\nmodel = "echo-fast"\n')
+
+
+@pytest.mark.usefixtures("only_builtins")
+def test_an_alias_in_defaults_model_is_the_model_it_stands_for(tmp_path: Path) -> None:
+    path = tmp_path / "threadline.toml"
+    path.write_text('[defaults]\nprovider = "echo"\nmodel = "fast"\n[storage]\nbackend = "memory"\n')
+    ok(threadline("aliases", "set", "fast", "echo-fast", "--provider", "echo", config=path))
+    reply = json.loads(ok(threadline("prompt", "--json", "hi", config=path)))
+    assert (reply["provider"], reply["model"]) == ("echo", "echo-fast")
+    assert ok(threadline("models", "default", config=path)) == "echo/echo-fast\n"
 
 
 @pytest.mark.usefixtures("only_builtins")

@@ -78,6 +78,20 @@ def test_threadline_toml_in_the_working_directory_is_used_and_named(project: Pat
     assert not user_config().exists()  # nothing was made in the user's config dir
 
 
+@pytest.mark.parametrize("how", ["option", "variable"])
+def test_a_config_that_is_a_folder_or_unreadable_is_a_one_line_error(project: Path, tmp_path: Path, how: str) -> None:
+    unreadable = tmp_path / "locked.toml"
+    unreadable.write_text("[defaults]\n")
+    unreadable.chmod(0)
+    for path, says in [(project, "a folder, not a config file"), (unreadable, "cannot read it")]:
+        given = (["--config", str(path)], {}) if how == "option" else ([], {"THREADLINE_CONFIG": str(path)})
+        result = threadline_in(tmp_path, *given[0], "sessions", "list", **given[1])
+        if says == "cannot read it" and os.access(unreadable, os.R_OK):
+            continue  # root reads any file
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert f"{path}: {says}" in result.stderr
+
+
 def test_a_config_in_a_subfolder_or_elsewhere_is_not_looked_for(project: Path) -> None:
     below = project / "sub"
     below.mkdir()

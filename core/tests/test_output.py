@@ -350,6 +350,7 @@ def test_prompt_schema_reads_a_file_and_json_adds_the_output(sqlite_less_config:
         ("name, name int", "names a field twice"),
         (" , ", "is empty"),
         ("missing.schema.json", "no such file: missing.schema.json"),
+        ("/", "/ is a folder"),
         ('{"type": "bogus"}', "is not a JSON schema: 'bogus' is not valid"),
         ("{not json", "--schema is not JSON"),
         ("[1, 2]", "--schema holds a JSON list, not a schema"),

@@ -3,16 +3,18 @@ sessions search`` (its mistakes; threadline-sqlite's tests find what a stored ch
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from test_cli import ok, threadline, user_error
 
-from threadline import ConfigError, SearchHit, SessionManager
+from threadline import ConfigError, Message, Role, SearchHit, SearchQuery, SessionManager, SessionRecord, Text
 from threadline.builtins.memory import MemoryStorage
-from threadline.search import search_terms, snippet
-from threadline.search_cli import parse_since
+from threadline.model import converter
+from threadline.search import search_messages, search_terms, snippet
+from threadline.search_cli import SINCE_FORMS, parse_since, run_search
 
 
 class NoSearch(MemoryStorage):
@@ -63,6 +65,33 @@ def test_search_terms_are_words_with_nothing_of_fts_syntax() -> None:
     assert search_terms("   ") == search_terms("") == search_terms("*** ( )") == ()
 
 
+def test_words_fold_as_sqlites_unicode61_tokenizer_folds_them() -> None:
+    """Each character lowercased on its own, its accent taken off; no case folding beyond that
+    (ß is no ss), no compatibility forms (ﬁ is no fi): what threadline-sqlite's index holds."""
+    assert search_terms("Straße ﬁnance İstanbul Cafe\u0301 ΟΔΟΣ x_y ½ \u0301") == (
+        ("straße",), ("ﬁnance",), ("istanbul",), ("cafe",), ("οδοσ",), ("x", "y"), ("½",)
+    )  # fmt: skip
+
+
+def test_the_memory_scan_gives_each_hit_its_sessions_fields() -> None:
+    session = SessionRecord(title="Trip", user_id="ann", provider="echo", model="m1")
+    message = Message(session.id, 1, Role.USER, (Text("a fox"),))
+    (hit,) = search_messages([message], SearchQuery("fox"), {session.id: session})
+    assert (hit.title, hit.user_id, hit.provider, hit.model, hit.snippet) == ("Trip", "ann", "echo", "m1", "a [fox]")
+
+
+async def test_search_json_is_the_hit_as_the_kernels_converter_writes_it(
+    manager: SessionManager, capsys: pytest.CaptureFixture[str]
+) -> None:
+    session = await manager.create_session(user_id="ann")
+    await session.send("The quick fox")
+    await run_search(manager, "fox", user_id=None, provider=None, since=None, limit=1, as_json=True)
+    (hit,) = await manager.search("fox", limit=1)
+    line = json.loads(capsys.readouterr().out)
+    assert line == converter.unstructure(hit) and line["role"] == hit.role.value
+    assert line["created_at"] == hit.created_at.isoformat()
+
+
 def test_a_snippet_marks_the_match_and_cuts_around_it() -> None:
     text = " ".join(f"w{n}" for n in range(40)) + " Target here and " + " ".join(f"v{n}" for n in range(40))
     cut = snippet(text, search_terms("target"))
@@ -78,9 +107,18 @@ def test_since_takes_dates_times_and_durations() -> None:
     assert parse_since("30m", now) == now - timedelta(minutes=30)
     assert parse_since("12h", now) == parse_since("12 hrs", now) == now - timedelta(hours=12)
     assert parse_since("7d", now) == parse_since("1w", now) == now - timedelta(days=7)
+    for unit, names in {
+        timedelta(minutes=2): ("m", "min", "mins", "minute", "minutes"),
+        timedelta(hours=2): ("h", "hr", "hrs", "hour", "hours"),
+        timedelta(days=2): ("d", "day", "days"),
+        timedelta(weeks=2): ("w", "wk", "wks", "week", "weeks"),
+    }.items():  # each unit as its letter, short form or word, singular or plural
+        for name in names:
+            assert parse_since(f"2{name}", now) == parse_since(f"2 {name.upper()}", now) == now - unit, name
+    assert "minutes, hours, days or weeks" in SINCE_FORMS
     assert parse_since("2026-01-31T09:00+01:00", now) == datetime(2026, 1, 31, 8, 0, tzinfo=UTC)
     assert parse_since("2026-01-31", now).utcoffset() is not None  # local midnight
-    for wrong in ("yesterday", "7 fortnights", "-3d", ""):
+    for wrong in ("yesterday", "7 fortnights", "-3d", "", "30s", "2 ms", "1 hs", "1 y"):
         with pytest.raises(ValueError, match="is not a date or a duration: give a date \\(2026-01-31\\)"):
             parse_since(wrong, now)
 

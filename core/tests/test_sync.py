@@ -130,7 +130,7 @@ def test_a_call_under_way_when_the_manager_closes_is_cancelled_recorded_and_refu
         caller.start()
         asked.stored.wait(10)
     caller.join()
-    assert [str(error) for error in outcome] == ["this threadline.sync.SessionManager is closed; make another"]
+    assert [str(error) for error in outcome] == [CLOSED]
     with SessionManager(storage=storage) as tl:
         (user,) = tl.get_session(session.id).history()
     assert (user.status, user.error) == (MessageStatus.FAILED, "cancelled")
@@ -143,6 +143,79 @@ def keep_error(errors: list[BaseException], call: Any) -> None:
         errors.append(error)
 
 
+def test_a_call_from_another_thread_after_close_is_refused_not_left_waiting(storage: MemoryStorage) -> None:
+    with SessionManager(storage=storage) as tl:
+        session = tl.create_session()
+    outcome: list[BaseException] = []
+    calls = [tl.list_sessions, session.history, lambda: session.send("hi"), lambda: session.stream("hi")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no coroutine is left unawaited by a refusal
+        for call in calls:
+            caller = threading.Thread(target=keep_error, args=(outcome, call), daemon=True)
+            caller.start()
+            caller.join(10)
+            assert not caller.is_alive(), "the call waits for a loop that is gone"
+        gc.collect()
+    assert [str(error) for error in outcome] == [CLOSED] * len(calls)
+
+
+def test_a_call_racing_close_from_another_thread_is_cancelled_or_refused_never_left_waiting(
+    storage: MemoryStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call that another thread makes as close() begins must not reach the loop after the
+    wind-down, when it would never run. The interleaving is forced at the loop's
+    ``call_soon_threadsafe`` (asyncio's, not threadline's): the caller, past the check that the
+    manager is open, is held there until close() is about to stop the loop, or as long as
+    close() cannot go on (0.5 s); close() holds the stop until the call is queued."""
+    slow = EchoProvider(EchoConfig(latency=60))
+    tl = SessionManager(storage=storage, providers={"slow": slow})
+    tl.open()
+    session = tl.create_session()
+    loop = tl._loop._loop
+    assert loop is not None
+    queue = loop.call_soon_threadsafe
+    holding, stopping, queued = threading.Event(), threading.Event(), threading.Event()
+
+    def held(callback: Any, *args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread().name == "caller":  # queueing its call's task
+            holding.set()
+            stopping.wait(0.5)
+            handle = queue(callback, *args, **kwargs)
+            queued.set()
+            return handle
+        if callback == loop.stop:
+            stopping.set()
+            queued.wait(5)
+        return queue(callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_soon_threadsafe", held)
+    outcome: list[BaseException] = []
+    call = lambda: session.send("hi", provider="slow")  # noqa: E731
+    caller = threading.Thread(target=keep_error, args=(outcome, call), name="caller", daemon=True)
+    caller.start()
+    assert holding.wait(10)
+    tl.close()
+    caller.join(10)
+    assert not caller.is_alive(), "the call was queued after the wind-down and is left waiting"
+    assert [str(error) for error in outcome] == [CLOSED]
+
+
+CLOSED = "this threadline.sync.SessionManager is closed; make another"
+
+
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt in the main thread, as in an interactive Python, even
+    where the test run inherited it ignored (a background job of a non-interactive shell,
+    as in CI)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if before is None else before)
+
+
+@pytest.mark.usefixtures("ctrl_c_raises")
 @pytest.mark.parametrize("how", ["send", "stream"])
 def test_an_interrupted_call_is_cancelled_and_recorded_before_the_interruption_goes_on(how: str) -> None:
     asked = Asked()

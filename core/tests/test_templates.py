@@ -14,7 +14,7 @@ from test_cli import ok, threadline, user_error
 from threadline import ConfigError, SessionManager
 from threadline.builtins.memory import MemoryStorage
 from threadline.config import Alias, Config, Template
-from threadline.templates import save_template, set_alias, with_user_files
+from threadline.user_files import save_template, set_alias, with_user_files
 
 
 def user_dir() -> Path:
@@ -59,6 +59,31 @@ def test_a_name_in_both_places_or_a_bad_file_is_an_error_naming_the_file(tmp_pat
     (tmp_path / "aliases.toml").write_text("fast = 3\n")
     with pytest.raises(ConfigError, match=r"aliases.toml: fast: expected a model name or a table"):
         with_user_files(Config.load(config), tmp_path)
+
+
+def test_a_saved_file_that_cannot_be_read_is_reported_and_left_out(tmp_path: Path, config: Path) -> None:
+    save_template("good", Template(system_prompt="Fine."), tmp_path)
+    (tmp_path / "templates" / "bad.toml").write_text("system_prompt = [")
+    reported: list[ConfigError] = []
+    merged = with_user_files(Config.load(config), tmp_path, report=reported.append)
+    assert set(merged.templates) == {"support", "good"}
+    (error,) = reported
+    assert error.file == str(tmp_path / "templates" / "bad.toml")
+    assert "`threadline templates remove bad`" in str(error)
+
+
+async def test_an_alias_in_defaults_model_is_resolved_after_the_call_and_the_template() -> None:
+    config = Config.from_dict({
+        "defaults": {"provider": "echo", "model": "fast"},
+        "aliases": {"fast": {"model": "echo-fast", "provider": "echo"}, "big": "echo-big"},
+        "templates": {"plain": {"system_prompt": "Hi."}, "large": {"model": "big"}},
+    })  # fmt: skip
+    async with SessionManager(config, storage=MemoryStorage()) as manager:
+        for template, model in ((None, "echo-fast"), ("plain", "echo-fast"), ("large", "echo-big")):
+            session = await manager.create_session(template=template)
+            assert (session.record.provider, session.record.model) == ("echo", model), template
+            assert (await session.send("hi")).model == model
+        assert (await manager.create_session(model="big")).record.model == "echo-big"
 
 
 async def test_an_alias_stands_for_its_model_in_sessions_turns_and_templates() -> None:
@@ -155,3 +180,46 @@ def test_aliases_set_list_use_and_remove(config: Path) -> None:
     )
     ok(threadline("aliases", "remove", "fast", config=config))
     assert "fast" not in ok(threadline("aliases", "list", config=config))
+
+
+def test_a_saved_template_is_kept_as_written_without_expanding_variables(config: Path) -> None:
+    prompt = "use ${NOPE} here, $$5, ${HOME}"
+    ok(threadline("templates", "save", "good", "--system", prompt, config=config))
+    for command in (("templates", "list"), ("sessions", "list")):
+        result = threadline(*command, config=config)
+        assert result.returncode == 0 and "NOPE" not in result.stderr, result.stderr
+    assert f"system_prompt = {json.dumps(prompt)}" in ok(threadline("templates", "show", "good", config=config))
+    ok(threadline("aliases", "set", "odd", "m-${NOPE}", config=config))
+    assert "odd  m-${NOPE}  (" in ok(threadline("aliases", "list", config=config))
+
+
+def test_a_broken_template_file_fails_only_what_uses_it_and_can_be_mended_or_removed(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ok(threadline("templates", "save", "good", "--system", "Fine.", config=config))
+    bad = user_dir() / "templates" / "bad.toml"
+    bad.write_text("system_prompt = [")
+    result = threadline("sessions", "list", config=config)
+    assert result.returncode == 0, result.stderr
+    assert f"warning: {bad}: not valid TOML" in result.stderr
+    assert "`threadline templates edit bad` or `threadline templates remove bad`" in result.stderr
+    assert "good" in ok(threadline("templates", "list", config=config))
+    assert "no template named 'bad'" in user_error(threadline("templates", "show", "bad", config=config))
+    edited = tmp_path / "edited.toml"
+    edited.write_text('system_prompt = "Mended."\n')
+    monkeypatch.setenv("EDITOR", f"cp {edited}")
+    assert f"saved {bad}" in ok(threadline("templates", "edit", "bad", config=config))
+    assert bad.read_text() == 'system_prompt = "Mended."\n'
+    bad.write_text("sytem_prompt = 'x'")
+    result = threadline("templates", "remove", "bad", config=config)
+    assert result.returncode == 0, result.stderr
+    assert not bad.exists()
+    assert "warning" not in threadline("templates", "list", config=config).stderr
+
+
+def test_templates_save_without_replace_never_writes_over_one_saved_meanwhile(tmp_path: Path) -> None:
+    path = save_template("race", Template(system_prompt="First."), tmp_path, replace=False)
+    with pytest.raises(FileExistsError):
+        save_template("race", Template(system_prompt="Second."), tmp_path, replace=False)
+    assert 'system_prompt = "First."' in path.read_text()
+    assert [p.name for p in path.parent.iterdir()] == ["race.toml"]  # no partial file left

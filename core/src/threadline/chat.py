@@ -29,6 +29,7 @@ from threadline.cli import format_message, provider_model
 from threadline.config import user_data_dir
 from threadline.errors import HistoryError, RateLimited, SessionArchived, ThreadlineError
 from threadline.model import Event, SessionRecord, SessionStatus, TextDelta, ToolCallDelta
+from threadline.printable import PrintableStream, printable
 
 if TYPE_CHECKING:
     from prompt_toolkit import PromptSession
@@ -224,23 +225,24 @@ async def _reply(events: Callable[[], AsyncGenerator[Event, None]], terminal: bo
 
 async def _print_reply(events: AsyncGenerator[Event, None], terminal: bool) -> None:
     line_open = terminal
+    shown = PrintableStream()
     if terminal:
         click.echo("assistant> ", nl=False)
     try:
         async with contextlib.aclosing(events):
             async for event in events:
-                click.echo(_shown(event), nl=False)
+                click.echo(_shown(event, shown), nl=False)
                 line_open = True
     finally:
         if line_open:  # however the reply ended
             click.echo()
 
 
-def _shown(event: Event) -> str:
+def _shown(event: Event, shown: PrintableStream) -> str:
     if isinstance(event, TextDelta):
-        return event.text
+        return shown(event.text)
     if isinstance(event, ToolCallDelta) and event.name:
-        return f"[calling {event.name}]"
+        return f"[calling {printable(event.name)}]"
     return ""
 
 

@@ -24,6 +24,7 @@ from threadline.cli_extra import add_commands
 from threadline.config import Config, read_disabled_plugins
 from threadline.errors import ConfigError, SessionNotFound, ThreadlineError
 from threadline.plugins import PluginManager, get_plugin_manager
+from threadline.printable import printable
 from threadline.search_cli import Since
 
 if TYPE_CHECKING:
@@ -206,9 +207,9 @@ class _State:
             self.config_path.parent.mkdir(parents=True, exist_ok=True)
             self.config_path.write_text(DEFAULT_CONFIG, encoding="utf-8")
             click.echo(f"created a default config at {self.config_path}", err=True)
-        from threadline.templates import with_user_files  # the templates and aliases saved as files
+        from threadline.user_files import report_once, with_user_files  # templates and aliases saved as files
 
-        return with_user_files(Config.load(self.config_path))
+        return with_user_files(Config.load(self.config_path), report=report_once)
 
     def plugin_manager(self) -> PluginManager:
         if self._plugin_manager is None:
@@ -470,15 +471,7 @@ async def prompt(
     no_log: bool,
 ) -> None:
     """Ask one question; the reply streams to stdout, and both are stored as a session.
-
-    \b
-    What is piped in is added to the question after a blank line:
-      threadline prompt "Why is the sky blue?"
-      cat notes.md | threadline prompt "Summarise this"
-      threadline prompt -c "And in one sentence?"
-      threadline prompt -a photo.jpg "What is in this picture?"
-      threadline prompt -o temperature 0.2 -o max_tokens 200 --json "Name three rivers"
-      threadline prompt --schema 'name, height_m int' "The tallest mountain?"
+    What is piped in is added to the question after a blank line.
     """
     from threadline.prompt import run_prompt
 
@@ -543,7 +536,7 @@ def _format_summary(record: SessionRecord) -> str:
     when = record.updated_at.astimezone().strftime("%Y-%m-%d %H:%M")
     status = " [archived]" if record.status.value == "archived" else ""
     counts = f"{record.message_count:>4} msgs  {record.usage.total_tokens:>7} tok"
-    return f"{record.id}  {when}  {provider_model(record)}  {counts}  {title}{status}"
+    return f"{record.id}  {when}  {provider_model(record)}  {counts}  {printable(title)}{status}"
 
 
 def provider_model(record: SessionRecord) -> str:
@@ -555,7 +548,12 @@ def provider_model(record: SessionRecord) -> str:
 @click.argument("text", type=TEXT)
 @click.option("--user", "user_id", metavar="ID", type=TEXT, help="Only this user's sessions.")
 @click.option("--provider", metavar="NAME", type=TEXT, help="Only sessions of this provider.")
-@click.option("--since", metavar="DATE|DURATION", type=Since(), help="Only messages since then: 2026-01-31, 7d, 12h.")
+@click.option(
+    "--since",
+    metavar="DATE|DURATION",
+    type=Since(),
+    help="Only messages since then: a date, or minutes/hours/days/weeks ago (30m, 12h, 7d, 2w).",
+)
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True, help="Most messages to show.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @with_manager
@@ -617,7 +615,7 @@ def format_message(message: Message) -> str:
         if message.status.value == "ok"
         else f" ({message.status.value}{': ' + message.error if message.error else ''})"
     )
-    return f"{message.seq:>4} {message.role.value}{status}: {' '.join(pieces)}"
+    return printable(f"{message.seq:>4} {message.role.value}{status}: {' '.join(pieces)}")
 
 
 @sessions.command()

@@ -227,6 +227,10 @@ def _read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
             return tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError("no such config file", file=str(path)) from None
+    except IsADirectoryError:
+        raise ConfigError("a folder, not a config file: name the threadline.toml in it", file=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read it: {exc.strerror or exc}", file=str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", file=str(path)) from None
     except UnicodeDecodeError:

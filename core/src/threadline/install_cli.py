@@ -12,9 +12,7 @@ import importlib.util
 import os
 import re
 import shutil
-import subprocess
 import sys
-import tomllib
 from pathlib import Path
 from typing import Final
 
@@ -35,6 +33,8 @@ def distribution(requirement: str) -> str | None:
     """The distribution ``requirement`` names: its name (``threadline-openai>=0.1``), the
     ``[project] name`` of a project directory, the name a wheel or sdist file starts with;
     ``None`` when that cannot be told (a URL, a directory without a pyproject.toml)."""
+    import tomllib  # here: the CLI's start stays light
+
     path = Path(requirement).expanduser()
     if requirement.startswith((".", "/", "~")) or path.exists():
         if path.is_dir():
@@ -89,6 +89,8 @@ def installer() -> tuple[list[str], bool]:
 
 def _run(verb: str, arguments: list[str]) -> None:
     """Run the installer's ``verb``, its output passing through; its failure is ours."""
+    import subprocess  # here: the CLI's start stays light
+
     program, is_uv = installer()
     command = [*program, verb, *(["--python", sys.executable] if is_uv else ["-y"] if verb == "uninstall" else [])]
     command += arguments
@@ -100,6 +102,8 @@ def _run(verb: str, arguments: list[str]) -> None:
 
 def _list_plugins() -> None:
     """``threadline plugins`` in a new process: it finds what was just installed."""
+    import subprocess
+
     from threadline.cli import _state
 
     state = _state()

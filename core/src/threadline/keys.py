@@ -6,7 +6,9 @@
 name here (:func:`stored_key`, which the :class:`~threadline.SessionManager` asks last).
 
 The file is written whole to a new file created with mode 0600, then renamed over the old
-one, so it is never seen half written nor, for an instant, with wider permissions. A key
+one, so it is never seen half written nor, for an instant, with wider permissions; each
+change is a read-modify-write under a lock, so two processes storing two keys keep both
+(:mod:`threadline.atomic_file`). A key
 file that others may read or write (its mode has any group or other bit) is refused until
 its mode is 0600 again: ``chmod 600 PATH``, or ``threadline keys set``, which writes it anew.
 """
@@ -22,14 +24,25 @@ from typing import Final, TypeVar
 
 import attrs
 
+from threadline.atomic_file import locked, write_atomic
 from threadline.errors import ConfigError
 
-__all__ = ["KeyFileError", "delete_key", "keys_path", "read_keys", "stored_key", "with_stored_key", "write_key"]
+__all__ = [
+    "KeyFileError",
+    "delete_key",
+    "keys_path",
+    "read_keys",
+    "stored_key",
+    "unset_variable",
+    "with_stored_key",
+    "write_key",
+]
 
 T = TypeVar("T")
 
 FILE_NAME: Final = "keys.json"
 NAME: Final = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+_ONLY_VARIABLE: Final = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class KeyFileError(ConfigError):
@@ -101,23 +114,30 @@ def stored_key(name: str, path: Path | None = None) -> str | None:
 
 
 def write_key(name: str, key: str, path: Path | None = None) -> bool:
-    """Store ``key`` under ``name``, over any key stored under it; the other keys are kept.
+    """Store ``key`` under ``name``, over any key stored under it; the other keys are kept,
+    even those another process stores at the same time (the file is locked meanwhile).
     The file is created or replaced with mode 0600 (a file whose mode was wider is repaired
     so). Returns whether the old file's mode was wider, and so was repaired."""
     path = path or keys_path()
-    keys, repaired = _keys_to_rewrite(path)
-    keys[check_name(name)] = key
-    _write(path, keys)
+    check_name(name)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with locked(path):
+        keys, repaired = _keys_to_rewrite(path)
+        keys[name] = key
+        _write(path, keys)
     return repaired
 
 
 def delete_key(name: str, path: Path | None = None) -> bool:
     """Remove the key stored under ``name``; whether there was one."""
     path = path or keys_path()
-    keys, _ = _keys_to_rewrite(path)
-    if keys.pop(name, None) is None:
+    if not path.parent.is_dir():
         return False
-    _write(path, keys)
+    with locked(path):
+        keys, _ = _keys_to_rewrite(path)
+        if keys.pop(name, None) is None:
+            return False
+        _write(path, keys)
     return True
 
 
@@ -134,19 +154,16 @@ def _keys_to_rewrite(path: Path) -> tuple[dict[str, str], bool]:
 
 
 def _write(path: Path, keys: dict[str, str]) -> None:
-    """Write ``keys`` to a new file of mode 0600 beside ``path`` and rename it over ``path``."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-            json.dump(dict(sorted(keys.items())), out, indent=2)
-            out.write("\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    """Write ``keys`` whole to ``path``, with mode 0600 from the start."""
+    write_atomic(path, json.dumps(dict(sorted(keys.items())), indent=2) + "\n", mode=0o600)
+
+
+def unset_variable(value: object) -> str | None:
+    """The variable ``value`` is made of alone (``"${OPENAI_API_KEY}"``), when it is not set
+    and names no default; ``None`` else. Such an ``api_key`` counts as no key: the provider's
+    environment variables and the key file are looked at, as when there is no ``api_key``."""
+    match = _ONLY_VARIABLE.fullmatch(value) if isinstance(value, str) else None
+    return match[1] if match and match[1] not in os.environ else None
 
 
 def with_stored_key(name: str, settings: T, *, lenient: bool = False) -> T:

@@ -3,6 +3,7 @@ whose key is set neither in the config file nor in the environment."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -53,13 +54,16 @@ def set_key(name: str, value: str | None) -> None:
     if repaired:
         click.echo(f"note: others could read {path}; it is now yours alone (mode 0600)", err=True)
     click.echo(f"stored the {name} key in {path}", err=True)
-    _say_what_else(name, stored=True)
+    _say_what_else(name)
 
 
-def _say_what_else(name: str, *, stored: bool) -> None:
-    """On stderr: that no installed provider is called ``name``, or that an environment
-    variable or the config file's ``api_key`` is set and wins over the key file."""
+def _say_what_else(name: str) -> None:
+    """On stderr, after a key is stored: that no installed provider is called ``name``, or
+    that a key set elsewhere wins over the key file: the ``api_key`` of ``[providers.NAME]``
+    in the config file (one that is only an unset ``${VAR}`` counts as none), or one of the
+    provider's environment variables."""
     from threadline.cli import _state
+    from threadline.keys import unset_variable
     from threadline.registry import Registry
 
     state = _state()
@@ -68,9 +72,19 @@ def _say_what_else(name: str, *, stored: bool) -> None:
         installed = ", ".join(sorted(registry.providers)) or "none"
         click.echo(f"note: no installed provider is named {name!r} (installed: {installed})", err=True)
         return
+    api_key = None
+    if state.config_path.is_file():
+        from threadline.config import Config
+        from threadline.errors import ConfigError
+
+        with contextlib.suppress(ConfigError):  # the command that uses the config says what is wrong with it
+            api_key = Config.load(state.config_path).providers.get(name, {}).get("api_key")
+    if api_key and unset_variable(api_key) is None:
+        click.echo(f"note: api_key in [providers.{name}] of {state.config_path} wins over the key file", err=True)
+        return
     variables = getattr(registry.providers[name].config, "key_variables", ())
     shadowing = [variable for variable in variables if os.environ.get(variable)]
-    if shadowing and stored:
+    if shadowing:
         click.echo(f"note: {shadowing[0]} is set, and wins over the key file", err=True)
 
 

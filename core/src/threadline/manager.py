@@ -11,13 +11,11 @@ from datetime import datetime
 from types import MappingProxyType, TracebackType
 from typing import IO, Any
 
-import attrs
-
 from threadline.config import Config, Template
 from threadline.contracts import Provider, Storage
 from threadline.errors import AuthenticationError, ConfigError, DataFormatError, PluginError, ToolError
 from threadline.importing import stoppable_import
-from threadline.keys import with_stored_key
+from threadline.keys import unset_variable, with_stored_key
 from threadline.middleware import Call, Chain, Middleware
 from threadline.model import (
     DeletedCounts,
@@ -216,7 +214,7 @@ class SessionManager:
         table names an environment variable that is not set is not ready."""
         for name in sorted(self.registry.providers):
             if issubclass(self.registry.providers[name].config, ProviderConfig):
-                settings = self.config.providers.get(name, {})
+                settings, _ = self._provider_table(name)
                 _, config = self._plugin("providers", name, settings, f"providers.{name}", lenient=True)
                 if config is not None and with_stored_key(name, config, lenient=True).ready():
                     return name
@@ -297,8 +295,29 @@ class SessionManager:
         asks), is an unset variable in its table an error: commands that call no provider
         (``sessions list``, ``export``) work without its key."""
         self._check_provider(name)
-        factory, settings = self._plugin("providers", name, self.config.providers.get(name, {}), f"providers.{name}")
-        return factory, with_stored_key(name, settings)  # the key file: where a key is looked for last
+        table, unset = self._provider_table(name)
+        factory, settings = self._plugin("providers", name, table, f"providers.{name}")
+        settings = with_stored_key(name, settings)  # the key file: where a key is looked for last
+        if unset is not None and not settings.api_key and not any(map(os.environ.get, settings.key_variables)):
+            store = f"`threadline keys set {name}`"
+            raise ConfigError(
+                f"environment variable {unset} is not set (set it, or store the key with {store})",
+                file=self.config.path,
+                key=f"providers.{name}.api_key",
+            )
+        return factory, settings
+
+    def _provider_table(self, name: str) -> tuple[Mapping[str, Any], str | None]:
+        """``[providers.<name>]``, without its ``api_key`` when that is only an environment
+        variable that is not set (``"${OPENAI_API_KEY}"``): that counts as no key, so the key
+        is looked for where it is when there is no ``api_key`` (the provider's variables, the
+        key file). And the name of that variable (``None`` when there is none)."""
+        table = self.config.providers.get(name, {})
+        registration = self.registry.providers.get(name)
+        unset = unset_variable(table.get("api_key"))
+        if unset is None or registration is None or not issubclass(registration.config, ProviderConfig):
+            return table, None
+        return {key: value for key, value in table.items() if key != "api_key"}, unset
 
     def provider_default_model(self, name: str) -> str | None:
         """The model provider ``name`` is asked for when neither the call nor the session names
@@ -356,7 +375,7 @@ class SessionManager:
         for tool in base.tools:
             if tool not in self.registry.tools:
                 raise ConfigError(self._no_tool(tool), file=self.config.path, key=f"templates.{template}.tools")
-        self.check_provider(provider or base.provider or self.default_provider)
+        self.check_provider(self._new_session_model(provider, None, base)[0])
 
     def check(self) -> None:
         """:meth:`check_new_session` for a session of each template and one of none, and
@@ -387,7 +406,8 @@ class SessionManager:
         :param provider: the provider plugin that answers it (``[defaults] provider``, else the
             first provider plugin whose key is set, else ``echo``).
         :param model: the model; unset, the template's, else ``[defaults] model`` when the provider
-            is ``[defaults] provider``, else the provider's ``default_model``.
+            is ``[defaults] provider``, else the provider's ``default_model``. A model alias, from
+            any of these places, is replaced by the model it stands for.
         :param system_prompt: the system prompt, sent with every call.
         :param template: a ``[templates.<name>]`` of the config, whose values the other
             arguments override.
@@ -398,17 +418,14 @@ class SessionManager:
             tools a plugin or ``SessionManager(tools=...)`` registered.
         :param metadata: your own JSON data, kept with the session.
         """
-        provider, model = self.resolve_model(provider, model)
         base = self._template(template)
-        provider = provider or base.provider or self.default_provider
+        provider, model = self._new_session_model(provider, model, base)
         self._check_provider(provider)
         record = SessionRecord(
             tenant=self._tenant(tenant),
             user_id=user_id,
             provider=provider,
-            model=model
-            or base.model
-            or (self.config.defaults.model if provider == self.config.defaults.provider else None),
+            model=model,
             system_prompt=system_prompt if system_prompt is not None else base.system_prompt,
             template=template,
             title=title,
@@ -423,9 +440,24 @@ class SessionManager:
         if name not in self.config.templates:
             known = ", ".join(sorted(self.config.templates)) or "none (add [templates.<name>] to the config)"
             raise ConfigError(f"no template named {name!r}; templates: {known}", key="template")
-        template = self.config.templates[name]
-        provider, model = self.resolve_model(template.provider, template.model)
-        return attrs.evolve(template, provider=provider, model=model)
+        template: Template = self.config.templates[name]  # its model alias resolved by _new_session_model
+        return template
+
+    def _new_session_model(self, provider: str | None, model: str | None, base: Template) -> tuple[str, str | None]:
+        """The provider and model of a new session: the call's, else its template's, else
+        ``[defaults]``'s (its ``model`` for its ``provider`` only). A model alias names its
+        provider where it is given (the call's model, the template's); the model is resolved
+        once, after that choice, whichever place gave it, ``[defaults] model`` too."""
+        provider = provider or self._alias_provider(model) or base.provider or self._alias_provider(base.model)
+        provider = provider or self.default_provider
+        defaults = self.config.defaults
+        model = model or base.model or (defaults.model if provider == defaults.provider else None)
+        resolved, model = self.resolve_model(provider, model)
+        return resolved or provider, model
+
+    def _alias_provider(self, model: str | None) -> str | None:
+        alias = self.config.aliases.get(model) if model else None
+        return None if alias is None else alias.provider
 
     def resolve_model(self, provider: str | None, model: str | None) -> tuple[str | None, str | None]:
         """``(provider, model)`` with a model alias (``[aliases]``, ``threadline aliases``)

@@ -86,10 +86,15 @@ async def _list(state: _State, only: str | None) -> tuple[list[Listing], tuple[s
 def default_model(manager: SessionManager) -> tuple[str, str | None]:
     """The provider and model of a new session that names neither: ``[defaults]``, else the
     default provider's ``default_model``."""
+    from threadline.errors import ConfigError
+
     defaults = manager.config.defaults
     provider = manager.default_provider
     if defaults.provider == provider and defaults.model:
-        return provider, defaults.model
+        try:
+            return provider, manager.resolve_model(provider, defaults.model)[1]  # an alias: its model
+        except ConfigError:  # an alias of another provider's model: new sessions will say so
+            return provider, defaults.model
     return provider, manager.provider_default_model(provider)
 
 
@@ -149,7 +154,8 @@ def _with(models: tuple[str, ...], model: str | None) -> tuple[str, ...]:
 @click.option("--unset", is_flag=True, help="Take [defaults] provider and model out of the config file.")
 def default(name: str | None, unset: bool) -> None:
     """Show the model new sessions get, or make it NAME: PROVIDER/MODEL, a PROVIDER (its own
-    default model), or a MODEL that one installed provider's plugin knows of. It is written to
+    default model), a MODEL that one installed provider's plugin knows of, or a model alias
+    (`threadline aliases`; the model it stands for now is written). It is written to
     [defaults] provider and model of the config file in use, the rest of the file kept as it
     was (`threadline config path` says which file)."""
     from threadline.cli import _state
@@ -172,6 +178,8 @@ def default(name: str | None, unset: bool) -> None:
     chosen, chosen_model = _parse(manager, name or "")
     set_defaults(state.config_path, {"provider": chosen, "model": chosen_model})
     shown = f"{chosen}/{chosen_model}" if chosen_model else f"{chosen} (its default model)"
+    if (name or "").rpartition("/")[2] in manager.config.aliases:
+        shown += f" (what alias {name} stands for now)"
     click.echo(f"default: {shown}, in [defaults] of {state.config_path}", err=True)
 
 
@@ -189,15 +197,32 @@ def _why(manager: SessionManager, state: _State) -> str:
 
 
 def _parse(manager: SessionManager, name: str) -> tuple[str, str | None]:
-    """``name`` as a provider and a model (``None``: the provider's own default model)."""
+    """``name`` as a provider and a model (``None``: the provider's own default model); a model
+    alias as the provider and model it stands for."""
+    from threadline.errors import ConfigError
+
     providers = manager.registry.providers
     head, slash, rest = name.partition("/")
     if slash and head in providers:
         if not rest:
             raise click.BadParameter(f"{name!r} names no model after the '/'", param_hint="'NAME'")
-        return head, rest
+        try:
+            return head, manager.resolve_model(head, rest)[1] or rest
+        except ConfigError as exc:
+            raise click.BadParameter(exc.reason, param_hint="'NAME'") from None
     if name in providers:
         return name, None
+    alias = manager.config.aliases.get(name)
+    if alias is not None and alias.provider is not None:
+        if alias.provider not in providers:
+            raise click.BadParameter(
+                f"alias {name!r} is {alias.provider}/{alias.model}, and no provider plugin {alias.provider!r} "
+                f"is installed (installed: {', '.join(sorted(providers))})",
+                param_hint="'NAME'",
+            )
+        return alias.provider, alias.model
+    if alias is not None:  # a model of no provider in particular: the one that knows of it
+        name = alias.model
     knowing = [provider for provider in sorted(providers) if name in known_models(manager, provider)]
     if len(knowing) == 1:
         return knowing[0], name

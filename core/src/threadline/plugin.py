@@ -110,7 +110,17 @@ if TYPE_CHECKING:
         transport_error,
     )
     from threadline.registry import NoConfig, Register, RegisterSettings, RegisterTool
-    from threadline.search import SearchHit, SearchQuery, message_text, search_terms, snippet
+    from threadline.search import (
+        ELLIPSIS,
+        MARK_END,
+        MARK_START,
+        SNIPPET_WORDS,
+        SearchHit,
+        SearchQuery,
+        message_text,
+        search_terms,
+        snippet,
+    )
     from threadline.settling import settled
     from threadline.storage_events import StorageEvent, read_event
     from threadline.tools import Tool, tool
@@ -144,7 +154,9 @@ _MODULES = {
         "error_object read_stream retry_after send_body translating transport_error"
     ),
     "threadline.registry": "NoConfig Register RegisterSettings RegisterTool",
-    "threadline.search": "SearchHit SearchQuery message_text search_terms snippet",
+    "threadline.search": (
+        "ELLIPSIS MARK_END MARK_START SNIPPET_WORDS SearchHit SearchQuery message_text search_terms snippet"
+    ),
     "threadline.settling": "settled",
     "threadline.storage_events": "StorageEvent read_event",
     "threadline.tools": "Tool tool",
@@ -181,7 +193,8 @@ __all__ = [  # noqa: RUF022 -- grouped by what a plugin does, sorted within a gr
     # storage: what other processes changed, as it happens
     "StorageEvent", "read_event",
     # storage: full-text search, the same words and text in every storage (optional)
-    "SearchHit", "SearchQuery", "message_text", "search_terms", "snippet",
+    "SearchHit", "SearchQuery", "message_text", "search_terms", "snippet", "ELLIPSIS", "MARK_END", "MARK_START",
+    "SNIPPET_WORDS",
     # storage: writes a cancellation must not leave half done
     "settled",
     # storage: the turn lease's rule, the update's, and a replacement's checks

@@ -19,6 +19,7 @@ from threadline.errors import ConfigError
 from threadline.manager import SessionManager
 from threadline.model import Done, File, Image, Message, Part, Text, TextDelta
 from threadline.output import shape_of
+from threadline.printable import PrintableStream, printable
 from threadline.session import Session
 
 NAMED_OPTIONS: Final[dict[str, tuple[type, Callable[[Any], bool], str]]] = {
@@ -76,6 +77,8 @@ def _schema_source(source: str) -> dict[str, Any]:
             raise click.BadParameter(f"cannot read {source}: {exc}", param_hint="--schema") from None
     if source.lstrip().startswith(("{", "[")):
         return _schema_json(source, "--schema")
+    if path.is_dir():
+        raise click.BadParameter(f"{source} is a folder: name the schema file in it", param_hint="--schema")
     if source.endswith(".json") or os.sep in source:
         raise click.BadParameter(f"no such file: {source}", param_hint="--schema")
     fields = [_short_field(field) for field in source.replace("\n", ",").split(",") if field.strip()]
@@ -241,17 +244,18 @@ async def ask(
     if stream and not as_json:
         return await _streamed(session, content, **options)
     whole: Message = await session.send(content, **options)
-    click.echo(json.dumps(_as_json(session, whole), ensure_ascii=False) if as_json else whole.text)
+    click.echo(json.dumps(_as_json(session, whole), ensure_ascii=False) if as_json else printable(whole.text))
     return whole
 
 
 async def _streamed(session: Session, content: list[Part], **options: Any) -> Message:
     """Send ``content``, the reply's text going to stdout as it arrives."""
     reply = None
+    shown = PrintableStream()
     async with contextlib.aclosing(session.stream(content, **options)) as events:  # closed on a broken pipe
         async for event in events:
             if isinstance(event, TextDelta):
-                click.echo(event.text, nl=False)
+                click.echo(shown(event.text), nl=False)
                 sys.stdout.flush()
             elif isinstance(event, Done):
                 reply = event.message

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextlib
 import os
 import sys
 import threading
@@ -58,7 +59,8 @@ _END: Any = object()  # what a stream's pump answers once the events have run ou
 
 
 class _Job(Generic[T]):
-    """A coroutine running as a task on the loop, for a thread that waits for it."""
+    """A coroutine running as a task on the loop, for a thread that waits for it. Made only
+    under :attr:`_Loop.lock`, while the loop takes work (see :meth:`_Loop.submit`)."""
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], running: set[asyncio.Task[Any]]
@@ -67,7 +69,11 @@ class _Job(Generic[T]):
         self._task: asyncio.Task[T] | None = None
         #: the task's outcome, for the waiting thread
         self.done: concurrent.futures.Future[T] = concurrent.futures.Future()
-        loop.call_soon_threadsafe(self._start, coro, running)
+        try:
+            loop.call_soon_threadsafe(self._start, coro, running)
+        except RuntimeError:  # the loop is closed (which the lock should rule out): refuse, leaving nothing unawaited
+            coro.close()
+            raise RuntimeError(_CLOSED) from None
 
     def _start(self, coro: Coroutine[Any, Any, T], running: set[asyncio.Task[Any]]) -> None:
         """Make the task, in ``running`` until it ends."""
@@ -101,7 +107,8 @@ class _Job(Generic[T]):
             concurrent.futures.wait(either, return_when=concurrent.futures.FIRST_COMPLETED)
         except BaseException:
             if not self.done.done():
-                self._loop.call_soon_threadsafe(self._cancel)
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile, settling the task first
+                    self._loop.call_soon_threadsafe(self._cancel)
                 concurrent.futures.wait([self.done])
             raise
         if not step.done():  # the task ended without an answer: the manager closed and cancelled it
@@ -110,12 +117,19 @@ class _Job(Generic[T]):
 
 
 class _Loop:
-    """An event loop in a daemon thread of its own, from :meth:`start` to :meth:`stop`."""
+    """An event loop in a daemon thread of its own, from :meth:`start` to :meth:`stop`.
+
+    Work reaches the loop only under :attr:`lock`, which :meth:`stop` holds to set
+    :attr:`closed`: a call from another thread is either queued before the wind-down, which
+    then cancels it, or refused. None is queued after it, on a loop that would never run it."""
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        #: set (under ``lock``) once :meth:`stop` begins: the loop takes no more work
         self.closed = False
+        #: held from the check that the loop takes work to the queueing of that work
+        self.lock = threading.Lock()
         #: the tasks of the calls and streams under way (touched only on the loop)
         self._running: set[asyncio.Task[Any]] = set()
 
@@ -124,30 +138,43 @@ class _Loop:
         return self._thread is not None and not self.closed
 
     def start(self) -> None:
-        if self.closed:
-            raise RuntimeError(_CLOSED)
-        if self._thread is None:
-            self._loop = asyncio.new_event_loop()
-            self._thread = threading.Thread(target=self._loop.run_forever, name="threadline-sync", daemon=True)
-            self._thread.start()
+        with self.lock:
+            if self.closed:
+                raise RuntimeError(_CLOSED)
+            if self._thread is None:
+                self._loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=self._loop.run_forever, name="threadline-sync", daemon=True)
+                self._thread.start()
 
     def stop(self, last: Coroutine[Any, Any, None]) -> None:
-        """Run ``last`` on the loop, cancel what still runs there and wait for it, then stop
-        the loop and join its thread; the loop cannot start again. A loop that never started
-        is only marked closed (and ``last`` dropped)."""
-        if not self.running:
-            last.close()
-            self.closed = True
+        """Refuse new work; run ``last`` on the loop, cancel what still runs there and wait
+        for it, then stop the loop and join its thread; the loop cannot start again. A loop
+        that never started is only marked closed (and ``last`` dropped); one another thread
+        is stopping is waited for."""
+        with self.lock:
+            if self.closed or self._loop is None:
+                last.close()
+                self.closed = True
+                thread = self._thread
+                job = None
+            else:
+                loop = self._ready()  # refused in the loop's own thread, before anything changes
+                self.closed = True  # no call is queued after this one; those queued before it, it cancels
+                job = _Job(loop, _wound_down(self._running, last), self._running)
+        if job is None:
+            if thread is not None and not self.in_thread():
+                thread.join()  # closed by another thread: wait until it is done
             return
-        assert self._loop is not None and self._thread is not None
-        job = self.submit(_wound_down(self._running, last))  # refused in the loop's own thread, before anything changes
+        assert self._thread is not None
         try:
             job.result()
         finally:
-            self.closed = True
-            self._loop.call_soon_threadsafe(self._loop.stop)
+            loop.call_soon_threadsafe(loop.stop)
             self._thread.join()
-            self._loop.close()
+            # what the wind-down left (it was interrupted, say): cancel it and let it end, so no waiter waits on
+            if leftover := asyncio.all_tasks(loop):
+                loop.run_until_complete(_cancelled(leftover))
+            loop.close()
 
     def in_thread(self) -> bool:
         return threading.current_thread() is self._thread
@@ -160,12 +187,13 @@ class _Loop:
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> _Job[T]:
         """Start ``coro`` on the loop (closing it unstarted when the loop cannot take it)."""
-        try:
-            loop = self._ready()
-        except RuntimeError:
-            coro.close()
-            raise
-        return _Job(loop, coro, self._running)
+        with self.lock:  # so that stop() cannot begin between the check and the queueing
+            try:
+                loop = self._ready()
+            except RuntimeError:
+                coro.close()
+                raise
+            return _Job(loop, coro, self._running)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the loop and wait for it: :meth:`_Job.result`."""
@@ -176,7 +204,10 @@ class _Loop:
         if self.closed:
             raise RuntimeError(_CLOSED)
         assert self._loop is not None  # a stream, the only caller, was made on the running loop
-        self._loop.call_soon_threadsafe(callback, argument)
+        try:  # without the lock: Stream.__del__ calls this, wherever the collector runs
+            self._loop.call_soon_threadsafe(callback, argument)
+        except RuntimeError:  # closed since the check; its stream's pump has been wound down
+            raise RuntimeError(_CLOSED) from None
 
 
 async def _wound_down(running: set[asyncio.Task[Any]], last: Coroutine[Any, Any, None]) -> None:
@@ -262,7 +293,11 @@ class Stream(Iterator[T]):
             self._over = True
             return
         self._over = True
-        self._loop.call(self._wanted.put_nowait, None)
+        try:
+            self._loop.call(self._wanted.put_nowait, None)
+        except RuntimeError:  # the manager is closing, which closes the stream: wait for that
+            concurrent.futures.wait([self._pump.done])
+            return
         self._pump.result()
 
     def __enter__(self) -> Stream[T]:

@@ -1,10 +1,11 @@
 """``threadline templates`` and ``threadline aliases``: templates and model aliases kept as
-files in the user config dir (:mod:`threadline.templates`), beside the config file's own
+files in the user config dir (:mod:`threadline.user_files`), beside the config file's own
 ``[templates.NAME]`` and ``[aliases]``."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -55,29 +56,40 @@ async def save(
 ) -> None:
     """Save a template NAME from the options, or from a session with --from-session."""
     from threadline.config import Template
-    from threadline.templates import check_name, save_template, user_templates
+    from threadline.user_files import save_template, template_path
 
-    check_name(name, "template")
-    saved = user_templates()
-    if name in manager.config.templates and name not in saved:
+    path = template_path(name)
+    if name in manager.config.templates and not path.exists():
         raise click.UsageError(f"template {name!r} is [templates.{name}] in {manager.config.path}: change it there")
-    if name in saved and not replace:
-        raise click.UsageError(f"template {name!r} is saved already ({saved[name][0]}): add --replace to write over it")
+    if path.exists() and not replace:
+        raise click.UsageError(_saved_already(name, path))
     base = Template()
     if from_session is not None:
         record = (await manager.get_session(from_session)).record
-        base = Template(record.provider, record.model, record.system_prompt, record.tools)
+        base = Template(
+            provider=record.provider, model=record.model, system_prompt=record.system_prompt, tools=record.tools
+        )
     elif not (system_prompt or provider or model or tools):
         raise click.UsageError("say what the template holds: --system, --provider, --model, --tool or --from-session")
     template = Template(
-        provider or base.provider, model or base.model, system_prompt if system_prompt is not None else
-        base.system_prompt, tools or base.tools,
-    )  # fmt: skip
+        provider=provider or base.provider,
+        model=model or base.model,
+        system_prompt=system_prompt if system_prompt is not None else base.system_prompt,
+        tools=tools or base.tools,
+    )
     try:
         _check(manager, template)
     except ConfigError as exc:
         raise click.UsageError(f"not saved: {exc.reason}") from None
-    click.echo(f"saved template {name} to {save_template(name, template)}")
+    try:
+        save_template(name, template, replace=replace)
+    except FileExistsError:  # saved by another process since the check above
+        raise click.UsageError(_saved_already(name, path)) from None
+    click.echo(f"saved template {name} to {path}")
+
+
+def _saved_already(name: str, path: Path) -> str:
+    return f"template {name!r} is saved already ({path}): add --replace to write over it"
 
 
 def _check(manager: SessionManager, template: Template) -> None:
@@ -94,12 +106,12 @@ def _check(manager: SessionManager, template: Template) -> None:
 def list_templates() -> None:
     """List templates: name, provider/model, the start of the system prompt, and where it is
     kept (a file, or the config file)."""
-    from threadline.templates import user_templates
+    from threadline.user_files import template_files
 
     config = _state().config()
-    saved = user_templates()
+    saved = template_files()
     for name, template in sorted(config.templates.items()):
-        where = str(saved[name][0]) if name in saved else f"[templates.{name}] in {config.path}"
+        where = str(saved[name]) if name in saved else f"[templates.{name}] in {config.path}"
         model = "/".join(part for part in (template.provider, template.model) if part) or "(defaults)"
         prompt = (template.system_prompt or "").replace("\n", " ")
         click.echo(f"{name}  {model}  {prompt[:50] + ('…' if len(prompt) > 50 else '')}  ({where})")
@@ -111,12 +123,12 @@ def list_templates() -> None:
 @click.argument("name", type=TEXT)
 def show(name: str) -> None:
     """Show template NAME as TOML, and where it is kept."""
-    from threadline.templates import template_lines, user_templates
+    from threadline.user_files import template_files, template_lines
 
     config = _state().config()
     template = _known(config.templates, name)
-    saved = user_templates()
-    click.echo(f"# {saved[name][0] if name in saved else f'[templates.{name}] in {config.path}'}")
+    saved = template_files()
+    click.echo(f"# {saved.get(name, f'[templates.{name}] in {config.path}')}")
     for line in template_lines(template):
         click.echo(line)
 
@@ -136,15 +148,19 @@ def _known(templates: Mapping[str, Template], name: str) -> Template:
 async def edit(manager: SessionManager, name: str) -> None:
     """Edit saved template NAME in $EDITOR. What is saved is checked first: an edit that is not
     a valid template is refused, with what is wrong, and the file is kept as it was."""
-    from threadline.templates import check_template_text, save_template, template_toml, user_templates
+    from threadline.user_files import check_template_text, save_template_text, template_path
 
-    saved = user_templates()
-    if name not in saved:
+    path = template_path(name)
+    if not path.is_file():
         if name in manager.config.templates:
             raise click.UsageError(f"template {name!r} is [templates.{name}] in {manager.config.path}: edit it there")
         _known(manager.config.templates, name)
-    path, template = saved[name]
-    edited = click.edit(template_toml(template), extension=".toml", require_save=True)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        mend = f"`threadline templates remove {name}` removes it"
+        raise click.ClickException(f"cannot read {path} ({exc}): {mend}") from None
+    edited = click.edit(text, extension=".toml", require_save=True)
     if edited is None:
         click.echo(f"not changed: {path}")
         return
@@ -153,23 +169,21 @@ async def edit(manager: SessionManager, name: str) -> None:
         _check(manager, changed)
     except ConfigError as exc:
         raise click.ClickException(f"the edit was not saved, {path} is as it was: {exc}") from None
-    save_template(name, changed)
+    save_template_text(path, edited)
     click.echo(f"saved {path}")
 
 
 @templates.command("remove")
 @click.argument("name", type=TEXT)
 def remove(name: str) -> None:
-    """Remove saved template NAME (its file)."""
-    from threadline.templates import user_templates
+    """Remove saved template NAME (its file), even one that cannot be read."""
+    from threadline.user_files import remove_template
 
-    saved = user_templates()
-    if name not in saved:
+    if not remove_template(name):
         config = _state().config()
         if name in config.templates:
             raise click.UsageError(f"template {name!r} is [templates.{name}] in {config.path}: remove it there")
         _known(config.templates, name)
-    saved[name][0].unlink()
     click.echo(f"removed template {name}")
 
 
@@ -191,7 +205,7 @@ def aliases() -> None:
 async def set_(manager: SessionManager, name: str, model: str, provider: str | None) -> None:
     """Make NAME stand for MODEL (of --provider when given)."""
     from threadline.config import Alias
-    from threadline.templates import check_name, set_alias, user_aliases
+    from threadline.user_files import check_name, set_alias, user_aliases
 
     check_name(name, "alias")
     if name in manager.config.aliases and name not in user_aliases():
@@ -208,7 +222,7 @@ async def set_(manager: SessionManager, name: str, model: str, provider: str | N
 @aliases.command("list")
 def list_aliases() -> None:
     """List aliases: name, [provider/]model, and where each is kept."""
-    from threadline.templates import aliases_file, describe_alias, user_aliases
+    from threadline.user_files import aliases_file, describe_alias, user_aliases
 
     config = _state().config()
     saved = user_aliases()
@@ -223,7 +237,7 @@ def list_aliases() -> None:
 @click.argument("name", type=TEXT)
 def remove_alias_command(name: str) -> None:
     """Remove alias NAME."""
-    from threadline.templates import remove_alias
+    from threadline.user_files import remove_alias
 
     config = _state().config()
     if not remove_alias(name):

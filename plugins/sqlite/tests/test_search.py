@@ -4,20 +4,25 @@ clearly on a read-only database from before it. The contract suite checks the re
 
 from __future__ import annotations
 
+import importlib.util
 import signal
 import sqlite3
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_compression import chat_text, filled, stored_bodies
 from test_migrations import SCHEMAS, TENANTS, copy_old_database, records_read_then
 from test_processes import appender, make_sessions
 
+import threadline.plugin
 from threadline import Message, SearchQuery, SessionRecord, StorageUnavailable, Text
 from threadline.plugin import search_terms
 from threadline_sqlite import SQLiteConfig
+from threadline_sqlite import storage as storage_module
 from threadline_sqlite.compression import TRAIN_FROM
+from threadline_sqlite.group_commit import GroupCommit
 from threadline_sqlite.schema import SEARCH_FROM
 from threadline_sqlite.storage import SQLiteStorage
 
@@ -127,3 +132,67 @@ async def test_an_fts_query_the_user_could_not_write_is_what_runs(db_path: Path,
     await storage.append_messages("default", "s", [Message("s", 1, "user", (Text("alpha beta"),))])
     assert await storage.search_messages(SearchQuery("alpha OR gamma")) == []  # OR is a word here
     assert [hit.seq for hit in await storage.search_messages(SearchQuery("ALPHA beta"))] == [1]
+
+
+def test_the_kernel_takes_words_as_the_index_does_for_every_code_point() -> None:
+    """threadline.search's words are unicode61's (remove_diacritics 2), checked against this
+    SQLite: each code point between two letters is in the word (folded, or left out) or ends it."""
+    code_points = [point for point in range(0x110000) if not 0xD800 <= point <= 0xDFFF]
+    chunks = [code_points[start : start + 8192] for start in range(0, len(code_points), 8192)]
+    texts = [" ".join(f"a{chr(point)}a" for point in chunk) for chunk in chunks]
+    with closing(sqlite3.connect(":memory:")) as db:
+        db.execute("CREATE VIRTUAL TABLE t USING fts5(text, tokenize = 'unicode61 remove_diacritics 2')")
+        db.execute("CREATE VIRTUAL TABLE tokens USING fts5vocab(t, 'instance')")
+        db.executemany("INSERT INTO t (rowid, text) VALUES (?, ?)", enumerate(texts))
+        indexed: list[list[str]] = [[] for _ in texts]
+        for row, term in db.execute("SELECT doc, term FROM tokens ORDER BY doc, offset"):
+            indexed[row].append(term)
+    for chunk, text, terms in zip(chunks, texts, indexed, strict=True):
+        kernel = [word for term in search_terms(text) for word in term]
+        if kernel != terms:
+            wrong = next(p for p in chunk if [w for t in search_terms(f"a{chr(p)}a") for w in t] != terms_of(p))
+            pytest.fail(f"U+{wrong:04X}: the kernel's words differ from SQLite's")
+
+
+def terms_of(point: int) -> list[str]:
+    with closing(sqlite3.connect(":memory:")) as db:
+        db.execute("CREATE VIRTUAL TABLE t USING fts5(text, tokenize = 'unicode61 remove_diacritics 2')")
+        db.execute("CREATE VIRTUAL TABLE tokens USING fts5vocab(t, 'instance')")
+        db.execute("INSERT INTO t (rowid, text) VALUES (1, ?)", (f"a{chr(point)}a",))
+        return [term for (term,) in db.execute("SELECT term FROM tokens ORDER BY offset")]
+
+
+async def test_a_search_with_nothing_to_index_writes_nothing(
+    storage: SQLiteStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Indexing what was appended is a write transaction (and an fsync): only when something is."""
+    writes = 0
+    write = GroupCommit.write
+
+    async def counted(self: GroupCommit, work: Any, **options: Any) -> Any:
+        nonlocal writes
+        writes += 1
+        return await write(self, work, **options)
+
+    monkeypatch.setattr(GroupCommit, "write", counted)
+    await storage.create_session(SessionRecord(id="s"))
+    await storage.append_messages("default", "s", [Message("s", 1, "user", (Text("alpha beta"),))])
+    before = writes
+    assert [hit.seq for hit in await storage.search_messages(SearchQuery("alpha"))] == [1]
+    assert writes == before + 1  # the appended message indexed
+    assert [hit.seq for hit in await storage.search_messages(SearchQuery("beta"))] == [1]
+    assert [hit.seq for hit in await storage.search_messages(SearchQuery("gamma"))] == []
+    assert writes == before + 1  # nothing pending: no write
+    await storage.append_messages("default", "s", [Message("s", 2, "assistant", (Text("gamma"),))])
+    assert [hit.seq for hit in await storage.search_messages(SearchQuery("gamma"))] == [2]
+
+
+def test_the_search_sql_marks_snippets_with_the_kernels_marks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """_SEARCH is made from threadline.plugin's MARK_START, MARK_END, ELLIPSIS and SNIPPET_WORDS."""
+    for name, value in (("MARK_START", "<'"), ("MARK_END", ">"), ("ELLIPSIS", "..."), ("SNIPPET_WORDS", 9)):
+        monkeypatch.setattr(threadline.plugin, name, value, raising=False)
+    spec = importlib.util.spec_from_file_location("storage_with_other_marks", storage_module.__file__)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert "snippet(message_search, 0, '<''', '>', '...', 9)" in module._SEARCH

@@ -166,12 +166,8 @@ class MemoryStorage:
             and (query.user_id is None or session.user_id == query.user_id)
             and (query.provider is None or session.provider == query.provider)
         }
-        fields = {
-            session.id: {"title": session.title, "user_id": session.user_id, "provider": session.provider,
-                         "model": session.model}
-            for session in sessions.values()
-        }  # fmt: skip
-        return search_messages((m for key in sessions for m in self._messages[key]), query, fields)
+        by_id = {session.id: session for session in sessions.values()}
+        return search_messages((m for key in sessions for m in self._messages[key]), query, by_id)
 
     async def delete_user(self, tenant: str, user_id: str) -> DeletedCounts:
         keys = [key for key, s in self._sessions.items() if key[0] == tenant and s.user_id == user_id]

@@ -764,6 +764,23 @@ class SearchContract:
         assert await search(storage, "caf") == []  # words, not parts of words
         assert len(await search(storage, "cafe", limit=1)) == 1
 
+    async def test_search_words_are_folded_as_sqlites_unicode61_folds_them(self, storage: Storage) -> None:
+        """Each character lowercased on its own and its accent taken off, nothing more (what
+        threadline.search says): every storage finds the same messages for the same words."""
+        session = await storage.create_session(make_session())
+        texts = ["Straße", "ﬁnance", "İstanbul", "Cafe\u0301 noir", "ΟΔΟΣ", "x\u0301\u0301 y"]
+        await storage.append_messages(session.tenant, session.id, make_messages(session, texts))
+        expected = {
+            "Straße": 1, "STRAßE": 1, "straße": 1, "strasse": None, "STRASSE": None,  # ß is no ss
+            "ﬁnance": 2, "finance": None,  # a ligature stays one
+            "istanbul": 3, "İSTANBUL": 3, "i\u0307stanbul": 3,  # İ is i
+            "café": 4, "CAFÉ": 4, "cafe": 4, "cafe\u0301 noir": 4,  # an accent, composed or not
+            "οδος": 5, "οδοσ": 5, "ΟΔΟΣ": 5,  # final sigma is sigma
+            "x y": 6, "\u0301": None,  # an accent alone is no word
+        }  # fmt: skip
+        for text, seq in expected.items():
+            assert found(await search(storage, text)) == ({(session.id, seq)} if seq else set()), text
+
     async def test_search_filters_by_user_provider_and_time(self, storage: Storage) -> None:
         now = datetime.now(UTC)
         ann = await storage.create_session(make_session(user_id="ann"))

@@ -21,6 +21,10 @@ import attrs
 from attrs import frozen
 
 from threadline.plugin import (
+    ELLIPSIS,
+    MARK_END,
+    MARK_START,
+    SNIPPET_WORDS,
     WAITER_SECONDS,
     DataFormatError,
     DeletedCounts,
@@ -84,6 +88,11 @@ T = TypeVar("T")
 
 def _marks(count: int) -> str:
     return ", ".join("?" * count)
+
+
+def _literal(text: str) -> str:
+    """``text`` as an SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 MINIMUM_SQLITE: Final = (3, 38)
@@ -154,9 +163,10 @@ _TAKE_TURN: Final = f"""INSERT INTO turn_leases (tenant, session_id, holder, exp
                                ELSE :waiter_until END
     RETURNING holder IS :holder AND expires_us = :until"""
 # the best matches of a search, each with its session's columns; the index is read first (CROSS
-# JOIN keeps that order), so that snippet() and rank are its own
+# JOIN keeps that order), so that snippet() and rank are its own; a snippet as the kernel's
+_SNIPPET: Final = ", ".join([*map(_literal, (MARK_START, MARK_END, ELLIPSIS)), str(SNIPPET_WORDS)])
 _SEARCH: Final = f"""SELECT sessions.id, message_search.rowid % {SEQ_SPAN}, messages.id, messages.kind,
-        messages.created_at, snippet(message_search, 0, '[', ']', '…', 16), sessions.user_id,
+        messages.created_at, snippet(message_search, 0, {_SNIPPET}), sessions.user_id,
         sessions.record ->> '$.title', sessions.record ->> '$.provider', sessions.record ->> '$.model'
     FROM message_search
     CROSS JOIN sessions ON sessions.sid = message_search.rowid / {SEQ_SPAN}
@@ -166,6 +176,8 @@ _SEARCH: Final = f"""SELECT sessions.id, message_search.rowid % {SEQ_SPAN}, mess
         AND (:provider IS NULL OR sessions.record ->> '$.provider' = :provider)
         AND (:since IS NULL OR {CREATED_US}(messages.created_at) >= :since)
     ORDER BY message_search.rank LIMIT :limit"""
+# whether any message waits to be indexed (schema 7): asked on a reader, before a search
+_ANY_PENDING: Final = "SELECT EXISTS (SELECT 1 FROM search_pending)"
 _END_TURNS: Final = (
     "UPDATE turn_leases SET holder = NULL, expires_us = 0 WHERE (tenant, session_id, holder) IN (VALUES "
 )
@@ -655,7 +667,7 @@ class SQLiteStorage:
                 f"(schema {SEARCH_FROM}), and is open read-only ({self._read_only}); open it once with write "
                 "access to add the search index"
             )
-        if self._read_only is None:
+        if self._read_only is None and (await self._read(_ANY_PENDING))[0][0]:  # a write only when needed
             await self._write.write(_index_pending)
         parameters = {
             "match": " ".join(f'"{" ".join(term)}"' for term in terms), "tenant": query.tenant,

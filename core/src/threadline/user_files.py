@@ -7,22 +7,28 @@ in the user config dir, beside (never inside) the hand-written config file:
 :func:`with_user_files` merges them into a loaded :class:`~threadline.config.Config` (the
 command line does, for every command). A name that both the config file and a file here give
 is an error naming both: neither silently hides the other. docs/decisions.md says why.
+
+What is saved here is data, kept as given: no ``${VAR}`` in it is expanded (the config file's
+own templates and aliases are config, and are). A saved file that cannot be read fails only
+what uses it: the command line warns of it and leaves it out (``report`` of
+:func:`with_user_files`). Each file is written whole, a read-modify-write under a lock
+(:mod:`threadline.atomic_file`).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
 import attrs
 
-from threadline.config import Alias, Config, Template, _read_toml, interpolate, read_alias, structure
+from threadline.atomic_file import locked, write_atomic
+from threadline.config import Alias, Config, Template, _read_toml, structure
 from threadline.errors import ConfigError
 
 NAME: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
@@ -51,43 +57,95 @@ def check_name(name: str, what: str) -> str:
     return name
 
 
+def template_path(name: str, folder: Path | None = None) -> Path:
+    """The file template ``name`` is saved in (which need not exist); a ``ConfigError`` when
+    ``name`` cannot name one."""
+    return templates_dir(folder) / f"{check_name(name, 'template')}.toml"
+
+
 def read_template(path: Path) -> Template:
-    """A template file, checked as ``[templates.NAME]`` is; errors name the file."""
-    raw = _read_toml(path)
-    template: Template = structure(interpolate(raw, str(path), "template"), Template, str(path), "template")
+    """A template file, checked as ``[templates.NAME]`` is; errors name the file. Its text is
+    taken as it was saved: no ``${VAR}`` is expanded (it is data the user saved, not config)."""
+    template: Template = structure(_read_toml(path), Template, str(path), "template")
     return template
 
 
-def user_templates(folder: Path | None = None) -> dict[str, tuple[Path, Template]]:
-    """Every saved template by name, with its file."""
-    found = {}
+def template_files(folder: Path | None = None) -> dict[str, Path]:
+    """The file of every saved template by name, none of them read."""
     directory = templates_dir(folder)
-    for path in sorted(directory.glob("*.toml")) if directory.is_dir() else ():
-        found[path.stem] = (path, read_template(path))
-    return found
+    return {path.stem: path for path in sorted(directory.glob("*.toml"))} if directory.is_dir() else {}
+
+
+def user_templates(folder: Path | None = None) -> dict[str, tuple[Path, Template]]:
+    """Every saved template by name, with its file; a ``ConfigError`` for the first that
+    cannot be read."""
+    return {name: (path, read_template(path)) for name, path in template_files(folder).items()}
 
 
 def user_aliases(folder: Path | None = None) -> dict[str, Alias]:
+    """The saved aliases; ``{}`` without an aliases file. Taken as saved: no ``${VAR}`` is expanded."""
     path = aliases_file(folder)
     if not path.is_file():
         return {}
-    return {name: read_alias(value, str(path), name) for name, value in _read_toml(path).items()}
+    return {name: _read_alias(value, str(path), name) for name, value in _read_toml(path).items()}
 
 
-def with_user_files(config: Config, folder: Path | None = None) -> Config:
+def _read_alias(value: Any, file: str, key: str) -> Alias:
+    if not isinstance(value, str | Mapping):
+        raise ConfigError(
+            f"expected a model name or a table of model and provider, got {type(value).__name__}", file=file, key=key
+        )
+    alias: Alias = structure({"model": value} if isinstance(value, str) else value, Alias, file, key)
+    return alias
+
+
+def with_user_files(
+    config: Config, folder: Path | None = None, *, report: Callable[[ConfigError], None] | None = None
+) -> Config:
     """``config`` with the templates and aliases saved in ``folder`` (the user config dir) added.
-    One the config file has too is a ``ConfigError`` naming both places."""
+    One the config file has too is a ``ConfigError`` naming both places. A saved file that
+    cannot be read is a ``ConfigError`` naming it; with ``report``, it is given to ``report``
+    instead and left out, so that it fails only what uses it (the command line does that)."""
     templates = dict(config.templates)
-    for name, (path, template) in user_templates(folder).items():
+    for name, path in template_files(folder).items():
         if name in templates:
             raise _both("template", name, config, path, f"[templates.{name}]")
-        templates[name] = template
+        try:
+            templates[name] = read_template(path)
+        except ConfigError as exc:
+            if report is None:
+                raise
+            mend = f"`threadline templates edit {name}` or `threadline templates remove {name}`"
+            report(_unreadable(exc, f"template {name!r}", mend))
     aliases = dict(config.aliases)
-    for name, alias in user_aliases(folder).items():
+    try:
+        saved_aliases = user_aliases(folder)
+    except ConfigError as exc:
+        if report is None:
+            raise
+        report(_unreadable(exc, "the saved aliases", f"edit or remove {aliases_file(folder)}"))
+        saved_aliases = {}
+    for name, alias in saved_aliases.items():
         if name in aliases:
             raise _both("alias", name, config, aliases_file(folder), f"[aliases] {name}")
         aliases[name] = alias
     return attrs.evolve(config, templates=templates, aliases=aliases)
+
+
+def _unreadable(error: ConfigError, what: str, mend: str) -> ConfigError:
+    return ConfigError(f"{error.reason}; {what} is left out until it is mended: {mend}", file=error.file, key=error.key)
+
+
+_reported: set[str] = set()
+
+
+def report_once(error: ConfigError) -> None:
+    """``error`` as a warning on stderr, once a process (the config is loaded more than once)."""
+    import click
+
+    if str(error) not in _reported:
+        _reported.add(str(error))
+        click.echo(f"warning: {error}", err=True)
 
 
 def _both(what: str, name: str, config: Config, path: Path, key: str) -> ConfigError:
@@ -122,21 +180,30 @@ def template_toml(template: Template) -> str:
     return "\n".join([header, *template_lines(template)]) + "\n"
 
 
-def write_whole(path: Path, text: str) -> None:
-    """``text`` into ``path``, which shows the old text or the new, never part of either."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
-def save_template(name: str, template: Template, folder: Path | None = None) -> Path:
-    path = templates_dir(folder) / f"{check_name(name, 'template')}.toml"
-    write_whole(path, template_toml(template))
+def save_template(name: str, template: Template, folder: Path | None = None, *, replace: bool = True) -> Path:
+    """Write ``template`` to its file. ``replace=False``: a ``FileExistsError`` when one is
+    saved already, even by another process a moment ago."""
+    path = template_path(name, folder)
+    with locked(path.parent):
+        write_atomic(path, template_toml(template), replace=replace)
     return path
+
+
+def save_template_text(path: Path, text: str) -> None:
+    """Make ``text`` (checked: :func:`check_template_text`) the content of template file ``path``."""
+    with locked(path.parent):
+        write_atomic(path, text)
+
+
+def remove_template(name: str, folder: Path | None = None) -> bool:
+    """Remove saved template ``name``'s file, read or not; whether there was one."""
+    path = template_path(name, folder)
+    with locked(path.parent):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+    return True
 
 
 def check_template_text(text: str, path: Path) -> Template:
@@ -158,18 +225,21 @@ def aliases_toml(aliases: Mapping[str, Alias]) -> str:
 
 
 def set_alias(name: str, alias: Alias, folder: Path | None = None) -> Path:
-    aliases = user_aliases(folder)
-    aliases[check_name(name, "alias")] = alias
     path = aliases_file(folder)
-    write_whole(path, aliases_toml(aliases))
+    with locked(path):
+        aliases = user_aliases(folder)
+        aliases[check_name(name, "alias")] = alias
+        write_atomic(path, aliases_toml(aliases))
     return path
 
 
 def remove_alias(name: str, folder: Path | None = None) -> bool:
-    aliases = user_aliases(folder)
-    if aliases.pop(name, None) is None:
-        return False
-    write_whole(aliases_file(folder), aliases_toml(aliases))
+    path = aliases_file(folder)
+    with locked(path):
+        aliases = user_aliases(folder)
+        if aliases.pop(name, None) is None:
+            return False
+        write_atomic(path, aliases_toml(aliases))
     return True
 
 
