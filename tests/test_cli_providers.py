@@ -80,6 +80,20 @@ async def test_a_provider_takes_its_key_from_the_key_file_and_the_environment_wi
     assert "sk-ant-file" in headers.get("x-api-key", "") + headers.get("authorization", "")
 
 
+async def test_an_api_key_that_is_only_an_unset_variable_lets_the_key_file_be_used(tmp_path: Path) -> None:
+    """The key as DESIGN.md writes it, `${OPENAI_API_KEY}`, with the variable unset: the key
+    file is where the key is looked for next."""
+    config = tmp_path / "threadline.toml"
+    config.write_text('[storage]\nbackend = "memory"\n[providers.openai]\napi_key = "${OPENAI_API_KEY}"\n')
+    status, _, error = await threadline(config, "config", "check")
+    assert status != 0 and "providers.openai.api_key: environment variable OPENAI_API_KEY is not set" in error
+    assert "`threadline keys set openai`" in error
+    assert (await ok(config, "models", "default")).startswith("echo/")
+    await ok(config, "keys", "set", "openai", stdin="sk-stored")
+    assert (await ok(config, "models", "default")).startswith("openai/")
+    await ok(config, "config", "check")
+
+
 async def test_models_lists_what_each_api_offers(
     tmp_path: Path, apis: tuple[FakeOpenAI, FakeAnthropic, FakeGemini]
 ) -> None:

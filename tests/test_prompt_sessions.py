@@ -1,5 +1,6 @@
 """`threadline prompt` on a SQLite file, as a user runs it: each prompt is stored as a
-session, `-c` and `--session` go on in one, `--no-log` keeps nothing."""
+session, `-c` and `--session` go on in one, `--no-log` keeps nothing; what the model said
+reaches the terminal without escape sequences, however it is printed."""
 
 from __future__ import annotations
 
@@ -71,3 +72,15 @@ def test_a_reader_that_goes_away_mid_reply_leaves_the_session_ready(tmp_path: Pa
     session = sessions(config)[0]
     _, *messages = json_lines(threadline(config, "sessions", "show", str(session["id"]), "--json"))
     assert [m["status"] for m in messages] == ["ok", "incomplete", "ok", "ok"]  # the reply as far as it got
+
+
+def test_prompt_show_list_and_search_print_no_escape_sequence(config: Path) -> None:
+    question = "zebra \x1b]52;c;ZXZpbA==\x07 crossing \x1b[2J"
+    streamed = threadline(config, "prompt", question)
+    whole = threadline(config, "prompt", "--no-stream", question)
+    listed = threadline(config, "sessions", "list")
+    shown = threadline(config, "sessions", "show", listed.split()[0])
+    found = threadline(config, "sessions", "search", "zebra")
+    for output in (streamed, whole, listed, shown, found):
+        assert "\x1b" not in output and "\x07" not in output, repr(output)
+    assert streamed.strip() == whole.strip() == "zebra  crossing"

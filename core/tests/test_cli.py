@@ -256,7 +256,11 @@ def test_config_check_and_the_chat_start_refuse_what_the_first_reply_would_fail_
     ("option", "message"),
     [
         ("--provider", "no provider plugin named 'nope'; installed: echo"),
-        ("--template", "no template named 'nope'; templates: none (add [templates.<name>] to the config)"),
+        (
+            "--template",
+            "no template named 'nope'; templates: none (add [templates.NAME] to the config; on the command line, "
+            "`threadline templates save NAME`)",
+        ),
     ],
 )
 @pytest.mark.usefixtures("only_builtins")

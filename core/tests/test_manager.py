@@ -834,7 +834,7 @@ async def test_an_unknown_template_names_the_key_and_the_templates_there(tmp_pat
         with pytest.raises(ConfigError) as caught:
             await manager.create_session(template="sales")
     assert caught.value.key == "template"
-    none = "none (add [templates.<name>] to the config)"
+    none = "none (add [templates.NAME] to the config; on the command line, `threadline templates save NAME`)"
     assert str(caught.value).endswith(f"template: no template named 'sales'; templates: {none}")
     path.write_text('[storage]\nbackend = "memory"\n[templates.support]\n[templates.billing]\n')
     async with SessionManager.from_config(path) as manager:

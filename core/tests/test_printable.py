@@ -3,10 +3,7 @@ a reply that writes the clipboard (OSC 52) or moves the cursor is printed as its
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from test_cli import ok, threadline
 
 from threadline.printable import PrintableStream, printable
 
@@ -26,21 +23,6 @@ OSC_52 = "\x1b]52;c;ZXZpbA==\x07"
 )
 def test_printable_keeps_the_text_and_drops_what_a_terminal_obeys(text: str, shown: str) -> None:
     assert printable(text) == shown
-
-
-def test_prompt_show_list_and_search_print_no_escape_sequence(tmp_path: Path) -> None:
-    config = tmp_path / "threadline.toml"
-    config.write_text(f'[defaults]\nprovider = "echo"\n[storage]\nbackend = "sqlite"\npath = "{tmp_path / "t.db"}"\n')
-    question = f"zebra {OSC_52} crossing \x1b[2J"
-    streamed = ok(threadline("prompt", question, config=config))
-    whole = ok(threadline("prompt", "--no-stream", question, config=config))
-    listed = ok(threadline("sessions", "list", config=config))
-    session_id = listed.split()[0]
-    shown = ok(threadline("sessions", "show", session_id, config=config))
-    found = ok(threadline("sessions", "search", "zebra", config=config))
-    for output in (streamed, whole, listed, shown, found):
-        assert "\x1b" not in output and "\x07" not in output, repr(output)
-    assert streamed.strip() == "zebra  crossing"
 
 
 def test_a_sequence_split_between_streamed_pieces_is_dropped_whole() -> None:

@@ -138,4 +138,11 @@ def test_the_command_asks_and_prints_the_reply(tmp_path: Path) -> None:
 def test_the_command_is_listed_in_help() -> None:
     result = subprocess.run([sys.executable, "-m", "threadline", "--help"], capture_output=True, text=True, check=True)
     assert "{{ name }}" in result.stdout and "Ask one QUESTION" in result.stdout
+
+
+def test_the_commands_help_ends_with_an_example() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "threadline", "{{ name }}", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "Examples:\n    threadline {{ name }} " in result.stdout
 {% endif -%}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,13 +44,25 @@ def locked(path: Path) -> Iterator[None]:
         os.close(descriptor)  # which lets the lock go
 
 
+def _check_writable(path: Path) -> None:
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return
+    if not mode & stat.S_IWUSR or not os.access(path, os.W_OK):
+        raise PermissionError(f"{path} is read-only (mode {stat.S_IMODE(mode):04o}); make it writable to change it")
+
+
 def write_atomic(path: Path, data: str | bytes, *, mode: int | None = None, replace: bool = True) -> None:
     """Make ``data`` the content of ``path`` (text as UTF-8, its line endings as given), whole:
     written to a new file beside it, synced, and renamed over it. ``mode``: the new file's
     permissions (``0o600`` for secrets; the old file's, to keep them); ``None``: what a new
     file gets (``0o666`` less the umask). ``replace=False``: a ``FileExistsError`` when
-    ``path`` exists, the new file left out (hold :func:`locked` for that to be certain).
+    ``path`` exists, the new file left out (hold :func:`locked` for that to be certain). A
+    file its owner may not write, or this user may not, is a ``PermissionError``, as writing
+    it in place would be: renaming over it would get around its mode.
     """
+    _check_writable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     content = data.encode("utf-8") if isinstance(data, str) else data
     while True:  # a unique name, as tempfile.mkstemp makes one, but created with the mode asked for

@@ -117,7 +117,14 @@ def add_examples(cli: click.Group) -> None:
     for path, command in _commands(cli):
         lines = EXAMPLES.get(path)
         if lines and not command.epilog:
-            command.epilog = "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+            command.epilog = examples_epilog(*lines)
+
+
+def examples_epilog(*lines: str) -> str:
+    """A command's ``epilog`` that ends its ``--help`` with these example command lines, as
+    every threadline command's does: for a plugin's commands,
+    ``@click.command(epilog=examples_epilog("threadline usage --since 2026-12-01"))``."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def _commands(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:

@@ -67,7 +67,7 @@ def _check(requirements: tuple[str, ...], allow_any: bool, verb: str) -> None:
             raise click.UsageError(
                 f"{name!r} is not a threadline plugin: plugins are the distributions named threadline-* "
                 f"(threadline-openai, say; `threadline plugins` lists the installed ones); add --any to {verb} "
-                "another distribution into threadline's environment"
+                f"another distribution {'in' if verb == 'install' else 'from'} threadline's environment"
             )
 
 

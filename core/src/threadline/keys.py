@@ -16,6 +16,7 @@ its mode is 0600 again: ``chmod 600 PATH``, or ``threadline keys set``, which wr
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import stat
@@ -52,6 +53,10 @@ class KeyFileError(ConfigError):
     def __init__(self, message: str, *, file: str, insecure: bool = False) -> None:
         super().__init__(message, file=file)
         self.insecure = insecure
+
+
+log = logging.getLogger("threadline.keys")
+_WARNED: set[str] = set()
 
 
 def keys_path() -> Path:
@@ -181,8 +186,16 @@ def with_stored_key(name: str, settings: T, *, lenient: bool = False) -> T:
         return settings
     try:
         key = stored_key(name)
-    except KeyFileError:
-        if lenient:
-            return settings
-        raise
+    except KeyFileError as exc:
+        if not lenient:
+            raise
+        _warn_once(exc)
+        return settings
     return settings if key is None else attrs.evolve(settings, api_key=key)
+
+
+def _warn_once(error: KeyFileError) -> None:
+    """Say once a run why the key file was passed over, where it is only counted as no key."""
+    if str(error) not in _WARNED:
+        _WARNED.add(str(error))
+        log.warning("%s", error)

@@ -438,7 +438,9 @@ class SessionManager:
         if name is None:
             return Template()
         if name not in self.config.templates:
-            known = ", ".join(sorted(self.config.templates)) or "none (add [templates.<name>] to the config)"
+            known = ", ".join(sorted(self.config.templates)) or (
+                "none (add [templates.NAME] to the config; on the command line, `threadline templates save NAME`)"
+            )
             raise ConfigError(f"no template named {name!r}; templates: {known}", key="template")
         template: Template = self.config.templates[name]  # its model alias resolved by _new_session_model
         return template

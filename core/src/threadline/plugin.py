@@ -49,6 +49,7 @@ if TYPE_CHECKING:
         ThreadlineError,
         ToolError,
     )
+    from threadline.examples import examples_epilog
     from threadline.history_cache import HistoryCache
     from threadline.hookspecs import hookimpl
     from threadline.middleware import Call, CompleteNext, Middleware, StreamNext, ToolNext, Turn, TurnNext
@@ -128,6 +129,7 @@ if TYPE_CHECKING:
 #: where each name lives: module -> names
 _MODULES = {
     "threadline.cli": "with_manager",
+    "threadline.examples": "examples_epilog",
     "threadline.config": "finite user_data_dir",
     "threadline.contracts": (
         "Provider Storage TurnLease WAITER_SECONDS check_replacement check_revision_follows listed_sessions "
@@ -207,7 +209,7 @@ __all__ = [  # noqa: RUF022 -- grouped by what a plugin does, sorted within a gr
     "SessionPage", "SessionQuery", "SessionRecord", "SessionStatus",
     "Text", "TextDelta", "ToolCall", "ToolCallDelta", "ToolResult", "ToolSpec", "Usage",
     # tools and commands
-    "Tool", "tool", "with_manager",
+    "Tool", "tool", "with_manager", "examples_epilog",
     # errors
     "AuthenticationError", "BadCursor", "BadRequest", "ConfigError", "ContextTooLong", "DataFormatError",
     "PluginError", "ProviderError", "ProviderUnavailable", "RateLimited", "SessionNotFound", "StorageConflict",

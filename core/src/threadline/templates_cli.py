@@ -148,6 +148,7 @@ def _known(templates: Mapping[str, Template], name: str) -> Template:
 async def edit(manager: SessionManager, name: str) -> None:
     """Edit saved template NAME in $EDITOR. What is saved is checked first: an edit that is not
     a valid template is refused, with what is wrong, and the file is kept as it was."""
+    from threadline.config import Template
     from threadline.user_files import check_template_text, save_template_text, template_path
 
     path = template_path(name)
@@ -168,7 +169,10 @@ async def edit(manager: SessionManager, name: str) -> None:
         changed = check_template_text(edited, path)
         _check(manager, changed)
     except ConfigError as exc:
-        raise click.ClickException(f"the edit was not saved, {path} is as it was: {exc}") from None
+        raise click.ClickException(f"the edit was not saved, the file is as it was: {exc}") from None
+    if changed == Template():
+        remove = f"`threadline templates remove {name}`"
+        raise click.ClickException(f"the edit left the template empty; not saved ({path} is as it was); {remove}")
     save_template_text(path, edited)
     click.echo(f"saved {path}")
 

@@ -53,7 +53,7 @@ def aliases_file(folder: Path | None = None) -> Path:
 def check_name(name: str, what: str) -> str:
     """``name`` if it can name a template or alias (and its file), else a ``ConfigError``."""
     if not NAME.fullmatch(name):
-        raise ConfigError(f"{name!r} cannot name a {what}: use {NAME_RULE}")
+        raise ConfigError(f"{name!r} cannot name {'an' if what[0] in 'aeiou' else 'a'} {what}: use {NAME_RULE}")
     return name
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
 from scraping import config, scrape
 
 import threadline
@@ -68,3 +69,12 @@ def test_the_command_prints_it() -> None:
         [sys.executable, "-m", "threadline", "grafana-dashboard"], capture_output=True, text=True, check=True
     )
     assert json.loads(run.stdout) == json.loads(dashboard_json())
+
+
+@pytest.mark.parametrize("command", ["usage", "grafana-dashboard"])
+def test_each_command_of_the_plugin_ends_its_help_with_examples(command: str) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "threadline", command, "--help"], capture_output=True, text=True, check=True
+    )
+    examples = run.stdout.split("Examples:\n", 1)[1].splitlines()
+    assert examples and all(line.strip().startswith(f"threadline {command}") for line in examples if line.strip())

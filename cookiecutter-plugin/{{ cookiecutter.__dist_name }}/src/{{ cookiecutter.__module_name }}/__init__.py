@@ -190,9 +190,9 @@ from threadline.plugin import hookimpl
 @hookimpl
 def threadline_register_commands(cli: click.Group) -> None:
     from threadline import SessionManager
-    from threadline.plugin import with_manager
+    from threadline.plugin import examples_epilog, with_manager
 
-    @cli.command(name="{{ name }}")
+    @cli.command(name="{{ name }}", epilog=examples_epilog('threadline {{ name }} "How far is the moon?"'))
     @click.argument("question")
     @click.option("--provider", metavar="NAME", help="Provider to ask (default: the config's).")
     @with_manager

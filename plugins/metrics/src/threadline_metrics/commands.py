@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from threadline.plugin import with_manager
+from threadline.plugin import examples_epilog, with_manager
 
 if TYPE_CHECKING:
     from threadline import SessionManager
@@ -43,7 +43,13 @@ class Name(click.ParamType[str]):
         return str(value)
 
 
-@click.command()
+@click.command(
+    epilog=examples_epilog(
+        "threadline usage",
+        "threadline usage --since 2026-12-01 --until 2026-12-31 --by model",
+        "threadline usage --user u1 --json",
+    )
+)
 @click.option("--since", type=Day(), metavar="YYYY-MM-DD", help="From this day on (UTC).")
 @click.option("--until", type=Day(), metavar="YYYY-MM-DD", help="Up to this day, included (UTC).")
 @click.option("--user", "user_id", type=Name(), metavar="ID", help="Only this user's sessions.")
@@ -90,7 +96,7 @@ async def usage(
         )
 
 
-@click.command("grafana-dashboard")
+@click.command("grafana-dashboard", epilog=examples_epilog("threadline grafana-dashboard > threadline.json"))
 def grafana_dashboard() -> None:
     """Print the Grafana dashboard of threadline-metrics' metrics as JSON. Save it
     (`threadline grafana-dashboard > threadline.json`), then in Grafana: Dashboards, New,
