@@ -20,7 +20,6 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from threadline.cli_extra import add_commands
 from threadline.config import Config, read_disabled_plugins
 from threadline.errors import ConfigError, SessionNotFound, ThreadlineError
 from threadline.plugins import PluginManager, get_plugin_manager
@@ -158,7 +157,7 @@ class _Group(click.Group):
     ``prompt``'s options before any command (``threadline -c "more"``) for ``prompt``'s."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        from threadline.routing import with_prompt
+        from threadline.default_command import with_prompt
 
         return super().parse_args(ctx, with_prompt(self, args))
 
@@ -996,19 +995,19 @@ def path(state: _State) -> None:
 
 
 # ---------------------------------------------------------------------------
-# templates and aliases (threadline.templates_cli)
+# the commands in modules of their own, and the examples every command's --help ends with
 # ---------------------------------------------------------------------------
 
-from threadline.templates_cli import aliases, templates  # noqa: E402 -- it uses what is defined above
+from threadline.completion import completion  # noqa: E402 -- these modules use what is defined above
+from threadline.examples import add_examples  # noqa: E402
+from threadline.install_cli import install, uninstall  # noqa: E402
+from threadline.keys_cli import keys  # noqa: E402
+from threadline.models_cli import models  # noqa: E402
+from threadline.templates_cli import aliases, templates  # noqa: E402
 
-cli.add_command(templates)
-cli.add_command(aliases)
-
-# ---------------------------------------------------------------------------
-# keys, models, install, uninstall, completion: each in a module of its own; and --help examples
-# ---------------------------------------------------------------------------
-
-add_commands(cli)
+for _command in (templates, aliases, keys, models, install, uninstall, completion):
+    cli.add_command(_command)
+add_examples(cli)
 
 
 # ---------------------------------------------------------------------------
