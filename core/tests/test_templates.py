@@ -224,3 +224,10 @@ def test_templates_save_without_replace_never_writes_over_one_saved_meanwhile(tm
         save_template("race", Template(system_prompt="Second."), tmp_path, replace=False)
     assert 'system_prompt = "First."' in path.read_text()
     assert [p.name for p in path.parent.iterdir()] == ["race.toml"]  # no partial file left
+
+
+def test_an_alias_named_as_a_known_model_is_set_with_a_note(config: Path) -> None:
+    result = threadline("aliases", "set", "echo-1", "echo-2", "--provider", "echo", config=config)
+    assert "note: 'echo-1' is also a model of echo; the alias comes first" in ok(result) + result.stderr
+    quiet = threadline("aliases", "set", "quick", "echo-2", "--provider", "echo", config=config)
+    assert "note:" not in ok(quiet) + quiet.stderr

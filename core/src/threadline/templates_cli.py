@@ -221,6 +221,20 @@ async def set_(manager: SessionManager, name: str, model: str, provider: str | N
     manager._check_provider(provider, None)
     path = set_alias(name, Alias(model, provider))
     click.echo(f"{name} = {provider + '/' if provider else ''}{model} ({path})")
+    _say_what_it_hides(manager, name)
+
+
+def _say_what_it_hides(manager: SessionManager, name: str) -> None:
+    """A note when the alias has the name of a model a provider knows: that model is now
+    asked for by ``provider/model`` only."""
+    from threadline.models_cli import known_models
+
+    hidden = [provider for provider in sorted(manager.registry.providers) if name in known_models(manager, provider)]
+    if hidden:
+        click.echo(
+            f"note: {name!r} is also a model of {', '.join(hidden)}; the alias comes first wherever a model is named",
+            err=True,
+        )
 
 
 @aliases.command("list")
