@@ -568,3 +568,27 @@ async def test_a_server_without_structured_output_is_told_in_the_system_prompt(
     sent = fake_api.requests[0].json()
     assert "response_format" not in sent
     assert sent["messages"][0]["role"] == "system" and '"country"' in sent["messages"][0]["content"]
+
+
+async def test_a_refusal_is_the_replys_text_whole_or_streamed(
+    fake_api: FakeOpenAI, make_provider: MakeProvider
+) -> None:
+    """Under structured output a model may refuse (`message.refusal`, no content): what it
+    said is the reply, so it is stored and an OutputError shows it."""
+    said = "I'm sorry, I cannot help with that."
+    message = {"role": "assistant", "content": None, "refusal": said}
+    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+    completion = {"id": "c1", "object": "chat.completion", "created": 1, "model": "m", "choices": [choice]}
+    fake_api.answer_next(HTTPReply.json(completion))
+    response = await make_provider(api="chat").complete(request())
+    assert [p.text for p in response.parts if isinstance(p, Text)] == [said]
+
+    def chunk(delta: dict[str, object], finish: str | None = None) -> bytes:
+        choices = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+        return sse({"id": "c2", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": choices})
+
+    pieces = [chunk({"role": "assistant", "content": None, "refusal": ""})]
+    pieces += [chunk({"refusal": said[i : i + 10]}) for i in range(0, len(said), 10)]
+    fake_api.answer_next(HTTPReply.stream([*pieces, chunk({}, "stop"), b"data: [DONE]\n\n"]))
+    events = await collect(make_provider(api="chat").stream(request()))
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == said

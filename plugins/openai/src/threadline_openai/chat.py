@@ -120,7 +120,8 @@ def response(completion: Any) -> Response:
     if not completion.choices:
         raise ProviderUnavailable("the reply had no choices", provider=PROVIDER)
     choice = completion.choices[0]
-    parts: list[Part] = [Text(choice.message.content)] if choice.message.content else []
+    text = choice.message.content or getattr(choice.message, "refusal", None)  # a refusal is what it said
+    parts: list[Part] = [Text(text)] if text else []
     for call in choice.message.tool_calls or ():
         parts.append(ToolCall(call.id, call.function.name, arguments(call.function.arguments, call.function.name)))
     return Response(tuple(parts), usage(completion.usage), _finish(choice.finish_reason), completion.model)
@@ -144,7 +145,8 @@ class ChatStream:
         delta = choice.delta
         if choice.finish_reason:
             self.finish_reason = _finish(choice.finish_reason)
-        events: list[Event] = [_text_delta(text=delta.content)] if delta.content else []
+        text = delta.content or getattr(delta, "refusal", None)  # a refusal streams as its own text
+        events: list[Event] = [_text_delta(text=text)] if text else []
         for position, call in enumerate(delta.tool_calls or ()):
             function = call.function
             events.append(
