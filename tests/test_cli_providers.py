@@ -94,6 +94,19 @@ async def test_an_api_key_that_is_only_an_unset_variable_lets_the_key_file_be_us
     await ok(config, "config", "check")
 
 
+async def test_a_key_file_others_may_read_is_named_when_a_command_passes_it_over(tmp_path: Path) -> None:
+    """The choice of the default provider counts such a file as no key (a command that calls
+    no provider still runs), and says so once, not silently."""
+    config = tmp_path / "threadline.toml"
+    config.write_text('[storage]\nbackend = "memory"\n')
+    await ok(config, "keys", "set", "anthropic", stdin="sk-ant-1")
+    keys = Path(os.environ["XDG_CONFIG_HOME"]) / "threadline" / "keys.json"
+    keys.chmod(0o644)
+    status, out, error = await threadline(config, "prompt", "--no-log", "hi")
+    assert status == 0 and out == "hi\n"  # the offline echo answered
+    assert error.count(f"chmod 600 {keys}") == 1
+
+
 async def test_models_lists_what_each_api_offers(
     tmp_path: Path, apis: tuple[FakeOpenAI, FakeAnthropic, FakeGemini]
 ) -> None:

@@ -75,18 +75,6 @@ def test_a_key_file_others_may_read_is_refused_and_setting_a_key_repairs_it() ->
     assert ok(threadline("keys", "list")) == "gemini\nopenai\n"
 
 
-def test_a_key_file_others_may_read_is_named_when_a_command_passes_it_over(tmp_path: Path) -> None:
-    """The choice of the default provider counts such a file as no key (a command that calls
-    no provider still runs), and says so once, not silently."""
-    config = tmp_path / "threadline.toml"
-    config.write_text('[storage]\nbackend = "memory"\n')
-    ok(threadline("keys", "set", "anthropic", stdin="sk-ant-1"))
-    keys_file().chmod(0o644)
-    result = threadline("prompt", "--no-log", "hi", config=config)
-    assert ok(result) == "hi\n"  # the offline echo answered
-    assert result.stderr.count(f"chmod 600 {keys_file()}") == 1
-
-
 def test_a_key_on_the_command_line_is_taken_with_a_warning() -> None:
     result = threadline("keys", "set", "openai", "--value", "sk-argv")
     assert result.returncode == 0 and "warning: a key given with --value is kept in shell history" in result.stderr
