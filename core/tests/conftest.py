@@ -19,6 +19,14 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
+def config(tmp_path: Path) -> Path:
+    """A threadline.toml for the command line: the echo provider, memory storage."""
+    path = tmp_path / "threadline.toml"
+    path.write_text('[defaults]\nprovider = "echo"\n[storage]\nbackend = "memory"\n')
+    return path
+
+
+@pytest.fixture
 def only_builtins(monkeypatch: pytest.MonkeyPatch) -> None:
     """Load only the kernel's own plugins, whatever else is installed beside it."""
     monkeypatch.setenv("THREADLINE_PLUGINS", "echo,memory")

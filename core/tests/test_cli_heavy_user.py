@@ -23,14 +23,6 @@ def keys_file() -> Path:
     return Path(os.environ["XDG_CONFIG_HOME"]) / "threadline" / "keys.json"
 
 
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    """The echo provider, memory storage."""
-    path = tmp_path / "threadline.toml"
-    path.write_text('[defaults]\nprovider = "echo"\n[storage]\nbackend = "memory"\n')
-    return path
-
-
 # -- options before the question ----------------------------------------------------------
 
 

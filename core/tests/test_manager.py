@@ -114,18 +114,6 @@ async def test_listing_shows_title_counts_and_tokens(manager: SessionManager) ->
     assert listed.usage.total_tokens == session.record.usage.total_tokens > 0
 
 
-async def test_listing_pages_with_a_cursor(manager: SessionManager) -> None:
-    created = {(await manager.create_session(user_id="ann")).id for _ in range(7)}
-    seen: list[str] = []
-    cursor = None
-    while True:
-        page = await manager.list_sessions(user_id="ann", limit=3, cursor=cursor)
-        seen += [s.id for s in page.items]
-        if not (cursor := page.next_cursor):
-            break
-    assert sorted(seen) == sorted(created)
-
-
 async def test_an_explicit_title_is_kept(manager: SessionManager) -> None:
     session = await manager.create_session(title="Trip planning")
     await session.send("Hello")

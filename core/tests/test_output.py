@@ -309,13 +309,6 @@ def test_echo_config_takes_structured_output() -> None:
 # -- threadline prompt --schema --------------------------------------------------------------
 
 
-@pytest.fixture
-def sqlite_less_config(tmp_path: Path) -> Path:
-    path = tmp_path / "threadline.toml"
-    path.write_text('[defaults]\nprovider = "echo"\n[storage]\nbackend = "memory"\n')
-    return path
-
-
 @pytest.mark.parametrize(
     ("schema", "question", "printed"),
     [
@@ -324,19 +317,19 @@ def sqlite_less_config(tmp_path: Path) -> Path:
     ],
 )
 def test_prompt_schema_prints_the_replys_json(
-    sqlite_less_config: Path, schema: str, question: str, printed: dict[str, Any]
+    config: Path, schema: str, question: str, printed: dict[str, Any]
 ) -> None:
     from test_cli import ok, threadline
 
-    assert json.loads(ok(threadline("prompt", "--schema", schema, question, config=sqlite_less_config))) == printed
+    assert json.loads(ok(threadline("prompt", "--schema", schema, question, config=config))) == printed
 
 
-def test_prompt_schema_reads_a_file_and_json_adds_the_output(sqlite_less_config: Path, tmp_path: Path) -> None:
+def test_prompt_schema_reads_a_file_and_json_adds_the_output(config: Path, tmp_path: Path) -> None:
     from test_cli import ok, threadline
 
     schema = tmp_path / "point.schema.json"
     schema.write_text(json.dumps(json_schema(Point)))
-    asked = threadline("prompt", "--json", "--schema", str(schema), '{"x": 1, "y": 2}', config=sqlite_less_config)
+    asked = threadline("prompt", "--json", "--schema", str(schema), '{"x": 1, "y": 2}', config=config)
     result = json.loads(ok(asked))
     assert result["output"] == {"x": 1, "y": 2} and result["text"] == '{"x": 1, "y": 2}' and result["session"]
 
@@ -357,16 +350,16 @@ def test_prompt_schema_reads_a_file_and_json_adds_the_output(sqlite_less_config:
         ('{"type": "object"', "--schema is not JSON"),
     ],
 )
-def test_prompt_schema_that_is_wrong_is_a_usage_error(sqlite_less_config: Path, schema: str, says: str) -> None:
+def test_prompt_schema_that_is_wrong_is_a_usage_error(config: Path, schema: str, says: str) -> None:
     from test_cli import threadline, user_error
 
-    assert says in user_error(threadline("prompt", "--schema", schema, "Hi", config=sqlite_less_config))
+    assert says in user_error(threadline("prompt", "--schema", schema, "Hi", config=config))
 
 
-def test_prompt_schema_reply_that_never_matches_is_an_error_without_a_traceback(sqlite_less_config: Path) -> None:
+def test_prompt_schema_reply_that_never_matches_is_an_error_without_a_traceback(config: Path) -> None:
     from test_cli import threadline, user_error
 
-    stderr = user_error(threadline("prompt", "--schema", "name", "not json", config=sqlite_less_config))
+    stderr = user_error(threadline("prompt", "--schema", "name", "not json", config=config))
     assert "the reply did not match the schema after 3 tries: the reply is not JSON" in stderr
 
 

@@ -138,10 +138,3 @@ def test_sessions_search_mistakes_are_clear(config: Path) -> None:
 def ok_stderr(result: object) -> str:
     ok(result)  # type: ignore[arg-type]
     return result.stderr  # type: ignore[attr-defined,no-any-return]
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    path = tmp_path / "threadline.toml"
-    path.write_text('[defaults]\nprovider = "echo"\n[storage]\nbackend = "memory"\n')
-    return path

@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from threadline.config import Config, read_disabled_plugins
+from threadline.config import Config, read_disabled_plugins, user_config_dir
 from threadline.errors import ConfigError, SessionNotFound, ThreadlineError
 from threadline.plugins import PluginManager, get_plugin_manager
 from threadline.printable import printable
@@ -110,7 +110,7 @@ _SOURCES = {
 
 def default_config_path() -> Path:
     """The user's config file, which the CLI writes on first run when no other is found."""
-    return Path(click.get_app_dir("threadline")) / "threadline.toml"
+    return user_config_dir() / "threadline.toml"
 
 
 def find_config(config_path: str | None, source: str = "option") -> tuple[Path, str]:

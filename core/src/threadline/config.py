@@ -297,6 +297,15 @@ def _substitute(match: re.Match[str], file: str | None, key: str, unset: set[str
     )
 
 
+def user_config_dir() -> Path:
+    """Where the user's threadline config lives (``click.get_app_dir("threadline")``:
+    ``$XDG_CONFIG_HOME/threadline`` on Linux): the user's config file, saved templates,
+    aliases and the key file."""
+    import click
+
+    return Path(click.get_app_dir("threadline"))
+
+
 def user_data_dir() -> Path:
     """Where threadline keeps data for this user (``$XDG_DATA_HOME/threadline``)."""
     return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "threadline"

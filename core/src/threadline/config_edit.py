@@ -13,7 +13,6 @@ written beside it, then renamed, under a lock), with the old one's mode.
 from __future__ import annotations
 
 import copy
-import json
 import re
 import tomllib
 from collections.abc import Mapping
@@ -22,6 +21,7 @@ from typing import Any, Final
 
 from threadline.atomic_file import locked, write_atomic
 from threadline.errors import ConfigError
+from threadline.user_files import toml_value
 
 __all__ = ["set_defaults"]
 
@@ -71,7 +71,7 @@ def _edit(text: str, values: Mapping[str, str | None]) -> str | None:
     headers = [index for index, line in enumerate(lines) if _HEADER.match(line)]
     if len(headers) > 1:
         return None
-    new = {key: f"{key} = {_string(value)}{newline}" for key, value in values.items() if value is not None}
+    new = {key: f"{key} = {toml_value(value)}{newline}" for key, value in values.items() if value is not None}
     if not headers:
         if not new:
             return text
@@ -94,18 +94,13 @@ def _set_value(line: str, value: str, newline: str) -> str:
     match = _LINE.match(line)
     if match is None:  # a value this does not parse (a string spanning lines): the check refuses it
         key = _key_of(line)
-        return f"{key} = {_string(value)}{newline}"
-    return f"{match['prefix']}{_string(value)}{match['rest']}{match['ending'] or ''}"
+        return f"{key} = {toml_value(value)}{newline}"
+    return f"{match['prefix']}{toml_value(value)}{match['rest']}{match['ending'] or ''}"
 
 
 def _key_of(line: str) -> str | None:
     match = re.match(r"^\s*([A-Za-z0-9_-]+)\s*=", line)
     return match[1] if match else None
-
-
-def _string(value: str) -> str:
-    """``value`` as a TOML basic string (JSON's escapes are TOML's)."""
-    return json.dumps(value, ensure_ascii=False)
 
 
 def _expected(before: dict[str, Any], values: Mapping[str, str | None]) -> dict[str, Any]:
@@ -130,5 +125,5 @@ def _reads_as(text: str, expected: dict[str, Any]) -> bool:
 
 def _by_hand(values: Mapping[str, str | None]) -> str:
     lines = [f"[{TABLE}]"]
-    lines += [f"{key} = {_string(value)}" if value is not None else f"# (no {key})" for key, value in values.items()]
+    lines += [f"{key} = {toml_value(value)}" if value is not None else f"# (no {key})" for key, value in values.items()]
     return "\n".join(lines)

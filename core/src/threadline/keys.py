@@ -26,6 +26,7 @@ from typing import Final, TypeVar
 import attrs
 
 from threadline.atomic_file import locked, write_atomic
+from threadline.config import user_config_dir
 from threadline.errors import ConfigError
 
 __all__ = [
@@ -60,11 +61,8 @@ _WARNED: set[str] = set()
 
 
 def keys_path() -> Path:
-    """Where the keys are: ``keys.json`` beside the user's config file, in
-    ``click.get_app_dir("threadline")``."""
-    import click
-
-    return Path(click.get_app_dir("threadline")) / FILE_NAME
+    """Where the keys are: ``keys.json`` beside the user's config file."""
+    return user_config_dir() / FILE_NAME
 
 
 def check_name(name: str) -> str:

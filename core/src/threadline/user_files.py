@@ -28,26 +28,19 @@ from typing import Any, Final
 import attrs
 
 from threadline.atomic_file import locked, write_atomic
-from threadline.config import Alias, Config, Template, _read_toml, structure
+from threadline.config import Alias, Config, Template, _read_toml, structure, user_config_dir
 from threadline.errors import ConfigError
 
 NAME: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 NAME_RULE: Final = "1 to 64 letters, digits, '_', '-' or '.', not starting with '-' or '.'"
 
 
-def user_dir() -> Path:
-    """The user config dir (``click.get_app_dir("threadline")``: ``$XDG_CONFIG_HOME/threadline``)."""
-    import click
-
-    return Path(click.get_app_dir("threadline"))
-
-
 def templates_dir(folder: Path | None = None) -> Path:
-    return (folder or user_dir()) / "templates"
+    return (folder or user_config_dir()) / "templates"
 
 
 def aliases_file(folder: Path | None = None) -> Path:
-    return (folder or user_dir()) / "aliases.toml"
+    return (folder or user_config_dir()) / "aliases.toml"
 
 
 def check_name(name: str, what: str) -> str:

@@ -90,7 +90,7 @@ def _supported(schema: Mapping[str, Any]) -> dict[str, Any]:
     ``transform_schema``."""
     from anthropic import transform_schema
 
-    return transform_schema(json.loads(json.dumps(schema)))
+    return transform_schema(dict(schema))  # it copies what it changes
 
 
 def count_body(request: Request, config: AnthropicConfig) -> dict[str, Any]:
